@@ -1,0 +1,588 @@
+"""`ALMA`: the facade agents use. `retrieve()` before a task, `learn()` after it.
+
+Every write goes through `_store()`: validate, check scope, embed, write in one transaction, then fire
+events. Every read goes through a `MemoryFilter` bound to this project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError as _PydanticError
+
+from ._config import AgentConfig, AlmaConfig, load_config
+from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
+from ._learning import Learner
+from ._models import (
+    STATS_FIELD,
+    AntiPattern,
+    DomainKnowledge,
+    Memory,
+    MemoryStats,
+    MemoryType,
+    Outcome,
+    UserPreference,
+    memory_from_dict,
+    utcnow,
+)
+from ._retrieval import Retriever
+from ._scopes import ScopePolicy
+from ._slice import MemorySlice
+from ._workflow_api import WorkflowAPI
+from .embeddings import Embedder, make_embedder
+from .events import EventEmitter, MemoryEvent, MemoryEventType, get_emitter
+from .storage import open_storage
+from .storage._base import (
+    SYSTEM_PROJECT,
+    BaseStorage,
+    CountMemories,
+    DeleteMemories,
+    DeleteRecords,
+    FindMemories,
+    GetRecord,
+    ListRecords,
+    MemoryFilter,
+    PutMemories,
+    PutRecord,
+    Record,
+)
+
+__all__ = ["ALMA", "PROJECT_AGENT"]
+
+PROJECT_AGENT = "*"  # owner of project-wide memories (e.g. preferences added without an agent)
+_SUCCESS = {"success", "succeeded", "successful", "pass", "passed", "ok", "true", "yes", "done", "1"}
+_FAILURE = {"failure", "failed", "fail", "error", "false", "no", "0", "partial"}
+_T = TypeVar("_T")
+
+
+def _to_thread(method: Callable[..., _T]) -> Callable[..., Any]:
+    """The async twin of a sync method: runs it on a worker thread so the event loop never blocks."""
+
+    @functools.wraps(method)
+    async def twin(self: ALMA, *args: Any, **kwargs: Any) -> _T:
+        return await asyncio.to_thread(method, self, *args, **kwargs)
+
+    twin.__doc__ = f"Async twin of `{method.__name__}` (runs on a worker thread)."
+    return twin
+
+
+def _parse_success(outcome: bool | str) -> bool:
+    if isinstance(outcome, bool):
+        return outcome
+    if isinstance(outcome, str):
+        word = outcome.strip().lower()
+        if word in _SUCCESS:
+            return True
+        if word in _FAILURE:
+            return False
+    raise ValidationError(f"outcome must be a bool or 'success' / 'failure', got {outcome!r}")
+
+
+def _as_utc(stamp: datetime | None) -> datetime:
+    if stamp is None:
+        return utcnow()
+    if not isinstance(stamp, datetime):
+        raise ValidationError(f"timestamps must be datetimes, got {type(stamp).__name__}")
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=utcnow().tzinfo)
+
+
+def _build(cls: type[_T], **fields: Any) -> _T:
+    try:
+        return cls.model_validate(fields)  # type: ignore[attr-defined,no-any-return]
+    except _PydanticError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or cls.__name__
+        raise ValidationError(f"{cls.__name__}.{where}: {err['msg']}") from None
+
+
+class ALMA(WorkflowAPI):
+    """Persistent, scoped, learning memory for a project's agents."""
+
+    def __init__(
+        self,
+        project_id: str | None = None,
+        agents: Mapping[str, AgentConfig | Mapping[str, Any]] | None = None,
+        storage: BaseStorage | str | os.PathLike[str] | None = None,
+        embedder: Embedder | str | Any | None = None,
+        *,
+        config: AlmaConfig | None = None,
+        emitter: EventEmitter | None = None,
+    ) -> None:
+        config = config or AlmaConfig()
+        updates: dict[str, Any] = {}
+        if project_id is not None:
+            updates["project_id"] = project_id
+        if agents is not None:
+            updates["agents"] = {k: v if isinstance(v, AgentConfig) else dict(v) for k, v in agents.items()}
+        if updates:
+            try:
+                config = AlmaConfig.model_validate({**config.model_dump(), **updates})
+            except _PydanticError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise ConfigError(f"ALMA({where}): {err['msg']}") from None
+            config.check_agents("ALMA(agents=...)")
+        self.config = config
+        self.project_id = config.project_id
+        self.scopes = ScopePolicy(config.agents)
+        self.embedder: Embedder = make_embedder(
+            embedder if embedder is not None else config.embedding_provider, config.embedding_dim
+        )
+        self.storage: BaseStorage = open_storage(storage if storage is not None else config)
+        self.events = emitter or get_emitter()
+        self._check_embedder()
+        self.retriever = Retriever(self.storage, self.embedder, config.retrieval)
+        self.learner = Learner(self)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] = ".alma/config.yaml", **overrides: Any) -> ALMA:
+        """Build from a YAML config (relative `storage_dir` resolves against the working directory)."""
+        return cls(config=load_config(path), **overrides)
+
+    # ---- plumbing ---------------------------------------------------------------------------------
+
+    def _filter(self, **kwargs: Any) -> MemoryFilter:
+        return MemoryFilter(project_id=self.project_id, **kwargs)
+
+    def _check_embedder(self) -> None:
+        """The store remembers which embedder built its vectors; another one cannot search them."""
+        wanted = {"name": self.embedder.name, "dim": int(self.embedder.dim)}
+        record, known = self.storage.batch(
+            [GetRecord(SYSTEM_PROJECT, "meta", "embedder"), GetRecord(SYSTEM_PROJECT, "projects", self.project_id)]
+        )
+        if known is None:  # the project registry lets `reindex` find every project of the store
+            self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "projects", self.project_id)))
+        if record is None:
+            self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "meta", "embedder", metadata=wanted)))
+        elif record.metadata != wanted:
+            have = record.metadata
+            raise EmbeddingMismatch(
+                f"the store was built with embedder {have.get('name')!r} ({have.get('dim')}-d), not "
+                f"{wanted['name']!r} ({wanted['dim']}-d); rebuild its vectors with `alma reindex` "
+                f"(or ALMA(...).reindex(force=True)), or use the original embedder"
+            )
+
+    def _embed(self, memories: Sequence[Memory]) -> None:
+        todo = [m for m in memories if m.embedding is None or len(m.embedding) != self.embedder.dim]
+        if todo:
+            vectors = self.embedder.embed_documents([m.text for m in todo])
+            for memory, vector in zip(todo, vectors, strict=True):
+                memory.embedding = vector
+
+    def _emit(self, kind: MemoryEventType, memories: Iterable[Memory], **payload: Any) -> None:
+        if self.events.has_subscribers:
+            self.events.emit_all(
+                MemoryEvent(kind, m.project_id, m.agent, m.id, m.memory_type.value, payload=dict(payload))
+                for m in memories
+            )
+
+    def _check_scope(self, memory: Memory) -> None:
+        if memory.agent != PROJECT_AGENT:
+            self.scopes.check_write(memory.agent, memory.category)
+
+    def _store(self, memories: Sequence[Memory]) -> list[Memory]:
+        """The one write path for memories: scope-check all, embed, write in one transaction, emit."""
+        for memory in memories:
+            if memory.project_id != self.project_id:
+                raise ValidationError(f"memory {memory.id} belongs to project {memory.project_id!r}")
+            self._check_scope(memory)
+        self._embed(memories)
+        self.storage.execute(PutMemories(list(memories)))
+        self._emit(MemoryEventType.CREATED, memories)
+        return list(memories)
+
+    # ---- retrieve ---------------------------------------------------------------------------------
+
+    def retrieve(
+        self,
+        task: str,
+        agent: str,
+        top_k: int = 5,
+        user_id: str | None = None,
+        include_shared: bool = True,
+        memory_types: Iterable[MemoryType | str] | None = None,
+        *,
+        mode: str | None = None,
+    ) -> MemorySlice:
+        """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`)."""
+        if not isinstance(task, str) or not task.strip():
+            raise ValidationError("task must be a non-empty string")
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 1000:
+            raise ValidationError(f"top_k must be an integer in 1..1000, got {top_k!r}")
+        if mode is not None and mode not in ("hybrid", "dense", "lexical"):
+            raise ValidationError(f"mode must be hybrid, dense or lexical, got {mode!r}")
+        try:
+            types = [MemoryType(t) for t in (memory_types or list(MemoryType))]
+        except ValueError:
+            raise ValidationError(f"memory_types must be among {[t.value for t in MemoryType]}") from None
+        readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
+        result = MemorySlice(query=task, agent=agent)
+        other = [t for t in types if t is not MemoryType.PREFERENCE]
+        if other:
+            result = self.retriever.retrieve(self._filter(agents=tuple(readers)), task, top_k, other, agent, mode)
+        if MemoryType.PREFERENCE in types:
+            prefs = self.retriever.retrieve(
+                self._filter(agents=tuple(readers), user_id=user_id), task, top_k, [MemoryType.PREFERENCE],
+                agent, mode,
+            )  # fmt: skip
+            result.preferences = prefs.preferences
+        self._emit(MemoryEventType.ACCESSED, result, agent=agent)
+        return result
+
+    # ---- learn ------------------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        agent: str,
+        task: str,
+        outcome: bool | str,
+        strategy_used: str = "",
+        task_type: str | None = None,
+        duration_ms: int | None = None,
+        error_message: str | None = None,
+        feedback: str | None = None,
+        timestamp: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+    ) -> Outcome:
+        self.scopes.check_agent(agent)
+        if not isinstance(task, str) or not task.strip():
+            raise ValidationError("task must be a non-empty string")
+        if task_type is None:
+            task_type = self.scopes.infer_category(agent, task)
+        stamp = _as_utc(timestamp)
+        return _build(
+            Outcome, project_id=self.project_id, agent=agent, task=task, task_type=task_type,
+            success=_parse_success(outcome), strategy_used=strategy_used or "", duration_ms=duration_ms,
+            error_message=error_message, feedback=feedback, created_at=stamp, updated_at=stamp,
+            metadata=metadata or {}, workflow_id=workflow_id,
+        )  # fmt: skip
+
+    def _learn(self, outcomes: list[Outcome]) -> list[Outcome]:
+        for outcome in outcomes:
+            self._check_scope(outcome)
+        self._embed(outcomes)
+        prepared = self.learner.prepare(outcomes)
+        with self.storage.transaction() as tx:
+            tx.execute(PutMemories(outcomes))
+            derived = self.learner.apply(tx, outcomes, prepared)
+        self._emit(MemoryEventType.CREATED, outcomes)
+        self._emit(MemoryEventType.CREATED, [m for m, created in derived if created])
+        self._emit(MemoryEventType.UPDATED, [m for m, created in derived if not created])
+        return outcomes
+
+    def learn(
+        self,
+        agent: str,
+        task: str,
+        outcome: bool | str,
+        strategy_used: str = "",
+        task_type: str | None = None,
+        duration_ms: int | None = None,
+        error_message: str | None = None,
+        feedback: str | None = None,
+        timestamp: datetime | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Record a task's outcome and update the evidence behind its strategy.
+
+        `outcome` is a bool or "success" / "failure". Without `task_type`, it is inferred from the task
+        text among the agent's `can_learn` categories ("general" when none matches).
+        """
+        return self._learn([self._outcome(agent, task, outcome, strategy_used, task_type, duration_ms,
+                                          error_message, feedback, timestamp, metadata)])[0]  # fmt: skip
+
+    def learn_many(self, items: Iterable[Mapping[str, Any]]) -> list[Outcome]:
+        """Learn many outcomes (each a mapping of `learn`'s arguments) in one transaction: all or none."""
+        outcomes = []
+        for i, item in enumerate(items):
+            try:
+                outcomes.append(self._outcome(**dict(item)))
+            except TypeError as exc:
+                raise ValidationError(f"learn_many item {i}: {exc}") from None
+        return self._learn(outcomes) if outcomes else []
+
+    # ---- other writes -----------------------------------------------------------------------------
+
+    def add_user_preference(
+        self,
+        user_id: str,
+        preference: str,
+        category: str = "general",
+        source: str = "explicit",
+        agent: str | None = None,
+        created_at: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> UserPreference:
+        """Remember what a user wants. Without `agent` it is project-wide (every agent reads it)."""
+        if agent is not None:
+            self.scopes.check_agent(agent)
+        stamp = _as_utc(created_at)
+        pref = _build(
+            UserPreference, project_id=self.project_id, agent=agent or PROJECT_AGENT, user_id=user_id,
+            category=category, preference=preference, source=source, created_at=stamp, updated_at=stamp,
+            metadata=metadata or {},
+        )  # fmt: skip
+        return self._store([pref])[0]  # type: ignore[return-value]
+
+    add_preference = add_user_preference
+
+    def add_domain_knowledge(
+        self,
+        agent: str,
+        domain: str,
+        fact: str,
+        source: str = "",
+        created_at: datetime | None = None,
+        confidence: float = 1.0,
+        metadata: dict[str, Any] | None = None,
+    ) -> DomainKnowledge:
+        """Remember a fact of `domain` for `agent` (scope-checked against the domain)."""
+        self.scopes.check_agent(agent)
+        stamp = _as_utc(created_at)
+        item = _build(
+            DomainKnowledge, project_id=self.project_id, agent=agent, domain=domain, fact=fact, source=source,
+            created_at=stamp, updated_at=stamp, confidence=confidence, metadata=metadata or {},
+        )  # fmt: skip
+        return self._store([item])[0]  # type: ignore[return-value]
+
+    add_knowledge = add_domain_knowledge
+
+    def add_anti_pattern(
+        self,
+        agent: str,
+        pattern: str,
+        why_bad: str = "",
+        better_alternative: str = "",
+        task_type: str | None = None,
+        created_at: datetime | None = None,
+        confidence: float = 1.0,
+        metadata: dict[str, Any] | None = None,
+    ) -> AntiPattern:
+        """Record what not to do, why, and what to do instead."""
+        self.scopes.check_agent(agent)
+        stamp = _as_utc(created_at)
+        item = _build(
+            AntiPattern, project_id=self.project_id, agent=agent, pattern=pattern, why_bad=why_bad,
+            better_alternative=better_alternative, task_type=task_type, created_at=stamp, updated_at=stamp,
+            last_seen=stamp, confidence=confidence, metadata=metadata or {},
+        )  # fmt: skip
+        return self._store([item])[0]  # type: ignore[return-value]
+
+    # ---- read, delete, forget ---------------------------------------------------------------------
+
+    def get(self, memory_id: str) -> Memory:
+        """One memory of this project by id, or `NotFound`."""
+        found = self.storage.execute(FindMemories(self._filter(ids=(memory_id,))))
+        if not found:
+            raise NotFound(f"no memory {memory_id!r} in project {self.project_id!r}")
+        return found[0]  # type: ignore[no-any-return]
+
+    def list_memories(
+        self,
+        agent: str | None = None,
+        memory_types: Iterable[MemoryType | str] | None = None,
+        limit: int | None = None,
+    ) -> list[Memory]:
+        """Memories of the project (or one agent), newest first."""
+        types = tuple(MemoryType(t) for t in memory_types) if memory_types else None
+        agents = (agent,) if agent else None
+        return self.storage.execute(FindMemories(self._filter(agents=agents, types=types), limit=limit))  # type: ignore[no-any-return]
+
+    def delete(self, memory_id: str) -> Memory:
+        """Delete one memory; returns it. `NotFound` if it does not exist in this project."""
+        memory = self.get(memory_id)
+        self.storage.execute(DeleteMemories(self._filter(ids=(memory_id,))))
+        self._emit(MemoryEventType.DELETED, [memory])
+        return memory
+
+    def forget(
+        self,
+        agent: str | None = None,
+        older_than_days: float | None = None,
+        below_confidence: float | None = None,
+        max_per_agent: int | None = None,
+        dry_run: bool = False,
+        memory_types: Iterable[MemoryType | str] | None = None,
+    ) -> list[Memory]:
+        """Delete memories matching every given criterion; returns them (`dry_run` deletes nothing).
+
+        User preferences go only when `memory_types` names them. `max_per_agent` keeps each agent's
+        newest N of each type.
+        """
+        if agent is not None:
+            self.scopes.check_agent(agent)
+        for name, value in (("older_than_days", older_than_days), ("max_per_agent", max_per_agent)):
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ValidationError(f"{name} must be >= 0, got {value!r}")
+        if below_confidence is not None and not 0 <= below_confidence <= 1:
+            raise ValidationError(f"below_confidence must be in 0..1, got {below_confidence!r}")
+        types = tuple(MemoryType(t) for t in memory_types) if memory_types else tuple(
+            t for t in MemoryType if t is not MemoryType.PREFERENCE
+        )  # fmt: skip
+        if older_than_days is None and below_confidence is None and max_per_agent is None:
+            raise ValidationError("forget needs older_than_days, below_confidence or max_per_agent")
+        cutoff = utcnow() - timedelta(days=older_than_days) if older_than_days is not None else None
+        base = self._filter(
+            agents=(agent,) if agent else None, types=types, created_before=cutoff,
+            confidence_below=below_confidence,
+        )  # fmt: skip
+        with self.storage.transaction(write=not dry_run) as tx:
+            doomed: list[Memory] = tx.execute(FindMemories(base))
+            if max_per_agent is not None:
+                keep: dict[tuple[str, MemoryType], int] = {}
+                over = []
+                for m in tx.execute(FindMemories(self._filter(agents=base.agents, types=types))):
+                    key = (m.agent, m.memory_type)
+                    keep[key] = keep.get(key, 0) + 1
+                    if keep[key] > max_per_agent:
+                        over.append(m)
+                ids = {m.id for m in doomed} if (cutoff or below_confidence is not None) else None
+                doomed = [m for m in over if ids is None or m.id in ids]
+            if doomed and not dry_run:
+                tx.execute(DeleteMemories(self._filter(ids=tuple(m.id for m in doomed))))
+        if not dry_run:
+            self._emit(MemoryEventType.DELETED, doomed, reason="forget")
+        return doomed
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete everything about one user (preferences, memories and records tagged with it)."""
+        if not isinstance(user_id, str) or not user_id:
+            raise ValidationError("user_id must be a non-empty string")
+        with self.storage.transaction() as tx:
+            gone = tx.execute(FindMemories(self._filter(user_id=user_id)))
+            tx.execute(DeleteMemories(self._filter(user_id=user_id)))
+            records = tx.execute(ListRecords(self.project_id, "", prefix=True, where={"user_id": user_id},
+                                             with_values=False))  # fmt: skip
+            for record in records:
+                tx.execute(DeleteRecords(self.project_id, record.namespace, (record.key,)))
+        self._emit(MemoryEventType.DELETED, gone, reason="delete_user")
+        return len(gone) + len(records)
+
+    # ---- stats, health ----------------------------------------------------------------------------
+
+    def stats(self, agent: str | None = None) -> MemoryStats:
+        """Counts per type (and per agent) for the project, or for one agent."""
+        if agent is not None:
+            self.scopes.check_agent(agent)
+        counts = self.storage.execute(CountMemories(self._filter(agents=(agent,) if agent else None)))
+        stats = MemoryStats()
+        for (owner, memory_type), n in counts.items():
+            field = STATS_FIELD[memory_type]
+            setattr(stats, field, getattr(stats, field) + n)
+            stats.by_agent[owner] = stats.by_agent.get(owner, 0) + n
+            stats.total += n
+        return stats
+
+    def health(self) -> dict[str, Any]:
+        """Whether the store answers, and what it is."""
+        info: dict[str, Any] = {
+            "project_id": self.project_id,
+            "storage": self.storage.name,
+            "embedder": {"name": self.embedder.name, "dim": self.embedder.dim},
+            "agents": sorted(self.config.agents),
+        }
+        try:
+            info["memories"] = self.stats().total
+            info["status"] = "ok"
+        except StorageError as exc:
+            info["status"], info["error"] = "error", str(exc)
+        return info
+
+    # ---- export / import / reindex ------------------------------------------------------------------
+
+    def export(self, path: str | os.PathLike[str], *, with_embeddings: bool = False) -> int:
+        """Write every memory of the project as JSON lines; returns how many."""
+        memories = self.storage.execute(FindMemories(self._filter(), descending=False,
+                                                     with_embeddings=with_embeddings))  # fmt: skip
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for memory in memories:
+                fh.write(json.dumps(memory.to_dict(with_embedding=with_embeddings), ensure_ascii=False) + "\n")
+        tmp.replace(target)
+        return len(memories)
+
+    def import_(self, path: str | os.PathLike[str]) -> int:
+        """Load a JSONL export into this project (scopes apply). All lines or none; returns how many."""
+        memories: list[Memory] = []
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValidationError(f"{path}: cannot read: {exc}") from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    raise ValueError("not an object")
+                data["project_id"] = self.project_id
+                memory = memory_from_dict(data)
+            except (ValueError, KeyError, _PydanticError) as exc:
+                raise ValidationError(f"{path}:{number}: not an ALMA memory: {exc}".splitlines()[0]) from None
+            if memory.agent != PROJECT_AGENT:
+                self.scopes.check_agent(memory.agent)
+            memories.append(memory)
+        return len(self._store(memories)) if memories else 0
+
+    def reindex(self, progress: Callable[[int, int], Any] | None = None, batch_size: int = 256) -> int:
+        """Re-embed every memory of every project with the current embedder, then record it as the
+        store's embedder. Returns how many memories were re-embedded."""
+        projects = self.storage.execute(ListRecords(SYSTEM_PROJECT, "projects", with_values=False))
+        project_ids = {r.key for r in projects} | {self.project_id}
+        done = 0
+        for project_id in sorted(project_ids):
+            memories = self.storage.execute(FindMemories(MemoryFilter(project_id=project_id)))
+            for start in range(0, len(memories), batch_size):
+                chunk = memories[start : start + batch_size]
+                for memory in chunk:
+                    memory.embedding = None
+                self._embed(chunk)
+                self.storage.execute(PutMemories(chunk))
+                done += len(chunk)
+                if progress:
+                    progress(done, len(memories))
+        wanted = {"name": self.embedder.name, "dim": int(self.embedder.dim)}
+        self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "meta", "embedder", metadata=wanted)))
+        return done
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def __enter__(self) -> ALMA:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ALMA(project_id={self.project_id!r}, storage={self.storage.name!r}, embedder={self.embedder.name!r})"
+
+    # ---- async twins --------------------------------------------------------------------------------
+
+    aretrieve = _to_thread(retrieve)
+    alearn = _to_thread(learn)
+    alearn_many = _to_thread(learn_many)
+    aadd_user_preference = _to_thread(add_user_preference)
+    aadd_preference = aadd_user_preference
+    aadd_domain_knowledge = _to_thread(add_domain_knowledge)
+    aadd_knowledge = aadd_domain_knowledge
+    aadd_anti_pattern = _to_thread(add_anti_pattern)
+    aget = _to_thread(get)
+    adelete = _to_thread(delete)
+    aforget = _to_thread(forget)
+    adelete_user = _to_thread(delete_user)
+    astats = _to_thread(stats)
+    ahealth = _to_thread(health)

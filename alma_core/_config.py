@@ -1,0 +1,228 @@
+"""Configuration: `.alma/config.yaml` (the seed's format under a top-level `alma:` key), validated once.
+
+`${VAR}` and `${VAR:-default}` are expanded in every string. Any problem raises `ConfigError` naming the
+file, the key path and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as _PydanticError
+
+from ._errors import ConfigError
+
+__all__ = ["AgentConfig", "AlmaConfig", "LearningConfig", "RetrievalConfig", "load_config"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = r"^[A-Za-z0-9_.:@/-]{1,200}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AgentConfig(_Strict):
+    """One agent: what it may learn and whom it shares with."""
+
+    domain: str = Field("general", description="The agent's domain (coding, research, ...).")
+    description: str = ""
+    can_learn: list[str] = Field(default_factory=list, description="Categories it may learn; empty = any.")
+    cannot_learn: list[str] = Field(default_factory=list, description="Categories it may never learn.")
+    min_occurrences_for_heuristic: int = Field(3, ge=1, le=10_000)
+    share_with: list[str] = Field(default_factory=list, description="Agents that may read its memories.")
+    inherit_from: list[str] = Field(default_factory=list, description="Agents whose memories it reads.")
+
+
+class RetrievalConfig(_Strict):
+    """How `retrieve()` ranks. score = w_relevance*relevance + w_recency*recency + w_success*success
+    + w_confidence*confidence, each factor in [0, 1]."""
+
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    w_relevance: float = Field(0.6, ge=0)
+    w_recency: float = Field(0.15, ge=0)
+    w_success: float = Field(0.15, ge=0)
+    w_confidence: float = Field(0.1, ge=0)
+    recency_half_life_days: float = Field(30.0, gt=0)
+    min_relevance: float = Field(0.0, ge=0, le=1)
+    diversity: float = Field(0.0, ge=0, le=1, description="MMR trade-off; 0 disables diversity.")
+    candidates: int = Field(50, ge=1, le=10_000, description="Candidates per search method before ranking.")
+    cache_size: int = Field(512, ge=0)
+    cache_ttl_seconds: float = Field(300.0, ge=0)
+
+
+class LearningConfig(_Strict):
+    """How outcomes turn into heuristics and anti-patterns."""
+
+    min_failures_for_anti_pattern: int = Field(2, ge=1)
+    strategy_similarity: float = Field(0.85, gt=0, le=1, description="Cosine above which strategies match.")
+    retire_below_confidence: float = Field(0.2, ge=0, le=1)
+
+
+class AlmaConfig(_Strict):
+    """Everything ALMA reads from `.alma/config.yaml`. Defaults work with no config at all."""
+
+    project_id: str = Field("default", pattern=_NAME)
+    storage: Literal["sqlite", "postgres", "chroma"] = "sqlite"
+    storage_dir: str = ".alma"
+    db_name: str = "alma.db"
+    embedding_provider: Literal["local", "mock"] = "local"
+    embedding_dim: int = Field(384, ge=8, le=8192)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
+    postgres: dict[str, Any] = Field(default_factory=dict, description="Connection settings (backends issue).")
+    chroma: dict[str, Any] = Field(default_factory=dict, description="Chroma settings (backends issue).")
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_names(cls, agents: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
+        for name in agents:
+            if not re.match(_NAME, name):
+                raise ValueError(f"agent name {name!r} must be 1-200 of letters, digits and _.:@/-")
+        return agents
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.storage_dir) / self.db_name
+
+    def check_agents(self, source: str = "config") -> None:
+        """Cross-agent rules: references must exist, no self-reference, no inheritance cycle."""
+        names = set(self.agents)
+        for name, agent in self.agents.items():
+            for key in ("share_with", "inherit_from"):
+                for other in getattr(agent, key):
+                    if other not in names:
+                        raise ConfigError(
+                            f"{source}: alma.agents.{name}.{key}: agent {other!r} is not defined; "
+                            f"define it under alma.agents or remove it"
+                        )
+                    if other == name:
+                        raise ConfigError(f"{source}: alma.agents.{name}.{key}: an agent cannot list itself")
+            overlap = set(agent.can_learn) & set(agent.cannot_learn)
+            if overlap:
+                raise ConfigError(
+                    f"{source}: alma.agents.{name}: {sorted(overlap)} is in both can_learn and cannot_learn"
+                )
+        _check_cycles(self.agents, source)
+
+
+def _check_cycles(agents: dict[str, AgentConfig], source: str) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join([*path[path.index(name) :], name])
+            raise ConfigError(f"{source}: alma.agents: inherit_from forms a cycle ({cycle}); break it")
+        state[name] = 1
+        for parent in agents[name].inherit_from:
+            visit(parent, [*path, name])
+        state[name] = 2
+
+    for name in agents:
+        visit(name, [])
+
+
+def _expand(value: Any, path: str, source: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{source}: {path}: environment variable {name} is not set; set it or use ${{{name}:-default}}")
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{path}.{k}", source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(data: Any, source: str = "config") -> AlmaConfig:
+    """Validate a mapping (with or without the top-level `alma:` key) into an `AlmaConfig`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with a top-level 'alma:' key, got {type(data).__name__}")
+    if "alma" in data:
+        extra = sorted(set(data) - {"alma"})
+        if extra:
+            raise ConfigError(f"{source}: unknown top-level keys {extra}; everything goes under 'alma:'")
+        data = data["alma"] or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: alma: expected a mapping, got {type(data).__name__}")
+    data = _expand(data, "alma", source)
+    try:
+        config = AlmaConfig.model_validate(data)
+    except _PydanticError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in ("alma", *err["loc"]))
+        hint = "remove it or check its spelling" if err["type"] == "extra_forbidden" else "fix the value"
+        raise ConfigError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r}); {hint}") from None
+    config.check_agents(source)
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> AlmaConfig:
+    """Read and validate a YAML config file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such config file; create one with `alma init`") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from None
+    return parse_config(data, source)
+
+
+STARTER_CONFIG = """\
+# ALMA configuration. Every key is optional; these are the defaults unless marked "example".
+alma:
+  project_id: my-project          # memories of one project are never visible from another
+  storage: sqlite                 # sqlite (one file) | postgres | chroma
+  storage_dir: .alma              # where the SQLite file lives
+  db_name: alma.db
+  embedding_provider: local       # local (all-MiniLM-L6-v2, offline) | mock (hash embeddings, tests)
+  embedding_dim: 384
+
+  # Agents (example). With agents configured, only these may learn. A write whose category
+  # (task_type, domain or preference category) is in cannot_learn, or not in a non-empty
+  # can_learn, raises ScopeViolation and stores nothing.
+  agents:
+    helena:
+      domain: coding
+      can_learn: [testing_strategies, selector_patterns]
+      cannot_learn: [backend_logic]
+      min_occurrences_for_heuristic: 3
+      share_with: [qa_lead]       # qa_lead reads helena's memories, marked shared_from: helena
+    victor:
+      domain: coding
+      can_learn: [api_patterns, database_queries]
+      cannot_learn: [frontend_styling]
+      inherit_from: [qa_lead]     # victor reads qa_lead's memories
+    qa_lead:
+      domain: coding
+
+  retrieval:
+    mode: hybrid                  # hybrid | dense | lexical
+    w_relevance: 0.6
+    w_recency: 0.15
+    w_success: 0.15
+    w_confidence: 0.1
+    recency_half_life_days: 30
+"""

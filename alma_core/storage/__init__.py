@@ -1,0 +1,65 @@
+"""Storage backends and the protocol they implement (see `alma_core.storage._base`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .._errors import ConfigError
+from ._base import (
+    BaseStorage,
+    CountMemories,
+    DeleteMemories,
+    DeleteRecords,
+    DenseSearch,
+    FindMemories,
+    GetRecord,
+    LexicalSearch,
+    ListNamespaces,
+    ListRecords,
+    MemoryFilter,
+    Op,
+    PutMemories,
+    PutRecord,
+    Record,
+    Storage,
+    Transaction,
+)
+from .sqlite import SQLiteStorage
+
+__all__ = [
+    "BaseStorage",
+    "CountMemories",
+    "DeleteMemories",
+    "DeleteRecords",
+    "DenseSearch",
+    "FindMemories",
+    "GetRecord",
+    "LexicalSearch",
+    "ListNamespaces",
+    "ListRecords",
+    "MemoryFilter",
+    "Op",
+    "PutMemories",
+    "PutRecord",
+    "Record",
+    "SQLiteStorage",
+    "Storage",
+    "Transaction",
+    "open_storage",
+]
+
+
+def open_storage(spec: Any) -> BaseStorage:
+    """A storage object from a path (SQLite file or ":memory:"), an `AlmaConfig`, or a storage object."""
+    from .._config import AlmaConfig
+
+    if isinstance(spec, BaseStorage):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        return SQLiteStorage(spec)
+    if isinstance(spec, AlmaConfig):
+        if spec.storage == "sqlite":
+            return SQLiteStorage(spec.db_path)
+        raise ConfigError(f"alma.storage: the {spec.storage!r} backend is not available yet; use sqlite")
+    raise ConfigError(f"storage must be a path or a storage object, got {type(spec).__name__}")

@@ -1,0 +1,281 @@
+"""The storage protocol: typed operations run inside a transaction.
+
+A backend implements four things: `setup()`, `transaction()` (whose `execute(op)` runs one of the
+operations below), `generation(project_id)` and `close()`. Everything else ALMA does (scoring, scopes,
+sharing, learning, workflows, LangGraph checkpoints) is built once, in the core, from these operations.
+
+Two spaces live in a store:
+- memories: the five memory types, with a vector (dense search) and text (lexical search);
+- records: a generic keyed, versioned space `(project_id, namespace, key) -> value, metadata, seq`,
+  where `seq` is a strict per-namespace sequence assigned by the store. Checkpoints, artifacts,
+  sessions, handoffs, work items, chat histories and LangGraph checkpoints are records.
+
+Every operation carries a project_id: nothing crosses projects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from .._models import Memory, MemoryType
+
+__all__ = [
+    "BaseStorage",
+    "CountMemories",
+    "DeleteMemories",
+    "DeleteRecords",
+    "DenseSearch",
+    "FindMemories",
+    "GetRecord",
+    "LexicalSearch",
+    "ListNamespaces",
+    "ListRecords",
+    "MemoryFilter",
+    "Op",
+    "PutMemories",
+    "PutRecord",
+    "Record",
+    "Storage",
+    "Transaction",
+]
+
+SYSTEM_PROJECT = "__alma__"  # store-wide metadata (embedder name and dimension) lives here
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFilter:
+    """Which memories an operation applies to. Every None means "any"."""
+
+    project_id: str
+    agents: tuple[str, ...] | None = None
+    types: tuple[MemoryType, ...] | None = None
+    ids: tuple[str, ...] | None = None
+    categories: tuple[str, ...] | None = None
+    user_id: str | None = None
+    workflow_id: str | None = None
+    created_before: datetime | None = None
+    updated_before: datetime | None = None
+    confidence_below: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One entry of the record space. `seq` and timestamps are assigned by the store on write."""
+
+    project_id: str
+    namespace: str
+    key: str
+    value: bytes | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    expires_at: float | None = None
+
+
+# ---- memory operations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutMemories:
+    """Insert or replace memories (by id). Their embeddings must be set."""
+
+    memories: Sequence[Memory]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMemories:
+    """Delete every memory matching the filter; returns how many went."""
+
+    filter: MemoryFilter
+
+
+@dataclass(frozen=True, slots=True)
+class FindMemories:
+    """Memories matching the filter, ordered; returns a list of models (embeddings loaded if asked)."""
+
+    filter: MemoryFilter
+    limit: int | None = None
+    order_by: Literal["created_at", "updated_at", "confidence"] = "created_at"
+    descending: bool = True
+    with_embeddings: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CountMemories:
+    """Counts grouped by type and agent: returns {(agent, type): n}."""
+
+    filter: MemoryFilter
+
+
+@dataclass(frozen=True, slots=True)
+class DenseSearch:
+    """Top-k by cosine similarity to a unit vector: returns [(id, similarity)], best first."""
+
+    filter: MemoryFilter
+    vector: np.ndarray
+    k: int
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalSearch:
+    """Top-k by the backend's full-text ranking (BM25 on SQLite): returns [(id, score)], best first."""
+
+    filter: MemoryFilter
+    query: str
+    k: int
+
+
+# ---- record operations -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutRecord:
+    """Insert or replace a record; returns the stored Record with its new seq."""
+
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class GetRecord:
+    """Returns the Record, or None (expired records count as absent)."""
+
+    project_id: str
+    namespace: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRecords:
+    """Records of a namespace (or of every namespace starting with it), newest seq first by default.
+
+    `where` matches top-level metadata keys by equality.
+    """
+
+    project_id: str
+    namespace: str
+    prefix: bool = False
+    where: dict[str, Any] | None = None
+    before_seq: int | None = None
+    updated_before: float | None = None
+    limit: int | None = None
+    offset: int = 0
+    descending: bool = True
+    with_values: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecords:
+    """Delete records of a namespace (or namespaces starting with it), all or the given keys."""
+
+    project_id: str
+    namespace: str
+    keys: tuple[str, ...] | None = None
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListNamespaces:
+    """Distinct namespaces starting with `prefix`, sorted."""
+
+    project_id: str
+    prefix: str = ""
+    limit: int | None = None
+    offset: int = 0
+
+
+Op = (
+    PutMemories
+    | DeleteMemories
+    | FindMemories
+    | CountMemories
+    | DenseSearch
+    | LexicalSearch
+    | PutRecord
+    | GetRecord
+    | ListRecords
+    | DeleteRecords
+    | ListNamespaces
+)
+
+WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, DeleteRecords)
+
+
+class Transaction(Protocol):
+    """Operations run through one transaction see each other's writes and commit together."""
+
+    def execute(self, op: Op) -> Any: ...
+
+
+class Storage(Protocol):
+    """What a backend provides. See the module docstring."""
+
+    name: str
+    capabilities: frozenset[str]
+
+    def setup(self) -> None: ...
+
+    def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[Transaction]: ...
+
+    def batch(self, ops: Sequence[Op]) -> list[Any]: ...
+
+    async def abatch(self, ops: Sequence[Op]) -> list[Any]: ...
+
+    def generation(self, project_id: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class BaseStorage(ABC):
+    """Builds `batch` / `abatch` on `transaction`. Backends override `abatch` when they have a native
+    async driver; the default runs the batch on a worker thread so the event loop never blocks."""
+
+    name: str = "base"
+    capabilities: frozenset[str] = frozenset()
+
+    @abstractmethod
+    def setup(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[Transaction]: ...
+
+    @abstractmethod
+    def generation(self, project_id: str) -> int:
+        """A number that changes whenever anything of the project changes, in any process."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def batch(self, ops: Sequence[Op]) -> list[Any]:
+        """Run `ops` in one transaction (a write transaction if any op writes)."""
+        write = any(isinstance(op, WRITE_OPS) for op in ops)
+        with self.transaction(write=write) as tx:
+            return [tx.execute(op) for op in ops]
+
+    def execute(self, op: Op) -> Any:
+        return self.batch([op])[0]
+
+    async def abatch(self, ops: Sequence[Op]) -> list[Any]:
+        return await asyncio.to_thread(self.batch, ops)
+
+    async def aexecute(self, op: Op) -> Any:
+        return (await self.abatch([op]))[0]
+
+    def __enter__(self) -> BaseStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def nullcontext_tx(tx: Transaction) -> Iterator[Transaction]:
+    yield tx

@@ -1,0 +1,573 @@
+"""The embedded default store: one SQLite file (stdlib sqlite3), WAL, FTS5, numpy cosine search.
+
+- Writes run in short `BEGIN IMMEDIATE` transactions behind a busy timeout, so several processes can
+  learn into one file without "database is locked".
+- Vectors are float32 blobs; dense search is exact cosine over in-memory matrices per
+  (project, agent, type), kept in step with this process's commits and reloaded when a per-scope
+  generation counter shows that another process wrote.
+- Lexical search is FTS5 BM25 (porter stemming).
+- Migrations are versioned and append-only, run by an idempotent `setup()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import StorageError
+from .._models import Memory, MemoryType, memory_from_dict
+from ._base import (
+    BaseStorage,
+    CountMemories,
+    DeleteMemories,
+    DeleteRecords,
+    DenseSearch,
+    FindMemories,
+    GetRecord,
+    LexicalSearch,
+    ListNamespaces,
+    ListRecords,
+    MemoryFilter,
+    Op,
+    PutMemories,
+    PutRecord,
+    Record,
+)
+from ._vectors import VectorMatrix, VectorRow
+
+__all__ = ["SQLiteStorage"]
+
+_MAX_CHAR = "\U0010ffff"
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+MIGRATIONS: list[str] = [
+    # 1: memories, their full-text index, the record space, generations
+    """
+    CREATE TABLE memories (
+        project_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        type TEXT NOT NULL,
+        category TEXT,
+        user_id TEXT,
+        workflow_id TEXT,
+        text TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        data TEXT NOT NULL,
+        embedding BLOB,
+        PRIMARY KEY (project_id, id)
+    );
+    CREATE INDEX memories_scope ON memories (project_id, agent, type, created_at);
+    CREATE INDEX memories_user ON memories (project_id, user_id);
+    CREATE INDEX memories_workflow ON memories (project_id, workflow_id);
+    CREATE VIRTUAL TABLE memories_fts USING fts5 (
+        text, content='memories', content_rowid='rowid', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    END;
+    CREATE TRIGGER memories_au AFTER UPDATE OF text ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    CREATE TABLE records (
+        project_id TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        value BLOB,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        expires_at REAL,
+        PRIMARY KEY (project_id, namespace, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_seq ON records (project_id, namespace, seq);
+    CREATE TABLE record_seq (
+        project_id TEXT NOT NULL, namespace TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (project_id, namespace)
+    ) WITHOUT ROWID;
+    CREATE TABLE generations (scope TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    """,
+]
+
+_ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
+
+
+def _scope(project_id: str, agent: str | None = None, mtype: str | None = None) -> str:
+    return project_id if agent is None else f"{project_id}\x1f{agent}\x1f{mtype}"
+
+
+def _memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
+    p = f"{alias}." if alias else ""
+    clauses, args = [f"{p}project_id = ?"], [f.project_id]
+
+    def _in(column: str, values: Sequence[Any]) -> None:
+        clauses.append(f"{p}{column} IN ({','.join('?' * len(values))})")
+        args.extend(values)
+
+    if f.agents is not None:
+        _in("agent", f.agents)
+    if f.types is not None:
+        _in("type", [str(t) for t in f.types])
+    if f.ids is not None:
+        _in("id", f.ids)
+    if f.categories is not None:
+        _in("category", f.categories)
+    for column, value in (("user_id", f.user_id), ("workflow_id", f.workflow_id)):
+        if value is not None:
+            clauses.append(f"{p}{column} = ?")
+            args.append(value)
+    for column, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
+        if stamp is not None:
+            clauses.append(f"{p}{column} < ?")
+            args.append(stamp.timestamp())
+    if f.confidence_below is not None:
+        clauses.append(f"{p}confidence < ?")
+        args.append(f.confidence_below)
+    return " AND ".join(clauses), args
+
+
+def _fts_query(text: str) -> str:
+    tokens = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
+    return " OR ".join(f'"{t}"' for t in tokens)
+
+
+class _Tx:
+    """One open transaction on the store's connection."""
+
+    def __init__(self, store: SQLiteStorage, write: bool) -> None:
+        self.store, self.conn, self.write = store, store._conn, write
+        self.bumped: dict[str, tuple[int, int]] = {}  # scope -> (generation before, after)
+        self.vector_changes: dict[str, list[VectorRow | str]] = {}  # scope -> upserts / deleted ids
+
+    def execute(self, op: Op) -> Any:
+        handler = _HANDLERS.get(type(op))
+        if handler is None:
+            raise StorageError(f"unsupported operation {type(op).__name__}")
+        if op.__class__ in _WRITES and not self.write:
+            raise StorageError(f"{type(op).__name__} needs a write transaction")
+        return handler(self, op)
+
+    # -- generations ----------------------------------------------------------------------------
+
+    def bump(self, scope: str) -> None:
+        if scope in self.bumped:
+            return
+        row = self.conn.execute(
+            "INSERT INTO generations (scope, value) VALUES (?, 1) "
+            "ON CONFLICT (scope) DO UPDATE SET value = value + 1 RETURNING value",
+            (scope,),
+        ).fetchone()
+        self.bumped[scope] = (row[0] - 1, row[0])
+
+    # -- memories -------------------------------------------------------------------------------
+
+    def put_memories(self, op: PutMemories) -> int:
+        rows = []
+        for m in op.memories:
+            vec = m.embedding
+            blob = None if vec is None else np.asarray(vec, dtype=np.float32).tobytes()
+            data = m.to_dict()
+            data.pop("type")
+            rows.append(
+                (
+                    m.project_id, m.id, m.agent, m.memory_type.value, m.category, m.user_id_value,
+                    m.workflow_id, m.text, m.confidence, m.created_at.timestamp(),
+                    m.updated_at.timestamp(), json.dumps(data, separators=(",", ":")), blob,
+                )
+            )  # fmt: skip
+            scope = _scope(m.project_id, m.agent, m.memory_type.value)
+            self.bump(scope)
+            self.bump(_scope(m.project_id))
+            if vec is not None:
+                self.vector_changes.setdefault(scope, []).append(
+                    VectorRow(m.id, np.asarray(vec, dtype=np.float32), m.user_id_value, m.workflow_id, m.category)
+                )
+        self.conn.executemany(
+            """INSERT INTO memories (project_id, id, agent, type, category, user_id, workflow_id, text,
+                   confidence, created_at, updated_at, data, embedding)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+               ON CONFLICT (project_id, id) DO UPDATE SET
+                   agent=excluded.agent, type=excluded.type, category=excluded.category,
+                   user_id=excluded.user_id, workflow_id=excluded.workflow_id, text=excluded.text,
+                   confidence=excluded.confidence, created_at=excluded.created_at,
+                   updated_at=excluded.updated_at, data=excluded.data, embedding=excluded.embedding""",
+            rows,
+        )
+        return len(rows)
+
+    def delete_memories(self, op: DeleteMemories) -> int:
+        where, args = _memory_where(op.filter)
+        gone = self.conn.execute(
+            f"DELETE FROM memories WHERE {where} RETURNING id, agent, type", args
+        ).fetchall()
+        for memory_id, agent, mtype in gone:
+            scope = _scope(op.filter.project_id, agent, mtype)
+            self.bump(scope)
+            self.vector_changes.setdefault(scope, []).append(memory_id)
+        if gone:
+            self.bump(_scope(op.filter.project_id))
+        return len(gone)
+
+    def find_memories(self, op: FindMemories) -> list[Memory]:
+        where, args = _memory_where(op.filter)
+        sql = f"SELECT type, data, embedding FROM memories WHERE {where} ORDER BY {_ORDER[op.order_by]}"
+        sql += " DESC, rowid DESC" if op.descending else " ASC, rowid ASC"
+        if op.limit is not None:
+            sql += " LIMIT ?"
+            args.append(op.limit)
+        out: list[Memory] = []
+        for mtype, data, blob in self.conn.execute(sql, args):
+            memory = memory_from_dict({"type": mtype, **json.loads(data)})
+            if op.with_embeddings and blob is not None:
+                memory.embedding = np.frombuffer(blob, dtype=np.float32)
+            out.append(memory)
+        return out
+
+    def count_memories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
+        where, args = _memory_where(op.filter)
+        rows = self.conn.execute(
+            f"SELECT agent, type, COUNT(*) FROM memories WHERE {where} GROUP BY agent, type", args
+        )
+        return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
+
+    def dense_search(self, op: DenseSearch) -> list[tuple[str, float]]:
+        f = op.filter
+        types = [str(t) for t in (f.types or list(MemoryType))]
+        agents = f.agents
+        if agents is None:
+            agents = tuple(
+                r[0] for r in self.conn.execute("SELECT DISTINCT agent FROM memories WHERE project_id = ?",
+                                                (f.project_id,))
+            )  # fmt: skip
+        needs_sql = f.ids is not None or f.created_before or f.updated_before or f.confidence_below is not None
+        allowed: set[str] | None = None
+        if needs_sql:
+            where, args = _memory_where(f)
+            allowed = {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
+        query = np.asarray(op.vector, dtype=np.float32)
+        hits: list[tuple[str, float]] = []
+        for agent in agents:
+            for mtype in types:
+                matrix = self.store._matrix(self.conn, f.project_id, agent, mtype)
+                if matrix is None or matrix.size == 0:
+                    continue
+                mask = None
+                for column, value in (("user_ids", f.user_id), ("workflow_ids", f.workflow_id)):
+                    if value is not None:
+                        m = matrix.column_mask(column, {value})
+                        mask = m if mask is None else mask & m
+                if f.categories is not None:
+                    m = matrix.column_mask("categories", set(f.categories))
+                    mask = m if mask is None else mask & m
+                if allowed is not None:
+                    m = np.fromiter((i in allowed for i in matrix.ids), dtype=bool, count=matrix.size)
+                    mask = m if mask is None else mask & m
+                hits.extend(matrix.search(query, op.k, mask))
+        hits.sort(key=lambda h: -h[1])
+        return hits[: op.k]
+
+    def lexical_search(self, op: LexicalSearch) -> list[tuple[str, float]]:
+        match = _fts_query(op.query)
+        if not match or op.k <= 0:
+            return []
+        where, args = _memory_where(op.filter, "m")
+        rows = self.conn.execute(
+            f"""SELECT m.id, bm25(memories_fts) AS s FROM memories_fts
+                JOIN memories m ON m.rowid = memories_fts.rowid
+                WHERE memories_fts MATCH ? AND {where} ORDER BY s LIMIT ?""",
+            [match, *args, op.k],
+        ).fetchall()
+        return [(memory_id, -float(s)) for memory_id, s in rows]
+
+    # -- records --------------------------------------------------------------------------------
+
+    def put_record(self, op: PutRecord) -> Record:
+        r, now = op.record, time.time()
+        (seq,) = self.conn.execute(
+            "INSERT INTO record_seq (project_id, namespace, seq) VALUES (?, ?, 1) "
+            "ON CONFLICT (project_id, namespace) DO UPDATE SET seq = seq + 1 RETURNING seq",
+            (r.project_id, r.namespace),
+        ).fetchone()
+        created = r.created_at or now
+        (created,) = self.conn.execute(
+            """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at,
+                   updated_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?)
+               ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq,
+                   value=excluded.value, metadata=excluded.metadata, updated_at=excluded.updated_at,
+                   expires_at=excluded.expires_at
+               RETURNING created_at""",
+            (r.project_id, r.namespace, r.key, seq, r.value, json.dumps(r.metadata, default=str),
+             created, r.updated_at or now, r.expires_at),
+        ).fetchone()  # fmt: skip
+        return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created,
+                      r.updated_at or now, r.expires_at)  # fmt: skip
+
+    def get_record(self, op: GetRecord) -> Record | None:
+        row = self.conn.execute(
+            "SELECT project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at "
+            "FROM records WHERE project_id = ? AND namespace = ? AND key = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (op.project_id, op.namespace, op.key, time.time()),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def list_records(self, op: ListRecords) -> list[Record]:
+        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        clauses.append("(expires_at IS NULL OR expires_at > ?)")
+        args.append(time.time())
+        if op.before_seq is not None:
+            clauses.append("seq < ?")
+            args.append(op.before_seq)
+        if op.updated_before is not None:
+            clauses.append("updated_at < ?")
+            args.append(op.updated_before)
+        post_filter: dict[str, Any] = {}
+        for key, value in (op.where or {}).items():
+            if value is None or isinstance(value, (str, int, float, bool)):
+                path = '$."' + str(key).replace('"', '""') + '"'
+                if value is None:
+                    clauses.append("json_type(metadata, ?) = 'null'")
+                    args.append(path)
+                else:
+                    clauses.append("json_extract(metadata, ?) = ?")
+                    args.extend([path, value])
+            else:
+                post_filter[key] = value
+        order = "DESC" if op.descending else "ASC"
+        value_col = "value" if op.with_values else "NULL"
+        sql = (
+            f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
+            f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY seq {order}"
+        )
+        if not post_filter:
+            sql += " LIMIT ? OFFSET ?"
+            args.extend([-1 if op.limit is None else op.limit, op.offset])
+        records = [_record(row) for row in self.conn.execute(sql, args)]
+        if post_filter:
+            records = [r for r in records if all(r.metadata.get(k) == v for k, v in post_filter.items())]
+            end = None if op.limit is None else op.offset + op.limit
+            records = records[op.offset : end]
+        return records
+
+    def delete_records(self, op: DeleteRecords) -> int:
+        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        if op.keys is not None:
+            if not op.keys:
+                return 0
+            clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
+            args.extend(op.keys)
+        cur = self.conn.execute(f"DELETE FROM records WHERE {' AND '.join(clauses)}", args)
+        return cur.rowcount
+
+    def list_namespaces(self, op: ListNamespaces) -> list[str]:
+        clauses, args = _ns_where(op.project_id, op.prefix, True)
+        rows = self.conn.execute(
+            f"SELECT DISTINCT namespace FROM records WHERE {' AND '.join(clauses)} "
+            "ORDER BY namespace LIMIT ? OFFSET ?",
+            [*args, -1 if op.limit is None else op.limit, op.offset],
+        )
+        return [r[0] for r in rows]
+
+
+def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
+    if prefix:
+        return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + _MAX_CHAR]
+    return ["project_id = ?", "namespace = ?"], [project_id, namespace]
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    project_id, namespace, key, value, metadata, seq, created, updated, expires = row
+    return Record(project_id, namespace, key, value, json.loads(metadata), seq, created, updated, expires)
+
+
+_HANDLERS: dict[type, Any] = {
+    PutMemories: _Tx.put_memories,
+    DeleteMemories: _Tx.delete_memories,
+    FindMemories: _Tx.find_memories,
+    CountMemories: _Tx.count_memories,
+    DenseSearch: _Tx.dense_search,
+    LexicalSearch: _Tx.lexical_search,
+    PutRecord: _Tx.put_record,
+    GetRecord: _Tx.get_record,
+    ListRecords: _Tx.list_records,
+    DeleteRecords: _Tx.delete_records,
+    ListNamespaces: _Tx.list_namespaces,
+}
+_WRITES = {PutMemories, DeleteMemories, PutRecord, DeleteRecords}
+
+
+class SQLiteStorage(BaseStorage):
+    """ALMA's embedded store in one SQLite file (or ":memory:"). Thread-safe; safe across processes."""
+
+    name = "sqlite"
+    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess"})
+
+    def __init__(self, path: str | Path = ".alma/alma.db", *, timeout: float = 60.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._active: _Tx | None = None
+        self._matrices: dict[str, VectorMatrix] = {}
+        self._closed = False
+        self.setup()
+
+    def setup(self) -> None:
+        """Create or upgrade the schema. Idempotent, and safe when several processes start at once."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS alma_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
+                )
+                (done,) = self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM alma_migrations").fetchone()
+                if done == 0 and self._conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'memories'"
+                ).fetchone():
+                    raise StorageError(f"{self.path}: a partial ALMA schema without migration records; refusing")
+                if done > len(MIGRATIONS):
+                    raise StorageError(
+                        f"{self.path} was written by a newer ALMA (schema {done} > {len(MIGRATIONS)}); upgrade"
+                    )
+                for version, sql in enumerate(MIGRATIONS[done:], start=done + 1):
+                    for statement in _split_sql(sql):
+                        self._conn.execute(statement)
+                    self._conn.execute("INSERT INTO alma_migrations VALUES (?, ?)", (version, time.time()))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[_Tx]:
+        """A transaction: `BEGIN IMMEDIATE` for writes (serialised across processes), deferred for reads.
+
+        Re-entrant on the same thread: an inner transaction joins the outer one.
+        """
+        if self._closed:
+            raise StorageError("the store is closed")
+        with self._lock:
+            if self._active is not None:
+                if write and not self._active.write:
+                    raise StorageError("cannot write inside a read transaction")
+                yield self._active
+                return
+            tx = _Tx(self, write)
+            self._active = tx
+            try:
+                self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield tx
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StorageError(f"SQLite error on {self.path}: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._active = None
+            self._apply_vector_changes(tx)
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _apply_vector_changes(self, tx: _Tx) -> None:
+        """After a commit, update cached matrices that were current before it; drop the others."""
+        for scope, (before, after) in tx.bumped.items():
+            matrix = self._matrices.get(scope)
+            if matrix is None:
+                continue
+            if matrix.generation != before:
+                del self._matrices[scope]
+                continue
+            for change in tx.vector_changes.get(scope, []):
+                if isinstance(change, str):
+                    matrix.remove(change)
+                else:
+                    matrix.upsert(change)
+            matrix.generation = after
+
+    def _matrix(self, conn: sqlite3.Connection, project_id: str, agent: str, mtype: str) -> VectorMatrix | None:
+        scope = _scope(project_id, agent, mtype)
+        row = conn.execute("SELECT value FROM generations WHERE scope = ?", (scope,)).fetchone()
+        generation = row[0] if row else 0
+        matrix = self._matrices.get(scope)
+        if matrix is not None and matrix.generation == generation:
+            return matrix
+        rows = conn.execute(
+            "SELECT id, embedding, user_id, workflow_id, category FROM memories "
+            "WHERE project_id = ? AND agent = ? AND type = ? AND embedding IS NOT NULL",
+            (project_id, agent, mtype),
+        ).fetchall()
+        if not rows:
+            self._matrices.pop(scope, None)
+            return None
+        dim = len(rows[0][1]) // 4
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        matrix = VectorMatrix(dim=dim, generation=generation, matrix=vectors.copy(),
+                              valid=np.ones(len(rows), dtype=bool))  # fmt: skip
+        matrix.ids = [r[0] for r in rows]
+        matrix.index = {memory_id: i for i, memory_id in enumerate(matrix.ids)}
+        matrix.user_ids = [r[2] for r in rows]
+        matrix.workflow_ids = [r[3] for r in rows]
+        matrix.categories = [r[4] for r in rows]
+        self._matrices[scope] = matrix
+        return matrix
+
+    def generation(self, project_id: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM generations WHERE scope = ?", (_scope(project_id),)
+            ).fetchone()
+        return row[0] if row else 0
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (triggers contain ';' inside BEGIN ... END)."""
+    statements, buf = [], ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
