@@ -139,7 +139,9 @@ def _expand(value: Any, path: str, source: str) -> Any:
                 return os.environ[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{source}: {path}: environment variable {name} is not set; set it or use ${{{name}:-default}}")
+            raise ConfigError(
+                f"{source}: {path}: environment variable {name} is not set; set it or use ${{{name}:-default}}"
+            )
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):

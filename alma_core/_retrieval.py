@@ -84,7 +84,7 @@ class Retriever:
                     rel[memory_id] = score / top if top > 0 else 0.0
             return rel
         fused: dict[str, float] = {}
-        for op, hits in zip(ops, results, strict=True):
+        for hits in results:
             for rank, (memory_id, _) in enumerate(hits):
                 fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
         best = 2.0 / (_RRF_K + 1)

@@ -139,9 +139,7 @@ class LocalEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        vecs = model.encode(
-            list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True
-        )
+        vecs = model.encode(list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True)
         return np.asarray(vecs, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -114,7 +115,8 @@ def _scope(project_id: str, agent: str | None = None, mtype: str | None = None) 
 
 def _memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
     p = f"{alias}." if alias else ""
-    clauses, args = [f"{p}project_id = ?"], [f.project_id]
+    clauses: list[str] = [f"{p}project_id = ?"]
+    args: list[Any] = [f.project_id]
 
     def _in(column: str, values: Sequence[Any]) -> None:
         clauses.append(f"{p}{column} IN ({','.join('?' * len(values))})")
@@ -213,9 +215,7 @@ class _Tx:
 
     def delete_memories(self, op: DeleteMemories) -> int:
         where, args = _memory_where(op.filter)
-        gone = self.conn.execute(
-            f"DELETE FROM memories WHERE {where} RETURNING id, agent, type", args
-        ).fetchall()
+        gone = self.conn.execute(f"DELETE FROM memories WHERE {where} RETURNING id, agent, type", args).fetchall()
         for memory_id, agent, mtype in gone:
             scope = _scope(op.filter.project_id, agent, mtype)
             self.bump(scope)
@@ -241,9 +241,7 @@ class _Tx:
 
     def count_memories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
         where, args = _memory_where(op.filter)
-        rows = self.conn.execute(
-            f"SELECT agent, type, COUNT(*) FROM memories WHERE {where} GROUP BY agent, type", args
-        )
+        rows = self.conn.execute(f"SELECT agent, type, COUNT(*) FROM memories WHERE {where} GROUP BY agent, type", args)
         return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
 
     def dense_search(self, op: DenseSearch) -> list[tuple[str, float]]:
@@ -378,8 +376,7 @@ class _Tx:
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
         clauses, args = _ns_where(op.project_id, op.prefix, True)
         rows = self.conn.execute(
-            f"SELECT DISTINCT namespace FROM records WHERE {' AND '.join(clauses)} "
-            "ORDER BY namespace LIMIT ? OFFSET ?",
+            f"SELECT DISTINCT namespace FROM records WHERE {' AND '.join(clauses)} ORDER BY namespace LIMIT ? OFFSET ?",
             [*args, -1 if op.limit is None else op.limit, op.offset],
         )
         return [r[0] for r in rows]
@@ -418,14 +415,12 @@ class SQLiteStorage(BaseStorage):
     name = "sqlite"
     capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess"})
 
-    def __init__(self, path: str | Path = ".alma/alma.db", *, timeout: float = 60.0) -> None:
+    def __init__(self, path: str | os.PathLike[str] = ".alma/alma.db", *, timeout: float = 60.0) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -447,9 +442,7 @@ class SQLiteStorage(BaseStorage):
                     "CREATE TABLE IF NOT EXISTS alma_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
                 )
                 (done,) = self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM alma_migrations").fetchone()
-                if done == 0 and self._conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE name = 'memories'"
-                ).fetchone():
+                if done == 0 and self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memories'").fetchone():
                     raise StorageError(f"{self.path}: a partial ALMA schema without migration records; refusing")
                 if done > len(MIGRATIONS):
                     raise StorageError(
@@ -544,9 +537,7 @@ class SQLiteStorage(BaseStorage):
 
     def generation(self, project_id: str) -> int:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT value FROM generations WHERE scope = ?", (_scope(project_id),)
-            ).fetchone()
+            row = self._conn.execute("SELECT value FROM generations WHERE scope = ?", (_scope(project_id),)).fetchone()
         return row[0] if row else 0
 
     def integrity_check(self) -> str:
