@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError as _PydanticError
 
+from ._cache import RetrievalCache
 from ._config import AgentConfig, AlmaConfig, load_config
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
+from ._forgetting import decay_confidence
 from ._learning import Learner
 from ._models import (
     STATS_FIELD,
@@ -139,6 +141,9 @@ class ALMA(WorkflowAPI):
         self.events = emitter or get_emitter()
         self._check_embedder()
         self.retriever = Retriever(self.storage, self.embedder, config.retrieval)
+        self._cache: RetrievalCache[MemorySlice] = RetrievalCache(
+            config.retrieval.cache_size, config.retrieval.cache_ttl_seconds
+        )
         self.learner = Learner(self)
 
     @classmethod
@@ -223,6 +228,12 @@ class ALMA(WorkflowAPI):
         except ValueError:
             raise ValidationError(f"memory_types must be among {[t.value for t in MemoryType]}") from None
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
+        key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
+               tuple(types), mode or self.config.retrieval.mode)  # fmt: skip
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._emit(MemoryEventType.ACCESSED, cached, agent=agent)
+            return cached
         result = MemorySlice(query=task, agent=agent)
         other = [t for t in types if t is not MemoryType.PREFERENCE]
         if other:
@@ -233,6 +244,7 @@ class ALMA(WorkflowAPI):
                 agent, mode,
             )  # fmt: skip
             result.preferences = prefs.preferences
+        self._cache.put(key, result)
         self._emit(MemoryEventType.ACCESSED, result, agent=agent)
         return result
 
@@ -449,9 +461,26 @@ class ALMA(WorkflowAPI):
                 doomed = [m for m in over if ids is None or m.id in ids]
             if doomed and not dry_run:
                 tx.execute(DeleteMemories(self._filter(ids=tuple(m.id for m in doomed))))
+                for m in doomed:  # a forgotten heuristic's evidence goes too, so it is not rebuilt
+                    if m.memory_type is MemoryType.HEURISTIC and m.metadata.get("evidence_key"):
+                        ns = f"learn/{m.agent}/{m.category}"
+                        tx.execute(DeleteRecords(self.project_id, ns, (str(m.metadata["evidence_key"]),)))
         if not dry_run:
             self._emit(MemoryEventType.DELETED, doomed, reason="forget")
         return doomed
+
+    def decay_confidence(
+        self, agent: str | None = None, half_life_days: float = 90.0, dry_run: bool = False
+    ) -> list[Memory]:
+        """Fade the confidence of heuristics, anti-patterns and knowledge not validated for a while
+        (halved every `half_life_days` idle days); returns the changed memories. Pair with
+        `forget(below_confidence=...)`."""
+        if agent is not None:
+            self.scopes.check_agent(agent)
+        changed = decay_confidence(self, agent, half_life_days, dry_run)
+        if not dry_run:
+            self._emit(MemoryEventType.UPDATED, changed, reason="decay")
+        return changed
 
     def delete_user(self, user_id: str) -> int:
         """Delete everything about one user (preferences, memories and records tagged with it)."""
@@ -480,6 +509,7 @@ class ALMA(WorkflowAPI):
             setattr(stats, field, getattr(stats, field) + n)
             stats.by_agent[owner] = stats.by_agent.get(owner, 0) + n
             stats.total += n
+        stats.cache_hit_ratio = self._cache.hit_ratio
         return stats
 
     def health(self) -> dict[str, Any]:
@@ -583,6 +613,7 @@ class ALMA(WorkflowAPI):
     aget = _to_thread(get)
     adelete = _to_thread(delete)
     aforget = _to_thread(forget)
+    adecay_confidence = _to_thread(decay_confidence)
     adelete_user = _to_thread(delete_user)
     astats = _to_thread(stats)
     ahealth = _to_thread(health)

@@ -44,6 +44,10 @@ class RetrievalConfig(_Strict):
     + w_confidence*confidence, each factor in [0, 1]."""
 
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = Field(
+        "weighted", description="Hybrid fusion: calibrated weighted scores or reciprocal-rank fusion."
+    )
+    dense_weight: float = Field(0.6, ge=0, le=1, description="Dense share of weighted fusion (lexical gets the rest).")
     w_relevance: float = Field(0.6, ge=0)
     w_recency: float = Field(0.15, ge=0)
     w_success: float = Field(0.15, ge=0)
@@ -61,7 +65,12 @@ class LearningConfig(_Strict):
 
     min_failures_for_anti_pattern: int = Field(2, ge=1)
     strategy_similarity: float = Field(0.85, gt=0, le=1, description="Cosine above which strategies match.")
-    retire_below_confidence: float = Field(0.2, ge=0, le=1)
+    retire_below_confidence: float = Field(
+        0.2, ge=0, le=1, description="A heuristic whose confidence falls below this is retired (not retrieved)."
+    )
+    evidence_decay: float = Field(
+        0.9, gt=0, le=1, description="Weight older evidence keeps at each new outcome of the same strategy."
+    )
 
 
 class AlmaConfig(_Strict):

@@ -1,33 +1,266 @@
 """The learning protocol: how outcomes become heuristics and anti-patterns.
 
 `ALMA.learn()` calls `prepare()` outside the write transaction (embedding work) and `apply()` inside
-it, so evidence updates commit atomically with the outcome.
+it, so evidence updates commit atomically with the outcome. Write transactions are serialized across
+processes, so the read-modify-write of the evidence below never loses a count.
+
+Evidence lives in the record space, one record per (agent, task_type, strategy) in namespace
+`learn/<agent>/<task_type>`: metadata holds the counts, the decayed counts, recent errors and the ids
+of the heuristic / anti-pattern it backs; the value is the strategy's float32 embedding. A strategy
+matches an existing record when their normalised forms are equal or their embeddings' cosine is at
+least `LearningConfig.strategy_similarity`, so paraphrases update one heuristic.
+
+Confidence (a Beta(1, 1) posterior mean over exponentially decayed evidence):
+    ws <- ws * d + [success],  wf <- wf * d + [failure]      (d = LearningConfig.evidence_decay)
+    confidence = (ws + 1) / (ws + wf + 2)
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._models import Memory, Outcome
+import numpy as np
+
+from ._models import AntiPattern, Heuristic, Memory, Outcome, utcnow
+from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, PutMemories, PutRecord, Record
 
 if TYPE_CHECKING:
     from ._alma import ALMA
     from .storage._base import Transaction
 
-__all__ = ["Learner"]
+__all__ = ["Learner", "normalise_strategy", "strategy_confidence"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset({
+    "a", "an", "the", "to", "of", "and", "or", "for", "in", "on", "at", "by", "with", "into", "from", "then",
+    "than", "this", "that", "these", "those", "it", "its", "be", "is", "are", "was", "were", "use", "using",
+    "used", "via", "please", "just", "always", "first",
+})  # fmt: skip
+_SUFFIXES = ("ing", "ies", "es", "ed", "s")
+_MAX_ERRORS = 5
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def normalise_strategy(text: str) -> str:
+    """Case, punctuation, stop words, plural/tense suffixes and word order removed: a comparison key."""
+    words = {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+    return " ".join(sorted(words)) or text.strip().lower()
+
+
+def strategy_confidence(w_success: float, w_failure: float) -> float:
+    """Beta(1, 1) posterior mean of the (decayed) success and failure counts."""
+    return (w_success + 1.0) / (w_success + w_failure + 2.0)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def _condition(task_type: str) -> str:
+    return f"{task_type.replace('_', ' ')} tasks"
+
+
+@dataclass
+class _Prepared:
+    """Per outcome: its normalised strategy, the strategy's vector and its would-be heuristic's vector."""
+
+    norm: str
+    vector: np.ndarray
+    heuristic_vector: np.ndarray
 
 
 class Learner:
-    """Turns outcomes into evidence. (The [learning] issue builds heuristics and anti-patterns here.)"""
+    """Turns outcomes into evidence, heuristics and anti-patterns (see the module docstring)."""
 
     def __init__(self, alma: ALMA) -> None:
         self.alma = alma
 
-    def prepare(self, outcomes: Sequence[Outcome]) -> Any:
-        """Work done before the transaction (e.g. embedding strategies)."""
-        return None
+    @property
+    def config(self) -> Any:
+        return self.alma.config.learning
+
+    def prepare(self, outcomes: Sequence[Outcome]) -> list[_Prepared | None]:
+        """Embed strategies (and the heuristic text they would form) before the transaction opens."""
+        todo = [o for o in outcomes if o.strategy_used.strip()]
+        texts = [o.strategy_used for o in todo] + [f"{_condition(o.task_type)}: {o.strategy_used}" for o in todo]
+        vectors = self.alma.embedder.embed_documents(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        out: list[_Prepared | None] = []
+        i = 0
+        for outcome in outcomes:
+            if outcome.strategy_used.strip():
+                out.append(_Prepared(normalise_strategy(outcome.strategy_used), vectors[i], vectors[len(todo) + i]))
+                i += 1
+            else:
+                out.append(None)
+        return out
 
     def apply(self, tx: Transaction, outcomes: Sequence[Outcome], prepared: Any) -> list[tuple[Memory, bool]]:
         """Update evidence inside the outcome's transaction. Returns (memory, created) for each write."""
-        return []
+        changes: dict[str, tuple[Memory, bool]] = {}
+        for outcome, prep in zip(outcomes, prepared or [None] * len(outcomes), strict=True):
+            if prep is None:
+                continue
+            for memory, created in self._apply_one(tx, outcome, prep):
+                was_created = changes[memory.id][1] if memory.id in changes else created
+                changes[memory.id] = (memory, was_created)
+        return list(changes.values())
+
+    # ---- evidence ---------------------------------------------------------------------------------
+
+    def _namespace(self, outcome: Outcome) -> str:
+        return f"learn/{outcome.agent}/{outcome.task_type}"
+
+    def _match(self, tx: Transaction, outcome: Outcome, prep: _Prepared) -> Record | None:
+        """The evidence record of the same strategy: equal normalised form, else the nearest embedding."""
+        ns = self._namespace(outcome)
+        record: Record | None = tx.execute(GetRecord(outcome.project_id, ns, _digest(prep.norm)))
+        if record is not None and record.metadata.get("kind") == "alias":  # merged by consolidation
+            record = tx.execute(GetRecord(outcome.project_id, ns, record.metadata["target"]))
+        if record is not None:
+            return record
+        best, best_sim = None, float(self.config.strategy_similarity)
+        for candidate in tx.execute(ListRecords(outcome.project_id, ns)):
+            if not candidate.value or candidate.metadata.get("kind") != "strategy":
+                continue
+            vector = np.frombuffer(candidate.value, dtype=np.float32)
+            if vector.shape != prep.vector.shape:
+                continue
+            sim = float(np.dot(vector, prep.vector))
+            if sim >= best_sim:
+                best, best_sim = candidate, sim
+        return best
+
+    def _apply_one(self, tx: Transaction, outcome: Outcome, prep: _Prepared) -> list[tuple[Memory, bool]]:
+        cfg = self.config
+        record = self._match(tx, outcome, prep)
+        meta: dict[str, Any] = dict(record.metadata) if record is not None else {
+            "kind": "strategy", "agent": outcome.agent, "task_type": outcome.task_type,
+            "strategy": outcome.strategy_used, "norm": prep.norm, "successes": 0, "failures": 0,
+            "w_success": 0.0, "w_failure": 0.0, "errors": [], "heuristic_id": None, "anti_pattern_id": None,
+        }  # fmt: skip
+        decay = float(cfg.evidence_decay)
+        meta["w_success"] = meta["w_success"] * decay + (1.0 if outcome.success else 0.0)
+        meta["w_failure"] = meta["w_failure"] * decay + (0.0 if outcome.success else 1.0)
+        meta["successes" if outcome.success else "failures"] += 1
+        if not outcome.success and outcome.error_message:
+            errors = [e for e in meta["errors"] if e != outcome.error_message.strip()]
+            meta["errors"] = [*errors, outcome.error_message.strip()][-_MAX_ERRORS:]
+        meta["last_outcome_at"] = outcome.created_at.isoformat()
+        key = record.key if record is not None else _digest(prep.norm)
+        value = record.value if record is not None else prep.vector.astype(np.float32).tobytes()
+        changes: list[tuple[Memory, bool]] = []
+        heuristic = self._heuristic(tx, outcome, prep, meta, key)
+        if heuristic is not None:
+            changes.append(heuristic)
+            meta["heuristic_id"] = heuristic[0].id
+        anti = self._anti_pattern(tx, outcome, meta, key)
+        if anti is not None:
+            changes.append(anti)
+            meta["anti_pattern_id"] = anti[0].id
+        tx.execute(PutRecord(Record(outcome.project_id, self._namespace(outcome), key, value, meta)))
+        return changes
+
+    def _load(self, tx: Transaction, project_id: str, memory_id: str | None) -> Memory | None:
+        if not memory_id:
+            return None
+        found = tx.execute(FindMemories(MemoryFilter(project_id=project_id, ids=(memory_id,)), with_embeddings=True))
+        return found[0] if found else None
+
+    # ---- heuristics -------------------------------------------------------------------------------
+
+    def _heuristic(
+        self, tx: Transaction, outcome: Outcome, prep: _Prepared, meta: dict[str, Any], key: str
+    ) -> tuple[Memory, bool] | None:
+        confidence = strategy_confidence(meta["w_success"], meta["w_failure"])
+        existing = self._load(tx, outcome.project_id, meta.get("heuristic_id"))
+        min_occ = self.alma.scopes.config(outcome.agent).min_occurrences_for_heuristic
+        now = utcnow()
+        if existing is None:
+            if meta["successes"] < min_occ or confidence < self.config.retire_below_confidence:
+                return None
+            heuristic = Heuristic(
+                id=f"h-{_digest(outcome.project_id, outcome.agent, outcome.task_type, key)}",
+                project_id=outcome.project_id, agent=outcome.agent, condition=_condition(outcome.task_type),
+                strategy=meta["strategy"], task_type=outcome.task_type, created_at=now, updated_at=now,
+                last_validated=outcome.created_at, workflow_id=outcome.workflow_id,
+            )  # fmt: skip
+            if meta["strategy"] == outcome.strategy_used:
+                heuristic.embedding = prep.heuristic_vector
+            else:  # matched a paraphrase: embed the canonical text (rare, small)
+                heuristic.embedding = self.alma.embedder.embed_documents([heuristic.text])[0]
+            created = True
+        else:
+            assert isinstance(existing, Heuristic)
+            heuristic, created = existing, False
+            heuristic.updated_at = now
+            if outcome.success:
+                heuristic.last_validated = max(heuristic.last_validated, outcome.created_at)
+        heuristic.success_count = meta["successes"]
+        heuristic.occurrence_count = meta["successes"] + meta["failures"]
+        heuristic.confidence = round(confidence, 6)
+        retired = confidence < self.config.retire_below_confidence
+        heuristic.metadata.update(
+            evidence_key=key, failure_count=meta["failures"], recent_errors=list(meta["errors"]), retired=retired
+        )
+        tx.execute(PutMemories([heuristic]))
+        return heuristic, created
+
+    # ---- anti-patterns ----------------------------------------------------------------------------
+
+    def _best_alternative(self, tx: Transaction, outcome: Outcome, key: str) -> str:
+        """The best-performing other strategy of the task type that has formed a heuristic, or ""."""
+        best, best_conf = "", 0.5
+        for record in tx.execute(ListRecords(outcome.project_id, self._namespace(outcome), with_values=False)):
+            m = record.metadata
+            if record.key == key or m.get("kind") != "strategy" or not m.get("heuristic_id"):
+                continue
+            conf = strategy_confidence(m["w_success"], m["w_failure"])
+            if conf > best_conf:
+                best, best_conf = str(m["strategy"]), conf
+        return best
+
+    def _anti_pattern(
+        self, tx: Transaction, outcome: Outcome, meta: dict[str, Any], key: str
+    ) -> tuple[Memory, bool] | None:
+        confidence = strategy_confidence(meta["w_success"], meta["w_failure"])
+        existing = self._load(tx, outcome.project_id, meta.get("anti_pattern_id"))
+        failing = meta["failures"] >= self.config.min_failures_for_anti_pattern and confidence < 0.5
+        if existing is None and not failing:
+            return None
+        total = meta["successes"] + meta["failures"]
+        why = f"failed {meta['failures']} of {total} times"
+        if meta["errors"]:
+            why += ": " + "; ".join(meta["errors"])
+        now = utcnow()
+        if existing is None:
+            anti = AntiPattern(
+                id=f"a-{_digest(outcome.project_id, outcome.agent, outcome.task_type, key)}",
+                project_id=outcome.project_id, agent=outcome.agent, pattern=meta["strategy"],
+                task_type=outcome.task_type, created_at=now, updated_at=now, last_seen=outcome.created_at,
+                workflow_id=outcome.workflow_id,
+            )  # fmt: skip
+            anti.embedding = self.alma.embedder.embed_documents([meta["strategy"]])[0]
+            created = True
+        else:
+            assert isinstance(existing, AntiPattern)
+            anti, created = existing, False
+            anti.updated_at = now
+        anti.occurrence_count = meta["failures"]
+        if not outcome.success:
+            anti.last_seen = max(anti.last_seen, outcome.created_at)
+        anti.why_bad = why
+        anti.better_alternative = self._best_alternative(tx, outcome, key)
+        anti.confidence = round(1.0 - confidence, 6)
+        anti.metadata.update(evidence_key=key, retired=not failing, success_count=meta["successes"])
+        tx.execute(PutMemories([anti]))
+        return anti, created

@@ -1,15 +1,24 @@
 """Retrieval: hybrid candidate search (dense + lexical, fused) and multi-factor ranking.
 
-score = w_relevance*relevance + w_recency*recency + w_success*success + w_confidence*confidence
-(weights from `RetrievalConfig`, divided by their sum so scores stay in [0, 1]). Each returned memory
-carries `score` and `score_breakdown`.
+relevance: dense = cosine (clipped at 0); lexical = BM25 / best BM25 of the list; hybrid = weighted
+fusion `dense_weight * dense + (1 - dense_weight) * lexical` (or reciprocal-rank fusion, normalised
+by its maximum, with `fusion="rrf"`).
+
+score = (w_relevance*relevance + w_recency*recency + w_success*success + w_confidence*confidence)
+        / (sum of the weights)
+recency = 0.5 ** (age_days / recency_half_life_days); success = (successes + 1) / (trials + 2) for a
+heuristic, 1 / 0.25 for a successful / failed outcome, 1 otherwise. Each returned memory carries
+`score` and `score_breakdown`. Retired heuristics and anti-patterns (metadata["retired"]) are skipped.
+With `diversity > 0`, each type's list is re-ranked by MMR so near-copies never fill top_k.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +28,28 @@ from ._slice import MemorySlice
 from .embeddings import Embedder
 from .storage._base import BaseStorage, DenseSearch, FindMemories, LexicalSearch, MemoryFilter
 
-__all__ = ["Retriever"]
+__all__ = ["Retriever", "recency_factor", "success_factor"]
 
 _RRF_K = 60.0
+_WORD = re.compile(r"[\w][\w:.-]*[\w]|\w", re.UNICODE)
+# Function words carry no topic: matching them only adds noise to BM25 (they are dropped from the
+# lexical query, never from the stored text).
+_STOP = frozenset({
+    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because",
+    "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "each", "for",
+    "from", "get", "gets", "got", "had", "has", "have", "having", "he", "her", "here", "him", "his", "how", "i",
+    "if", "in", "into", "is", "it", "its", "just", "keep", "keeps", "let", "like", "make", "me", "more", "most",
+    "my", "no", "not", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same",
+    "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these",
+    "they", "this", "those", "through", "to", "too", "up", "us", "very", "was", "we", "were", "what", "when",
+    "where", "which", "while", "who", "why", "will", "with", "without", "would", "you", "your",
+})  # fmt: skip
+
+
+def lexical_query(text: str) -> str:
+    """The query's topic words (function words dropped), or the text itself when nothing is left."""
+    words = [w for w in _WORD.findall(text) if w.lower() not in _STOP]
+    return " ".join(words) if words else text
 
 
 def success_factor(memory: Memory) -> float:
@@ -36,9 +64,60 @@ def success_factor(memory: Memory) -> float:
 
 
 def recency_factor(memory: Memory, half_life_days: float, now_ts: float) -> float:
+    """0.5 ** (age in days / half-life), age from last validation (heuristics) or last update."""
     stamp = memory.last_validated if isinstance(memory, Heuristic) else memory.updated_at
     age_days = max(0.0, (now_ts - stamp.timestamp()) / 86400.0)
     return float(0.5 ** (age_days / half_life_days))
+
+
+def fuse(
+    dense: list[list[tuple[str, float]]],
+    lexical: list[list[tuple[str, float]]],
+    mode: str,
+    fusion: str = "weighted",
+    dense_weight: float = 0.6,
+) -> dict[str, float]:
+    """Dense similarities and lexical scores (lists best first) -> relevance in [0, 1]."""
+    dense_rel = {i: max(0.0, min(1.0, s)) for hits in dense for i, s in hits}
+    lex_rel: dict[str, float] = {}
+    for hits in lexical:
+        top = hits[0][1] if hits else 1.0
+        for memory_id, score in hits:
+            lex_rel[memory_id] = score / top if top > 0 else 0.0
+    if mode == "dense":
+        return dense_rel
+    if mode == "lexical":
+        return lex_rel
+    if fusion == "rrf":
+        fused: dict[str, float] = {}
+        for hits in [*dense, *lexical]:
+            for rank, (memory_id, _) in enumerate(hits):
+                fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
+        best = 2.0 / (_RRF_K + 1)
+        return {i: min(1.0, s / best) for i, s in fused.items()}
+    ids = dense_rel.keys() | lex_rel.keys()
+    return {i: dense_weight * dense_rel.get(i, 0.0) + (1 - dense_weight) * lex_rel.get(i, 0.0) for i in ids}
+
+
+def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:
+    """Maximal marginal relevance: trade score against similarity to what is already chosen."""
+    if diversity <= 0 or len(ranked) <= 1:
+        return ranked[:k]
+    chosen: list[Memory] = []
+    rest = list(ranked)
+    while rest and len(chosen) < k:
+        best_i, best_v = 0, -np.inf
+        for i, memory in enumerate(rest):
+            redundancy = 0.0
+            if memory.embedding is not None:
+                for other in chosen:
+                    if other.embedding is not None:
+                        redundancy = max(redundancy, float(np.dot(memory.embedding, other.embedding)))
+            value = (1 - diversity) * (memory.score or 0.0) - diversity * redundancy
+            if value > best_v:
+                best_i, best_v = i, value
+        chosen.append(rest.pop(best_i))
+    return chosen
 
 
 class Retriever:
@@ -54,50 +133,36 @@ class Retriever:
         mode = mode or self.config.mode
         k = self.config.candidates
         vector = self.embedder.embed_query(query) if mode in ("hybrid", "dense") else None
-        ops: list = []
+        dense_ops: list[Any] = []
+        lex_ops: list[Any] = []
         for memory_type in types:
             f = replace(base, types=(memory_type,))
             if vector is not None:
-                ops.append(DenseSearch(f, vector, k))
+                dense_ops.append(DenseSearch(f, vector, k))
             if mode in ("hybrid", "lexical"):
-                ops.append(LexicalSearch(f, query, k))
+                lex_ops.append(LexicalSearch(f, lexical_query(query), k))
         with self.storage.transaction(write=False) as tx:
-            results = [tx.execute(op) for op in ops]
-            relevance = self._fuse(ops, results, mode)
+            dense = [tx.execute(op) for op in dense_ops]
+            lexical = [tx.execute(op) for op in lex_ops]
+            relevance = fuse(dense, lexical, mode, self.config.fusion, self.config.dense_weight)
             ids = tuple(relevance)
-            memories = tx.execute(FindMemories(replace(base, ids=ids, types=tuple(types)))) if ids else []
+            with_vectors = self.config.diversity > 0
+            memories = (
+                tx.execute(FindMemories(replace(base, ids=ids, types=tuple(types)), with_embeddings=with_vectors))
+                if ids
+                else []
+            )
         return {m.id: m for m in memories}, relevance
 
-    @staticmethod
-    def _fuse(ops: list, results: list[list[tuple[str, float]]], mode: str) -> dict[str, float]:
-        """Dense similarity and lexical ranks -> relevance in [0, 1].
-
-        Hybrid uses reciprocal-rank fusion, normalised by its maximum (rank 1 in both lists).
-        """
-        if mode == "dense":
-            return {i: max(0.0, s) for hits in results for i, s in hits}
-        if mode == "lexical":
-            rel: dict[str, float] = {}
-            for hits in results:
-                top = hits[0][1] if hits else 1.0
-                for memory_id, score in hits:
-                    rel[memory_id] = score / top if top > 0 else 0.0
-            return rel
-        fused: dict[str, float] = {}
-        for hits in results:
-            for rank, (memory_id, _) in enumerate(hits):
-                fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
-        best = 2.0 / (_RRF_K + 1)
-        return {i: min(1.0, s / best) for i, s in fused.items()}
-
     def rank(self, memories: dict[str, Memory], relevance: dict[str, float]) -> list[Memory]:
+        """Score every candidate (see the module docstring), best first; retired memories are dropped."""
         cfg = self.config
         total = cfg.w_relevance + cfg.w_recency + cfg.w_success + cfg.w_confidence or 1.0
         now_ts = utcnow().timestamp()
         ranked: list[Memory] = []
         for memory_id, memory in memories.items():
             rel = relevance.get(memory_id, 0.0)
-            if rel < cfg.min_relevance:
+            if rel < cfg.min_relevance or memory.metadata.get("retired"):
                 continue
             factors = {
                 "relevance": rel,
@@ -125,20 +190,18 @@ class Retriever:
         reader: str,
         mode: str | None = None,
     ) -> MemorySlice:
+        """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice`."""
         start = time.perf_counter()
         memories, relevance = self.candidates(base, query, types, mode)
         result = MemorySlice(query=query, agent=reader)
-        counts: dict[MemoryType, int] = {}
+        by_type: dict[MemoryType, list[Memory]] = {}
         for memory in self.rank(memories, relevance):
-            if counts.get(memory.memory_type, 0) >= top_k:
-                continue
-            counts[memory.memory_type] = counts.get(memory.memory_type, 0) + 1
-            if memory.agent not in (reader, "*"):
-                memory.metadata["shared_from"] = memory.agent
-            result.add(memory)
+            by_type.setdefault(memory.memory_type, []).append(memory)
+        for memory_type in MemoryType:
+            for memory in mmr(by_type.get(memory_type, []), top_k, self.config.diversity):
+                memory.embedding = None  # vectors stay in the store; slices are for prompts
+                if memory.agent not in (reader, "*"):
+                    memory.metadata["shared_from"] = memory.agent
+                result.add(memory)
         result.retrieval_ms = (time.perf_counter() - start) * 1000
         return result
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.dot(a, b))

@@ -157,7 +157,8 @@ class GetRecord:
 class ListRecords:
     """Records of a namespace (or of every namespace starting with it), newest seq first by default.
 
-    `where` matches top-level metadata keys by equality.
+    `where` matches top-level metadata keys by equality. `order_by="key"` orders by key instead of seq
+    (for keys that sort by time, such as uuid6 ids); `before_key` keeps keys that sort below it.
     """
 
     project_id: str
@@ -165,6 +166,8 @@ class ListRecords:
     prefix: bool = False
     where: dict[str, Any] | None = None
     before_seq: int | None = None
+    before_key: str | None = None
+    order_by: Literal["seq", "key"] = "seq"
     updated_before: float | None = None
     limit: int | None = None
     offset: int = 0

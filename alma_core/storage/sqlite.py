@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ MIGRATIONS: list[str] = [
 ]
 
 _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
+_RECORD_ORDER = {"seq": "seq", "key": "key"}
 
 
 def _scope(project_id: str, agent: str | None = None, mtype: str | None = None) -> str:
@@ -118,8 +120,11 @@ def _memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
     clauses: list[str] = [f"{p}project_id = ?"]
     args: list[Any] = [f.project_id]
 
+    # With ids, the primary key is the best index; `+column` keeps the planner off the scope index.
+    plus = "+" if f.ids is not None else ""
+
     def _in(column: str, values: Sequence[Any]) -> None:
-        clauses.append(f"{p}{column} IN ({','.join('?' * len(values))})")
+        clauses.append(f"{plus if column != 'id' else ''}{p}{column} IN ({','.join('?' * len(values))})")
         args.extend(values)
 
     if f.agents is not None:
@@ -145,8 +150,18 @@ def _memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
 
 
 def _fts_query(text: str) -> str:
-    tokens = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
-    return " OR ".join(f'"{t}"' for t in tokens)
+    return " OR ".join(f'"{t}"' for t in _tokens(text))
+
+
+def _tokens(text: str) -> list[str]:
+    return list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
+
+
+# BM25 costs ~2 us per matching row, so lexical search bounds the rows it ranks: terms found in more
+# than half the documents (BM25 idf ~ 0: they cannot change the order) are dropped, then the rarest
+# terms are kept while their document counts stay under this budget.
+LEXICAL_POSTINGS_BUDGET = 2_000
+_STEM_SUFFIXES = ("", "s", "es", "ed", "ing", "ation", "ations", "ly")
 
 
 class _Tx:
@@ -156,6 +171,7 @@ class _Tx:
         self.store, self.conn, self.write = store, store._conn, write
         self.bumped: dict[str, tuple[int, int]] = {}  # scope -> (generation before, after)
         self.vector_changes: dict[str, list[VectorRow | str]] = {}  # scope -> upserts / deleted ids
+        self.lexical_cache: dict[tuple[MemoryFilter, str], list[tuple[str, str, float]]] = {}
 
     def execute(self, op: Op) -> Any:
         handler = _HANDLERS.get(type(op))
@@ -180,6 +196,7 @@ class _Tx:
     # -- memories -------------------------------------------------------------------------------
 
     def put_memories(self, op: PutMemories) -> int:
+        self.lexical_cache.clear()
         rows = []
         for m in op.memories:
             vec = m.embedding
@@ -214,6 +231,7 @@ class _Tx:
         return len(rows)
 
     def delete_memories(self, op: DeleteMemories) -> int:
+        self.lexical_cache.clear()
         where, args = _memory_where(op.filter)
         gone = self.conn.execute(f"DELETE FROM memories WHERE {where} RETURNING id, agent, type", args).fetchall()
         for memory_id, agent, mtype in gone:
@@ -281,17 +299,57 @@ class _Tx:
         return hits[: op.k]
 
     def lexical_search(self, op: LexicalSearch) -> list[tuple[str, float]]:
-        match = _fts_query(op.query)
-        if not match or op.k <= 0:
+        """BM25 top-k. One query serves every type of a retrieve: rows are ranked once per transaction
+        for the filter without its types, then split by type here."""
+        if op.k <= 0:
             return []
-        where, args = _memory_where(op.filter, "m")
+        base = replace(op.filter, types=None)
+        key = (base, op.query)
+        rows = self.lexical_cache.get(key)
+        if rows is None:
+            rows = self.lexical_cache[key] = self._lexical_rows(base, op.query)
+        types = None if op.filter.types is None else {str(t) for t in op.filter.types}
+        return [(memory_id, score) for memory_id, mtype, score in rows if types is None or mtype in types][: op.k]
+
+    def _lexical_rows(self, f: MemoryFilter, query: str) -> list[tuple[str, str, float]]:
+        match = self._selective_match(_tokens(query))
+        if not match:
+            return []
+        where, args = _memory_where(f, "m")
         rows = self.conn.execute(
-            f"""SELECT m.id, bm25(memories_fts) AS s FROM memories_fts
+            f"""SELECT m.id, m.type, bm25(memories_fts) AS s FROM memories_fts
                 JOIN memories m ON m.rowid = memories_fts.rowid
-                WHERE memories_fts MATCH ? AND {where} ORDER BY s LIMIT ?""",
-            [match, *args, op.k],
+                WHERE memories_fts MATCH ? AND {where} ORDER BY s""",
+            [match, *args],
         ).fetchall()
-        return [(memory_id, -float(s)) for memory_id, s in rows]
+        return [(memory_id, mtype, -float(s)) for memory_id, mtype, s in rows]
+
+    def _selective_match(self, tokens: list[str]) -> str:
+        """The FTS query over the informative terms of `tokens` (see LEXICAL_POSTINGS_BUDGET)."""
+        if not tokens:
+            return ""
+        candidates = {tok[: len(tok) - len(sfx)]: tok for tok in tokens for sfx in _STEM_SUFFIXES
+                      if (tok.endswith(sfx) and len(tok) - len(sfx) >= 3) or sfx == ""}  # fmt: skip
+        marks = ",".join("?" * len(candidates))
+        found = dict(self.conn.execute(f"SELECT term, doc FROM temp.alma_vocab WHERE term IN ({marks})",
+                                       list(candidates)).fetchall())  # fmt: skip
+        df: dict[str, int] = {}
+        for term, n in found.items():  # a word's count is its longest stem's (porter stems it so)
+            tok = candidates[term]
+            df[tok] = max(df.get(tok, 0), n)
+        (total,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
+        ranked = sorted(tokens, key=lambda t: df.get(t, 0))
+        kept: list[str] = []
+        postings = 0
+        for tok in ranked:
+            n = df.get(tok, 0)
+            if kept and (n * 2 > total or postings + n > LEXICAL_POSTINGS_BUDGET):
+                break
+            if not kept and n * 2 > total and total > 10:
+                return ""
+            kept.append(tok)
+            postings += n
+        return " OR ".join(f'"{t}"' for t in kept)
 
     # -- records --------------------------------------------------------------------------------
 
@@ -332,6 +390,9 @@ class _Tx:
         if op.before_seq is not None:
             clauses.append("seq < ?")
             args.append(op.before_seq)
+        if op.before_key is not None:
+            clauses.append("key < ?")
+            args.append(op.before_key)
         if op.updated_before is not None:
             clauses.append("updated_at < ?")
             args.append(op.updated_before)
@@ -351,7 +412,7 @@ class _Tx:
         value_col = "value" if op.with_values else "NULL"
         sql = (
             f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
-            f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY seq {order}"
+            f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_RECORD_ORDER[op.order_by]} {order}"
         )
         if not post_filter:
             sql += " LIMIT ? OFFSET ?"
@@ -432,6 +493,10 @@ class SQLiteStorage(BaseStorage):
         self._matrices: dict[str, VectorMatrix] = {}
         self._closed = False
         self.setup()
+        with self._lock:  # per-connection term statistics for lexical search (no schema change)
+            self._conn.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.alma_vocab USING fts5vocab(main, memories_fts, row)"
+            )
 
     def setup(self) -> None:
         """Create or upgrade the schema. Idempotent, and safe when several processes start at once."""

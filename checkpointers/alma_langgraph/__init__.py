@@ -1,0 +1,27 @@
+"""ALMA for LangGraph: a drop-in checkpointer and Store on ALMA's storage, ALMA's reducers, memory nodes.
+
+from alma_langgraph import AlmaSaver
+graph = builder.compile(checkpointer=AlmaSaver(alma))
+"""
+
+from __future__ import annotations
+
+from ._nodes import alma_learn_node, alma_retrieve_node
+from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
+from ._saver import AlmaSaver, AsyncAlmaSaver, safe_serializer
+from ._store import MEMORY_NAMESPACE, AlmaStore
+
+__all__ = [
+    "MEMORY_NAMESPACE",
+    "OWNERS",
+    "AlmaSaver",
+    "AlmaStore",
+    "AsyncAlmaSaver",
+    "GraphPriorityAgent",
+    "alma_learn_node",
+    "alma_retrieve_node",
+    "latest_wins",
+    "merge_lists",
+    "priority_agent",
+    "safe_serializer",
+]

@@ -1,0 +1,83 @@
+"""HTTP guards: a bearer token on every request and an Origin check against DNS rebinding.
+
+A plain ASGI middleware (no SDK import) in front of the MCP app: a request with a non-allowed Origin gets
+403 before anything else (a browser page on another site must not even learn whether a token works);
+one without the right `Authorization: Bearer <token>` gets 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["BearerOriginGuard", "is_loopback", "loopback_origin"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an IP, brackets allowed) is this machine only."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_origin(origin: str) -> bool:
+    """An Origin header naming an http(s) page served from this machine."""
+    try:
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and parts.hostname is not None and is_loopback(parts.hostname)
+    except ValueError:
+        return False
+
+
+class BearerOriginGuard:
+    """ASGI middleware: Origin must be absent, loopback or listed; the bearer token must match."""
+
+    def __init__(self, app: ASGIApp, token: str, allowed_origins: Iterable[str] = ()) -> None:
+        if not token:
+            raise ValueError("the HTTP transport needs a non-empty token")
+        self.app = app
+        self._token = token.encode()
+        self._origins = {o.rstrip("/").lower() for o in allowed_origins}
+
+    def origin_ok(self, origin: str | None) -> bool:
+        if origin is None:  # not a browser (or same-origin GET): the token still applies
+            return True
+        return loopback_origin(origin) or origin.rstrip("/").lower() in self._origins
+
+    def token_ok(self, authorization: str | None) -> bool:
+        if not authorization:
+            return False
+        scheme, _, value = authorization.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if not self.origin_ok(headers.get("origin")):
+            await _reply(send, 403, "forbidden origin: this server only accepts pages served from localhost")
+        elif not self.token_ok(headers.get("authorization")):
+            await _reply(send, 401, "missing or wrong bearer token", {"www-authenticate": 'Bearer realm="alma"'})
+        else:
+            await self.app(scope, receive, send)
+
+
+async def _reply(send: Send, status: int, message: str, extra: dict[str, str] | None = None) -> None:
+    body = message.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,139 @@
+"""What every MCP tool shares: the strict argument base, size limits, JSON conversion, the spec type."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from .._alma import ALMA
+
+__all__ = [
+    "DESTROY",
+    "MAX_NAME",
+    "MAX_STATE_BYTES",
+    "MAX_TEXT",
+    "MEMORY_TYPES",
+    "READ",
+    "WRITE",
+    "Hints",
+    "MemoryTypeName",
+    "Output",
+    "ToolArgs",
+    "ToolSpec",
+    "WithMetadata",
+    "agent_field",
+    "check_agent",
+    "json_size",
+    "jsonable",
+    "metadata_field",
+    "slice_output",
+]
+
+MAX_TEXT = 20_000  # characters of one task, strategy, fact, preference
+MAX_NAME = 200  # agents, ids, categories
+MAX_METADATA_BYTES = 64 * 1024
+MAX_STATE_BYTES = 1024 * 1024  # one checkpointed workflow state, as JSON
+MemoryTypeName = Literal["outcome", "heuristic", "anti_pattern", "preference", "knowledge"]
+MEMORY_TYPES: tuple[str, ...] = ("outcome", "heuristic", "anti_pattern", "preference", "knowledge")
+Output = tuple[dict[str, Any], str]
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy of what the Python API returns (pydantic models, dataclasses, datetimes, ...)."""
+    if isinstance(value, BaseModel):
+        dump = getattr(value, "to_dict", None)
+        return jsonable(dump() if callable(dump) else value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def json_size(value: Any, limit: int, what: str) -> Any:
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
+    if size > limit:
+        raise ValueError(f"{what} is {size} bytes as JSON; the limit is {limit}")
+    return value
+
+
+class ToolArgs(BaseModel):
+    """Strict: wrong types are errors (no "5" -> 5), unknown arguments are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+def agent_field() -> Any:
+    """The `agent` argument every agent-scoped tool takes."""
+    return Field(min_length=1, max_length=MAX_NAME, description="Agent name as configured in .alma/config.yaml.")
+
+
+def metadata_field() -> Any:
+    return Field(None, description=f"Free-form JSON object kept with the item (<= {MAX_METADATA_BYTES} bytes).")
+
+
+class WithMetadata(ToolArgs):
+    metadata: dict[str, Any] | None = metadata_field()
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return json_size(value, MAX_METADATA_BYTES, "metadata") if value is not None else None
+
+
+def check_agent(alma: ALMA, agent: str | None) -> None:
+    if agent is not None:
+        alma.scopes.check_agent(agent)
+
+
+def slice_output(found: Any, max_tokens: int | None) -> Output:
+    memories = {t: [m.to_dict() for m in found.of_type(t)] for t in MEMORY_TYPES}
+    prompt = found.to_prompt(max_tokens=max_tokens)
+    data = {"query": found.query, "agent": found.agent, "total": len(found), "prompt": prompt, "memories": memories}
+    return data, prompt or "(no memories for this task)"
+
+
+# ---- specs ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Hints:
+    """MCP tool annotations: hints for clients deciding what needs a confirmation."""
+
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+
+
+READ = Hints(read_only=True, idempotent=True)
+WRITE = Hints()
+DESTROY = Hints(destructive=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its name, what an LLM reads about it, its input model, its handler and hints."""
+
+    name: str
+    title: str
+    description: str
+    args: type[ToolArgs]
+    handler: Callable[[ALMA, Any], Output]
+    hints: Hints

@@ -1,0 +1,140 @@
+"""FastMCP wiring: the 16 tools of `_tools` on one `ALMA`, over stdio or streamable HTTP (uvicorn).
+
+Tools are listed and called through our own strict pydantic models (`AlmaMCP.list_tools` /
+`call_tool`), so every bad argument becomes a one-line `isError` result and nothing is written. FastMCP
+supplies the protocol, the session manager, DNS-rebinding protection and the `/mcp` endpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import secrets
+import sys
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.server.fastmcp import FastMCP
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import Tool as MCPTool
+from pydantic import ValidationError as PydanticError
+
+from .._errors import AlmaError
+from ._auth import BearerOriginGuard, is_loopback
+from ._tools import TOOLS
+
+if TYPE_CHECKING:
+    from .._alma import ALMA
+    from ._common import ToolSpec
+
+__all__ = ["AlmaMCP", "serve_http", "serve_stdio"]
+
+log = logging.getLogger("alma_core.mcp")
+_INSTRUCTIONS = (
+    "ALMA is this project's persistent agent memory. Call alma_retrieve before a task and put its text in "
+    "your context; call alma_learn after it with the outcome and the strategy used."
+)
+_MAX_REASON = 300
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_REASON else line[: _MAX_REASON - 1] + "…"
+
+
+def _pydantic_reason(exc: PydanticError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "bool"))) or "arguments"
+    extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: {err['msg']}{extra}"
+
+
+def _annotations(spec: ToolSpec) -> ToolAnnotations:
+    hints = spec.hints
+    if hints.read_only:
+        return ToolAnnotations(title=spec.title, readOnlyHint=True, idempotentHint=True, openWorldHint=False)
+    return ToolAnnotations(title=spec.title, readOnlyHint=False, destructiveHint=hints.destructive,
+                           idempotentHint=hints.idempotent, openWorldHint=False)  # fmt: skip
+
+
+def _error(reason: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=_one_line(reason))], isError=True)
+
+
+class AlmaMCP(FastMCP[Any]):
+    """A FastMCP server whose tools are ALMA's, validated by our models and run on worker threads."""
+
+    def __init__(self, alma: ALMA, *, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False) -> None:
+        security = None if not allow_remote else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        super().__init__(name="alma", instructions=_INSTRUCTIONS, host=host, port=port, log_level="WARNING",
+                         transport_security=security)  # fmt: skip
+        self.alma = alma
+        self.specs: dict[str, ToolSpec] = {spec.name: spec for spec in TOOLS}
+
+    async def list_tools(self) -> list[MCPTool]:
+        return [self._describe(spec) for spec in self.specs.values()]
+
+    @staticmethod
+    def _describe(spec: ToolSpec) -> MCPTool:
+        schema = spec.args.model_json_schema()
+        return MCPTool(name=spec.name, title=spec.title, description=spec.description, inputSchema=schema,
+                       annotations=_annotations(spec))  # fmt: skip
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> CallToolResult:  # type: ignore[override]
+        spec = self.specs.get(name)
+        if spec is None:
+            return _error(f"unknown tool {name!r}; the tools are {', '.join(self.specs)}")
+        try:
+            args = spec.args.model_validate(arguments)
+        except PydanticError as exc:
+            return _error(f"{name}: {_pydantic_reason(exc)}")
+        try:
+            data, text = await anyio.to_thread.run_sync(spec.handler, self.alma, args)
+        except AlmaError as exc:
+            return _error(f"{name}: {exc}")
+        except AttributeError as exc:  # a workflow method this alma_core does not have yet
+            log.warning("%s: %s", name, exc)
+            return _error(f"{name}: not available in this version of alma_core ({exc})")
+        except Exception as exc:
+            log.exception("%s failed", name)
+            return _error(f"{name}: internal error ({type(exc).__name__}); see the server log")
+        return CallToolResult(content=[TextContent(type="text", text=text)], structuredContent=data)
+
+
+async def serve_stdio(server: AlmaMCP) -> None:
+    """Speak MCP on the real stdout; anything else that writes to stdout (fd 1) lands on stderr."""
+    from mcp.server.stdio import stdio_server
+
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    out = io.TextIOWrapper(os.fdopen(protocol_fd, "wb"), encoding="utf-8", write_through=True)
+    async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write):
+        await server._mcp_server.run(read, write, server._mcp_server.create_initialization_options())
+
+
+def resolve_token(token: str | None, host: str, allow_remote: bool) -> str:
+    """The bearer token: `--token`, else `ALMA_MCP_TOKEN`, else (loopback only) a fresh one printed to stderr."""
+    token = token or os.environ.get("ALMA_MCP_TOKEN") or None
+    if not is_loopback(host):
+        if not allow_remote:
+            raise AlmaError(f"refusing to listen on non-loopback host {host!r} without --allow-remote")
+        if not token:
+            raise AlmaError("a non-loopback host needs an explicit token (--token or ALMA_MCP_TOKEN)")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        print(f"alma mcp: bearer token (send 'Authorization: Bearer <token>'): {token}", file=sys.stderr, flush=True)
+    return token
+
+
+def serve_http(server: AlmaMCP, host: str, port: int, token: str, allowed_origins: list[str]) -> None:
+    """Streamable HTTP at http://host:port/mcp behind the token and Origin guard, run by uvicorn."""
+    import uvicorn
+
+    app = BearerOriginGuard(server.streamable_http_app(), token, allowed_origins)
+    print(f"alma mcp: serving streamable HTTP on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run()

@@ -1,0 +1,27 @@
+"""The workflow layer: checkpoints, reducers, artifacts and the allow-list serializer.
+
+`ALMA.checkpoint` / `resume` / `merge_states` / `link_artifact` / `retrieve_scoped` use these; the
+reducers are plain binary functions, usable as LangGraph channel reducers too.
+"""
+
+from __future__ import annotations
+
+from . import reducers
+from ._models import Artifact, ArtifactType, Checkpoint, RetrievalScope
+from ._serde import Serializer, dumps, loads
+from .reducers import PriorityAgent, latest_wins, merge_lists, priority_agent
+
+__all__ = [
+    "Artifact",
+    "ArtifactType",
+    "Checkpoint",
+    "PriorityAgent",
+    "RetrievalScope",
+    "Serializer",
+    "dumps",
+    "latest_wins",
+    "loads",
+    "merge_lists",
+    "priority_agent",
+    "reducers",
+]

@@ -1,0 +1,176 @@
+"""Core benchmark: import time, learn throughput, retrieve latency at 1k / 10k / 100k memories, RSS.
+
+    .venv/bin/python benchmarks/bench_core.py            # full run (a few minutes)
+    .venv/bin/python benchmarks/bench_core.py --quick    # short run (1k and 10k only, fewer samples)
+    .venv/bin/python benchmarks/bench_core.py --no-local # skip MiniLM
+
+Large stores are filled through the storage protocol (`PutMemories`) with pre-computed random unit
+vectors, so filling takes seconds; queries then go through `ALMA.retrieve` like any caller's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from alma_core import ALMA, LocalEmbedder, MockEmbedder, Outcome  # noqa: E402
+from alma_core.storage import PutMemories  # noqa: E402
+
+AIMS = {
+    "import alma_core": "<= 150 ms",
+    "learn/s mock": ">= 1000/s",
+    "learn_many/s mock": ">= 5000/s",
+    "retrieve 10k mock": "p50 <= 2 ms excl. embedding",
+    "retrieve 100k mock": "p50 <= 10 ms excl. embedding",
+    "retrieve local": "<= 1.2x query embedding",
+}
+ROWS: list[tuple[str, str, str]] = []
+
+
+def row(name: str, value: str, aim: str = "") -> None:
+    ROWS.append((name, value, aim))
+    print(f"  {name:<38} {value:<34} {aim}", flush=True)
+
+
+def pct(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q))
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- import time ------------------------------------------------------------------------------------------
+
+
+def import_time(statement: str, runs: int) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    times = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                             check=True).stdout)
+        for _ in range(runs)
+    ]  # fmt: skip
+    return statistics.median(times) * 1000
+
+
+# ---- learn ------------------------------------------------------------------------------------------------
+
+WORDS = [f"w{i}" for i in range(3000)] + ["login", "form", "email", "password", "selector", "api", "query"]
+
+
+def task_text(rng: np.random.Generator, n_words: int = 10) -> str:
+    picks = np.minimum(rng.zipf(1.3, size=n_words), len(WORDS)) - 1
+    return " ".join(WORDS[i] for i in picks)
+
+
+def learn_rate(embedder: object, n: int, many: bool, tmp: Path) -> float:
+    rng = np.random.default_rng(1)
+    items = [{"agent": "a", "task": task_text(rng), "outcome": bool(i % 3), "strategy_used": f"strategy {i % 23}"}
+             for i in range(n)]  # fmt: skip
+    with ALMA(project_id="bench", storage=tmp / f"learn-{time.monotonic_ns()}.db", embedder=embedder) as alma:
+        alma.learn(**items[0])  # warm (model load, schema)
+        start = time.perf_counter()
+        if many:
+            for i in range(0, n, 1000):
+                alma.learn_many(items[i : i + 1000])
+        else:
+            for item in items:
+                alma.learn(**item)
+        return n / (time.perf_counter() - start)
+
+
+# ---- retrieve ---------------------------------------------------------------------------------------------
+
+
+def fill(alma: ALMA, n: int, dim: int) -> None:
+    """n outcomes of one agent with random unit vectors (the worst case: one big matrix)."""
+    rng = np.random.default_rng(n)
+    for start in range(0, n, 5000):
+        batch = []
+        vectors = rng.normal(size=(min(5000, n - start), dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        for vector in vectors:
+            memory = Outcome(project_id=alma.project_id, agent="a", task=task_text(rng),
+                             success=bool(rng.random() < 0.7), strategy_used=task_text(rng, 5))  # fmt: skip
+            memory.embedding = vector
+            batch.append(memory)
+        alma.storage.execute(PutMemories(batch))
+
+
+def time_calls(fn: Callable[[int], object], runs: int) -> list[float]:
+    fn(-1)  # warm caches (matrices, query path)
+    out = []
+    for i in range(runs):
+        start = time.perf_counter()
+        fn(i)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def retrieve_bench(embedder: object, n: int, runs: int, tmp: Path, label: str) -> None:
+    rng = np.random.default_rng(7)
+    queries = [task_text(rng, 8) for _ in range(runs + 1)]  # distinct: no query or result cache hits
+    with ALMA(project_id="bench", storage=tmp / f"r-{label}-{n}.db", embedder=embedder) as alma:
+        fill(alma, n, alma.embedder.dim)
+        total = time_calls(lambda i: alma.retrieve(task=queries[i], agent="a", top_k=5), runs)
+        embed_q = [f"{q} (embed)" for q in queries]
+        embed = time_calls(lambda i: alma.embedder.embed_documents([embed_q[i]]), runs)
+    p50, p95, e50 = pct(total, 50), pct(total, 95), pct(embed, 50)
+    if label == "mock":
+        aim = AIMS.get(f"retrieve {n // 1000}k mock", "")
+        row(f"retrieve p50/p95 @ {n // 1000}k ({label})",
+            f"{p50:.2f} / {p95:.2f} ms (excl. embed {p50 - e50:.2f})", aim)  # fmt: skip
+    else:
+        row(f"retrieve p50/p95 @ {n // 1000}k ({label})", f"{p50:.1f} / {p95:.1f} ms", "")
+        row(f"  query embedding alone p50 @ {n // 1000}k", f"{e50:.1f} ms (ratio {p50 / e50:.2f}x)",
+            AIMS["retrieve local"])  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short run: fewer samples, no 100k store")
+    parser.add_argument("--no-local", action="store_true", help="skip the MiniLM (local) figures")
+    args = parser.parse_args()
+    runs = 30 if args.quick else 200
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    print(f"ALMA core benchmark ({'quick' if args.quick else 'full'}), python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"  {'measure':<38} {'value':<34} aim")
+    row("import alma_core (cold, median of 5)", f"{import_time('import alma_core', 5):.0f} ms",
+        AIMS["import alma_core"])  # fmt: skip
+    row("from alma_core import ALMA (cold)", f"{import_time('from alma_core import ALMA', 5):.0f} ms")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        n_learn = 300 if args.quick else 2000
+        row("learn/s (mock)", f"{learn_rate(MockEmbedder(), n_learn, False, tmp):,.0f}/s", AIMS["learn/s mock"])
+        row("learn_many/s (mock)", f"{learn_rate(MockEmbedder(), n_learn * 5, True, tmp):,.0f}/s",
+            AIMS["learn_many/s mock"])  # fmt: skip
+        for n in sizes:
+            retrieve_bench(MockEmbedder(), n, runs, tmp, "mock")
+        row("max RSS after mock runs", f"{rss_mb():.0f} MB")
+        if not args.no_local:
+            local = LocalEmbedder()
+            n_local = 50 if args.quick else 200
+            row("learn/s (local MiniLM)", f"{learn_rate(local, n_local, False, tmp):,.0f}/s")
+            row("learn_many/s (local MiniLM)", f"{learn_rate(local, n_local * 5, True, tmp):,.0f}/s")
+            for n in sizes[:2]:
+                retrieve_bench(local, n, max(20, runs // 4), tmp, "local")
+            row("max RSS after local runs", f"{rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Where LangGraph checkpoints and writes live in ALMA's record space, and how plans run.
+
+    checkpoint  namespace "lg/<thread_id>/<checkpoint_ns>"                   key checkpoint_id
+    write       namespace "lgw/<thread_id>/<checkpoint_ns>/<checkpoint_id>"   key "<task_id>/<idx>"
+
+thread_id and checkpoint_ns are escaped so they hold no "/", which makes "lg/<thread_id>/" the exact
+prefix of one thread. Checkpoint ids are uuid6 (they sort by time), so the latest checkpoint is the
+greatest key. A checkpoint record's metadata is the checkpoint's metadata (filterable with `where`)
+plus one internal entry under `META`.
+
+Saver logic is written once, as plans: generators that yield a list of storage operations and receive
+their results. `run` executes a plan in one transaction (sync); `arun` sends each step through
+`storage.abatch` (async, so a backend with a native async driver never blocks the event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from alma_core.storage import BaseStorage, Op
+
+__all__ = [
+    "CHECKPOINTS",
+    "META",
+    "WRITES",
+    "Plan",
+    "arun",
+    "checkpoint_ns",
+    "escape",
+    "run",
+    "thread_prefix",
+    "unescape",
+    "writes_ns",
+]
+
+CHECKPOINTS = "lg/"
+WRITES = "lgw/"
+META = "__lg"  # internal metadata entry of a checkpoint record: thread_id, checkpoint_ns, parent, type
+
+_T = TypeVar("_T")
+Plan = Generator[list[Op], list[Any], _T]
+
+
+def escape(part: str) -> str:
+    """A namespace part without "/" (so prefixes stay exact)."""
+    return part.replace("%", "%25").replace("/", "%2F")
+
+
+def unescape(part: str) -> str:
+    return part.replace("%2F", "/").replace("%25", "%")
+
+
+def thread_prefix(space: str, thread_id: str) -> str:
+    """The prefix of every namespace of one thread in `space` (CHECKPOINTS or WRITES)."""
+    return f"{space}{escape(str(thread_id))}/"
+
+
+def checkpoint_ns(thread_id: str, ns: str) -> str:
+    return f"{CHECKPOINTS}{escape(str(thread_id))}/{escape(ns)}"
+
+
+def writes_ns(thread_id: str, ns: str, checkpoint_id: str) -> str:
+    return f"{WRITES}{escape(str(thread_id))}/{escape(ns)}/{checkpoint_id}"
+
+
+def run(storage: BaseStorage, plan: Plan[_T], *, write: bool) -> _T:
+    """Run a plan synchronously, all its steps in one transaction."""
+    with storage.transaction(write=write) as tx:
+        try:
+            ops = next(plan)
+            while True:
+                ops = plan.send([tx.execute(op) for op in ops])
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+async def arun(storage: BaseStorage, plan: Plan[_T]) -> _T:
+    """Run a plan asynchronously, each step one `abatch` (one transaction)."""
+    try:
+        ops = next(plan)
+        while True:
+            ops = plan.send(await storage.abatch(ops) if ops else [])
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

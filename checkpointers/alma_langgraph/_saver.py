@@ -1,0 +1,436 @@
+"""`AlmaSaver` / `AsyncAlmaSaver`: LangGraph checkpointers on ALMA's record space.
+
+Checkpoints and writes are records of the project (see `_layout`), so they live in the same store as
+the memories (one SQLite file holds both) and move to any backend that implements the record
+operations. Each method is a plan run by `_layout.run` (sync, one transaction) or `_layout.arun`
+(async, through `storage.abatch`). Serialization is LangGraph's `JsonPlusSerializer` with pickle off
+and the strict msgpack allow-list: loading bytes from the store never imports or runs arbitrary code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    SerializerProtocol,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+from alma_core import ALMA
+from alma_core.storage import (
+    BaseStorage,
+    DeleteRecords,
+    GetRecord,
+    ListRecords,
+    Op,
+    PutRecord,
+    Record,
+    SQLiteStorage,
+)
+
+from ._layout import CHECKPOINTS, META, WRITES, Plan, arun, checkpoint_ns, run, thread_prefix, writes_ns
+
+__all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
+
+PRUNE_STRATEGIES = ("keep_latest", "delete")
+
+
+def safe_serializer() -> JsonPlusSerializer:
+    """LangGraph's serializer with pickle off and only allow-listed types revived on load."""
+    return JsonPlusSerializer(pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None)
+
+
+def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
+    conf = config["configurable"]
+    return str(conf["thread_id"]), str(conf.get("checkpoint_ns", "") or ""), get_checkpoint_id(config)
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+
+
+class AlmaSaver(BaseCheckpointSaver[str]):
+    """A LangGraph checkpointer on ALMA's store: `graph.compile(checkpointer=AlmaSaver(alma))`.
+
+    Sync and async methods are both real: async ones go through the storage's `abatch`.
+    """
+
+    def __init__(
+        self,
+        alma: ALMA | BaseStorage,
+        *,
+        project_id: str | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(serde=serde or safe_serializer())
+        if isinstance(alma, ALMA):
+            self.storage: BaseStorage = alma.storage
+            self.project_id: str = project_id or alma.project_id
+        else:
+            self.storage = alma
+            self.project_id = project_id or "default"
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+    ) -> Iterator[AlmaSaver]:
+        """A saver on an ALMA SQLite file (or ":memory:"), closed on exit. No embedder is loaded."""
+        storage = SQLiteStorage(conn_string)
+        try:
+            yield cls(storage, project_id=project_id)
+        finally:
+            storage.close()
+
+    def setup(self) -> None:
+        """Create the store's schema if needed. Idempotent."""
+        self.storage.setup()
+
+    # ---- plans --------------------------------------------------------------------------------
+
+    def _record(
+        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> tuple[Record, RunnableConfig]:
+        thread_id, ns, parent = _ids(config)
+        type_, blob = self.serde.dumps_typed(checkpoint)
+        meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
+        meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_}
+        record = Record(self.project_id, checkpoint_ns(thread_id, ns), checkpoint["id"], blob, meta)
+        return record, _config(thread_id, ns, checkpoint["id"])
+
+    def _tuple(self, record: Record, writes: Sequence[Record]) -> CheckpointTuple:
+        info = record.metadata[META]
+        thread_id, ns, parent = info["thread_id"], info["ns"], info["parent"]
+        checkpoint = self.serde.loads_typed((info["type"], record.value or b""))
+        metadata = {k: v for k, v in record.metadata.items() if k != META}
+        return CheckpointTuple(
+            config=_config(thread_id, ns, record.key),
+            checkpoint=checkpoint,
+            metadata=metadata,  # type: ignore[arg-type]
+            parent_config=_config(thread_id, ns, parent) if parent else None,
+            pending_writes=self._pending(writes),
+        )
+
+    def _pending(self, writes: Sequence[Record]) -> list[PendingWrite]:
+        def order(w: Record) -> tuple[str, str, int]:
+            return writes_sort_key(w.metadata.get("path", ""), w.metadata["task_id"], w.metadata["idx"])
+
+        return [
+            (w.metadata["task_id"], w.metadata["channel"], self.serde.loads_typed((w.metadata["type"], w.value or b"")))
+            for w in sorted(writes, key=order)
+        ]
+
+    def _get_plan(self, config: RunnableConfig) -> Plan[tuple[Record, list[Record]] | None]:
+        thread_id, ns, checkpoint_id = _ids(config)
+        if checkpoint_id:
+            found, writes = yield [
+                GetRecord(self.project_id, checkpoint_ns(thread_id, ns), checkpoint_id),
+                ListRecords(self.project_id, writes_ns(thread_id, ns, checkpoint_id)),
+            ]
+            return (found, writes) if found else None
+        (latest,) = yield [ListRecords(self.project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1)]
+        if not latest:
+            return None
+        (writes,) = yield [ListRecords(self.project_id, writes_ns(thread_id, ns, latest[0].key))]
+        return latest[0], writes
+
+    def _list_plan(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> Plan[list[tuple[Record, list[Record]]]]:
+        if config is None:
+            namespace, prefix, only = CHECKPOINTS, True, None
+        else:
+            thread_id, _, only = _ids(config)
+            ns = config["configurable"].get("checkpoint_ns")
+            namespace, prefix = (
+                (thread_prefix(CHECKPOINTS, thread_id), True) if ns is None else (checkpoint_ns(thread_id, ns), False)
+            )
+        where = dict(filter or {})
+        before_id = get_checkpoint_id(before) if before else None
+        if limit is not None and limit <= 0:
+            return []
+        (found,) = yield [
+            ListRecords(
+                self.project_id, namespace, prefix=prefix, where=where or None, before_key=before_id,
+                order_by="key", limit=None if only else limit,
+            )
+        ]  # fmt: skip
+        if only:
+            found = [r for r in found if r.key == only][:limit]
+        if not found:
+            return []
+        writes = yield [ListRecords(self.project_id, _writes_ns_of(r)) for r in found]
+        return list(zip(found, writes, strict=True))
+
+    def _put_writes_plan(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+    ) -> Plan[None]:
+        thread_id, ns, checkpoint_id = _ids(config)
+        if checkpoint_id is None:
+            raise ValueError("put_writes needs a config with a checkpoint_id")
+        namespace = writes_ns(thread_id, ns, checkpoint_id)
+        records = []
+        for i, (channel, value) in enumerate(writes):
+            idx = WRITES_IDX_MAP.get(channel, i)
+            type_, blob = self.serde.dumps_typed(value)
+            meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
+            records.append(Record(self.project_id, namespace, f"{task_id}/{idx}", blob, meta))
+        if not records:
+            return None
+        regular = [r for r in records if r.metadata["idx"] >= 0]
+        existing: set[str] = set()
+        if regular:  # regular writes are written once; special ones (errors, interrupts) are replaced
+            (found,) = yield [ListRecords(self.project_id, namespace, with_values=False)]
+            existing = {r.key for r in found}
+        yield [PutRecord(r) for r in records if r.metadata["idx"] < 0 or r.key not in existing]
+        return None
+
+    def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
+        yield [
+            DeleteRecords(self.project_id, thread_prefix(CHECKPOINTS, thread_id), prefix=True),
+            DeleteRecords(self.project_id, thread_prefix(WRITES, thread_id), prefix=True),
+        ]
+        return None
+
+    def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
+        if isinstance(run_ids, str):
+            raise TypeError("run_ids must be a sequence of run IDs, not a str")
+        if not run_ids:
+            return None
+        found = yield [
+            ListRecords(self.project_id, CHECKPOINTS, prefix=True, where={"run_id": str(r)}, with_values=False)
+            for r in run_ids
+        ]
+        doomed = [r for records in found for r in records]
+        if doomed:
+            yield _delete_checkpoints(doomed)
+        return None
+
+    def _copy_thread_plan(self, source: str, target: str) -> Plan[None]:
+        src_cp, src_w = thread_prefix(CHECKPOINTS, source), thread_prefix(WRITES, source)
+        checkpoints, writes = yield [
+            ListRecords(self.project_id, src_cp, prefix=True, order_by="key", descending=False),
+            ListRecords(self.project_id, src_w, prefix=True, descending=False),
+        ]
+        ops: list[Op] = []
+        dst_cp, dst_w = thread_prefix(CHECKPOINTS, target), thread_prefix(WRITES, target)
+        for r in checkpoints:
+            meta = {**r.metadata, META: {**r.metadata[META], "thread_id": str(target)}}
+            ops.append(PutRecord(Record(r.project_id, dst_cp + r.namespace[len(src_cp) :], r.key, r.value, meta)))
+        for r in writes:
+            ops.append(PutRecord(Record(r.project_id, dst_w + r.namespace[len(src_w) :], r.key, r.value, r.metadata)))
+        if ops:
+            yield ops
+        return None
+
+    def _prune_plan(self, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
+        if isinstance(thread_ids, str):
+            raise TypeError("thread_ids must be a sequence of thread IDs, not a str")
+        if strategy not in PRUNE_STRATEGIES:
+            raise ValueError(f"Unknown prune strategy: {strategy!r} (use one of {PRUNE_STRATEGIES})")
+        for thread_id in map(str, thread_ids):
+            if strategy == "delete":
+                yield from self._delete_thread_plan(thread_id)
+            else:
+                yield from self._keep_latest_plan(thread_id)
+        return None
+
+    def _keep_latest_plan(self, thread_id: str) -> Plan[None]:
+        """Keep each namespace's latest checkpoint (with its writes), and, for a thread that uses a
+        DeltaChannel, every ancestor back to the nearest one holding a stored value for each delta
+        channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
+        (records,) = yield [
+            ListRecords(self.project_id, thread_prefix(CHECKPOINTS, thread_id), prefix=True, order_by="key",
+                        with_values=False)
+        ]  # fmt: skip
+        by_ns: dict[str, dict[str, Record]] = {}
+        for r in records:
+            by_ns.setdefault(r.namespace, {})[r.key] = r
+        doomed: list[Record] = []
+        orphans: list[Record] = []
+        for namespace, chain in by_ns.items():
+            latest = chain[max(chain)]
+            kept = [latest]
+            delta = set(latest.metadata.get("counters_since_delta_snapshot") or {})
+            parent = latest.metadata[META]["parent"]
+            while delta and parent in chain:
+                (ancestor,) = yield [GetRecord(self.project_id, namespace, parent)]
+                if ancestor is None:
+                    break
+                kept.append(ancestor)
+                values = self.serde.loads_typed((ancestor.metadata[META]["type"], ancestor.value or b""))
+                delta -= set(values.get("channel_values", {}))
+                parent = ancestor.metadata[META]["parent"]
+            kept_ids = {r.key for r in kept}
+            doomed.extend(r for key, r in chain.items() if key not in kept_ids)
+            oldest = kept[-1]
+            if oldest.metadata[META]["parent"] is not None and oldest.metadata[META]["parent"] not in kept_ids:
+                orphans.append(oldest)
+        if not doomed:
+            return None
+        ops = _delete_checkpoints(doomed)
+        if orphans:
+            full = yield [GetRecord(self.project_id, r.namespace, r.key) for r in orphans]
+            for r in full:
+                if r is not None:
+                    meta = {**r.metadata, META: {**r.metadata[META], "parent": None}}
+                    ops.append(PutRecord(Record(r.project_id, r.namespace, r.key, r.value, meta)))
+        yield ops
+        return None
+
+    # ---- sync API ------------------------------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
+        found = run(self.storage, self._get_plan(config), write=False)
+        return self._tuple(*found) if found else None
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first, filtered by thread / namespace, metadata equality, `before`, `limit`."""
+        for record, writes in run(self.storage, self._list_plan(config, filter, before, limit), write=False):
+            yield self._tuple(record, writes)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint (its channel values included) as one record."""
+        record, saved = self._record(config, checkpoint, metadata)
+        self.storage.batch([PutRecord(record)])
+        return saved
+
+    def put_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        """Store a task's pending writes for the checkpoint of `config`."""
+        run(self.storage, self._put_writes_plan(config, writes, task_id, task_path), write=True)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint and write of a thread, in all namespaces."""
+        run(self.storage, self._delete_thread_plan(str(thread_id)), write=True)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) created by these runs."""
+        run(self.storage, self._delete_for_runs_plan(run_ids), write=True)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint and write of a thread (the whole parent chain) to another thread."""
+        run(self.storage, self._copy_thread_plan(str(source_thread_id), str(target_thread_id)), write=True)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """`"keep_latest"` (DeltaChannel-safe, see `_keep_latest_plan`) or `"delete"`, per thread."""
+        run(self.storage, self._prune_plan(thread_ids, strategy), write=True)
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Monotonic string versions, like LangGraph's own savers."""
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(current.split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    # ---- async API -----------------------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        found = await arun(self.storage, self._get_plan(config))
+        return self._tuple(*found) if found else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        for record, writes in await arun(self.storage, self._list_plan(config, filter, before, limit)):
+            yield self._tuple(record, writes)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        record, saved = self._record(config, checkpoint, metadata)
+        await self.storage.abatch([PutRecord(record)])
+        return saved
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        await arun(self.storage, self._put_writes_plan(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await arun(self.storage, self._delete_thread_plan(str(thread_id)))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await arun(self.storage, self._delete_for_runs_plan(run_ids))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await arun(self.storage, self._copy_thread_plan(str(source_thread_id), str(target_thread_id)))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await arun(self.storage, self._prune_plan(thread_ids, strategy))
+
+
+class AsyncAlmaSaver(AlmaSaver):
+    """`AlmaSaver` with an async `from_conn_string`, for `async with` code (its sync methods work too)."""
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(  # type: ignore[override]
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+    ) -> AsyncIterator[AsyncAlmaSaver]:
+        storage = SQLiteStorage(conn_string)
+        try:
+            yield cls(storage, project_id=project_id)
+        finally:
+            storage.close()
+
+
+def _writes_ns_of(record: Record) -> str:
+    info = record.metadata[META]
+    return writes_ns(info["thread_id"], info["ns"], record.key)
+
+
+def _delete_checkpoints(records: Sequence[Record]) -> list[Op]:
+    """Delete checkpoint records and their writes."""
+    by_ns: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        by_ns.setdefault((r.project_id, r.namespace), []).append(r.key)
+    ops: list[Op] = [DeleteRecords(p, ns, tuple(keys)) for (p, ns), keys in by_ns.items()]
+    ops.extend(DeleteRecords(r.project_id, _writes_ns_of(r)) for r in records)
+    return ops

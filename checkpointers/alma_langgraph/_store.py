@@ -1,0 +1,276 @@
+"""`AlmaStore`: LangGraph's `BaseStore` over ALMA's record space, and ALMA's memories as a namespace.
+
+- Items of namespace ("a", "b") are records of namespace "lgs/a/b/" (labels escaped), key = item key,
+  value = the item's JSON, metadata = its embedding (base64 float32, from `alma.embedder`) and TTL.
+  A query search ranks the namespace prefix's items by cosine similarity to the embedded query.
+- `("alma", "memories", <agent>)` is ALMA's memory of that agent, read-only: a search there is
+  `alma.retrieve(query, agent)`, so it returns exactly what the agent's scopes let it read (its own
+  memories, what it inherits and what is shared with it), ranked by ALMA's hybrid retrieval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+)
+
+from alma_core import ALMA
+from alma_core._errors import ValidationError
+from alma_core.storage import DeleteRecords, GetRecord, ListNamespaces, ListRecords, PutRecord, Record
+from alma_core.storage import Op as StorageOp
+
+from ._layout import Plan, arun, escape, run, unescape
+
+__all__ = ["MEMORY_NAMESPACE", "AlmaStore"]
+
+STORE = "lgs/"
+MEMORY_NAMESPACE = ("alma", "memories")  # + (agent,): ALMA's memories, read through the agent's scopes
+
+
+def _ns(namespace: tuple[str, ...]) -> str:
+    return STORE + "".join(f"{escape(label)}/" for label in namespace)
+
+
+def _labels(namespace: str) -> tuple[str, ...]:
+    return tuple(unescape(p) for p in namespace[len(STORE) :].split("/")[:-1])
+
+
+def _stamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    """LangGraph's filter semantics: equality, nested dicts, and $eq/$ne/$gt/$gte/$lt/$lte."""
+    if isinstance(wanted, dict):
+        if any(str(k).startswith("$") for k in wanted):
+            return all(_operator(value, op, arg) for op, arg in wanted.items())
+        return isinstance(value, dict) and all(_matches(value.get(k), v) for k, v in wanted.items())
+    return bool(value == wanted)
+
+
+def _operator(value: Any, op: str, arg: Any) -> bool:
+    if op == "$eq":
+        return bool(value == arg)
+    if op == "$ne":
+        return bool(value != arg)
+    if value is None:
+        return False
+    compare = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": float.__le__}.get(op)
+    if compare is None:
+        raise ValidationError(f"unsupported filter operator {op!r}")
+    return bool(compare(float(value), float(arg)))
+
+
+def _namespace_matches(condition: MatchCondition, labels: tuple[str, ...]) -> bool:
+    path = tuple(condition.path)
+    if len(labels) < len(path):
+        return False
+    part = labels[: len(path)] if condition.match_type == "prefix" else labels[len(labels) - len(path) :]
+    return all(p == "*" or p == label for p, label in zip(path, part, strict=True))
+
+
+class AlmaStore(BaseStore):
+    """`graph.compile(checkpointer=AlmaSaver(alma), store=AlmaStore(alma))`. See the module docstring."""
+
+    supports_ttl = True
+
+    def __init__(self, alma: ALMA, *, ttl: TTLConfig | None = None, index: bool = True) -> None:
+        self.alma = alma
+        self.ttl_config = ttl
+        self.index = index  # embed items for query search (False: filter-only search, no embedder calls)
+
+    # ---- the two BaseStore methods --------------------------------------------------------------
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        prepared = self._prepare(ops)
+        return run(self.alma.storage, self._plan(ops, prepared), write=True)
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        prepared = await asyncio.to_thread(self._prepare, ops)  # embedding and ALMA retrieval
+        return await arun(self.alma.storage, self._plan(ops, prepared))
+
+    # ---- preparation outside the transaction: embeddings, memory searches -----------------------
+
+    def _prepare(self, ops: Sequence[Op]) -> dict[int, Any]:
+        prepared: dict[int, Any] = {}
+        texts: dict[int, str] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, PutOp) and op.value is not None:
+                if op.namespace[:2] == MEMORY_NAMESPACE:
+                    raise ValidationError("the ('alma', 'memories', ...) namespace is read-only; use ALMA.learn")
+                if self.index and op.index is not False:
+                    texts[i] = _text(op.value, op.index)
+            elif isinstance(op, SearchOp) and op.namespace_prefix[:2] == MEMORY_NAMESPACE:
+                prepared[i] = self._memory_search(op)
+            elif isinstance(op, SearchOp) and op.query and self.index:
+                texts[i] = op.query
+        if texts:
+            keys = list(texts)
+            docs = [k for k in keys if isinstance(ops[k], PutOp)]
+            queries = [k for k in keys if isinstance(ops[k], SearchOp)]
+            if docs:
+                vectors = self.alma.embedder.embed_documents([texts[k] for k in docs])
+                prepared.update({k: np.asarray(v, dtype=np.float32) for k, v in zip(docs, vectors, strict=True)})
+            for k in queries:
+                prepared[k] = np.asarray(self.alma.embedder.embed_query(texts[k]), dtype=np.float32)
+        return prepared
+
+    def _memory_search(self, op: SearchOp) -> list[SearchItem]:
+        if len(op.namespace_prefix) < 3:
+            raise ValidationError("search ('alma', 'memories', <agent>) with an agent name")
+        agent = op.namespace_prefix[2]
+        if not op.query:
+            memories = self.alma.list_memories(agent=agent, limit=op.offset + op.limit)
+        else:
+            memories = list(self.alma.retrieve(op.query, agent, top_k=max(1, min(op.offset + op.limit, 1000))))
+            memories.sort(key=lambda m: -(m.score or 0.0))
+        items = [
+            SearchItem(
+                namespace=(*MEMORY_NAMESPACE, agent), key=m.id, value={**m.to_dict(), "text": m.text},
+                created_at=m.created_at, updated_at=m.updated_at, score=m.score,
+            )
+            for m in memories
+        ]  # fmt: skip
+        if op.filter:
+            items = [it for it in items if all(_matches(it.value.get(k), v) for k, v in op.filter.items())]
+        return items[op.offset : op.offset + op.limit]
+
+    # ---- the plan: reads, then writes ----------------------------------------------------------
+
+    def _plan(self, ops: Sequence[Op], prepared: dict[int, Any]) -> Plan[list[Result]]:
+        pid = self.alma.project_id
+        reads: dict[int, StorageOp] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, GetOp):
+                reads[i] = GetRecord(pid, _ns(op.namespace), op.key)
+            elif isinstance(op, SearchOp) and op.namespace_prefix[:2] != MEMORY_NAMESPACE:
+                reads[i] = ListRecords(pid, _ns(op.namespace_prefix), prefix=True)
+            elif isinstance(op, ListNamespacesOp):
+                reads[i] = ListNamespaces(pid, STORE)
+        answers = (yield list(reads.values())) if reads else []
+        found = dict(zip(reads, answers, strict=True))
+        results: list[Result] = []
+        refresh: dict[tuple[str, str], Record] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, GetOp):
+                record = found[i]
+                results.append(_item(record) if record else None)
+                if record and self._refresh(op.refresh_ttl):
+                    refresh[(record.namespace, record.key)] = record
+            elif isinstance(op, SearchOp):
+                if op.namespace_prefix[:2] == MEMORY_NAMESPACE:
+                    results.append(prepared[i])
+                    continue
+                hits = self._search(op, found[i], prepared.get(i))
+                results.append(hits)
+                if self._refresh(op.refresh_ttl):
+                    refresh.update({(r.namespace, r.key): r for r, _ in self._records_of(hits, found[i])})
+            elif isinstance(op, ListNamespacesOp):
+                results.append(_list_namespaces(op, found[i]))
+            else:
+                results.append(None)
+        writes: dict[tuple[str, str], StorageOp] = {}
+        now = time.time()
+        for record in refresh.values():
+            ttl = record.metadata.get("ttl")
+            if ttl is not None:
+                expires = now + float(ttl) * 60
+                writes[(record.namespace, record.key)] = PutRecord(
+                    Record(pid, record.namespace, record.key, record.value, record.metadata,
+                           created_at=record.created_at, updated_at=record.updated_at, expires_at=expires)
+                )  # fmt: skip
+        for i, op in enumerate(ops):
+            if isinstance(op, PutOp):
+                writes[(_ns(op.namespace), op.key)] = self._put(op, prepared.get(i), now)
+        if writes:
+            yield list(writes.values())
+        return results
+
+    def _refresh(self, asked: bool | None) -> bool:
+        if asked is not None:
+            return asked
+        return bool((self.ttl_config or {}).get("refresh_on_read", True))
+
+    def _put(self, op: PutOp, vector: np.ndarray | None, now: float) -> StorageOp:
+        namespace = _ns(op.namespace)
+        if op.value is None:
+            return DeleteRecords(self.alma.project_id, namespace, (op.key,))
+        ttl = op.ttl  # BaseStore.put already applied ttl_config's default_ttl
+        meta: dict[str, Any] = {"ttl": ttl}
+        if vector is not None:
+            meta["vec"] = base64.b64encode(vector.astype(np.float32).tobytes()).decode("ascii")
+        value = json.dumps(op.value, ensure_ascii=False, default=str).encode()
+        expires = now + float(ttl) * 60 if ttl is not None else None
+        return PutRecord(Record(self.alma.project_id, namespace, op.key, value, meta, expires_at=expires))
+
+    def _search(self, op: SearchOp, records: list[Record], query: np.ndarray | None) -> list[SearchItem]:
+        items = [(r, _item(r)) for r in records]
+        if op.filter:
+            items = [(r, it) for r, it in items if all(_matches(it.value.get(k), v) for k, v in op.filter.items())]
+        scored: list[tuple[float | None, Record, Item]] = []
+        for r, it in items:
+            score = None
+            if query is not None and r.metadata.get("vec"):
+                vec = np.frombuffer(base64.b64decode(r.metadata["vec"]), dtype=np.float32)
+                denom = float(np.linalg.norm(vec) * np.linalg.norm(query)) or 1.0
+                score = float(vec @ query) / denom
+            scored.append((score, r, it))
+        if query is not None:
+            scored.sort(key=lambda s: (s[0] is None, -(s[0] or 0.0)))
+        page = scored[op.offset : op.offset + op.limit]
+        return [
+            SearchItem(it.namespace, it.key, it.value, it.created_at, it.updated_at, score=score)
+            for score, _, it in page
+        ]
+
+    @staticmethod
+    def _records_of(hits: list[SearchItem], records: list[Record]) -> list[tuple[Record, SearchItem]]:
+        by_key = {(_labels(r.namespace), r.key): r for r in records}
+        return [(by_key[(h.namespace, h.key)], h) for h in hits if (h.namespace, h.key) in by_key]
+
+
+def _item(record: Record) -> Item:
+    return Item(
+        value=json.loads(record.value or b"{}"), key=record.key, namespace=_labels(record.namespace),
+        created_at=_stamp(record.created_at), updated_at=_stamp(record.updated_at),
+    )  # fmt: skip
+
+
+def _text(value: Mapping[str, Any], fields: list[str] | None) -> str:
+    """The text embedded for an item: the given top-level fields, or the whole value."""
+    if fields:
+        parts = [value.get(f.split(".")[0]) for f in fields]
+        return " ".join(p if isinstance(p, str) else json.dumps(p, default=str) for p in parts if p is not None)
+    return " ".join(str(v) if isinstance(v, str) else json.dumps(v, default=str) for v in value.values())
+
+
+def _list_namespaces(op: ListNamespacesOp, names: list[str]) -> list[tuple[str, ...]]:
+    namespaces = [_labels(n) for n in names]
+    if op.match_conditions:
+        namespaces = [ns for ns in namespaces if all(_namespace_matches(c, ns) for c in op.match_conditions)]
+    if op.max_depth is not None:
+        namespaces = sorted({ns[: op.max_depth] for ns in namespaces})
+    else:
+        namespaces = sorted(set(namespaces))
+    return namespaces[op.offset : op.offset + op.limit]

@@ -1,0 +1,126 @@
+"""ALMA as a crew's memory: agents recall from ALMA, and every task's outcome is learned.
+
+CrewAI 1.15's native injection point is agent memory: before a task, an agent recalls memories for
+the task description and appends them to its prompt. `AlmaCrewMemory.attach(crew)` gives each agent
+a scope (`/crew/<crew>/agent/<role>`) of one `Memory` over `AlmaStorage`, so what ALMA retrieves for
+that agent (anti-patterns, heuristics, outcomes, knowledge) lands in its prompt. CrewAI's event bus
+(`TaskCompletedEvent` / `TaskFailedEvent`) carries each task's outcome to `alma.learn`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from alma_core import ALMA
+
+from ._deps import require_crewai
+from ._storage import AlmaStorage
+
+require_crewai()
+
+from crewai.events import TaskCompletedEvent, TaskFailedEvent, crewai_event_bus  # noqa: E402
+from crewai.memory.unified_memory import Memory  # noqa: E402
+from crewai.memory.utils import sanitize_scope_name  # noqa: E402
+
+__all__ = ["AlmaCrewMemory", "alma_memory"]
+
+Strategy = Callable[[Any, Any], str]  # (task, output or None) -> strategy_used
+
+
+def alma_memory(alma: ALMA, *, llm: Any = None, **options: Any) -> Memory:
+    """A CrewAI `Memory` stored in ALMA (`options` go to `AlmaStorage`: agent, agents, root_scope, ...).
+
+    `llm` runs CrewAI's own analysis steps (extraction, categories); ALMA does the embedding."""
+    storage = AlmaStorage(alma, **options)
+    return Memory(storage=storage, embedder=storage.embedder, **({"llm": llm} if llm is not None else {}))
+
+
+def _default_strategy(task: Any, output: Any) -> str:
+    """What the agent did: the start of its answer (or nothing, for a failure)."""
+    raw = getattr(output, "raw", "") or ""
+    return raw.strip()[:2000]
+
+
+class AlmaCrewMemory:
+    """Connects a `Crew` to ALMA: per-agent recall through `AlmaStorage`, learning after each task.
+
+    `agents` maps sanitized CrewAI roles ("senior-researcher") to ALMA agent names (default: the
+    sanitized role itself). `strategy(task, output)` says what goes in `strategy_used`;
+    `task_type(task)` names the outcome's category (default: ALMA infers it from the description).
+    """
+
+    def __init__(
+        self,
+        alma: ALMA,
+        *,
+        agents: Mapping[str, str] | None = None,
+        default_agent: str = "crew",
+        llm: Any = None,
+        strategy: Strategy | None = None,
+        task_type: Callable[[Any], str | None] | None = None,
+    ) -> None:
+        self.alma = alma
+        self.agents = dict(agents or {})
+        self.default_agent = default_agent
+        self.llm = llm
+        self.strategy = strategy or _default_strategy
+        self.task_type = task_type
+        self.memory: Memory | None = None
+        self._tasks: dict[int, Any] = {}
+        self._handlers: list[tuple[type, Callable[..., None]]] = []
+        self.errors: list[Exception] = []
+
+    def agent_name(self, role: str) -> str:
+        """The ALMA agent of a CrewAI role."""
+        role = sanitize_scope_name(role or "unknown")
+        return self.agents.get(role, role)
+
+    def attach(self, crew: Any) -> Any:
+        """Give every agent of `crew` ALMA-backed memory and learn from its tasks; returns the crew."""
+        root = f"/crew/{sanitize_scope_name(crew.name or 'crew')}"
+        llm = self.llm if self.llm is not None else next((a.llm for a in crew.agents if a.llm is not None), None)
+        self.memory = alma_memory(self.alma, llm=llm, agent=self.default_agent, agents=self.agents, root_scope=root)
+        for agent in crew.agents:
+            agent.memory = self.memory.scope(f"{root}/agent/{sanitize_scope_name(agent.role or 'unknown')}")
+        self._tasks.update({id(task): task for task in crew.tasks})
+        if not self._handlers:
+            self._listen(TaskCompletedEvent, self._on_completed)
+            self._listen(TaskFailedEvent, self._on_failed)
+        return crew
+
+    inject = attach
+
+    def detach(self) -> None:
+        """Stop learning (after the pending task events are handled) and drain pending memory writes."""
+        crewai_event_bus.flush()
+        for event_type, handler in self._handlers:
+            crewai_event_bus.off(event_type, handler)
+        self._handlers.clear()
+        self._tasks.clear()
+        if self.memory is not None:
+            self.memory.drain_writes()
+
+    def _listen(self, event_type: type, handler: Callable[[Any, Any], None]) -> None:
+        crewai_event_bus.on(event_type)(handler)
+        self._handlers.append((event_type, handler))
+
+    def _on_completed(self, source: Any, event: Any) -> None:
+        self._learn(event.task, event.output, None)
+
+    def _on_failed(self, source: Any, event: Any) -> None:
+        self._learn(event.task, None, event.error or "task failed")
+
+    def _learn(self, task: Any, output: Any, error: str | None) -> None:
+        if task is None or id(task) not in self._tasks or task.agent is None:
+            return
+        try:
+            self.alma.learn(
+                agent=self.agent_name(task.agent.role), task=task.description, outcome=error is None,
+                strategy_used=self.strategy(task, output) if error is None else "",
+                task_type=self.task_type(task) if self.task_type else None, error_message=error,
+                metadata={"crewai_task": str(task.id), "expected_output": task.expected_output or ""},
+            )  # fmt: skip
+        except Exception as exc:  # the bus prints handler errors; keep them inspectable too
+            self.errors.append(exc)
+            raise
