@@ -17,7 +17,15 @@ from pydantic import ValidationError as _PydanticError
 
 from ._errors import ConfigError
 
-__all__ = ["AgentConfig", "AlmaConfig", "LearningConfig", "RetrievalConfig", "load_config"]
+__all__ = [
+    "AgentConfig",
+    "AlmaConfig",
+    "ChromaConfig",
+    "LearningConfig",
+    "PostgresConfig",
+    "RetrievalConfig",
+    "load_config",
+]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = r"^[A-Za-z0-9_.:@/-]{1,200}$"
@@ -73,6 +81,43 @@ class LearningConfig(_Strict):
     )
 
 
+class PostgresConfig(_Strict):
+    """PostgreSQL + pgvector (`storage: postgres`): a `uri`, or host/port/database/user/password."""
+
+    uri: str | None = Field(None, description="postgresql://user:pass@host:port/db; overrides the fields below.")
+    host: str = Field("localhost", description="Host name, or a unix-socket directory (starts with /).")
+    port: int = Field(5432, ge=1, le=65535)
+    database: str = "alma"
+    user: str = "postgres"
+    password: str | None = Field(None, description="Use ${ENV_VAR} rather than a literal password.")
+    schema_name: str = Field(
+        "public", alias="schema", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", description="Schema of ALMA's tables."
+    )
+    vector_index_type: Literal["hnsw", "ivfflat"] = "hnsw"
+    min_pool_size: int = Field(1, ge=0, le=1000)
+    max_pool_size: int = Field(10, ge=1, le=1000)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    def conninfo(self) -> str:
+        """A libpq connection string for these settings."""
+        if self.uri:
+            return self.uri
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            "", host=self.host, port=self.port, dbname=self.database, user=self.user, password=self.password
+        )
+
+
+class ChromaConfig(_Strict):
+    """Chroma (`storage: chroma`): embedded at `path` (default `<storage_dir>/chroma`), or a server."""
+
+    path: str | None = Field(None, description="Directory of the embedded PersistentClient.")
+    host: str | None = Field(None, description="Chroma server host (client-server mode).")
+    port: int = Field(8000, ge=1, le=65535)
+
+
 class AlmaConfig(_Strict):
     """Everything ALMA reads from `.alma/config.yaml`. Defaults work with no config at all."""
 
@@ -85,8 +130,8 @@ class AlmaConfig(_Strict):
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
-    postgres: dict[str, Any] = Field(default_factory=dict, description="Connection settings (backends issue).")
-    chroma: dict[str, Any] = Field(default_factory=dict, description="Chroma settings (backends issue).")
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    chroma: ChromaConfig = Field(default_factory=ChromaConfig)
 
     @field_validator("agents")
     @classmethod

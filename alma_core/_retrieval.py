@@ -6,8 +6,9 @@ by its maximum, with `fusion="rrf"`).
 
 score = (w_relevance*relevance + w_recency*recency + w_success*success + w_confidence*confidence)
         / (sum of the weights)
-recency = 0.5 ** (age_days / recency_half_life_days); success = (successes + 1) / (trials + 2) for a
-heuristic, 1 / 0.25 for a successful / failed outcome, 1 otherwise. Each returned memory carries
+recency = 0.5 ** (age_days / recency_half_life_days); success = a learned heuristic's recent success
+rate (its decayed Beta mean), (successes + 1) / (trials + 2) for other heuristics, 1 / 0.25 for a
+successful / failed outcome, 1 otherwise. Each returned memory carries
 `score` and `score_breakdown`. Retired heuristics and anti-patterns (metadata["retired"]) are skipped.
 With `diversity > 0`, each type's list is re-ranked by MMR so near-copies never fill top_k.
 """
@@ -46,6 +47,10 @@ _STOP = frozenset({
 })  # fmt: skip
 
 
+def _topic_words(text: str) -> set[str]:
+    return {w.lower()[:6] for w in _WORD.findall(text) if w.lower() not in _STOP}
+
+
 def lexical_query(text: str) -> str:
     """The query's topic words (function words dropped), or the text itself when nothing is left."""
     words = [w for w in _WORD.findall(text) if w.lower() not in _STOP]
@@ -53,8 +58,11 @@ def lexical_query(text: str) -> str:
 
 
 def success_factor(memory: Memory) -> float:
-    """How well this memory's advice has worked, smoothed: (successes + 1) / (trials + 2)."""
+    """How well this memory's advice works now: for a learned heuristic its decayed Beta posterior
+    mean (its confidence, see `_learning`), else (successes + 1) / (trials + 2)."""
     if isinstance(memory, Heuristic):
+        if "evidence_key" in memory.metadata:
+            return memory.confidence
         return (memory.success_count + 1) / (memory.occurrence_count + 2)
     if isinstance(memory, Outcome):
         return 1.0 if memory.success else 0.25
@@ -76,14 +84,20 @@ def fuse(
     mode: str,
     fusion: str = "weighted",
     dense_weight: float = 0.6,
+    coverage: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Dense similarities and lexical scores (lists best first) -> relevance in [0, 1]."""
+    """Dense similarities and lexical scores (lists best first) -> relevance in [0, 1].
+
+    A lexical score is BM25 / the list's best BM25, times `coverage` (the share of the query's topic
+    words the memory contains) when given: a weak match on one word of a long query then stays weak.
+    """
     dense_rel = {i: max(0.0, min(1.0, s)) for hits in dense for i, s in hits}
     lex_rel: dict[str, float] = {}
     for hits in lexical:
         top = hits[0][1] if hits else 1.0
         for memory_id, score in hits:
-            lex_rel[memory_id] = score / top if top > 0 else 0.0
+            share = 1.0 if coverage is None else coverage.get(memory_id, 0.0)
+            lex_rel[memory_id] = share * score / top if top > 0 else 0.0
     if mode == "dense":
         return dense_rel
     if mode == "lexical":
@@ -144,15 +158,18 @@ class Retriever:
         with self.storage.transaction(write=False) as tx:
             dense = [tx.execute(op) for op in dense_ops]
             lexical = [tx.execute(op) for op in lex_ops]
-            relevance = fuse(dense, lexical, mode, self.config.fusion, self.config.dense_weight)
-            ids = tuple(relevance)
+            ids = tuple({i: None for hits in [*dense, *lexical] for i, _ in hits})
             with_vectors = self.config.diversity > 0
-            memories = (
+            found = (
                 tx.execute(FindMemories(replace(base, ids=ids, types=tuple(types)), with_embeddings=with_vectors))
                 if ids
                 else []
             )
-        return {m.id: m for m in memories}, relevance
+        memories = {m.id: m for m in found}
+        words = _topic_words(query)
+        coverage = {i: len(words & _topic_words(m.text)) / len(words) for i, m in memories.items()} if words else None
+        relevance = fuse(dense, lexical, mode, self.config.fusion, self.config.dense_weight, coverage)
+        return memories, relevance
 
     def rank(self, memories: dict[str, Memory], relevance: dict[str, float]) -> list[Memory]:
         """Score every candidate (see the module docstring), best first; retired memories are dropped."""

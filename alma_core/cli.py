@@ -22,6 +22,7 @@ __all__ = ["ProgressBar", "main"]
 
 DEFAULT_CONFIG = ".alma/config.yaml"
 MEMORY_TYPES = ("outcome", "heuristic", "anti_pattern", "preference", "knowledge")
+_TYPES_HELP = ", ".join(MEMORY_TYPES)
 
 
 class CliError(Exception):
@@ -238,7 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=DEFAULT_CONFIG, metavar="PATH",
         help=f"config file (default {DEFAULT_CONFIG}; built-in defaults when it does not exist)",
     )  # fmt: skip
-    parser = _Parser(prog="alma", description="ALMA: persistent, scoped, learning memory for AI agents.")
+    parser = _Parser(
+        prog="alma", description="ALMA: persistent, scoped, learning memory for AI agents.",
+        epilog="Start with `alma demo`; then `alma init`, `alma learn` and `alma retrieve`. Docs: docs/cli.md",
+    )  # fmt: skip
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"alma {__version__}")
@@ -273,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive, default=5, help="at most this many per memory type (default 5)")
     p.add_argument("--user-id", help="include this user's preferences")
     p.add_argument("--no-shared", action="store_true", help="only the agent's own memories")
-    p.add_argument("--types", nargs="+", choices=MEMORY_TYPES, help="only these memory types")
+    p.add_argument("--types", nargs="+", choices=MEMORY_TYPES, metavar="TYPE", help=f"only these ({_TYPES_HELP})")
     p.add_argument("--max-tokens", type=_positive, help="token budget of the prompt block")
     p.add_argument("--json", action="store_true", help="print the memories as JSON, with scores")
 
@@ -299,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--older-than-days", type=_non_negative, metavar="DAYS", help="created more than DAYS ago")
     p.add_argument("--below-confidence", type=float, metavar="X", help="confidence below X (0..1)")
     p.add_argument("--max-per-agent", type=_positive, metavar="N", help="keep each agent's newest N per type")
-    p.add_argument("--types", nargs="+", choices=MEMORY_TYPES, help="only these types (preferences only if named)")
+    p.add_argument("--types", nargs="+", choices=MEMORY_TYPES, metavar="TYPE",
+                   help=f"only these ({_TYPES_HELP}); preferences go only if named")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="show how many would go; delete nothing")
 
     p = add("reindex", cmd_reindex, "Re-embed every memory with the configured embedder (after changing it).")

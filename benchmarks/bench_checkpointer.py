@@ -14,7 +14,6 @@ import asyncio
 import operator
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from collections.abc import Callable

@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from alma_core import ALMA, AlmaConfig  # noqa: E402
+from alma_core import ALMA, AlmaConfig
 
 DATA = Path(__file__).parent / "data" / "retrieval_set.json"
 METHODS = [

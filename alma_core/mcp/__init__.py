@@ -67,7 +67,7 @@ def run_server(argv: Sequence[str] | None = None) -> int:
     try:
         token = None
         if args.transport == "http":
-            from ._server import resolve_token
+            from ._auth import resolve_token
 
             token = resolve_token(args.token, args.host, args.allow_remote)
         alma = _open_alma(args.config)

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import os
+import secrets
+import sys
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["BearerOriginGuard", "is_loopback", "loopback_origin"]
+from .._errors import AlmaError
+
+__all__ = ["BearerOriginGuard", "is_loopback", "loopback_origin", "resolve_token"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -81,3 +86,17 @@ async def _reply(send: Send, status: int, message: str, extra: dict[str, str] | 
     headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def resolve_token(token: str | None, host: str, allow_remote: bool) -> str:
+    """The bearer token: `--token`, else `ALMA_MCP_TOKEN`, else (loopback only) a fresh one printed to stderr."""
+    token = token or os.environ.get("ALMA_MCP_TOKEN") or None
+    if not is_loopback(host):
+        if not allow_remote:
+            raise AlmaError(f"refusing to listen on non-loopback host {host!r} without --allow-remote")
+        if not token:
+            raise AlmaError("a non-loopback host needs an explicit token (--token or ALMA_MCP_TOKEN)")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        print(f"alma mcp: bearer token (send 'Authorization: Bearer <token>'): {token}", file=sys.stderr, flush=True)
+    return token

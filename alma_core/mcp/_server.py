@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import secrets
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from mcp.types import Tool as MCPTool
 from pydantic import ValidationError as PydanticError
 
 from .._errors import AlmaError
-from ._auth import BearerOriginGuard, is_loopback
+from ._auth import BearerOriginGuard
 from ._tools import TOOLS
 
 if TYPE_CHECKING:
@@ -114,20 +113,6 @@ async def serve_stdio(server: AlmaMCP) -> None:
     out = io.TextIOWrapper(os.fdopen(protocol_fd, "wb"), encoding="utf-8", write_through=True)
     async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write):
         await server._mcp_server.run(read, write, server._mcp_server.create_initialization_options())
-
-
-def resolve_token(token: str | None, host: str, allow_remote: bool) -> str:
-    """The bearer token: `--token`, else `ALMA_MCP_TOKEN`, else (loopback only) a fresh one printed to stderr."""
-    token = token or os.environ.get("ALMA_MCP_TOKEN") or None
-    if not is_loopback(host):
-        if not allow_remote:
-            raise AlmaError(f"refusing to listen on non-loopback host {host!r} without --allow-remote")
-        if not token:
-            raise AlmaError("a non-loopback host needs an explicit token (--token or ALMA_MCP_TOKEN)")
-    if not token:
-        token = secrets.token_urlsafe(32)
-        print(f"alma mcp: bearer token (send 'Authorization: Bearer <token>'): {token}", file=sys.stderr, flush=True)
-    return token
 
 
 def serve_http(server: AlmaMCP, host: str, port: int, token: str, allowed_origins: list[str]) -> None:

@@ -157,9 +157,9 @@ def _tokens(text: str) -> list[str]:
     return list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
 
 
-# BM25 costs ~2 us per matching row, so lexical search bounds the rows it ranks: terms found in more
-# than half the documents (BM25 idf ~ 0: they cannot change the order) are dropped, then the rarest
-# terms are kept while their document counts stay under this budget.
+# BM25 costs ~2 us per matching row, so lexical search bounds the rows it ranks: in a store larger
+# than this budget, terms found in more than half the documents (BM25 idf ~ 0: they cannot change the
+# order) are dropped; then the rarest terms are kept while their document counts stay under it.
 LEXICAL_POSTINGS_BUDGET = 2_000
 _STEM_SUFFIXES = ("", "s", "es", "ed", "ing", "ation", "ations", "ly")
 
@@ -343,10 +343,8 @@ class _Tx:
         postings = 0
         for tok in ranked:
             n = df.get(tok, 0)
-            if kept and (n * 2 > total or postings + n > LEXICAL_POSTINGS_BUDGET):
+            if (kept and postings + n > LEXICAL_POSTINGS_BUDGET) or (total > LEXICAL_POSTINGS_BUDGET and n * 2 > total):
                 break
-            if not kept and n * 2 > total and total > 10:
-                return ""
             kept.append(tok)
             postings += n
         return " OR ".join(f'"{t}"' for t in kept)

@@ -110,7 +110,7 @@ def test_pending_feedback_round_trip(open_alma: ALMA) -> None:
 
     persistence = AlmaFlowPersistence(open_alma)
     context = PendingFeedbackContext(flow_id="flow-1", flow_class="tests.Review", method_name="review",
-                                     method_output="v1")  # fmt: skip
+                                     method_output="v1", message="Approve?")  # fmt: skip
     persistence.save_pending_feedback("flow-1", context, State())
     loaded = persistence.load_pending_feedback("flow-1")
     assert loaded is not None

@@ -314,10 +314,11 @@ def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
     proc.stdin.flush()
     replies = [json.loads(proc.stdout.readline()) for _ in range(3)]  # every stdout line is a JSON-RPC message
     out, err = proc.communicate(timeout=20)
-    assert out == b"" and proc.returncode == 0
+    assert out == b"" and proc.returncode == 0, err.decode()[-2000:]
+    replies.sort(key=lambda r: r["id"])  # requests are served concurrently: replies may come in any order
     assert [r["id"] for r in replies] == [1, 2, 3] and all(r["jsonrpc"] == "2.0" for r in replies)
     assert replies[1]["result"]["isError"] is False and replies[2]["result"]["isError"] is True
-    assert b"alma mcp" in err or err == b"" or b"DEBUG" in err  # logs, if any, went to stderr
+    assert b"DEBUG" in err  # the logs went to stderr
 
 
 # ---- bad calls: one-line errors, nothing written, the server keeps serving ------------------------------
@@ -429,6 +430,7 @@ async def test_two_http_clients_learn_at_once_without_losing_writes(http_server:
                         "task": f"{agent} task {i}",
                         "outcome": i % 3 != 0,
                         "strategy_used": f"plan {i % 4}",
+                        "task_type": "api_patterns",
                     },
                 )
 
@@ -445,7 +447,7 @@ async def test_two_http_clients_learn_at_once_without_losing_writes(http_server:
 
 def test_a_non_loopback_host_needs_allow_remote_and_an_explicit_token(monkeypatch: pytest.MonkeyPatch) -> None:
     from alma_core import AlmaError
-    from alma_core.mcp._server import resolve_token
+    from alma_core.mcp._auth import resolve_token
 
     monkeypatch.delenv("ALMA_MCP_TOKEN", raising=False)
     with pytest.raises(AlmaError, match="--allow-remote"):
@@ -460,7 +462,7 @@ def test_a_non_loopback_host_needs_allow_remote_and_an_explicit_token(monkeypatc
 def test_a_loopback_server_without_a_token_generates_one_on_stderr(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from alma_core.mcp._server import resolve_token
+    from alma_core.mcp._auth import resolve_token
 
     monkeypatch.delenv("ALMA_MCP_TOKEN", raising=False)
     token = resolve_token(None, "localhost", allow_remote=False)

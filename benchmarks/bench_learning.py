@@ -1,0 +1,166 @@
+"""Agent-learning benchmark: does memory make a simulated agent pick better strategies over time?
+
+    .venv/bin/python benchmarks/bench_learning.py [--seeds 5] [--tasks 60] [--embedder mock|local]
+
+Regenerated from a seed. Each task type has strategies with hidden success rates; the best one of each
+type degrades half-way through the stream (its rate drops to 0.15), and bad strategies fail with
+recurring error messages. An agent works through the shuffled stream: before each task it picks a
+strategy (explores at random 20% of the time, otherwise follows its policy), then `learn()`s the
+outcome, writing the strategy in a random surface form (case, punctuation, word order).
+
+Policies, each with its own store:
+  no-memory   random strategy
+  dense-only  "store embeddings, retrieve similar": the strategy of the best-ranked successful past
+              outcome from dense retrieval (no learning protocol)
+  lexical     the same with lexical (BM25) retrieval
+  alma        ALMA's learned heuristics (hybrid retrieval): the top-ranked heuristic's strategy
+
+Metrics at the end, per (seed, task type): best@1 (the policy's pick for a new task is the truly best
+strategy now), stale (the pick is the degraded strategy), anti-pattern recall (known-bad strategies
+that surface as anti-patterns of their task type), duplicates (extra heuristics of one strategy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from alma_core import ALMA, AlmaConfig
+from alma_core._learning import normalise_strategy
+
+TYPES = {
+    "checkout_tests": ("checkout form test", ["use data-testid selectors", "wait for network idle", "retry the click",
+                                              "add fixed sleeps", "take screenshots on every step"]),
+    "api_retries": ("payment api call", ["exponential backoff with jitter", "circuit breaker on the client",
+                                         "retry immediately in a loop", "raise the request timeout",
+                                         "queue the request for later"]),
+    "db_migrations": ("schema migration deploy", ["expand then contract migration", "online index build",
+                                                  "lock the table during migration", "drop and recreate columns",
+                                                  "migrate in a maintenance window"]),
+    "report_queries": ("sales report query", ["add a covering index", "materialised summary table",
+                                              "select star then filter in python", "increase the statement timeout",
+                                              "paginate with offset"]),
+}  # fmt: skip
+ERRORS = ["TimeoutError after 30s", "Element detached from DOM", "deadlock detected", "HTTP 503 from upstream"]
+
+
+@dataclass
+class World:
+    """Hidden success rates per (type, strategy), with one degrading strategy per type."""
+
+    rates: dict[str, list[float]]
+    degrading: dict[str, int]
+
+    @classmethod
+    def make(cls, rng: random.Random) -> World:
+        rates, degrading = {}, {}
+        for task_type, (_, strategies) in TYPES.items():
+            values = [0.9, 0.75, 0.45, 0.15, 0.1]
+            rng.shuffle(values)
+            rates[task_type] = values
+            degrading[task_type] = values.index(0.9)
+            assert len(values) == len(strategies)
+        return cls(rates, degrading)
+
+    def rate(self, task_type: str, index: int, late: bool) -> float:
+        if late and index == self.degrading[task_type]:
+            return 0.15
+        return self.rates[task_type][index]
+
+    def best(self, task_type: str, late: bool) -> int:
+        return max(range(5), key=lambda i: self.rate(task_type, i, late))
+
+
+def surface(rng: random.Random, text: str) -> str:
+    """The same strategy as an agent might write it."""
+    words = text.split()
+    if rng.random() < 0.3:
+        rng.shuffle(words)
+    out = " ".join(words)
+    out = rng.choice([out, out.capitalize(), out.upper(), out.title()])
+    return out + rng.choice(["", ".", "!", " ;"])
+
+
+def pick(alma: ALMA | None, policy: str, task: str, task_type: str) -> int | None:
+    """The strategy index the policy would use for `task`, or None when it has no opinion."""
+    strategies = TYPES[task_type][1]
+    keys = [normalise_strategy(s) for s in strategies]
+    if alma is None:
+        return None
+    if policy == "alma":
+        for h in alma.retrieve(task, "agent", top_k=5, memory_types=["heuristic"], mode="hybrid").heuristics:
+            if h.task_type == task_type and normalise_strategy(h.strategy) in keys:
+                return keys.index(normalise_strategy(h.strategy))
+        return None
+    mode = "dense" if policy == "dense-only" else "lexical"
+    for o in alma.retrieve(task, "agent", top_k=10, memory_types=["outcome"], mode=mode).outcomes:
+        if o.success and o.task_type == task_type and normalise_strategy(o.strategy_used) in keys:
+            return keys.index(normalise_strategy(o.strategy_used))
+    return None
+
+
+def simulate(policy: str, seed: int, tasks_per_type: int, embedder: str, root: Path) -> dict[str, float]:
+    rng = random.Random(seed)
+    world = World.make(rng)
+    stream = [t for t in TYPES for _ in range(tasks_per_type)]
+    rng.shuffle(stream)
+    config = AlmaConfig(project_id="bench", retrieval={"cache_size": 0})
+    alma = None if policy == "no-memory" else ALMA(config=config, storage=root / f"{policy}-{seed}.db",
+                                                   embedder=embedder)  # fmt: skip
+    for n, task_type in enumerate(stream):
+        late = n >= len(stream) // 2
+        noun, strategies = TYPES[task_type]
+        task = f"{noun} #{n}"
+        choice = pick(alma, policy, task, task_type) if rng.random() >= 0.2 else None
+        index = rng.randrange(5) if choice is None else choice
+        ok = rng.random() < world.rate(task_type, index, late)
+        if alma is not None:
+            error = None if ok else ERRORS[(index + len(task_type)) % len(ERRORS)]
+            alma.learn("agent", task, ok, strategy_used=surface(rng, strategies[index]), task_type=task_type,
+                       error_message=error)  # fmt: skip
+    result = {"best@1": 0.0, "stale": 0.0, "ap_recall": 0.0, "duplicates": 0.0}
+    bad_total = bad_found = 0
+    for task_type, (noun, strategies) in TYPES.items():
+        choice = pick(alma, policy, f"{noun} for a new customer", task_type)
+        index = rng.randrange(5) if choice is None else choice
+        result["best@1"] += index == world.best(task_type, True)
+        result["stale"] += index == world.degrading[task_type]
+        bad = {normalise_strategy(strategies[i]) for i in range(5) if world.rate(task_type, i, True) <= 0.15}
+        bad_total += len(bad)
+        if alma is not None and policy == "alma":  # baselines never consult anti-patterns
+            antis = alma.list_memories(agent="agent", memory_types=["anti_pattern"])
+            live = {normalise_strategy(a.pattern) for a in antis if a.task_type == task_type  # type: ignore[union-attr]
+                    and not a.metadata.get("retired")}  # fmt: skip
+            bad_found += len(bad & live)
+    if alma is not None:
+        heuristics = alma.list_memories(agent="agent", memory_types=["heuristic"])
+        keys = [(h.task_type, normalise_strategy(h.strategy)) for h in heuristics]  # type: ignore[union-attr]
+        result["duplicates"] = len(keys) - len(set(keys))
+        alma.close()
+    result["best@1"] /= len(TYPES)
+    result["stale"] /= len(TYPES)
+    result["ap_recall"] = bad_found / bad_total if bad_total else 0.0
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=60, help="tasks per task type")
+    parser.add_argument("--embedder", default="mock", choices=["mock", "local"])
+    args = parser.parse_args()
+    print(f"{len(TYPES)} task types x {args.tasks} tasks, {args.seeds} seeds, {args.embedder} embeddings")
+    print(f"{'policy':<12}{'best@1':>8}{'stale':>8}{'anti-pattern recall':>21}{'duplicates':>12}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for policy in ("no-memory", "dense-only", "lexical", "alma"):
+            runs = [simulate(policy, seed, args.tasks, args.embedder, Path(tmp)) for seed in range(args.seeds)]
+            avg = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
+            dups = sum(r["duplicates"] for r in runs)
+            print(f"{policy:<12}{avg['best@1']:>8.2f}{avg['stale']:>8.2f}{avg['ap_recall']:>21.2f}{dups:>12.0f}")
+
+
+if __name__ == "__main__":
+    main()
