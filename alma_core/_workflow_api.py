@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import ValidationError
+from ._errors import NotFound, ValidationError
 from ._models import MemoryType, Outcome
 from ._slice import MemorySlice
 from .events import MemoryEventType
 from .workflow._checkpoints import CheckpointStore, check_count, check_number, entries_of
 from .workflow._models import Artifact, ArtifactType, Checkpoint, RetrievalScope, check_workflow_id
+from .workflow._sources import checkpoint_sources
 from .workflow.reducers import Reducer, reduce_states
 
 if TYPE_CHECKING:
@@ -89,8 +90,18 @@ class WorkflowAPI:
         return self._checkpoints.put(workflow_id, state, metadata, agent, parent_id)
 
     def get_checkpoint(self, workflow_id: str, checkpoint_id: str | None = None) -> Checkpoint:
-        """The named (or latest) checkpoint with its state; `NotFound` when there is none."""
-        return self._checkpoints.get(check_workflow_id(workflow_id), checkpoint_id)
+        """The named (or latest) checkpoint with its state; `NotFound` when there is none.
+
+        Falls back to registered checkpoint sources (e.g. LangGraph threads, once `alma_langgraph` is imported).
+        """
+        try:
+            return self._checkpoints.get(check_workflow_id(workflow_id), checkpoint_id)
+        except NotFound:
+            for source in checkpoint_sources():
+                found = source.get(self, workflow_id, checkpoint_id)
+                if found is not None:
+                    return found
+            raise
 
     def resume(self, workflow_id: str, checkpoint_id: str | None = None) -> Any:
         """The state of the latest (or named) checkpoint; `NotFound` when there is none."""
@@ -105,7 +116,18 @@ class WorkflowAPI:
             check_count("limit", limit, 1)
         if before is not None and not isinstance(before, str):
             check_count("before", before)
-        return self._checkpoints.history(workflow_id, limit, before)
+        missing: NotFound | None = None
+        try:
+            history = self._checkpoints.history(workflow_id, limit, before)
+        except NotFound as exc:  # `before` names a checkpoint ALMA doesn't hold: maybe another source does
+            history, missing = [], exc
+        for source in () if history else checkpoint_sources():
+            history = source.history(self, workflow_id, limit, before)
+            if history:
+                return history
+        if missing is not None:
+            raise missing
+        return history
 
     def cleanup_checkpoints(
         self, older_than_days: float = 7, keep_latest: int = 1, workflow_id: str | None = None

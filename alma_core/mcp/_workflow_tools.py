@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._common import (
     DESTROY,
@@ -66,13 +66,19 @@ class ResumeArgs(ToolArgs):
 class MergeStatesArgs(ToolArgs):
     workflow_id: str = _workflow_field()
     states: list[dict[str, Any]] = Field(
-        min_length=1, max_length=100, description="The states to merge (JSON objects, oldest first)."
+        min_length=1, max_length=100, description="The states to merge (JSON objects, earliest first)."
+    )
+    agents: list[str] | None = Field(
+        None, max_length=100, description="The agent of each state, same order and length as states (optional)."
     )
     reducer: Reducer | dict[str, Reducer] = Field(
         "latest_wins",
-        description="latest_wins, merge_lists, priority_agent, or per key: {'findings': 'merge_lists', '*': "
-        "'latest_wins'}.",
+        description="latest_wins (later states win key by key), merge_lists (lists concatenated, de-duplicated), "
+        "priority_agent (the agent earliest in priorities wins), or per key: "
+        "{'findings': 'merge_lists', '*': 'latest_wins'}.",
     )
+    priorities: list[str] | None = Field(None, max_length=100, description="Agents, most trusted first.")
+    agent: str | None = _optional("Agent recorded on the merged checkpoint.")
 
     @field_validator("states")
     @classmethod
@@ -85,6 +91,12 @@ class MergeStatesArgs(ToolArgs):
         if isinstance(value, dict) and (len(value) > 200 or any(len(k) > MAX_NAME for k in value)):
             raise ValueError("a per-key reducer takes at most 200 keys of at most 200 characters")
         return value
+
+    @model_validator(mode="after")
+    def _agents_match_states(self) -> MergeStatesArgs:
+        if self.agents is not None and len(self.agents) != len(self.states):
+            raise ValueError(f"agents has {len(self.agents)} names for {len(self.states)} states")
+        return self
 
 
 class WorkflowLearnArgs(WithMetadata):
@@ -131,50 +143,55 @@ class RetrieveScopedArgs(ToolArgs):
 
 def _checkpoint(alma: ALMA, a: CheckpointArgs) -> Output:
     check_agent(alma, a.agent)
-    cp = alma.checkpoint(a.workflow_id, a.state, metadata=a.metadata, agent=a.agent, parent_id=a.parent_id)  # type: ignore[attr-defined]
+    cp = alma.checkpoint(a.workflow_id, a.state, metadata=a.metadata, agent=a.agent, parent_id=a.parent_id)
     data = jsonable(cp)
     data.pop("state", None)  # the caller has it; echoing 1 MB back helps nobody
     return data, f"checkpoint {data.get('id')} (#{data.get('sequence')}) of workflow {a.workflow_id}"
 
 
 def _resume(alma: ALMA, a: ResumeArgs) -> Output:
-    state = jsonable(alma.resume(a.workflow_id, a.checkpoint_id))  # type: ignore[attr-defined]
+    state = jsonable(alma.resume(a.workflow_id, a.checkpoint_id))
     return {"workflow_id": a.workflow_id, "state": state}, f"resumed workflow {a.workflow_id}: {len(state)} keys"
 
 
 def _merge_states(alma: ALMA, a: MergeStatesArgs) -> Output:
-    merged = jsonable(alma.merge_states(a.workflow_id, a.states, reducer=a.reducer))  # type: ignore[attr-defined]
-    data = merged if isinstance(merged, dict) else {"result": merged}
-    return data, f"merged {len(a.states)} states of workflow {a.workflow_id}"
+    for name in [*(a.agents or []), *(a.priorities or []), a.agent]:
+        check_agent(alma, name)
+    states: list[Any] = list(zip(a.agents, a.states, strict=True)) if a.agents else list(a.states)
+    cp = alma.merge_states(a.workflow_id, states, a.reducer, a.priorities, agent=a.agent)
+    data = jsonable(cp)
+    if data.get("state") is None:
+        data["state"] = jsonable(alma.resume(a.workflow_id, cp.id))
+    return data, f"merged {len(a.states)} states into checkpoint {data.get('id')} of workflow {a.workflow_id}"
 
 
 def _workflow_learn(alma: ALMA, a: WorkflowLearnArgs) -> Output:
-    outcome = alma.workflow_learn(**a.model_dump())  # type: ignore[attr-defined]
+    outcome = alma.workflow_learn(**a.model_dump())
     verdict = "success" if outcome.success else "failure"
     return outcome.to_dict(), f"learned {verdict} for {outcome.agent} in workflow {a.workflow_id}: {outcome.id}"
 
 
 def _link_artifact(alma: ALMA, a: LinkArtifactArgs) -> Output:
-    link = jsonable(alma.link_artifact(a.workflow_id, a.artifact_type, a.ref, metadata=a.metadata))  # type: ignore[attr-defined]
+    link = jsonable(alma.link_artifact(a.workflow_id, a.artifact_type, a.ref, metadata=a.metadata))
     data = link if isinstance(link, dict) else {"result": link}
     return data, f"linked {a.artifact_type} {a.ref} to workflow {a.workflow_id}"
 
 
 def _get_artifacts(alma: ALMA, a: GetArtifactsArgs) -> Output:
-    found = jsonable(alma.get_artifacts(a.workflow_id, a.artifact_type))  # type: ignore[attr-defined]
+    found = jsonable(alma.get_artifacts(a.workflow_id, a.artifact_type))
     lines = [f"- {x.get('artifact_type', '')}: {x.get('ref', '')}" for x in found if isinstance(x, dict)]
     text = "\n".join([f"{len(found)} artifacts of workflow {a.workflow_id}", *lines])
     return {"workflow_id": a.workflow_id, "count": len(found), "artifacts": found}, text
 
 
 def _cleanup_checkpoints(alma: ALMA, a: CleanupCheckpointsArgs) -> Output:
-    n = alma.cleanup_checkpoints(older_than_days=a.older_than_days, keep_latest=a.keep_latest)  # type: ignore[attr-defined]
+    n = alma.cleanup_checkpoints(older_than_days=a.older_than_days, keep_latest=a.keep_latest)
     return {"deleted": int(n)}, f"deleted {n} checkpoints"
 
 
 def _retrieve_scoped(alma: ALMA, a: RetrieveScopedArgs) -> Output:
     check_agent(alma, a.agent)
-    found = alma.retrieve_scoped(a.query, a.scope, agent=a.agent, workflow_id=a.workflow_id, top_k=a.top_k)  # type: ignore[attr-defined]
+    found = alma.retrieve_scoped(a.query, a.scope, agent=a.agent, workflow_id=a.workflow_id, top_k=a.top_k)
     return slice_output(found, a.max_tokens)
 
 

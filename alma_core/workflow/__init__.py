@@ -9,12 +9,14 @@ from __future__ import annotations
 from . import reducers
 from ._models import Artifact, ArtifactType, Checkpoint, RetrievalScope
 from ._serde import Serializer, dumps, loads
+from ._sources import CheckpointSource, register_checkpoint_source
 from .reducers import PriorityAgent, latest_wins, merge_lists, priority_agent
 
 __all__ = [
     "Artifact",
     "ArtifactType",
     "Checkpoint",
+    "CheckpointSource",
     "PriorityAgent",
     "RetrievalScope",
     "Serializer",
@@ -24,4 +26,5 @@ __all__ = [
     "merge_lists",
     "priority_agent",
     "reducers",
+    "register_checkpoint_source",
 ]

@@ -6,10 +6,15 @@ graph = builder.compile(checkpointer=AlmaSaver(alma))
 
 from __future__ import annotations
 
+from alma_core.workflow import register_checkpoint_source
+
+from ._native import LangGraphCheckpoints
 from ._nodes import alma_learn_node, alma_retrieve_node
 from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
 from ._saver import AlmaSaver, AsyncAlmaSaver, safe_serializer
 from ._store import MEMORY_NAMESPACE, AlmaStore
+
+register_checkpoint_source(LangGraphCheckpoints())
 
 __all__ = [
     "MEMORY_NAMESPACE",

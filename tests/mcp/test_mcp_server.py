@@ -221,11 +221,19 @@ async def exercise_workflow_tools(session: ClientSession) -> None:
     assert cp["id"]
     resumed = await call_ok(session, "alma_resume", {"workflow_id": "wf-1"})
     assert resumed["state"] == {"step": 1, "todo": ["a"]}
-    await call_ok(
+    merged = await call_ok(
         session,
         "alma_merge_states",
-        {"workflow_id": "wf-1", "states": [{"todo": ["a"]}, {"todo": ["b"]}], "reducer": {"todo": "merge_lists"}},
+        {
+            "workflow_id": "wf-1",
+            "states": [{"todo": ["a"], "lead": "x"}, {"todo": ["b", "a"], "lead": "y"}],
+            "agents": ["helena", "victor"],
+            "reducer": {"todo": "merge_lists", "*": "priority_agent"},
+            "priorities": ["helena", "victor"],
+        },
     )
+    assert merged["state"] == {"todo": ["a", "b"], "lead": "x"}
+    assert [m["agent"] for m in merged["metadata"]["merged_from"]] == ["helena", "victor"]
     learned = await call_ok(
         session,
         "alma_workflow_learn",

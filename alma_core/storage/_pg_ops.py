@@ -1,0 +1,388 @@
+"""PostgreSQL schema and the storage operations as driver-independent steps.
+
+Each operation handler is a generator that yields `Step`s (SQL, parameters, how to fetch) and receives
+their results; `postgres.py` drives the same generators with a sync or an async psycopg connection, so
+the SQL exists once for both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import replace
+from typing import Any, Literal
+
+import numpy as np
+
+from .._errors import StorageError
+from .._models import Memory, MemoryType, memory_from_dict
+from ._base import (
+    CountMemories,
+    DeleteMemories,
+    DeleteRecords,
+    DenseSearch,
+    FindMemories,
+    GetRecord,
+    LexicalSearch,
+    ListNamespaces,
+    ListRecords,
+    MemoryFilter,
+    Op,
+    PutMemories,
+    PutRecord,
+    Record,
+)
+
+Fetch = Literal["all", "one", "none", "many"]
+Step = tuple[str, Any, Fetch]
+Steps = Generator[Step, Any, Any]
+
+_MAX_CHAR = "\U0010ffff"
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+MAX_INDEXED_DIM = 2000  # pgvector indexes `vector` columns up to 2000 dimensions; above, search is exact
+
+MIGRATIONS: list[str] = [
+    # 1: memories (vector + generated tsvector), records, per-namespace sequences, generations
+    """
+    CREATE TABLE alma_memories (
+        project_id TEXT NOT NULL,
+        id TEXT COLLATE "C" NOT NULL,
+        rid BIGSERIAL,
+        agent TEXT NOT NULL,
+        type TEXT NOT NULL,
+        category TEXT,
+        user_id TEXT,
+        workflow_id TEXT,
+        text TEXT NOT NULL,
+        confidence DOUBLE PRECISION NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        data TEXT NOT NULL,
+        embedding vector,
+        tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED,
+        PRIMARY KEY (project_id, id)
+    );
+    CREATE INDEX alma_memories_scope ON alma_memories (project_id, agent, type, created_at);
+    CREATE INDEX alma_memories_user ON alma_memories (project_id, user_id);
+    CREATE INDEX alma_memories_workflow ON alma_memories (project_id, workflow_id);
+    CREATE INDEX alma_memories_tsv ON alma_memories USING gin (tsv);
+    CREATE TABLE alma_vector_indexes (dim INTEGER PRIMARY KEY, kind TEXT NOT NULL);
+    CREATE TABLE alma_records (
+        project_id TEXT NOT NULL,
+        namespace TEXT COLLATE "C" NOT NULL,
+        key TEXT COLLATE "C" NOT NULL,
+        seq BIGINT NOT NULL,
+        value BYTEA,
+        metadata JSONB NOT NULL DEFAULT '{}',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION,
+        PRIMARY KEY (project_id, namespace, key)
+    );
+    CREATE INDEX alma_records_seq ON alma_records (project_id, namespace, seq);
+    CREATE TABLE alma_record_seq (
+        project_id TEXT NOT NULL,
+        namespace TEXT COLLATE "C" NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (project_id, namespace)
+    );
+    CREATE TABLE alma_generations (project_id TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    """,
+]
+
+_ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
+_RECORD_COLUMNS = "project_id, namespace, key, {value}, metadata, seq, created_at, updated_at, expires_at"
+
+
+def memory_where(f: MemoryFilter) -> tuple[str, list[Any]]:
+    """SQL conditions and parameters for a MemoryFilter."""
+    clauses: list[str] = ["project_id = %s"]
+    args: list[Any] = [f.project_id]
+    for column, values in (("agent", f.agents), ("type", f.types), ("id", f.ids), ("category", f.categories)):
+        if values is not None:
+            clauses.append(f"{column} = ANY(%s)")
+            args.append([str(v) for v in values])
+    for column, value in (("user_id", f.user_id), ("workflow_id", f.workflow_id)):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            args.append(value)
+    for column, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
+        if stamp is not None:
+            clauses.append(f"{column} < %s")
+            args.append(stamp.timestamp())
+    if f.confidence_below is not None:
+        clauses.append("confidence < %s")
+        args.append(f.confidence_below)
+    return " AND ".join(clauses), args
+
+
+def tsquery_text(text: str) -> str:
+    """An OR of the query's words for `to_tsquery` (stemming and stop words are PostgreSQL's)."""
+    words = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text) if not t.startswith("_")))[:64]
+    return " | ".join(words)
+
+
+def vector_index_sql(dim: int, kind: str) -> str:
+    """A partial index on the vectors of one dimension (a `vector` column holds any dimension)."""
+    method = "hnsw" if kind == "hnsw" else "ivfflat"
+    extra = " WITH (lists = 100)" if method == "ivfflat" else ""
+    return (
+        f"CREATE INDEX IF NOT EXISTS alma_memories_vec_{dim} ON alma_memories USING {method} "
+        f"((embedding::vector({dim})) vector_cosine_ops){extra} WHERE vector_dims(embedding) = {dim}"
+    )
+
+
+def _record(row: Sequence[Any]) -> Record:
+    project_id, namespace, key, value, metadata, seq, created, updated, expires = row
+    return Record(project_id, namespace, key, None if value is None else bytes(value), metadata, int(seq),
+                  created, updated, expires)  # fmt: skip
+
+
+def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
+    if prefix:
+        return ["project_id = %s", "namespace >= %s", "namespace < %s"], [project_id, namespace, namespace + _MAX_CHAR]
+    return ["project_id = %s", "namespace = %s"], [project_id, namespace]
+
+
+class OpSteps:
+    """The state of one transaction (caches, what to apply after commit) and its op handlers."""
+
+    def __init__(self, write: bool, vector_index_type: str, indexed_dims: set[int]) -> None:
+        self.write = write
+        self.vector_index_type = vector_index_type
+        self.indexed_dims = indexed_dims  # the store's set, read-only here
+        self.new_dims: set[int] = set()
+        self.bumped: set[str] = set()
+        self.lexical_cache: dict[tuple[MemoryFilter, str, int], list[tuple[str, str, float]]] = {}
+
+    def steps(self, op: Op) -> Steps:
+        handler = _HANDLERS.get(type(op))
+        if handler is None:
+            raise StorageError(f"unsupported operation {type(op).__name__}")
+        if type(op) in _WRITES and not self.write:
+            raise StorageError(f"{type(op).__name__} needs a write transaction")
+        result: Steps = handler(self, op)
+        return result
+
+    def bump(self, project_id: str) -> Steps:
+        if project_id not in self.bumped:
+            self.bumped.add(project_id)
+            yield (
+                "INSERT INTO alma_generations (project_id, value) VALUES (%s, 1) "
+                "ON CONFLICT (project_id) DO UPDATE SET value = alma_generations.value + 1",
+                (project_id,),
+                "none",
+            )
+
+    # -- memories -------------------------------------------------------------------------------
+
+    def put_memories(self, op: PutMemories) -> Steps:
+        self.lexical_cache.clear()
+        rows, projects, dims = [], set(), set()
+        for m in op.memories:
+            vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
+            if vec is not None:
+                dims.add(len(vec))
+            data = m.to_dict()
+            data.pop("type")
+            rows.append(
+                (
+                    m.project_id, m.id, m.agent, m.memory_type.value, m.category, m.user_id_value,
+                    m.workflow_id, m.text, m.confidence, m.created_at.timestamp(),
+                    m.updated_at.timestamp(), json.dumps(data, separators=(",", ":")), vec,
+                )
+            )  # fmt: skip
+            projects.add(m.project_id)
+        for dim in sorted(dims - self.indexed_dims - self.new_dims):
+            yield from self._ensure_vector_index(dim)
+        if rows:
+            yield (
+                """INSERT INTO alma_memories (project_id, id, agent, type, category, user_id, workflow_id,
+                       text, confidence, created_at, updated_at, data, embedding)
+                   VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)
+                   ON CONFLICT (project_id, id) DO UPDATE SET
+                       agent=EXCLUDED.agent, type=EXCLUDED.type, category=EXCLUDED.category,
+                       user_id=EXCLUDED.user_id, workflow_id=EXCLUDED.workflow_id, text=EXCLUDED.text,
+                       confidence=EXCLUDED.confidence, created_at=EXCLUDED.created_at,
+                       updated_at=EXCLUDED.updated_at, data=EXCLUDED.data, embedding=EXCLUDED.embedding""",
+                rows,
+                "many",
+            )
+        for project_id in sorted(projects):
+            yield from self.bump(project_id)
+        return len(rows)
+
+    def _ensure_vector_index(self, dim: int) -> Steps:
+        row = yield ("SELECT 1 FROM alma_vector_indexes WHERE dim = %s", (dim,), "one")
+        if row is None:
+            if dim <= MAX_INDEXED_DIM:
+                yield (vector_index_sql(dim, self.vector_index_type), None, "none")
+            yield ("INSERT INTO alma_vector_indexes (dim, kind) VALUES (%s, %s)", (dim, self.vector_index_type), "none")
+        self.new_dims.add(dim)
+
+    def delete_memories(self, op: DeleteMemories) -> Steps:
+        self.lexical_cache.clear()
+        where, args = memory_where(op.filter)
+        gone = yield (f"DELETE FROM alma_memories WHERE {where} RETURNING id", args, "all")
+        if gone:
+            yield from self.bump(op.filter.project_id)
+        return len(gone)
+
+    def find_memories(self, op: FindMemories) -> Steps:
+        where, args = memory_where(op.filter)
+        vec = "embedding" if op.with_embeddings else "NULL"
+        order = "DESC" if op.descending else "ASC"
+        sql = f"SELECT type, data, {vec} FROM alma_memories WHERE {where} ORDER BY {_ORDER[op.order_by]} {order}, "
+        sql += f"rid {order} LIMIT %s"
+        rows = yield (sql, [*args, op.limit], "all")
+        out: list[Memory] = []
+        for mtype, data, vector in rows:
+            memory = memory_from_dict({"type": mtype, **json.loads(data)})
+            if vector is not None:
+                memory.embedding = np.asarray(vector, dtype=np.float32)
+            out.append(memory)
+        return out
+
+    def count_memories(self, op: CountMemories) -> Steps:
+        where, args = memory_where(op.filter)
+        rows = yield (f"SELECT agent, type, COUNT(*) FROM alma_memories WHERE {where} GROUP BY agent, type", args, "all")
+        return {(agent, MemoryType(mtype)): int(n) for agent, mtype, n in rows}
+
+    def dense_search(self, op: DenseSearch) -> Steps:
+        """Cosine top-k in the database. The materialized CTE restores strict order after pgvector's
+        iterative index scan (relaxed order), which keeps filtered searches from returning too few rows."""
+        if op.k <= 0:
+            return []
+        vector = np.asarray(op.vector, dtype=np.float32)
+        dim = len(vector)
+        where, args = memory_where(op.filter)
+        dist = f"embedding::vector({dim}) <=> %s::vector({dim})"
+        rows = yield (
+            f"""WITH hits AS MATERIALIZED (
+                    SELECT id, {dist} AS dist FROM alma_memories
+                    WHERE {where} AND vector_dims(embedding) = {dim}
+                    ORDER BY {dist} LIMIT %s)
+                SELECT id, 1 - dist FROM hits ORDER BY dist, id""",
+            [vector, *args, vector, op.k],
+            "all",
+        )
+        return [(memory_id, float(sim)) for memory_id, sim in rows]
+
+    def lexical_search(self, op: LexicalSearch) -> Steps:
+        """Full-text top-k (ts_rank_cd over an OR of the words). One query serves every type of a
+        retrieve: rows are ranked once per transaction for the filter without types, top-k per type."""
+        if op.k <= 0:
+            return []
+        query = tsquery_text(op.query)
+        if not query:
+            return []
+        base = replace(op.filter, types=None)
+        key = (base, query, op.k)
+        rows = self.lexical_cache.get(key)
+        if rows is None:
+            where, args = memory_where(base)
+            found = yield (
+                f"""SELECT id, type, s FROM (
+                        SELECT id, type, ts_rank_cd(tsv, q) AS s,
+                               row_number() OVER (PARTITION BY type ORDER BY ts_rank_cd(tsv, q) DESC, id) AS n
+                        FROM alma_memories, to_tsquery('english', %s) AS q
+                        WHERE tsv @@ q AND {where}) ranked
+                    WHERE n <= %s ORDER BY s DESC, id""",
+                [query, *args, op.k],
+                "all",
+            )
+            rows = self.lexical_cache[key] = [(i, t, float(s)) for i, t, s in found]
+        types = None if op.filter.types is None else {str(t) for t in op.filter.types}
+        return [(memory_id, score) for memory_id, mtype, score in rows if types is None or mtype in types][: op.k]
+
+    # -- records --------------------------------------------------------------------------------
+
+    def put_record(self, op: PutRecord) -> Steps:
+        r, now = op.record, time.time()
+        row = yield (
+            f"""WITH s AS (
+                    INSERT INTO alma_record_seq (project_id, namespace, seq) VALUES (%s, %s, 1)
+                    ON CONFLICT (project_id, namespace) DO UPDATE SET seq = alma_record_seq.seq + 1
+                    RETURNING seq)
+                INSERT INTO alma_records (project_id, namespace, key, seq, value, metadata, created_at,
+                    updated_at, expires_at)
+                SELECT %s, %s, %s, s.seq, %s, %s::jsonb, %s, %s, %s FROM s
+                ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq = EXCLUDED.seq,
+                    value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at,
+                    expires_at = EXCLUDED.expires_at
+                RETURNING {_RECORD_COLUMNS.format(value="value")}""",
+            (r.project_id, r.namespace, r.project_id, r.namespace, r.key, r.value,
+             json.dumps(r.metadata, default=str), r.created_at or now, r.updated_at or now, r.expires_at),
+            "one",
+        )  # fmt: skip
+        stored = _record(row)
+        return replace(stored, metadata=r.metadata)
+
+    def get_record(self, op: GetRecord) -> Steps:
+        row = yield (
+            f"SELECT {_RECORD_COLUMNS.format(value='value')} FROM alma_records "
+            "WHERE project_id = %s AND namespace = %s AND key = %s AND (expires_at IS NULL OR expires_at > %s)",
+            (op.project_id, op.namespace, op.key, time.time()),
+            "one",
+        )
+        return _record(row) if row else None
+
+    def list_records(self, op: ListRecords) -> Steps:
+        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        clauses.append("(expires_at IS NULL OR expires_at > %s)")
+        args.append(time.time())
+        for column, bound in (("seq", op.before_seq), ("key", op.before_key), ("updated_at", op.updated_before)):
+            if bound is not None:
+                clauses.append(f"{column} < %s")
+                args.append(bound)
+        for key, value in (op.where or {}).items():
+            clauses.append("metadata -> %s = %s::jsonb")
+            args.extend([str(key), json.dumps(value, default=str)])
+        order = "DESC" if op.descending else "ASC"
+        by = "key" if op.order_by == "key" else "seq"
+        columns = _RECORD_COLUMNS.format(value="value" if op.with_values else "NULL::bytea")
+        rows = yield (
+            f"SELECT {columns} FROM alma_records WHERE {' AND '.join(clauses)} "
+            f"ORDER BY {by} {order}, namespace {order}, key {order} LIMIT %s OFFSET %s",
+            [*args, op.limit, op.offset],
+            "all",
+        )
+        return [_record(row) for row in rows]
+
+    def delete_records(self, op: DeleteRecords) -> Steps:
+        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        if op.keys is not None:
+            if not op.keys:
+                return 0
+            clauses.append("key = ANY(%s)")
+            args.append(list(op.keys))
+        count = yield (f"DELETE FROM alma_records WHERE {' AND '.join(clauses)}", args, "none")
+        return count
+
+    def list_namespaces(self, op: ListNamespaces) -> Steps:
+        clauses, args = _ns_where(op.project_id, op.prefix, True)
+        rows = yield (
+            f"SELECT DISTINCT namespace FROM alma_records WHERE {' AND '.join(clauses)} "
+            "ORDER BY namespace LIMIT %s OFFSET %s",
+            [*args, op.limit, op.offset],
+            "all",
+        )
+        return [r[0] for r in rows]
+
+
+_HANDLERS: dict[type, Any] = {
+    PutMemories: OpSteps.put_memories,
+    DeleteMemories: OpSteps.delete_memories,
+    FindMemories: OpSteps.find_memories,
+    CountMemories: OpSteps.count_memories,
+    DenseSearch: OpSteps.dense_search,
+    LexicalSearch: OpSteps.lexical_search,
+    PutRecord: OpSteps.put_record,
+    GetRecord: OpSteps.get_record,
+    ListRecords: OpSteps.list_records,
+    DeleteRecords: OpSteps.delete_records,
+    ListNamespaces: OpSteps.list_namespaces,
+}
+_WRITES = {PutMemories, DeleteMemories, PutRecord, DeleteRecords}
