@@ -1,0 +1,338 @@
+"""PostgreSQL + pgvector store (extra `postgres`): psycopg 3 connection pools, sync and native async.
+
+- Write transactions take one transaction-level advisory lock first, so they are serialized across
+  processes like SQLite's `BEGIN IMMEDIATE` (the learning engine's read-modify-writes rely on it);
+  read transactions run at REPEATABLE READ, READ ONLY, and take no lock.
+- Dense search runs in the database: a `vector` column with one partial HNSW (or IVFFlat) index per
+  dimension, searched with pgvector's iterative scan so filtered searches still return k rows.
+- Lexical search is PostgreSQL full-text search (generated tsvector, GIN index, ts_rank_cd).
+- Migrations are versioned and append-only, applied by an idempotent `setup()` under a session
+  advisory lock, so several processes may start at once.
+- The SQL of every operation lives once, in `_pg_ops`, as steps driven here by a sync or async connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+import weakref
+import zlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import MissingDependency, StorageError
+from ._base import WRITE_OPS, BaseStorage, Op
+from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+    from .._config import PostgresConfig
+
+__all__ = ["PostgresStorage"]
+
+_SETUP_LOCK = 0x414C4D41  # "ALMA": serializes setup() of every ALMA schema on a server
+
+
+def _import_psycopg() -> Any:
+    try:
+        import pgvector.psycopg  # noqa: F401
+        import psycopg
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+        raise MissingDependency(exc.name or "psycopg", "postgres") from None
+    return psycopg
+
+
+def _run(cur: Any, step: Step) -> Any:
+    sql, params, fetch = step
+    if fetch == "many":
+        cur.executemany(sql, params)
+        return None
+    cur.execute(sql, params)
+    if fetch == "all":
+        return cur.fetchall()
+    if fetch == "one":
+        return cur.fetchone()
+    return cur.rowcount
+
+
+async def _arun(cur: Any, step: Step) -> Any:
+    sql, params, fetch = step
+    if fetch == "many":
+        await cur.executemany(sql, params)
+        return None
+    await cur.execute(sql, params)
+    if fetch == "all":
+        return await cur.fetchall()
+    if fetch == "one":
+        return await cur.fetchone()
+    return cur.rowcount
+
+
+class _Tx:
+    """One open sync transaction on a pooled connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any], ops: OpSteps) -> None:
+        self.conn, self.ops = conn, ops
+
+    def execute(self, op: Op) -> Any:
+        steps: Steps = self.ops.steps(op)
+        try:
+            with self.conn.cursor() as cur:
+                step = next(steps)
+                while True:
+                    step = steps.send(_run(cur, step))
+        except StopIteration as stop:
+            return stop.value
+        except _psycopg_error() as exc:
+            raise StorageError(f"PostgreSQL error in {type(op).__name__}: {exc}") from exc
+
+
+class _ATx:
+    """One open async transaction: `await tx.execute(op)`."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], ops: OpSteps) -> None:
+        self.conn, self.ops = conn, ops
+
+    async def execute(self, op: Op) -> Any:
+        steps: Steps = self.ops.steps(op)
+        try:
+            async with self.conn.cursor() as cur:
+                step = next(steps)
+                while True:
+                    step = steps.send(await _arun(cur, step))
+        except StopIteration as stop:
+            return stop.value
+        except _psycopg_error() as exc:
+            raise StorageError(f"PostgreSQL error in {type(op).__name__}: {exc}") from exc
+
+
+def _psycopg_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.Error
+
+
+class PostgresStorage(BaseStorage):
+    """ALMA's store in PostgreSQL with pgvector. Thread-safe, safe across processes, natively async.
+
+    `PostgresStorage("postgresql://user:pass@host/db")` or `PostgresStorage(PostgresConfig(...))`.
+    """
+
+    name = "postgres"
+    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess", "async"})
+
+    def __init__(
+        self,
+        conninfo: str | PostgresConfig,
+        *,
+        schema: str | None = None,
+        vector_index_type: str | None = None,
+        min_pool_size: int | None = None,
+        max_pool_size: int | None = None,
+    ) -> None:
+        from .._config import PostgresConfig
+
+        _import_psycopg()
+        config = conninfo if isinstance(conninfo, PostgresConfig) else PostgresConfig(uri=conninfo)
+        updates = {"schema_name": schema, "vector_index_type": vector_index_type,
+                   "min_pool_size": min_pool_size, "max_pool_size": max_pool_size}  # fmt: skip
+        config = config.model_copy(update={k: v for k, v in updates.items() if v is not None})
+        self.config = config
+        self.conninfo = config.conninfo()
+        self.schema = config.schema_name
+        self.vector_index_type = config.vector_index_type
+        self._lock_key = zlib.crc32(f"alma-write:{self.schema}".encode()) - 2**31
+        self._indexed_dims: set[int] = set()
+        self._local = threading.local()
+        self._closed = False
+        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.setup()
+        self._pool = self._make_pool()
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _session_sql(self) -> str:
+        return (
+            f'SET search_path TO "{self.schema}", public; SET hnsw.ef_search = 100; '
+            "SET hnsw.iterative_scan = relaxed_order; SET ivfflat.probes = 10; "
+            "SET ivfflat.iterative_scan = relaxed_order"
+        )
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        from pgvector.psycopg import register_vector
+
+        conn.execute(self._session_sql())
+        register_vector(conn)
+        conn.commit()
+
+    async def _aconfigure(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        from pgvector.psycopg import register_vector_async
+
+        await conn.execute(self._session_sql())
+        await register_vector_async(conn)
+        await conn.commit()
+
+    def _make_pool(self) -> ConnectionPool[Any]:
+        from psycopg_pool import ConnectionPool
+
+        return ConnectionPool(
+            self.conninfo, min_size=self.config.min_pool_size, max_size=self.config.max_pool_size,
+            configure=self._configure, open=True, name=f"alma-{self.schema}",
+        )  # fmt: skip
+
+    async def _apool(self) -> AsyncConnectionPool[Any]:
+        from psycopg_pool import AsyncConnectionPool
+
+        loop = asyncio.get_running_loop()
+        pool = self._apools.get(loop)
+        if pool is None:
+            pool = AsyncConnectionPool(
+                self.conninfo, min_size=self.config.min_pool_size, max_size=self.config.max_pool_size,
+                configure=self._aconfigure, open=False, name=f"alma-async-{self.schema}",
+            )  # fmt: skip
+            await pool.open()
+            self._apools[loop] = pool
+        return pool
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create or upgrade the schema. Idempotent, and safe when several processes start at once."""
+        psycopg = _import_psycopg()
+        try:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+                try:
+                    self._migrate(conn)
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot set up the PostgreSQL store ({self.schema}): {exc}") from exc
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA public")
+        conn.execute(f'SET search_path TO "{self.schema}", public')
+        conn.execute("CREATE TABLE IF NOT EXISTS alma_migrations (version INTEGER PRIMARY KEY, applied_at FLOAT8)")
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM alma_migrations").fetchone()
+        done = int(row[0]) if row else 0
+        partial = conn.execute("SELECT to_regclass('alma_memories') IS NOT NULL").fetchone()
+        if done == 0 and partial and partial[0]:
+            raise StorageError(f"schema {self.schema!r}: a partial ALMA schema without migration records; refusing")
+        if done > len(MIGRATIONS):
+            raise StorageError(
+                f"schema {self.schema!r} was written by a newer ALMA (schema {done} > {len(MIGRATIONS)}); upgrade"
+            )
+        for version, sql in enumerate(MIGRATIONS[done:], start=done + 1):
+            with conn.transaction():
+                conn.execute(sql)
+                conn.execute("INSERT INTO alma_migrations VALUES (%s, %s)", (version, time.time()))
+        rows = conn.execute("SELECT dim FROM alma_vector_indexes").fetchall()
+        self._indexed_dims = {int(r[0]) for r in rows}
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    def _new_ops(self, write: bool) -> OpSteps:
+        return OpSteps(write, self.vector_index_type, self._indexed_dims)
+
+    def _after_commit(self, ops: OpSteps) -> None:
+        self._indexed_dims |= ops.new_dims
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[_Tx]:
+        """A transaction on a pooled connection; writes are serialized (see the module docstring).
+
+        Re-entrant on the same thread: an inner transaction joins the outer one.
+        """
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        active: _Tx | None = getattr(self._local, "tx", None)
+        if active is not None:
+            if write and not active.ops.write:
+                raise StorageError("cannot write inside a read transaction")
+            yield active
+            return
+        ops = self._new_ops(write)
+        try:
+            with self._pool.connection() as conn:
+                conn.isolation_level = (
+                    psycopg.IsolationLevel.READ_COMMITTED if write else psycopg.IsolationLevel.REPEATABLE_READ
+                )
+                conn.read_only = not write
+                with conn.transaction():
+                    if write:
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                    tx = self._local.tx = _Tx(conn, ops)
+                    try:
+                        yield tx
+                    finally:
+                        self._local.tx = None
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error: {exc}") from exc
+        self._after_commit(ops)
+
+    @contextlib.asynccontextmanager
+    async def atransaction(self, write: bool = True) -> AsyncIterator[_ATx]:
+        """The async twin of `transaction()` on psycopg's AsyncConnectionPool (one pool per event loop)."""
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        ops = self._new_ops(write)
+        try:
+            pool = await self._apool()
+            async with pool.connection() as conn:
+                await conn.set_isolation_level(
+                    psycopg.IsolationLevel.READ_COMMITTED if write else psycopg.IsolationLevel.REPEATABLE_READ
+                )
+                await conn.set_read_only(not write)
+                async with conn.transaction():
+                    if write:
+                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                    yield _ATx(conn, ops)
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error: {exc}") from exc
+        self._after_commit(ops)
+
+    async def abatch(self, ops: Sequence[Op]) -> list[Any]:
+        """Run `ops` in one transaction on an async connection (no worker thread)."""
+        write = any(isinstance(op, WRITE_OPS) for op in ops)
+        async with self.atransaction(write=write) as tx:
+            return [await tx.execute(op) for op in ops]
+
+    def generation(self, project_id: str) -> int:
+        with self.transaction(write=False) as tx:
+            row = tx.conn.execute("SELECT value FROM alma_generations WHERE project_id = %s", (project_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def drop_schema(self) -> None:
+        """Delete every ALMA table of this store's schema (tests, `alma reset`). Irreversible."""
+        psycopg = _import_psycopg()
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        self._indexed_dims.clear()
+
+    async def aclose(self) -> None:
+        """Close the async pool of the running loop, then the store."""
+        pool = self._apools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close()
+        for loop, pool in list(self._apools.items()):
+            if not loop.is_closed() and not loop.is_running():
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(pool.close())
+        self._apools.clear()
