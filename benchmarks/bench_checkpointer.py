@@ -20,11 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
+
+from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 
 PAYLOAD = 20_000
 

@@ -28,11 +28,11 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
-from alma_crewai import AlmaCrewMemory  # noqa: E402
 from crewai import Agent, Crew, Process, Task  # noqa: E402
 from crewai.llms.base_llm import BaseLLM  # noqa: E402
 
 from alma_core import ALMA  # noqa: E402
+from alma_crewai import AlmaCrewMemory  # noqa: E402
 
 SOURCE = "[source: sqlite.org/wal.html]"
 AGENTS = {

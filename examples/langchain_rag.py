@@ -7,7 +7,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from alma_langchain import AlmaChatMessageHistory, AlmaLearningCallback, AlmaRetriever
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
@@ -16,6 +15,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 
 from alma_core import ALMA, MemoryType
+from alma_langchain import AlmaChatMessageHistory, AlmaLearningCallback, AlmaRetriever
 
 AGENTS = {"helena": {"domain": "coding", "can_learn": ["testing_strategies"]}}
 

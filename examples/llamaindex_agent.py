@@ -8,7 +8,6 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from alma_llamaindex import AlmaMemoryBlock, AlmaRetriever, restore_context, save_context
 from llama_index.core import Settings
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.embeddings import MockEmbedding
@@ -18,6 +17,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.workflow import Context, StartEvent, StopEvent, Workflow, step
 
 from alma_core import ALMA
+from alma_llamaindex import AlmaMemoryBlock, AlmaRetriever, restore_context, save_context
 
 AGENTS = {"helena": {"domain": "coding", "can_learn": ["testing_strategies", "conversation"]}}
 

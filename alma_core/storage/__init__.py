@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
@@ -51,15 +52,26 @@ __all__ = [
 
 
 def open_storage(spec: Any) -> BaseStorage:
-    """A storage object from a path (SQLite file or ":memory:"), an `AlmaConfig`, or a storage object."""
+    """A storage object from a path (SQLite file or ":memory:"), a `postgresql://` URI, an `AlmaConfig`
+    (`storage: sqlite | postgres | chroma`), or a storage object."""
     from .._config import AlmaConfig
 
     if isinstance(spec, BaseStorage):
         return spec
+    if isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStorage
+
+        return PostgresStorage(spec)
     if isinstance(spec, (str, os.PathLike)):
         return SQLiteStorage(spec)
     if isinstance(spec, AlmaConfig):
-        if spec.storage == "sqlite":
-            return SQLiteStorage(spec.db_path)
-        raise ConfigError(f"alma.storage: the {spec.storage!r} backend is not available yet; use sqlite")
+        if spec.storage == "postgres":
+            from .postgres import PostgresStorage
+
+            return PostgresStorage(spec.postgres)
+        if spec.storage == "chroma":
+            from .chroma import ChromaStorage
+
+            return ChromaStorage(spec.chroma.path or Path(spec.storage_dir) / "chroma", config=spec.chroma)
+        return SQLiteStorage(spec.db_path)
     raise ConfigError(f"storage must be a path or a storage object, got {type(spec).__name__}")

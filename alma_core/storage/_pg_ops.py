@@ -241,13 +241,17 @@ class OpSteps:
         for mtype, data, vector in rows:
             memory = memory_from_dict({"type": mtype, **json.loads(data)})
             if vector is not None:
-                memory.embedding = np.asarray(vector, dtype=np.float32)
+                memory.embedding = vector.to_numpy() if hasattr(vector, "to_numpy") else vector
             out.append(memory)
         return out
 
     def count_memories(self, op: CountMemories) -> Steps:
         where, args = memory_where(op.filter)
-        rows = yield (f"SELECT agent, type, COUNT(*) FROM alma_memories WHERE {where} GROUP BY agent, type", args, "all")
+        rows = yield (
+            f"SELECT agent, type, COUNT(*) FROM alma_memories WHERE {where} GROUP BY agent, type",
+            args,
+            "all",
+        )
         return {(agent, MemoryType(mtype)): int(n) for agent, mtype, n in rows}
 
     def dense_search(self, op: DenseSearch) -> Steps:

@@ -13,11 +13,11 @@ import pytest
 
 pytest.importorskip("crewai")
 
-from alma_crewai import AlmaCrewMemory
 from crewai import Agent, Crew, Task
 from crewai.llms.base_llm import BaseLLM
 
 from alma_core import ALMA, MemoryType
+from alma_crewai import AlmaCrewMemory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "crewai_memory.py"

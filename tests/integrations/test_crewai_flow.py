@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("crewai")
 
-from alma_crewai import AlmaFlowPersistence
 from crewai.flow.async_feedback.types import PendingFeedbackContext
 from crewai.flow.flow import Flow, listen, start
 from crewai.flow.persistence import persist
 from pydantic import BaseModel
 
 from alma_core import ALMA
+from alma_crewai import AlmaFlowPersistence
 
 SCRIPT = textwrap.dedent(
     """

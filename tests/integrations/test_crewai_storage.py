@@ -11,13 +11,13 @@ import pytest
 
 pytest.importorskip("crewai")
 
-from alma_crewai import AlmaStorage, alma_memory
 from crewai.llms.base_llm import BaseLLM
 from crewai.memory import Memory
 from crewai.memory.storage.backend import StorageBackend
 from crewai.memory.types import MemoryRecord
 
 from alma_core import ALMA, MemoryType, ScopeViolation, ValidationError
+from alma_crewai import AlmaStorage, alma_memory
 
 HELENA = "/crew/qa/agent/helena"
 

@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from alma_langchain import AlmaChatMessageHistory
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -24,6 +23,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
 from alma_core import ALMA, SerializationError, ValidationError
+from alma_langchain import AlmaChatMessageHistory
 
 EVERY_KIND: list[BaseMessage] = [
     SystemMessage("You test web apps.", id="s1"),

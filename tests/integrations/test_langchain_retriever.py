@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from alma_langchain import AlmaRetriever
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -17,6 +16,7 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from alma_core import ALMA, MemoryType, ValidationError
+from alma_langchain import AlmaRetriever
 
 FACTS = [
     "Login forms need a visible password toggle test",

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from alma_langchain import AlmaLearningCallback, LearnOutcomeArgs, RetrieveMemoriesArgs, as_tools
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableLambda
 
 from alma_core import ALMA, MemoryType, ScopeViolation
+from alma_langchain import AlmaLearningCallback, LearnOutcomeArgs, RetrieveMemoriesArgs, as_tools
 
 
 def tools_by_name(alma: ALMA, agent: str = "helena") -> dict:

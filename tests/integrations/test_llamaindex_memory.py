@@ -10,7 +10,6 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from alma_llamaindex import AlmaMemoryBlock, AlmaRetriever
 from llama_index.core import Settings
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
@@ -26,6 +25,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore
 
 from alma_core import ALMA, MemoryType, ScopeViolation
+from alma_llamaindex import AlmaMemoryBlock, AlmaRetriever
 
 # LlamaIndex's workflow runtime inspects its pydantic agents, which pydantic reports as deprecated (not ours).
 pytestmark = pytest.mark.filterwarnings(

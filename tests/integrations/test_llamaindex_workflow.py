@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from alma_llamaindex import arestore_context, asave_context, restore_context, save_context
 from llama_index.core.workflow import Context, StartEvent, StopEvent, Workflow, step
 
 from alma_core import ALMA, NotFound, SerializationError
+from alma_llamaindex import arestore_context, asave_context, restore_context, save_context
 
 # One script, two processes: `start` runs until the workflow asks for approval and saves its Context;
 # `resume` restores the Context from ALMA and answers.

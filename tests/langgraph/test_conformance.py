@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
+
+from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 
 
 class SyncDriven(AlmaSaver):

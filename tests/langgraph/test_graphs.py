@@ -10,11 +10,11 @@ import textwrap
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from alma_core import ALMA
+from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 
 
 class State(TypedDict):

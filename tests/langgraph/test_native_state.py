@@ -6,10 +6,10 @@ import operator
 from typing import Annotated, TypedDict
 
 import pytest
-from alma_langgraph import AlmaSaver
 from langgraph.graph import END, START, StateGraph
 
 from alma_core import ALMA, NotFound
+from alma_langgraph import AlmaSaver
 
 
 class State(TypedDict):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 import pytest
-from alma_langgraph import AlmaSaver, alma_learn_node, alma_retrieve_node
 from langgraph.graph import END, START, StateGraph
 
 from alma_core import ALMA, ScopeViolation
+from alma_langgraph import AlmaSaver, alma_learn_node, alma_retrieve_node
 
 
 class Step(TypedDict, total=False):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from alma_langgraph import OWNERS, AlmaSaver, latest_wins, merge_lists, priority_agent
 from langgraph.graph import END, START, StateGraph
 
 from alma_core import ALMA
 from alma_core.workflow import reducers as core
+from alma_langgraph import OWNERS, AlmaSaver, latest_wins, merge_lists, priority_agent
 
 
 def test_reducers_are_the_core_ones() -> None:

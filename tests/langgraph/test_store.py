@@ -6,11 +6,11 @@ import time
 from typing import Any, TypedDict
 
 import pytest
-from alma_langgraph import MEMORY_NAMESPACE, AlmaSaver, AlmaStore
 from langgraph.graph import START, StateGraph
 from langgraph.store.base import BaseStore
 
 from alma_core import ALMA, ValidationError
+from alma_langgraph import MEMORY_NAMESPACE, AlmaSaver, AlmaStore
 
 
 def test_put_get_delete_and_search_with_filter_and_query(alma: ALMA) -> None:

@@ -500,3 +500,20 @@ def test_the_cli_refuses_a_remote_host_without_the_flag(tmp_path: Path) -> None:
 def test_importing_alma_core_and_its_mcp_package_does_not_load_the_sdk() -> None:
     code = "import sys, alma_core, alma_core.mcp; alma_core.ALMA; assert 'mcp' not in sys.modules, 'mcp loaded'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_http_refuses_a_foreign_host_header(http_server: HttpServer) -> None:
+    headers = {**ACCEPT, "Authorization": f"Bearer {TOKEN}", "Host": "evil.example:8765"}
+    assert httpx.post(http_server.url, json=INIT, headers=headers).status_code == 421
+
+
+def test_a_missing_sdk_raises_missing_dependency(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['mcp'] = None\n"
+        "from alma_core import ALMA, MissingDependency\n"
+        "from alma_core.mcp import build_server\n"
+        "try:\n    build_server(ALMA(embedder='mock', storage=sys.argv[1]))\n"
+        "except MissingDependency as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.db")], capture_output=True, timeout=60)
+    assert done.stdout.decode().strip() == "mcp is not installed: pip install 'alma-core[mcp]'", done.stderr.decode()
