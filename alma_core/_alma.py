@@ -116,7 +116,10 @@ class ALMA(WorkflowAPI):
         *,
         config: AlmaConfig | None = None,
         emitter: EventEmitter | None = None,
+        reindex: bool | Callable[[int, int], Any] = False,
     ) -> None:
+        """`reindex`: when the store was built with another embedder, re-embed every memory now instead of
+        raising `EmbeddingMismatch` (pass a `(done, total)` callable to follow progress)."""
         config = config or AlmaConfig()
         updates: dict[str, Any] = {}
         if project_id is not None:
@@ -139,12 +142,15 @@ class ALMA(WorkflowAPI):
         )
         self.storage: BaseStorage = open_storage(storage if storage is not None else config)
         self.events = emitter or get_emitter()
-        self._check_embedder()
+        mismatch = self._check_embedder(raise_on_mismatch=not reindex)
         self.retriever = Retriever(self.storage, self.embedder, config.retrieval)
         self._cache: RetrievalCache[MemorySlice] = RetrievalCache(
             config.retrieval.cache_size, config.retrieval.cache_ttl_seconds
         )
         self.learner = Learner(self)
+        self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
+        if mismatch:
+            self.reindexed = self.reindex(progress=reindex if callable(reindex) else None)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] = ".alma/config.yaml", **overrides: Any) -> ALMA:
@@ -156,8 +162,10 @@ class ALMA(WorkflowAPI):
     def _filter(self, **kwargs: Any) -> MemoryFilter:
         return MemoryFilter(project_id=self.project_id, **kwargs)
 
-    def _check_embedder(self) -> None:
-        """The store remembers which embedder built its vectors; another one cannot search them."""
+    def _check_embedder(self, raise_on_mismatch: bool = True) -> bool:
+        """The store remembers which embedder built its vectors; another one cannot search them.
+
+        Returns whether they differ (only when not raising)."""
         wanted = {"name": self.embedder.name, "dim": int(self.embedder.dim)}
         record, known = self.storage.batch(
             [GetRecord(SYSTEM_PROJECT, "meta", "embedder"), GetRecord(SYSTEM_PROJECT, "projects", self.project_id)]
@@ -166,13 +174,17 @@ class ALMA(WorkflowAPI):
             self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "projects", self.project_id)))
         if record is None:
             self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "meta", "embedder", metadata=wanted)))
-        elif record.metadata != wanted:
-            have = record.metadata
-            raise EmbeddingMismatch(
-                f"the store was built with embedder {have.get('name')!r} ({have.get('dim')}-d), not "
-                f"{wanted['name']!r} ({wanted['dim']}-d); rebuild its vectors with `alma reindex` "
-                f"(or ALMA(...).reindex(force=True)), or use the original embedder"
-            )
+            return False
+        if record.metadata == wanted:
+            return False
+        if not raise_on_mismatch:
+            return True
+        have = record.metadata
+        raise EmbeddingMismatch(
+            f"the store was built with embedder {have.get('name')!r} ({have.get('dim')}-d), not "
+            f"{wanted['name']!r} ({wanted['dim']}-d); rebuild its vectors with `alma reindex` "
+            f"(or ALMA(..., reindex=True)), or use the original embedder"
+        )
 
     def _embed(self, memories: Sequence[Memory]) -> None:
         todo = [m for m in memories if m.embedding is None or len(m.embedding) != self.embedder.dim]

@@ -77,14 +77,14 @@ class _Parser(argparse.ArgumentParser):
 # ---- helpers --------------------------------------------------------------------------------------
 
 
-def _open(args: argparse.Namespace, embedder: str | None = None) -> ALMA:
+def _open(args: argparse.Namespace, embedder: str | None = None, reindex: Any = False) -> ALMA:
     """The ALMA of `--config` (defaults when the file does not exist)."""
     from ._alma import ALMA
     from ._config import AlmaConfig, load_config
 
     path = Path(args.config)
     config = load_config(path) if path.exists() else AlmaConfig()
-    return ALMA(config=config, embedder=embedder)
+    return ALMA(config=config, embedder=embedder, reindex=reindex)
 
 
 def _print_json(data: Any) -> None:
@@ -178,34 +178,12 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
-def _claim_embedder(args: argparse.Namespace) -> None:
-    """Record the configured embedder as the store's, so the store opens even after an embedder change."""
-    from ._config import AlmaConfig, load_config
-    from .embeddings import make_embedder
-    from .storage import open_storage
-    from .storage._base import SYSTEM_PROJECT, PutRecord, Record
-
-    path = Path(args.config)
-    config = load_config(path) if path.exists() else AlmaConfig()
-    embedder = make_embedder(config.embedding_provider, config.embedding_dim)
-    storage = open_storage(config)
-    try:
-        meta = {"name": embedder.name, "dim": int(embedder.dim)}
-        storage.execute(PutRecord(Record(SYSTEM_PROJECT, "meta", "embedder", metadata=meta)))
-    finally:
-        storage.close()
-
-
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from ._errors import EmbeddingMismatch
-
-    try:
-        alma = _open(args)
-    except EmbeddingMismatch:
-        _claim_embedder(args)  # the vectors are rebuilt below, whatever built them
-        alma = _open(args)
-    with alma, ProgressBar(0, "reindex") as bar:
-        n = alma.reindex(progress=lambda done, total: bar.update(done, total), batch_size=args.batch_size)
+    with ProgressBar(0, "reindex") as bar:
+        progress = lambda done, total: bar.update(done, total)  # noqa: E731
+        alma = _open(args, reindex=progress)  # re-embeds while opening when the store's embedder differs
+        with alma:
+            n = alma.reindexed if alma.reindexed is not None else alma.reindex(progress, batch_size=args.batch_size)
     print(f"re-embedded {n} memories with {alma.embedder.name}")
     return 0
 

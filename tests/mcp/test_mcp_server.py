@@ -136,7 +136,8 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
         "--token",
         TOKEN,
     ]
-    proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = (config.parent / "server.log").open("wb")  # a file, not a pipe: a full pipe would stall the server
+    proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -145,7 +146,11 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"server did not start: {proc.communicate()[1].decode()[-2000:]}") from None
+                proc.wait()
+                log.close()
+                raise RuntimeError(
+                    f"server did not start: {(config.parent / 'server.log').read_text()[-2000:]}"
+                ) from None
             time.sleep(0.1)
     yield HttpServer(config, f"http://127.0.0.1:{port}/mcp", proc)
     proc.terminate()
@@ -154,6 +159,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    log.close()
 
 
 # ---- every tool, once, with good arguments ------------------------------------------------------------
