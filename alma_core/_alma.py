@@ -6,8 +6,6 @@ events. Every read goes through a `MemoryFilter` bound to this project.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError as _PydanticError
 
+from ._async import to_thread
 from ._cache import RetrievalCache
 from ._config import AgentConfig, AlmaConfig, load_config
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
@@ -62,17 +61,6 @@ PROJECT_AGENT = "*"  # owner of project-wide memories (e.g. preferences added wi
 _SUCCESS = {"success", "succeeded", "successful", "pass", "passed", "ok", "true", "yes", "done", "1"}
 _FAILURE = {"failure", "failed", "fail", "error", "false", "no", "0", "partial"}
 _T = TypeVar("_T")
-
-
-def _to_thread(method: Callable[..., _T]) -> Callable[..., Any]:
-    """The async twin of a sync method: runs it on a worker thread so the event loop never blocks."""
-
-    @functools.wraps(method)
-    async def twin(self: ALMA, *args: Any, **kwargs: Any) -> _T:
-        return await asyncio.to_thread(method, self, *args, **kwargs)
-
-    twin.__doc__ = f"Async twin of `{method.__name__}` (runs on a worker thread)."
-    return twin
 
 
 def _parse_success(outcome: bool | str) -> bool:
@@ -614,18 +602,18 @@ class ALMA(WorkflowAPI):
 
     # ---- async twins --------------------------------------------------------------------------------
 
-    aretrieve = _to_thread(retrieve)
-    alearn = _to_thread(learn)
-    alearn_many = _to_thread(learn_many)
-    aadd_user_preference = _to_thread(add_user_preference)
+    aretrieve = to_thread(retrieve)
+    alearn = to_thread(learn)
+    alearn_many = to_thread(learn_many)
+    aadd_user_preference = to_thread(add_user_preference)
     aadd_preference = aadd_user_preference
-    aadd_domain_knowledge = _to_thread(add_domain_knowledge)
+    aadd_domain_knowledge = to_thread(add_domain_knowledge)
     aadd_knowledge = aadd_domain_knowledge
-    aadd_anti_pattern = _to_thread(add_anti_pattern)
-    aget = _to_thread(get)
-    adelete = _to_thread(delete)
-    aforget = _to_thread(forget)
-    adecay_confidence = _to_thread(decay_confidence)
-    adelete_user = _to_thread(delete_user)
-    astats = _to_thread(stats)
-    ahealth = _to_thread(health)
+    aadd_anti_pattern = to_thread(add_anti_pattern)
+    aget = to_thread(get)
+    adelete = to_thread(delete)
+    aforget = to_thread(forget)
+    adecay_confidence = to_thread(decay_confidence)
+    adelete_user = to_thread(delete_user)
+    astats = to_thread(stats)
+    ahealth = to_thread(health)

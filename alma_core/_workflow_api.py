@@ -6,12 +6,11 @@ SQLite file holds memories and workflows, and both survive restarts. Docs: docs/
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from ._async import to_thread
 from ._errors import NotFound, ValidationError
 from ._models import MemoryType, Outcome
 from ._slice import MemorySlice
@@ -28,19 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkflowAPI"]
 
-_T = TypeVar("_T")
 _SCOPED_TYPES = [t for t in MemoryType if t is not MemoryType.PREFERENCE]
-
-
-def _to_thread(method: Callable[..., _T]) -> Callable[..., Any]:
-    """The async twin of a sync method: runs it on a worker thread so the event loop never blocks."""
-
-    @functools.wraps(method)
-    async def twin(self: Any, *args: Any, **kwargs: Any) -> _T:
-        return await asyncio.to_thread(method, self, *args, **kwargs)
-
-    twin.__doc__ = f"Async twin of `{method.__name__}` (runs on a worker thread)."
-    return twin
 
 
 def _reducer_name(reducer: Any) -> Any:
@@ -259,16 +246,16 @@ class WorkflowAPI:
 
     # ---- async twins ------------------------------------------------------------------------------
 
-    acheckpoint = _to_thread(checkpoint)
-    aget_checkpoint = _to_thread(get_checkpoint)
-    aresume = _to_thread(resume)
-    alist_checkpoints = _to_thread(list_checkpoints)
-    acleanup_checkpoints = _to_thread(cleanup_checkpoints)
-    amerge_states = _to_thread(merge_states)
-    alink_artifact = _to_thread(link_artifact)
-    aget_artifacts = _to_thread(get_artifacts)
-    aretrieve_scoped = _to_thread(retrieve_scoped)
-    aworkflow_learn = _to_thread(workflow_learn)
+    acheckpoint = to_thread(checkpoint)
+    aget_checkpoint = to_thread(get_checkpoint)
+    aresume = to_thread(resume)
+    alist_checkpoints = to_thread(list_checkpoints)
+    acleanup_checkpoints = to_thread(cleanup_checkpoints)
+    amerge_states = to_thread(merge_states)
+    alink_artifact = to_thread(link_artifact)
+    aget_artifacts = to_thread(get_artifacts)
+    aretrieve_scoped = to_thread(retrieve_scoped)
+    aworkflow_learn = to_thread(workflow_learn)
 
 
 def _artifact_type(value: ArtifactType | str) -> ArtifactType:

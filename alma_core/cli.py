@@ -285,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"only these ({_TYPES_HELP}); preferences go only if named")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="show how many would go; delete nothing")
 
+    sub.add_parser(  # parsed by alma_core.mcp (see main); listed here for `alma --help`
+        "mcp", help="Serve ALMA's 16 memory and workflow tools over MCP (stdio or HTTP); see `alma mcp --help`.",
+        add_help=False,
+    )  # fmt: skip
+
     p = add("reindex", cmd_reindex, "Re-embed every memory with the configured embedder (after changing it).")
     p.add_argument("--batch-size", type=_positive, default=256, help="memories per embedding batch (default 256)")
     return parser
@@ -292,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `alma` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["mcp"]:
+        from .mcp import run_server
+
+        return run_server(argv[1:])
     args = build_parser().parse_args(argv)
     from ._errors import AlmaError
 

@@ -47,7 +47,7 @@ def _pydantic_reason(exc: PydanticError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "bool"))) or "arguments"
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{where}: {err['msg']}{extra}"
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}{extra}"
 
 
 def _annotations(spec: ToolSpec) -> ToolAnnotations:
