@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError as _PydanticError
 
 from ._async import to_thread
-from ._cache import RetrievalCache
+from ._cache import RetrievalCache, copy_slice
 from ._config import AgentConfig, AlmaConfig, load_config
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
 from ._forgetting import decay_confidence
@@ -133,7 +133,7 @@ class ALMA(WorkflowAPI):
         mismatch = self._check_embedder(raise_on_mismatch=not reindex)
         self.retriever = Retriever(self.storage, self.embedder, config.retrieval)
         self._cache: RetrievalCache[MemorySlice] = RetrievalCache(
-            config.retrieval.cache_size, config.retrieval.cache_ttl_seconds
+            config.retrieval.cache_size, config.retrieval.cache_ttl_seconds, copy_slice
         )
         self.learner = Learner(self)
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
@@ -236,14 +236,18 @@ class ALMA(WorkflowAPI):
             return cached
         result = MemorySlice(query=task, agent=agent)
         other = [t for t in types if t is not MemoryType.PREFERENCE]
-        if other:
-            result = self.retriever.retrieve(self._filter(agents=tuple(readers)), task, top_k, other, agent, mode)
-        if MemoryType.PREFERENCE in types:
-            prefs = self.retriever.retrieve(
-                self._filter(agents=tuple(readers), user_id=user_id), task, top_k, [MemoryType.PREFERENCE],
-                agent, mode,
-            )  # fmt: skip
-            result.preferences = prefs.preferences
+        # One read transaction and one query embedding serve both searches (the store ranks BM25 once).
+        vector = self.retriever.query_vector(task, mode)
+        with self.storage.transaction(write=False):
+            if other:
+                result = self.retriever.retrieve(self._filter(agents=tuple(readers)), task, top_k, other, agent,
+                                                 mode, vector=vector)  # fmt: skip
+            if MemoryType.PREFERENCE in types:
+                prefs = self.retriever.retrieve(
+                    self._filter(agents=tuple(readers), user_id=user_id), task, top_k, [MemoryType.PREFERENCE],
+                    agent, mode, vector=vector,
+                )  # fmt: skip
+                result.preferences = prefs.preferences
         self._cache.put(key, result)
         self._emit(MemoryEventType.ACCESSED, result, agent=agent)
         return result

@@ -79,6 +79,13 @@ class LearningConfig(_Strict):
     evidence_decay: float = Field(
         0.9, gt=0, le=1, description="Weight older evidence keeps at each new outcome of the same strategy."
     )
+    confidence_z: float = Field(
+        1.0, ge=0, le=5, description="Standard deviations below the Beta mean for the ranking's success bound."
+    )
+    recent_window: int = Field(5, ge=1, le=1000, description="Latest outcomes of a strategy used for demotion.")
+    demote_failure_rate: float = Field(
+        0.6, gt=0, le=1, description="A full recent window failing at least this often retires the heuristic."
+    )
 
 
 class PostgresConfig(_Strict):

@@ -13,6 +13,13 @@ least `LearningConfig.strategy_similarity`, so paraphrases update one heuristic.
 Confidence (a Beta(1, 1) posterior mean over exponentially decayed evidence):
     ws <- ws * d + [success],  wf <- wf * d + [failure]      (d = LearningConfig.evidence_decay)
     confidence = (ws + 1) / (ws + wf + 2)
+Ranking uses a lower bound, so one lucky success never outranks a long record:
+    success_lcb = max(0, mean - z * sd) of Beta(ws + 1, wf + 1)     (z = LearningConfig.confidence_z)
+Demotion: a heuristic is retired (not retrieved) while its confidence is below `retire_below_confidence`
+or while its last `recent_window` outcomes fail at a rate >= `demote_failure_rate`; it comes back when
+the evidence recovers.
+Anti-patterns form from a failing strategy, and from one error that recurs across different strategies
+of a task type (see `_error_anti_pattern`).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
     from ._alma import ALMA
     from .storage._base import Transaction
 
-__all__ = ["Learner", "normalise_strategy", "strategy_confidence"]
+__all__ = ["Learner", "normalise_error", "normalise_strategy", "strategy_confidence", "success_lower_bound"]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset({
@@ -42,6 +49,8 @@ _STOP = frozenset({
 })  # fmt: skip
 _SUFFIXES = ("ing", "ies", "es", "ed", "s")
 _MAX_ERRORS = 5
+_MAX_ERROR_STRATEGIES = 5
+_VOLATILE = re.compile(r"0x[0-9a-f]+|[0-9a-f]{8,}|\d{4,}")  # addresses, ids, hashes, timings
 
 
 def _stem(word: str) -> str:
@@ -60,6 +69,26 @@ def normalise_strategy(text: str) -> str:
 def strategy_confidence(w_success: float, w_failure: float) -> float:
     """Beta(1, 1) posterior mean of the (decayed) success and failure counts."""
     return (w_success + 1.0) / (w_success + w_failure + 2.0)
+
+
+def success_lower_bound(w_success: float, w_failure: float, z: float = 1.0) -> float:
+    """Mean minus `z` standard deviations of Beta(ws + 1, wf + 1), floored at 0: a success rate that
+    is likely at least this high, so 1 success of 1 (0.43 at z=1) ranks below 9 of 10 (0.73)."""
+    a, b = w_success + 1.0, w_failure + 1.0
+    mean = a / (a + b)
+    sd = (a * b / ((a + b) ** 2 * (a + b + 1.0))) ** 0.5
+    return max(0.0, mean - z * sd)
+
+
+def recent_failure_rate(recent: str) -> float:
+    """Share of failures in a string of the latest outcomes ("1" success, "0" failure)."""
+    return recent.count("0") / len(recent) if recent else 0.0
+
+
+def normalise_error(text: str) -> str:
+    """An error's comparison key: lower case, whitespace collapsed, volatile parts (long numbers,
+    hex ids, addresses) masked, so "Timeout after 30000ms" and "Timeout after 45000ms" are one error."""
+    return " ".join(_VOLATILE.sub("#", text.lower()).split())[:500]
 
 
 def _digest(*parts: str) -> str:
@@ -152,6 +181,7 @@ class Learner:
         meta["w_success"] = meta["w_success"] * decay + (1.0 if outcome.success else 0.0)
         meta["w_failure"] = meta["w_failure"] * decay + (0.0 if outcome.success else 1.0)
         meta["successes" if outcome.success else "failures"] += 1
+        meta["recent"] = (meta.get("recent", "") + ("1" if outcome.success else "0"))[-int(cfg.recent_window) :]
         if not outcome.success and outcome.error_message:
             errors = [e for e in meta["errors"] if e != outcome.error_message.strip()]
             meta["errors"] = [*errors, outcome.error_message.strip()][-_MAX_ERRORS:]
@@ -168,7 +198,17 @@ class Learner:
             changes.append(anti)
             meta["anti_pattern_id"] = anti[0].id
         tx.execute(PutRecord(Record(outcome.project_id, self._namespace(outcome), key, value, meta)))
+        if not outcome.success and outcome.error_message and outcome.error_message.strip():
+            error_anti = self._error_anti_pattern(tx, outcome, key)
+            if error_anti is not None:
+                changes.append(error_anti)
         return changes
+
+    def _demoted(self, meta: dict[str, Any]) -> bool:
+        """A full recent window failing at least `demote_failure_rate` of the time."""
+        recent = str(meta.get("recent", ""))
+        full = len(recent) >= int(self.config.recent_window)
+        return full and recent_failure_rate(recent) >= float(self.config.demote_failure_rate)
 
     def _load(self, tx: Transaction, project_id: str, memory_id: str | None) -> Memory | None:
         if not memory_id:
@@ -208,21 +248,27 @@ class Learner:
         heuristic.success_count = meta["successes"]
         heuristic.occurrence_count = meta["successes"] + meta["failures"]
         heuristic.confidence = round(confidence, 6)
-        retired = confidence < self.config.retire_below_confidence
+        demoted = self._demoted(meta)
+        retired = confidence < self.config.retire_below_confidence or demoted
+        lcb = success_lower_bound(meta["w_success"], meta["w_failure"], float(self.config.confidence_z))
         heuristic.metadata.update(
-            evidence_key=key, failure_count=meta["failures"], recent_errors=list(meta["errors"]), retired=retired
-        )
+            evidence_key=key, failure_count=meta["failures"], recent_errors=list(meta["errors"]), retired=retired,
+            demoted=demoted, success_lcb=round(lcb, 6),
+        )  # fmt: skip
         tx.execute(PutMemories([heuristic]))
         return heuristic, created
 
     # ---- anti-patterns ----------------------------------------------------------------------------
 
-    def _best_alternative(self, tx: Transaction, outcome: Outcome, key: str) -> str:
-        """The best-performing other strategy of the task type that has formed a heuristic, or ""."""
+    def _best_alternative(self, tx: Transaction, outcome: Outcome, key: str, avoid: set[str] | None = None) -> str:
+        """The best-performing other strategy of the task type that has formed a heuristic (skipping
+        the `avoid` evidence keys), or ""."""
         best, best_conf = "", 0.5
         for record in tx.execute(ListRecords(outcome.project_id, self._namespace(outcome), with_values=False)):
             m = record.metadata
             if record.key == key or m.get("kind") != "strategy" or not m.get("heuristic_id"):
+                continue
+            if avoid and record.key in avoid:
                 continue
             conf = strategy_confidence(m["w_success"], m["w_failure"])
             if conf > best_conf:
@@ -234,7 +280,9 @@ class Learner:
     ) -> tuple[Memory, bool] | None:
         confidence = strategy_confidence(meta["w_success"], meta["w_failure"])
         existing = self._load(tx, outcome.project_id, meta.get("anti_pattern_id"))
-        failing = meta["failures"] >= self.config.min_failures_for_anti_pattern and confidence < 0.5
+        failing = meta["failures"] >= self.config.min_failures_for_anti_pattern and (
+            confidence < 0.5 or self._demoted(meta)
+        )
         if existing is None and not failing:
             return None
         total = meta["successes"] + meta["failures"]
@@ -262,5 +310,55 @@ class Learner:
         anti.better_alternative = self._best_alternative(tx, outcome, key)
         anti.confidence = round(1.0 - confidence, 6)
         anti.metadata.update(evidence_key=key, retired=not failing, success_count=meta["successes"])
+        tx.execute(PutMemories([anti]))
+        return anti, created
+
+    def _error_anti_pattern(self, tx: Transaction, outcome: Outcome, strategy_key: str) -> tuple[Memory, bool] | None:
+        """One error recurring across different strategies of a task type: the error itself is the
+        anti-pattern (what keeps going wrong), once seen `min_failures_for_anti_pattern` times with at
+        least two strategies. why_bad lists the strategies that hit it; better_alternative is the
+        task type's best-performing strategy, or "" when none is known."""
+        assert outcome.error_message is not None
+        error = outcome.error_message.strip()
+        ns, key = self._namespace(outcome), "error:" + _digest(normalise_error(error))
+        record: Record | None = tx.execute(GetRecord(outcome.project_id, ns, key))
+        meta: dict[str, Any] = dict(record.metadata) if record is not None else {
+            "kind": "error", "error": error, "count": 0, "strategies": [], "anti_pattern_id": None,
+        }  # fmt: skip
+        meta["count"] += 1
+        strategies = [s for s in meta["strategies"] if s[0] != strategy_key]
+        meta["strategies"] = [*strategies, [strategy_key, outcome.strategy_used.strip()]][-_MAX_ERROR_STRATEGIES:]
+        result = None
+        if meta["count"] >= self.config.min_failures_for_anti_pattern and len(meta["strategies"]) >= 2:
+            result = self._put_error_anti_pattern(tx, outcome, meta, key)
+            meta["anti_pattern_id"] = result[0].id
+        tx.execute(PutRecord(Record(outcome.project_id, ns, key, b"", meta)))
+        return result
+
+    def _put_error_anti_pattern(
+        self, tx: Transaction, outcome: Outcome, meta: dict[str, Any], key: str
+    ) -> tuple[Memory, bool]:
+        existing = self._load(tx, outcome.project_id, meta.get("anti_pattern_id"))
+        now = utcnow()
+        if existing is None:
+            anti = AntiPattern(
+                id=f"a-{_digest(outcome.project_id, outcome.agent, outcome.task_type, key)}",
+                project_id=outcome.project_id, agent=outcome.agent,
+                pattern=f"{_condition(outcome.task_type)} failing with: {meta['error']}",
+                task_type=outcome.task_type, created_at=now, updated_at=now, last_seen=outcome.created_at,
+                workflow_id=outcome.workflow_id,
+            )  # fmt: skip
+            anti.embedding = self.alma.embedder.embed_documents([anti.pattern])[0]
+            created = True
+        else:
+            assert isinstance(existing, AntiPattern)
+            anti, created = existing, False
+            anti.updated_at, anti.last_seen = now, max(existing.last_seen, outcome.created_at)
+        names = [name for _, name in meta["strategies"]]
+        anti.occurrence_count = meta["count"]
+        anti.why_bad = f"the same error recurred {meta['count']} times across strategies: " + "; ".join(names)
+        anti.better_alternative = self._best_alternative(tx, outcome, key, avoid={k for k, _ in meta["strategies"]})
+        anti.confidence = round(meta["count"] / (meta["count"] + 1.0), 6)
+        anti.metadata.update(evidence_key=key, kind="recurring_error", retired=False)
         tx.execute(PutMemories([anti]))
         return anti, created

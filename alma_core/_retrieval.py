@@ -6,9 +6,10 @@ by its maximum, with `fusion="rrf"`).
 
 score = (w_relevance*relevance + w_recency*recency + w_success*success + w_confidence*confidence)
         / (sum of the weights)
-recency = 0.5 ** (age_days / recency_half_life_days); success = a learned heuristic's recent success
-rate (its decayed Beta mean), (successes + 1) / (trials + 2) for other heuristics, 1 / 0.25 for a
-successful / failed outcome, 1 otherwise. Each returned memory carries
+recency = 0.5 ** (age_days / recency_half_life_days); success = a learned heuristic's lower bound on
+its recent success rate (`metadata["success_lcb"]`, see `_learning`), else its confidence,
+(successes + 1) / (trials + 2) for other heuristics, 1 / 0.25 for a successful / failed outcome, 1
+otherwise. Each returned memory carries
 `score` and `score_breakdown`. Retired heuristics and anti-patterns (metadata["retired"]) are skipped.
 With `diversity > 0`, each type's list is re-ranked by MMR so near-copies never fill top_k.
 """
@@ -58,9 +59,11 @@ def lexical_query(text: str) -> str:
 
 
 def success_factor(memory: Memory) -> float:
-    """How well this memory's advice works now: for a learned heuristic its decayed Beta posterior
-    mean (its confidence, see `_learning`), else (successes + 1) / (trials + 2)."""
+    """How well this memory's advice works now: for a learned heuristic a lower bound on its recent
+    success rate (see `_learning.success_lower_bound`), else (successes + 1) / (trials + 2)."""
     if isinstance(memory, Heuristic):
+        if "success_lcb" in memory.metadata:
+            return float(memory.metadata["success_lcb"])
         if "evidence_key" in memory.metadata:
             return memory.confidence
         return (memory.success_count + 1) / (memory.occurrence_count + 2)
@@ -140,13 +143,25 @@ class Retriever:
     def __init__(self, storage: BaseStorage, embedder: Embedder, config: RetrievalConfig) -> None:
         self.storage, self.embedder, self.config = storage, embedder, config
 
+    def query_vector(self, query: str, mode: str | None = None) -> np.ndarray | None:
+        """The query's embedding when `mode` searches densely, else None."""
+        return self.embedder.embed_query(query) if (mode or self.config.mode) in ("hybrid", "dense") else None
+
     def candidates(
-        self, base: MemoryFilter, query: str, types: Sequence[MemoryType], mode: str | None = None
+        self,
+        base: MemoryFilter,
+        query: str,
+        types: Sequence[MemoryType],
+        mode: str | None = None,
+        vector: np.ndarray | None = None,
     ) -> tuple[dict[str, Memory], dict[str, float]]:
-        """Candidate memories and their fused relevance in [0, 1]."""
+        """Candidate memories and their fused relevance in [0, 1] (`vector`: the query's, if computed)."""
         mode = mode or self.config.mode
         k = self.config.candidates
-        vector = self.embedder.embed_query(query) if mode in ("hybrid", "dense") else None
+        if mode not in ("hybrid", "dense"):
+            vector = None
+        elif vector is None:
+            vector = self.embedder.embed_query(query)
         dense_ops: list[Any] = []
         lex_ops: list[Any] = []
         for memory_type in types:
@@ -206,10 +221,11 @@ class Retriever:
         types: Sequence[MemoryType],
         reader: str,
         mode: str | None = None,
+        vector: np.ndarray | None = None,
     ) -> MemorySlice:
         """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice`."""
         start = time.perf_counter()
-        memories, relevance = self.candidates(base, query, types, mode)
+        memories, relevance = self.candidates(base, query, types, mode, vector)
         result = MemorySlice(query=query, agent=reader)
         by_type: dict[MemoryType, list[Memory]] = {}
         for memory in self.rank(memories, relevance):

@@ -70,10 +70,11 @@ class DomainSchema:
                 f"categories {unknown} are not learning categories of schema {self.name!r}; "
                 f"choose among {list(self.learning_categories)}"
             )
-        return AgentConfig(
-            domain=self.name, can_learn=chosen, cannot_learn=list(self.cannot_learn),
-            min_occurrences_for_heuristic=self.min_occurrences_for_heuristic, **fields,
-        )  # fmt: skip
+        defaults = {
+            "cannot_learn": list(self.cannot_learn),
+            "min_occurrences_for_heuristic": self.min_occurrences_for_heuristic,
+        }
+        return AgentConfig(domain=self.name, can_learn=chosen, **{**defaults, **fields})
 
     def to_prompt(self) -> str:
         """A short markdown description of the domain for a system prompt."""

@@ -150,7 +150,9 @@ class AutoLearner:
         except _PydanticError as exc:
             raise ValidationError(f"the model's extraction is not valid: {exc.errors()[0]['msg']}") from None
 
-    def learn_from_conversation(self, messages: Iterable[Any], agent: str, user_id: str | None = None) -> ExtractionResult:
+    def learn_from_conversation(
+        self, messages: Iterable[Any], agent: str, user_id: str | None = None
+    ) -> ExtractionResult:
         """Extract, validate and store; returns extracted_count, the stored memories and the refused items."""
         self.alma.scopes.check_agent(agent)
         extraction = self._parse(self._structured.invoke(self._request(messages)))

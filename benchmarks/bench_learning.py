@@ -1,6 +1,6 @@
 """Agent-learning benchmark: does memory make a simulated agent pick better strategies over time?
 
-    .venv/bin/python benchmarks/bench_learning.py [--seeds 5] [--tasks 60] [--embedder mock|local]
+    .venv/bin/python benchmarks/bench_learning.py [--seeds 20] [--tasks 60] [--embedder mock|local]
 
 Regenerated from a seed. Each task type has strategies with hidden success rates; the best one of each
 type degrades half-way through the stream (its rate drops to 0.15), and bad strategies fail with
@@ -15,15 +15,20 @@ Policies, each with its own store:
   lexical     the same with lexical (BM25) retrieval
   alma        ALMA's learned heuristics (hybrid retrieval): the top-ranked heuristic's strategy
 
-Metrics at the end, per (seed, task type): best@1 (the policy's pick for a new task is the truly best
-strategy now), stale (the pick is the degraded strategy), anti-pattern recall (known-bad strategies
-that surface as anti-patterns of their task type), duplicates (extra heuristics of one strategy).
+Metrics. The policy is probed for "a new task" of each type at 60, 70, 80, 90 and 100% of the stream
+(the degradation happens at 50%): best@1 = the pick is the truly best strategy now, stale = the pick is
+the degraded strategy (so "late" includes the first few tasks after the change: it measures how fast a
+degraded strategy loses its rank; "end" is the last probe only). Anti-pattern recall (known-bad
+strategies that surface as live anti-patterns of their task type) and duplicates (extra heuristics of
+one strategy) are measured at the end. Each figure is a mean over seeds with a 95% confidence interval
+(normal approximation over the per-seed means, so probes of one run are not counted as independent).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,14 +107,32 @@ def pick(alma: ALMA | None, policy: str, task: str, task_type: str) -> int | Non
     return None
 
 
+PROBES = (0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def probe(alma: ALMA | None, policy: str, world: World, rng: random.Random) -> tuple[float, float]:
+    """(best@1, stale) of the policy's picks for a new task of each type, averaged over the types."""
+    best = stale = 0
+    for task_type, (noun, _) in TYPES.items():
+        choice = pick(alma, policy, f"{noun} for a new customer", task_type)
+        index = rng.randrange(5) if choice is None else choice
+        best += index == world.best(task_type, True)
+        stale += index == world.degrading[task_type]
+    return best / len(TYPES), stale / len(TYPES)
+
+
 def simulate(policy: str, seed: int, tasks_per_type: int, embedder: str, root: Path) -> dict[str, float]:
     rng = random.Random(seed)
+    probe_rng = random.Random(seed + 10_000)  # probes never shift the stream's random draws
     world = World.make(rng)
     stream = [t for t in TYPES for _ in range(tasks_per_type)]
     rng.shuffle(stream)
     config = AlmaConfig(project_id="bench", retrieval={"cache_size": 0})
     alma = None if policy == "no-memory" else ALMA(config=config, storage=root / f"{policy}-{seed}.db",
                                                    embedder=embedder)  # fmt: skip
+    probe_at = {round(p * len(stream)) - 1: p for p in PROBES}
+    late_best: list[float] = []
+    late_stale: list[float] = []
     for n, task_type in enumerate(stream):
         late = n >= len(stream) // 2
         noun, strategies = TYPES[task_type]
@@ -121,13 +144,15 @@ def simulate(policy: str, seed: int, tasks_per_type: int, embedder: str, root: P
             error = None if ok else ERRORS[(index + len(task_type)) % len(ERRORS)]
             alma.learn("agent", task, ok, strategy_used=surface(rng, strategies[index]), task_type=task_type,
                        error_message=error)  # fmt: skip
-    result = {"best@1": 0.0, "stale": 0.0, "ap_recall": 0.0, "duplicates": 0.0}
+        if n in probe_at:
+            b, st = probe(alma, policy, world, probe_rng)
+            late_best.append(b)
+            late_stale.append(st)
+    result = {"best@1": sum(late_best) / len(late_best), "stale": sum(late_stale) / len(late_stale),
+              "best@1 end": late_best[-1], "stale end": late_stale[-1], "ap_recall": 0.0,
+              "duplicates": 0.0}  # fmt: skip
     bad_total = bad_found = 0
-    for task_type, (noun, strategies) in TYPES.items():
-        choice = pick(alma, policy, f"{noun} for a new customer", task_type)
-        index = rng.randrange(5) if choice is None else choice
-        result["best@1"] += index == world.best(task_type, True)
-        result["stale"] += index == world.degrading[task_type]
+    for task_type, (_, strategies) in TYPES.items():
         bad = {normalise_strategy(strategies[i]) for i in range(5) if world.rate(task_type, i, True) <= 0.15}
         bad_total += len(bad)
         if alma is not None and policy == "alma":  # baselines never consult anti-patterns
@@ -140,26 +165,32 @@ def simulate(policy: str, seed: int, tasks_per_type: int, embedder: str, root: P
         keys = [(h.task_type, normalise_strategy(h.strategy)) for h in heuristics]  # type: ignore[union-attr]
         result["duplicates"] = len(keys) - len(set(keys))
         alma.close()
-    result["best@1"] /= len(TYPES)
-    result["stale"] /= len(TYPES)
     result["ap_recall"] = bad_found / bad_total if bad_total else 0.0
     return result
 
 
+def summary(values: list[float]) -> str:
+    """mean +- the 95% confidence half-width (normal approximation over seeds)."""
+    mean = statistics.fmean(values)
+    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+    return f"{mean:.2f}+-{half:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=60, help="tasks per task type")
     parser.add_argument("--embedder", default="mock", choices=["mock", "local"])
+    parser.add_argument("--policies", default="no-memory,dense-only,lexical,alma", help="comma-separated")
     args = parser.parse_args()
     print(f"{len(TYPES)} task types x {args.tasks} tasks, {args.seeds} seeds, {args.embedder} embeddings")
-    print(f"{'policy':<12}{'best@1':>8}{'stale':>8}{'anti-pattern recall':>21}{'duplicates':>12}")
+    columns = ("best@1", "stale", "best@1 end", "stale end", "ap_recall")
+    print(f"{'policy':<12}" + "".join(f"{c:>13}" for c in columns) + f"{'duplicates':>12}")
     with tempfile.TemporaryDirectory() as tmp:
-        for policy in ("no-memory", "dense-only", "lexical", "alma"):
+        for policy in args.policies.split(","):
             runs = [simulate(policy, seed, args.tasks, args.embedder, Path(tmp)) for seed in range(args.seeds)]
-            avg = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
-            dups = sum(r["duplicates"] for r in runs)
-            print(f"{policy:<12}{avg['best@1']:>8.2f}{avg['stale']:>8.2f}{avg['ap_recall']:>21.2f}{dups:>12.0f}")
+            cells = "".join(f"{summary([r[c] for r in runs]):>13}" for c in columns)
+            print(f"{policy:<12}{cells}{sum(r['duplicates'] for r in runs):>12.0f}")
 
 
 if __name__ == "__main__":

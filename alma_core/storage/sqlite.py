@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import StorageError
-from .._models import Memory, MemoryType, memory_from_dict
+from .._models import Memory, MemoryType, memory_class
 from ._base import (
     BaseStorage,
     CountMemories,
@@ -108,6 +108,7 @@ MIGRATIONS: list[str] = [
 ]
 
 _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
+_MODELS: dict[str, Any] = {t.value: memory_class(t) for t in MemoryType}
 _RECORD_ORDER = {"seq": "seq", "key": "key"}
 
 
@@ -171,7 +172,7 @@ class _Tx:
         self.store, self.conn, self.write = store, store._conn, write
         self.bumped: dict[str, tuple[int, int]] = {}  # scope -> (generation before, after)
         self.vector_changes: dict[str, list[VectorRow | str]] = {}  # scope -> upserts / deleted ids
-        self.lexical_cache: dict[tuple[MemoryFilter, str], list[tuple[str, str, float]]] = {}
+        self.lexical_cache: dict[tuple[MemoryFilter, str], list[tuple[str, str, str | None, float]]] = {}
 
     def execute(self, op: Op) -> Any:
         handler = _HANDLERS.get(type(op))
@@ -251,7 +252,7 @@ class _Tx:
             args.append(op.limit)
         out: list[Memory] = []
         for mtype, data, blob in self.conn.execute(sql, args):
-            memory = memory_from_dict({"type": mtype, **json.loads(data)})
+            memory = _MODELS[mtype].model_validate_json(data)  # from the JSON text: ~3x faster than via dict
             if op.with_embeddings and blob is not None:
                 memory.embedding = np.frombuffer(blob, dtype=np.float32)
             out.append(memory)
@@ -299,30 +300,35 @@ class _Tx:
         return hits[: op.k]
 
     def lexical_search(self, op: LexicalSearch) -> list[tuple[str, float]]:
-        """BM25 top-k. One query serves every type of a retrieve: rows are ranked once per transaction
-        for the filter without its types, then split by type here."""
+        """BM25 top-k. One query serves every type and user of a retrieve: rows are ranked once per
+        transaction for the filter without its types and user, then split here."""
         if op.k <= 0:
             return []
-        base = replace(op.filter, types=None)
+        base = replace(op.filter, types=None, user_id=None)
         key = (base, op.query)
         rows = self.lexical_cache.get(key)
         if rows is None:
             rows = self.lexical_cache[key] = self._lexical_rows(base, op.query)
         types = None if op.filter.types is None else {str(t) for t in op.filter.types}
-        return [(memory_id, score) for memory_id, mtype, score in rows if types is None or mtype in types][: op.k]
+        user = op.filter.user_id
+        return [
+            (memory_id, score)
+            for memory_id, mtype, user_id, score in rows
+            if (types is None or mtype in types) and (user is None or user_id == user)
+        ][: op.k]
 
-    def _lexical_rows(self, f: MemoryFilter, query: str) -> list[tuple[str, str, float]]:
+    def _lexical_rows(self, f: MemoryFilter, query: str) -> list[tuple[str, str, str | None, float]]:
         match = self._selective_match(_tokens(query))
         if not match:
             return []
         where, args = _memory_where(f, "m")
         rows = self.conn.execute(
-            f"""SELECT m.id, m.type, bm25(memories_fts) AS s FROM memories_fts
+            f"""SELECT m.id, m.type, m.user_id, bm25(memories_fts) AS s FROM memories_fts
                 JOIN memories m ON m.rowid = memories_fts.rowid
                 WHERE memories_fts MATCH ? AND {where} ORDER BY s""",
             [match, *args],
         ).fetchall()
-        return [(memory_id, mtype, -float(s)) for memory_id, mtype, s in rows]
+        return [(memory_id, mtype, user_id, -float(s)) for memory_id, mtype, user_id, s in rows]
 
     def _selective_match(self, tokens: list[str]) -> str:
         """The FTS query over the informative terms of `tokens` (see LEXICAL_POSTINGS_BUDGET)."""
@@ -330,13 +336,18 @@ class _Tx:
             return ""
         candidates = {tok[: len(tok) - len(sfx)]: tok for tok in tokens for sfx in _STEM_SUFFIXES
                       if (tok.endswith(sfx) and len(tok) - len(sfx) >= 3) or sfx == ""}  # fmt: skip
-        marks = ",".join("?" * len(candidates))
-        found = dict(self.conn.execute(f"SELECT term, doc FROM temp.alma_vocab WHERE term IN ({marks})",
-                                       list(candidates)).fetchall())  # fmt: skip
+        candidates.update({tok[:-1] + "i": tok for tok in tokens if tok.endswith("y") and len(tok) > 3})  # query
         df: dict[str, int] = {}
-        for term, n in found.items():  # a word's count is its longest stem's (porter stems it so)
-            tok = candidates[term]
-            df[tok] = max(df.get(tok, 0), n)
+        for term in candidates:  # one indexed lookup each (an IN list scans the whole vocabulary)
+            row = self.conn.execute("SELECT doc FROM temp.alma_vocab WHERE term = ?", (term,)).fetchone()
+            if row is not None:  # a word's count is its longest stem's (porter stems it so)
+                tok = candidates[term]
+                df[tok] = max(df.get(tok, 0), row[0])
+        for tok in tokens:  # porter stems it some other way: count its documents exactly
+            if tok not in df:
+                (df[tok],) = self.conn.execute(
+                    "SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH ?", (f'"{tok}"',)
+                ).fetchone()
         (total,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
         ranked = sorted(tokens, key=lambda t: df.get(t, 0))
         kept: list[str] = []
@@ -483,6 +494,12 @@ class SQLiteStorage(BaseStorage):
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # Reads of a retrieve touch rows all over the file (FTS joins, candidate loads): a 64 MB page
+            # cache (a ceiling, allocated as used), memory-mapped reads and in-memory temp b-trees.
+            self._conn.execute("PRAGMA cache_size=-65536")
+            self._conn.execute("PRAGMA temp_store=MEMORY")
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA mmap_size=268435456")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
