@@ -284,8 +284,7 @@ class ALMA(WorkflowAPI):
     def _learn(self, outcomes: list[Outcome]) -> list[Outcome]:
         for outcome in outcomes:
             self._check_scope(outcome)
-        self._embed(outcomes)
-        prepared = self.learner.prepare(outcomes)
+        prepared = self.learner.prepare(outcomes)  # embeds the outcomes too, in the same call
         with self.storage.transaction() as tx:
             tx.execute(PutMemories(outcomes))
             derived = self.learner.apply(tx, outcomes, prepared)

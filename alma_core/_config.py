@@ -52,8 +52,10 @@ class RetrievalConfig(_Strict):
     + w_confidence*confidence, each factor in [0, 1]."""
 
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
-    fusion: Literal["rrf", "weighted"] = Field(
-        "weighted", description="Hybrid fusion: calibrated weighted scores or reciprocal-rank fusion."
+    fusion: Literal["rrf", "weighted", "gated"] = Field(
+        "gated",
+        description="Hybrid fusion: calibrated weighted scores, reciprocal-rank fusion, or weighted fusion whose"
+        " lexical share is scaled by how much of the query the best lexical hit covers.",
     )
     dense_weight: float = Field(0.6, ge=0, le=1, description="Dense share of weighted fusion (lexical gets the rest).")
     w_relevance: float = Field(0.6, ge=0)

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._batching import BufferedTransaction
 from ._models import AntiPattern, Heuristic, Memory, Outcome, utcnow
 from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, PutMemories, PutRecord, Record
 
@@ -49,6 +52,7 @@ _STOP = frozenset({
 })  # fmt: skip
 _SUFFIXES = ("ing", "ies", "es", "ed", "s")
 _MAX_ERRORS = 5
+_RECENT_TEXTS = 512  # strategy and heuristic texts whose vectors a Learner remembers
 _MAX_ERROR_STRATEGIES = 5
 _VOLATILE = re.compile(r"0x[0-9a-f]+|[0-9a-f]{8,}|\d{4,}")  # addresses, ids, hashes, timings
 
@@ -113,35 +117,68 @@ class Learner:
 
     def __init__(self, alma: ALMA) -> None:
         self.alma = alma
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # strategy text -> vector
+        self._recent_owner: object = None  # the embedder those vectors came from
+        self._recent_lock = threading.Lock()
 
     @property
     def config(self) -> Any:
         return self.alma.config.learning
 
     def prepare(self, outcomes: Sequence[Outcome]) -> list[_Prepared | None]:
-        """Embed strategies (and the heuristic text they would form) before the transaction opens."""
+        """Embed, in one call before the transaction opens, what learning needs: each outcome's text (set
+        as its embedding when missing), its strategy and the heuristic text that would form. Strategy
+        texts repeat, so each distinct text is embedded once and recent ones are remembered."""
+        dim = self.alma.embedder.dim
+        bare = [o for o in outcomes if o.embedding is None or len(o.embedding) != dim]
         todo = [o for o in outcomes if o.strategy_used.strip()]
-        texts = [o.strategy_used for o in todo] + [f"{_condition(o.task_type)}: {o.strategy_used}" for o in todo]
-        vectors = self.alma.embedder.embed_documents(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        reusable = [o.strategy_used for o in todo] + [f"{_condition(o.task_type)}: {o.strategy_used}" for o in todo]
+        vectors = self._texts_vectors([o.text for o in bare], reusable)
+        for outcome in bare:
+            outcome.embedding = vectors[outcome.text]
         out: list[_Prepared | None] = []
-        i = 0
         for outcome in outcomes:
             if outcome.strategy_used.strip():
-                out.append(_Prepared(normalise_strategy(outcome.strategy_used), vectors[i], vectors[len(todo) + i]))
-                i += 1
+                heuristic_text = f"{_condition(outcome.task_type)}: {outcome.strategy_used}"
+                out.append(_Prepared(normalise_strategy(outcome.strategy_used), vectors[outcome.strategy_used],
+                                     vectors[heuristic_text]))  # fmt: skip
             else:
                 out.append(None)
         return out
 
+    def _texts_vectors(self, fresh: list[str], reusable: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of every text, from one embedding call over the distinct texts not remembered yet;
+        `reusable` texts are remembered (an LRU of `_RECENT_TEXTS`)."""
+        with self._recent_lock:
+            if self._recent_owner is not self.alma.embedder:
+                self._recent.clear()
+                self._recent_owner = self.alma.embedder
+            found = {t: v for t in reusable if (v := self._recent.get(t)) is not None}
+        missing = list(dict.fromkeys(t for t in [*fresh, *reusable] if t not in found))
+        if missing:
+            found.update(zip(missing, self.alma.embedder.embed_documents(missing), strict=True))
+        with self._recent_lock:
+            for text in dict.fromkeys(reusable):
+                self._recent[text] = found[text]
+                self._recent.move_to_end(text)
+            while len(self._recent) > _RECENT_TEXTS:
+                self._recent.popitem(last=False)
+        return found
+
     def apply(self, tx: Transaction, outcomes: Sequence[Outcome], prepared: Any) -> list[tuple[Memory, bool]]:
-        """Update evidence inside the outcome's transaction. Returns (memory, created) for each write."""
+        """Update evidence inside the outcome's transaction. Returns (memory, created) for each write.
+
+        Writes go through a `BufferedTransaction`: each memory and evidence record is written once per
+        batch, however many of its outcomes touched it."""
         changes: dict[str, tuple[Memory, bool]] = {}
+        buffered = BufferedTransaction(tx)
         for outcome, prep in zip(outcomes, prepared or [None] * len(outcomes), strict=True):
             if prep is None:
                 continue
-            for memory, created in self._apply_one(tx, outcome, prep):
+            for memory, created in self._apply_one(buffered, outcome, prep):
                 was_created = changes[memory.id][1] if memory.id in changes else created
                 changes[memory.id] = (memory, was_created)
+        buffered.flush()
         return list(changes.values())
 
     # ---- evidence ---------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def fuse(
     dense: list[list[tuple[str, float]]],
     lexical: list[list[tuple[str, float]]],
     mode: str,
-    fusion: str = "weighted",
+    fusion: str = "gated",
     dense_weight: float = 0.6,
     coverage: dict[str, float] | None = None,
 ) -> dict[str, float]:
@@ -93,6 +93,8 @@ def fuse(
 
     A lexical score is BM25 / the list's best BM25, times `coverage` (the share of the query's topic
     words the memory contains) when given: a weak match on one word of a long query then stays weak.
+    `fusion="gated"` is weighted fusion whose lexical share is scaled by the best coverage of any hit:
+    when no memory contains most of the query's words (a paraphrase), lexical is mostly noise.
     """
     dense_rel = {i: max(0.0, min(1.0, s)) for hits in dense for i, s in hits}
     lex_rel: dict[str, float] = {}
@@ -112,8 +114,11 @@ def fuse(
                 fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
         best = 2.0 / (_RRF_K + 1)
         return {i: min(1.0, s / best) for i, s in fused.items()}
+    lex_weight = 1.0 - dense_weight
+    if fusion == "gated" and coverage is not None:
+        lex_weight *= max((coverage.get(i, 0.0) for hits in lexical for i, _ in hits), default=0.0)
     ids = dense_rel.keys() | lex_rel.keys()
-    return {i: dense_weight * dense_rel.get(i, 0.0) + (1 - dense_weight) * lex_rel.get(i, 0.0) for i in ids}
+    return {i: (1 - lex_weight) * dense_rel.get(i, 0.0) + lex_weight * lex_rel.get(i, 0.0) for i in ids}
 
 
 def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:

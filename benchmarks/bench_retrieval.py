@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/bench_retrieval.py [--embedder local|mock]
 
-Loads benchmarks/data/retrieval_set.json (40 memories, 40 queries: exact-term, paraphrase with no shared
-words, mixed), stores the memories as domain knowledge and prints recall@5, recall@10, nDCG@10 and MRR
-per method, overall and per query kind. Uses local MiniLM embeddings by default (offline).
+Loads benchmarks/data/retrieval_set.json (151 hand-written memories in families of near misses that
+differ in exact identifiers; 98 queries: exact-term, paraphrase with no shared topic words, mixed; see
+the file's description for how it was written and labelled), stores the memories as domain knowledge and
+prints recall@5, recall@10, nDCG@10 and MRR per method, overall and per query kind. Uses local MiniLM
+embeddings by default (offline).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ METHODS = [
     ("hybrid weighted 0.5", "hybrid", "weighted", 0.5),
     ("hybrid weighted 0.6", "hybrid", "weighted", 0.6),
     ("hybrid weighted 0.7", "hybrid", "weighted", 0.7),
+    ("hybrid gated 0.5", "hybrid", "gated", 0.5),
+    ("hybrid gated 0.6", "hybrid", "gated", 0.6),
 ]
 
 

@@ -158,11 +158,12 @@ def _tokens(text: str) -> list[str]:
     return list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
 
 
-# BM25 costs ~2 us per matching row, so lexical search bounds the rows it ranks: in a store larger
+# BM25 costs ~3 us per matching row, so lexical search bounds the rows it ranks: in a store larger
 # than this budget, terms found in more than half the documents (BM25 idf ~ 0: they cannot change the
-# order) are dropped; then the rarest terms are kept while their document counts stay under it.
+# order) or in more than LEXICAL_TERM_CAP (weak evidence, slow to rank) are dropped; then the rarest
+# terms are kept while their document counts stay under the budget.
 LEXICAL_POSTINGS_BUDGET = 2_000
-_STEM_SUFFIXES = ("", "s", "es", "ed", "ing", "ation", "ations", "ly")
+LEXICAL_TERM_CAP = 8_000
 
 
 class _Tx:
@@ -334,31 +335,33 @@ class _Tx:
         """The FTS query over the informative terms of `tokens` (see LEXICAL_POSTINGS_BUDGET)."""
         if not tokens:
             return ""
-        candidates = {tok[: len(tok) - len(sfx)]: tok for tok in tokens for sfx in _STEM_SUFFIXES
-                      if (tok.endswith(sfx) and len(tok) - len(sfx) >= 3) or sfx == ""}  # fmt: skip
-        candidates.update({tok[:-1] + "i": tok for tok in tokens if tok.endswith("y") and len(tok) > 3})  # query
-        df: dict[str, int] = {}
-        for term in candidates:  # one indexed lookup each (an IN list scans the whole vocabulary)
-            row = self.conn.execute("SELECT doc FROM temp.alma_vocab WHERE term = ?", (term,)).fetchone()
-            if row is not None:  # a word's count is its longest stem's (porter stems it so)
-                tok = candidates[term]
-                df[tok] = max(df.get(tok, 0), row[0])
-        for tok in tokens:  # porter stems it some other way: count its documents exactly
-            if tok not in df:
-                (df[tok],) = self.conn.execute(
-                    "SELECT COUNT(*) FROM memories_fts WHERE memories_fts MATCH ?", (f'"{tok}"',)
-                ).fetchone()
         (total,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
+        big = total > LEXICAL_POSTINGS_BUDGET
+        cap = min(total // 2, LEXICAL_TERM_CAP) if big else total
+        # Document counts through the FTS tokenizer (porter), counted only as far as they matter: past
+        # the budget a term is never a second term, so only when every term is past it do counts go on
+        # to the cap (the rarest one is then kept alone).
+        df = {tok: self._doc_count(tok, min(cap, LEXICAL_POSTINGS_BUDGET)) for tok in tokens}
+        if cap > LEXICAL_POSTINGS_BUDGET and min(df.values()) > LEXICAL_POSTINGS_BUDGET:
+            df = {tok: self._doc_count(tok, cap) for tok in tokens}
         ranked = sorted(tokens, key=lambda t: df.get(t, 0))
         kept: list[str] = []
         postings = 0
         for tok in ranked:
             n = df.get(tok, 0)
-            if (kept and postings + n > LEXICAL_POSTINGS_BUDGET) or (total > LEXICAL_POSTINGS_BUDGET and n * 2 > total):
+            if (kept and postings + n > LEXICAL_POSTINGS_BUDGET) or (big and n > cap):
                 break
             kept.append(tok)
             postings += n
         return " OR ".join(f'"{t}"' for t in kept)
+
+    def _doc_count(self, token: str, cap: int) -> int:
+        """How many documents hold `token`, counted up to cap + 1."""
+        (n,) = self.conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
+            (f'"{token}"', cap + 1),
+        ).fetchone()
+        return int(n)
 
     # -- records --------------------------------------------------------------------------------
 
@@ -508,10 +511,6 @@ class SQLiteStorage(BaseStorage):
         self._matrices: dict[str, VectorMatrix] = {}
         self._closed = False
         self.setup()
-        with self._lock:  # per-connection term statistics for lexical search (no schema change)
-            self._conn.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.alma_vocab USING fts5vocab(main, memories_fts, row)"
-            )
 
     def setup(self) -> None:
         """Create or upgrade the schema. Idempotent, and safe when several processes start at once."""

@@ -19,7 +19,7 @@ import pytest
 
 from alma_core.storage import BaseStorage, SQLiteStorage
 
-BACKENDS = ["sqlite", "postgres", "chroma"]
+BACKENDS = ["sqlite", "postgres"]
 _schemas = itertools.count()
 
 
@@ -89,8 +89,14 @@ def store(make_store: Callable[..., BaseStorage]) -> BaseStorage:
     return make_store()
 
 
-def require(store: BaseStorage, *capabilities: str) -> None:
-    """Skip when the backend declares it lacks a capability (only declared gaps may skip)."""
+def _require(store: BaseStorage, *capabilities: str) -> None:
     missing = sorted(set(capabilities) - store.capabilities)
     if missing:
         pytest.skip(f"{store.name} does not support {', '.join(missing)}")
+
+
+@pytest.fixture
+def require() -> Callable[..., None]:
+    """`require(store, "records", ...)` skips when the backend declares it lacks a capability: only
+    declared gaps may skip."""
+    return _require

@@ -26,7 +26,7 @@ def _learn(alma: ALMA, strategy: str, ok: bool, error: str | None = None, task_t
 def test_lower_bound_prefers_a_long_record_over_a_short_lucky_one() -> None:
     assert strategy_confidence(3, 0) > strategy_confidence(16, 4)  # the mean alone prefers 3 of 3
     assert success_lower_bound(16, 4) > success_lower_bound(3, 0) > success_lower_bound(1, 0)
-    assert success_lower_bound(0, 30) == 0.0
+    assert success_lower_bound(0, 3, z=2) == 0.0  # floored at 0
     assert success_lower_bound(5, 5, z=0) == pytest.approx(strategy_confidence(5, 5))
 
 

@@ -1,0 +1,95 @@
+"""`BufferedTransaction`: coalesce a batch's repeated writes into one write per memory and record.
+
+Learning many outcomes rewrites the same heuristic, anti-pattern and evidence record once per
+outcome. Wrapped in a `BufferedTransaction`, those writes stay in memory (later reads through the
+wrapper see them, exactly as they would see the store's) and `flush()` writes each memory and record
+once, the memories in one `PutMemories`. Any operation the buffer cannot answer from memory flushes
+first, so the wrapped code sees the same results as without it. Records written through the buffer get
+one `seq` each at the flush instead of one per rewrite.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from ._cache import copy_memory
+from ._models import Memory
+from .storage._base import FindMemories, GetRecord, ListRecords, Op, PutMemories, PutRecord, Record, Transaction
+
+__all__ = ["BufferedTransaction"]
+
+
+class BufferedTransaction:
+    """A `Transaction` that holds memory and record writes until `flush()` (see the module docstring)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self._memories: dict[tuple[str, str], Memory] = {}
+        self._records: dict[tuple[str, str, str], tuple[Record, str]] = {}  # with its metadata as JSON
+
+    def execute(self, op: Op) -> Any:
+        if isinstance(op, PutMemories):
+            for memory in op.memories:
+                self._memories[(memory.project_id, memory.id)] = copy_memory(memory)
+            return len(op.memories)
+        if isinstance(op, PutRecord):
+            r = op.record
+            key = (r.project_id, r.namespace, r.key)
+            self._records.pop(key, None)  # newest write last, like the store's seq
+            self._records[key] = (r, json.dumps(r.metadata, default=str))
+            return r
+        if isinstance(op, GetRecord) and (op.project_id, op.namespace, op.key) in self._records:
+            return self._record((op.project_id, op.namespace, op.key), with_value=True)
+        if isinstance(op, ListRecords) and _is_plain_listing(op):
+            return self._list_records(op)
+        if isinstance(op, FindMemories) and _is_id_lookup(op):
+            return self._find_memories(op)
+        self.flush()
+        return self.tx.execute(op)
+
+    def flush(self) -> None:
+        """Write what is buffered: every memory in one `PutMemories`, then each record once."""
+        memories, records = list(self._memories.values()), list(self._records.values())
+        self._memories.clear()
+        self._records.clear()
+        if memories:
+            self.tx.execute(PutMemories(memories))
+        for record, _ in records:
+            self.tx.execute(PutRecord(record))
+
+    def _record(self, key: tuple[str, str, str], with_value: bool) -> Record:
+        record, metadata = self._records[key]
+        value = record.value if with_value else None
+        return Record(record.project_id, record.namespace, record.key, value, json.loads(metadata), record.seq,
+                      record.created_at, record.updated_at, record.expires_at)  # fmt: skip
+
+    def _list_records(self, op: ListRecords) -> list[Record]:
+        mine = [k for k in reversed(self._records) if k[0] == op.project_id and k[1] == op.namespace]
+        stored = self.tx.execute(op)
+        keys = {k[2] for k in mine}
+        return [self._record(k, op.with_values) for k in mine] + [r for r in stored if r.key not in keys]
+
+    def _find_memories(self, op: FindMemories) -> list[Memory]:
+        ids, project = op.filter.ids or (), op.filter.project_id
+        mine = [copy_memory(self._memories[(project, i)]) for i in ids if (project, i) in self._memories]
+        if not mine:
+            return self.tx.execute(op)  # type: ignore[no-any-return]
+        for memory in mine:
+            if not op.with_embeddings:
+                memory.embedding = None
+        rest = tuple(i for i in ids if (project, i) not in self._memories)
+        found = self.tx.execute(replace(op, filter=replace(op.filter, ids=rest), limit=None)) if rest else []
+        out = sorted([*mine, *found], key=lambda m: m.created_at, reverse=op.descending)
+        return out[: op.limit] if op.limit is not None else out
+
+
+def _is_plain_listing(op: ListRecords) -> bool:
+    """A whole namespace, newest first, unfiltered: what the buffer can merge its records into."""
+    return op == ListRecords(op.project_id, op.namespace, with_values=op.with_values)
+
+
+def _is_id_lookup(op: FindMemories) -> bool:
+    f = op.filter
+    return f.ids is not None and f == f.__class__(project_id=f.project_id, ids=f.ids) and op.order_by == "created_at"
