@@ -28,6 +28,7 @@ class BufferedTransaction:
         self.tx = tx
         self._memories: dict[tuple[str, str], Memory] = {}
         self._records: dict[tuple[str, str, str], tuple[Record, str]] = {}  # with its metadata as JSON
+        self._listed: dict[ListRecords, list[Record]] = {}  # store listings: only a flush changes them
 
     def execute(self, op: Op) -> Any:
         if isinstance(op, PutMemories):
@@ -40,8 +41,9 @@ class BufferedTransaction:
             self._records.pop(key, None)  # newest write last, like the store's seq
             self._records[key] = (r, json.dumps(r.metadata, default=str))
             return r
-        if isinstance(op, GetRecord) and (op.project_id, op.namespace, op.key) in self._records:
-            return self._record((op.project_id, op.namespace, op.key), with_value=True)
+        if isinstance(op, GetRecord):  # a key not buffered reads the same from the store
+            key = (op.project_id, op.namespace, op.key)
+            return self._record(key, with_value=True) if key in self._records else self.tx.execute(op)
         if isinstance(op, ListRecords) and _is_plain_listing(op):
             return self._list_records(op)
         if isinstance(op, FindMemories) and _is_id_lookup(op):
@@ -54,6 +56,7 @@ class BufferedTransaction:
         memories, records = list(self._memories.values()), list(self._records.values())
         self._memories.clear()
         self._records.clear()
+        self._listed.clear()
         if memories:
             self.tx.execute(PutMemories(memories))
         for record, _ in records:
@@ -67,9 +70,13 @@ class BufferedTransaction:
 
     def _list_records(self, op: ListRecords) -> list[Record]:
         mine = [k for k in reversed(self._records) if k[0] == op.project_id and k[1] == op.namespace]
-        stored = self.tx.execute(op)
+        stored = self._listed.get(op)
+        if stored is None:
+            stored = self._listed[op] = self.tx.execute(op)
         keys = {k[2] for k in mine}
-        return [self._record(k, op.with_values) for k in mine] + [r for r in stored if r.key not in keys]
+        return [self._record(k, op.with_values) for k in mine] + [
+            replace(r, metadata=json.loads(json.dumps(r.metadata))) for r in stored if r.key not in keys
+        ]
 
     def _find_memories(self, op: FindMemories) -> list[Memory]:
         ids, project = op.filter.ids or (), op.filter.project_id

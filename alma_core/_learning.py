@@ -112,6 +112,16 @@ class _Prepared:
     heuristic_vector: np.ndarray
 
 
+class _Unbuffered:
+    """A transaction as a `BufferedTransaction` with nothing to hold (a single outcome)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.execute = tx.execute
+
+    def flush(self) -> None:
+        pass
+
+
 class Learner:
     """Turns outcomes into evidence, heuristics and anti-patterns (see the module docstring)."""
 
@@ -168,10 +178,10 @@ class Learner:
     def apply(self, tx: Transaction, outcomes: Sequence[Outcome], prepared: Any) -> list[tuple[Memory, bool]]:
         """Update evidence inside the outcome's transaction. Returns (memory, created) for each write.
 
-        Writes go through a `BufferedTransaction`: each memory and evidence record is written once per
-        batch, however many of its outcomes touched it."""
+        Writes of a batch go through a `BufferedTransaction`: each memory and evidence record is written
+        once per batch, however many of its outcomes touched it (one outcome writes straight through)."""
         changes: dict[str, tuple[Memory, bool]] = {}
-        buffered = BufferedTransaction(tx)
+        buffered = BufferedTransaction(tx) if len(outcomes) > 1 else _Unbuffered(tx)
         for outcome, prep in zip(outcomes, prepared or [None] * len(outcomes), strict=True):
             if prep is None:
                 continue

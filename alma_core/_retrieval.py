@@ -169,12 +169,13 @@ class Retriever:
             vector = self.embedder.embed_query(query)
         dense_ops: list[Any] = []
         lex_ops: list[Any] = []
+        lex_query = lexical_query(query)
         for memory_type in types:
             f = replace(base, types=(memory_type,))
             if vector is not None:
                 dense_ops.append(DenseSearch(f, vector, k))
             if mode in ("hybrid", "lexical"):
-                lex_ops.append(LexicalSearch(f, lexical_query(query), k))
+                lex_ops.append(LexicalSearch(f, lex_query, k))
         with self.storage.transaction(write=False) as tx:
             dense = [tx.execute(op) for op in dense_ops]
             lexical = [tx.execute(op) for op in lex_ops]
@@ -187,7 +188,8 @@ class Retriever:
             )
         memories = {m.id: m for m in found}
         words = _topic_words(query)
-        coverage = {i: len(words & _topic_words(m.text)) / len(words) for i, m in memories.items()} if words else None
+        lex_ids = {i for hits in lexical for i, _ in hits if i in memories}  # coverage only weighs lexical hits
+        coverage = {i: len(words & _topic_words(memories[i].text)) / len(words) for i in lex_ids} if words else None
         relevance = fuse(dense, lexical, mode, self.config.fusion, self.config.dense_weight, coverage)
         return memories, relevance
 

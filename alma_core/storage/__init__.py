@@ -30,6 +30,7 @@ from .sqlite import SQLiteStorage
 
 __all__ = [
     "BaseStorage",
+    "ChromaStorage",
     "CountMemories",
     "DeleteMemories",
     "DeleteRecords",
@@ -41,6 +42,7 @@ __all__ = [
     "ListRecords",
     "MemoryFilter",
     "Op",
+    "PostgresStorage",
     "PutMemories",
     "PutRecord",
     "Record",
@@ -49,6 +51,19 @@ __all__ = [
     "Transaction",
     "open_storage",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`PostgresStorage` and `ChromaStorage` load on first use (their drivers are optional extras)."""
+    if name == "PostgresStorage":
+        from .postgres import PostgresStorage
+
+        return PostgresStorage
+    if name == "ChromaStorage":
+        from .chroma import ChromaStorage
+
+        return ChromaStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_storage(spec: Any) -> BaseStorage:

@@ -223,7 +223,9 @@ class PostgresStorage(BaseStorage):
         conn.execute("CREATE TABLE IF NOT EXISTS alma_migrations (version INTEGER PRIMARY KEY, applied_at FLOAT8)")
         row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM alma_migrations").fetchone()
         done = int(row[0]) if row else 0
-        partial = conn.execute("SELECT to_regclass('alma_memories') IS NOT NULL").fetchone()
+        partial = conn.execute(
+            "SELECT to_regclass(quote_ident(%s) || '.alma_memories') IS NOT NULL", (self.schema,)
+        ).fetchone()
         if done == 0 and partial and partial[0]:
             raise StorageError(f"schema {self.schema!r}: a partial ALMA schema without migration records; refusing")
         if done > len(MIGRATIONS):

@@ -12,13 +12,15 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,15 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE TABLE generations (scope TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     """,
+    # 2: an upsert lists `text` in its SET clause, so the full-text index was rewritten on every update
+    # (a heuristic's counts change at each outcome); re-index only when the text really changed
+    """
+    DROP TRIGGER memories_au;
+    CREATE TRIGGER memories_au AFTER UPDATE OF text ON memories WHEN old.text IS NOT new.text BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    """,
 ]
 
 _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
@@ -158,11 +169,14 @@ def _tokens(text: str) -> list[str]:
     return list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
 
 
-# BM25 costs ~3 us per matching row, so lexical search bounds the rows it ranks: in a store larger
-# than this budget, terms found in more than half the documents (BM25 idf ~ 0: they cannot change the
-# order) or in more than LEXICAL_TERM_CAP (weak evidence, slow to rank) are dropped; then the rarest
-# terms are kept while their document counts stay under the budget.
+# BM25 costs ~3 us per matching row, so lexical search bounds the rows it ranks: in a store of more
+# than LEXICAL_SMALL_STORE documents, terms found in more than half of them (FTS5 clamps their idf to
+# ~0: they cannot change the order, only add rows) or in more than LEXICAL_TERM_CAP (weak evidence,
+# slow to rank) are dropped; then the rarest terms are kept while their document counts stay under
+# the budget.
 LEXICAL_POSTINGS_BUDGET = 2_000
+LEXICAL_SMALL_STORE = 500
+_LexRow = tuple[str, str | None, float]  # id, user_id, BM25 score (higher is better)
 LEXICAL_TERM_CAP = 8_000
 
 
@@ -173,7 +187,7 @@ class _Tx:
         self.store, self.conn, self.write = store, store._conn, write
         self.bumped: dict[str, tuple[int, int]] = {}  # scope -> (generation before, after)
         self.vector_changes: dict[str, list[VectorRow | str]] = {}  # scope -> upserts / deleted ids
-        self.lexical_cache: dict[tuple[MemoryFilter, str], list[tuple[str, str, str | None, float]]] = {}
+        self.lexical_cache: dict[tuple[MemoryFilter, str], dict[str | None, list[_LexRow]]] = {}
 
     def execute(self, op: Op) -> Any:
         handler = _HANDLERS.get(type(op))
@@ -246,7 +260,8 @@ class _Tx:
 
     def find_memories(self, op: FindMemories) -> list[Memory]:
         where, args = _memory_where(op.filter)
-        sql = f"SELECT type, data, embedding FROM memories WHERE {where} ORDER BY {_ORDER[op.order_by]}"
+        vectors = "embedding" if op.with_embeddings else "NULL"
+        sql = f"SELECT type, data, {vectors} FROM memories WHERE {where} ORDER BY {_ORDER[op.order_by]}"
         sql += " DESC, rowid DESC" if op.descending else " ASC, rowid ASC"
         if op.limit is not None:
             sql += " LIMIT ?"
@@ -280,9 +295,16 @@ class _Tx:
             allowed = {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
         query = np.asarray(op.vector, dtype=np.float32)
         hits: list[tuple[str, float]] = []
+        scopes = [_scope(f.project_id, agent, mtype) for agent in agents for mtype in types]
+        generations = dict(self.conn.execute(  # one statement for every scope's generation
+            f"SELECT scope, value FROM generations WHERE scope IN ({','.join('?' * len(scopes))})", scopes
+        ).fetchall()) if scopes else {}  # fmt: skip
         for agent in agents:
             for mtype in types:
-                matrix = self.store._matrix(self.conn, f.project_id, agent, mtype)
+                scope = _scope(f.project_id, agent, mtype)
+                if scope not in generations:  # never written: nothing to search
+                    continue
+                matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
                 if matrix is None or matrix.size == 0:
                     continue
                 mask = None
@@ -307,21 +329,25 @@ class _Tx:
             return []
         base = replace(op.filter, types=None, user_id=None)
         key = (base, op.query)
-        rows = self.lexical_cache.get(key)
-        if rows is None:
-            rows = self.lexical_cache[key] = self._lexical_rows(base, op.query)
-        types = None if op.filter.types is None else {str(t) for t in op.filter.types}
+        groups = self.lexical_cache.get(key)
+        if groups is None:
+            groups = self.lexical_cache[key] = self._lexical_rows(base, op.query)
+        if op.filter.types is None:
+            rows: Iterable[_LexRow] = groups[None]
+        elif len(op.filter.types) == 1:
+            rows = groups.get(str(op.filter.types[0]), [])
+        else:
+            rows = heapq.merge(*(groups.get(str(t), []) for t in dict.fromkeys(op.filter.types)), key=lambda r: -r[2])
         user = op.filter.user_id
-        return [
-            (memory_id, score)
-            for memory_id, mtype, user_id, score in rows
-            if (types is None or mtype in types) and (user is None or user_id == user)
-        ][: op.k]
+        hits = ((memory_id, score) for memory_id, user_id, score in rows if user is None or user_id == user)
+        return list(itertools.islice(hits, op.k))
 
-    def _lexical_rows(self, f: MemoryFilter, query: str) -> list[tuple[str, str, str | None, float]]:
+    def _lexical_rows(self, f: MemoryFilter, query: str) -> dict[str | None, list[_LexRow]]:
+        """BM25 matches best first, by type (None: all of them)."""
+        groups: dict[str | None, list[_LexRow]] = {None: []}
         match = self._selective_match(_tokens(query))
         if not match:
-            return []
+            return groups
         where, args = _memory_where(f, "m")
         rows = self.conn.execute(
             f"""SELECT m.id, m.type, m.user_id, bm25(memories_fts) AS s FROM memories_fts
@@ -329,14 +355,18 @@ class _Tx:
                 WHERE memories_fts MATCH ? AND {where} ORDER BY s""",
             [match, *args],
         ).fetchall()
-        return [(memory_id, mtype, user_id, -float(s)) for memory_id, mtype, user_id, s in rows]
+        for memory_id, mtype, user_id, s in rows:
+            row = (memory_id, user_id, -float(s))
+            groups[None].append(row)
+            groups.setdefault(mtype, []).append(row)
+        return groups
 
     def _selective_match(self, tokens: list[str]) -> str:
         """The FTS query over the informative terms of `tokens` (see LEXICAL_POSTINGS_BUDGET)."""
         if not tokens:
             return ""
         (total,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
-        big = total > LEXICAL_POSTINGS_BUDGET
+        big = total > LEXICAL_SMALL_STORE
         cap = min(total // 2, LEXICAL_TERM_CAP) if big else total
         # Document counts through the FTS tokenizer (porter), counted only as far as they matter: past
         # the budget a term is never a second term, so only when every term is past it do counts go on
@@ -587,10 +617,14 @@ class SQLiteStorage(BaseStorage):
                     matrix.upsert(change)
             matrix.generation = after
 
-    def _matrix(self, conn: sqlite3.Connection, project_id: str, agent: str, mtype: str) -> VectorMatrix | None:
+    def _matrix(
+        self, conn: sqlite3.Connection, project_id: str, agent: str, mtype: str, generation: int | None = None
+    ) -> VectorMatrix | None:
+        """The scope's matrix, reloaded when its generation (read here unless given) has moved."""
         scope = _scope(project_id, agent, mtype)
-        row = conn.execute("SELECT value FROM generations WHERE scope = ?", (scope,)).fetchone()
-        generation = row[0] if row else 0
+        if generation is None:
+            row = conn.execute("SELECT value FROM generations WHERE scope = ?", (scope,)).fetchone()
+            generation = row[0] if row else 0
         matrix = self._matrices.get(scope)
         if matrix is not None and matrix.generation == generation:
             return matrix

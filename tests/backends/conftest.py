@@ -19,7 +19,7 @@ import pytest
 
 from alma_core.storage import BaseStorage, SQLiteStorage
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "chroma"]
 _schemas = itertools.count()
 
 

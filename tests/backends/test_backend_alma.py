@@ -159,7 +159,6 @@ def test_workflow_checkpoints_merge_and_artifacts(alma: ALMA, make_alma: Callabl
     assert other.list_checkpoints("wf") == []
 
 
-
 async def test_async_twins(alma: ALMA) -> None:
     await alma.alearn("qa_lead", "async task", True, strategy_used="await it")
     got = await alma.aretrieve("async task", "qa_lead")

@@ -1,0 +1,281 @@
+"""Chroma store (extra `chroma`): memories and their vectors in one Chroma collection per project.
+
+- Embedded (`chromadb.PersistentClient`, telemetry off) or client-server (`host`/`port`); ALMA's
+  embedder supplies every vector (`embedding_function=None`).
+- Dense search is Chroma's HNSW (cosine) with agent, type and the other filters in `where` clauses.
+- Lexical search is not offered (Chroma has substring matching, not ranking): the capability is
+  missing and `LexicalSearch` returns no hits, so hybrid retrieval falls back to dense.
+- Records (checkpoints, sessions, LangGraph checkpoints...), generations and write serialization live
+  in a sidecar SQLite file (`records.db`). Chroma has no transactions: a transaction that fails undoes
+  its memory writes from an in-memory undo log (atomic within the process, not across a crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._errors import MissingDependency, StorageError
+from .._models import Memory, MemoryType, memory_from_dict
+from ._base import (
+    BaseStorage,
+    CountMemories,
+    DeleteMemories,
+    DenseSearch,
+    FindMemories,
+    LexicalSearch,
+    MemoryFilter,
+    Op,
+    PutMemories,
+)
+from .sqlite import SQLiteStorage
+
+if TYPE_CHECKING:
+    from .._config import ChromaConfig
+
+__all__ = ["ChromaStorage"]
+
+_MEMORY_OPS = (PutMemories, DeleteMemories, FindMemories, CountMemories, DenseSearch, LexicalSearch)
+_INCLUDE_ALL = ["embeddings", "metadatas", "documents"]
+
+
+def _where(f: MemoryFilter) -> dict[str, Any] | None:
+    """A Chroma `where` clause for a MemoryFilter (ids are passed separately)."""
+    clauses: list[dict[str, Any]] = []
+    for key, values in (("agent", f.agents), ("type", f.types), ("category", f.categories)):
+        if values is not None:
+            clauses.append({key: {"$in": [str(v) for v in values]}})
+    for key, value in (("user_id", f.user_id), ("workflow_id", f.workflow_id)):
+        if value is not None:
+            clauses.append({key: {"$eq": value}})
+    for key, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
+        if stamp is not None:
+            clauses.append({key: {"$lt": stamp.timestamp()}})
+    if f.confidence_below is not None:
+        clauses.append({"confidence": {"$lt": f.confidence_below}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _empty(f: MemoryFilter) -> bool:
+    return any(v is not None and len(v) == 0 for v in (f.agents, f.types, f.ids, f.categories))
+
+
+def _metadata(m: Memory) -> dict[str, Any]:
+    data = m.to_dict()
+    data.pop("type")
+    meta: dict[str, Any] = {
+        "agent": m.agent, "type": m.memory_type.value, "confidence": m.confidence,
+        "created_at": m.created_at.timestamp(), "updated_at": m.updated_at.timestamp(),
+        "data": json.dumps(data, separators=(",", ":")),
+    }  # fmt: skip
+    for key, value in (("category", m.category), ("user_id", m.user_id_value), ("workflow_id", m.workflow_id)):
+        if value is not None:  # Chroma metadata cannot hold None
+            meta[key] = value
+    return meta
+
+
+class _Tx:
+    """A transaction: records and generations in the sidecar SQLite transaction, memories in Chroma."""
+
+    def __init__(self, store: ChromaStorage, sidecar: Any, write: bool) -> None:
+        self.store, self.sidecar, self.write = store, sidecar, write
+        self.undo: list[tuple[str, str, dict[str, Any] | None]] = []  # (project, id, previous state)
+
+    def execute(self, op: Op) -> Any:
+        if not isinstance(op, _MEMORY_OPS):
+            return self.sidecar.execute(op)
+        if isinstance(op, (PutMemories, DeleteMemories)) and not self.write:
+            raise StorageError(f"{type(op).__name__} needs a write transaction")
+        try:
+            return getattr(self, "_" + type(op).__name__.lower())(op)
+        except StorageError:
+            raise
+        except Exception as exc:  # chromadb raises plain exceptions (ValueError, InvalidArgumentError...)
+            raise StorageError(f"Chroma error in {type(op).__name__}: {exc}") from exc
+
+    def _snapshot(self, project_id: str, ids: list[str]) -> dict[str, Any]:
+        """Remember the memories' current state for rollback; returns their current metadata by id."""
+        got = self.store._collection(project_id).get(ids=ids, include=_INCLUDE_ALL)  # type: ignore[arg-type]
+        before = {i: (e, m, d) for i, e, m, d in zip(got["ids"], got["embeddings"], got["metadatas"],  # type: ignore[arg-type]
+                                                      got["documents"], strict=True)}  # type: ignore[arg-type]  # fmt: skip
+        for memory_id in ids:
+            prev = before.get(memory_id)
+            state = None if prev is None else {"embedding": prev[0], "metadata": prev[1], "document": prev[2]}
+            self.undo.append((project_id, memory_id, state))
+        return {i: prev[1] for i, prev in before.items()}
+
+    def _putmemories(self, op: PutMemories) -> int:
+        by_project: dict[str, list[Memory]] = {}
+        for m in op.memories:
+            if m.embedding is None:
+                raise StorageError(f"memory {m.id}: Chroma stores memories with their embeddings; embed first")
+            by_project.setdefault(m.project_id, []).append(m)
+        for project_id, memories in by_project.items():
+            ids = [m.id for m in memories]
+            before = self._snapshot(project_id, ids)
+            metadatas = [_metadata(m) for m in memories]
+            now = time.time_ns()
+            for i, (memory_id, meta) in enumerate(zip(ids, metadatas, strict=True)):
+                meta["seq"] = before[memory_id]["seq"] if memory_id in before else now + i  # insertion order
+            self.store._collection(project_id).upsert(
+                ids=ids, embeddings=[np.asarray(m.embedding, dtype=np.float32) for m in memories],  # type: ignore[misc]
+                metadatas=metadatas, documents=[m.text for m in memories],
+            )  # fmt: skip
+            self.sidecar.bump(project_id)
+        return len(op.memories)
+
+    def _deletememories(self, op: DeleteMemories) -> int:
+        if _empty(op.filter):
+            return 0
+        col = self.store._collection(op.filter.project_id)
+        ids = col.get(ids=list(op.filter.ids) if op.filter.ids else None, where=_where(op.filter), include=[])["ids"]
+        if ids:
+            self._snapshot(op.filter.project_id, ids)
+            col.delete(ids=ids)
+            self.sidecar.bump(op.filter.project_id)
+        return len(ids)
+
+    def _get(self, f: MemoryFilter, include: list[str]) -> Any:
+        col = self.store._collection(f.project_id)
+        return col.get(ids=list(f.ids) if f.ids else None, where=_where(f), include=include)  # type: ignore[arg-type]
+
+    def _findmemories(self, op: FindMemories) -> list[Memory]:
+        if _empty(op.filter):
+            return []
+        include = ["metadatas", "embeddings"] if op.with_embeddings else ["metadatas"]
+        got = self._get(op.filter, include)
+        vectors = got["embeddings"] if op.with_embeddings else [None] * len(got["ids"])
+        rows = list(zip(got["metadatas"], vectors, strict=True))
+        rows.sort(key=lambda r: (r[0][op.order_by], r[0]["seq"]), reverse=op.descending)
+        out: list[Memory] = []
+        for meta, vector in rows[: op.limit]:
+            memory = memory_from_dict({"type": meta["type"], **json.loads(meta["data"])})
+            if vector is not None:
+                memory.embedding = np.asarray(vector, dtype=np.float32)
+            out.append(memory)
+        return out
+
+    def _countmemories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
+        counts: dict[tuple[str, MemoryType], int] = {}
+        if _empty(op.filter):
+            return counts
+        for meta in self._get(op.filter, ["metadatas"])["metadatas"]:
+            key = (str(meta["agent"]), MemoryType(meta["type"]))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _densesearch(self, op: DenseSearch) -> list[tuple[str, float]]:
+        f = op.filter
+        if op.k <= 0 or _empty(f):
+            return []
+        col = self.store._collection(f.project_id)
+        if f.ids:  # a known id set: exact cosine here (Chroma's query fails on ids it does not hold)
+            got_ids = self._get(f, ["embeddings"])
+            if not got_ids["ids"]:
+                return []
+            sims = np.asarray(got_ids["embeddings"], dtype=np.float32) @ np.asarray(op.vector, dtype=np.float32)
+            ranked = sorted(zip(got_ids["ids"], sims.tolist(), strict=True), key=lambda h: (-h[1], h[0]))
+            return [(i, float(s)) for i, s in ranked[: op.k]]
+        total = col.count()
+        if total == 0:
+            return []
+        got = col.query(
+            query_embeddings=[np.asarray(op.vector, dtype=np.float32)], n_results=min(op.k, total),
+            where=_where(f), include=["distances"],
+        )  # fmt: skip
+        hits = [(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)]  # type: ignore[index]
+        return sorted(hits, key=lambda h: (-h[1], h[0]))
+
+    def _lexicalsearch(self, op: LexicalSearch) -> list[tuple[str, float]]:
+        return []  # not a capability of this backend (see the module docstring)
+
+    def rollback(self) -> None:
+        for project_id, memory_id, state in reversed(self.undo):
+            col = self.store._collection(project_id)
+            if state is None:
+                col.delete(ids=[memory_id])
+            else:
+                col.upsert(ids=[memory_id], embeddings=[state["embedding"]], metadatas=[state["metadata"]],
+                           documents=[state["document"]])  # fmt: skip
+
+
+class ChromaStorage(BaseStorage):
+    """ALMA's memories in Chroma, records in a sidecar SQLite file. One process at a time (embedded)."""
+
+    name = "chroma"
+    capabilities = frozenset({"memories", "records", "dense", "sidecar-records"})
+
+    def __init__(self, path: str | os.PathLike[str] = ".alma/chroma", *, config: ChromaConfig | None = None) -> None:
+        try:
+            import chromadb
+            from chromadb.config import Settings
+        except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+            raise MissingDependency(exc.name or "chromadb", "chroma") from None
+        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        settings = Settings(anonymized_telemetry=False)
+        try:
+            if config is not None and config.host:
+                self.client = chromadb.HttpClient(host=config.host, port=config.port, settings=settings)
+            else:
+                self.client = chromadb.PersistentClient(path=str(self.path), settings=settings)
+        except Exception as exc:
+            raise StorageError(
+                f"cannot open Chroma at {config.host if config and config.host else path}: {exc}"
+            ) from exc
+        self.sidecar = SQLiteStorage(self.path / "records.db")
+        self._collections: dict[str, Any] = {}
+        self._local = threading.local()
+        self._seq = 0
+
+    def _collection(self, project_id: str) -> Any:
+        col = self._collections.get(project_id)
+        if col is None:
+            name = "alma_" + hashlib.sha256(project_id.encode()).hexdigest()[:32]
+            col = self.client.get_or_create_collection(
+                name, embedding_function=None, metadata={"hnsw:space": "cosine", "project_id": project_id}
+            )
+            self._collections[project_id] = col
+        return col
+
+    def setup(self) -> None:
+        self.sidecar.setup()
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[_Tx]:
+        """The sidecar's transaction (writes serialized by `BEGIN IMMEDIATE`) plus Chroma's writes,
+        undone if the block fails. Re-entrant on the same thread."""
+        active: _Tx | None = getattr(self._local, "tx", None)
+        if active is not None:
+            if write and not active.write:
+                raise StorageError("cannot write inside a read transaction")
+            yield active
+            return
+        with self.sidecar.transaction(write) as sidecar:
+            tx = self._local.tx = _Tx(self, sidecar, write)
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+            finally:
+                self._local.tx = None
+
+    def generation(self, project_id: str) -> int:
+        return self.sidecar.generation(project_id)
+
+    def close(self) -> None:
+        self.sidecar.close()
+        self._collections.clear()
