@@ -35,7 +35,7 @@ class BufferedTransaction:
             for memory in op.memories:
                 self._memories[(memory.project_id, memory.id)] = copy_memory(memory)
             return len(op.memories)
-        if isinstance(op, PutRecord):
+        if isinstance(op, PutRecord) and not op.if_absent:  # write-once puts go to the store (after a flush)
             r = op.record
             key = (r.project_id, r.namespace, r.key)
             self._records.pop(key, None)  # newest write last, like the store's seq

@@ -16,11 +16,13 @@ With `diversity > 0`, each type's list is re-ranked by MMR so near-copies never 
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
@@ -142,15 +144,52 @@ def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:
     return chosen
 
 
+# A query vector, or a callable returning it once a worker thread has computed it, or None.
+VectorSource = np.ndarray | Callable[[], np.ndarray] | None
+# Embedding slower than this (a moving average) runs on a worker thread, overlapping lexical search.
+_OVERLAP_EMBED_MS = 2.0
+_pool: list[ThreadPoolExecutor] = []
+_pool_lock = threading.Lock()
+
+
+def _embed_pool() -> ThreadPoolExecutor:
+    with _pool_lock:
+        if not _pool:
+            _pool.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="alma-embed"))
+        return _pool[0]
+
+
+def _forget_pool_in_child() -> None:  # a forked child has none of the parent's worker threads
+    global _pool_lock
+    _pool.clear()
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 class Retriever:
     """Finds and ranks memories for a query within a filter. Backend-independent."""
 
     def __init__(self, storage: BaseStorage, embedder: Embedder, config: RetrievalConfig) -> None:
         self.storage, self.embedder, self.config = storage, embedder, config
+        self._embed_ms = 0.0  # moving average of query embedding time
 
-    def query_vector(self, query: str, mode: str | None = None) -> np.ndarray | None:
-        """The query's embedding when `mode` searches densely, else None."""
-        return self.embedder.embed_query(query) if (mode or self.config.mode) in ("hybrid", "dense") else None
+    def query_vector(self, query: str, mode: str | None = None) -> VectorSource:
+        """The query's embedding when `mode` searches densely, else None. When embedding is slow (a
+        model, not the mock), it runs on a worker thread and this returns a callable that waits for
+        it: `candidates()` runs the lexical search meanwhile."""
+        if (mode or self.config.mode) not in ("hybrid", "dense"):
+            return None
+        if self._embed_ms < _OVERLAP_EMBED_MS:
+            return self._embed_query(query)
+        return _embed_pool().submit(self._embed_query, query).result
+
+    def _embed_query(self, query: str) -> np.ndarray:
+        start = time.perf_counter()
+        vector = self.embedder.embed_query(query)
+        self._embed_ms = 0.8 * self._embed_ms + 0.2 * (time.perf_counter() - start) * 1000
+        return vector
 
     def candidates(
         self,
@@ -158,27 +197,24 @@ class Retriever:
         query: str,
         types: Sequence[MemoryType],
         mode: str | None = None,
-        vector: np.ndarray | None = None,
+        vector: VectorSource = None,
     ) -> tuple[dict[str, Memory], dict[str, float]]:
-        """Candidate memories and their fused relevance in [0, 1] (`vector`: the query's, if computed)."""
+        """Candidate memories and their fused relevance in [0, 1] (`vector`: the query's, from
+        `query_vector()`, if computed)."""
         mode = mode or self.config.mode
         k = self.config.candidates
-        if mode not in ("hybrid", "dense"):
-            vector = None
-        elif vector is None:
-            vector = self.embedder.embed_query(query)
-        dense_ops: list[Any] = []
-        lex_ops: list[Any] = []
         lex_query = lexical_query(query)
-        for memory_type in types:
-            f = replace(base, types=(memory_type,))
-            if vector is not None:
-                dense_ops.append(DenseSearch(f, vector, k))
-            if mode in ("hybrid", "lexical"):
-                lex_ops.append(LexicalSearch(f, lex_query, k))
+        filters = [replace(base, types=(memory_type,)) for memory_type in types]
         with self.storage.transaction(write=False) as tx:
-            dense = [tx.execute(op) for op in dense_ops]
-            lexical = [tx.execute(op) for op in lex_ops]
+            lex_ops = [LexicalSearch(f, lex_query, k) for f in filters] if mode in ("hybrid", "lexical") else []
+            lexical = [tx.execute(op) for op in lex_ops]  # first: the query embedding may still be running
+            if mode not in ("hybrid", "dense"):
+                vector = None
+            elif vector is None:
+                vector = self.embedder.embed_query(query)
+            elif callable(vector):
+                vector = vector()
+            dense = [tx.execute(DenseSearch(f, vector, k)) for f in filters] if vector is not None else []
             ids = tuple({i: None for hits in [*dense, *lexical] for i, _ in hits})
             with_vectors = self.config.diversity > 0
             found = (
@@ -228,7 +264,7 @@ class Retriever:
         types: Sequence[MemoryType],
         reader: str,
         mode: str | None = None,
-        vector: np.ndarray | None = None,
+        vector: VectorSource = None,
     ) -> MemorySlice:
         """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice`."""
         start = time.perf_counter()

@@ -18,6 +18,8 @@ import pytest
 
 from alma_core import ALMA
 
+pytest_plugins = ["conftest_pg"]  # the session's PostgreSQL server (`pg_uri`)
+
 AGENTS = {
     "helena": {
         "domain": "coding",

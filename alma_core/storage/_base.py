@@ -139,9 +139,14 @@ class LexicalSearch:
 
 @dataclass(frozen=True, slots=True)
 class PutRecord:
-    """Insert or replace a record; returns the stored Record with its new seq."""
+    """Insert or replace a record; returns the stored Record with its new seq.
+
+    With `if_absent=True` an existing (unexpired) record of that key is kept and returned unchanged:
+    write-once semantics in one operation, atomic without a read before the write.
+    """
 
     record: Record
+    if_absent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

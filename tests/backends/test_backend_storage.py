@@ -131,6 +131,36 @@ def test_expired_records_are_absent(store: BaseStorage, require: Callable[..., N
     assert {r.key for r in store.execute(ListRecords(P, "ns"))} == {"live", "forever"}
 
 
+def test_put_if_absent_keeps_the_live_record(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "records")
+    first = store.execute(PutRecord(Record(P, "ns", "k", b"one", {"n": 1}), if_absent=True))
+    kept = store.execute(PutRecord(Record(P, "ns", "k", b"two", {"n": 2}), if_absent=True))
+    assert (kept.value, kept.metadata, kept.seq) == (b"one", {"n": 1}, first.seq)
+    assert store.execute(GetRecord(P, "ns", "k")).value == b"one"
+    # in one batch the second write-once put sees the first; a plain put still replaces
+    a, b = store.batch([PutRecord(Record(P, "ns", "j", b"a"), if_absent=True),
+                        PutRecord(Record(P, "ns", "j", b"b"), if_absent=True)])  # fmt: skip
+    assert a.value == b.value == b"a" and a.seq == b.seq
+    assert store.execute(PutRecord(Record(P, "ns", "k", b"three"))).value == b"three"
+    assert store.execute(GetRecord(P, "ns", "k")).value == b"three"
+
+
+def test_put_if_absent_replaces_an_expired_record(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "records")
+    store.execute(PutRecord(Record(P, "ns", "k", b"old", expires_at=time.time() - 1)))
+    fresh = store.execute(PutRecord(Record(P, "ns", "k", b"new"), if_absent=True))
+    assert fresh.value == b"new" and store.execute(GetRecord(P, "ns", "k")).value == b"new"
+
+
+async def test_async_put_if_absent_in_one_batch(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "records")
+    await store.aexecute(PutRecord(Record(P, "w", "t/0", b"first"), if_absent=True))
+    kept, special = await store.abatch([PutRecord(Record(P, "w", "t/0", b"second"), if_absent=True),
+                                        PutRecord(Record(P, "w", "t/-1", b"error"))])  # fmt: skip
+    assert kept.value == b"first" and special.value == b"error"
+    assert sorted(r.key for r in await store.aexecute(ListRecords(P, "w"))) == ["t/-1", "t/0"]
+
+
 def test_list_namespaces_sorted_with_prefix_and_paging(store: BaseStorage, require: Callable[..., None]) -> None:
     require(store, "records")
     for ns in ("b/2", "a/1", "b/1", "c", "b/1", "B/0"):

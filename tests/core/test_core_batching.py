@@ -33,18 +33,11 @@ ITEMS: list[dict[str, Any]] = [
 
 
 def _learned(alma: ALMA) -> dict[str, Any]:
-    derived = {
-        m.id: (
-            m.text,
-            m.confidence,
-            {k: v for k, v in m.metadata.items()},
-            m.model_dump(exclude={"created_at", "updated_at", "metadata"}),
-        )  # fmt: skip
-        for m in alma.list_memories(memory_types=["heuristic", "anti_pattern"])
-    }
+    """Derived memories (without their write times) and evidence records of the agent `bot`."""
+    memories = alma.list_memories(memory_types=["heuristic", "anti_pattern"])
+    derived = {m.id: m.model_dump(exclude={"created_at", "updated_at"}) for m in memories}
     records = alma.storage.execute(ListRecords(alma.project_id, "learn/bot/auth"))
-    evidence = {r.key: {k: v for k, v in r.metadata.items() if k != "last_outcome_at"} for r in records}
-    return {"memories": derived, "evidence": evidence}
+    return {"memories": derived, "evidence": {r.key: r.metadata for r in records}}
 
 
 def test_learn_many_equals_learning_one_by_one(tmp_path: Path) -> None:
@@ -112,3 +105,14 @@ def test_search_runs_with_one_blas_thread_and_restores_the_callers_count(open_al
     assert open_alma.retrieve("token", "bot").knowledge
     assert [c.num_threads for c in controllers] == before
     assert np.ones((4, 4)) @ np.ones(4) is not None
+
+
+def test_embedding_on_a_worker_thread_returns_the_same_slice(open_alma: ALMA) -> None:
+    for fact in ("Tokens expire after one hour", "Refresh tokens last a week", "Sessions rotate nightly"):
+        open_alma.add_domain_knowledge("bot", "auth", fact)
+    inline = open_alma.retrieve("when do tokens expire", "bot")
+    open_alma._cache.clear()
+    open_alma.retriever._embed_ms = 100.0  # as slow as a model: the query embedding overlaps lexical search
+    threaded = open_alma.retrieve("when do tokens expire", "bot")
+    relevance = [(m.id, (m.score_breakdown or {})["relevance"]) for m in inline]
+    assert [(m.id, (m.score_breakdown or {})["relevance"]) for m in threaded] == relevance != []

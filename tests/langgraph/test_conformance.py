@@ -1,12 +1,15 @@
-"""LangGraph's official checkpointer conformance suite, against AlmaSaver's async and sync methods."""
+"""LangGraph's official checkpointer conformance suite, against AlmaSaver's async and sync methods, on
+SQLite and on PostgreSQL (`from_conn_string` with a path or a `postgresql://` URI)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from conftest_pg import new_schema
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
@@ -42,14 +45,32 @@ class SyncDriven(AlmaSaver):
         self.prune(thread_ids, strategy=strategy)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def conn_string(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """What `from_conn_string` gets: an ALMA SQLite file, or a fresh database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "lg.db")
+        return
+    import psycopg
+
+    uri: str = request.getfixturevalue("pg_uri")
+    database = f"lg_{new_schema()}"
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    parts = urlsplit(uri)
+    yield urlunsplit(parts._replace(path=f"/{database}"))
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 @pytest.mark.parametrize("mode", ["async", "sync"])
-async def test_conformance_suite_passes_with_nothing_skipped(tmp_path: Path, mode: str) -> None:
+async def test_conformance_suite_passes_with_nothing_skipped(conn_string: str, mode: str) -> None:
     async def factory() -> AsyncIterator[AlmaSaver]:
         if mode == "async":
-            async with AsyncAlmaSaver.from_conn_string(tmp_path / "lg.db") as saver:
+            async with AsyncAlmaSaver.from_conn_string(conn_string) as saver:
                 yield saver
         else:
-            with SyncDriven.from_conn_string(tmp_path / "lg.db") as saver:
+            with SyncDriven.from_conn_string(conn_string) as saver:
                 yield saver
 
     registered = checkpointer_test(name=f"AlmaSaver-{mode}")(factory)
