@@ -13,8 +13,7 @@ Policies, each with its own store:
   dense-only  "store embeddings, retrieve similar": the strategy of the best-ranked successful past
               outcome from dense retrieval (no learning protocol)
   lexical     the same with lexical (BM25) retrieval
-  alma        ALMA's learned heuristics (hybrid retrieval): the top-ranked heuristic's strategy; with no
-              live heuristic for the type, a random strategy among those no live anti-pattern warns against
+  alma        ALMA's learned heuristics (hybrid retrieval): the top-ranked heuristic's strategy
 
 Metrics. The policy is probed for "a new task" of each type at 60, 70, 80, 90 and 100% of the stream
 (the degradation happens at 50%): best@1 = the pick is the truly best strategy now, stale = the pick is
@@ -108,20 +107,6 @@ def pick(alma: ALMA | None, policy: str, task: str, task_type: str) -> int | Non
     return None
 
 
-def fallback(alma: ALMA | None, policy: str, task: str, task_type: str, rng: random.Random) -> int:
-    """A random strategy when the policy has no opinion; ALMA's agent skips what its anti-patterns warn against."""
-    options = list(range(5))
-    if alma is not None and policy == "alma":
-        keys = [normalise_strategy(s) for s in TYPES[task_type][1]]
-        warned = {
-            normalise_strategy(a.pattern)
-            for a in alma.retrieve(task, "agent", top_k=10, memory_types=["anti_pattern"]).anti_patterns
-            if a.task_type == task_type
-        }
-        options = [i for i in options if keys[i] not in warned] or options
-    return rng.choice(options)
-
-
 PROBES = (0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -129,9 +114,8 @@ def probe(alma: ALMA | None, policy: str, world: World, rng: random.Random) -> t
     """(best@1, stale) of the policy's picks for a new task of each type, averaged over the types."""
     best = stale = 0
     for task_type, (noun, _) in TYPES.items():
-        task = f"{noun} for a new customer"
-        choice = pick(alma, policy, task, task_type)
-        index = fallback(alma, policy, task, task_type, rng) if choice is None else choice
+        choice = pick(alma, policy, f"{noun} for a new customer", task_type)
+        index = rng.randrange(5) if choice is None else choice
         best += index == world.best(task_type, True)
         stale += index == world.degrading[task_type]
     return best / len(TYPES), stale / len(TYPES)
@@ -153,12 +137,8 @@ def simulate(policy: str, seed: int, tasks_per_type: int, embedder: str, root: P
         late = n >= len(stream) // 2
         noun, strategies = TYPES[task_type]
         task = f"{noun} #{n}"
-        explore = rng.random() < 0.2
-        choice = None if explore else pick(alma, policy, task, task_type)
-        if choice is not None:
-            index = choice
-        else:
-            index = rng.randrange(5) if explore else fallback(alma, policy, task, task_type, rng)
+        choice = pick(alma, policy, task, task_type) if rng.random() >= 0.2 else None
+        index = rng.randrange(5) if choice is None else choice
         ok = rng.random() < world.rate(task_type, index, late)
         if alma is not None:
             error = None if ok else ERRORS[(index + len(task_type)) % len(ERRORS)]
