@@ -245,6 +245,8 @@ class Learner:
             changes.append(anti)
             meta["anti_pattern_id"] = anti[0].id
         tx.execute(PutRecord(Record(outcome.project_id, self._namespace(outcome), key, value, meta)))
+        if heuristic is not None and heuristic[1]:  # a new heuristic may be what older anti-patterns lacked
+            changes.extend(self._refresh_alternatives(tx, outcome, key))
         if not outcome.success and outcome.error_message and outcome.error_message.strip():
             error_anti = self._error_anti_pattern(tx, outcome, key)
             if error_anti is not None:
@@ -321,6 +323,22 @@ class Learner:
             if conf > best_conf:
                 best, best_conf = str(m["strategy"]), conf
         return best
+
+    def _refresh_alternatives(self, tx: Transaction, outcome: Outcome, key: str) -> list[tuple[Memory, bool]]:
+        """Point the task type's other anti-patterns at the best alternative now known."""
+        updated: list[tuple[Memory, bool]] = []
+        for record in tx.execute(ListRecords(outcome.project_id, self._namespace(outcome), with_values=False)):
+            if record.key == key or record.metadata.get("kind") != "strategy":
+                continue
+            anti = self._load(tx, outcome.project_id, record.metadata.get("anti_pattern_id"))
+            if not isinstance(anti, AntiPattern):
+                continue
+            better = self._best_alternative(tx, outcome, record.key)
+            if better != anti.better_alternative:
+                anti.better_alternative, anti.updated_at = better, utcnow()
+                tx.execute(PutMemories([anti]))
+                updated.append((anti, False))
+        return updated
 
     def _anti_pattern(
         self, tx: Transaction, outcome: Outcome, meta: dict[str, Any], key: str

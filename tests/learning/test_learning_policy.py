@@ -82,3 +82,20 @@ def test_an_error_from_one_strategy_only_is_not_a_recurring_error(open_alma: ALM
 def test_error_keys_mask_volatile_parts_only() -> None:
     assert normalise_error("Timeout after 30000ms") == normalise_error("timeout  after 45000ms")
     assert normalise_error("HTTP 503 from upstream") != normalise_error("HTTP 502 from upstream")
+
+
+def test_an_older_anti_pattern_gets_the_better_alternative_once_one_is_known(tmp_path) -> None:
+    from alma_core import ALMA
+
+    alma = ALMA(project_id="p", agents={"a": {"min_occurrences_for_heuristic": 2}}, storage=tmp_path / "a.db",
+                embedder="mock")  # fmt: skip
+    for i in range(3):
+        alma.learn("a", f"deploy service {i}", False, "restart every pod at once", task_type="deploys",
+                   error_message="downtime during restart")  # fmt: skip
+    (anti,) = alma.list_memories(memory_types=["anti_pattern"])
+    assert anti.better_alternative == ""
+    for i in range(3):
+        alma.learn("a", f"deploy service {i}", True, "rolling restart with readiness probes", task_type="deploys")
+    (anti,) = alma.list_memories(memory_types=["anti_pattern"])
+    assert anti.better_alternative == "rolling restart with readiness probes"
+    alma.close()
