@@ -72,18 +72,30 @@ class MockEmbedder:
         if dim < 8:
             raise ConfigError(f"embedding_dim must be >= 8 for the mock embedder, got {dim}")
         self.dim, self.name = dim, "mock"
+        self._slots: dict[str, tuple[int, float]] = {}  # feature -> (index, sign): words repeat a lot
 
     def _features(self, text: str) -> list[str]:
         words = _WORD.findall(text.lower())
         grams = [w[i : i + 3] for w in words if len(w) > 3 for i in range(len(w) - 2)]
         return [f"w:{w}" for w in words] * 2 + [f"g:{g}" for g in grams]
 
+    def _slot(self, feature: str) -> tuple[int, float]:
+        slot = self._slots.get(feature)
+        if slot is None:
+            h = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+            slot = (h % self.dim, 1.0 if (h >> 63) & 1 else -1.0)
+            if len(self._slots) < 200_000:
+                self._slots[feature] = slot
+        return slot
+
     def _one(self, text: str) -> np.ndarray:
-        vec = np.zeros(self.dim, dtype=np.float32)
-        for feature in self._features(text):
-            digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
-            h = int.from_bytes(digest, "little")
-            vec[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        slots = [self._slot(f) for f in self._features(text)]
+        if not slots:
+            vec = np.zeros(self.dim, dtype=np.float32)
+            vec[0] = 1.0
+            return vec
+        index, sign = zip(*slots, strict=True)
+        vec = np.bincount(index, weights=sign, minlength=self.dim).astype(np.float32)
         if not vec.any():
             vec[0] = 1.0
         return vec
