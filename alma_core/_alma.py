@@ -11,18 +11,20 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError as _PydanticError
 
 from ._async import to_thread
 from ._cache import RetrievalCache, copy_slice
+from ._checks import as_utc, build_model, check_text, first_error, parse_success
 from ._config import AgentConfig, AlmaConfig, load_config
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
-from ._forgetting import decay_confidence
+from ._forgetting import decay_confidence, forget_memories
 from ._learning import Learner
 from ._models import (
-    STATS_FIELD,
+    AGENT_TYPES,
+    TYPE_FIELDS,
     AntiPattern,
     DomainKnowledge,
     Memory,
@@ -58,38 +60,6 @@ from .storage._base import (
 __all__ = ["ALMA", "PROJECT_AGENT"]
 
 PROJECT_AGENT = "*"  # owner of project-wide memories (e.g. preferences added without an agent)
-_SUCCESS = {"success", "succeeded", "successful", "pass", "passed", "ok", "true", "yes", "done", "1"}
-_FAILURE = {"failure", "failed", "fail", "error", "false", "no", "0", "partial"}
-_T = TypeVar("_T")
-
-
-def _parse_success(outcome: bool | str) -> bool:
-    if isinstance(outcome, bool):
-        return outcome
-    if isinstance(outcome, str):
-        word = outcome.strip().lower()
-        if word in _SUCCESS:
-            return True
-        if word in _FAILURE:
-            return False
-    raise ValidationError(f"outcome must be a bool or 'success' / 'failure', got {outcome!r}")
-
-
-def _as_utc(stamp: datetime | None) -> datetime:
-    if stamp is None:
-        return utcnow()
-    if not isinstance(stamp, datetime):
-        raise ValidationError(f"timestamps must be datetimes, got {type(stamp).__name__}")
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=utcnow().tzinfo)
-
-
-def _build(cls: type[_T], **fields: Any) -> _T:
-    try:
-        return cls.model_validate(fields)  # type: ignore[attr-defined,no-any-return]
-    except _PydanticError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or cls.__name__
-        raise ValidationError(f"{cls.__name__}.{where}: {err['msg']}") from None
 
 
 class ALMA(WorkflowAPI):
@@ -118,9 +88,8 @@ class ALMA(WorkflowAPI):
             try:
                 config = AlmaConfig.model_validate({**config.model_dump(), **updates})
             except _PydanticError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                raise ConfigError(f"ALMA({where}): {err['msg']}") from None
+                where, msg = first_error(exc)
+                raise ConfigError(f"ALMA({where}): {msg}") from None
             config.check_agents("ALMA(agents=...)")
         self.config = config
         self.project_id = config.project_id
@@ -150,18 +119,24 @@ class ALMA(WorkflowAPI):
     def _filter(self, **kwargs: Any) -> MemoryFilter:
         return MemoryFilter(project_id=self.project_id, **kwargs)
 
+    def _embedder_record(self) -> Record:
+        """What the store records about the embedder that built its vectors."""
+        wanted = {"name": self.embedder.name, "dim": int(self.embedder.dim)}
+        return Record(SYSTEM_PROJECT, "meta", "embedder", metadata=wanted)
+
     def _check_embedder(self, raise_on_mismatch: bool = True) -> bool:
         """The store remembers which embedder built its vectors; another one cannot search them.
 
         Returns whether they differ (only when not raising)."""
-        wanted = {"name": self.embedder.name, "dim": int(self.embedder.dim)}
+        mine = self._embedder_record()
+        wanted = mine.metadata
         record, known = self.storage.batch(
             [GetRecord(SYSTEM_PROJECT, "meta", "embedder"), GetRecord(SYSTEM_PROJECT, "projects", self.project_id)]
         )
         if known is None:  # the project registry lets `reindex` find every project of the store
             self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "projects", self.project_id)))
         if record is None:
-            self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "meta", "embedder", metadata=wanted)))
+            self.storage.execute(PutRecord(mine))
             return False
         if record.metadata == wanted:
             return False
@@ -217,8 +192,7 @@ class ALMA(WorkflowAPI):
         mode: str | None = None,
     ) -> MemorySlice:
         """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`)."""
-        if not isinstance(task, str) or not task.strip():
-            raise ValidationError("task must be a non-empty string")
+        check_text("task", task)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 1000:
             raise ValidationError(f"top_k must be an integer in 1..1000, got {top_k!r}")
         if mode is not None and mode not in ("hybrid", "dense", "lexical"):
@@ -269,14 +243,13 @@ class ALMA(WorkflowAPI):
         workflow_id: str | None = None,
     ) -> Outcome:
         self.scopes.check_agent(agent)
-        if not isinstance(task, str) or not task.strip():
-            raise ValidationError("task must be a non-empty string")
+        check_text("task", task)
         if task_type is None:
             task_type = self.scopes.infer_category(agent, task)
-        stamp = _as_utc(timestamp)
-        return _build(
+        stamp = as_utc(timestamp)
+        return build_model(
             Outcome, project_id=self.project_id, agent=agent, task=task, task_type=task_type,
-            success=_parse_success(outcome), strategy_used=strategy_used or "", duration_ms=duration_ms,
+            success=parse_success(outcome), strategy_used=strategy_used or "", duration_ms=duration_ms,
             error_message=error_message, feedback=feedback, created_at=stamp, updated_at=stamp,
             metadata=metadata or {}, workflow_id=workflow_id,
         )  # fmt: skip
@@ -340,8 +313,8 @@ class ALMA(WorkflowAPI):
         """Remember what a user wants. Without `agent` it is project-wide (every agent reads it)."""
         if agent is not None:
             self.scopes.check_agent(agent)
-        stamp = _as_utc(created_at)
-        pref = _build(
+        stamp = as_utc(created_at)
+        pref = build_model(
             UserPreference, project_id=self.project_id, agent=agent or PROJECT_AGENT, user_id=user_id,
             category=category, preference=preference, source=source, created_at=stamp, updated_at=stamp,
             metadata=metadata or {},
@@ -362,8 +335,8 @@ class ALMA(WorkflowAPI):
     ) -> DomainKnowledge:
         """Remember a fact of `domain` for `agent` (scope-checked against the domain)."""
         self.scopes.check_agent(agent)
-        stamp = _as_utc(created_at)
-        item = _build(
+        stamp = as_utc(created_at)
+        item = build_model(
             DomainKnowledge, project_id=self.project_id, agent=agent, domain=domain, fact=fact, source=source,
             created_at=stamp, updated_at=stamp, confidence=confidence, metadata=metadata or {},
         )  # fmt: skip
@@ -384,8 +357,8 @@ class ALMA(WorkflowAPI):
     ) -> AntiPattern:
         """Record what not to do, why, and what to do instead."""
         self.scopes.check_agent(agent)
-        stamp = _as_utc(created_at)
-        item = _build(
+        stamp = as_utc(created_at)
+        item = build_model(
             AntiPattern, project_id=self.project_id, agent=agent, pattern=pattern, why_bad=why_bad,
             better_alternative=better_alternative, task_type=task_type, created_at=stamp, updated_at=stamp,
             last_seen=stamp, confidence=confidence, metadata=metadata or {},
@@ -440,9 +413,7 @@ class ALMA(WorkflowAPI):
                 raise ValidationError(f"{name} must be >= 0, got {value!r}")
         if below_confidence is not None and not 0 <= below_confidence <= 1:
             raise ValidationError(f"below_confidence must be in 0..1, got {below_confidence!r}")
-        types = tuple(MemoryType(t) for t in memory_types) if memory_types else tuple(
-            t for t in MemoryType if t is not MemoryType.PREFERENCE
-        )  # fmt: skip
+        types = tuple(MemoryType(t) for t in memory_types) if memory_types else AGENT_TYPES
         if older_than_days is None and below_confidence is None and max_per_agent is None:
             raise ValidationError("forget needs older_than_days, below_confidence or max_per_agent")
         cutoff = utcnow() - timedelta(days=older_than_days) if older_than_days is not None else None
@@ -450,24 +421,7 @@ class ALMA(WorkflowAPI):
             agents=(agent,) if agent else None, types=types, created_before=cutoff,
             confidence_below=below_confidence,
         )  # fmt: skip
-        with self.storage.transaction(write=not dry_run) as tx:
-            doomed: list[Memory] = tx.execute(FindMemories(base))
-            if max_per_agent is not None:
-                keep: dict[tuple[str, MemoryType], int] = {}
-                over = []
-                for m in tx.execute(FindMemories(self._filter(agents=base.agents, types=types))):
-                    key = (m.agent, m.memory_type)
-                    keep[key] = keep.get(key, 0) + 1
-                    if keep[key] > max_per_agent:
-                        over.append(m)
-                ids = {m.id for m in doomed} if (cutoff or below_confidence is not None) else None
-                doomed = [m for m in over if ids is None or m.id in ids]
-            if doomed and not dry_run:
-                tx.execute(DeleteMemories(self._filter(ids=tuple(m.id for m in doomed))))
-                for m in doomed:  # a forgotten heuristic's evidence goes too, so it is not rebuilt
-                    if m.memory_type is MemoryType.HEURISTIC and m.metadata.get("evidence_key"):
-                        ns = f"learn/{m.agent}/{m.category}"
-                        tx.execute(DeleteRecords(self.project_id, ns, (str(m.metadata["evidence_key"]),)))
+        doomed = forget_memories(self, base, max_per_agent, dry_run)
         if not dry_run:
             self._emit(MemoryEventType.DELETED, doomed, reason="forget")
         return doomed
@@ -494,8 +448,11 @@ class ALMA(WorkflowAPI):
             tx.execute(DeleteMemories(self._filter(user_id=user_id)))
             records = tx.execute(ListRecords(self.project_id, "", prefix=True, where={"user_id": user_id},
                                              with_values=False))  # fmt: skip
+            by_namespace: dict[str, list[str]] = {}
             for record in records:
-                tx.execute(DeleteRecords(self.project_id, record.namespace, (record.key,)))
+                by_namespace.setdefault(record.namespace, []).append(record.key)
+            for ns, keys in by_namespace.items():
+                tx.execute(DeleteRecords(self.project_id, ns, tuple(keys)))
         self._emit(MemoryEventType.DELETED, gone, reason="delete_user")
         return len(gone) + len(records)
 
@@ -508,7 +465,7 @@ class ALMA(WorkflowAPI):
         counts = self.storage.execute(CountMemories(self._filter(agents=(agent,) if agent else None)))
         stats = MemoryStats()
         for (owner, memory_type), n in counts.items():
-            field = STATS_FIELD[memory_type]
+            field = TYPE_FIELDS[memory_type]
             setattr(stats, field, getattr(stats, field) + n)
             stats.by_agent[owner] = stats.by_agent.get(owner, 0) + n
             stats.total += n
@@ -585,8 +542,7 @@ class ALMA(WorkflowAPI):
                 done += len(chunk)
                 if progress:
                     progress(done, len(memories))
-        wanted = {"name": self.embedder.name, "dim": int(self.embedder.dim)}
-        self.storage.execute(PutRecord(Record(SYSTEM_PROJECT, "meta", "embedder", metadata=wanted)))
+        self.storage.execute(PutRecord(self._embedder_record()))
         return done
 
     # ---- lifecycle ----------------------------------------------------------------------------------

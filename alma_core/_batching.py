@@ -64,9 +64,7 @@ class BufferedTransaction:
 
     def _record(self, key: tuple[str, str, str], with_value: bool) -> Record:
         record, metadata = self._records[key]
-        value = record.value if with_value else None
-        return Record(record.project_id, record.namespace, record.key, value, json.loads(metadata), record.seq,
-                      record.created_at, record.updated_at, record.expires_at)  # fmt: skip
+        return replace(record, value=record.value if with_value else None, metadata=json.loads(metadata))
 
     def _list_records(self, op: ListRecords) -> list[Record]:
         mine = [k for k in reversed(self._records) if k[0] == op.project_id and k[1] == op.namespace]

@@ -14,15 +14,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from ._models import Memory
+from ._models import TYPE_FIELDS, Memory
 from ._slice import MemorySlice
 
 __all__ = ["RetrievalCache", "copy_memory", "copy_slice"]
 
 _V = TypeVar("_V")
-
-
-_LISTS = ("heuristics", "outcomes", "anti_patterns", "preferences", "knowledge")
 
 
 def _copy_value(value: Any) -> Any:
@@ -42,7 +39,7 @@ def copy_memory(memory: Memory) -> Memory:
 def copy_slice(result: MemorySlice) -> MemorySlice:
     """A `MemorySlice` whose lists and memories are copies (see `copy_memory`)."""
     clone = copy.copy(result)
-    for name in _LISTS:
+    for name in TYPE_FIELDS.values():
         setattr(clone, name, [copy_memory(m) for m in getattr(result, name)])
     return clone
 

@@ -36,37 +36,38 @@ import numpy as np
 
 from ._batching import BufferedTransaction
 from ._models import AntiPattern, Heuristic, Memory, Outcome, utcnow
+from ._text import WORD, stem
 from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, PutMemories, PutRecord, Record
 
 if TYPE_CHECKING:
     from ._alma import ALMA
+    from ._config import LearningConfig
     from .storage._base import Transaction
 
-__all__ = ["Learner", "normalise_error", "normalise_strategy", "strategy_confidence", "success_lower_bound"]
+__all__ = [
+    "Learner",
+    "evidence_namespace",
+    "normalise_error",
+    "normalise_strategy",
+    "strategy_confidence",
+    "success_lower_bound",
+]
 
-_WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset({
     "a", "an", "the", "to", "of", "and", "or", "for", "in", "on", "at", "by", "with", "into", "from", "then",
     "than", "this", "that", "these", "those", "it", "its", "be", "is", "are", "was", "were", "use", "using",
     "used", "via", "please", "just", "always", "first",
 })  # fmt: skip
 _SUFFIXES = ("ing", "ies", "es", "ed", "s")
-_MAX_ERRORS = 5
+MAX_ERRORS = 5  # recent distinct errors an evidence record keeps
 _RECENT_TEXTS = 512  # strategy and heuristic texts whose vectors a Learner remembers
 _MAX_ERROR_STRATEGIES = 5
 _VOLATILE = re.compile(r"0x[0-9a-f]+|[0-9a-f]{8,}|\d{4,}")  # addresses, ids, hashes, timings
 
 
-def _stem(word: str) -> str:
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
 def normalise_strategy(text: str) -> str:
     """Case, punctuation, stop words, plural/tense suffixes and word order removed: a comparison key."""
-    words = {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+    words = {stem(w, _SUFFIXES) for w in WORD.findall(text.lower()) if w not in _STOP}
     return " ".join(sorted(words)) or text.strip().lower()
 
 
@@ -99,8 +100,23 @@ def _digest(*parts: str) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:24]
 
 
+def evidence_namespace(agent: str, task_type: str) -> str:
+    """The record namespace of an agent's evidence for one task type."""
+    return f"learn/{agent}/{task_type}"
+
+
 def _condition(task_type: str) -> str:
     return f"{task_type.replace('_', ' ')} tasks"
+
+
+def _heuristic_text(outcome: Outcome) -> str:
+    """The text of the heuristic the outcome's strategy would form (`Heuristic.text`)."""
+    return f"{_condition(outcome.task_type)}: {outcome.strategy_used}"
+
+
+def _memory_id(prefix: str, outcome: Outcome, key: str) -> str:
+    """A derived memory's id: stable per project, agent, task type and evidence key."""
+    return f"{prefix}-{_digest(outcome.project_id, outcome.agent, outcome.task_type, key)}"
 
 
 @dataclass
@@ -132,7 +148,7 @@ class Learner:
         self._recent_lock = threading.Lock()
 
     @property
-    def config(self) -> Any:
+    def config(self) -> LearningConfig:
         return self.alma.config.learning
 
     def prepare(self, outcomes: Sequence[Outcome]) -> list[_Prepared | None]:
@@ -142,19 +158,15 @@ class Learner:
         dim = self.alma.embedder.dim
         bare = [o for o in outcomes if o.embedding is None or len(o.embedding) != dim]
         todo = [o for o in outcomes if o.strategy_used.strip()]
-        reusable = [o.strategy_used for o in todo] + [f"{_condition(o.task_type)}: {o.strategy_used}" for o in todo]
+        reusable = [o.strategy_used for o in todo] + [_heuristic_text(o) for o in todo]
         vectors = self._texts_vectors([o.text for o in bare], reusable)
         for outcome in bare:
             outcome.embedding = vectors[outcome.text]
-        out: list[_Prepared | None] = []
-        for outcome in outcomes:
-            if outcome.strategy_used.strip():
-                heuristic_text = f"{_condition(outcome.task_type)}: {outcome.strategy_used}"
-                out.append(_Prepared(normalise_strategy(outcome.strategy_used), vectors[outcome.strategy_used],
-                                     vectors[heuristic_text]))  # fmt: skip
-            else:
-                out.append(None)
-        return out
+        return [
+            _Prepared(normalise_strategy(o.strategy_used), vectors[o.strategy_used], vectors[_heuristic_text(o)])
+            if o.strategy_used.strip() else None
+            for o in outcomes
+        ]  # fmt: skip
 
     def _texts_vectors(self, fresh: list[str], reusable: list[str]) -> dict[str, np.ndarray]:
         """Vectors of every text, from one embedding call over the distinct texts not remembered yet;
@@ -175,14 +187,16 @@ class Learner:
                 self._recent.popitem(last=False)
         return found
 
-    def apply(self, tx: Transaction, outcomes: Sequence[Outcome], prepared: Any) -> list[tuple[Memory, bool]]:
+    def apply(
+        self, tx: Transaction, outcomes: Sequence[Outcome], prepared: Sequence[_Prepared | None]
+    ) -> list[tuple[Memory, bool]]:
         """Update evidence inside the outcome's transaction. Returns (memory, created) for each write.
 
         Writes of a batch go through a `BufferedTransaction`: each memory and evidence record is written
         once per batch, however many of its outcomes touched it (one outcome writes straight through)."""
         changes: dict[str, tuple[Memory, bool]] = {}
         buffered = BufferedTransaction(tx) if len(outcomes) > 1 else _Unbuffered(tx)
-        for outcome, prep in zip(outcomes, prepared or [None] * len(outcomes), strict=True):
+        for outcome, prep in zip(outcomes, prepared, strict=True):
             if prep is None:
                 continue
             for memory, created in self._apply_one(buffered, outcome, prep):
@@ -194,7 +208,7 @@ class Learner:
     # ---- evidence ---------------------------------------------------------------------------------
 
     def _namespace(self, outcome: Outcome) -> str:
-        return f"learn/{outcome.agent}/{outcome.task_type}"
+        return evidence_namespace(outcome.agent, outcome.task_type)
 
     def _match(self, tx: Transaction, outcome: Outcome, prep: _Prepared) -> Record | None:
         """The evidence record of the same strategy: equal normalised form, else the nearest embedding."""
@@ -231,7 +245,7 @@ class Learner:
         meta["recent"] = (meta.get("recent", "") + ("1" if outcome.success else "0"))[-int(cfg.recent_window) :]
         if not outcome.success and outcome.error_message:
             errors = [e for e in meta["errors"] if e != outcome.error_message.strip()]
-            meta["errors"] = [*errors, outcome.error_message.strip()][-_MAX_ERRORS:]
+            meta["errors"] = [*errors, outcome.error_message.strip()][-MAX_ERRORS:]
         meta["last_outcome_at"] = outcome.created_at.isoformat()
         key = record.key if record is not None else _digest(prep.norm)
         value = record.value if record is not None else prep.vector.astype(np.float32).tobytes()
@@ -278,7 +292,7 @@ class Learner:
             if meta["successes"] < min_occ or confidence < self.config.retire_below_confidence:
                 return None
             heuristic = Heuristic(
-                id=f"h-{_digest(outcome.project_id, outcome.agent, outcome.task_type, key)}",
+                id=_memory_id("h", outcome, key),
                 project_id=outcome.project_id, agent=outcome.agent, condition=_condition(outcome.task_type),
                 strategy=meta["strategy"], task_type=outcome.task_type, created_at=now, updated_at=now,
                 last_validated=outcome.created_at, workflow_id=outcome.workflow_id,
@@ -309,31 +323,22 @@ class Learner:
 
     # ---- anti-patterns ----------------------------------------------------------------------------
 
-    def _best_alternative(self, tx: Transaction, outcome: Outcome, key: str, avoid: set[str] | None = None) -> str:
-        """The best-performing other strategy of the task type that has formed a heuristic (skipping
-        the `avoid` evidence keys), or ""."""
-        best, best_conf = "", 0.5
-        for record in tx.execute(ListRecords(outcome.project_id, self._namespace(outcome), with_values=False)):
-            m = record.metadata
-            if record.key == key or m.get("kind") != "strategy" or not m.get("heuristic_id"):
-                continue
-            if avoid and record.key in avoid:
-                continue
-            conf = strategy_confidence(m["w_success"], m["w_failure"])
-            if conf > best_conf:
-                best, best_conf = str(m["strategy"]), conf
-        return best
+    def _strategies(self, tx: Transaction, outcome: Outcome) -> list[Record]:
+        """The strategy evidence records of the outcome's task type (without their vectors)."""
+        records = tx.execute(ListRecords(outcome.project_id, self._namespace(outcome), with_values=False))
+        return [r for r in records if r.metadata.get("kind") == "strategy"]
 
     def _refresh_alternatives(self, tx: Transaction, outcome: Outcome, key: str) -> list[tuple[Memory, bool]]:
         """Point the task type's other anti-patterns at the best alternative now known."""
         updated: list[tuple[Memory, bool]] = []
-        for record in tx.execute(ListRecords(outcome.project_id, self._namespace(outcome), with_values=False)):
-            if record.key == key or record.metadata.get("kind") != "strategy":
+        strategies = self._strategies(tx, outcome)
+        for record in strategies:
+            if record.key == key:
                 continue
             anti = self._load(tx, outcome.project_id, record.metadata.get("anti_pattern_id"))
             if not isinstance(anti, AntiPattern):
                 continue
-            better = self._best_alternative(tx, outcome, record.key)
+            better = _best_alternative(strategies, avoid={record.key})
             if better != anti.better_alternative:
                 anti.better_alternative, anti.updated_at = better, utcnow()
                 tx.execute(PutMemories([anti]))
@@ -357,7 +362,7 @@ class Learner:
         now = utcnow()
         if existing is None:
             anti = AntiPattern(
-                id=f"a-{_digest(outcome.project_id, outcome.agent, outcome.task_type, key)}",
+                id=_memory_id("a", outcome, key),
                 project_id=outcome.project_id, agent=outcome.agent, pattern=meta["strategy"],
                 task_type=outcome.task_type, created_at=now, updated_at=now, last_seen=outcome.created_at,
                 workflow_id=outcome.workflow_id,
@@ -372,7 +377,7 @@ class Learner:
         if not outcome.success:
             anti.last_seen = max(anti.last_seen, outcome.created_at)
         anti.why_bad = why
-        anti.better_alternative = self._best_alternative(tx, outcome, key)
+        anti.better_alternative = _best_alternative(self._strategies(tx, outcome), avoid={key})
         anti.confidence = round(1.0 - confidence, 6)
         anti.metadata.update(evidence_key=key, retired=not failing, success_count=meta["successes"])
         tx.execute(PutMemories([anti]))
@@ -407,7 +412,7 @@ class Learner:
         now = utcnow()
         if existing is None:
             anti = AntiPattern(
-                id=f"a-{_digest(outcome.project_id, outcome.agent, outcome.task_type, key)}",
+                id=_memory_id("a", outcome, key),
                 project_id=outcome.project_id, agent=outcome.agent,
                 pattern=f"{_condition(outcome.task_type)} failing with: {meta['error']}",
                 task_type=outcome.task_type, created_at=now, updated_at=now, last_seen=outcome.created_at,
@@ -422,8 +427,23 @@ class Learner:
         names = [name for _, name in meta["strategies"]]
         anti.occurrence_count = meta["count"]
         anti.why_bad = f"the same error recurred {meta['count']} times across strategies: " + "; ".join(names)
-        anti.better_alternative = self._best_alternative(tx, outcome, key, avoid={k for k, _ in meta["strategies"]})
+        avoid = {k for k, _ in meta["strategies"]}
+        anti.better_alternative = _best_alternative(self._strategies(tx, outcome), avoid)
         anti.confidence = round(meta["count"] / (meta["count"] + 1.0), 6)
         anti.metadata.update(evidence_key=key, kind="recurring_error", retired=False)
         tx.execute(PutMemories([anti]))
         return anti, created
+
+
+def _best_alternative(strategies: Sequence[Record], avoid: set[str]) -> str:
+    """The best-performing strategy that has formed a heuristic (skipping the `avoid` evidence keys),
+    or "" when none does better than even."""
+    best, best_conf = "", 0.5
+    for record in strategies:
+        m = record.metadata
+        if record.key in avoid or not m.get("heuristic_id"):
+            continue
+        conf = strategy_confidence(m["w_success"], m["w_failure"])
+        if conf > best_conf:
+            best, best_conf = str(m["strategy"]), conf
+    return best

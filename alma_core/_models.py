@@ -228,6 +228,12 @@ def memory_class(memory_type: MemoryType | str) -> type[_MemoryBase]:
     return _CLASSES[MemoryType(memory_type)]
 
 
+def idle_days(memory: Memory, now_ts: float) -> float:
+    """Days since the memory was last validated (heuristics) or updated (the others), at `now_ts`."""
+    stamp = memory.last_validated if isinstance(memory, Heuristic) else memory.updated_at
+    return max(0.0, (now_ts - stamp.timestamp()) / 86400.0)
+
+
 def memory_from_dict(data: dict[str, Any]) -> Memory:
     """Rebuild a memory from `to_dict()` output (type tag required; embedding optional)."""
     data = dict(data)
@@ -251,7 +257,11 @@ class MemoryStats(BaseModel):
     cache_hit_ratio: float | None = None
 
 
-STATS_FIELD: dict[MemoryType, str] = {
+# What agents learn, as opposed to what users prefer: scoped retrieval and `forget` default to these.
+AGENT_TYPES: tuple[MemoryType, ...] = tuple(t for t in MemoryType if t is not MemoryType.PREFERENCE)
+
+# Each type's plural name: its count in `MemoryStats` and its list in `MemorySlice`.
+TYPE_FIELDS: dict[MemoryType, str] = {
     MemoryType.OUTCOME: "outcomes",
     MemoryType.HEURISTIC: "heuristics",
     MemoryType.ANTI_PATTERN: "anti_patterns",

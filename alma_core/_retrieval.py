@@ -1,8 +1,9 @@
 """Retrieval: hybrid candidate search (dense + lexical, fused) and multi-factor ranking.
 
-relevance: dense = cosine (clipped at 0); lexical = BM25 / best BM25 of the list; hybrid = weighted
-fusion `dense_weight * dense + (1 - dense_weight) * lexical` (or reciprocal-rank fusion, normalised
-by its maximum, with `fusion="rrf"`).
+relevance: dense = cosine (clipped at 0); lexical = BM25 / best BM25 of the list, times the share of
+the query's topic words the memory holds; hybrid = weighted fusion `dense_weight * dense +
+(1 - dense_weight) * lexical`, whose lexical share `fusion="gated"` (the default) scales by the best
+such share of any hit (see `fuse`), or reciprocal-rank fusion normalised by its maximum (`"rrf"`).
 
 score = (w_relevance*relevance + w_recency*recency + w_success*success + w_confidence*confidence)
         / (sum of the weights)
@@ -27,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from ._config import RetrievalConfig
-from ._models import AntiPattern, Heuristic, Memory, MemoryType, Outcome, utcnow
+from ._models import Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
 from ._slice import MemorySlice
 from .embeddings import Embedder
 from .storage._base import BaseStorage, DenseSearch, FindMemories, LexicalSearch, MemoryFilter
@@ -71,16 +72,12 @@ def success_factor(memory: Memory) -> float:
         return (memory.success_count + 1) / (memory.occurrence_count + 2)
     if isinstance(memory, Outcome):
         return 1.0 if memory.success else 0.25
-    if isinstance(memory, AntiPattern):
-        return 1.0  # a confirmed warning is always worth showing
-    return 1.0
+    return 1.0  # a confirmed warning, a preference or a fact is always worth showing
 
 
 def recency_factor(memory: Memory, half_life_days: float, now_ts: float) -> float:
     """0.5 ** (age in days / half-life), age from last validation (heuristics) or last update."""
-    stamp = memory.last_validated if isinstance(memory, Heuristic) else memory.updated_at
-    age_days = max(0.0, (now_ts - stamp.timestamp()) / 86400.0)
-    return float(0.5 ** (age_days / half_life_days))
+    return float(0.5 ** (idle_days(memory, now_ts) / half_life_days))
 
 
 def fuse(

@@ -10,26 +10,17 @@ Read rule: an agent reads its own memories and, with `include_shared`, those of 
 
 from __future__ import annotations
 
-import re
-
 from ._config import AgentConfig
 from ._errors import ScopeViolation, UnknownAgent
+from ._text import WORD, stem
 
 __all__ = ["ScopePolicy"]
 
-_WORD = re.compile(r"[a-z0-9]+")
 _SUFFIXES = ("ing", "ies", "es", "ed", "s", "er")
 
 
-def _stem(word: str) -> str:
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
 def _stems(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower().replace("_", " "))}
+    return {stem(w, _SUFFIXES) for w in WORD.findall(text.lower().replace("_", " "))}
 
 
 class ScopePolicy:

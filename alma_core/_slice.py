@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ._models import AntiPattern, DomainKnowledge, Heuristic, Memory, MemoryType, Outcome, UserPreference
+from ._models import TYPE_FIELDS, AntiPattern, DomainKnowledge, Heuristic, Memory, MemoryType, Outcome, UserPreference
 
 __all__ = ["MemorySlice", "estimate_tokens"]
 
@@ -79,13 +79,7 @@ class MemorySlice:
     retrieval_ms: float = 0.0
 
     def of_type(self, memory_type: MemoryType) -> list[Memory]:
-        return {
-            MemoryType.HEURISTIC: self.heuristics,
-            MemoryType.OUTCOME: self.outcomes,
-            MemoryType.ANTI_PATTERN: self.anti_patterns,
-            MemoryType.PREFERENCE: self.preferences,
-            MemoryType.KNOWLEDGE: self.knowledge,
-        }[memory_type]  # type: ignore[return-value]
+        return getattr(self, TYPE_FIELDS[memory_type])  # type: ignore[no-any-return]
 
     def add(self, memory: Memory) -> None:
         self.of_type(memory.memory_type).append(memory)

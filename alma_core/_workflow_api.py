@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ._async import to_thread
+from ._checks import check_count, check_number, check_text
 from ._errors import NotFound, ValidationError
-from ._models import MemoryType, Outcome
+from ._models import AGENT_TYPES, Outcome
 from ._slice import MemorySlice
 from .events import MemoryEventType
-from .workflow._checkpoints import CheckpointStore, check_count, check_number, entries_of
+from .workflow._checkpoints import CheckpointStore, entries_of
 from .workflow._models import Artifact, ArtifactType, Checkpoint, RetrievalScope, check_workflow_id
 from .workflow._sources import checkpoint_sources
 from .workflow.reducers import Reducer, reduce_states
@@ -26,8 +28,6 @@ if TYPE_CHECKING:
     from .storage._base import BaseStorage, MemoryFilter
 
 __all__ = ["WorkflowAPI"]
-
-_SCOPED_TYPES = [t for t in MemoryType if t is not MemoryType.PREFERENCE]
 
 
 def _reducer_name(reducer: Any) -> Any:
@@ -50,12 +50,9 @@ class WorkflowAPI:
         def _learn(self, outcomes: list[Outcome]) -> list[Outcome]: ...
         def _emit(self, kind: MemoryEventType, memories: Any, **payload: Any) -> None: ...
 
-    @property
+    @cached_property
     def _checkpoints(self) -> CheckpointStore:
-        store: CheckpointStore | None = self.__dict__.get("_checkpoint_store")
-        if store is None:
-            store = self.__dict__["_checkpoint_store"] = CheckpointStore(self.storage, self.project_id)
-        return store
+        return CheckpointStore(self.storage, self.project_id)
 
     # ---- checkpoints ------------------------------------------------------------------------------
 
@@ -166,8 +163,7 @@ class WorkflowAPI:
         config or deployment."""
         check_workflow_id(workflow_id)
         kind = _artifact_type(artifact_type)
-        if not isinstance(ref, str) or not ref.strip():
-            raise ValidationError("ref must be a non-empty string")
+        check_text("ref", ref)
         return self._checkpoints.link(workflow_id, kind, ref, metadata or {})
 
     def get_artifacts(self, workflow_id: str, artifact_type: ArtifactType | str | None = None) -> list[Artifact]:
@@ -196,8 +192,7 @@ class WorkflowAPI:
             kind = RetrievalScope(scope)
         except ValueError:
             raise ValidationError(f"scope must be one of {[s.value for s in RetrievalScope]}, got {scope!r}") from None
-        if not isinstance(query, str) or not query.strip():
-            raise ValidationError("query must be a non-empty string")
+        check_text("query", query)
         check_count("top_k", top_k, 1)
         if agent is not None:
             self.scopes.check_agent(agent)
@@ -213,7 +208,7 @@ class WorkflowAPI:
             base = self._filter(agents=(agent,))
         else:
             base = self._filter()
-        result = self.retriever.retrieve(base, query, top_k, _SCOPED_TYPES, agent or "*")
+        result = self.retriever.retrieve(base, query, top_k, AGENT_TYPES, agent or "*")
         self._emit(MemoryEventType.ACCESSED, result, agent=agent, scope=kind.value)
         return result
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 if TYPE_CHECKING:
     from ._alma import ALMA
 
-__all__ = ["ProgressBar", "main"]
+__all__ = ["ProgressBar", "main", "open_alma"]
 
 DEFAULT_CONFIG = ".alma/config.yaml"
 MEMORY_TYPES = ("outcome", "heuristic", "anti_pattern", "preference", "knowledge")
@@ -77,14 +77,18 @@ class _Parser(argparse.ArgumentParser):
 # ---- helpers --------------------------------------------------------------------------------------
 
 
-def _open(args: argparse.Namespace, embedder: str | None = None, reindex: Any = False) -> ALMA:
-    """The ALMA of `--config` (defaults when the file does not exist)."""
+def open_alma(config_path: str | Path, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
+    """The ALMA of a config file, with the built-in defaults when the file does not exist (`alma`, `alma mcp`)."""
     from ._alma import ALMA
     from ._config import AlmaConfig, load_config
 
-    path = Path(args.config)
-    config = load_config(path) if path.exists() else AlmaConfig()
-    return ALMA(config=config, embedder=embedder, reindex=reindex)
+    path = Path(config_path)
+    return ALMA(config=load_config(path) if path.exists() else AlmaConfig(), reindex=reindex)
+
+
+def _open(args: argparse.Namespace, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
+    """The ALMA of `--config`."""
+    return open_alma(args.config, reindex)
 
 
 def _print_json(data: Any) -> None:
@@ -180,10 +184,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     with ProgressBar(0, "reindex") as bar:
-        progress = lambda done, total: bar.update(done, total)  # noqa: E731
-        alma = _open(args, reindex=progress)  # re-embeds while opening when the store's embedder differs
+        alma = _open(args, reindex=bar.update)  # re-embeds while opening when the store's embedder differs
         with alma:
-            n = alma.reindexed if alma.reindexed is not None else alma.reindex(progress, batch_size=args.batch_size)
+            n = alma.reindexed if alma.reindexed is not None else alma.reindex(bar.update, batch_size=args.batch_size)
     print(f"re-embedded {n} memories with {alma.embedder.name}")
     return 0
 
@@ -191,24 +194,23 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 # ---- parser ---------------------------------------------------------------------------------------
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
+def _at_least(cast: Callable[[str], float], minimum: float, expected: str) -> Callable[[str], Any]:
+    """An argparse `type`: `cast(value)`, refused as "expected <expected>" when it fails or is below `minimum`."""
+
+    def parse(value: str) -> Any:
+        try:
+            number = cast(value)
+        except ValueError:
+            number = None
+        if number is None or number < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _non_negative(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
-    return x
+_positive = _at_least(int, 1, "a positive integer")
+_non_negative = _at_least(float, 0, "a number >= 0")
 
 
 def build_parser() -> argparse.ArgumentParser:

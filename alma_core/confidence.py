@@ -24,6 +24,7 @@ that may be older than the retrieved window. Recommendation: "yes" when score >=
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -114,21 +115,17 @@ class ConfidenceEngine:
         memories = list(found)
         support: list[tuple[float, Memory]] = []
         against: list[tuple[float, Memory]] = []
-        s = f = 0.0
         for memory, sim in zip(memories, self._similarities(strategy, memories) if memories else [], strict=True):
             if sim < self.match_threshold:
                 continue
-            if isinstance(memory, Heuristic):
-                weight = sim * self.lesson_weight * memory.confidence
-                s += weight
-                support.append((weight, memory))
-            elif isinstance(memory, AntiPattern):
-                weight = sim * self.lesson_weight * memory.confidence
-                f += weight
-                against.append((weight, memory))
+            if isinstance(memory, Heuristic | AntiPattern):  # a lesson: weighted by k and its confidence
+                good, weight = isinstance(memory, Heuristic), sim * self.lesson_weight * memory.confidence
             elif isinstance(memory, Outcome):
-                (support if memory.success else against).append((sim, memory))
-                s, f = (s + sim, f) if memory.success else (s, f + sim)
+                good, weight = memory.success, sim
+            else:
+                continue
+            (support if good else against).append((weight, memory))
+        s, f = sum(w for w, _ in support), sum(w for w, _ in against)
         score = (s + 1.0) / (s + f + 2.0)
         evidence = s + f
         if evidence >= self.min_evidence and score >= self.yes_above:
@@ -150,6 +147,4 @@ class ConfidenceEngine:
 
     async def aassess_strategy(self, strategy: str, context: str, agent: str) -> ConfidenceSignal:
         """Async twin of `assess_strategy` (runs on a worker thread)."""
-        import asyncio
-
         return await asyncio.to_thread(self.assess_strategy, strategy, context, agent)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import ValidationError
-from ._learning import strategy_confidence
+from ._learning import MAX_ERRORS, evidence_namespace, strategy_confidence
 from ._models import AntiPattern, DomainKnowledge, Heuristic, Memory, MemoryType, utcnow
 from .events import MemoryEventType
 from .storage._base import DeleteMemories, FindMemories, GetRecord, ListRecords, PutMemories, PutRecord, Record
@@ -64,13 +64,11 @@ def _groups(memories: Sequence[Memory], threshold: float) -> list[tuple[list[Mem
         return i
 
     links: dict[int, float] = {}
-    for i in range(len(memories)):
-        for j in range(i + 1, len(memories)):
-            if sims[i, j] >= threshold:
-                a, b = root(i), root(j)
-                low = min(links.get(a, 1.0), links.get(b, 1.0), float(sims[i, j]))
-                parent[b] = a
-                links[a] = low
+    for i, j in zip(*np.nonzero(np.triu(sims >= threshold, k=1)), strict=True):  # pairs i < j, row by row
+        a, b = root(int(i)), root(int(j))
+        low = min(links.get(a, 1.0), links.get(b, 1.0), float(sims[i, j]))
+        parent[b] = a
+        links[a] = low
     members: dict[int, list[Memory]] = {}
     for i, memory in enumerate(memories):
         members.setdefault(root(i), []).append(memory)
@@ -141,10 +139,10 @@ class ConsolidationEngine:
         if project_id not in (None, alma.project_id):
             raise ValidationError(f"this ALMA serves project {alma.project_id!r}, not {project_id!r}")
         try:
-            kind = MemoryType(memory_type)
+            kind: MemoryType | None = MemoryType(memory_type)
         except ValueError:
-            kind = None  # type: ignore[assignment]
-        if kind not in _TYPES:
+            kind = None
+        if kind is None or kind not in _TYPES:
             raise ValidationError(f"memory_type must be one of {[t.value for t in _TYPES]}, got {memory_type!r}")
         if not 0 < similarity_threshold <= 1:
             raise ValidationError(f"similarity_threshold must be in (0, 1], got {similarity_threshold!r}")
@@ -212,7 +210,7 @@ class ConsolidationEngine:
         task_type = getattr(kept, "task_type", None)
         if not task_type:
             return
-        ns = f"learn/{kept.agent}/{task_type}"
+        ns = evidence_namespace(kept.agent, task_type)
         if isinstance(kept, Heuristic):
             target = tx.execute(GetRecord(kept.project_id, ns, str(kept.metadata.get("evidence_key", ""))))
             if target is None:
@@ -225,7 +223,7 @@ class ConsolidationEngine:
                     continue
                 for name in ("successes", "failures", "w_success", "w_failure"):
                     meta[name] += record.metadata[name]
-                meta["errors"] = list(dict.fromkeys([*meta["errors"], *record.metadata["errors"]]))[-5:]
+                meta["errors"] = list(dict.fromkeys([*meta["errors"], *record.metadata["errors"]]))[-MAX_ERRORS:]
                 alias = {"kind": "alias", "target": target.key, "strategy": record.metadata["strategy"]}
                 tx.execute(PutRecord(Record(kept.project_id, ns, key, None, alias)))
             tx.execute(PutRecord(Record(kept.project_id, ns, target.key, target.value, meta)))

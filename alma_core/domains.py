@@ -306,9 +306,9 @@ class DomainMemoryFactory:
                 fields.pop("domain", None)
                 try:
                     configs[name] = schema.agent_config(categories, **fields)
-                except (TypeError, ValueError) as exc:
-                    if isinstance(exc, ValidationError):
-                        raise
+                except ValidationError:
+                    raise
+                except (TypeError, ValueError) as exc:  # pydantic's, for an unknown or bad AgentConfig field
                     raise ValidationError(f"agents.{name}: {str(exc).splitlines()[0]}") from None
             elif isinstance(spec, Sequence) and not isinstance(spec, str):
                 configs[name] = schema.agent_config(spec)

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ._errors import ConfigError, MissingDependency
+from ._text import WORD
 
 __all__ = ["Embedder", "LangChainEmbedder", "LocalEmbedder", "MockEmbedder", "make_embedder"]
-
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 @runtime_checkable
@@ -61,6 +60,14 @@ class _QueryCache:
             if len(self._items) > self._size:
                 self._items.popitem(last=False)
 
+    def vector(self, text: str, compute: Callable[[str], np.ndarray]) -> np.ndarray:
+        """The cached vector of `text`, computed (and remembered) on a miss."""
+        vec = self.get(text)
+        if vec is None:
+            vec = compute(text)
+            self.put(text, vec)
+        return vec
+
 
 class MockEmbedder:
     """Deterministic feature-hashing embeddings (words and character trigrams): fast, offline, no model.
@@ -75,7 +82,7 @@ class MockEmbedder:
         self._slots: dict[str, tuple[int, float]] = {}  # feature -> (index, sign): words repeat a lot
 
     def _features(self, text: str) -> list[str]:
-        words = _WORD.findall(text.lower())
+        words = WORD.findall(text.lower())
         grams = [w[i : i + 3] for w in words if len(w) > 3 for i in range(len(w) - 2)]
         return [f"w:{w}" for w in words] * 2 + [f"g:{g}" for g in grams]
 
@@ -155,11 +162,7 @@ class LocalEmbedder:
         return np.asarray(vecs, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        cached = self._queries.get(text)
-        if cached is None:
-            cached = self.embed_documents([text])[0]
-            self._queries.put(text, cached)
-        return cached
+        return self._queries.vector(text, lambda t: self.embed_documents([t])[0])
 
 
 class LangChainEmbedder:
@@ -180,11 +183,7 @@ class LangChainEmbedder:
         return _normalise(np.asarray(self._inner.embed_documents(list(texts)), dtype=np.float32))
 
     def embed_query(self, text: str) -> np.ndarray:
-        cached = self._queries.get(text)
-        if cached is None:
-            cached = _normalise(np.asarray(self._inner.embed_query(text), dtype=np.float32))[0]
-            self._queries.put(text, cached)
-        return cached
+        return self._queries.vector(text, lambda t: _normalise(np.asarray(self._inner.embed_query(t)))[0])
 
 
 def make_embedder(spec: Any, dim: int = 384) -> Embedder:

@@ -12,6 +12,7 @@ never blocks the valid items. The core does not import LangChain; the model is d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -101,6 +102,17 @@ class ExtractionResult:
         return len(self.stored)
 
 
+def content_text(content: Any) -> str:
+    """A chat message's content as text: a string, or the text of its content blocks (strings or
+    `{"text": ...}` dicts), or its str()."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        blocks = (b if isinstance(b, str) else str(b.get("text", "")) for b in content if isinstance(b, str | dict))
+        return "".join(blocks)
+    return "" if content is None else str(content)
+
+
 def _role(message: Any) -> tuple[str, str]:
     if isinstance(message, tuple) and len(message) == 2:
         return str(message[0]), str(message[1])
@@ -109,10 +121,7 @@ def _role(message: Any) -> tuple[str, str]:
     if isinstance(message, str):
         return "user", message
     role = getattr(message, "type", None) or type(message).__name__
-    content = getattr(message, "content", "")
-    if isinstance(content, list):
-        content = "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content if b)
-    return str(role), str(content)
+    return str(role), content_text(getattr(message, "content", ""))
 
 
 def transcript(messages: Iterable[Any]) -> str:
@@ -162,8 +171,6 @@ class AutoLearner:
         self, messages: Iterable[Any], agent: str, user_id: str | None = None
     ) -> ExtractionResult:
         """Async twin: the model's `ainvoke`, then the writes on a worker thread."""
-        import asyncio
-
         self.alma.scopes.check_agent(agent)
         extraction = self._parse(await self._structured.ainvoke(self._request(messages)))
         return await asyncio.to_thread(self.store, extraction, agent, user_id)

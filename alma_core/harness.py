@@ -28,6 +28,7 @@ from ._errors import ValidationError
 from ._models import Outcome
 from ._slice import MemorySlice
 from .domains import DomainSchema, get_schema
+from .extraction import content_text
 
 __all__ = [
     "Agent",
@@ -137,17 +138,6 @@ def default_evaluator(context: Context, output: Any) -> tuple[bool, str | None]:
     return True, None
 
 
-def _text(output: Any) -> str:
-    """The text of an executor's output: a chat message's content, a string, or its str()."""
-    content = getattr(output, "content", output)
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content blocks
-        parts = [b if isinstance(b, str) else str(b.get("text", "")) for b in content if isinstance(b, str | dict)]
-        return "".join(parts)
-    return "" if content is None else str(content)
-
-
 def _takes_context(fn: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(fn).parameters.values()
@@ -226,7 +216,7 @@ class Harness:
         if isinstance(raw, Mapping) and "output" in raw:
             strategy = str(raw.get("strategy") or strategy)
             raw = raw["output"]
-        text = _text(raw)
+        text = content_text(getattr(raw, "content", raw))  # a chat message's content, a string, or its str()
         success = False
         if error is None:
             success, error = self._judge(context, raw, text)
@@ -252,12 +242,7 @@ class Harness:
         raw: Any = None
         error: str | None = None
         try:
-            if hasattr(self.executor, "invoke"):
-                raw = self.executor.invoke(prompt)
-            elif _takes_context(self.executor):
-                raw = self.executor(prompt, context)
-            else:
-                raw = self.executor(prompt)
+            raw = self._call(prompt, context)
         except Exception as exc:  # the executor's failure is the lesson
             error = f"{type(exc).__name__}: {exc}"
         result = self._finish(context, memories, prompt, raw, error, start)
@@ -280,6 +265,12 @@ class Harness:
         result = self._finish(context, memories, prompt, raw, error, start)
         result.outcome = await self.alma.alearn(**self._learn_kwargs(context, result))
         return result
+
+    def _call(self, prompt: str, context: Context) -> Any:
+        ex = self.executor
+        if hasattr(ex, "invoke"):
+            return ex.invoke(prompt)
+        return ex(prompt, context) if _takes_context(ex) else ex(prompt)
 
     async def _acall(self, prompt: str, context: Context) -> Any:
         ex = self.executor

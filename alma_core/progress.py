@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 
+from ._checks import first_error
 from ._errors import NotFound, ValidationError
 from ._models import utcnow
 from .session import resolve_store
@@ -118,8 +119,8 @@ class ProgressTracker:
                             estimated_effort=estimated_effort, agent=agent, dependencies=list(dependencies or []),
                             created_at=now, updated_at=now, metadata=metadata or {})  # fmt: skip
         except PydanticError as exc:
-            err = exc.errors()[0]
-            raise ValidationError(f"work item {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+            where, msg = first_error(exc)
+            raise ValidationError(f"work item {where}: {msg}") from None
         with self.storage.transaction() as tx:
             for dep in item.dependencies:
                 if tx.execute(GetRecord(self.project_id, NAMESPACE, dep)) is None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from ._checks import check_text
 from ._errors import NotFound, ValidationError
 from ._models import utcnow
 from .storage import open_storage
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from ._alma import ALMA
 
 __all__ = ["Handoff", "SessionContext", "SessionInfo", "SessionManager", "resolve_store"]
+
+_PAGE = 20  # handoffs read per query while skipping the current session's own
 
 
 class Handoff(BaseModel):
@@ -88,12 +91,6 @@ def resolve_store(
     return project_id, open_storage(storage)
 
 
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{name} must be a non-empty string")
-    return value
-
-
 def _strings(name: str, value: Any) -> list[str]:
     if value is None:
         return []
@@ -116,7 +113,7 @@ class SessionManager:
 
     def start_session(self, agent: str, goal: str = "", metadata: dict[str, Any] | None = None) -> SessionContext:
         """Open a session for `agent`; its `previous_handoff` is the latest one written before now."""
-        _text("agent", agent)
+        check_text("agent", agent)
         info = SessionInfo(session_id=uuid.uuid4().hex, agent=agent, goal=goal or "", started_at=utcnow(),
                            metadata=metadata or {})  # fmt: skip
         self._put_session(info)
@@ -139,8 +136,8 @@ class SessionManager:
         """Leave a handoff for the agent's next session (the session must exist)."""
         self.get_session(agent, session_id)
         handoff = Handoff(
-            id=uuid.uuid4().hex, agent=agent, session_id=session_id, last_action=_text("last_action", last_action),
-            last_outcome=_text("last_outcome", last_outcome), next_steps=_strings("next_steps", next_steps),
+            id=uuid.uuid4().hex, agent=agent, session_id=session_id, last_action=check_text("last_action", last_action),
+            last_outcome=check_text("last_outcome", last_outcome), next_steps=_strings("next_steps", next_steps),
             blockers=_strings("blockers", blockers), decisions=_strings("decisions", decisions), notes=notes or "",
             created_at=utcnow(), metadata=metadata or {},
         )  # fmt: skip
@@ -182,12 +179,12 @@ class SessionManager:
 
     def _latest_handoff(self, agent: str, exclude_session: str | None) -> Handoff | None:
         """The newest handoff not written by `exclude_session` (pages back past that session's own)."""
-        before = None
+        ns, before = f"handoffs/{agent}", None
         while True:
-            page = self.storage.execute(ListRecords(self.project_id, f"handoffs/{agent}", before_seq=before, limit=20))
+            page = self.storage.execute(ListRecords(self.project_id, ns, before_seq=before, limit=_PAGE))
             for record in page:
                 if record.metadata.get("session_id") != exclude_session:
                     return Handoff.model_validate(record.metadata)
-            if len(page) < 20:
+            if len(page) < _PAGE:
                 return None
             before = page[-1].seq

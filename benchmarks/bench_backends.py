@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import percentile, timed_ms
+
 from alma_core import ALMA, DomainKnowledge, MockEmbedder
 from alma_core.storage import BaseStorage, PutMemories, SQLiteStorage
 
@@ -25,11 +27,6 @@ WORDS = [
     "deploy", "build", "test", "schema", "migration", "queue", "worker", "payment", "invoice", "user", "session",
     "cookie", "header", "api", "latency",
 ]  # fmt: skip
-
-
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def _text(i: int) -> str:
@@ -59,20 +56,15 @@ def _suite(store: BaseStorage, sizes: list[int]) -> dict[str, float]:
                               "strategy_used": f"strategy {i % 9}"} for i in range(100)])  # fmt: skip
         out["learn_many/s"] = 1000 / (time.perf_counter() - start)
         have = 0
+        queries = [f"{WORDS[q % len(WORDS)]} {WORDS[(q * 5) % len(WORDS)]} problem {q}" for q in range(120)]
         for size in sizes:
             start = time.perf_counter()
             _fill(store, size, have, embed)
             out[f"load {size // 1000}k s"] = time.perf_counter() - start
             have = size
-            samples = []
-            for q in range(120):
-                query = f"{WORDS[q % len(WORDS)]} {WORDS[(q * 5) % len(WORDS)]} problem {q}"
-                t0 = time.perf_counter()
-                alma.retrieve(query, "agent0", top_k=5)
-                samples.append(time.perf_counter() - t0)
-            samples = samples[20:]  # warm-up
-            out[f"retrieve p50 ms @{size // 1000}k"] = _pct(samples, 0.5)
-            out[f"retrieve p95 ms @{size // 1000}k"] = _pct(samples, 0.95)
+            samples = timed_ms(lambda q: alma.retrieve(queries[q], "agent0", top_k=5), len(queries))[20:]  # warm-up
+            out[f"retrieve p50 ms @{size // 1000}k"] = percentile(samples, 50)
+            out[f"retrieve p95 ms @{size // 1000}k"] = percentile(samples, 95)
     return out
 
 

@@ -16,10 +16,10 @@ import random
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from _common import atimed_ms, percentile, timed_ms
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -37,11 +37,6 @@ def _checkpoint(i: int, rng: random.Random) -> Any:
     return cp
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random) -> dict[str, float]:
     cps = [_checkpoint(i, rng) for i in range(checkpoints)]
     start = time.perf_counter()
@@ -51,21 +46,15 @@ def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random) 
             cp = {**cp, "id": empty_checkpoint()["id"]}
             config = saver.put(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
     puts = threads * checkpoints / (time.perf_counter() - start)
-    gets = _timed(lambda: saver.get_tuple({"configurable": {"thread_id": f"t{rng.randrange(threads)}"}}), 300)
-    lists = _timed(
-        lambda: list(saver.list({"configurable": {"thread_id": f"t{rng.randrange(threads)}"}}, limit=100)), 30
-    )
-    return {"puts/s": puts, "get p50 ms": _pct(gets, 0.5), "get p95 ms": _pct(gets, 0.95),
-            "list p50 ms": _pct(lists, 0.5), "graph 200 steps s": _graph_run(saver)}  # fmt: skip
+    gets = timed_ms(lambda _: saver.get_tuple(_thread(rng, threads)), 300)
+    lists = timed_ms(lambda _: list(saver.list(_thread(rng, threads), limit=100)), 30)
+    return {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
+            "list p50 ms": percentile(lists, 50), "graph 200 steps s": _graph_run(saver)}  # fmt: skip
 
 
-def _timed(fn: Callable[[], Any], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+def _thread(rng: random.Random, threads: int) -> Any:
+    """The config of a random thread (its latest checkpoint)."""
+    return {"configurable": {"thread_id": f"t{rng.randrange(threads)}"}}
 
 
 class Loop(TypedDict):
@@ -97,21 +86,17 @@ async def _async_suite(saver: Any, threads: int, checkpoints: int, rng: random.R
             cp = {**cp, "id": empty_checkpoint()["id"]}
             config = await saver.aput(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
     puts = threads * checkpoints / (time.perf_counter() - start)
-    gets = []
-    for _ in range(300):
-        t0 = time.perf_counter()
-        await saver.aget_tuple({"configurable": {"thread_id": f"t{rng.randrange(threads)}"}})
-        gets.append(time.perf_counter() - t0)
-    lists = []
-    for _ in range(30):
-        t0 = time.perf_counter()
-        _ = [c async for c in saver.alist({"configurable": {"thread_id": f"t{rng.randrange(threads)}"}}, limit=100)]
-        lists.append(time.perf_counter() - t0)
+    gets = await atimed_ms(lambda _: saver.aget_tuple(_thread(rng, threads)), 300)
+
+    async def list_one(_: int) -> list[Any]:
+        return [c async for c in saver.alist(_thread(rng, threads), limit=100)]
+
+    lists = await atimed_ms(list_one, 30)
     graph = _loop_graph(saver)
     t0 = time.perf_counter()
     await graph.ainvoke({"n": 0, "log": []}, {"configurable": {"thread_id": "graph"}, "recursion_limit": 500})
-    return {"puts/s": puts, "get p50 ms": _pct(gets, 0.5), "get p95 ms": _pct(gets, 0.95),
-            "list p50 ms": _pct(lists, 0.5), "graph 200 steps s": time.perf_counter() - t0}  # fmt: skip
+    return {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
+            "list p50 ms": percentile(lists, 50), "graph 200 steps s": time.perf_counter() - t0}  # fmt: skip
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> None:

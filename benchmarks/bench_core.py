@@ -26,6 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import percentile, timed_ms  # noqa: E402
+
 from alma_core import ALMA, LocalEmbedder, MockEmbedder, Outcome  # noqa: E402
 from alma_core.storage import PutMemories  # noqa: E402
 
@@ -43,10 +45,6 @@ ROWS: list[tuple[str, str, str]] = []
 def row(name: str, value: str, aim: str = "") -> None:
     ROWS.append((name, value, aim))
     print(f"  {name:<38} {value:<34} {aim}", flush=True)
-
-
-def pct(samples: list[float], q: float) -> float:
-    return float(np.percentile(samples, q))
 
 
 def rss_mb() -> float:
@@ -113,12 +111,7 @@ def fill(alma: ALMA, n: int, dim: int) -> None:
 
 def time_calls(fn: Callable[[int], object], runs: int) -> list[float]:
     fn(-1)  # warm caches (matrices, query path)
-    out = []
-    for i in range(runs):
-        start = time.perf_counter()
-        fn(i)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+    return timed_ms(fn, runs)
 
 
 def retrieve_bench(embedder: object, n: int, runs: int, tmp: Path, label: str) -> None:
@@ -129,7 +122,7 @@ def retrieve_bench(embedder: object, n: int, runs: int, tmp: Path, label: str) -
         total = time_calls(lambda i: alma.retrieve(task=queries[i], agent="a", top_k=5), runs)
         embed_q = [f"{q} (embed)" for q in queries]
         embed = time_calls(lambda i: alma.embedder.embed_documents([embed_q[i]]), runs)
-    p50, p95, e50 = pct(total, 50), pct(total, 95), pct(embed, 50)
+    p50, p95, e50 = percentile(total, 50), percentile(total, 95), percentile(embed, 50)
     if label == "mock":
         aim = AIMS.get(f"retrieve {n // 1000}k mock", "")
         row(f"retrieve p50/p95 @ {n // 1000}k ({label})",

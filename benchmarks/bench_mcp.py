@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import anyio
 import httpx
 import yaml
+from _common import atimed_ms, percentile
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -88,20 +87,14 @@ async def http(config: Path) -> AsyncIterator[ClientSession]:
         proc.wait(timeout=20)
 
 
-async def timed(n: int, call: Callable[[int], Awaitable[Any]]) -> list[float]:
-    out = []
-    for i in range(n):
-        start = time.perf_counter()
-        result = await call(i)
-        out.append((time.perf_counter() - start) * 1000)
+async def bench(session: ClientSession, calls: int, seed: int) -> dict[str, list[float]]:
+    async def call(name: str, args: dict[str, Any]) -> None:
+        result = await session.call_tool(name, args)
         if result.isError:
             raise RuntimeError(result.content[0].text)
-    return out
 
-
-async def bench(session: ClientSession, calls: int, seed: int) -> dict[str, list[float]]:
-    def learn(i: int) -> Awaitable[Any]:
-        return session.call_tool(
+    def learn(i: int) -> Awaitable[None]:
+        return call(
             "alma_learn",
             {
                 "agent": "coder",
@@ -111,11 +104,11 @@ async def bench(session: ClientSession, calls: int, seed: int) -> dict[str, list
             },
         )
 
-    def retrieve(i: int) -> Awaitable[Any]:
-        return session.call_tool("alma_retrieve", {"task": f"Fix the flaky test {i}", "agent": "coder", "top_k": 5})
+    def retrieve(i: int) -> Awaitable[None]:
+        return call("alma_retrieve", {"task": f"Fix the flaky test {i}", "agent": "coder", "top_k": 5})
 
-    await timed(seed, learn)  # seed the store (and warm up)
-    return {"alma_learn": await timed(calls, learn), "alma_retrieve": await timed(calls, retrieve)}
+    await atimed_ms(learn, seed)  # seed the store (and warm up)
+    return {"alma_learn": await atimed_ms(learn, calls), "alma_retrieve": await atimed_ms(retrieve, calls)}
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -125,8 +118,7 @@ async def main_async(args: argparse.Namespace) -> None:
             config = write_config(Path(tmp), args.embedder)
             async with transport(config) as session:
                 for tool, ms in (await bench(session, args.calls, args.seed_memories)).items():
-                    q = statistics.quantiles(ms, n=20)
-                    rows.append((name, tool, statistics.median(ms), q[18], len(ms)))
+                    rows.append((name, tool, percentile(ms, 50), percentile(ms, 95), len(ms)))
     print(f"\nMCP round trips ({args.embedder} embedder, {args.seed_memories} seeded outcomes)")
     print(f"{'transport':<10}{'tool':<16}{'p50 ms':>9}{'p95 ms':>9}{'calls':>7}")
     for transport, tool, p50, p95, n in rows:

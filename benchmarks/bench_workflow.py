@@ -8,11 +8,12 @@ Prints a table (median and p95 in milliseconds) on a fresh SQLite file in a temp
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from _common import percentile
 
 from alma_core import ALMA
 from alma_core.storage import PutRecord, Record
@@ -23,11 +24,6 @@ def _state(size: int) -> dict[str, object]:
     chunk = "lorem ipsum dolor sit amet " * 4
     messages = [{"role": "user", "content": chunk, "n": i} for i in range(max(1, size // 140))]
     return {"messages": messages, "step": 3, "done": ["plan", "code"]}
-
-
-def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
 def bench_latency(alma: ALMA, label: str, size: int, runs: int) -> list[str]:
@@ -41,8 +37,8 @@ def bench_latency(alma: ALMA, label: str, size: int, runs: int) -> list[str]:
         start = time.perf_counter()
         alma.resume(workflow)
         reads.append((time.perf_counter() - start) * 1000)
-    w50, w95 = _percentiles(writes)
-    r50, r95 = _percentiles(reads)
+    w50, w95 = percentile(writes, 50), percentile(writes, 95)
+    r50, r95 = percentile(reads, 50), percentile(reads, 95)
     return [label, f"{made.size_bytes:,}", str(runs), f"{w50:.2f}", f"{w95:.2f}", f"{r50:.2f}", f"{r95:.2f}"]
 
 

@@ -1,29 +1,15 @@
 """Every example in examples/ runs offline, end to end, as a user would run it (a subprocess each).
 
-The LangChain, LlamaIndex and CrewAI examples are run by their adapters' tests (tests/integrations);
-this file runs the others and checks that no example is left untested.
+The CrewAI example is run by its adapter's tests (tests/integrations/test_crewai_crew.py); this file runs
+the others and checks that no example is left untested.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples"
-
-
-def run(name: str) -> str:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=120,
-                            env=env, cwd=ROOT)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from _helpers import EXAMPLES, ROOT, run_example
 
 
 def test_every_example_is_run_by_a_test() -> None:
@@ -32,14 +18,43 @@ def test_every_example_is_run_by_a_test() -> None:
         assert example.name in tests, f"examples/{example.name} is not run by any test"
 
 
-def test_quickstart_prints_the_learned_strategy() -> None:
-    out = run("quickstart.py")
-    assert "Before learning: 0 memories" in out
-    assert "- Test login form → succeeded using: Tested empty fields, invalid email, valid submission" in out
+# What each example must print (harness_runs.py, checked block by block, has its own test below).
+EXPECTED = {
+    "quickstart.py": [
+        "Before learning: 0 memories",
+        "- Test login form → succeeded using: Tested empty fields, invalid email, valid submission",
+    ],
+    "langgraph_agent.py": [  # resumes after a crash and learns
+        "child process exited with code 3",
+        "checkpoint found: steps so far ['recall', 'plan'], next ['act']",
+        "resumed: steps ['recall', 'plan', 'act'], outcome 'success'",
+        "outcomes learned for helena: 3",
+        "- Test the checkout form → succeeded using: use data-testid selectors",
+    ],
+    "langchain_rag.py": [  # memories in the prompt, a stored chat history, the run learned
+        "- [knowledge] The login page locks after five failed attempts",
+        "Answer: Use data-testid selectors",
+        "Stored chat turns: 2",
+        "Outcomes learned: 5",
+    ],
+    "llamaindex_agent.py": [  # a memory block in the agent's prompt, a query engine, a restored workflow
+        "<alma_memory>",
+        "- [testing_strategies] The login page locks after five failed attempts",
+        "Query engine sources: ['The login page locks after five failed attempts'",
+        "Workflow runs after restoring checkpoint 1: 2",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_example_prints_what_it_shows(name: str) -> None:
+    out = run_example(name)
+    missing = [line for line in EXPECTED[name] if line not in out]
+    assert not missing, f"examples/{name} did not print {missing}:\n{out}"
 
 
 def test_harness_runs_show_the_prompt_improving_in_each_domain() -> None:
-    out = run("harness_runs.py")
+    out = run_example("harness_runs.py")
     blocks = re.findall(r"--- prompt memory at run (\d) ---\n(.*?)\n---", out, flags=re.S)
     assert [run for run, _ in blocks] == ["1", "5"] * 3
     for domain, bad, good in [
@@ -55,15 +70,6 @@ def test_harness_runs_show_the_prompt_improving_in_each_domain() -> None:
             assert block == "(no memories yet)"
         else:
             assert "### Avoid\n- Don't:" in block and "### Strategies that worked\n- When" in block
-
-
-def test_langgraph_agent_resumes_after_a_crash_and_learns() -> None:
-    out = run("langgraph_agent.py")
-    assert "child process exited with code 3" in out
-    assert "checkpoint found: steps so far ['recall', 'plan'], next ['act']" in out
-    assert "resumed: steps ['recall', 'plan', 'act'], outcome 'success'" in out
-    assert "outcomes learned for helena: 3" in out
-    assert "- Test the checkout form → succeeded using: use data-testid selectors" in out
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))

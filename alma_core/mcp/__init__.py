@@ -13,7 +13,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import AlmaError, MissingDependency
@@ -53,14 +52,6 @@ def build_server(alma: ALMA, *, host: str = "127.0.0.1", port: int = 8765, allow
     return AlmaMCP(alma, host=host, port=port, allow_remote=allow_remote)
 
 
-def _open_alma(config_path: str) -> ALMA:
-    from .._alma import ALMA
-    from .._config import AlmaConfig, load_config
-
-    path = Path(config_path)
-    return ALMA(config=load_config(path) if path.exists() else AlmaConfig())
-
-
 def run_server(argv: Sequence[str] | None = None) -> int:
     """Entry point of `alma mcp`: parse `argv`, open the store, serve until the client goes away."""
     args = build_parser().parse_args(argv)
@@ -72,12 +63,11 @@ def run_server(argv: Sequence[str] | None = None) -> int:
             from ._auth import resolve_token
 
             token = resolve_token(args.token, args.host, args.allow_remote)
-        alma = _open_alma(args.config)
+        from ..cli import open_alma
+
+        alma = open_alma(args.config)
         server = build_server(alma, host=args.host, port=args.port, allow_remote=args.allow_remote)
-    except ImportError as exc:
-        print(f"alma mcp: error: {MissingDependency('mcp', 'mcp')} ({exc})", file=sys.stderr)
-        return 2
-    except AlmaError as exc:
+    except AlmaError as exc:  # MissingDependency included
         print(f"alma mcp: error: {exc}", file=sys.stderr)
         return 2
     try:

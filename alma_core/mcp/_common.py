@@ -7,7 +7,7 @@ import enum
 import json
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,7 +32,7 @@ __all__ = [
     "check_agent",
     "json_size",
     "jsonable",
-    "metadata_field",
+    "optional_name",
     "slice_output",
 ]
 
@@ -41,8 +41,9 @@ MAX_NAME = 200  # agents, ids, categories
 MAX_METADATA_BYTES = 64 * 1024
 MAX_STATE_BYTES = 1024 * 1024  # one checkpointed workflow state, as JSON
 MemoryTypeName = Literal["outcome", "heuristic", "anti_pattern", "preference", "knowledge"]
-MEMORY_TYPES: tuple[str, ...] = ("outcome", "heuristic", "anti_pattern", "preference", "knowledge")
+MEMORY_TYPES: tuple[str, ...] = get_args(MemoryTypeName)
 Output = tuple[dict[str, Any], str]
+_V = TypeVar("_V")
 
 
 def jsonable(value: Any) -> Any:
@@ -67,7 +68,8 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def json_size(value: Any, limit: int, what: str) -> Any:
+def json_size(value: _V, limit: int, what: str) -> _V:
+    """`value` unchanged, or `ValueError` (a pydantic validation error) when its JSON is over `limit` bytes."""
     size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
     if size > limit:
         raise ValueError(f"{what} is {size} bytes as JSON; the limit is {limit}")
@@ -85,12 +87,15 @@ def agent_field() -> Any:
     return Field(min_length=1, max_length=MAX_NAME, description="Agent name as configured in .alma/config.yaml.")
 
 
-def metadata_field() -> Any:
-    return Field(None, description=f"Free-form JSON object kept with the item (<= {MAX_METADATA_BYTES} bytes).")
+def optional_name(description: str) -> Any:
+    """An optional name argument (an agent, a task type, a checkpoint id...): omitted, or 1..MAX_NAME characters."""
+    return Field(None, min_length=1, max_length=MAX_NAME, description=description)
 
 
 class WithMetadata(ToolArgs):
-    metadata: dict[str, Any] | None = metadata_field()
+    metadata: dict[str, Any] | None = Field(
+        None, description=f"Free-form JSON object kept with the item (<= {MAX_METADATA_BYTES} bytes)."
+    )
 
     @field_validator("metadata")
     @classmethod

@@ -93,9 +93,6 @@ class AlmaMCP(FastMCP[Any]):
             data, text = await anyio.to_thread.run_sync(spec.handler, self.alma, args)
         except AlmaError as exc:
             return _error(f"{name}: {exc}")
-        except AttributeError as exc:  # a workflow method this alma_core does not have yet
-            log.warning("%s: %s", name, exc)
-            return _error(f"{name}: not available in this version of alma_core ({exc})")
         except Exception as exc:
             log.exception("%s failed", name)
             return _error(f"{name}: internal error ({type(exc).__name__}); see the server log")

@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from .._errors import ValidationError
 from ._common import (
     DESTROY,
     MAX_NAME,
     MAX_TEXT,
-    MEMORY_TYPES,
     READ,
     WRITE,
     MemoryTypeName,
@@ -27,6 +25,7 @@ from ._common import (
     agent_field,
     check_agent,
     jsonable,
+    optional_name,
     slice_output,
 )
 from ._workflow_tools import WORKFLOW_TOOLS
@@ -34,7 +33,7 @@ from ._workflow_tools import WORKFLOW_TOOLS
 if TYPE_CHECKING:
     from .._alma import ALMA
 
-__all__ = ["MEMORY_TYPES", "TOOLS"]
+__all__ = ["TOOLS"]
 
 
 # ---- memory tools -----------------------------------------------------------------------------------
@@ -55,9 +54,7 @@ class LearnArgs(WithMetadata):
     task: str = Field(min_length=1, max_length=MAX_TEXT, description="The task that was attempted.")
     outcome: Literal["success", "failure"] | bool = Field(description="'success' or 'failure' (or true / false).")
     strategy_used: str = Field("", max_length=MAX_TEXT, description="What was tried; repeated wins become heuristics.")
-    task_type: str | None = Field(
-        None, min_length=1, max_length=MAX_NAME, description="Category (must be in the agent's can_learn)."
-    )
+    task_type: str | None = optional_name("Category (must be in the agent's can_learn).")
     duration_ms: int | None = Field(None, ge=0, le=10**10, description="How long the task took.")
     error_message: str | None = Field(None, max_length=MAX_TEXT, description="The error, for a failure.")
     feedback: str | None = Field(None, max_length=MAX_TEXT, description="Reviewer or user feedback.")
@@ -68,7 +65,7 @@ class AddPreferenceArgs(WithMetadata):
     preference: str = Field(min_length=1, max_length=MAX_TEXT, description="What the user wants, in one sentence.")
     category: str = Field("general", min_length=1, max_length=MAX_NAME, description="e.g. code_style, tools.")
     source: str = Field("explicit", max_length=MAX_NAME, description="Where it came from (explicit, inferred).")
-    agent: str | None = Field(None, min_length=1, max_length=MAX_NAME, description="Owner; omit for project-wide.")
+    agent: str | None = optional_name("Owner; omit for project-wide.")
 
 
 class AddKnowledgeArgs(WithMetadata):
@@ -80,7 +77,7 @@ class AddKnowledgeArgs(WithMetadata):
 
 
 class ForgetArgs(ToolArgs):
-    agent: str | None = Field(None, min_length=1, max_length=MAX_NAME, description="Only this agent's memories.")
+    agent: str | None = optional_name("Only this agent's memories.")
     older_than_days: float | None = Field(None, ge=0, le=100_000, description="Created more than N days ago.")
     below_confidence: float | None = Field(None, ge=0, le=1, description="Confidence below this.")
     max_per_agent: int | None = Field(None, ge=0, le=1_000_000, description="Keep each agent's newest N per type.")
@@ -91,7 +88,7 @@ class ForgetArgs(ToolArgs):
 
 
 class StatsArgs(ToolArgs):
-    agent: str | None = Field(None, min_length=1, max_length=MAX_NAME, description="One agent; omit for all.")
+    agent: str | None = optional_name("One agent; omit for all.")
 
 
 class HealthArgs(ToolArgs):
@@ -149,17 +146,13 @@ def _health(alma: ALMA, a: HealthArgs) -> Output:
 
 
 def _consolidate(alma: ALMA, a: ConsolidateArgs) -> Output:
-    try:
-        from ..consolidation import ConsolidationEngine  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ValidationError("consolidation is not available in this version of alma_core") from None
+    from ..consolidation import ConsolidationEngine
+
     check_agent(alma, a.agent)
-    engine = ConsolidationEngine(alma)
-    result = engine.consolidate_sync(
+    result = ConsolidationEngine(alma).consolidate_sync(
         a.agent, alma.project_id, a.memory_type, similarity_threshold=a.similarity_threshold, dry_run=a.dry_run
     )
     data = jsonable(result)
-    data = data if isinstance(data, dict) else {"result": data}
     verb = "would merge" if a.dry_run else "merged"
     return data, f"{verb} {data.get('merged_count', 0)} memories in {data.get('groups_found', 0)} groups"
 

@@ -25,6 +25,7 @@ from ._common import (
     check_agent,
     json_size,
     jsonable,
+    optional_name,
     slice_output,
 )
 
@@ -40,27 +41,23 @@ def _workflow_field() -> Any:
     return Field(min_length=1, max_length=MAX_NAME, description="Id of the workflow (any stable string you choose).")
 
 
-def _optional(description: str) -> Any:
-    return Field(None, min_length=1, max_length=MAX_NAME, description=description)
-
-
 class CheckpointArgs(WithMetadata):
     workflow_id: str = _workflow_field()
     state: dict[str, Any] = Field(
         description=f"The workflow state to save, a JSON object (<= {MAX_STATE_BYTES} bytes)."
     )
-    agent: str | None = _optional("Agent that produced this state.")
-    parent_id: str | None = _optional("Checkpoint this one follows from.")
+    agent: str | None = optional_name("Agent that produced this state.")
+    parent_id: str | None = optional_name("Checkpoint this one follows from.")
 
     @field_validator("state")
     @classmethod
     def _small_state(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return json_size(value, MAX_STATE_BYTES, "state")  # type: ignore[no-any-return]
+        return json_size(value, MAX_STATE_BYTES, "state")
 
 
 class ResumeArgs(ToolArgs):
     workflow_id: str = _workflow_field()
-    checkpoint_id: str | None = _optional("A specific checkpoint; omit for the latest.")
+    checkpoint_id: str | None = optional_name("A specific checkpoint; omit for the latest.")
 
 
 class MergeStatesArgs(ToolArgs):
@@ -78,12 +75,12 @@ class MergeStatesArgs(ToolArgs):
         "{'findings': 'merge_lists', '*': 'latest_wins'}.",
     )
     priorities: list[str] | None = Field(None, max_length=100, description="Agents, most trusted first.")
-    agent: str | None = _optional("Agent recorded on the merged checkpoint.")
+    agent: str | None = optional_name("Agent recorded on the merged checkpoint.")
 
     @field_validator("states")
     @classmethod
     def _small_states(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return json_size(value, MAX_STATE_BYTES, "states")  # type: ignore[no-any-return]
+        return json_size(value, MAX_STATE_BYTES, "states")
 
     @field_validator("reducer")
     @classmethod
@@ -105,8 +102,8 @@ class WorkflowLearnArgs(WithMetadata):
     task: str = Field(min_length=1, max_length=MAX_TEXT, description="The task that was attempted.")
     outcome: Literal["success", "failure"] | bool = Field(description="'success' or 'failure' (or true / false).")
     strategy_used: str = Field("", max_length=MAX_TEXT, description="What was tried.")
-    task_type: str | None = _optional("Category (must be in the agent's can_learn).")
-    checkpoint_id: str | None = _optional("Checkpoint the outcome came from.")
+    task_type: str | None = optional_name("Category (must be in the agent's can_learn).")
+    checkpoint_id: str | None = optional_name("Checkpoint the outcome came from.")
     duration_ms: int | None = Field(None, ge=0, le=10**10, description="How long the task took.")
     error_message: str | None = Field(None, max_length=MAX_TEXT, description="The error, for a failure.")
     feedback: str | None = Field(None, max_length=MAX_TEXT, description="Reviewer or user feedback.")
@@ -135,8 +132,8 @@ class RetrieveScopedArgs(ToolArgs):
     scope: Literal["workflow_only", "agent_only", "project_wide"] = Field(
         description="workflow_only needs workflow_id; agent_only needs agent."
     )
-    agent: str | None = _optional("Agent whose view to use.")
-    workflow_id: str | None = _optional("Workflow to restrict to (scope workflow_only).")
+    agent: str | None = optional_name("Agent whose view to use.")
+    workflow_id: str | None = optional_name("Workflow to restrict to (scope workflow_only).")
     top_k: int = Field(5, ge=1, le=100, description="At most this many memories per type.")
     max_tokens: int | None = Field(None, ge=1, le=100_000, description="Token budget of the returned prompt text.")
 
@@ -158,10 +155,7 @@ def _merge_states(alma: ALMA, a: MergeStatesArgs) -> Output:
     for name in [*(a.agents or []), *(a.priorities or []), a.agent]:
         check_agent(alma, name)
     states: list[Any] = list(zip(a.agents, a.states, strict=True)) if a.agents else list(a.states)
-    cp = alma.merge_states(a.workflow_id, states, a.reducer, a.priorities, agent=a.agent)
-    data = jsonable(cp)
-    if data.get("state") is None:
-        data["state"] = jsonable(alma.resume(a.workflow_id, cp.id))
+    data = jsonable(alma.merge_states(a.workflow_id, states, a.reducer, a.priorities, agent=a.agent))
     return data, f"merged {len(a.states)} states into checkpoint {data.get('id')} of workflow {a.workflow_id}"
 
 
@@ -172,8 +166,7 @@ def _workflow_learn(alma: ALMA, a: WorkflowLearnArgs) -> Output:
 
 
 def _link_artifact(alma: ALMA, a: LinkArtifactArgs) -> Output:
-    link = jsonable(alma.link_artifact(a.workflow_id, a.artifact_type, a.ref, metadata=a.metadata))
-    data = link if isinstance(link, dict) else {"result": link}
+    data = jsonable(alma.link_artifact(a.workflow_id, a.artifact_type, a.ref, metadata=a.metadata))
     return data, f"linked {a.artifact_type} {a.ref} to workflow {a.workflow_id}"
 
 

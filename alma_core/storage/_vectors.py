@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,6 @@ class VectorMatrix:
         top = top[np.argsort(-sims[top], kind="stable")]
         return [(self.ids[i], float(sims[i])) for i in top if np.isfinite(sims[i])][:k]
 
-    def column_mask(self, column: str, allowed: set[str | None]) -> np.ndarray:
+    def column_mask(self, column: str, allowed: AbstractSet[str | None]) -> np.ndarray:
         values = getattr(self, column)
         return np.fromiter((v in allowed for v in values), dtype=bool, count=len(values))

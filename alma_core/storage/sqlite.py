@@ -6,7 +6,7 @@
   (project, agent, type), kept in step with this process's commits and reloaded when a per-scope
   generation counter shows that another process wrote.
 - Lexical search is FTS5 BM25 (porter stemming) over a bounded set of query terms (`_lexical`).
-- Migrations are versioned and append-only, run by an idempotent `setup()`.
+- Migrations are versioned and append-only (`_sqlite_schema`), run by an idempotent `setup()`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 from .._errors import StorageError
 from .._models import Memory, MemoryType, memory_class
 from ._base import (
+    WRITE_OPS,
     BaseStorage,
     CountMemories,
     DeleteMemories,
@@ -46,76 +47,13 @@ from ._base import (
     Record,
 )
 from ._lexical import selective_match, tokens
+from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
+from ._sqlite_schema import migrate
 from ._vectors import VectorMatrix, VectorRow
 
 __all__ = ["SQLiteStorage"]
 
 _MAX_CHAR = "\U0010ffff"
-
-MIGRATIONS: list[str] = [
-    # 1: memories, their full-text index, the record space, generations
-    """
-    CREATE TABLE memories (
-        project_id TEXT NOT NULL,
-        id TEXT NOT NULL,
-        agent TEXT NOT NULL,
-        type TEXT NOT NULL,
-        category TEXT,
-        user_id TEXT,
-        workflow_id TEXT,
-        text TEXT NOT NULL,
-        confidence REAL NOT NULL,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        data TEXT NOT NULL,
-        embedding BLOB,
-        PRIMARY KEY (project_id, id)
-    );
-    CREATE INDEX memories_scope ON memories (project_id, agent, type, created_at);
-    CREATE INDEX memories_user ON memories (project_id, user_id);
-    CREATE INDEX memories_workflow ON memories (project_id, workflow_id);
-    CREATE VIRTUAL TABLE memories_fts USING fts5 (
-        text, content='memories', content_rowid='rowid', tokenize='porter unicode61'
-    );
-    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
-        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
-    END;
-    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
-        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-    END;
-    CREATE TRIGGER memories_au AFTER UPDATE OF text ON memories BEGIN
-        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
-    END;
-    CREATE TABLE records (
-        project_id TEXT NOT NULL,
-        namespace TEXT NOT NULL,
-        key TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        value BLOB,
-        metadata TEXT NOT NULL DEFAULT '{}',
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        expires_at REAL,
-        PRIMARY KEY (project_id, namespace, key)
-    ) WITHOUT ROWID;
-    CREATE INDEX records_seq ON records (project_id, namespace, seq);
-    CREATE TABLE record_seq (
-        project_id TEXT NOT NULL, namespace TEXT NOT NULL, seq INTEGER NOT NULL,
-        PRIMARY KEY (project_id, namespace)
-    ) WITHOUT ROWID;
-    CREATE TABLE generations (scope TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-    """,
-    # 2: an upsert lists `text` in its SET clause, so the full-text index was rewritten on every update
-    # (a heuristic's counts change at each outcome); re-index only when the text really changed
-    """
-    DROP TRIGGER memories_au;
-    CREATE TRIGGER memories_au AFTER UPDATE OF text ON memories WHEN old.text IS NOT new.text BEGIN
-        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
-        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
-    END;
-    """,
-]
 
 _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
 _MODELS: dict[str, Any] = {t.value: memory_class(t) for t in MemoryType}
@@ -176,7 +114,7 @@ class _Tx:
         handler = _HANDLERS.get(type(op))
         if handler is None:
             raise StorageError(f"unsupported operation {type(op).__name__}")
-        if op.__class__ in _WRITES and not self.write:
+        if isinstance(op, WRITE_OPS) and not self.write:
             raise StorageError(f"{type(op).__name__} needs a write transaction")
         return handler(self, op)
 
@@ -198,8 +136,8 @@ class _Tx:
         self.lexical_cache.clear()
         rows = []
         for m in op.memories:
-            vec = m.embedding
-            blob = None if vec is None else np.asarray(vec, dtype=np.float32).tobytes()
+            vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
+            blob = None if vec is None else vec.tobytes()
             data = m.to_dict()
             data.pop("type")
             rows.append(
@@ -214,7 +152,7 @@ class _Tx:
             self.bump(_scope(m.project_id))
             if vec is not None:
                 self.vector_changes.setdefault(scope, []).append(
-                    VectorRow(m.id, np.asarray(vec, dtype=np.float32), m.user_id_value, m.workflow_id, m.category)
+                    VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
                 )
         self.conn.executemany(
             """INSERT INTO memories (project_id, id, agent, type, category, user_id, workflow_id, text,
@@ -278,30 +216,17 @@ class _Tx:
             allowed = {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
         query = np.asarray(op.vector, dtype=np.float32)
         hits: list[tuple[str, float]] = []
-        scopes = [_scope(f.project_id, agent, mtype) for agent in agents for mtype in types]
+        pairs = [(agent, mtype) for agent in agents for mtype in types]
+        scopes = [_scope(f.project_id, agent, mtype) for agent, mtype in pairs]
         generations = dict(self.conn.execute(  # one statement for every scope's generation
             f"SELECT scope, value FROM generations WHERE scope IN ({','.join('?' * len(scopes))})", scopes
         ).fetchall()) if scopes else {}  # fmt: skip
-        for agent in agents:
-            for mtype in types:
-                scope = _scope(f.project_id, agent, mtype)
-                if scope not in generations:  # never written: nothing to search
-                    continue
-                matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
-                if matrix is None or matrix.size == 0:
-                    continue
-                mask = None
-                for column, value in (("user_ids", f.user_id), ("workflow_ids", f.workflow_id)):
-                    if value is not None:
-                        m = matrix.column_mask(column, {value})
-                        mask = m if mask is None else mask & m
-                if f.categories is not None:
-                    m = matrix.column_mask("categories", set(f.categories))
-                    mask = m if mask is None else mask & m
-                if allowed is not None:
-                    m = np.fromiter((i in allowed for i in matrix.ids), dtype=bool, count=matrix.size)
-                    mask = m if mask is None else mask & m
-                hits.extend(matrix.search(query, op.k, mask))
+        for (agent, mtype), scope in zip(pairs, scopes, strict=True):
+            if scope not in generations:  # never written: nothing to search
+                continue
+            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
+            if matrix is not None and matrix.size > 0:
+                hits.extend(matrix.search(query, op.k, _dense_mask(matrix, f, allowed)))
         hits.sort(key=lambda h: -h[1])
         return hits[: op.k]
 
@@ -366,8 +291,7 @@ class _Tx:
             (r.project_id, r.namespace, r.key, seq, r.value, json.dumps(r.metadata, default=str),
              created, r.updated_at or now, r.expires_at),
         ).fetchone()  # fmt: skip
-        return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created,
-                      r.updated_at or now, r.expires_at)  # fmt: skip
+        return replace(r, seq=seq, created_at=created, updated_at=r.updated_at or now)
 
     def get_record(self, op: GetRecord) -> Record | None:
         row = self.conn.execute(
@@ -438,6 +362,22 @@ class _Tx:
         return [r[0] for r in rows]
 
 
+def _dense_mask(matrix: VectorMatrix, f: MemoryFilter, allowed: set[str] | None) -> np.ndarray | None:
+    """The matrix rows the filter's user, workflow, categories and `allowed` ids keep (None: all)."""
+    masks = [
+        matrix.column_mask(column, values)
+        for column, values in (
+            ("user_ids", None if f.user_id is None else {f.user_id}),
+            ("workflow_ids", None if f.workflow_id is None else {f.workflow_id}),
+            ("categories", None if f.categories is None else set(f.categories)),
+        )
+        if values is not None
+    ]
+    if allowed is not None:
+        masks.append(np.fromiter((i in allowed for i in matrix.ids), dtype=bool, count=matrix.size))
+    return np.logical_and.reduce(masks) if masks else None
+
+
 def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
     if prefix:
         return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + _MAX_CHAR]
@@ -462,7 +402,6 @@ _HANDLERS: dict[type, Any] = {
     DeleteRecords: _Tx.delete_records,
     ListNamespaces: _Tx.list_namespaces,
 }
-_WRITES = {PutMemories, DeleteMemories, PutRecord, DeleteRecords}
 
 
 class SQLiteStorage(BaseStorage):
@@ -498,27 +437,7 @@ class SQLiteStorage(BaseStorage):
     def setup(self) -> None:
         """Create or upgrade the schema. Idempotent, and safe when several processes start at once."""
         with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS alma_migrations (version INTEGER PRIMARY KEY, applied_at REAL)"
-                )
-                (done,) = self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM alma_migrations").fetchone()
-                if done == 0 and self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memories'").fetchone():
-                    raise StorageError(f"{self.path}: a partial ALMA schema without migration records; refusing")
-                if done > len(MIGRATIONS):
-                    raise StorageError(
-                        f"{self.path} was written by a newer ALMA (schema {done} > {len(MIGRATIONS)}); upgrade"
-                    )
-                for version, sql in enumerate(MIGRATIONS[done:], start=done + 1):
-                    for statement in _split_sql(sql):
-                        self._conn.execute(statement)
-                    self._conn.execute("INSERT INTO alma_migrations VALUES (?, ?)", (version, time.time()))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+            migrate(self._conn, self.path)
 
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[_Tx]:
@@ -571,13 +490,10 @@ class SQLiteStorage(BaseStorage):
             matrix.generation = after
 
     def _matrix(
-        self, conn: sqlite3.Connection, project_id: str, agent: str, mtype: str, generation: int | None = None
+        self, conn: sqlite3.Connection, project_id: str, agent: str, mtype: str, generation: int
     ) -> VectorMatrix | None:
-        """The scope's matrix, reloaded when its generation (read here unless given) has moved."""
+        """The scope's matrix, reloaded when its `generation` has moved."""
         scope = _scope(project_id, agent, mtype)
-        if generation is None:
-            row = conn.execute("SELECT value FROM generations WHERE scope = ?", (scope,)).fetchone()
-            generation = row[0] if row else 0
         matrix = self._matrices.get(scope)
         if matrix is not None and matrix.generation == generation:
             return matrix
@@ -615,16 +531,3 @@ class SQLiteStorage(BaseStorage):
             if not self._closed:
                 self._closed = True
                 self._conn.close()
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements (triggers contain ';' inside BEGIN ... END)."""
-    statements, buf = [], ""
-    for line in script.strip().splitlines():
-        buf += line + "\n"
-        if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        statements.append(buf.strip())
-    return statements

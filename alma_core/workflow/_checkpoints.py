@@ -150,16 +150,6 @@ def _artifact(record: Record, serializer: Serializer) -> Artifact:
     )  # fmt: skip
 
 
-def check_count(name: str, value: Any, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_number(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValidationError(f"{name} must be a number >= 0, got {value!r}")
-
-
 def entries_of(states: Sequence[Any]) -> list[tuple[str | None, Any, str | None]]:
     """Normalize merge_states inputs to (agent, state, checkpoint_id)."""
     out: list[tuple[str | None, Any, str | None]] = []

@@ -1,12 +1,20 @@
 """ALMA for LangGraph: a drop-in checkpointer and Store on ALMA's storage, ALMA's reducers, memory nodes.
 
-from alma_langgraph import AlmaSaver
-graph = builder.compile(checkpointer=AlmaSaver(alma))
+    from alma_langgraph import AlmaSaver
+    graph = builder.compile(checkpointer=AlmaSaver(alma))
+
+Thin adapters over `alma_core`'s public API (extra `langgraph`).
 """
 
 from __future__ import annotations
 
+from alma_core import MissingDependency
 from alma_core.workflow import register_checkpoint_source
+
+try:
+    import langgraph.checkpoint.base  # noqa: F401
+except ImportError:
+    raise MissingDependency("langgraph", "langgraph") from None
 
 from ._native import LangGraphCheckpoints
 from ._nodes import alma_learn_node, alma_retrieve_node

@@ -33,8 +33,7 @@ from langgraph.store.base import (
     TTLConfig,
 )
 
-from alma_core import ALMA
-from alma_core._errors import ValidationError
+from alma_core import ALMA, ValidationError
 from alma_core.storage import DeleteRecords, GetRecord, ListNamespaces, ListRecords, PutRecord, Record
 from alma_core.storage import Op as StorageOp
 
@@ -52,6 +51,11 @@ def _ns(namespace: tuple[str, ...]) -> str:
 
 def _labels(namespace: str) -> tuple[str, ...]:
     return tuple(unescape(p) for p in namespace[len(STORE) :].split("/")[:-1])
+
+
+def _expires(ttl_minutes: float | None, now: float) -> float | None:
+    """When an item with this TTL (LangGraph counts minutes) expires, as a timestamp; None: never."""
+    return now + float(ttl_minutes) * 60 if ttl_minutes is not None else None
 
 
 def _stamp(seconds: float) -> datetime:
@@ -193,9 +197,8 @@ class AlmaStore(BaseStore):
         writes: dict[tuple[str, str], StorageOp] = {}
         now = time.time()
         for record in refresh.values():
-            ttl = record.metadata.get("ttl")
-            if ttl is not None:
-                expires = now + float(ttl) * 60
+            expires = _expires(record.metadata.get("ttl"), now)
+            if expires is not None:
                 writes[(record.namespace, record.key)] = PutRecord(
                     Record(pid, record.namespace, record.key, record.value, record.metadata,
                            created_at=record.created_at, updated_at=record.updated_at, expires_at=expires)
@@ -221,8 +224,7 @@ class AlmaStore(BaseStore):
         if vector is not None:
             meta["vec"] = base64.b64encode(vector.astype(np.float32).tobytes()).decode("ascii")
         value = json.dumps(op.value, ensure_ascii=False, default=str).encode()
-        expires = now + float(ttl) * 60 if ttl is not None else None
-        return PutRecord(Record(self.alma.project_id, namespace, op.key, value, meta, expires_at=expires))
+        return PutRecord(Record(self.alma.project_id, namespace, op.key, value, meta, expires_at=_expires(ttl, now)))
 
     def _search(self, op: SearchOp, records: list[Record], query: np.ndarray | None) -> list[SearchItem]:
         items = [(r, _item(r)) for r in records]

@@ -13,7 +13,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from alma_core import ALMA, AlmaError, MemoryType
+from alma_core import ALMA, AlmaError, MemoryType, Outcome
 
 __all__ = ["LearnOutcomeArgs", "RetrieveMemoriesArgs", "as_tools"]
 
@@ -80,13 +80,15 @@ def as_tools(alma: ALMA, agent: str, *, user_id: str | None = None) -> list[Base
     def _learn_kwargs(**args: Any) -> dict[str, Any]:
         return {"agent": agent, **args, "metadata": {"source": "langchain_tool"}}
 
+    def _recorded(outcome: Outcome) -> str:
+        verdict = "success" if outcome.success else "failure"
+        return f"Recorded {verdict} of {outcome.task_type!r} task (id {outcome.id})."
+
     def learn(**args: Any) -> str:
-        outcome = _guarded(lambda: alma.learn(**_learn_kwargs(**args)))
-        return f"Recorded {args['outcome']} of {outcome.task_type!r} task (id {outcome.id})."
+        return _recorded(_guarded(lambda: alma.learn(**_learn_kwargs(**args))))
 
     async def alearn(**args: Any) -> str:
-        outcome = await _aguarded(lambda: alma.alearn(**_learn_kwargs(**args)))
-        return f"Recorded {args['outcome']} of {outcome.task_type!r} task (id {outcome.id})."
+        return _recorded(await _aguarded(lambda: alma.alearn(**_learn_kwargs(**args))))
 
     common: dict[str, Any] = {"handle_tool_error": True, "handle_validation_error": _validation_message}
     return [

@@ -35,10 +35,11 @@ def _turns(messages: list[ChatMessage]) -> list[tuple[str, str, Any]]:
     """(user text, assistant text, session id) per user turn, in order."""
     turns: list[tuple[str, list[str], Any]] = []
     for message in messages:
-        if message.role == MessageRole.USER and _text(message):
-            turns.append((_text(message), [], message.additional_kwargs.get("session_id")))
-        elif message.role == MessageRole.ASSISTANT and turns and _text(message):
-            turns[-1][1].append(_text(message))
+        text = _text(message)
+        if text and message.role == MessageRole.USER:
+            turns.append((text, [], message.additional_kwargs.get("session_id")))
+        elif text and message.role == MessageRole.ASSISTANT and turns:
+            turns[-1][1].append(text)
     return [(user, "\n".join(replies), session) for user, replies, session in turns]
 
 

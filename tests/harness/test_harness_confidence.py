@@ -25,7 +25,8 @@ def test_a_strategy_that_keeps_working_is_recommended(coding_alma: ALMA) -> None
     signal = ConfidenceEngine(coding_alma).assess_strategy("use data-testid selectors", TASK, "helena")
     assert signal.recommendation == "yes" and signal.confidence_score >= 0.7
     assert any(isinstance(m, Heuristic) for m in signal.supporting)
-    assert all(isinstance(m, Outcome) and m.success for m in signal.supporting if isinstance(m, Outcome))
+    outcomes = [m for m in signal.supporting if isinstance(m, Outcome)]
+    assert outcomes and all(m.success for m in outcomes)
     assert signal.contradicting == []
 
 

@@ -4,8 +4,6 @@ kickoff (in another process) sees them in its prompts."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +11,12 @@ import pytest
 
 pytest.importorskip("crewai")
 
+from _helpers import run_example
 from crewai import Agent, Crew, Task
 from crewai.llms.base_llm import BaseLLM
 
 from alma_core import ALMA, MemoryType
 from alma_crewai import AlmaCrewMemory
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "crewai_memory.py"
 
 
 class EchoLLM(BaseLLM):
@@ -40,11 +36,9 @@ def make_crew(llm: EchoLLM, name: str = "qa") -> Crew:
     return Crew(name=name, agents=agents, tasks=tasks)
 
 
-def run_example(db: Path, prompts: Path) -> dict[str, Any]:
-    subprocess.run(
-        [sys.executable, str(EXAMPLE), "--db", str(db), "--runs", "1", "--prompts", str(prompts)],
-        cwd=ROOT, check=True, capture_output=True, timeout=240,
-    )  # fmt: skip
+def kickoff_in_a_process(db: Path, prompts: Path) -> dict[str, Any]:
+    """One kickoff of examples/crewai_memory.py in its own process: the prompts it saw and whether it passed."""
+    run_example("crewai_memory.py", "--db", str(db), "--runs", "1", "--prompts", str(prompts))
     return json.loads(prompts.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
@@ -54,8 +48,8 @@ def agent_prompt(run: dict[str, Any], role: str) -> str:
 
 def test_second_kickoff_in_another_process_sees_what_the_first_learned(tmp_path: Path) -> None:
     db = tmp_path / "crew.db"
-    first = run_example(db, tmp_path / "first.json")
-    second = run_example(db, tmp_path / "second.json")
+    first = kickoff_in_a_process(db, tmp_path / "first.json")
+    second = kickoff_in_a_process(db, tmp_path / "second.json")
     assert first["passed"] == [False] and second["passed"] == [True]  # the crew got better
     assert "must cite its source" not in agent_prompt(first, "Writer")
     assert "→ failed (error: Task failed guardrail" in agent_prompt(second, "Writer")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 pytest.importorskip("llama_index.core")
@@ -140,20 +136,3 @@ def test_retriever_in_a_query_engine(alma: ALMA) -> None:
     response = engine.query("login page failed attempts")
     assert [n.node.get_content() for n in response.source_nodes] == [LOCKOUT]
     assert LOCKOUT in str(response)  # MockLLM echoes its prompt, which holds the retrieved memory
-
-
-def test_import_without_llama_index_names_the_extra() -> None:
-    code = textwrap.dedent(
-        """
-        import sys
-        sys.modules["llama_index.core"] = None
-        try:
-            import alma_llamaindex
-        except ImportError as exc:
-            from alma_core import MissingDependency
-            assert isinstance(exc, MissingDependency), type(exc)
-            print(exc.package, exc.extra)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert result.stdout.split() == ["llama-index-core", "llamaindex"]

@@ -23,7 +23,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from alma_core import ALMA, load_config
-from alma_core.storage._base import ListRecords
+from alma_core.storage import ListRecords
 
 TOKEN = "test-token-0123456789"
 AGENTS = {
@@ -164,14 +164,6 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
 
 # ---- every tool, once, with good arguments ------------------------------------------------------------
 
-HAS_WORKFLOW = hasattr(ALMA, "checkpoint") and hasattr(ALMA, "retrieve_scoped")
-try:
-    import alma_core.consolidation  # noqa: F401
-
-    HAS_CONSOLIDATION = True
-except ImportError:
-    HAS_CONSOLIDATION = False
-
 
 async def call_ok(session: ClientSession, name: str, args: dict[str, Any]) -> dict[str, Any]:
     result = await session.call_tool(name, args)
@@ -216,8 +208,10 @@ async def exercise_memory_tools(session: ClientSession) -> None:
     assert health["status"] == "ok" and health["project_id"] == "mcp-test"
     forgot = await call_ok(session, "alma_forget", {"older_than_days": 365, "dry_run": True})
     assert forgot == {"count": 0, "dry_run": True, "ids": []}
-    if HAS_CONSOLIDATION:
-        await call_ok(session, "alma_consolidate", {"agent": "helena", "memory_type": "knowledge", "dry_run": True})
+    consolidated = await call_ok(
+        session, "alma_consolidate", {"agent": "helena", "memory_type": "knowledge", "dry_run": True}
+    )
+    assert consolidated["dry_run"] is True and consolidated["merged_count"] == 0
 
 
 async def exercise_workflow_tools(session: ClientSession) -> None:
@@ -286,17 +280,15 @@ async def test_stdio_lists_the_16_tools_and_calls_each(tmp_path: Path) -> None:
     async with stdio_session(config) as session:
         await check_tool_list(session)
         await exercise_memory_tools(session)
-        if HAS_WORKFLOW:
-            await exercise_workflow_tools(session)
-    assert snapshot(config)[0]["outcomes"] == (2 if HAS_WORKFLOW else 1)
+        await exercise_workflow_tools(session)
+    assert snapshot(config)[0]["outcomes"] == 2
 
 
 async def test_http_lists_the_16_tools_and_calls_each(http_server: HttpServer) -> None:
     async with http_session(http_server.url) as session:
         await check_tool_list(session)
         await exercise_memory_tools(session)
-        if HAS_WORKFLOW:
-            await exercise_workflow_tools(session)
+        await exercise_workflow_tools(session)
 
 
 def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:

@@ -1,0 +1,110 @@
+"""The SQLite store's schema: versioned, append-only migrations, applied by an idempotent `migrate()`."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from .._errors import StorageError
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: list[str] = [
+    # 1: memories, their full-text index, the record space, generations
+    """
+    CREATE TABLE memories (
+        project_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        type TEXT NOT NULL,
+        category TEXT,
+        user_id TEXT,
+        workflow_id TEXT,
+        text TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        data TEXT NOT NULL,
+        embedding BLOB,
+        PRIMARY KEY (project_id, id)
+    );
+    CREATE INDEX memories_scope ON memories (project_id, agent, type, created_at);
+    CREATE INDEX memories_user ON memories (project_id, user_id);
+    CREATE INDEX memories_workflow ON memories (project_id, workflow_id);
+    CREATE VIRTUAL TABLE memories_fts USING fts5 (
+        text, content='memories', content_rowid='rowid', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+    END;
+    CREATE TRIGGER memories_au AFTER UPDATE OF text ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    CREATE TABLE records (
+        project_id TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        value BLOB,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        expires_at REAL,
+        PRIMARY KEY (project_id, namespace, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_seq ON records (project_id, namespace, seq);
+    CREATE TABLE record_seq (
+        project_id TEXT NOT NULL, namespace TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (project_id, namespace)
+    ) WITHOUT ROWID;
+    CREATE TABLE generations (scope TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    """,
+    # 2: an upsert lists `text` in its SET clause, so the full-text index was rewritten on every update
+    # (a heuristic's counts change at each outcome); re-index only when the text really changed
+    """
+    DROP TRIGGER memories_au;
+    CREATE TRIGGER memories_au AFTER UPDATE OF text ON memories WHEN old.text IS NOT new.text BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
+    END;
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Create or upgrade the schema in one `BEGIN IMMEDIATE` transaction, so several processes can
+    start at once; refuse a partial schema or one written by a newer ALMA."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TABLE IF NOT EXISTS alma_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+        (done,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM alma_migrations").fetchone()
+        if done == 0 and conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'memories'").fetchone():
+            raise StorageError(f"{path}: a partial ALMA schema without migration records; refusing")
+        if done > len(MIGRATIONS):
+            raise StorageError(f"{path} was written by a newer ALMA (schema {done} > {len(MIGRATIONS)}); upgrade")
+        for version, sql in enumerate(MIGRATIONS[done:], start=done + 1):
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO alma_migrations VALUES (?, ?)", (version, time.time()))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (triggers contain ';' inside BEGIN ... END)."""
+    statements, buf = [], ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
