@@ -18,6 +18,7 @@ from pydantic import ValidationError as _PydanticError
 from ._async import to_thread
 from ._cache import RetrievalCache, copy_slice
 from ._checks import as_utc, build_model, check_text, first_error, parse_success
+from ._checks import memory_types as check_memory_types
 from ._config import AgentConfig, AlmaConfig, load_config
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
 from ._forgetting import decay_confidence, forget_memories
@@ -197,10 +198,7 @@ class ALMA(WorkflowAPI):
             raise ValidationError(f"top_k must be an integer in 1..1000, got {top_k!r}")
         if mode is not None and mode not in ("hybrid", "dense", "lexical"):
             raise ValidationError(f"mode must be hybrid, dense or lexical, got {mode!r}")
-        try:
-            types = [MemoryType(t) for t in (memory_types or list(MemoryType))]
-        except ValueError:
-            raise ValidationError(f"memory_types must be among {[t.value for t in MemoryType]}") from None
+        types = list(check_memory_types(memory_types, tuple(MemoryType)))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
         key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
                tuple(types), mode or self.config.retrieval.mode)  # fmt: skip
@@ -381,7 +379,7 @@ class ALMA(WorkflowAPI):
         limit: int | None = None,
     ) -> list[Memory]:
         """Memories of the project (or one agent), newest first."""
-        types = tuple(MemoryType(t) for t in memory_types) if memory_types else None
+        types = check_memory_types(memory_types, ()) or None
         agents = (agent,) if agent else None
         return self.storage.execute(FindMemories(self._filter(agents=agents, types=types), limit=limit))  # type: ignore[no-any-return]
 
@@ -413,7 +411,7 @@ class ALMA(WorkflowAPI):
                 raise ValidationError(f"{name} must be >= 0, got {value!r}")
         if below_confidence is not None and not 0 <= below_confidence <= 1:
             raise ValidationError(f"below_confidence must be in 0..1, got {below_confidence!r}")
-        types = tuple(MemoryType(t) for t in memory_types) if memory_types else AGENT_TYPES
+        types = check_memory_types(memory_types, AGENT_TYPES)
         if older_than_days is None and below_confidence is None and max_per_agent is None:
             raise ValidationError("forget needs older_than_days, below_confidence or max_per_agent")
         cutoff = utcnow() - timedelta(days=older_than_days) if older_than_days is not None else None

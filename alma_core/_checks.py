@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError as PydanticError
 
 from ._errors import ValidationError
-from ._models import utcnow
+from ._models import MemoryType, utcnow
 
 __all__ = [
     "as_utc",
@@ -77,3 +77,15 @@ def as_utc(stamp: datetime | None) -> datetime:
     if not isinstance(stamp, datetime):
         raise ValidationError(f"timestamps must be datetimes, got {type(stamp).__name__}")
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def memory_types(values: Any, default: tuple[MemoryType, ...]) -> tuple[MemoryType, ...]:
+    """Memory type names or members -> members (`default` when None or empty); ValidationError otherwise."""
+    if not values:
+        return default
+    if isinstance(values, str):
+        values = [values]
+    try:
+        return tuple(MemoryType(v) for v in values)
+    except (ValueError, TypeError):
+        raise ValidationError(f"memory_types must be among {[t.value for t in MemoryType]}, got {values!r}") from None

@@ -228,3 +228,14 @@ def test_not_found_and_validation_errors_are_builtin_compatible(alma: ALMA) -> N
         alma.retrieve(task="", agent="helena")
     with pytest.raises(PermissionError):
         alma.learn(agent="helena", task="x", outcome=True, task_type="backend_logic")
+
+
+@pytest.mark.parametrize("call", ["list_memories", "forget"])
+def test_an_unknown_memory_type_is_a_validation_error_everywhere(alma, call: str) -> None:
+    from alma_core import ValidationError
+
+    kwargs = {"memory_types": ["outcome", "nonsense"]}
+    if call == "forget":
+        kwargs["older_than_days"] = 0
+    with pytest.raises(ValidationError, match="memory_types"):
+        getattr(alma, call)(**kwargs)
