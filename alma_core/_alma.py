@@ -257,8 +257,7 @@ class ALMA(WorkflowAPI):
             self._check_scope(outcome)
         prepared = self.learner.prepare(outcomes)  # embeds the outcomes too, in the same call
         with self.storage.transaction() as tx:
-            tx.execute(PutMemories(outcomes))
-            derived = self.learner.apply(tx, outcomes, prepared)
+            derived = self.learner.apply(tx, outcomes, prepared)  # stores the outcomes too
         self._emit(MemoryEventType.CREATED, outcomes)
         self._emit(MemoryEventType.CREATED, [m for m, created in derived if created])
         self._emit(MemoryEventType.UPDATED, [m for m, created in derived if not created])

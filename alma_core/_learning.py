@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._batching import BufferedTransaction
+from ._batching import BufferedTransaction, _is_id_lookup
 from ._models import AntiPattern, Heuristic, Memory, Outcome, utcnow
 from ._text import WORD, stem
-from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, PutMemories, PutRecord, Record
+from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, Op, PutMemories, PutRecord, Record
 
 if TYPE_CHECKING:
     from ._alma import ALMA
@@ -128,14 +128,32 @@ class _Prepared:
     heuristic_vector: np.ndarray
 
 
-class _Unbuffered:
-    """A transaction as a `BufferedTransaction` with nothing to hold (a single outcome)."""
+class _Deferred:
+    """A single outcome's transaction: its memory writes wait for `flush()` (or for the next operation
+    that could see them: a lookup of a pending id, a search) and then go in one `PutMemories`, so one
+    learn writes the outcome, its heuristic and its anti-pattern in one statement. Each memory is put
+    once per outcome and not changed after, so nothing is copied; records pass straight through."""
 
     def __init__(self, tx: Transaction) -> None:
-        self.execute = tx.execute
+        self.tx = tx
+        self._pending: list[Memory] = []
+
+    def execute(self, op: Op) -> Any:
+        if isinstance(op, PutMemories):
+            self._pending.extend(op.memories)
+            return len(op.memories)
+        if isinstance(op, FindMemories) and _is_id_lookup(op):
+            pending = {(m.project_id, m.id) for m in self._pending}
+            if any((op.filter.project_id, i) in pending for i in op.filter.ids or ()):
+                self.flush()
+        elif not isinstance(op, (GetRecord, ListRecords, PutRecord)):  # it may see the memories table
+            self.flush()
+        return self.tx.execute(op)
 
     def flush(self) -> None:
-        pass
+        if self._pending:
+            memories, self._pending = self._pending, []
+            self.tx.execute(PutMemories(memories))
 
 
 class Learner:
@@ -190,12 +208,20 @@ class Learner:
     def apply(
         self, tx: Transaction, outcomes: Sequence[Outcome], prepared: Sequence[_Prepared | None]
     ) -> list[tuple[Memory, bool]]:
-        """Update evidence inside the outcome's transaction. Returns (memory, created) for each write.
+        """Store the outcomes and update evidence, in the caller's transaction. Returns (memory,
+        created) for each derived write.
 
         Writes of a batch go through a `BufferedTransaction`: each memory and evidence record is written
-        once per batch, however many of its outcomes touched it (one outcome writes straight through)."""
+        once per batch, however many of its outcomes touched it. One outcome's memory writes are
+        deferred to one `PutMemories` with the outcome (`_Deferred`)."""
         changes: dict[str, tuple[Memory, bool]] = {}
-        buffered = BufferedTransaction(tx) if len(outcomes) > 1 else _Unbuffered(tx)
+        buffered: BufferedTransaction | _Deferred
+        if len(outcomes) > 1:
+            tx.execute(PutMemories(list(outcomes)))
+            buffered = BufferedTransaction(tx)
+        else:
+            buffered = _Deferred(tx)
+            buffered.execute(PutMemories(list(outcomes)))
         for outcome, prep in zip(outcomes, prepared, strict=True):
             if prep is None:
                 continue

@@ -17,6 +17,7 @@ With `diversity > 0`, each type's list is re-ranked by MMR so near-copies never 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -51,8 +52,9 @@ _STOP = frozenset({
 })  # fmt: skip
 
 
-def _topic_words(text: str) -> set[str]:
-    return {w.lower()[:6] for w in _WORD.findall(text) if w.lower() not in _STOP}
+@functools.lru_cache(maxsize=16_384)  # the same memories come back query after query
+def _topic_words(text: str) -> frozenset[str]:
+    return frozenset(w.lower()[:6] for w in _WORD.findall(text) if w.lower() not in _STOP)
 
 
 def lexical_query(text: str) -> str:

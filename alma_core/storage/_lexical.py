@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 import sqlite3
 
-__all__ = ["LEXICAL_POSTINGS_BUDGET", "LEXICAL_SMALL_STORE", "LEXICAL_TERM_CAP", "selective_match", "tokens"]
+__all__ = [
+    "LEXICAL_POSTINGS_BUDGET",
+    "LEXICAL_SMALL_STORE",
+    "LEXICAL_TERM_CAP",
+    "DocCounts",
+    "selective_match",
+    "tokens",
+]
 
 LEXICAL_POSTINGS_BUDGET = 2_000
 LEXICAL_SMALL_STORE = 500
@@ -25,19 +32,49 @@ def tokens(text: str) -> list[str]:
     return list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text)))[:64]
 
 
-def selective_match(conn: sqlite3.Connection, words: list[str]) -> str:
-    """The FTS query over the informative terms of `words` (see the module docstring)."""
+class DocCounts:
+    """A store's cache of FTS document counts, kept while the file is unchanged: its key is the
+    largest rowid, SQLite's `data_version` (moves when another connection commits) and `writes`
+    (this connection's committed write transactions, counted by the store)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.key: tuple[int, int, int] = (-1, -1, -1)
+        self.counts: dict[tuple[str, int], int] = {}
+
+    def current(self, conn: sqlite3.Connection, total: int) -> dict[tuple[str, int], int]:
+        """The counts valid for the file as the current transaction sees it."""
+        (version,) = conn.execute("PRAGMA data_version").fetchone()
+        key = (total, int(version), self.writes)
+        if key != self.key:
+            self.key, self.counts = key, {}
+        if len(self.counts) > 50_000:
+            self.counts.clear()
+        return self.counts
+
+
+def selective_match(conn: sqlite3.Connection, words: list[str], cache: DocCounts | None = None) -> str:
+    """The FTS query over the informative terms of `words` (see the module docstring). `cache`:
+    only in read transactions (a write transaction's own changes do not move its key)."""
     if not words:
         return ""
     (total,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
+    known = {} if cache is None else cache.current(conn, total)
+
+    def _count(word: str, cap: int) -> int:
+        n = known.get((word, cap))
+        if n is None:
+            n = known[word, cap] = _doc_count(conn, word, cap)
+        return n
+
     big = total > LEXICAL_SMALL_STORE
     cap = min(total // 2, LEXICAL_TERM_CAP) if big else total
     # Document counts through the FTS tokenizer (porter), counted only as far as they matter: past the
     # budget a term is never a second term, so only when every term is past it do counts go on to the
     # cap (the rarest one is then kept alone).
-    df = {word: _doc_count(conn, word, min(cap, LEXICAL_POSTINGS_BUDGET)) for word in words}
+    df = {word: _count(word, min(cap, LEXICAL_POSTINGS_BUDGET)) for word in words}
     if cap > LEXICAL_POSTINGS_BUDGET and min(df.values()) > LEXICAL_POSTINGS_BUDGET:
-        df = {word: _doc_count(conn, word, cap) for word in words}
+        df = {word: _count(word, cap) for word in words}
     kept: list[str] = []
     postings = 0
     for word in sorted(words, key=lambda w: df[w]):

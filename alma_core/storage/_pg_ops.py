@@ -201,6 +201,31 @@ def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str],
     return ["project_id = %s", "namespace = %s"], [project_id, namespace]
 
 
+def dense_step(f: MemoryFilter, vector: np.ndarray, k: int) -> Step:
+    """Cosine top-k in one statement: a filter matching at most EXACT_SEARCH_ROWS rows (counted through
+    the scope index) is searched exactly, a larger one through the HNSW index with pgvector's iterative
+    scan (a rare filter would make that scan walk most of the graph). The materialized CTE restores
+    strict order after the iterative scan's relaxed order."""
+    dim = len(vector)
+    where, args = memory_where(f)
+    dist = f"embedding::vector({dim}) <=> %s::vector({dim})"
+    return (
+        f"""WITH c AS MATERIALIZED (SELECT count(*) AS n FROM (
+                SELECT 1 FROM alma_memories WHERE {where} LIMIT {EXACT_SEARCH_ROWS + 1}) s),
+            hits AS MATERIALIZED (
+                (SELECT id, {dist} AS dist FROM alma_memories
+                 WHERE {where} AND vector_dims(embedding) = {dim} AND (SELECT n FROM c) <= {EXACT_SEARCH_ROWS}
+                 ORDER BY ({dist}) + 0 LIMIT %s)
+                UNION ALL
+                (SELECT id, {dist} AS dist FROM alma_memories
+                 WHERE {where} AND vector_dims(embedding) = {dim} AND (SELECT n FROM c) > {EXACT_SEARCH_ROWS}
+                 ORDER BY {dist} LIMIT %s))
+            SELECT id, 1 - dist AS sim FROM hits ORDER BY dist, id""",
+        [*args, vector, *args, vector, k, vector, *args, vector, k],
+        "all",
+    )
+
+
 class OpSteps:
     """The state of one transaction (caches, what to apply after commit) and its op handlers."""
 
@@ -214,6 +239,7 @@ class OpSteps:
         self.new_dims: set[int] = set()
         self.bumped: set[str] = set()
         self.lexical_cache: dict[tuple[MemoryFilter, str, int], list[tuple[str, str, float]]] = {}
+        self.dense_cache: dict[tuple[MemoryFilter, bytes, int], dict[str, list[tuple[str, float]]]] = {}
         self.term_stats: TermStats | None = None  # set by the store when fresh; loaded here otherwise
         self.memories_written = 0
 
@@ -240,6 +266,7 @@ class OpSteps:
 
     def put_memories(self, op: PutMemories) -> Steps:
         self.lexical_cache.clear()
+        self.dense_cache.clear()
         rows, projects, dims = [], set(), set()
         for m in op.memories:
             vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
@@ -285,6 +312,7 @@ class OpSteps:
 
     def delete_memories(self, op: DeleteMemories) -> Steps:
         self.lexical_cache.clear()
+        self.dense_cache.clear()
         where, args = memory_where(op.filter)
         gone = yield (f"DELETE FROM alma_memories WHERE {where} RETURNING id", args, "all")
         if gone:
@@ -316,32 +344,27 @@ class OpSteps:
         return {(agent, MemoryType(mtype)): int(n) for agent, mtype, n in rows}
 
     def dense_search(self, op: DenseSearch) -> Steps:
-        """Cosine top-k in the database, in one statement: a filter matching at most EXACT_SEARCH_ROWS
-        rows (counted through the scope index) is searched exactly, a larger one through the HNSW index
-        with pgvector's iterative scan (a rare filter would make that scan walk most of the graph). The
-        materialized CTE restores strict order after the iterative scan's relaxed order."""
+        """Cosine top-k in the database. A retrieve asks for one type at a time with the same filter and
+        vector, so a single-type search runs the search of every type in one statement (one round trip)
+        and serves the others from this transaction's cache."""
         if op.k <= 0:
             return []
         vector = np.asarray(op.vector, dtype=np.float32)
-        dim = len(vector)
-        where, args = memory_where(op.filter)
-        dist = f"embedding::vector({dim}) <=> %s::vector({dim})"
-        rows = yield (
-            f"""WITH c AS MATERIALIZED (SELECT count(*) AS n FROM (
-                    SELECT 1 FROM alma_memories WHERE {where} LIMIT {EXACT_SEARCH_ROWS + 1}) s),
-                hits AS MATERIALIZED (
-                    (SELECT id, {dist} AS dist FROM alma_memories
-                     WHERE {where} AND vector_dims(embedding) = {dim} AND (SELECT n FROM c) <= {EXACT_SEARCH_ROWS}
-                     ORDER BY ({dist}) + 0 LIMIT %s)
-                    UNION ALL
-                    (SELECT id, {dist} AS dist FROM alma_memories
-                     WHERE {where} AND vector_dims(embedding) = {dim} AND (SELECT n FROM c) > {EXACT_SEARCH_ROWS}
-                     ORDER BY {dist} LIMIT %s))
-                SELECT id, 1 - dist FROM hits ORDER BY dist, id""",
-            [*args, vector, *args, vector, op.k, vector, *args, vector, op.k],
-            "all",
-        )
-        return [(memory_id, float(sim)) for memory_id, sim in rows]
+        types = op.filter.types
+        if types is None or len(types) != 1:
+            rows = yield dense_step(op.filter, vector, op.k)
+            return [(memory_id, float(sim)) for memory_id, sim in rows]
+        key = (replace(op.filter, types=None), vector.tobytes(), op.k)
+        by_type = self.dense_cache.get(key)
+        if by_type is None:
+            every = [replace(op.filter, types=(t,)) for t in MemoryType]
+            sql, args = zip(*(dense_step(f, vector, op.k)[:2] for f in every), strict=True)
+            union = " UNION ALL ".join(f"(SELECT %s::text AS t, id, sim FROM ({q}) q{i})" for i, q in enumerate(sql))
+            params = [x for t, a in zip(MemoryType, args, strict=True) for x in (t.value, *a)]
+            by_type = self.dense_cache[key] = {t.value: [] for t in MemoryType}
+            for mtype, memory_id, sim in (yield (union, params, "all")):
+                by_type[mtype].append((memory_id, float(sim)))
+        return list(by_type.get(str(types[0]), []))
 
     def lexical_search(self, op: LexicalSearch) -> Steps:
         """Full-text top-k (ts_rank_cd over an OR of the words). One query serves every type of a

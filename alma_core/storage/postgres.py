@@ -36,6 +36,10 @@ __all__ = ["PostgresStorage"]
 
 ANALYZE_AFTER = 1_000  # memories written (and 20% growth) before this store re-ANALYZEs its table
 STATS_TTL = 300.0  # seconds a store trusts its cached lexeme counts
+# An iterative HNSW scan stops after this many index tuples: a filter that the query's neighbourhood
+# rarely matches (agent A asking about agent B's topics) otherwise walks 20,000 tuples (~200 ms at 100k)
+# to return a handful of rows. Filters of at most EXACT_SEARCH_ROWS rows are searched exactly anyway.
+HNSW_MAX_SCAN_TUPLES = 2_000
 _SETUP_LOCK = 0x414C4D41  # "ALMA": serializes setup() of every ALMA schema on a server
 
 
@@ -188,6 +192,8 @@ class PostgresStorage(BaseStorage):
         self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = (
             weakref.WeakKeyDictionary()
         )
+        self._direct: psycopg.Connection[Any] | None = None  # see `_autocommit()`
+        self._direct_lock = threading.Lock()
         self.setup()
         self._pool = self._make_pool()
 
@@ -196,7 +202,8 @@ class PostgresStorage(BaseStorage):
     def _session_sql(self) -> str:
         return (
             f'SET search_path TO "{self.schema}", public; SET hnsw.ef_search = 100; '
-            "SET hnsw.iterative_scan = relaxed_order; SET ivfflat.probes = 10; "
+            f"SET hnsw.iterative_scan = relaxed_order; SET hnsw.max_scan_tuples = {HNSW_MAX_SCAN_TUPLES}; "
+            "SET ivfflat.probes = 10; "
             "SET ivfflat.iterative_scan = relaxed_order"
         )
 
@@ -221,6 +228,34 @@ class PostgresStorage(BaseStorage):
             self.conninfo, min_size=self.config.min_pool_size, max_size=self.config.max_pool_size,
             configure=self._configure, open=True, name=f"alma-{self.schema}",
         )  # fmt: skip
+
+    @contextlib.contextmanager
+    def _autocommit(self) -> Iterator[psycopg.Connection[Any]]:
+        """An autocommit connection for one statement (a blind put, a generation read): the store's
+        dedicated connection, which skips the pool's checkout, or a pooled one while another thread
+        holds it."""
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        if not self._direct_lock.acquire(blocking=False):
+            with self._pool.connection() as pooled:
+                pooled.autocommit = True
+                try:
+                    yield pooled
+                finally:
+                    pooled.autocommit = False
+            return
+        try:
+            conn = self._direct
+            if conn is None or conn.closed or conn.broken:
+                conn = self._direct = psycopg.connect(self.conninfo, autocommit=True)
+                self._configure(conn)
+            yield conn
+        finally:
+            if self._direct is not None and self._direct.broken:
+                self._direct.close()
+                self._direct = None
+            self._direct_lock.release()
 
     async def _apool(self) -> AsyncConnectionPool[Any]:
         from psycopg_pool import AsyncConnectionPool
@@ -404,18 +439,15 @@ class PostgresStorage(BaseStorage):
             raise StorageError("the store is closed")
         steps = self._new_ops(True, shared=True)
         try:
+            if len(ops) == 1:
+                with self._autocommit() as conn:
+                    return [_Tx(conn, steps).execute(ops[0])]
             with self._pool.connection() as conn:
-                conn.autocommit, conn.read_only = len(ops) == 1, False
-                conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
-                try:
-                    if len(ops) == 1:
-                        return [_Tx(conn, steps).execute(ops[0])]
-                    with conn.pipeline(), conn.transaction():
-                        gens = [steps.steps(op) for op in ops]
-                        curs = [conn.execute(*next(g)[:2]) for g in gens]
-                        return [_finish(conn, g, c.fetchone()) for g, c in zip(gens, curs, strict=True)]
-                finally:
-                    conn.autocommit = False
+                conn.read_only, conn.isolation_level = False, psycopg.IsolationLevel.READ_COMMITTED
+                with conn.pipeline(), conn.transaction():
+                    gens = [steps.steps(op) for op in ops]
+                    curs = [conn.execute(*next(g)[:2]) for g in gens]
+                    return [_finish(conn, g, c.fetchone()) for g, c in zip(gens, curs, strict=True)]
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error in PutRecord: {exc}") from exc
 
@@ -443,8 +475,19 @@ class PostgresStorage(BaseStorage):
             raise StorageError(f"PostgreSQL error in PutRecord: {exc}") from exc
 
     def generation(self, project_id: str) -> int:
-        with self.transaction(write=False) as tx:
-            row = tx.conn.execute("SELECT value FROM alma_generations WHERE project_id = %s", (project_id,)).fetchone()
+        """The project's generation: one autocommit statement (no BEGIN/COMMIT round trips) unless a
+        transaction is open on this thread, which then answers from its own snapshot."""
+        sql = "SELECT value FROM alma_generations WHERE project_id = %s"
+        active: _Tx | None = getattr(self._local, "tx", None)
+        if active is not None:
+            row = active.conn.execute(sql, (project_id,)).fetchone()
+            return int(row[0]) if row else 0
+        psycopg = _import_psycopg()
+        try:
+            with self._autocommit() as conn:
+                row = conn.execute(sql, (project_id,)).fetchone()
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error: {exc}") from exc
         return int(row[0]) if row else 0
 
     def drop_schema(self) -> None:
@@ -465,6 +508,10 @@ class PostgresStorage(BaseStorage):
         if self._closed:
             return
         self._closed = True
+        with self._direct_lock:
+            if self._direct is not None:
+                self._direct.close()
+                self._direct = None
         self._pool.close()
         for loop, pool in list(self._apools.items()):
             if not loop.is_closed() and not loop.is_running():
