@@ -38,6 +38,7 @@ from ._batching import BufferedTransaction, _is_id_lookup
 from ._models import AntiPattern, Heuristic, Memory, Outcome, utcnow
 from ._text import WORD, stem
 from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, Op, PutMemories, PutRecord, Record
+from .storage._vectors import VectorMatrix, VectorRow
 
 if TYPE_CHECKING:
     from ._alma import ALMA
@@ -156,12 +157,58 @@ class _Deferred:
             self.tx.execute(PutMemories(memories))
 
 
+class _StrategyIndex:
+    """The strategy vectors of each evidence namespace, in memory, so matching a new strategy is one
+    matrix product instead of a scan of every evidence record.
+
+    An index is current while the namespace's newest record `seq` is the one it has seen; records written
+    since (by any process) are read newest-first until the known seq. Deleted records are caught by the
+    caller, which re-reads the match and rebuilds the index when it is gone.
+    """
+
+    _PAGE = 256
+
+    def __init__(self) -> None:
+        self._indexes: dict[tuple[str, str], tuple[int, VectorMatrix]] = {}
+        self._lock = threading.Lock()
+
+    def forget(self, project_id: str, ns: str) -> None:
+        with self._lock:
+            self._indexes.pop((project_id, ns), None)
+
+    def nearest(self, tx: Transaction, project_id: str, ns: str, vector: np.ndarray, threshold: float) -> str | None:
+        """The key of the most similar strategy at or above `threshold`, or None."""
+        newest = tx.execute(ListRecords(project_id, ns, limit=1, with_values=False))
+        top = newest[0].seq if newest else 0
+        with self._lock:
+            seen, matrix = self._indexes.get((project_id, ns), (0, VectorMatrix(dim=len(vector))))
+            if matrix.dim != len(vector):
+                seen, matrix = 0, VectorMatrix(dim=len(vector))
+            before: int | None = None
+            while top > seen:
+                page = tx.execute(ListRecords(project_id, ns, before_seq=before, limit=self._PAGE))
+                for record in page:
+                    if record.seq <= seen:
+                        break
+                    if record.value and record.metadata.get("kind") == "strategy":
+                        row = np.frombuffer(record.value, dtype=np.float32)
+                        if row.shape == vector.shape:
+                            matrix.upsert(VectorRow(record.key, row, None, None, None))
+                if len(page) < self._PAGE or page[-1].seq <= seen:
+                    break
+                before = page[-1].seq
+            self._indexes[(project_id, ns)] = (top, matrix)
+            hits = matrix.search(np.asarray(vector, dtype=np.float32), 1)
+        return hits[0][0] if hits and hits[0][1] >= threshold else None
+
+
 class Learner:
     """Turns outcomes into evidence, heuristics and anti-patterns (see the module docstring)."""
 
     def __init__(self, alma: ALMA) -> None:
         self.alma = alma
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # strategy text -> vector
+        self._strategy_index = _StrategyIndex()
         self._recent_owner: object = None  # the embedder those vectors came from
         self._recent_lock = threading.Lock()
 
@@ -244,17 +291,16 @@ class Learner:
             record = tx.execute(GetRecord(outcome.project_id, ns, record.metadata["target"]))
         if record is not None:
             return record
-        best, best_sim = None, float(self.config.strategy_similarity)
-        for candidate in tx.execute(ListRecords(outcome.project_id, ns)):
-            if not candidate.value or candidate.metadata.get("kind") != "strategy":
-                continue
-            vector = np.frombuffer(candidate.value, dtype=np.float32)
-            if vector.shape != prep.vector.shape:
-                continue
-            sim = float(np.dot(vector, prep.vector))
-            if sim >= best_sim:
-                best, best_sim = candidate, sim
-        return best
+        threshold = float(self.config.strategy_similarity)
+        key = self._strategy_index.nearest(tx, outcome.project_id, ns, prep.vector, threshold)
+        if key is None:
+            return None
+        found: Record | None = tx.execute(GetRecord(outcome.project_id, ns, key))
+        if found is None or found.metadata.get("kind") != "strategy":  # deleted or merged meanwhile: rebuild
+            self._strategy_index.forget(outcome.project_id, ns)
+            key = self._strategy_index.nearest(tx, outcome.project_id, ns, prep.vector, threshold)
+            found = tx.execute(GetRecord(outcome.project_id, ns, key)) if key is not None else None
+        return found
 
     def _apply_one(self, tx: Transaction, outcome: Outcome, prep: _Prepared) -> list[tuple[Memory, bool]]:
         cfg = self.config

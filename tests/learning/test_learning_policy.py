@@ -99,3 +99,25 @@ def test_an_older_anti_pattern_gets_the_better_alternative_once_one_is_known(tmp
     (anti,) = alma.list_memories(memory_types=["anti_pattern"])
     assert anti.better_alternative == "rolling restart with readiness probes"
     alma.close()
+
+
+def test_a_paraphrase_matches_evidence_another_instance_wrote_and_not_forgotten_evidence(tmp_path) -> None:
+    """The in-memory strategy index follows other writers and never matches deleted evidence."""
+    from alma_core import ALMA
+
+    def open_() -> ALMA:
+        return ALMA(project_id="p", agents={"a": {"min_occurrences_for_heuristic": 2}}, storage=tmp_path / "a.db",
+                    embedder="mock")  # fmt: skip
+
+    first, second = open_(), open_()
+    first.learn("a", "warm up", True, "retry the flaky call with exponential backoff", task_type="net")
+    for i in range(30):  # many distinct strategies: matching must not depend on scanning them
+        first.learn("a", f"task {i}", i % 2 == 0, f"strategy number {i} with token t{i * 7919}", task_type="net")
+    second.learn("a", "other", True, "retry the flaky call with exponential back-off!", task_type="net")
+    (heuristic,) = [h for h in first.list_memories(memory_types=["heuristic"]) if "backoff" in h.strategy]
+    assert heuristic.success_count == 2  # the paraphrase from `second` counted for the same strategy
+    first.forget(memory_types=["heuristic"], older_than_days=0)
+    first.learn("a", "again", True, "retry the flaky call with exponential backoff", task_type="net")
+    assert not [h for h in first.list_memories(memory_types=["heuristic"]) if "backoff" in h.strategy]
+    first.close()
+    second.close()
