@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from ._backend import GraphBackend, InMemoryGraphBackend, create_graph_backend
 from ._extract import EntityExtractor
+from ._index import Extractor, GraphIndex
+from ._llm import LLMEntityExtractor
 from ._models import Entity, EntityQuery, GraphResult, GraphScope, RelationQuery, Relationship, entity_id
 from ._store import EXCLUSIVE_RELATIONS, BackendGraphStore
 
@@ -23,10 +25,13 @@ __all__ = [
     "Entity",
     "EntityExtractor",
     "EntityQuery",
+    "Extractor",
     "GraphBackend",
+    "GraphIndex",
     "GraphResult",
     "GraphScope",
     "InMemoryGraphBackend",
+    "LLMEntityExtractor",
     "RelationQuery",
     "Relationship",
     "create_graph_backend",

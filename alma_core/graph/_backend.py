@@ -120,8 +120,8 @@ class InMemoryGraphBackend:
         project = scope.project_id
         with self._lock:
             doomed = {(project, agent, entity) for agent, entity in entities} & self._entities.keys()
-            for key in doomed:
-                del self._entities[key]
+            for entity_key in doomed:
+                del self._entities[entity_key]
             ends = {(agent, entity) for _, agent, entity in doomed}
             rels = {(project, i) for i in relationship_ids} & self._relationships.keys()
             rels |= {

@@ -90,9 +90,9 @@ class KuzuGraphBackend:
     def _rows(self, cypher: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
         try:
             result = self._conn.execute(cypher, params or {})
-            rows = []
+            rows: list[list[Any]] = []
             while result.has_next():  # type: ignore[union-attr]
-                rows.append(result.get_next())  # type: ignore[union-attr]
+                rows.append(list(result.get_next()))  # type: ignore[union-attr]
             return rows
         except RuntimeError as exc:
             raise StorageError(f"Kuzu graph query failed: {exc}") from None
@@ -156,20 +156,22 @@ class KuzuGraphBackend:
             self._write(statements)
 
     def find_entities(self, query: EntityQuery) -> list[Entity]:
-        where, params = ["e.project_id = $project"], {"project": query.scope.project_id}
+        where = ["e.project_id = $project"]
+        params: dict[str, Any] = {"project": query.scope.project_id}
         match = "MATCH (e:Entity)"
         if query.memory_ids is not None:
             match = "UNWIND $mids AS mid MATCH (e:Entity)"
             where.append("list_contains(e.memory_ids, mid)")
             params["mids"] = list(query.memory_ids)
-        for field, value in (("agent", query.scope.agents), ("id", query.ids)):
+        lists: tuple[tuple[str, tuple[str, ...] | None], ...] = (("agent", query.scope.agents), ("id", query.ids))
+        for field, value in lists:
             if value is not None:
                 where.append(f"e.{field} IN ${field}s")
                 params[f"{field}s"] = list(value)
-        for field, value in (("entity_type", query.entity_type), ("user_id", query.user_id)):
-            if value is not None:
+        for field, one in (("entity_type", query.entity_type), ("user_id", query.user_id)):
+            if one is not None:
                 where.append(f"e.{field} = ${field}")
-                params[field] = value
+                params[field] = one
         if query.name is not None:
             where.append("e.name_lc CONTAINS $name")
             params["name"] = query.name.lower()
@@ -179,13 +181,15 @@ class KuzuGraphBackend:
             return [self._entity(row[0]) for row in self._rows(cypher, params)]
 
     def find_relationships(self, query: RelationQuery) -> list[Relationship]:
-        where, params = ["r.project_id = $project"], {"project": query.scope.project_id}
+        where = ["r.project_id = $project"]
+        params: dict[str, Any] = {"project": query.scope.project_id}
         if query.entity_ids is not None:
             params["endpoints"] = list(query.entity_ids)
             sides = {"out": ["r.source_id IN $endpoints"], "in": ["r.target_id IN $endpoints"]}
             chosen = sides.get(query.direction, sides["out"] + sides["in"])
             where.append(f"({' OR '.join(chosen)})")
-        for field, value in (("agent", query.scope.agents), ("relation_type", query.relation_types), ("id", query.ids)):
+        lists = (("agent", query.scope.agents), ("relation_type", query.relation_types), ("id", query.ids))
+        for field, value in lists:
             if value is not None:
                 where.append(f"r.{field} IN ${field}s")
                 params[f"{field}s"] = list(value)

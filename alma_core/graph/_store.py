@@ -218,7 +218,8 @@ class BackendGraphStore:
                 walked[rel.id] = rel
                 for end in (rel.source_id, rel.target_id):
                     if end not in distance:
-                        distance[end], _ = hop, frontier.add(end)
+                        distance[end] = hop
+                        frontier.add(end)
         entities = self.backend.find_entities(EntityQuery(self.scope(), ids=tuple(sorted(distance))))
         return GraphResult(entities, list(walked.values()), distance)
 
