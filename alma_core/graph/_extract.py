@@ -28,6 +28,7 @@ def _words(text: str) -> list[str]:
 
 
 _TOKEN = re.compile(r"[A-Za-z0-9#/@][\w'\u2019./#@&+-]*[\w#+]|[A-Za-z0-9#]|[,;:()\"“”]")
+_POSSESSIVE = re.compile(r"(\w)['\u2019]s\b")
 _SENTENCE = re.compile(
     r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bProf\.)(?<!\bSt\.)(?<=[.!?])\s+(?=[A-Z0-9\"“])|\n+"
 )
@@ -187,7 +188,7 @@ class EntityExtractor:
         entities: dict[str, Entity] = {}
         relationships: dict[tuple[str, str, str], Relationship] = {}
         for sentence in _SENTENCE.split(text or ""):
-            tokens = _TOKEN.findall(sentence)
+            tokens = _TOKEN.findall(_POSSESSIVE.sub(r"\1", sentence))  # "Kwame's boss": Kwame
             mentions = self._mentions(tokens)
             for kind, source, target in self._relations(tokens, mentions):
                 src, dst = entity_id(source.name), entity_id(target.name)
