@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	# torch's CPU build first, so nothing below pulls a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0 $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
