@@ -282,4 +282,3 @@ def test_cors_headers_only_for_a_configured_origin(tmp_path: Path) -> None:
         anyio.run(check)
     finally:
         app.app.state.registry.close()
-
