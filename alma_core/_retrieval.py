@@ -8,6 +8,7 @@ relevance (per query, over every type at once, so scores compare across types):
               confident lexical match (one memory holding every topic word of the query, or a rare exact
               term such as a name or an id) keeps at least its lexical score; `"rrf"`: reciprocal-rank
               fusion normalised by its maximum
+A lesson (heuristic or anti-pattern) is at least as relevant as the best outcome of its task type.
 score = relevance * quality * lesson
     quality = (w_relevance + w_recency*recency + w_success*success + w_confidence*confidence)
               / (w_relevance + w_recency + w_success + w_confidence)
@@ -203,6 +204,21 @@ def cap_error_warnings(ranked: list[Memory], cap: int) -> list[Memory]:
     return out
 
 
+def inherit_task_relevance(memories: dict[str, Memory], relevance: dict[str, float]) -> dict[str, float]:
+    """A lesson (heuristic or anti-pattern) is as relevant as the most relevant outcome of its task type:
+    it was distilled from those outcomes, though its own text ("checkout tasks: use data-testid
+    selectors") rarely shares the words of a task."""
+    by_type: dict[str, float] = {}
+    for memory_id, memory in memories.items():
+        if isinstance(memory, Outcome):
+            by_type[memory.task_type] = max(by_type.get(memory.task_type, 0.0), relevance.get(memory_id, 0.0))
+    out = dict(relevance)
+    for memory_id, memory in memories.items():
+        if isinstance(memory, (Heuristic, AntiPattern)) and memory.task_type in by_type:
+            out[memory_id] = max(out.get(memory_id, 0.0), by_type[memory.task_type])
+    return out
+
+
 class Retriever:
     """Finds and ranks memories for a query within a filter. Backend-independent.
 
@@ -251,6 +267,7 @@ class Retriever:
         coverage = {i: len(words & _topic_words(memories[i].text)) / len(words) for i in lex_ids} if words else None
         exact = _exact_matches(query, memories, lex_ids, coverage)
         relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
+        relevance = inherit_task_relevance(memories, relevance)
         if self.reranker is not None and relevance:
             relevance = self._rerank(query, memories, relevance)
         return memories, relevance

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -363,3 +364,41 @@ async def test_abatch_runs_ops_in_one_transaction(store: BaseStorage, require: C
     found = await store.aexecute(SearchMemories(MemoryFilter(project_id=P), EMBED.embed_query("async fact"), k=3))
     (hit,) = found.flat("dense")
     assert hit[0] == mems[0].id
+
+
+def test_search_memories_answers_a_whole_retrieve_in_one_op(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "dense")
+    lexical_ok = "lexical" in store.capabilities
+    old = datetime.now(UTC) - timedelta(days=30)
+    mems = _embedded(
+        *(_fact(f"login form fact {i}") for i in range(4)),
+        _fact("login form from last month", created_at=old),
+        Outcome(project_id=P, agent="a", task="login form test", success=True),
+        UserPreference(project_id=P, agent="a", user_id="u1", preference="login form in dark mode"),
+        UserPreference(project_id=P, agent="a", user_id="u2", preference="login form in light mode"),
+        _fact("login form of another agent", agent="b"),
+    )
+    store.execute(PutMemories(mems))
+    f = MemoryFilter(project_id=P, agents=("a",), user_id="u1")
+    op = SearchMemories(f, EMBED.embed_query("login form"), ("login", "form"), k=3, user_types=(MemoryType.PREFERENCE,))
+    hits = store.execute(op)
+    kinds = [hits.dense, hits.lexical] if lexical_ok else [hits.dense]
+    for per_type in kinds:
+        assert len(per_type[MemoryType.KNOWLEDGE]) == 3  # k per type
+        assert [i for i, _ in per_type[MemoryType.OUTCOME]] == [mems[5].id]  # the user filter spares outcomes
+        assert [i for i, _ in per_type[MemoryType.PREFERENCE]] == [mems[6].id]  # and applies to preferences
+        for found in per_type.values():
+            assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    every = {i for per_type in kinds for found in per_type.values() for i, _ in found}
+    assert set(hits.memories) == every and mems[8].id not in every
+    assert all(m.embedding is None for m in hits.memories.values())
+    assert hits.memories[mems[5].id].to_dict() == mems[5].to_dict()
+    month = replace(f, created_before=old + timedelta(days=1), user_id=None)
+    windowed = store.execute(SearchMemories(month, EMBED.embed_query("login form"), ("login",), k=10,
+                                            with_embeddings=True))  # fmt: skip
+    assert {i for i, _ in windowed.flat("dense")} == {mems[4].id}
+    assert windowed.memories[mems[4].id].embedding is not None
+    recent = store.execute(SearchMemories(replace(f, created_after=old + timedelta(days=1), user_id=None),
+                                          EMBED.embed_query("login form"), k=10))  # fmt: skip
+    assert mems[4].id not in {i for i, _ in recent.flat("dense")} and len(recent.flat("dense")) == 7
+    assert store.execute(SearchMemories(f, k=5)).memories == {}  # nothing to search with
