@@ -128,15 +128,22 @@ def dense_ranker(alma: ALMA, memories: dict[str, list[tuple[str, str, Any]]]) ->
 def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, dict[str, float]]], int, int]:
     memories, questions = load(args.data, args.split, args.n)
     results: dict[str, dict[str, dict[str, float]]] = {}
+    methods = dict(ALMA_METHODS)
+    for setting in args.try_:  # extra hybrid variants: key=value[,key=value]
+        overrides = dict(item.split("=", 1) for item in setting.split(","))
+        methods[f"hybrid {setting}"] = ("hybrid", {k: json.loads(v) if v[:1] in "[0123456789" else v
+                                                   for k, v in overrides.items()})  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         config = AlmaConfig(project_id="bench", retrieval={"cache_size": 0})
-        with ALMA(config=config, storage=Path(tmp) / "r.db", embedder=args.embedder) as alma:
+        path = Path(args.store) if args.store else Path(tmp) / "r.db"
+        fresh = not path.exists()
+        with ALMA(config=config, storage=path, embedder=args.embedder) as alma:
             start = time.perf_counter()
-            for agent, rows in memories.items():
+            for agent, rows in memories.items() if fresh else ():
                 for label, text, at in rows:
                     alma.add_domain_knowledge(agent, "chat", text, created_at=at, metadata={"label": label})
             print(f"stored {sum(len(r) for r in memories.values())} memories in {time.perf_counter() - start:.0f} s")
-            rankers: dict[str, Ranker] = {name: alma_ranker(alma, mode, o) for name, (mode, o) in ALMA_METHODS.items()}
+            rankers: dict[str, Ranker] = {name: alma_ranker(alma, mode, o) for name, (mode, o) in methods.items()}
             rankers["bm25s (stand-alone)"] = bm25_ranker(memories)
             rankers["plain dense"] = dense_ranker(alma, memories)
             for name, ranker in rankers.items():
@@ -157,6 +164,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["dev", "test"])
     parser.add_argument("--n", type=int, default=12, help="conversations of the split")
     parser.add_argument("--embedder", default="local", choices=["local", "mock"])
+    parser.add_argument("--store", help="reuse this store file (built on the first run) instead of a fresh one")
+    parser.add_argument("--try", dest="try_", action="append", default=[], help="a hybrid variant: key=value,...")
     args = parser.parse_args()
     results, n_memories, n_questions = run(args)
     defaults = AlmaConfig().retrieval

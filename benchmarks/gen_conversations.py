@@ -130,13 +130,13 @@ def _facts(rng: random.Random) -> list[dict[str, object]]:
                   f"Update on {name}: packed up again and settled in {city2} this time."],
          "paraphrase": "In which town does that family member of mine reside currently?",
          "exact": f"Where is {name} based these days?", "update": True,
-         "mixed": f"Which city does my {relation} call home lately?"},
+         "mixed": f"Which city does {name} call home lately?"},
         {"says": [f"We adopted a {breed} puppy and named him {pet}."],
          "paraphrase": "What kind of dog do we keep at home?",
-         "exact": f"Remind me what animal {pet} is.", "mixed": "What breed is our puppy?"},
+         "exact": f"Remind me what animal {pet} is.", "mixed": f"What breed is {pet}?"},
         {"says": [f"I accepted an offer to work as a {job} at {company}."],
          "paraphrase": "What is my occupation and who employs me?",
-         "exact": f"Did I say anything about {company}?", "mixed": "Which employer took me on as staff?"},
+         "exact": f"Did I say anything about {company}?", "mixed": f"What role did {company} hire me for?"},
         {"says": [f"Blood test results are back: I am allergic to {allergen}."],
          "paraphrase": "Which substance must I stay away from for medical reasons?",
          "exact": f"Am I fine with {allergen}?", "mixed": "What allergy did the lab find?"},
@@ -155,18 +155,23 @@ def _facts(rng: random.Random) -> list[dict[str, object]]:
          "near": [f"My colleague is on flight {{near}} for a holiday."]},
         {"says": [f"Started taking {instrument} lessons every {day} evening."],
          "paraphrase": "Which musical practice do I attend weekly?",
-         "exact": f"How is the {instrument} going?", "mixed": "What instrument class am I enrolled in?"},
+         "exact": f"How is the {instrument} going?", "mixed": f"Which evening are my {instrument} classes?"},
         {"says": [f"Just finished reading {book} by {author}, loved every page."],
          "paraphrase": "Which novel did I enjoy recently?",
-         "exact": f"What did I think of {author}?", "mixed": "What book did I finish that I loved?"},
+         "exact": f"What did I think of {author}?", "mixed": f"Who wrote {book}?"},
         {"says": [f"My dentist appointment is on {day} at {hour}.",
                   f"The dentist's office called: the appointment moved to {day2} at {hour2}."],
          "paraphrase": "When do I see the tooth doctor?", "exact": "When is the dentist appointment?",
          "update": True, "mixed": "What time is my dental visit?"},
         {"says": [f"My friend {name2} works at the {workplace} near the station."],
          "paraphrase": "Where is my buddy employed?", "exact": f"Where does {name2} work?",
-         "mixed": "Which workplace is my friend at?"},
+         "mixed": f"What kind of place employs {name2}?"},
     ]  # fmt: skip
+
+
+def _ramble(rng: random.Random, text: str) -> str:
+    before, after = rng.sample(SMALL_TALK, 2)
+    return rng.choice([f"{before} {text}", f"{text} {after}", f"{before} {text} {after}"])
 
 
 def _conversation(seed: int) -> Conversation:
@@ -190,8 +195,10 @@ def _conversation(seed: int) -> Conversation:
             assert ident is not None
             plan.append((rng.randrange(24), near_text.format(near=_near(rng, ident.group(1))), "near"))
     for s in range(24):
-        for text in rng.sample(SMALL_TALK, rng.randrange(4, 8)):
-            plan.append((s, text, "talk"))
+        for _ in range(rng.randrange(4, 8)):
+            plan.append((s, " ".join(rng.sample(SMALL_TALK, rng.randrange(1, 4))), "talk"))
+    # Real messages ramble: half the facts come with a sentence or two of small talk around them.
+    plan = [(s, _ramble(rng, text) if tag != "talk" and rng.random() < 0.5 else text, tag) for s, text, tag in plan]
     rng.shuffle(plan)
     tags: dict[str, str] = {}
     for s, text, tag in sorted(plan, key=lambda p: p[0]):
