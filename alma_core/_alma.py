@@ -76,9 +76,12 @@ class ALMA(WorkflowAPI):
         config: AlmaConfig | None = None,
         emitter: EventEmitter | None = None,
         reindex: bool | Callable[[int, int], Any] = False,
+        graph: Any = None,
     ) -> None:
         """`reindex`: when the store was built with another embedder, re-embed every memory now instead of
-        raising `EmbeddingMismatch` (pass a `(done, total)` callable to follow progress)."""
+        raising `EmbeddingMismatch` (pass a `(done, total)` callable to follow progress). `graph`: graph
+        memory (True, "memory", "kuzu", a `BackendGraphStore` or `GraphIndex`; default: the config's
+        `graph:` section, off unless set), fed from every write (docs/graph.md)."""
         config = config or AlmaConfig()
         updates: dict[str, Any] = {}
         if project_id is not None:
@@ -106,6 +109,12 @@ class ALMA(WorkflowAPI):
             config.retrieval.cache_size, config.retrieval.cache_ttl_seconds, copy_slice
         )
         self.learner = Learner(self)
+        self.graph: Any = None  # a graph.GraphIndex when graph memory is on
+        if graph not in (None, False) or config.graph.backend != "none":
+            from .graph._index import open_graph
+
+            self.graph = open_graph(graph, config)
+            self.retriever.graph_weight = config.graph.weight
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
         if mismatch:
             self.reindexed = self.reindex(progress=reindex if callable(reindex) else None)
@@ -177,6 +186,8 @@ class ALMA(WorkflowAPI):
         self._embed(memories)
         self.storage.execute(PutMemories(list(memories)))
         self._emit(MemoryEventType.CREATED, memories)
+        if self.graph is not None:
+            self.graph.index(memories)
         return list(memories)
 
     # ---- retrieve ---------------------------------------------------------------------------------
@@ -193,10 +204,12 @@ class ALMA(WorkflowAPI):
         mode: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        use_graph: bool = False,
     ) -> MemorySlice:
         """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`);
         `since` / `until` keep those created in that window (`since` inclusive, `until` exclusive).
-        `MemorySlice.ranked()` gives them as one list, best first."""
+        `MemorySlice.ranked()` gives them as one list, best first. `use_graph`: also follow graph memory
+        from the task's entities (docs/graph.md); the score breakdown then shows the `graph` factor."""
         check_text("task", task)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 1000:
             raise ValidationError(f"top_k must be an integer in 1..1000, got {top_k!r}")
@@ -207,19 +220,26 @@ class ALMA(WorkflowAPI):
         types = list(check_memory_types(memory_types, tuple(MemoryType)))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
         key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
-               tuple(types), mode or self.config.retrieval.mode, after, before)  # fmt: skip
+               tuple(types), mode or self.config.retrieval.mode, after, before, use_graph)  # fmt: skip
         cached = self._cache.get(key)
         if cached is not None:
             self._emit(MemoryEventType.ACCESSED, cached, agent=agent)
             return cached
         base = self._filter(agents=tuple(readers), user_id=user_id, created_after=after, created_before=before)
+        graph = self._graph_scores(task, readers) if use_graph else None
         vector = self.retriever.query_vector(task, mode)
         result = self.retriever.retrieve(
-            base, task, top_k, types, agent, mode, vector=vector, user_types=(MemoryType.PREFERENCE,)
+            base, task, top_k, types, agent, mode, vector=vector, user_types=(MemoryType.PREFERENCE,), graph=graph
         )
         self._cache.put(key, result)
         self._emit(MemoryEventType.ACCESSED, result, agent=agent)
         return result
+
+    def _graph_scores(self, task: str, readers: Sequence[str]) -> dict[str, float]:
+        """Memory id -> graph score for the memories the task's entities lead to (within `readers`)."""
+        if self.graph is None:
+            raise ValidationError("use_graph=True needs graph memory: set alma.graph.backend or ALMA(graph=...)")
+        return self.graph.expand(task, readers)  # type: ignore[no-any-return]
 
     # ---- learn ------------------------------------------------------------------------------------
 
@@ -258,6 +278,8 @@ class ALMA(WorkflowAPI):
         self._emit(MemoryEventType.CREATED, outcomes)
         self._emit(MemoryEventType.CREATED, [m for m, created in derived if created])
         self._emit(MemoryEventType.UPDATED, [m for m, created in derived if not created])
+        if self.graph is not None:
+            self.graph.index([*outcomes, *(m for m, created in derived if created)])
         return outcomes
 
     def learn(
@@ -384,6 +406,7 @@ class ALMA(WorkflowAPI):
         memory = self.get(memory_id)
         self.storage.execute(DeleteMemories(self._filter(ids=(memory_id,))))
         self._emit(MemoryEventType.DELETED, [memory])
+        self._forget_in_graph([memory])
         return memory
 
     def forget(
@@ -418,6 +441,7 @@ class ALMA(WorkflowAPI):
         doomed = forget_memories(self, base, max_per_agent, dry_run)
         if not dry_run:
             self._emit(MemoryEventType.DELETED, doomed, reason="forget")
+            self._forget_in_graph(doomed)
         return doomed
 
     def decay_confidence(
@@ -448,7 +472,15 @@ class ALMA(WorkflowAPI):
             for ns, keys in by_namespace.items():
                 tx.execute(DeleteRecords(self.project_id, ns, tuple(keys)))
         self._emit(MemoryEventType.DELETED, gone, reason="delete_user")
+        self._forget_in_graph(gone, user_id)
         return len(gone) + len(records)
+
+    def _forget_in_graph(self, memories: Sequence[Memory], user_id: str | None = None) -> int:
+        """The graph forgets what deleted memories taught it (and, for `delete_user`, what is the user's)."""
+        if self.graph is None:
+            return 0
+        gone = self.graph.forget([m.id for m in memories]) if memories else 0
+        return gone + (self.graph.forget_user(user_id) if user_id else 0)
 
     # ---- stats, health ----------------------------------------------------------------------------
 
@@ -542,6 +574,8 @@ class ALMA(WorkflowAPI):
     # ---- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.graph is not None:
+            self.graph.close()
         self.storage.close()
 
     def __enter__(self) -> ALMA:

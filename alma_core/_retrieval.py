@@ -42,7 +42,7 @@ from ._config import RetrievalConfig
 from ._models import AntiPattern, Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
 from ._slice import MemorySlice
 from .embeddings import Embedder
-from .storage._base import BaseStorage, MemoryFilter, SearchHits, SearchMemories
+from .storage._base import BaseStorage, FindMemories, MemoryFilter, SearchHits, SearchMemories
 
 __all__ = ["Retriever", "fuse", "lexical_query", "recency_factor", "success_factor"]
 
@@ -232,6 +232,7 @@ class Retriever:
         self.storage, self.embedder, self.config = storage, embedder, config
         self.factors: dict[str, tuple[float, Factor]] = {}
         self.reranker: Callable[[str, list[Memory]], Sequence[float]] | None = None
+        self.graph_weight = 0.3  # the graph's share in relevance (ALMA sets it from `graph.weight`)
 
     def query_vector(self, query: str, mode: str | None = None) -> np.ndarray | None:
         """The query's embedding when `mode` searches densely, else None."""
@@ -284,6 +285,30 @@ class Retriever:
         out.update({i: 0.5 + 0.5 * (s - low) / span for i, s in zip(top, scores, strict=True)})
         return out
 
+    def with_graph(
+        self,
+        base: MemoryFilter,
+        types: Sequence[MemoryType],
+        memories: dict[str, Memory],
+        relevance: dict[str, float],
+        graph: dict[str, float],
+        user_types: tuple[MemoryType, ...] | None = None,
+    ) -> tuple[dict[str, Memory], dict[str, float]]:
+        """Add the memories graph memory leads to (within `base`: the same scopes) and fuse the graph score
+        into relevance as a noisy-or, 1 - (1 - relevance) * (1 - graph_weight * graph): never lower, and a
+        memory the text search missed enters with at most `graph_weight`."""
+        missing = tuple(i for i in graph if i not in memories)
+        if missing:
+            found = self.storage.execute(FindMemories(replace(base, ids=missing, types=tuple(types), user_id=None),
+                                                      with_embeddings=self.config.diversity > 0))  # fmt: skip
+            user = base.user_id  # (as in the search) the user applies to `user_types` only
+            found = [m for m in found if user is None or m.user_id_value in (None, user) or
+                     (user_types is not None and m.memory_type not in user_types)]  # fmt: skip
+            memories = {**memories, **{m.id: m for m in found}}
+        weight = self.graph_weight
+        fused = {i: 1.0 - (1.0 - relevance.get(i, 0.0)) * (1.0 - weight * graph.get(i, 0.0)) for i in memories}
+        return memories, fused
+
     def rank(self, memories: dict[str, Memory], relevance: dict[str, float]) -> list[Memory]:
         """Score every candidate (see the module docstring), best first; retired memories are dropped."""
         cfg = self.config
@@ -325,13 +350,19 @@ class Retriever:
         mode: str | None = None,
         vector: np.ndarray | None = None,
         user_types: tuple[MemoryType, ...] | None = None,
+        graph: dict[str, float] | None = None,
     ) -> MemorySlice:
-        """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice`."""
+        """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice` (`graph`: memory id
+        -> graph score, from `GraphIndex.expand`, fused into relevance by `with_graph`)."""
         start = time.perf_counter()
         memories, relevance = self.candidates(base, query, types, mode, vector, user_types)
+        if graph is not None:
+            memories, relevance = self.with_graph(base, types, memories, relevance, graph, user_types)
         result = MemorySlice(query=query, agent=reader)
         by_type: dict[MemoryType, list[Memory]] = {}
         for memory in cap_error_warnings(self.rank(memories, relevance), self.config.max_error_warnings):
+            if graph is not None:
+                memory.score_breakdown = {**(memory.score_breakdown or {}), "graph": graph.get(memory.id, 0.0)}
             by_type.setdefault(memory.memory_type, []).append(memory)
         for memory_type in MemoryType:
             for memory in mmr(by_type.get(memory_type, []), top_k, self.config.diversity):

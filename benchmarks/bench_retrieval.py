@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 from gen_conversations import conversations
 
-from alma_core import ALMA, AlmaConfig, DomainKnowledge
+from alma_core import ALMA, AlmaConfig
 
 HANDWRITTEN = Path(__file__).parent / "data" / "retrieval_set.json"
 # name -> (mode, overrides of RetrievalConfig)
@@ -170,10 +170,12 @@ def main() -> None:
     results, n_memories, n_questions = run(args)
     defaults = AlmaConfig().retrieval
     source = "handwritten set (in-sample)" if args.data == "handwritten" else f"generated, split {args.split}"
-    print(f"{source}: {n_memories} memories, {n_questions} questions, {args.embedder} embeddings; ALMA defaults:"
-          f" fusion={defaults.fusion} dense_weight={defaults.dense_weight} candidates={defaults.candidates}"
-          f" w_relevance={defaults.w_relevance} recency_half_life_days={defaults.recency_half_life_days}"
-          f" timeless_types={defaults.timeless_types}; every method: top 10 of the question's conversation")  # fmt: skip
+    print(
+        f"{source}: {n_memories} memories, {n_questions} questions, {args.embedder} embeddings; ALMA defaults:"
+        f" fusion={defaults.fusion} dense_weight={defaults.dense_weight} candidates={defaults.candidates}"
+        f" w_relevance={defaults.w_relevance} recency_half_life_days={defaults.recency_half_life_days}"
+        f" timeless_types={defaults.timeless_types}; every method: top 10 of the question's conversation"
+    )
     kinds = ["all", *sorted({k for by_kind in results.values() for k in by_kind} - {"all"})]
     for kind in kinds:
         print(f"\n{kind} questions")

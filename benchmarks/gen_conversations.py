@@ -152,7 +152,7 @@ def _facts(rng: random.Random) -> list[dict[str, object]]:
         {"says": [f"Booked flight {flight} to {city3} for the industry conference in spring."],
          "paraphrase": "Where am I travelling for that professional gathering?",
          "exact": f"Where does {flight} go?", "mixed": "Which conference trip did I book?",
-         "near": [f"My colleague is on flight {{near}} for a holiday."]},
+         "near": ["My colleague is on flight {near} for a holiday."]},
         {"says": [f"Started taking {instrument} lessons every {day} evening."],
          "paraphrase": "Which musical practice do I attend weekly?",
          "exact": f"How is the {instrument} going?", "mixed": f"Which evening are my {instrument} classes?"},
