@@ -2,7 +2,7 @@
 relevance, and a ranking in which relevance comes first.
 
 relevance (per query, over every type at once, so scores compare across types):
-    dense   = cosine min-max normalised over the candidates: (cos - lowest) / (best - lowest)
+    dense   = cosine / the best candidate's cosine (clipped at 0)
     lexical = BM25 / best BM25, times the share of the query's topic words the memory holds
     hybrid  = `fusion="weighted"`: dense_weight * dense + (1 - dense_weight) * lexical, except that a
               confident lexical match (one memory holding every topic word of the query, or a rare exact
@@ -19,9 +19,9 @@ score = relevance * quality * lesson
     success = a learned heuristic's lower bound on its recent success rate (`metadata["success_lcb"]`,
               see `_learning`), else its confidence, (successes + 1) / (trials + 2) for other heuristics,
               1 / 0.25 for a successful / failed outcome, 1 otherwise
-    lesson  = 1 + lesson_boost * min(1, evidence / 10) for heuristics and strategy anti-patterns (a lesson
-              distilled from many outcomes is worth more than any one of them); half that for a
-              recurring-error warning; 1 for the rest
+    lesson  = 1 + lesson_boost * success for a heuristic (a lesson distilled from many outcomes is worth
+              more than any one of them), 1 + 0.4 * lesson_boost * confidence * min(1, evidence / 5) for a
+              strategy anti-pattern, half that for a recurring-error warning; 1 for the rest
 Each returned memory carries `score` and `score_breakdown` (every factor by name: a new factor, such as a
 graph's, adds its name to the breakdown and its weight to `quality`). Retired heuristics and
 anti-patterns (metadata["retired"]) are skipped; recurring-error warnings are merged per (task type,
@@ -98,13 +98,15 @@ def recency_factor(memory: Memory, half_life_days: float, now_ts: float) -> floa
 
 
 def lesson_factor(memory: Memory, boost: float) -> float:
-    """How much more a lesson is worth than one raw memory: 1 + boost * min(1, evidence / 10) for a
-    heuristic or a strategy anti-pattern, half that boost for a recurring-error warning, else 1."""
+    """How much more a lesson is worth than one raw memory: 1 + boost * (its success factor) for a
+    heuristic (a lower bound that grows with evidence), 1 + 0.4 * boost * confidence * min(1, evidence / 5)
+    for a strategy anti-pattern (the strategy to use comes before those to avoid), half that for a
+    recurring-error warning, else 1."""
     if isinstance(memory, Heuristic):
-        return 1.0 + boost * min(1.0, memory.occurrence_count / 10)
+        return 1.0 + boost * success_factor(memory)
     if isinstance(memory, AntiPattern):
-        weight = 0.5 if memory.metadata.get("kind") == "recurring_error" else 1.0
-        return 1.0 + weight * boost * min(1.0, memory.occurrence_count / 10)
+        weight = 0.2 if memory.metadata.get("kind") == "recurring_error" else 0.4
+        return 1.0 + weight * boost * memory.confidence * min(1.0, memory.occurrence_count / 5)
     return 1.0
 
 
@@ -112,18 +114,11 @@ _ID_LIKE = re.compile(r"\d|[A-Z].*[A-Z]|\w[_:./-]\w")  # ids, versions, codes, a
 
 
 def _normalised_dense(dense: dict[MemoryType, list[tuple[str, float]]]) -> dict[str, float]:
-    """Cosines min-max normalised over every type's candidates: 1 for the best, 0 for the lowest (a
-    list of fewer than 5 keeps 0 as its floor: too few to say what "unrelated" scores)."""
-    sims = {i: s for hits in dense.values() for i, s in hits}
-    if not sims:
-        return {}
-    best = max(sims.values())
-    floor = min(sims.values()) if len(sims) >= 5 else 0.0
-    floor = min(max(floor, 0.0), best)
-    span = best - floor
-    if span <= 1e-9:
-        return {i: 1.0 if best > 0 else 0.0 for i in sims}
-    return {i: max(0.0, (s - floor) / span) for i, s in sims.items()}
+    """Cosines over every type's candidates divided by the best one (clipped at 0): 1 for the best.
+    (Min-max normalisation scored a little lower on the dev split, and zeroes the weakest candidate.)"""
+    sims = {i: max(0.0, s) for hits in dense.values() for i, s in hits}
+    best = max(sims.values(), default=0.0)
+    return {i: s / best for i, s in sims.items()} if best > 1e-9 else dict.fromkeys(sims, 0.0)
 
 
 def fuse(
@@ -253,8 +248,11 @@ class Retriever:
         mode = mode or self.config.mode
         if mode in ("hybrid", "dense") and vector is None:
             vector = self.embedder.embed_query(query)
+        searched = list(types)
+        if {MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN} & set(types) and MemoryType.OUTCOME not in types:
+            searched.append(MemoryType.OUTCOME)  # lessons inherit their outcomes' relevance (then dropped)
         op = SearchMemories(
-            replace(base, types=tuple(types)),
+            replace(base, types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
             k=self.config.candidates,
@@ -269,6 +267,8 @@ class Retriever:
         exact = _exact_matches(query, memories, lex_ids, coverage)
         relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
         relevance = inherit_task_relevance(memories, relevance)
+        if len(searched) > len(types):
+            memories = {i: m for i, m in memories.items() if m.memory_type in types}
         if self.reranker is not None and relevance:
             relevance = self._rerank(query, memories, relevance)
         return memories, relevance

@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, dict[str, float]]
             rankers: dict[str, Ranker] = {name: alma_ranker(alma, mode, o) for name, (mode, o) in methods.items()}
             rankers["bm25s (stand-alone)"] = bm25_ranker(memories)
             rankers["plain dense"] = dense_ranker(alma, memories)
+            if args.only:
+                rankers = {name: r for name, r in rankers.items() if any(o in name for o in args.only.split(","))}
             for name, ranker in rankers.items():
                 per_kind: dict[str, list[dict[str, float]]] = {}
                 for q in questions:
@@ -165,6 +167,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=12, help="conversations of the split")
     parser.add_argument("--embedder", default="local", choices=["local", "mock"])
     parser.add_argument("--store", help="reuse this store file (built on the first run) instead of a fresh one")
+    parser.add_argument("--only", help="comma-separated substrings of the method names to run")
     parser.add_argument("--try", dest="try_", action="append", default=[], help="a hybrid variant: key=value,...")
     args = parser.parse_args()
     results, n_memories, n_questions = run(args)
