@@ -155,7 +155,7 @@ class GraphConfig(_Strict):
         "sync", description="When a write's entities reach the graph: in the write call, on a worker thread, never."
     )
     hops: int = Field(2, ge=1, le=3, description="How far `retrieve(use_graph=True)` walks from the query's entities.")
-    weight: float = Field(0.3, ge=0, le=1, description="Weight of the graph factor in the ranking.")
+    weight: float = Field(0.6, ge=0, le=1, description="Weight of the graph factor in the ranking.")
     entity_types: list[str] = Field(default_factory=list, description="Domain entity types the extractor knows.")
 
 

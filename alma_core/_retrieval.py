@@ -227,7 +227,7 @@ class Retriever:
         self.storage, self.embedder, self.config = storage, embedder, config
         self.factors: dict[str, tuple[float, Factor]] = {}
         self.reranker: Callable[[str, list[Memory]], Sequence[float]] | None = None
-        self.graph_weight = 0.3  # the graph's share in relevance (ALMA sets it from `graph.weight`)
+        self.graph_weight = 0.6  # the graph's share in relevance (ALMA sets it from `graph.weight`)
 
     def query_vector(self, query: str, mode: str | None = None) -> np.ndarray | None:
         """The query's embedding when `mode` searches densely, else None."""
