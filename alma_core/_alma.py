@@ -199,6 +199,7 @@ class ALMA(WorkflowAPI):
         if mode is not None and mode not in ("hybrid", "dense", "lexical"):
             raise ValidationError(f"mode must be hybrid, dense or lexical, got {mode!r}")
         types = list(check_memory_types(memory_types, tuple(MemoryType)))
+        agent = self.scopes.check_agent(check_text("agent", agent))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
         key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
                tuple(types), mode or self.config.retrieval.mode)  # fmt: skip

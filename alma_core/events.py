@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ._errors import ValidationError
 from ._models import utcnow
 
 __all__ = ["EventEmitter", "MemoryEvent", "MemoryEventType", "get_emitter"]
@@ -52,9 +53,27 @@ class EventEmitter:
         self._subs: list[tuple[Subscriber, frozenset[MemoryEventType] | None]] = []
         self._lock = threading.Lock()
 
-    def subscribe(self, callback: Subscriber, event_types: Iterable[MemoryEventType | str] | None = None) -> Subscriber:
-        """Call `callback(event)` for every event (or only those of `event_types`). Returns the callback."""
-        types = None if event_types is None else frozenset(MemoryEventType(t) for t in event_types)
+    def subscribe(
+        self,
+        callback: Subscriber | MemoryEventType | str,
+        event_types: Iterable[MemoryEventType | str] | MemoryEventType | str | Subscriber | None = None,
+    ) -> Subscriber:
+        """Call `callback(event)` for every event (or only those of `event_types`). Returns the callback.
+
+        Both orders work: `subscribe(callback, [types])` and the seed's `subscribe(MemoryEventType.CREATED,
+        callback)` (one type, or a list of types, first)."""
+        if not callable(callback) and callable(event_types):
+            callback, event_types = event_types, callback
+        if not callable(callback):
+            raise ValidationError(f"subscribe() needs a callable, got {type(callback).__name__}")
+        if isinstance(event_types, str):
+            event_types = [event_types]
+        try:
+            types = None if event_types is None else frozenset(MemoryEventType(t) for t in event_types)  # type: ignore[union-attr]
+        except (ValueError, TypeError):
+            raise ValidationError(
+                f"event types must be among {[t.value for t in MemoryEventType]}, got {event_types!r}"
+            ) from None
         with self._lock:
             self._subs.append((callback, types))
         return callback

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from .._config import agent_key
 from .._models import Memory, MemoryType
 
 __all__ = [
@@ -64,6 +65,10 @@ class MemoryFilter:
     created_before: datetime | None = None
     updated_before: datetime | None = None
     confidence_below: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.agents is not None:  # agent names are case-insensitive (see _scopes)
+            object.__setattr__(self, "agents", tuple(agent_key(a) for a in self.agents))
 
 
 @dataclass(frozen=True, slots=True)

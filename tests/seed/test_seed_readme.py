@@ -126,7 +126,7 @@ def test_readme_was_found() -> None:
 def _run(code: str, namespace: dict[str, Any]) -> dict[str, Any]:
     """Run a block like a notebook cell: top-level `await` allowed."""
     compiled = compile(code, "<seed README>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(compiled, namespace)  # noqa: S307 - the README is the code under test
+    result = eval(compiled, namespace)
     if asyncio.iscoroutine(result):
         asyncio.run(result)
     return namespace
@@ -149,6 +149,8 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
         pytest.skip("seed README not found")
     if title == "Graph Memory":
         pytest.xfail("graph memory ([graph], another engineer's issue) has not landed yet")
+    if title == "Webhooks":
+        pytest.xfail("webhooks are the next increment of [seed-parity]")
     code = _block(title)
     ns: dict[str, Any] = {"__name__": "__seed__"}
     opened: list[ALMA] = []
@@ -161,8 +163,9 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
     # What each block takes from outside.
     if title == "Multi-Agent Memory Sharing":
         alma = seed_alma(agents=SHARING_AGENTS)
-        alma.learn(agent="senior_dev", task="Design the auth module", outcome="success",
-                   strategy_used="Keep tokens server-side", task_type="architecture")  # fmt: skip
+        for _ in range(3):  # a heuristic forms after min_occurrences_for_heuristic (3) successes
+            alma.learn(agent="senior_dev", task="Design the auth module", outcome="success",
+                       strategy_used="Keep tokens server-side", task_type="architecture")  # fmt: skip
         ns["alma"] = alma
     elif title in ("Memory Consolidation", "The Harness Pattern", "Confidence Engine"):
         ns["alma"] = seed_alma()
@@ -204,3 +207,38 @@ def _check(title: str, ns: dict[str, Any], out: str) -> None:
         assert re.search(r"Extracted \d+ facts", out)
     elif title == "Confidence Engine":
         assert "Confidence: " in out and "Recommendation: " in out
+
+
+def test_the_seeds_mcp_json_starts_a_server_on_the_seeds_config(seed_dir: Path) -> None:
+    """The seed's `.mcp.json` (its `//` comment dropped, `alma.mcp` -> `alma_core.mcp`, `python` -> this
+    interpreter) starts a stdio server on the seed's config; a client lists the tools and learns."""
+    if README is None:
+        pytest.skip("seed README not found")
+    import json
+    import sys
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"^```json\n(.*?)^```", text, re.M | re.S)
+    assert block is not None
+    body = "\n".join(line for line in block.group(1).splitlines() if not line.lstrip().startswith("//"))
+    server = json.loads(body)["mcpServers"]["alma-memory"]
+    args = [a.replace("alma.mcp", "alma_core.mcp") for a in server["args"]]
+    assert server["command"] == "python" and args == ["-m", "alma_core.mcp", "--config", ".alma/config.yaml"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    async def session() -> tuple[set[str], str]:
+        params = StdioServerParameters(command=sys.executable, args=args, env=env, cwd=str(seed_dir))
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            tools = {t.name for t in (await client.list_tools()).tools}
+            learned = await client.call_tool("alma_learn", {"agent": "Helena", "task": "Test the login form",
+                                                            "outcome": "success", "strategy_used": "s"})  # fmt: skip
+            return tools, str(learned.content[0].text)  # type: ignore[union-attr]
+
+    tools, reply = asyncio.run(session())
+    assert {"alma_retrieve", "alma_learn", "alma_consolidate"} <= tools and "error" not in reply.lower()
+    with pytest.warns(UserWarning), ALMA.from_config(".alma/config.yaml") as alma:
+        assert alma.stats("helena").outcomes == 1  # written by the server, in the seed's store
