@@ -146,6 +146,18 @@ class ChromaConfig(_Strict):
     port: int = Field(8000, ge=1, le=65535)
 
 
+class WebhookSettings(_Strict):
+    """One receiver of `webhooks:` (the same fields as `WebhookConfig`; see docs/webhooks.md)."""
+
+    url: str = Field(description="http(s) URL of the receiver.")
+    events: list[str] | None = Field(None, description="Event types (created, updated, ...); default all writes.")
+    secret: str | None = Field(None, description="Signing secret; use ${ENV_VAR}.")
+    retry_count: int = Field(3, ge=0, le=20)
+    retry_delay: float = Field(5.0, ge=0, le=3600)
+    timeout: float = Field(10.0, gt=0, le=120)
+    allow_private: bool = False
+
+
 class AlmaConfig(_Strict):
     """Everything ALMA reads from `.alma/config.yaml`. Defaults work with no config at all."""
 
@@ -160,6 +172,9 @@ class AlmaConfig(_Strict):
     learning: LearningConfig = Field(default_factory=LearningConfig)
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="Receivers of signed memory events (docs/webhooks.md)."
+    )
     llm: str | None = Field(
         None,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",

@@ -233,6 +233,8 @@ class ConsolidationEngine:
             tx.execute(DeleteMemories(alma._filter(ids=tuple(sorted(gone_ids)))))
             for kept, others in merged:
                 self._repoint_evidence(tx, kept, others)
+            alma._stage(tx, MemoryEventType.CONSOLIDATED, [m for m, _ in merged])
+            alma._stage(tx, MemoryEventType.DELETED, [m for _, others in merged for m in others], reason="consolidated")
         alma._emit(MemoryEventType.CONSOLIDATED, [m for m, _ in merged])
         alma._emit(MemoryEventType.DELETED, [m for _, others in merged for m in others], reason="consolidated")
 

@@ -149,8 +149,6 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
         pytest.skip("seed README not found")
     if title == "Graph Memory":
         pytest.xfail("graph memory ([graph], another engineer's issue) has not landed yet")
-    if title == "Webhooks":
-        pytest.xfail("webhooks are the next increment of [seed-parity]")
     code = _block(title)
     ns: dict[str, Any] = {"__name__": "__seed__"}
     opened: list[ALMA] = []
@@ -201,6 +199,9 @@ def _check(title: str, ns: dict[str, Any], out: str) -> None:
         assert "Learned from senior_dev: Keep tokens server-side" in out
     elif title == "Memory Consolidation":
         assert ns["result"].groups_found >= 0 and "Merged " in out
+    elif title == "Webhooks":
+        (hook,) = ns["manager"].webhooks
+        assert hook.url == "https://your-app.com/alma-webhook" and hook.retry_count == 3
     elif title == "Progress Tracking":
         assert ns["item"].title == "Fix authentication bug"
     elif title == "LLM-Powered Fact Extraction":
