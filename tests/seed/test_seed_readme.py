@@ -186,6 +186,11 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
         manager = ns.get("manager")
         if hasattr(manager, "stop"):
             manager.stop()
+        from alma_core.events import get_emitter
+
+        for value in list(ns.values()):  # the callbacks block subscribes to the process-wide emitter
+            if callable(value):
+                get_emitter().unsubscribe(value)
         for instance in [*opened, *(v for v in ns.values() if isinstance(v, ALMA) and v not in opened)]:
             instance.close()
     _check(title, ns, capsys.readouterr().out)
