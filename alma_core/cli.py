@@ -292,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )  # fmt: skip
 
+    sub.add_parser(  # parsed by alma_core.server (see main); listed here for `alma --help`
+        "serve", help="Serve ALMA's memory as an HTTP JSON API (bearer tokens, loopback); see `alma serve --help`.",
+        add_help=False,
+    )  # fmt: skip
+
     p = add("reindex", cmd_reindex, "Re-embed every memory with the configured embedder (after changing it).")
     p.add_argument("--batch-size", type=_positive, default=256, help="memories per embedding batch (default 256)")
     return parser
@@ -304,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .mcp import run_server
 
         return run_server(argv[1:])
+    if argv[:1] == ["serve"]:
+        from .server import run_server as run_http
+
+        return run_http(argv[1:])
     args = build_parser().parse_args(argv)
     from ._errors import AlmaError
 
