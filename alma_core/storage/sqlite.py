@@ -46,8 +46,10 @@ from ._base import (
     PutMemories,
     PutRecord,
     Record,
+    SearchRecords,
 )
 from ._lexical import DocCounts, selective_match, tokens
+from ._sqlite_records import RecordVectors, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
 from ._sqlite_schema import migrate
 from ._vectors import VectorMatrix, VectorRow
@@ -384,6 +386,10 @@ class _Tx:
         cur = self.conn.execute(f"DELETE FROM records WHERE {where}", args)
         return cur.rowcount
 
+    def search_records(self, op: SearchRecords) -> list[tuple[Record, float | None]]:
+        writes = None if self.write else self.store._doc_counts.writes
+        return search_records(self.conn, self.store._record_vectors, op, writes)
+
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
         clauses, args = _ns_where(op.project_id, op.prefix, True)
         rows = self.conn.execute(
@@ -432,6 +438,7 @@ _HANDLERS: dict[type, Any] = {
     ListRecords: _Tx.list_records,
     DeleteRecords: _Tx.delete_records,
     ListNamespaces: _Tx.list_namespaces,
+    SearchRecords: _Tx.search_records,
 }
 
 
@@ -473,6 +480,7 @@ class SQLiteStorage(BaseStorage):
         self._lock = threading.RLock()
         self._active: _Tx | None = None
         self._matrices: dict[str, VectorMatrix] = {}
+        self._record_vectors: dict[tuple[str, str, str], RecordVectors] = {}  # SearchRecords' vectors
         self._doc_counts = DocCounts()  # FTS document counts, valid until the file changes
         self._closed = False
         self.setup()
