@@ -28,7 +28,7 @@ from .._models import Memory
 from ._backend import create_graph_backend
 from ._extract import EntityExtractor
 from ._models import Entity, EntityQuery, GraphScope, RelationQuery, Relationship, entity_id
-from ._store import BackendGraphStore
+from ._store import BackendGraphStore, replace_store
 
 __all__ = ["Extractor", "GraphIndex"]
 
@@ -195,6 +195,9 @@ def open_graph(spec: Any, config: Any) -> GraphIndex:
     `GraphBackend` or a backend name) or, when that is None, from the config's `graph:` section."""
     settings = config.graph
     if isinstance(spec, GraphIndex):
+        if spec.store.project_id != config.project_id:  # the graph of ALMA's project, on the same backend
+            spec.store = replace_store(spec.store)
+            spec.store.project_id = config.project_id
         return spec
     if isinstance(spec, BackendGraphStore):
         spec = spec.backend

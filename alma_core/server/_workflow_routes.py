@@ -23,6 +23,7 @@ from ..progress import ProgressSummary, ProgressTracker, WorkItem
 from ..session import Handoff, SessionInfo, SessionManager
 from ..workflow._models import Artifact, Checkpoint
 from ._models import (
+    PROBLEMS,
     ArtifactList,
     CheckpointList,
     CleanupArgs,
@@ -45,7 +46,7 @@ from ._routes import Alma, Name, tool
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/projects/{project_id}")
+router = APIRouter(prefix="/v1/projects/{project_id}", responses=PROBLEMS)
 OptionalName = Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)]
 Limit = Annotated[int | None, Query(ge=1, le=10_000)]
 ArtifactKind = Literal["code", "test", "document", "config", "deployment"]
