@@ -299,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("reindex", cmd_reindex, "Re-embed every memory with the configured embedder (after changing it).")
     p.add_argument("--batch-size", type=_positive, default=256, help="memories per embedding batch (default 256)")
+
+    from ._checkpoints_cli import register as register_checkpoints
+
+    register_checkpoints(sub, common)
     return parser
 
 

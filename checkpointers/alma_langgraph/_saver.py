@@ -37,6 +37,7 @@ from alma_core.storage import (
     BaseStorage,
     DeleteRecords,
     GetRecord,
+    ListNamespaces,
     ListRecords,
     Op,
     PutRecord,
@@ -44,7 +45,18 @@ from alma_core.storage import (
     open_storage,
 )
 
-from ._layout import CHECKPOINTS, META, WRITES, Plan, arun, checkpoint_ns, run, thread_prefix, writes_ns
+from ._layout import (
+    CHECKPOINTS,
+    META,
+    WRITES,
+    Plan,
+    arun,
+    checkpoint_ns,
+    run,
+    thread_prefix,
+    unescape,
+    writes_ns,
+)
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
@@ -357,6 +369,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
+
+    def thread_ids(self) -> list[str]:
+        """Every thread id with checkpoints in this saver's project, sorted."""
+        spaces = self.storage.execute(ListNamespaces(self.project_id, CHECKPOINTS))
+        return sorted({unescape(ns[len(CHECKPOINTS) :].split("/")[0]) for ns in spaces})
 
     # ---- async API -----------------------------------------------------------------------------
 

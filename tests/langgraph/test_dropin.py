@@ -85,3 +85,15 @@ def test_large_blobs_are_zstd_compressed_and_read_back(tmp_path: Path, monkeypat
     monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # a reader without the extra fails clearly
     with pytest.raises(MissingDependency, match=r"alma-core\[zstd\]"):
         AlmaSaver(tmp_path / "z.db", compress_above=None).get_tuple(CFG)
+
+
+def test_one_id_one_history_an_alma_checkpoint_on_a_langgraph_thread_is_refused(alma: ALMA) -> None:
+    import pytest
+
+    from alma_core import CheckpointConflict
+
+    _graph(AlmaSaver(alma)).invoke({"n": 0, "log": []}, CFG)
+    with pytest.raises(CheckpointConflict, match="fork"):
+        alma.checkpoint("t", {"n": 99})
+    assert alma.resume("t") == {"n": 2, "log": ["one", "two"]}  # the thread's history is untouched
+    assert alma.checkpoint("another", {"n": 1}).workflow_id == "another"
