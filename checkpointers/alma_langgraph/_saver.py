@@ -10,6 +10,7 @@ and the strict msgpack allow-list: loading bytes from the store never imports or
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import random
 import sqlite3
@@ -370,7 +371,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
 
-    def thread_ids(self) -> list[str]:
+    def thread_ids(self) -> builtins.list[str]:
         """Every thread id with checkpoints in this saver's project, sorted."""
         spaces = self.storage.execute(ListNamespaces(self.project_id, CHECKPOINTS))
         return sorted({unescape(ns[len(CHECKPOINTS) :].split("/")[0]) for ns in spaces})
