@@ -15,8 +15,12 @@ __all__ = ["register"]
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add `alma checkpoints ...` to the `alma` parser's subcommands."""
     desc = "LangGraph threads saved by AlmaSaver in the project's store."
-    group = sub.add_parser("checkpoints", help=desc, description=desc)  # --config goes after the command
+    group = sub.add_parser("checkpoints", parents=[common], help=desc, description=desc)
     commands = group.add_subparsers(dest="checkpoints_command", metavar="COMMAND", required=True)
+    # `--config` before or after the subcommand: after it, it must not reset what came before
+    here = argparse.ArgumentParser(add_help=False)
+    here.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file (as `alma --help`)")
+    common = here
 
     p = commands.add_parser("list", parents=[common], help="Thread ids, or one thread's checkpoints.")
     p.add_argument("thread", nargs="?", help="a thread id: list its checkpoints, newest first")
@@ -36,7 +40,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _saver(args: argparse.Namespace) -> Any:
-    from .cli import open_alma
+    """A saver on the config's store and project; no embedder is loaded."""
+    from pathlib import Path
+
+    from ._config import AlmaConfig, load_config
+    from .storage import open_storage
 
     try:
         from alma_langgraph import AlmaSaver
@@ -44,7 +52,9 @@ def _saver(args: argparse.Namespace) -> Any:
         from ._errors import MissingDependency
 
         raise MissingDependency("langgraph", "langgraph") from exc
-    return AlmaSaver(open_alma(args.config))
+    path = Path(args.config)
+    config = load_config(path) if path.exists() else AlmaConfig()
+    return AlmaSaver(open_storage(config), project_id=config.project_id)
 
 
 def _list(args: argparse.Namespace) -> int:
