@@ -113,7 +113,7 @@ class ALMA(WorkflowAPI):
         if graph not in (None, False) or config.graph.backend != "none":
             from .graph._index import open_graph
 
-            self.graph = open_graph(graph, config)
+            self.graph = open_graph(graph, config, storage)
             self.retriever.graph_weight = config.graph.weight
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
         if mismatch:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import re
 import threading
@@ -190,9 +191,10 @@ class GraphIndex:
         return {memory_id: score / top for memory_id, score in best}
 
 
-def open_graph(spec: Any, config: Any) -> GraphIndex:
+def open_graph(spec: Any, config: Any, storage: Any = None) -> GraphIndex:
     """The `GraphIndex` an `ALMA` uses: from `ALMA(graph=...)` (a `GraphIndex`, a `BackendGraphStore`, a
-    `GraphBackend` or a backend name) or, when that is None, from the config's `graph:` section."""
+    `GraphBackend` or a backend name) or, when that is None, from the config's `graph:` section. A Kuzu
+    graph without `graph.path` lives in `graph/` beside the SQLite file (`storage`, when a path)."""
     settings = config.graph
     if isinstance(spec, GraphIndex):
         if spec.store.project_id != config.project_id:  # the graph of ALMA's project, on the same backend
@@ -204,7 +206,8 @@ def open_graph(spec: Any, config: Any) -> GraphIndex:
     if spec is None or spec is True:
         spec = settings.backend if settings.backend != "none" else "memory"
     if isinstance(spec, str):
-        options = {"database_path": settings.path or str(Path(config.storage_dir) / "graph")} if spec == "kuzu" else {}
+        folder = Path(storage).parent if isinstance(storage, str | os.PathLike) else Path(config.storage_dir)
+        options = {"database_path": settings.path or str(folder / "graph")} if spec == "kuzu" else {}
         spec = create_graph_backend(spec, **options)
     store = BackendGraphStore(spec, project_id=config.project_id)
     return GraphIndex(store, mode=settings.extraction, hops=settings.hops, entity_types=settings.entity_types)

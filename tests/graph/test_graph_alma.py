@@ -99,3 +99,13 @@ def test_retrieve_with_the_graph_brings_in_the_second_hop_and_shows_the_factor(t
 def test_use_graph_without_graph_memory_is_a_validation_error(open_alma: ALMA) -> None:
     with pytest.raises(ValidationError, match="graph"):
         open_alma.retrieve("anything", "helena", use_graph=True)
+
+
+def test_a_kuzu_graph_lives_beside_the_sqlite_file_and_survives_reopening(tmp_path: Path) -> None:
+    alma = ALMA(project_id="g", storage=tmp_path / "store" / "a.db", embedder="mock", graph="kuzu")
+    fact = alma.add_domain_knowledge("helena", "people", "Alice works for Acme Corp.")
+    alma.close()
+    assert (tmp_path / "store" / "graph" / "graph.kuzu").exists()
+    again = ALMA(project_id="g", storage=tmp_path / "store" / "a.db", embedder="mock", graph="kuzu")
+    assert again.graph.store.get_entity("alice").memory_ids == [fact.id]  # type: ignore[union-attr]
+    again.close()
