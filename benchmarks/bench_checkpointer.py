@@ -149,10 +149,37 @@ def _pragmas(conn: sqlite3.Connection) -> None:
         conn.execute(pragma)
 
 
+def _store_suite(items: int) -> None:
+    """AlmaStore.search over `items` items of one namespace (mock embedder, dim 384): p50 ms."""
+    from langgraph.store.base import PutOp
+
+    from alma_core import ALMA
+    from alma_langgraph import AlmaStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        alma = ALMA(project_id="bench", storage=Path(tmp) / "store.db", embedder="mock")
+        store = AlmaStore(alma)
+        for start in range(0, items, 1000):
+            store.batch([PutOp(("docs",), f"d{i}", {"text": f"item {i} on topic {i % 37}", "n": i, "even": i % 2 == 0})
+                         for i in range(start, min(items, start + 1000))])  # fmt: skip
+        cases = {"query": {"query": "topic 5"}, "filter": {"filter": {"even": True, "n": {"$gte": items // 2}}},
+                 "query+filter": {"query": "topic 5", "filter": {"even": True}}, "no query": {}}  # fmt: skip
+        print(f"\nAlmaStore.search, {items} items, limit 10 (p50 ms, 30 calls after one warm-up)")
+        for name, kwargs in cases.items():
+            store.search(("docs",), limit=10, **kwargs)  # type: ignore[arg-type]
+            times = timed_ms(lambda _, kw=kwargs: store.search(("docs",), limit=10, **kw), 30)  # type: ignore[misc]
+            print(f"{name:<14}{percentile(times, 50):>10.2f}")
+        alma.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 threads x 20 checkpoints")
+    parser.add_argument("--store", type=int, metavar="N", help="only AlmaStore.search over N items")
     args = parser.parse_args()
+    if args.store:
+        _store_suite(args.store)
+        return
     threads, checkpoints = (10, 20) if args.quick else (50, 100)
     print(f"{threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB; chat of {TURNS} turns")
     print(f"durability, every saver: {'; '.join(DURABILITY)}")
