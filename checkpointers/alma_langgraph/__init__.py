@@ -16,6 +16,7 @@ try:
 except ImportError:
     raise MissingDependency("langgraph", "langgraph") from None
 
+from ._lessons import RunLessons
 from ._native import LangGraphCheckpoints
 from ._nodes import alma_learn_node, alma_retrieve_node
 from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
@@ -33,6 +34,7 @@ __all__ = [
     "AlmaStore",
     "AsyncAlmaSaver",
     "GraphPriorityAgent",
+    "RunLessons",
     "alma_learn_node",
     "alma_retrieve_node",
     "latest_wins",

@@ -45,6 +45,7 @@ from alma_core.storage import (
 )
 
 from ._layout import CHECKPOINTS, META, WRITES, Plan, arun, checkpoint_ns, run, thread_prefix, writes_ns
+from ._lessons import RunLessons
 from ._serde import safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
@@ -73,10 +74,13 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         *,
         project_id: str | None = None,
         serde: SerializerProtocol | None = None,
+        lessons: RunLessons | None = None,
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
-        (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given)."""
+        (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
+        `lessons` (opt-in): learn an outcome from each finished run (see `RunLessons`)."""
         super().__init__(serde=serde or safe_serializer())
+        self.lessons = lessons
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
@@ -320,6 +324,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """Store a checkpoint (its channel values included) as one record."""
         record, saved = self._record(config, checkpoint, metadata)
         self.storage.batch([PutRecord(record)])
+        if self.lessons is not None:
+            self.lessons.on_put(saved, checkpoint, metadata)
         return saved
 
     def put_writes(
@@ -327,6 +333,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> None:
         """Store a task's pending writes for the checkpoint of `config`."""
         run(self.storage, self._put_writes_plan(config, writes, task_id, task_path), write=True)
+        if self.lessons is not None:
+            self.lessons.on_writes(self, config, writes)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread, in all namespaces."""
@@ -380,12 +388,16 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         record, saved = self._record(config, checkpoint, metadata)
         await self.storage.abatch([PutRecord(record)])
+        if self.lessons is not None:
+            await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         await arun(self.storage, self._put_writes_plan(config, writes, task_id, task_path))
+        if self.lessons is not None:
+            await self.lessons.aon_writes(self, config, writes)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await arun(self.storage, self._delete_thread_plan(str(thread_id)))
