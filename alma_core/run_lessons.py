@@ -137,16 +137,19 @@ def learn_from_run(
     source: str,
     extractor: Extractor | None = None,
     task_type: str | None = None,
+    error: str | None = None,
     **run: Any,
 ) -> Outcome | None:
     """Learn one outcome from a finished run's final `state` (None when the extractor finds no task).
 
     `run` (thread_id, checkpoint_id, flow_id, ...) goes with `source` into the outcome's
     `metadata["run"]`, so a retrieved lesson says which run and checkpoint it came from. Without
-    `task_type`, `category_for` picks it."""
+    `task_type`, `category_for` picks it. `error` (the run raised) makes the lesson a failure with it."""
     lesson = (extractor or RuleExtractor())(state)
     if lesson is None:
         return None
+    if error is not None:
+        lesson = RunLesson(lesson.task, False, lesson.strategy, error[:_LIMIT])
     cited = {"source": source, **{k: str(v) for k, v in run.items() if v is not None}}
     return alma.learn(
         agent, lesson.task, lesson.success, lesson.strategy, error_message=lesson.error,

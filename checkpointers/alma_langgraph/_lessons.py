@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, Checkpoint, CheckpointMetadata
 
 from alma_core import ALMA, Memory, Outcome
-from alma_core.run_lessons import ChatModelExtractor, Extractor, RuleExtractor, RunLesson, learn_from_run
+from alma_core.run_lessons import ChatModelExtractor, Extractor, RuleExtractor, learn_from_run
 
 __all__ = ["RunLessons"]
 
@@ -70,16 +70,9 @@ class RunLessons:
 
     def _learn(self, state: Mapping[str, Any], saved: RunnableConfig, error: str | None = None) -> Outcome | None:
         conf = saved.get("configurable") or {}
-        extractor = self.extractor
-        if error is not None:  # the run failed: what it was comes from the state, how it ended from the error
-            base = self.extractor
-
-            def extractor(s: Mapping[str, Any]) -> RunLesson | None:
-                found = base(s)
-                return found and RunLesson(found.task, False, found.strategy, error[:2000])
-
         return learn_from_run(
-            self.alma, self.agent, state, source="langgraph", extractor=extractor, task_type=self.task_type,
+            self.alma, self.agent, state, source="langgraph", extractor=self.extractor, task_type=self.task_type,
+            error=error,
             thread_id=conf.get("thread_id"), checkpoint_ns=conf.get("checkpoint_ns", ""),
             checkpoint_id=conf.get("checkpoint_id"),
         )  # fmt: skip
