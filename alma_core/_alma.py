@@ -113,7 +113,8 @@ class ALMA(WorkflowAPI):
         if graph not in (None, False) or config.graph.backend != "none":
             from .graph._index import open_graph
 
-            self.graph = open_graph(graph, config)
+            self.graph = open_graph(graph, config, storage)
+            self.retriever.graph_weight = config.graph.weight
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
         if mismatch:
             self.reindexed = self.reindex(progress=reindex if callable(reindex) else None)
@@ -201,8 +202,11 @@ class ALMA(WorkflowAPI):
         memory_types: Iterable[MemoryType | str] | None = None,
         *,
         mode: str | None = None,
+        use_graph: bool = False,
     ) -> MemorySlice:
-        """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`)."""
+        """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`).
+        `use_graph`: also follow graph memory from the task's entities (docs/graph.md); the score
+        breakdown then shows the `graph` factor."""
         check_text("task", task)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 1000:
             raise ValidationError(f"top_k must be an integer in 1..1000, got {top_k!r}")
@@ -211,11 +215,12 @@ class ALMA(WorkflowAPI):
         types = list(check_memory_types(memory_types, tuple(MemoryType)))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
         key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
-               tuple(types), mode or self.config.retrieval.mode)  # fmt: skip
+               tuple(types), mode or self.config.retrieval.mode, use_graph)  # fmt: skip
         cached = self._cache.get(key)
         if cached is not None:
             self._emit(MemoryEventType.ACCESSED, cached, agent=agent)
             return cached
+        graph = self._graph_scores(task, readers) if use_graph else None
         result = MemorySlice(query=task, agent=agent)
         other = [t for t in types if t is not MemoryType.PREFERENCE]
         # One read transaction and one query embedding serve both searches (the store ranks BM25 once).
@@ -223,16 +228,22 @@ class ALMA(WorkflowAPI):
         with self.storage.transaction(write=False):
             if other:
                 result = self.retriever.retrieve(self._filter(agents=tuple(readers)), task, top_k, other, agent,
-                                                 mode, vector=vector)  # fmt: skip
+                                                 mode, vector=vector, graph=graph)  # fmt: skip
             if MemoryType.PREFERENCE in types:
                 prefs = self.retriever.retrieve(
                     self._filter(agents=tuple(readers), user_id=user_id), task, top_k, [MemoryType.PREFERENCE],
-                    agent, mode, vector=vector,
+                    agent, mode, vector=vector, graph=graph,
                 )  # fmt: skip
                 result.preferences = prefs.preferences
         self._cache.put(key, result)
         self._emit(MemoryEventType.ACCESSED, result, agent=agent)
         return result
+
+    def _graph_scores(self, task: str, readers: Sequence[str]) -> dict[str, float]:
+        """Memory id -> graph score for the memories the task's entities lead to (within `readers`)."""
+        if self.graph is None:
+            raise ValidationError("use_graph=True needs graph memory: set alma.graph.backend or ALMA(graph=...)")
+        return self.graph.expand(task, readers)  # type: ignore[no-any-return]
 
     # ---- learn ------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from ..mcp._common import MAX_NAME, jsonable
 from ..mcp._workflow_tools import (
     CheckpointArgs,
+    GetArtifactsArgs,
     LinkArtifactArgs,
     MergeStatesArgs,
     ResumeArgs,
@@ -100,12 +101,7 @@ def link_artifact(body: LinkArtifactArgs, alma: Alma) -> Any:
 @router.get("/workflows/{workflow_id}/artifacts", response_model=ArtifactList, tags=["workflow"])
 def get_artifacts(workflow_id: Name, alma: Alma, artifact_type: ArtifactKind | None = None) -> Any:
     """The workflow's artifacts, newest first (of one type if given)."""
-    return {"workflow_id": workflow_id, **_artifacts(alma, workflow_id, artifact_type)}
-
-
-def _artifacts(alma: Alma, workflow_id: str, kind: str | None) -> dict[str, Any]:
-    found = jsonable(alma.get_artifacts(workflow_id, kind))
-    return {"count": len(found), "artifacts": found}
+    return tool("alma_get_artifacts", alma, GetArtifactsArgs(workflow_id=workflow_id, artifact_type=artifact_type))
 
 
 @router.post("/checkpoints/cleanup", response_model=Count, tags=["workflow"])

@@ -282,31 +282,3 @@ def test_cors_headers_only_for_a_configured_origin(tmp_path: Path) -> None:
         anyio.run(check)
     finally:
         app.app.state.registry.close()
-
-
-def test_two_workers_on_one_sqlite_store_lose_nothing(tmp_path: Path) -> None:
-    """`--workers 2`: two processes, one SQLite file; concurrent writes through both all land."""
-    from .conftest import start_server, stop
-
-    running = start_server(write_config(tmp_path, agents=None), "--token", TOKEN, "--workers", "2", wait=90)
-    errors: list[str] = []
-
-    def learner(k: int) -> None:
-        for i in range(4):
-            with running.client() as c:  # a new connection each time, so both workers get some
-                r = c.post("/learn", json={"agent": f"a{k}", "task": f"task {k}-{i}", "outcome": True})
-                if r.status_code != 201:
-                    errors.append(r.text)
-
-    try:
-        threads = [threading.Thread(target=learner, args=(k,)) for k in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        with running.client() as c:
-            assert c.get("/stats").json()["outcomes"] == 12
-    finally:
-        stop(running.proc)
-    assert not errors
-    assert snapshot(running.config)[0]["outcomes"] == 12

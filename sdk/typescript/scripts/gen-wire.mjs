@@ -1,7 +1,7 @@
 // Writes src/wire.ts: one TypeScript type per schema of the server's OpenAPI document.
 //
 //   npm run gen                        # starts `alma serve` ($ALMA_BIN, default ../../.venv/bin/alma)
-//   node scripts/gen-wire.mjs doc.json # or from a saved document
+//   node scripts/gen-wire.mjs doc.json [out.ts]   # or from a saved document (to another file)
 //
 // The SDK's parameter and result types are built from these, so `tsc` fails when the SDK sends a field
 // the server doesn't take; test/openapi.test.mjs fails when this file is older than the server.
@@ -99,7 +99,7 @@ async function main() {
       await server.stop();
     }
   }
-  const target = fileURLToPath(new URL('../src/wire.ts', import.meta.url));
+  const target = process.argv[3] ?? fileURLToPath(new URL('../src/wire.ts', import.meta.url));
   await writeFile(target, generate(doc));
   console.log(`wrote ${target}`);
 }
