@@ -11,56 +11,24 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError as _PydanticError
-
+from . import _workflow_api
 from ._async import to_thread
-from ._cache import RetrievalCache, copy_slice
-from ._checks import as_utc, build_model, check_text, first_error, parse_success
-from ._checks import memory_types as check_memory_types
-from ._config import AgentConfig, AlmaConfig, load_config
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
-from ._forgetting import decay_confidence, forget_memories
-from ._learning import Learner
-from ._models import (
-    AGENT_TYPES,
-    TYPE_FIELDS,
-    AntiPattern,
-    DomainKnowledge,
-    Memory,
-    MemoryStats,
-    MemoryType,
-    Outcome,
-    UserPreference,
-    memory_from_dict,
-    utcnow,
-)
-from ._retrieval import Retriever
-from ._scopes import ScopePolicy
-from ._slice import MemorySlice
+from ._lazy import bind
 from ._workflow_api import WorkflowAPI
-from .embeddings import Embedder, make_embedder
-from .events import EventEmitter, MemoryEvent, MemoryEventType, get_emitter
-from .storage import open_storage
-from .storage._base import (
-    SYSTEM_PROJECT,
-    BaseStorage,
-    CountMemories,
-    DeleteMemories,
-    DeleteRecords,
-    FindMemories,
-    GetRecord,
-    ListRecords,
-    MemoryFilter,
-    PutMemories,
-    PutRecord,
-    Record,
-)
+
+if TYPE_CHECKING:  # bound at the first ALMA(): `from alma_core import ALMA` loads no pydantic or numpy
+    from ._deferred import *  # noqa: F403
 
 __all__ = ["ALMA", "PROJECT_AGENT"]
 
 PROJECT_AGENT = "*"  # owner of project-wide memories (e.g. preferences added without an agent)
+
+
+def _bind() -> None:
+    bind(globals(), vars(_workflow_api))
 
 
 class ALMA(WorkflowAPI):
@@ -82,6 +50,7 @@ class ALMA(WorkflowAPI):
         raising `EmbeddingMismatch` (pass a `(done, total)` callable to follow progress). `graph`: graph
         memory (True, "memory", "kuzu", a `BackendGraphStore` or `GraphIndex`; default: the config's
         `graph:` section, off unless set), fed from every write (docs/graph.md)."""
+        _bind()
         config = config or AlmaConfig()
         updates: dict[str, Any] = {}
         if project_id is not None:
@@ -122,6 +91,7 @@ class ALMA(WorkflowAPI):
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] = ".alma/config.yaml", **overrides: Any) -> ALMA:
         """Build from a YAML config (relative `storage_dir` resolves against the working directory)."""
+        _bind()
         return cls(config=load_config(path), **overrides)
 
     # ---- plumbing ---------------------------------------------------------------------------------

@@ -81,9 +81,14 @@ def open_alma(config_path: str | Path, reindex: bool | Callable[[int, int], Any]
     """The ALMA of a config file, with the built-in defaults when the file does not exist (`alma`, `alma mcp`)."""
     from ._alma import ALMA
     from ._config import AlmaConfig, load_config
+    from .embeddings import make_embedder
 
     path = Path(config_path)
-    return ALMA(config=load_config(path) if path.exists() else AlmaConfig(), reindex=reindex)
+    config = load_config(path) if path.exists() else AlmaConfig()
+    embedder = make_embedder(config.embedding_provider, config.embedding_dim)
+    if hasattr(embedder, "on_load"):  # the model loads on first use: only commands that embed say so
+        embedder.on_load = lambda: print(f"alma: loading {embedder.name} (offline)...", file=sys.stderr, flush=True)
+    return ALMA(config=config, embedder=embedder, reindex=reindex)
 
 
 def _open(args: argparse.Namespace, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
