@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .progress import InvalidTransition, ProgressTracker, WorkItem, WorkStatus
     from .session import Handoff, SessionContext, SessionManager
     from .storage import SQLiteStorage, Storage
+    from .webhooks import WebhookConfig, WebhookManager
     from .workflow import Artifact, ArtifactType, Checkpoint, RetrievalScope
 
 __version__ = "0.1.0"
@@ -103,6 +104,8 @@ _LAZY: dict[str, str] = {
     "UnknownAgent": "._errors",
     "UserPreference": "._models",
     "ValidationError": "._errors",
+    "WebhookConfig": ".webhooks",
+    "WebhookManager": ".webhooks",
     "WorkItem": ".progress",
     "WorkStatus": ".progress",
     "create_harness": ".harness",
@@ -174,6 +177,8 @@ __all__ = [
     "UnknownAgent",
     "UserPreference",
     "ValidationError",
+    "WebhookConfig",
+    "WebhookManager",
     "WorkItem",
     "WorkStatus",
     "__version__",

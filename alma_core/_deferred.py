@@ -48,6 +48,7 @@ from .storage._base import (
     PutMemories,
     PutRecord,
     Record,
+    Transaction,
 )
 from .workflow._checkpoints import CheckpointStore, entries_of
 from .workflow._models import Artifact, ArtifactType, Checkpoint, RetrievalScope, check_workflow_id
@@ -92,6 +93,7 @@ __all__ = [
     "RetrievalScope",
     "Retriever",
     "ScopePolicy",
+    "Transaction",
     "UserPreference",
     "_PydanticError",
     "as_utc",
