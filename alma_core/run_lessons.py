@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._errors import UnknownAgent
+
 if TYPE_CHECKING:
     from ._alma import ALMA
     from ._models import Outcome
@@ -123,8 +125,11 @@ def category_for(alma: ALMA, agent: str, text: str) -> str | None:
     """The category a run's outcome is learned under: the agent's `can_learn` entry closest to `text`,
     else its first one (a run of a scoped agent never lands in a category it may not learn); None for an
     agent without `can_learn` (ALMA infers it)."""
-    config = alma.config.agents.get(agent)
-    if config is None or not config.can_learn:
+    try:
+        config = alma.scopes.config(agent)
+    except UnknownAgent:
+        return None  # the write will say so
+    if not config.can_learn:
         return None
     return alma.scopes.infer_category(agent, text, default=config.can_learn[0])
 
