@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._config import AgentConfig, AlmaConfig, LearningConfig, RetrievalConfig, load_config
     from ._errors import (
         AlmaError,
+        CheckpointConflict,
         ConfigError,
         EmbeddingMismatch,
         MissingDependency,
@@ -73,6 +74,7 @@ _LAZY: dict[str, str] = {
     "DomainMemoryFactory": ".domains",
     "DomainSchema": ".domains",
     "Embedder": ".embeddings",
+    "CheckpointConflict": "._errors",
     "EmbeddingMismatch": "._errors",
     "ExtractionResult": ".extraction",
     "Handoff": ".session",
@@ -138,6 +140,7 @@ __all__ = [
     "ArtifactType",
     "AutoLearner",
     "Checkpoint",
+    "CheckpointConflict",
     "ConfidenceEngine",
     "ConfidenceSignal",
     "ConfigError",
