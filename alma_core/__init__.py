@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._alma import ALMA
     from ._config import AgentConfig, AlmaConfig, LearningConfig, RetrievalConfig, load_config
+    from ._erasure import UserErasure, register_erasure_hook
     from ._errors import (
         AlmaError,
         ConfigError,
@@ -101,6 +102,7 @@ _LAZY: dict[str, str] = {
     "Storage": ".storage",
     "StorageError": "._errors",
     "UnknownAgent": "._errors",
+    "UserErasure": "._erasure",
     "UserPreference": "._models",
     "ValidationError": "._errors",
     "WorkItem": ".progress",
@@ -109,6 +111,7 @@ _LAZY: dict[str, str] = {
     "create_schema": ".domains",
     "estimate_tokens": "._slice",
     "load_config": "._config",
+    "register_erasure_hook": "._erasure",
 }
 
 
@@ -172,6 +175,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "UnknownAgent",
+    "UserErasure",
     "UserPreference",
     "ValidationError",
     "WorkItem",
@@ -181,4 +185,5 @@ __all__ = [
     "create_schema",
     "estimate_tokens",
     "load_config",
+    "register_erasure_hook",
 ]

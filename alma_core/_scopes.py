@@ -59,14 +59,17 @@ class ScopePolicy:
             raise ScopeViolation(agent, category, f"can_learn is {cfg.can_learn}")
 
     def infer_category(self, agent: str, text: str, default: str = "general") -> str:
-        """The agent's can_learn category sharing the most word stems with `text` (or `default`).
+        """The agent's can_learn or cannot_learn category sharing the most word stems with `text` (or
+        `default`; a tie goes to can_learn).
 
-        Lets `learn(task="Test login form")` land in `testing_strategies` without a task_type.
+        Lets `learn(task="Test login form")` land in `testing_strategies` without a task_type, and makes
+        a task that names a forbidden category ("Fix the backend logic" for `cannot_learn: [backend_logic]`)
+        a `ScopeViolation` instead of a `general` memory.
         """
         cfg = self.config(agent)
         words = _stems(text)
         best, best_overlap = default, 0
-        for category in cfg.can_learn:
+        for category in (*cfg.can_learn, *cfg.cannot_learn):
             overlap = len(words & _stems(category))
             if overlap > best_overlap:
                 best, best_overlap = category, overlap

@@ -313,6 +313,7 @@ class PostgresStorage(BaseStorage):
 
     def _new_ops(self, write: bool, shared: bool = False) -> OpSteps:
         ops = OpSteps(write, self.vector_index_type, self._indexed_dims, self._lock_key if shared else None)
+        ops.bad_rows = self.bad_rows
         if time.monotonic() - self._stats_at < STATS_TTL:
             ops.term_stats = self._term_stats
         return ops

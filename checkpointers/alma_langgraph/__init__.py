@@ -8,7 +8,7 @@ Thin adapters over `alma_core`'s public API (extra `langgraph`).
 
 from __future__ import annotations
 
-from alma_core import MissingDependency
+from alma_core import MissingDependency, register_erasure_hook
 from alma_core.workflow import register_checkpoint_source
 
 try:
@@ -16,6 +16,7 @@ try:
 except ImportError:
     raise MissingDependency("langgraph", "langgraph") from None
 
+from ._layout import erase_threads
 from ._native import LangGraphCheckpoints
 from ._nodes import alma_learn_node, alma_retrieve_node
 from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
@@ -23,6 +24,7 @@ from ._saver import AlmaSaver, AsyncAlmaSaver, safe_serializer
 from ._store import MEMORY_NAMESPACE, AlmaStore
 
 register_checkpoint_source(LangGraphCheckpoints())
+register_erasure_hook(erase_threads)  # delete_user removes a user's threads whole
 
 __all__ = [
     "MEMORY_NAMESPACE",
