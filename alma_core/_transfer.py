@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 from pydantic import ValidationError as _PydanticError
 
-from ._checks import check_json, check_memory
+from ._checks import check_json, check_memory, first_error
 from ._errors import AlmaError, StorageError, ValidationError
 from ._models import Memory, memory_from_dict
 from .storage._base import FindMemories, ListRecords, Record
@@ -197,7 +197,10 @@ def import_project(alma: ALMA, path: str | os.PathLike[str]) -> int:
                     item = _parse(alma, json.loads(line, parse_constant=_no_constant))
                 except AlmaError as exc:
                     raise ValidationError(f"{source}:{number}: {exc}") from None
-                except (ValueError, KeyError, TypeError, RecursionError, binascii.Error, _PydanticError) as exc:
+                except _PydanticError as exc:
+                    where, msg = first_error(exc)
+                    raise ValidationError(f"{source}:{number}: not an ALMA export line: {where}: {msg}") from None
+                except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
                     why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
                     raise ValidationError(f"{source}:{number}: not an ALMA export line: {why}") from None
                 if isinstance(item, Record):
