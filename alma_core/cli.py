@@ -79,13 +79,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def open_alma(config_path: str | Path | None, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
-    """The ALMA of a config file (`alma`, `alma mcp`). None means the default path, and the built-in
-    defaults when no file is there; a path given explicitly must exist (`ConfigError` otherwise, and
+    """The ALMA of a config file (`alma`, `alma mcp`, `alma serve`). None (or the default path) means the
+    built-in defaults when no file is there; any other path must exist (`ConfigError` otherwise, and
     nothing is created)."""
     from ._alma import ALMA
     from ._config import AlmaConfig, load_config
 
-    if config_path is None:
+    if config_path is None or str(config_path) == DEFAULT_CONFIG:
         path = Path(DEFAULT_CONFIG)
         return ALMA(config=load_config(path) if path.exists() else AlmaConfig(), reindex=reindex)
     return ALMA(config=load_config(config_path), reindex=reindex)
@@ -311,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )  # fmt: skip
 
+    sub.add_parser(  # parsed by alma_core.server (see main); listed here for `alma --help`
+        "serve", help="Serve ALMA's memory as an HTTP JSON API (bearer tokens, loopback); see `alma serve --help`.",
+        add_help=False,
+    )  # fmt: skip
+
     p = add("repair", cmd_repair, "Move memories that cannot be read back to quarantine records; check the store.")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -336,6 +341,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .mcp import run_server
 
         return run_server(argv[1:])
+    if argv[:1] == ["serve"]:
+        from .server import run_server as run_http
+
+        return run_http(argv[1:])
     args = build_parser().parse_args(argv)
     from ._errors import AlmaError
 

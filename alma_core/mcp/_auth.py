@@ -88,15 +88,17 @@ async def _reply(send: Send, status: int, message: str, extra: dict[str, str] | 
     await send({"type": "http.response.body", "body": body})
 
 
-def resolve_token(token: str | None, host: str, allow_remote: bool) -> str:
-    """The bearer token: `--token`, else `ALMA_MCP_TOKEN`, else (loopback only) a fresh one printed to stderr."""
-    token = token or os.environ.get("ALMA_MCP_TOKEN") or None
+def resolve_token(
+    token: str | None, host: str, allow_remote: bool, *, env: str = "ALMA_MCP_TOKEN", prog: str = "alma mcp"
+) -> str:
+    """The bearer token: `--token`, else `$env`, else (loopback only) a fresh one printed once to stderr."""
+    token = token or os.environ.get(env) or None
     if not is_loopback(host):
         if not allow_remote:
             raise AlmaError(f"refusing to listen on non-loopback host {host!r} without --allow-remote")
         if not token:
-            raise AlmaError("a non-loopback host needs an explicit token (--token or ALMA_MCP_TOKEN)")
+            raise AlmaError(f"a non-loopback host needs an explicit token (--token or {env})")
     if not token:
         token = secrets.token_urlsafe(32)
-        print(f"alma mcp: bearer token (send 'Authorization: Bearer <token>'): {token}", file=sys.stderr, flush=True)
+        print(f"{prog}: bearer token (send 'Authorization: Bearer <token>'): {token}", file=sys.stderr, flush=True)
     return token

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticError
 
 if TYPE_CHECKING:
     from .._alma import ALMA
@@ -32,7 +33,9 @@ __all__ = [
     "check_agent",
     "json_size",
     "jsonable",
+    "one_line",
     "optional_name",
+    "pydantic_reason",
     "slice_output",
 ]
 
@@ -40,6 +43,7 @@ MAX_TEXT = 20_000  # characters of one task, strategy, fact, preference
 MAX_NAME = 200  # agents, ids, categories
 MAX_METADATA_BYTES = 64 * 1024
 MAX_STATE_BYTES = 1024 * 1024  # one checkpointed workflow state, as JSON
+MAX_REASON = 300  # characters of a one-line error
 MemoryTypeName = Literal["outcome", "heuristic", "anti_pattern", "preference", "knowledge"]
 MEMORY_TYPES: tuple[str, ...] = get_args(MemoryTypeName)
 Output = tuple[dict[str, Any], str]
@@ -66,6 +70,21 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, at most MAX_REASON characters: what an error tells a client."""
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_REASON else line[: MAX_REASON - 1] + "…"
+
+
+def pydantic_reason(exc: PydanticError) -> str:
+    """The first problem of a pydantic error as `where: what` (plus how many more)."""
+    errors = exc.errors()
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "bool"))) or "arguments"
+    extra = f" ({len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}{extra}"
 
 
 def json_size(value: _V, limit: int, what: str) -> _V:

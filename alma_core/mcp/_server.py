@@ -22,6 +22,7 @@ from pydantic import ValidationError as PydanticError
 
 from .._errors import AlmaError
 from ._auth import BearerOriginGuard
+from ._common import one_line, pydantic_reason
 from ._tools import TOOLS
 
 if TYPE_CHECKING:
@@ -35,19 +36,6 @@ _INSTRUCTIONS = (
     "ALMA is this project's persistent agent memory. Call alma_retrieve before a task and put its text in "
     "your context; call alma_learn after it with the outcome and the strategy used."
 )
-_MAX_REASON = 300
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= _MAX_REASON else line[: _MAX_REASON - 1] + "…"
-
-
-def _pydantic_reason(exc: PydanticError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("literal[", "bool"))) or "arguments"
-    extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{where}: {err['msg'].removeprefix('Value error, ')}{extra}"
 
 
 def _annotations(spec: ToolSpec) -> ToolAnnotations:
@@ -59,7 +47,7 @@ def _annotations(spec: ToolSpec) -> ToolAnnotations:
 
 
 def _error(reason: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=_one_line(reason))], isError=True)
+    return CallToolResult(content=[TextContent(type="text", text=one_line(reason))], isError=True)
 
 
 class AlmaMCP(FastMCP[Any]):
@@ -88,7 +76,7 @@ class AlmaMCP(FastMCP[Any]):
         try:
             args = spec.args.model_validate(arguments)
         except PydanticError as exc:
-            return _error(f"{name}: {_pydantic_reason(exc)}")
+            return _error(f"{name}: {pydantic_reason(exc)}")
         try:
             data, text = await anyio.to_thread.run_sync(spec.handler, self.alma, args)
         except AlmaError as exc:

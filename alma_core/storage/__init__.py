@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,8 @@ def __getattr__(name: str) -> Any:
 
 
 def open_storage(spec: Any) -> BaseStorage:
-    """A storage object from a path (SQLite file or ":memory:"), a `postgresql://` URI, an `AlmaConfig`
-    (`storage: sqlite | postgres | chroma`), or a storage object."""
+    """A storage object from a path (SQLite file or ":memory:"), an open `sqlite3.Connection`, a
+    `postgresql://` URI, an `AlmaConfig` (`storage: sqlite | postgres | chroma`), or a storage object."""
     from .._config import AlmaConfig
 
     if isinstance(spec, BaseStorage):
@@ -77,7 +78,7 @@ def open_storage(spec: Any) -> BaseStorage:
         from .postgres import PostgresStorage
 
         return PostgresStorage(spec)
-    if isinstance(spec, (str, os.PathLike)):
+    if isinstance(spec, (str, os.PathLike, sqlite3.Connection)):
         return SQLiteStorage(spec)
     if isinstance(spec, AlmaConfig):
         if spec.storage == "postgres":

@@ -3,58 +3,18 @@
 Each matrix remembers the store generation it reflects. The owning store applies its own commits to
 the matrix in place (append, overwrite, tombstone) and reloads it when another process has written.
 
-A search is one matrix-vector product, which is memory-bound: BLAS threads barely speed it up on an
-idle machine and slow it down many times over on a busy one (threads wait for a core). So when
-`threadpoolctl` is installed, products run with one BLAS thread; the previous thread count is restored
-as soon as no search is running, so the caller's own numpy code keeps its settings.
+A search is one matrix-vector product, which is memory-bound: it runs with one BLAS thread
+(`alma_core/_blas.py` says why).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-_blas_lock = threading.Lock()
-_blas_state: dict[str, Any] = {"controllers": None, "active": 0, "saved": []}
-
-
-def _blas_controllers() -> list[Any]:
-    if _blas_state["controllers"] is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _blas_state["controllers"] = []
-        else:
-            _blas_state["controllers"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
-    return _blas_state["controllers"]  # type: ignore[no-any-return]
-
-
-@contextlib.contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with one BLAS thread (re-entrant and thread-safe; a no-op without threadpoolctl)."""
-    with _blas_lock:
-        controllers = _blas_controllers()
-        if _blas_state["active"] == 0:
-            _blas_state["saved"] = [c.num_threads for c in controllers]
-            for c in controllers:
-                if c.num_threads != 1:
-                    c.set_num_threads(1)
-        _blas_state["active"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_state["active"] -= 1
-            if _blas_state["active"] == 0:
-                for c, n in zip(controllers, _blas_state["saved"], strict=True):
-                    if n != 1:
-                        c.set_num_threads(n)
+from .._blas import single_blas_thread
 
 
 @dataclass

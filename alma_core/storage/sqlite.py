@@ -440,12 +440,20 @@ class SQLiteStorage(BaseStorage):
     name = "sqlite"
     capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess"})
 
-    def __init__(self, path: str | os.PathLike[str] = ".alma/alma.db", *, timeout: float = 60.0) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self, path: str | os.PathLike[str] | sqlite3.Connection = ".alma/alma.db", *, timeout: float = 60.0
+    ) -> None:
+        if isinstance(path, sqlite3.Connection):  # an open connection (LangGraph's `SqliteSaver(conn)` idiom)
+            self._conn, self._owns_conn = path, False
+            self._conn.isolation_level = None  # transactions are ours: explicit BEGIN / COMMIT
+            self.path = path.execute("PRAGMA database_list").fetchone()[2] or ":memory:"
+        else:
+            self.path, self._owns_conn = str(path), True
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            if not isinstance(path, sqlite3.Connection):
+                self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -581,4 +589,5 @@ class SQLiteStorage(BaseStorage):
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                if self._owns_conn:  # a connection the caller passed in stays theirs to close
+                    self._conn.close()

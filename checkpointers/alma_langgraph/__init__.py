@@ -20,7 +20,8 @@ from ._layout import erase_threads
 from ._native import LangGraphCheckpoints
 from ._nodes import alma_learn_node, alma_retrieve_node
 from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
-from ._saver import AlmaSaver, AsyncAlmaSaver, safe_serializer
+from ._saver import AlmaSaver, AsyncAlmaSaver
+from ._serde import AlmaSerializer, safe_serializer
 from ._store import MEMORY_NAMESPACE, AlmaStore
 
 register_checkpoint_source(LangGraphCheckpoints())
@@ -30,6 +31,7 @@ __all__ = [
     "MEMORY_NAMESPACE",
     "OWNERS",
     "AlmaSaver",
+    "AlmaSerializer",
     "AlmaStore",
     "AsyncAlmaSaver",
     "GraphPriorityAgent",

@@ -2,8 +2,8 @@
 `alma.list_checkpoints(thread_id)` read the root namespace ("") of a thread saved by `AlmaSaver`.
 
 Mapping: workflow_id = thread_id; Checkpoint.id = checkpoint_id; sequence = position in the thread's
-history (1 = oldest); state = the checkpoint's channel values; metadata = LangGraph's checkpoint
-metadata plus `checkpoint_ns` and `source: "langgraph"`; parent_id = the parent checkpoint id.
+history (1 = oldest); state = the checkpoint's state values (internal channels left out); metadata =
+LangGraph's checkpoint metadata plus `checkpoint_ns` and `source: "langgraph"`; parent_id = the parent checkpoint id.
 """
 
 from __future__ import annotations
@@ -34,8 +34,14 @@ def _convert(t: CheckpointTuple, workflow_id: str, sequence: int, with_state: bo
         id=t.config["configurable"]["checkpoint_id"], workflow_id=workflow_id, sequence=sequence,
         created_at=_when(t.checkpoint.get("ts")), parent_id=parent,
         metadata={**dict(t.metadata or {}), "checkpoint_ns": "", "source": "langgraph"},
-        state=dict(t.checkpoint.get("channel_values") or {}) if with_state else None,
+        state=state_values(t.checkpoint.get("channel_values") or {}) if with_state else None,
     )  # fmt: skip
+
+
+def state_values(channel_values: dict[str, Any]) -> dict[str, Any]:
+    """The graph's state keys of a checkpoint, without LangGraph's internal channels (`__start__`,
+    `branch:to:<node>`, `join:...`, `__pregel_*`): what `graph.get_state(config).values` holds."""
+    return {k: v for k, v in channel_values.items() if not k.startswith("__") and ":" not in k}
 
 
 class LangGraphCheckpoints:

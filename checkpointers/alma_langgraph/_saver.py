@@ -9,8 +9,10 @@ and the strict msgpack allow-list: loading bytes from the store never imports or
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -29,7 +31,6 @@ from langgraph.checkpoint.base import (
     get_checkpoint_metadata,
     writes_sort_key,
 )
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from alma_core import ALMA
 from alma_core.storage import (
@@ -44,15 +45,11 @@ from alma_core.storage import (
 )
 
 from ._layout import CHECKPOINTS, META, WRITES, Plan, arun, checkpoint_ns, run, thread_prefix, writes_ns
+from ._serde import safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
-
-
-def safe_serializer() -> JsonPlusSerializer:
-    """LangGraph's serializer with pickle off and only allow-listed types revived on load."""
-    return JsonPlusSerializer(pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None)
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
@@ -72,17 +69,19 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def __init__(
         self,
-        alma: ALMA | BaseStorage,
+        alma: ALMA | BaseStorage | str | os.PathLike[str] | sqlite3.Connection,
         *,
         project_id: str | None = None,
         serde: SerializerProtocol | None = None,
     ) -> None:
+        """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
+        (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given)."""
         super().__init__(serde=serde or safe_serializer())
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
         else:
-            self.storage = alma
+            self.storage = open_storage(alma)
             self.project_id = project_id or "default"
 
     @classmethod
@@ -402,7 +401,12 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
 
 class AsyncAlmaSaver(AlmaSaver):
-    """`AlmaSaver` with an async `from_conn_string`, for `async with` code (its sync methods work too)."""
+    """`AlmaSaver` with an async `from_conn_string` and `setup`, for `async with` code (like
+    `AsyncSqliteSaver`; its sync methods work too)."""
+
+    async def setup(self) -> None:  # type: ignore[override]
+        """Create the store's schema if needed (awaitable, like `AsyncSqliteSaver.setup`). Idempotent."""
+        await asyncio.to_thread(self.storage.setup)
 
     @classmethod
     @asynccontextmanager

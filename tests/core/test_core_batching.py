@@ -11,6 +11,7 @@ import numpy as np
 
 from alma_core import ALMA
 from alma_core._batching import BufferedTransaction
+from alma_core._blas import _blas_controllers, single_blas_thread
 from alma_core.storage import (
     FindMemories,
     GetRecord,
@@ -21,7 +22,6 @@ from alma_core.storage import (
     PutRecord,
     Record,
 )
-from alma_core.storage._vectors import _blas_controllers, single_blas_thread
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 ITEMS: list[dict[str, Any]] = [

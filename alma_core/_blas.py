@@ -1,0 +1,51 @@
+"""One BLAS thread around ALMA's own numpy products (vector search, the local embedder).
+
+A matrix-vector product is memory-bound, and the small products of a short text through MiniLM are too
+small to split: BLAS threads barely speed them up on an idle machine and slow them down many times over on
+a busy one (threads wait for a core). So when `threadpoolctl` is installed, these products run with one BLAS
+thread; the previous thread count is restored as soon as none of them is running, so the caller's own numpy
+code keeps its settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+_blas_lock = threading.Lock()
+_blas_state: dict[str, Any] = {"controllers": None, "active": 0, "saved": []}
+
+
+def _blas_controllers() -> list[Any]:
+    if _blas_state["controllers"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _blas_state["controllers"] = []
+        else:
+            _blas_state["controllers"] = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _blas_state["controllers"]  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Run the block with one BLAS thread (re-entrant and thread-safe; a no-op without threadpoolctl)."""
+    with _blas_lock:
+        controllers = _blas_controllers()
+        if _blas_state["active"] == 0:
+            _blas_state["saved"] = [c.num_threads for c in controllers]
+            for c in controllers:
+                if c.num_threads != 1:
+                    c.set_num_threads(1)
+        _blas_state["active"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["active"] -= 1
+            if _blas_state["active"] == 0:
+                for c, n in zip(controllers, _blas_state["saved"], strict=True):
+                    if n != 1:
+                        c.set_num_threads(n)

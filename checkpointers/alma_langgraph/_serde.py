@@ -1,0 +1,93 @@
+"""The saver's serializer: typed state comes back as its types, with no pickle and no imports on load.
+
+LangGraph's `JsonPlusSerializer` writes a pydantic model, dataclass or Enum as (module, class name,
+fields). On load, `AlmaSerializer` rebuilds it only when one of these holds:
+
+- the type is one of LangGraph's safe types (datetimes, UUIDs, messages, `Send`, ...);
+- the type was registered: `register(MyState)`, or by LangGraph itself (a compiled graph registers
+  its state schema's types with `with_msgpack_allowlist`);
+- `strict=False` (the default) and the class is a pydantic model, a dataclass or an Enum whose module
+  is **already imported** in this process (a graph that defines or imports its state types has them).
+
+Anything else comes back as its plain fields (a dict, or the Enum's value), exactly as in LangGraph's
+strict mode. Loading never imports a module and never unpickles, so bytes read from the store cannot
+pull in code that the process did not already load. `strict=True` (or the environment variable
+`ALMA_STRICT_SERDE=true`) keeps only the safe and registered types.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import enum
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from langgraph.checkpoint.serde._msgpack import SAFE_MSGPACK_TYPES
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer, _create_msgpack_ext_hook
+
+__all__ = ["AlmaSerializer", "safe_serializer"]
+
+
+def _strict_from_env() -> bool:
+    return os.getenv("ALMA_STRICT_SERDE", "false").lower() in ("1", "true", "yes")
+
+
+def _revivable(cls: Any) -> bool:
+    """A pydantic model, a dataclass or an Enum: rebuilt from its fields, nothing else runs."""
+    if not isinstance(cls, type):
+        return False
+    if issubclass(cls, enum.Enum) or dataclasses.is_dataclass(cls):
+        return True
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and issubclass(cls, pydantic.BaseModel)
+
+
+class _Allowed:
+    """The allow-list LangGraph's ext hook consults (`key in allowed`), answering with our rule."""
+
+    def __init__(self, registered: frozenset[tuple[str, ...]], strict: bool) -> None:
+        self.registered, self.strict = registered, strict
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        if key in self.registered or key in SAFE_MSGPACK_TYPES:
+            return True
+        if self.strict:
+            return False
+        module = sys.modules.get(str(key[0]))  # never imported here: only what the process has
+        return module is not None and _revivable(getattr(module, str(key[1]), None))
+
+
+class AlmaSerializer(JsonPlusSerializer):
+    """`JsonPlusSerializer` without pickle, reviving typed state by the module docstring's rule."""
+
+    def __init__(self, *, strict: bool | None = None, types: Iterable[type | tuple[str, str]] = ()) -> None:
+        super().__init__(pickle_fallback=False, allowed_json_modules=None, allowed_msgpack_modules=None)
+        self.strict = _strict_from_env() if strict is None else strict
+        self._registered: frozenset[tuple[str, ...]] = frozenset()
+        self._install(types)
+
+    def _install(self, types: Iterable[type | tuple[str, str]]) -> None:
+        keys = {(t.__module__, t.__name__) if isinstance(t, type) else tuple(t) for t in types}
+        self._registered = self._registered | frozenset(keys)
+        self._unpack_ext_hook = _create_msgpack_ext_hook(_Allowed(self._registered, self.strict))  # type: ignore[arg-type]
+
+    def register(self, *types: type | tuple[str, str]) -> AlmaSerializer:
+        """Always revive these types (strict mode included). Returns self."""
+        self._install(types)
+        return self
+
+    def with_msgpack_allowlist(self, extra_allowlist: Iterable[tuple[str, ...] | type]) -> AlmaSerializer:
+        """What LangGraph calls with a compiled graph's state types: a copy that also revives them."""
+        clone = copy.copy(self)
+        clone._install(extra_allowlist)  # type: ignore[arg-type]
+        return clone
+
+
+def safe_serializer(*, strict: bool | None = None) -> AlmaSerializer:
+    """The saver's default serializer (see the module docstring)."""
+    return AlmaSerializer(strict=strict)

