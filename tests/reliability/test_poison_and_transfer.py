@@ -27,6 +27,7 @@ def _deep(levels: int) -> dict[str, Any]:
     return value
 
 
+DEEP_40 = json.dumps(_deep(40)).encode()
 BAD_METADATA = [
     ("lone_surrogate", {"n": "x\ud800"}),
     ("surrogate_key", {"x\udfff": 1}),
@@ -204,8 +205,7 @@ def test_import_of_dev_zero_fails_fast_with_a_typed_error(open_alma: ALMA) -> No
         (b'{"type": "knowledge", "agent": "a", "domain": "d", "fact": "f", "metadata": {"n": NaN}}', "NaN"),
         (b'{"type": "knowledge", "agent": "a", "domain": "d", "fact": "\xff\xfe"}', "UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "nested"),
-        (b'{"type": "knowledge", "agent": "a", "domain": "d", "fact": "f", "metadata": %s}' % json.dumps(_deep(40)).encode(),
-         "nested"),
+        (b'{"type": "knowledge", "agent": "a", "domain": "d", "fact": "f", "metadata": %s}' % DEEP_40, "nested"),
         (b'{"type": "record", "namespace": "x", "key": "k", "value": "not base64!", "metadata": {}}', "export line"),
         (b'{"type": "record", "namespace": "x", "key": "", "metadata": {}}', "key"),
         (b'{"type": "knowledge", "agent": "a", "domain": "d", "fact": "f", "embedding": [1, "x"]}', "export line"),
