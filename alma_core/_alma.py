@@ -28,7 +28,7 @@ from ._checks import (
 )
 from ._checks import memory_types as check_memory_types
 from ._config import AgentConfig, AlmaConfig, load_config
-from ._erasure import erase_user
+from ._erasure import UserErasure, erase_user
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
 from ._forgetting import decay_confidence, forget_memories
 from ._learning import Learner
@@ -85,9 +85,12 @@ class ALMA(WorkflowAPI):
         config: AlmaConfig | None = None,
         emitter: EventEmitter | None = None,
         reindex: bool | Callable[[int, int], Any] = False,
+        graph: Any = None,
     ) -> None:
         """`reindex`: when the store was built with another embedder, re-embed every memory now instead of
-        raising `EmbeddingMismatch` (pass a `(done, total)` callable to follow progress)."""
+        raising `EmbeddingMismatch` (pass a `(done, total)` callable to follow progress). `graph`: graph
+        memory (True, "memory", "kuzu", a `BackendGraphStore` or `GraphIndex`; default: the config's
+        `graph:` section, off unless set), fed from every write (docs/graph.md)."""
         config = config or AlmaConfig()
         updates: dict[str, Any] = {}
         if project_id is not None:
@@ -115,6 +118,11 @@ class ALMA(WorkflowAPI):
             config.retrieval.cache_size, config.retrieval.cache_ttl_seconds, copy_slice
         )
         self.learner = Learner(self)
+        self.graph: Any = None  # a graph.GraphIndex when graph memory is on
+        if graph not in (None, False) or config.graph.backend != "none":
+            from .graph._index import open_graph
+
+            self.graph = open_graph(graph, config)
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
         if mismatch:
             self.reindexed = self.reindex(progress=reindex if callable(reindex) else None)
@@ -188,6 +196,8 @@ class ALMA(WorkflowAPI):
         self._embed(memories)
         self.storage.batch([PutMemories(list(memories)), *(PutRecord(r) for r in records)])
         self._emit(MemoryEventType.CREATED, memories)
+        if self.graph is not None:
+            self.graph.index(memories)
         return list(memories)
 
     # ---- retrieve ---------------------------------------------------------------------------------
@@ -279,6 +289,8 @@ class ALMA(WorkflowAPI):
         self._emit(MemoryEventType.CREATED, outcomes)
         self._emit(MemoryEventType.CREATED, [m for m, created in derived if created])
         self._emit(MemoryEventType.UPDATED, [m for m, created in derived if not created])
+        if self.graph is not None:
+            self.graph.index([*outcomes, *(m for m, created in derived if created)])
         return outcomes
 
     def learn(
@@ -406,6 +418,7 @@ class ALMA(WorkflowAPI):
         memory = self.get(memory_id)
         self.storage.execute(DeleteMemories(self._filter(ids=(memory_id,))))
         self._emit(MemoryEventType.DELETED, [memory])
+        self._forget_in_graph([memory])
         return memory
 
     def forget(
@@ -445,6 +458,7 @@ class ALMA(WorkflowAPI):
         doomed = forget_memories(self, base, max_per_agent, dry_run)
         if not dry_run:
             self._emit(MemoryEventType.DELETED, doomed, reason="forget")
+            self._forget_in_graph(doomed)
         return doomed
 
     def decay_confidence(
@@ -463,11 +477,21 @@ class ALMA(WorkflowAPI):
     def delete_user(self, user_id: str) -> int:
         """Delete everything about one user in every store: memories, tagged records (checkpoints,
         artifacts, handoffs, work items, sessions, chat histories, LangGraph threads) and the learning
-        evidence built from their outcomes (see `_erasure`). Returns a `UserErasure`: the count, as an
-        int, with its breakdown."""
+        evidence built from their outcomes (see `_erasure`), and what the knowledge graph holds of them.
+        Returns a `UserErasure`: the count, as an int, with its breakdown."""
         erased, gone = erase_user(self, user_id)
         self._emit(MemoryEventType.DELETED, gone, reason="delete_user")
-        return erased
+        graph = self._forget_in_graph(gone, user_id)
+        return (
+            UserErasure(erased.memories, erased.records, erased.evidence, erased.scrubbed, graph) if graph else erased
+        )
+
+    def _forget_in_graph(self, memories: Sequence[Memory], user_id: str | None = None) -> int:
+        """The graph forgets what deleted memories taught it (and, for `delete_user`, what is the user's)."""
+        if self.graph is None:
+            return 0
+        gone = self.graph.forget([m.id for m in memories]) if memories else 0
+        return gone + (self.graph.forget_user(user_id) if user_id else 0)
 
     # ---- stats, health ----------------------------------------------------------------------------
 
@@ -541,6 +565,8 @@ class ALMA(WorkflowAPI):
     # ---- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.graph is not None:
+            self.graph.close()
         self.storage.close()
 
     def __enter__(self) -> ALMA:

@@ -21,6 +21,7 @@ __all__ = [
     "AgentConfig",
     "AlmaConfig",
     "ChromaConfig",
+    "GraphConfig",
     "LearningConfig",
     "PostgresConfig",
     "RetrievalConfig",
@@ -127,6 +128,21 @@ class ChromaConfig(_Strict):
     port: int = Field(8000, ge=1, le=65535)
 
 
+class GraphConfig(_Strict):
+    """Graph memory (`alma_core.graph`, docs/graph.md): entities and relationships extracted from memories."""
+
+    backend: Literal["none", "memory", "kuzu"] = Field(
+        "none", description="none (no graph) | memory (this process) | kuzu (embedded, extra `graph`)."
+    )
+    path: str | None = Field(None, description="Kuzu database directory (default `<storage_dir>/graph`).")
+    extraction: Literal["off", "sync", "background"] = Field(
+        "sync", description="When a write's entities reach the graph: in the write call, on a worker thread, never."
+    )
+    hops: int = Field(2, ge=1, le=3, description="How far `retrieve(use_graph=True)` walks from the query's entities.")
+    weight: float = Field(0.3, ge=0, le=1, description="Weight of the graph factor in the ranking.")
+    entity_types: list[str] = Field(default_factory=list, description="Domain entity types the extractor knows.")
+
+
 class AlmaConfig(_Strict):
     """Everything ALMA reads from `.alma/config.yaml`. Defaults work with no config at all."""
 
@@ -141,6 +157,7 @@ class AlmaConfig(_Strict):
     learning: LearningConfig = Field(default_factory=LearningConfig)
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
 
     @field_validator("agents")
     @classmethod

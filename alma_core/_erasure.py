@@ -48,23 +48,25 @@ def register_erasure_hook(hook: ErasureHook) -> None:
 
 class UserErasure(int):
     """How many memories and records `delete_user` removed (an int), with the breakdown:
-    `memories`, `records`, `evidence` (evidence records removed) and `scrubbed` (shared evidence records
-    and derived memories whose user texts were cut)."""
+    `memories`, `records`, `evidence` (evidence records removed), `scrubbed` (shared evidence records
+    and derived memories whose user texts were cut) and `graph` (what the knowledge graph forgot)."""
 
     memories: int
     records: int
     evidence: int
     scrubbed: int
+    graph: int
 
-    def __new__(cls, memories: int, records: int, evidence: int, scrubbed: int) -> UserErasure:
-        self = super().__new__(cls, memories + records + evidence)
+    def __new__(cls, memories: int, records: int, evidence: int, scrubbed: int, graph: int = 0) -> UserErasure:
+        self = super().__new__(cls, memories + records + evidence + graph)
         self.memories, self.records, self.evidence, self.scrubbed = memories, records, evidence, scrubbed
+        self.graph = graph
         return self
 
     def __repr__(self) -> str:
         return (
             f"UserErasure(memories={self.memories}, records={self.records}, evidence={self.evidence}, "
-            f"scrubbed={self.scrubbed})"
+            f"scrubbed={self.scrubbed}, graph={self.graph})"
         )
 
 
