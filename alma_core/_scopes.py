@@ -11,7 +11,7 @@ Read rule: an agent reads its own memories and, with `include_shared`, those of 
 from __future__ import annotations
 
 from ._config import AgentConfig
-from ._errors import ScopeViolation, UnknownAgent
+from ._errors import ScopeViolation, UnknownAgent, ValidationError
 from ._text import WORD, stem
 
 __all__ = ["ScopePolicy"]
@@ -47,6 +47,8 @@ class ScopePolicy:
         return self.agents.get(agent) or AgentConfig()
 
     def check_agent(self, agent: str) -> None:
+        if not isinstance(agent, str) or not agent.strip():
+            raise ValidationError(f"agent must be a non-empty string, got {agent!r}"[:200])
         if self.agents and agent not in self.agents:
             raise UnknownAgent(agent, list(self.agents))
 
