@@ -9,67 +9,24 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError as _PydanticError
-
+from . import _workflow_api
 from ._async import to_thread
-from ._cache import RetrievalCache, copy_slice
-from ._checks import (
-    as_utc,
-    build_model,
-    check_count,
-    check_days,
-    check_memory,
-    check_optional_text,
-    check_text,
-    first_error,
-    parse_success,
-)
-from ._checks import memory_types as check_memory_types
-from ._config import AgentConfig, AlmaConfig, load_config
-from ._erasure import UserErasure, erase_user
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
-from ._forgetting import decay_confidence, forget_memories
-from ._learning import Learner
-from ._models import (
-    AGENT_TYPES,
-    TYPE_FIELDS,
-    AntiPattern,
-    DomainKnowledge,
-    Memory,
-    MemoryStats,
-    MemoryType,
-    Outcome,
-    UserPreference,
-    utcnow,
-)
-from ._repair import repair_project
-from ._retrieval import Retriever
-from ._scopes import ScopePolicy
-from ._slice import MemorySlice
-from ._transfer import export_project, import_project
+from ._lazy import bind
 from ._workflow_api import WorkflowAPI
-from .embeddings import Embedder, make_embedder
-from .events import EventEmitter, MemoryEvent, MemoryEventType, get_emitter
-from .storage import open_storage
-from .storage._base import (
-    SYSTEM_PROJECT,
-    BaseStorage,
-    CountMemories,
-    DeleteMemories,
-    FindMemories,
-    GetRecord,
-    ListRecords,
-    MemoryFilter,
-    PutMemories,
-    PutRecord,
-    Record,
-)
+
+if TYPE_CHECKING:  # bound at the first ALMA(): `from alma_core import ALMA` loads no pydantic or numpy
+    from ._deferred import *  # noqa: F403
 
 __all__ = ["ALMA", "PROJECT_AGENT"]
 
 PROJECT_AGENT = "*"  # owner of project-wide memories (e.g. preferences added without an agent)
+
+
+def _bind() -> None:
+    bind(globals(), vars(_workflow_api))
 
 
 class ALMA(WorkflowAPI):
@@ -91,6 +48,7 @@ class ALMA(WorkflowAPI):
         raising `EmbeddingMismatch` (pass a `(done, total)` callable to follow progress). `graph`: graph
         memory (True, "memory", "kuzu", a `BackendGraphStore` or `GraphIndex`; default: the config's
         `graph:` section, off unless set), fed from every write (docs/graph.md)."""
+        _bind()
         config = config or AlmaConfig()
         updates: dict[str, Any] = {}
         if project_id is not None:
@@ -122,7 +80,8 @@ class ALMA(WorkflowAPI):
         if graph not in (None, False) or config.graph.backend != "none":
             from .graph._index import open_graph
 
-            self.graph = open_graph(graph, config)
+            self.graph = open_graph(graph, config, storage)
+            self.retriever.graph_weight = config.graph.weight
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
         if mismatch:
             self.reindexed = self.reindex(progress=reindex if callable(reindex) else None)
@@ -130,6 +89,7 @@ class ALMA(WorkflowAPI):
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] = ".alma/config.yaml", **overrides: Any) -> ALMA:
         """Build from a YAML config (relative `storage_dir` resolves against the working directory)."""
+        _bind()
         return cls(config=load_config(path), **overrides)
 
     # ---- plumbing ---------------------------------------------------------------------------------
@@ -212,8 +172,11 @@ class ALMA(WorkflowAPI):
         memory_types: Iterable[MemoryType | str] | None = None,
         *,
         mode: str | None = None,
+        use_graph: bool = False,
     ) -> MemorySlice:
-        """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`)."""
+        """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`).
+        `use_graph`: also follow graph memory from the task's entities (docs/graph.md); the score
+        breakdown then shows the `graph` factor."""
         check_text("task", task)
         check_text("agent", agent)
         check_optional_text("user_id", user_id)
@@ -224,11 +187,12 @@ class ALMA(WorkflowAPI):
         types = list(check_memory_types(memory_types, tuple(MemoryType)))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
         key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
-               tuple(types), mode or self.config.retrieval.mode)  # fmt: skip
+               tuple(types), mode or self.config.retrieval.mode, use_graph)  # fmt: skip
         cached = self._cache.get(key)
         if cached is not None:
             self._emit(MemoryEventType.ACCESSED, cached, agent=agent)
             return cached
+        graph = self._graph_scores(task, readers) if use_graph else None
         result = MemorySlice(query=task, agent=agent)
         other = [t for t in types if t is not MemoryType.PREFERENCE]
         # One read transaction and one query embedding serve both searches (the store ranks BM25 once).
@@ -236,16 +200,22 @@ class ALMA(WorkflowAPI):
         with self.storage.transaction(write=False):
             if other:
                 result = self.retriever.retrieve(self._filter(agents=tuple(readers)), task, top_k, other, agent,
-                                                 mode, vector=vector)  # fmt: skip
+                                                 mode, vector=vector, graph=graph)  # fmt: skip
             if MemoryType.PREFERENCE in types:
                 prefs = self.retriever.retrieve(
                     self._filter(agents=tuple(readers), user_id=user_id), task, top_k, [MemoryType.PREFERENCE],
-                    agent, mode, vector=vector,
+                    agent, mode, vector=vector, graph=graph,
                 )  # fmt: skip
                 result.preferences = prefs.preferences
         self._cache.put(key, result)
         self._emit(MemoryEventType.ACCESSED, result, agent=agent)
         return result
+
+    def _graph_scores(self, task: str, readers: Sequence[str]) -> dict[str, float]:
+        """Memory id -> graph score for the memories the task's entities lead to (within `readers`)."""
+        if self.graph is None:
+            raise ValidationError("use_graph=True needs graph memory: set alma.graph.backend or ALMA(graph=...)")
+        return self.graph.expand(task, readers)  # type: ignore[no-any-return]
 
     # ---- learn ------------------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +16,8 @@ def to_thread(method: Callable[..., _T]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     async def twin(self: Any, *args: Any, **kwargs: Any) -> _T:
+        import asyncio  # here, not at the top: asyncio is ~10% of a cold `from alma_core import ALMA`
+
         return await asyncio.to_thread(method, self, *args, **kwargs)
 
     twin.__name__ = twin.__qualname__ = f"a{method.__name__}"

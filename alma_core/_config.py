@@ -134,7 +134,7 @@ class GraphConfig(_Strict):
     backend: Literal["none", "memory", "kuzu"] = Field(
         "none", description="none (no graph) | memory (this process) | kuzu (embedded, extra `graph`)."
     )
-    path: str | None = Field(None, description="Kuzu database directory (default `<storage_dir>/graph`).")
+    path: str | None = Field(None, description="Kuzu database directory (default: `graph/` beside the SQLite file).")
     extraction: Literal["off", "sync", "background"] = Field(
         "sync", description="When a write's entities reach the graph: in the write call, on a worker thread, never."
     )

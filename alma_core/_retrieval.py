@@ -173,6 +173,7 @@ class Retriever:
     def __init__(self, storage: BaseStorage, embedder: Embedder, config: RetrievalConfig) -> None:
         self.storage, self.embedder, self.config = storage, embedder, config
         self._embed_ms = 0.0  # moving average of query embedding time
+        self.graph_weight = 0.3  # the graph's share in relevance (ALMA sets it from `graph.weight`)
 
     def query_vector(self, query: str, mode: str | None = None) -> VectorSource:
         """The query's embedding when `mode` searches densely, else None. When embedding is slow (a
@@ -228,6 +229,26 @@ class Retriever:
         relevance = fuse(dense, lexical, mode, self.config.fusion, self.config.dense_weight, coverage)
         return memories, relevance
 
+    def with_graph(
+        self,
+        base: MemoryFilter,
+        types: Sequence[MemoryType],
+        memories: dict[str, Memory],
+        relevance: dict[str, float],
+        graph: dict[str, float],
+    ) -> tuple[dict[str, Memory], dict[str, float]]:
+        """Add the memories graph memory leads to (within `base`: the same scopes) and fuse the graph score
+        into relevance as a noisy-or, 1 - (1 - relevance) * (1 - graph_weight * graph): never lower, and a
+        memory the text search missed enters with at most `graph_weight`."""
+        missing = tuple(i for i in graph if i not in memories)
+        if missing:
+            found = self.storage.execute(FindMemories(replace(base, ids=missing, types=tuple(types)),
+                                                      with_embeddings=self.config.diversity > 0))  # fmt: skip
+            memories = {**memories, **{m.id: m for m in found}}
+        weight = self.graph_weight
+        fused = {i: 1.0 - (1.0 - relevance.get(i, 0.0)) * (1.0 - weight * graph.get(i, 0.0)) for i in memories}
+        return memories, fused
+
     def rank(self, memories: dict[str, Memory], relevance: dict[str, float]) -> list[Memory]:
         """Score every candidate (see the module docstring), best first; retired memories are dropped."""
         cfg = self.config
@@ -264,13 +285,19 @@ class Retriever:
         reader: str,
         mode: str | None = None,
         vector: VectorSource = None,
+        graph: dict[str, float] | None = None,
     ) -> MemorySlice:
-        """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice`."""
+        """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice` (`graph`: memory id
+        -> graph score, from `GraphIndex.expand`, fused into relevance by `with_graph`)."""
         start = time.perf_counter()
         memories, relevance = self.candidates(base, query, types, mode, vector)
+        if graph is not None:
+            memories, relevance = self.with_graph(base, types, memories, relevance, graph)
         result = MemorySlice(query=query, agent=reader)
         by_type: dict[MemoryType, list[Memory]] = {}
         for memory in self.rank(memories, relevance):
+            if graph is not None:
+                memory.score_breakdown = {**(memory.score_breakdown or {}), "graph": graph.get(memory.id, 0.0)}
             by_type.setdefault(memory.memory_type, []).append(memory)
         for memory_type in MemoryType:
             for memory in mmr(by_type.get(memory_type, []), top_k, self.config.diversity):

@@ -12,20 +12,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ._async import to_thread
-from ._checks import check_count, check_number, check_text
 from ._errors import NotFound, ValidationError
-from ._models import AGENT_TYPES, Outcome
-from ._slice import MemorySlice
-from .events import MemoryEventType
-from .workflow._checkpoints import CheckpointStore, entries_of
-from .workflow._models import Artifact, ArtifactType, Checkpoint, RetrievalScope, check_workflow_id
-from .workflow._sources import checkpoint_sources
-from .workflow.reducers import Reducer, reduce_states
 
-if TYPE_CHECKING:
-    from ._retrieval import Retriever
-    from ._scopes import ScopePolicy
-    from .storage._base import BaseStorage, MemoryFilter
+if TYPE_CHECKING:  # bound by ALMA() (alma_core._lazy): importing the facade stays cheap
+    from ._deferred import *  # noqa: F403
 
 __all__ = ["WorkflowAPI"]
 

@@ -84,11 +84,17 @@ def open_alma(config_path: str | Path | None, reindex: bool | Callable[[int, int
     nothing is created)."""
     from ._alma import ALMA
     from ._config import AlmaConfig, load_config
+    from .embeddings import make_embedder
 
     if config_path is None or str(config_path) == DEFAULT_CONFIG:
         path = Path(DEFAULT_CONFIG)
-        return ALMA(config=load_config(path) if path.exists() else AlmaConfig(), reindex=reindex)
-    return ALMA(config=load_config(config_path), reindex=reindex)
+        config = load_config(path) if path.exists() else AlmaConfig()
+    else:
+        config = load_config(config_path)
+    embedder = make_embedder(config.embedding_provider, config.embedding_dim)
+    if hasattr(embedder, "on_load"):  # the model loads on first use: only commands that embed say so
+        embedder.on_load = lambda: print(f"alma: loading {embedder.name} (offline)...", file=sys.stderr, flush=True)
+    return ALMA(config=config, embedder=embedder, reindex=reindex)
 
 
 def _open(args: argparse.Namespace, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:

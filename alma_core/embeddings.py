@@ -151,6 +151,7 @@ class LocalEmbedder:
         runtime: Literal["numpy", "sentence-transformers"] = "numpy",
         threads: int | None = 1,
         batch_size: int = 32,
+        on_load: Callable[[], Any] | None = None,
     ) -> None:
         if runtime not in ("numpy", "sentence-transformers"):
             raise ConfigError(f"runtime must be 'numpy' or 'sentence-transformers', got {runtime!r}")
@@ -158,6 +159,7 @@ class LocalEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
         self._queries = _QueryCache()
+        self.on_load = on_load  # called once, just before the model loads (the CLI says "loading")
 
     @property
     def loaded(self) -> bool:
@@ -168,6 +170,8 @@ class LocalEmbedder:
         with self._lock:
             if self._model is None:
                 path = Path(self._path) if self._path is not None else minilm_path()
+                if self.on_load is not None:
+                    self.on_load()
                 self._model = self._load_numpy(path) if self._runtime == "numpy" else self._load_torch(path)
             return self._model
 

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_core.py            # full run (a few minutes)
     .venv/bin/python benchmarks/bench_core.py --quick    # short run (1k and 10k only, fewer samples)
     .venv/bin/python benchmarks/bench_core.py --no-local # skip MiniLM
+    .venv/bin/python benchmarks/bench_core.py --peer-path DIR  # and alma-memory 0.11 beside it (bench_peer.py)
 
 Large stores are filled through the storage protocol (`PutMemories`) with pre-computed random unit
 vectors, so filling takes seconds; queries then go through `ALMA.retrieve` like any caller's.
@@ -137,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short run: fewer samples, no 100k store")
     parser.add_argument("--no-local", action="store_true", help="skip the MiniLM (local) figures")
+    parser.add_argument("--peer-path", help="also run alma-memory 0.11 installed in this dir (bench_peer.py)")
     args = parser.parse_args()
     runs = 30 if args.quick else 200
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
@@ -163,6 +165,9 @@ def main() -> None:
             for n in sizes[:2]:
                 retrieve_bench(local, n, max(20, runs // 4), tmp, "local")
             row("max RSS after local runs", f"{rss_mb():.0f} MB")
+    if args.peer_path:  # the seed's own package beside ours, same run and settings
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_peer.py"), "--peer-path", args.peer_path,
+                        "--n", "300" if args.quick else "1000", "--runs", str(min(runs, 50))], check=True)  # fmt: skip
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
 
 

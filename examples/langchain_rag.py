@@ -32,7 +32,7 @@ def main() -> None:
 
         # Learned strategies, warnings and facts; not the raw outcomes behind them.
         wanted = [MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN, MemoryType.KNOWLEDGE]
-        retriever = AlmaRetriever(alma=alma, agent="helena", top_k=4, memory_types=wanted)
+        retriever = AlmaRetriever(alma=alma, agent="helena", k=4, memory_types=wanted)
         prompt = ChatPromptTemplate.from_messages(
             [("system", "You test web apps. What you remember:\n{context}"), ("human", "{question}")]
         )

@@ -28,6 +28,7 @@ def _words(text: str) -> list[str]:
 
 
 _TOKEN = re.compile(r"[A-Za-z0-9#/@][\w'\u2019./#@&+-]*[\w#+]|[A-Za-z0-9#]|[,;:()\"“”]")
+_POSSESSIVE = re.compile(r"(\w)['\u2019]s\b")
 _SENTENCE = re.compile(
     r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bProf\.)(?<!\bSt\.)(?<=[.!?])\s+(?=[A-Z0-9\"“])|\n+"
 )
@@ -39,7 +40,8 @@ _ORG_SUFFIX = frozenset(
 )
 _GROUP_NOUNS = frozenset(_words("team squad department group division service project app library repo"))
 _NAME_JOINERS = ("of", "&", "de", "van", "von", "la")  # "Bank of America"
-_TITLES = frozenset(_words("dr mr mrs ms prof sir madam"))
+_TITLES = frozenset(_words("dr mr mrs ms prof professor sir madam customer client colleague"))
+_ROLES = frozenset(_words("ceo cto cfo coo cio vp"))  # "the CTO of Halvard": a role, not a name
 _FIRST_NAMES = frozenset(
     _words(
         "aaron adam alan albert alex alice amelia amy ana andrew anna arjun ben bob carlos carol charlie chen chloe "
@@ -79,8 +81,9 @@ _STOP = _COMMON | frozenset(
 
 # ", a data scientist at": describes the previous mention (an appositive), not the sentence's subject.
 _APPOSITIVE = (
-    r"(?:an? |the )?(?:[\w-]+ ){0,2}(?:engineer|developer|manager|designer|analyst|scientist|lead|director|ceo|cto|"
-    r"founder|researcher|consultant|intern|architect|admin|tester|recruiter) (?:at|for|of|with)"
+    r"(?:is |was )?(?:an? |the )?(?:[\w-]+ ){0,2}(?:engineer|developer|manager|designer|analyst|scientist|lead|"
+    r"director|ceo|cto|cfo|coo|vp|head|professor|founder|researcher|consultant|intern|architect|admin|tester|"
+    r"recruiter) (?:at|for|of|with)"
 )
 # (relation type, pattern over the words between two mentions, reversed?). First match wins.
 _PATTERNS: list[tuple[str, str, bool]] = [
@@ -88,7 +91,7 @@ _PATTERNS: list[tuple[str, str, bool]] = [
     ("MANAGES", r"(?:manages|managed|leads|led|heads|headed|runs|ran|supervises)", False),
     (
         "WORKS_FOR",
-        r"(?:works|worked|working|is employed|was employed|interns|consults)"
+        r"(?:works|work|worked|working|is employed|was employed|interns|consults)"
         r" (?:(?:as|at|for) )?(?:an? [\w-]+(?: [\w-]+)? )?(?:for|at|with)",
         False,
     ),
@@ -133,6 +136,7 @@ _PATTERNS: list[tuple[str, str, bool]] = [
 ]
 _COMPILED = [(kind, re.compile(rf"^(?:{p})(?: (?:the|a|an|its|their|his|her))?$"), rev) for kind, p, rev in _PATTERNS]
 _RELATIVE_VERBS = [(kind, re.compile(rf"^(?:{p})$"), rev) for kind, p, rev in _PATTERNS if not rev and "from|" not in p]
+_VERBS = [re.compile(rf"^(?:{p})$") for _, p, _ in _PATTERNS if "from|" not in p]  # any relation verb
 _TYPES_BY_RELATION = {
     "WORKS_FOR": ("person", "organization"), "REPORTS_TO": ("person", "person"), "LIVES_IN": ("person", "location"),
     "LOCATED_IN": (None, "location"), "KNOWS": ("person", "person"), "MANAGES": ("person", None),
@@ -184,7 +188,7 @@ class EntityExtractor:
         entities: dict[str, Entity] = {}
         relationships: dict[tuple[str, str, str], Relationship] = {}
         for sentence in _SENTENCE.split(text or ""):
-            tokens = _TOKEN.findall(sentence)
+            tokens = _TOKEN.findall(_POSSESSIVE.sub(r"\1", sentence))  # "Kwame's boss": Kwame
             mentions = self._mentions(tokens)
             for kind, source, target in self._relations(tokens, mentions):
                 src, dst = entity_id(source.name), entity_id(target.name)
@@ -232,7 +236,10 @@ class EntityExtractor:
                 if not t[:1].isalpha() or t.lower() in _STOP or (_is_cap(t) and not span) or self._verb_at(tokens, k):
                     break
                 span.append(t)
-            if span and (self._verb_at(tokens, i, before=True) or self._verb_at(tokens, i + 1 + len(span))):
+            after = i + 1 + len(span)
+            if span and after < len(tokens) and _is_identifier(tokens[after]) and span[-1].lower() in self.entity_types:
+                return Mention(after, after + 1, tokens[after], self.entity_types[span[-1].lower()])  # "the bug #9"
+            if span and (self._verb_at(tokens, i, before=True) or self._verb_at(tokens, after)):
                 kind = self.entity_types.get(span[-1].lower(), "concept")
                 return Mention(i + 1, i + 1 + len(span), " ".join(span), kind, proper=False)
         if low in _DETERMINERS:
@@ -242,8 +249,11 @@ class EntityExtractor:
                     kind = self.entity_types.get(span[-1].lower()) or self.entity_types.get(
                         " ".join(t.lower() for t in span[-2:])
                     )
+                    after = i + 1 + size
+                    if kind and after < len(tokens) and _is_identifier(tokens[after]):
+                        return Mention(after, after + 1, tokens[after], kind)  # "the API endpoint /api/login"
                     if kind:
-                        return Mention(i + 1, i + 1 + size, " ".join(span), kind, proper=False)
+                        return Mention(i + 1, after, " ".join(span), kind, proper=False)
         return None
 
     @staticmethod
@@ -253,20 +263,22 @@ class EntityExtractor:
             span = tokens[i - size : i] if before else tokens[i : i + size]
             if len(span) == size and (not before or i - size >= 1):
                 words = " ".join(t.lower() for t in span)
-                if any(pattern.match(words) for _, pattern, _ in _RELATIVE_VERBS):
+                if any(pattern.match(words) for pattern in _VERBS):
                     return True
         return False
 
     def _proper_mention(self, tokens: list[str], i: int) -> Mention | None:
         token = tokens[i]
         titled = token.lower() in _TITLES and i + 1 < len(tokens) and _is_cap(tokens[i + 1])
-        plain = not (_is_cap(token) or _is_identifier(token)) or (token.lower() in _COMMON and not token.isupper())
-        if plain and not titled:
+        acronym = token.isupper() and len(token) > 1
+        plain = not (_is_cap(token) or _is_identifier(token)) or (token.lower() in _COMMON and not acronym)
+        if (plain and not titled) or token.lower() in _ROLES:
             return None
         j = i + 1
         while j < len(tokens):
             nxt = tokens[j]
-            if _is_cap(nxt) and (nxt.lower() not in _COMMON or nxt.isupper()) and nxt[:1].isalnum():
+            known = nxt.lower() in _COMMON and not (len(nxt) > 1 and nxt.isupper())
+            if _is_cap(nxt) and not known and nxt.lower() not in _ROLES and nxt[:1].isalnum():
                 j += 1
             elif nxt.lower() in _NAME_JOINERS and j + 1 < len(tokens) and _is_cap(tokens[j + 1]):
                 j += 2
@@ -301,10 +313,10 @@ class EntityExtractor:
         """Typed edges between consecutive mentions, from the words between them. A mention attached to the
         previous one as a modifier ("Alice from Acme", "Bob, who works for X") keeps the subject."""
         found: list[tuple[str, Mention, Mention]] = []
-        subject: Mention | None = None
+        subjects: list[Mention] = []  # "Leo and Mia work at X": both
         for k, mention in enumerate(mentions):
             if k == 0:
-                subject = mention
+                subjects = [mention]
                 continue
             prev = mentions[k - 1]
             between = " ".join(t.lower() for t in tokens[prev.end : mention.start] if t not in ('"', "“", "”"))
@@ -314,16 +326,18 @@ class EntityExtractor:
                 match = self._relative_clause(tokens, between, prev, mention)
                 if match is None:
                     if between in ("and", ",", "or") or not between:
+                        if prev is subjects[-1]:
+                            subjects.append(mention)
                         continue  # a list: the subject carries over
-                    subject = mention
+                    subjects = [mention]
                     continue
             kind, reverse, modifier = match
-            source = prev if modifier or subject is None else subject
-            src, dst = (mention, source) if reverse else (source, mention)
-            self._retype(kind, src, dst)
-            found.append((kind, src, dst))
+            for source in [prev] if modifier else subjects:
+                src, dst = (mention, source) if reverse else (source, mention)
+                self._retype(kind, src, dst)
+                found.append((kind, src, dst))
             if not modifier and between.startswith(","):
-                subject = mention
+                subjects = [mention]
         return found
 
     def _match(self, between: str, prev: Mention, cur: Mention) -> tuple[str, bool, bool] | None:

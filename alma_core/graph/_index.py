@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import re
 import threading
@@ -28,7 +29,7 @@ from .._models import Memory
 from ._backend import create_graph_backend
 from ._extract import EntityExtractor
 from ._models import Entity, EntityQuery, GraphScope, RelationQuery, Relationship, entity_id
-from ._store import BackendGraphStore
+from ._store import BackendGraphStore, replace_store
 
 __all__ = ["Extractor", "GraphIndex"]
 
@@ -190,18 +191,23 @@ class GraphIndex:
         return {memory_id: score / top for memory_id, score in best}
 
 
-def open_graph(spec: Any, config: Any) -> GraphIndex:
+def open_graph(spec: Any, config: Any, storage: Any = None) -> GraphIndex:
     """The `GraphIndex` an `ALMA` uses: from `ALMA(graph=...)` (a `GraphIndex`, a `BackendGraphStore`, a
-    `GraphBackend` or a backend name) or, when that is None, from the config's `graph:` section."""
+    `GraphBackend` or a backend name) or, when that is None, from the config's `graph:` section. A Kuzu
+    graph without `graph.path` lives in `graph/` beside the SQLite file (`storage`, when a path)."""
     settings = config.graph
     if isinstance(spec, GraphIndex):
+        if spec.store.project_id != config.project_id:  # the graph of ALMA's project, on the same backend
+            spec.store = replace_store(spec.store)
+            spec.store.project_id = config.project_id
         return spec
     if isinstance(spec, BackendGraphStore):
         spec = spec.backend
     if spec is None or spec is True:
         spec = settings.backend if settings.backend != "none" else "memory"
     if isinstance(spec, str):
-        options = {"database_path": settings.path or str(Path(config.storage_dir) / "graph")} if spec == "kuzu" else {}
+        folder = Path(storage).parent if isinstance(storage, str | os.PathLike) else Path(config.storage_dir)
+        options = {"database_path": settings.path or str(folder / "graph")} if spec == "kuzu" else {}
         spec = create_graph_backend(spec, **options)
     store = BackendGraphStore(spec, project_id=config.project_id)
     return GraphIndex(store, mode=settings.extraction, hops=settings.hops, entity_types=settings.entity_types)

@@ -7,6 +7,7 @@ every thread behind a lock, and each `upsert`/`delete` is one transaction (all o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Sequence
@@ -20,12 +21,16 @@ from ._models import Entity, EntityQuery, GraphScope, RelationQuery, Relationshi
 
 __all__ = ["KuzuGraphBackend"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+_CHECKPOINT_EVERY = 100
 _SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS AlmaMeta(key STRING PRIMARY KEY, value STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Entity(key STRING PRIMARY KEY, project_id STRING, agent STRING, id STRING,"
-    " name STRING, name_lc STRING, entity_type STRING, properties STRING, created_at DOUBLE, user_id STRING,"
-    " memory_ids STRING[])",
+    " name STRING, name_lc STRING, entity_type STRING, properties STRING, created_at DOUBLE, user_id STRING)",
+    # An entity's provenance is one edge per memory: a hub named by thousands of memories gains an edge
+    # per write instead of rewriting a growing list.
+    "CREATE NODE TABLE IF NOT EXISTS MemoryRef(key STRING PRIMARY KEY, memory_id STRING)",
+    "CREATE REL TABLE IF NOT EXISTS MENTIONED_IN(FROM Entity TO MemoryRef)",
     "CREATE REL TABLE IF NOT EXISTS Related(FROM Entity TO Entity, id STRING, project_id STRING, agent STRING,"
     " source_id STRING, target_id STRING, relation_type STRING, properties STRING, confidence DOUBLE,"
     " created_at DOUBLE, valid_from DOUBLE, valid_to DOUBLE, user_id STRING, memory_ids STRING[])",
@@ -33,7 +38,7 @@ _SCHEMA = [
 _ENTITY_SET = (
     "e.project_id = row.project_id, e.agent = row.agent, e.id = row.id, e.name = row.name, e.name_lc = row.name_lc,"
     " e.entity_type = row.entity_type, e.properties = row.properties, e.created_at = CAST(row.created_at AS DOUBLE),"
-    " e.user_id = CAST(row.user_id AS STRING), e.memory_ids = CAST(row.memory_ids AS STRING[])"
+    " e.user_id = CAST(row.user_id AS STRING)"
 )
 _REL_SET = (
     "r.project_id = row.project_id, r.agent = row.agent, r.source_id = row.source_id, r.target_id = row.target_id,"
@@ -45,8 +50,21 @@ _REL_SET = (
 )
 
 
+# Returning named properties is several times faster than returning the node or edge itself.
+_ENTITY_FIELDS = ("project_id", "agent", "id", "name", "entity_type", "properties", "created_at", "user_id")
+_REL_FIELDS = ("id", "project_id", "agent", "source_id", "target_id", "relation_type", "properties", "confidence",
+               "created_at", "valid_from", "valid_to", "user_id", "memory_ids")  # fmt: skip
+_ENTITY_COLUMNS = ", ".join(f"e.{f}" for f in _ENTITY_FIELDS) + ", e.key"
+_REL_COLUMNS = ", ".join(f"r.{f}" for f in _REL_FIELDS)
+
+
 def _key(project_id: str, agent: str, entity: str) -> str:
     return f"{project_id}\x1f{agent}\x1f{entity}"
+
+
+def keep_refs(entity: Entity) -> list[str]:
+    """The MemoryRef keys of an entity's memories (a memory id is unique within its project)."""
+    return [_key(str(entity.project_id), "", m) for m in entity.memory_ids]
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -83,6 +101,7 @@ class KuzuGraphBackend:
             raise StorageError(f"cannot open the Kuzu graph at {folder}: {exc}") from None
         self._conn = kuzu.Connection(self._db)
         self._lock = threading.RLock()
+        self._writes = 0
         self._setup()
 
     # ---- plumbing -----------------------------------------------------------------------------------
@@ -105,9 +124,13 @@ class KuzuGraphBackend:
                 for cypher, params in statements:
                     self._rows(cypher, params)
             except BaseException:
-                self._rows("ROLLBACK")
+                with contextlib.suppress(StorageError):  # Kuzu rolls back a failed statement's transaction itself
+                    self._rows("ROLLBACK")
                 raise
             self._rows("COMMIT")
+            self._writes += 1
+            if self._writes % _CHECKPOINT_EVERY == 0:  # bounds the WAL and the versions the buffer pool holds
+                self._rows("CHECKPOINT")
 
     def _setup(self) -> None:
         with self._lock:
@@ -129,14 +152,14 @@ class KuzuGraphBackend:
             rows = [
                 {"key": _key(str(e.project_id), str(e.agent), e.id), "project_id": e.project_id, "agent": e.agent,
                  "id": e.id, "name": e.name, "name_lc": e.name.lower(), "entity_type": e.entity_type,
-                 "properties": json.dumps(e.properties), "created_at": _ts(e.created_at), "user_id": e.user_id,
-                 "memory_ids": list(e.memory_ids)}
+                 "properties": json.dumps(e.properties), "created_at": _ts(e.created_at), "user_id": e.user_id}
                 for e in entities
             ]  # fmt: skip
             merge = f"UNWIND $rows AS row MERGE (e:Entity {{key: row.key}}) SET {_ENTITY_SET}"
             statements.append((merge, {"rows": rows}))
+            statements += self._mention_changes(rows, entities)
         if relationships:
-            rows = [
+            edges: list[dict[str, Any]] = [
                 {"id": r.id, "src": _key(str(r.project_id), str(r.agent), r.source_id),
                  "dst": _key(str(r.project_id), str(r.agent), r.target_id), "project_id": r.project_id,
                  "agent": r.agent, "source_id": r.source_id, "target_id": r.target_id,
@@ -149,20 +172,40 @@ class KuzuGraphBackend:
                 (
                     "UNWIND $rows AS row MATCH (a:Entity {key: row.src}), (b:Entity {key: row.dst})"
                     f" MERGE (a)-[r:Related {{id: row.id}}]->(b) SET {_REL_SET}",
-                    {"rows": rows},
+                    {"rows": edges},
                 )
             )
         if statements:
             self._write(statements)
+
+    def _mention_changes(self, rows: list[dict[str, Any]], entities: Sequence[Entity]) -> list[tuple[str, Any]]:
+        """The statements that make each entity's MENTIONED_IN edges exactly its `memory_ids`."""
+        wanted = {(row["key"], ref): m for row, e in zip(rows, entities, strict=True)
+                  for ref, m in zip(keep_refs(e), e.memory_ids, strict=True)}  # fmt: skip
+        with self._lock:
+            have = {(key, ref) for key, ref in self._rows(
+                "MATCH (e:Entity)-[:MENTIONED_IN]->(r:MemoryRef) WHERE e.key IN $keys RETURN e.key, r.key",
+                {"keys": [row["key"] for row in rows]})}  # fmt: skip
+        gone = [{"e": key, "r": ref} for key, ref in have - wanted.keys()]
+        new = [{"e": key, "r": ref, "m": wanted[(key, ref)]} for key, ref in wanted.keys() - have]
+        statements: list[tuple[str, Any]] = []
+        if gone:
+            cypher = "UNWIND $rows AS p MATCH (e:Entity {key: p.e})-[m:MENTIONED_IN]->(r:MemoryRef {key: p.r}) DELETE m"
+            statements.append((cypher, {"rows": gone}))
+        if new:
+            cypher = ("UNWIND $rows AS p MERGE (r:MemoryRef {key: p.r}) SET r.memory_id = p.m"
+                      " WITH p, r MATCH (e:Entity {key: p.e}) MERGE (e)-[:MENTIONED_IN]->(r)")  # fmt: skip
+            statements.append((cypher, {"rows": new}))
+        return statements
 
     def find_entities(self, query: EntityQuery) -> list[Entity]:
         where = ["e.project_id = $project"]
         params: dict[str, Any] = {"project": query.scope.project_id}
         match = "MATCH (e:Entity)"
         if query.memory_ids is not None:
-            match = "UNWIND $mids AS mid MATCH (e:Entity)"
-            where.append("list_contains(e.memory_ids, mid)")
-            params["mids"] = list(query.memory_ids)
+            match = "MATCH (e:Entity)-[:MENTIONED_IN]->(q:MemoryRef)"
+            where.append("q.key IN $refs")
+            params["refs"] = [_key(query.scope.project_id, "", m) for m in query.memory_ids]
         lists: tuple[tuple[str, tuple[str, ...] | None], ...] = (("agent", query.scope.agents), ("id", query.ids))
         for field, value in lists:
             if value is not None:
@@ -176,9 +219,19 @@ class KuzuGraphBackend:
             where.append("e.name_lc CONTAINS $name")
             params["name"] = query.name.lower()
         limit = f" LIMIT {int(query.limit)}" if query.limit is not None else ""
-        cypher = f"{match} WHERE {' AND '.join(where)} RETURN DISTINCT e ORDER BY e.id, e.agent{limit}"
+        cypher = (f"{match} WHERE {' AND '.join(where)} WITH DISTINCT e"
+                  f" RETURN {_ENTITY_COLUMNS} ORDER BY e.id, e.agent{limit}")  # fmt: skip
         with self._lock:
-            return [self._entity(row[0]) for row in self._rows(cypher, params)]
+            rows = self._rows(cypher, params)
+            refs: dict[str, list[str]] = {row[-1]: [] for row in rows}
+            if refs:
+                for key, memory_id in self._rows(
+                    "MATCH (e:Entity)-[:MENTIONED_IN]->(r:MemoryRef) WHERE e.key IN $keys RETURN e.key, r.memory_id",
+                    {"keys": list(refs)},
+                ):
+                    refs[key].append(memory_id)
+        return [self._entity({**dict(zip(_ENTITY_FIELDS, row, strict=False)), "memory_ids": refs[row[-1]]})
+                for row in rows]  # fmt: skip
 
     def find_relationships(self, query: RelationQuery) -> list[Relationship]:
         where = ["r.project_id = $project"]
@@ -203,9 +256,9 @@ class KuzuGraphBackend:
             match = "UNWIND $mids AS mid MATCH ()-[r:Related]->()"
             where.append("list_contains(r.memory_ids, mid)")
             params["mids"] = list(query.memory_ids)
-        cypher = f"{match} WHERE {' AND '.join(where)} RETURN DISTINCT r ORDER BY r.valid_from, r.id"
+        cypher = f"{match} WHERE {' AND '.join(where)} RETURN DISTINCT {_REL_COLUMNS} ORDER BY r.valid_from, r.id"
         with self._lock:
-            return [self._relationship(row[0]) for row in self._rows(cypher, params)]
+            return [self._relationship(dict(zip(_REL_FIELDS, row, strict=True))) for row in self._rows(cypher, params)]
 
     def delete(
         self, scope: GraphScope, entities: Sequence[EntityKey] = (), relationship_ids: Sequence[str] = ()
@@ -234,6 +287,7 @@ class KuzuGraphBackend:
                 [
                     ("MATCH ()-[r:Related]->() WHERE r.project_id = $project AND r.id IN $ids DELETE r", params),
                     ("MATCH (e:Entity) WHERE e.key IN $keys DETACH DELETE e", {"keys": keys}),
+                    ("MATCH (r:MemoryRef) WHERE NOT EXISTS { MATCH (r)<-[:MENTIONED_IN]-(:Entity) } DELETE r", {}),
                 ]
             )
         return int(found) + len(rels)

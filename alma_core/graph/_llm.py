@@ -54,6 +54,10 @@ class GraphExtraction(BaseModel):
     relationships: list[ExtractedRelation] = Field(default_factory=list)
 
 
+def _invalid(exc: _PydanticError) -> ValidationError:
+    return ValidationError(f"the model's graph extraction is not valid: {exc.errors()[0]['msg']}")
+
+
 class LLMEntityExtractor:
     """Extracts a typed graph from text with a chat model (any LangChain chat model with tool calling)."""
 
@@ -74,11 +78,17 @@ class LLMEntityExtractor:
 
     def extract(self, text: str) -> tuple[list[Entity], list[Relationship]]:
         """The entities and relationships the model finds in `text`."""
-        return self._convert(self._structured.invoke(self._request(text)))
+        try:
+            return self._convert(self._structured.invoke(self._request(text)))
+        except _PydanticError as exc:  # LangChain's parser validates the model's answer first
+            raise _invalid(exc) from None
 
     async def aextract(self, text: str) -> tuple[list[Entity], list[Relationship]]:
         """Async twin: the model's `ainvoke`."""
-        return self._convert(await self._structured.ainvoke(self._request(text)))
+        try:
+            return self._convert(await self._structured.ainvoke(self._request(text)))
+        except _PydanticError as exc:
+            raise _invalid(exc) from None
 
     def entity_ids(self, text: str) -> list[str]:
         return [e.id for e in self.extract(text)[0]]
@@ -89,7 +99,7 @@ class LLMEntityExtractor:
         try:
             parsed = raw if isinstance(raw, GraphExtraction) else GraphExtraction.model_validate(raw or {})
         except _PydanticError as exc:
-            raise ValidationError(f"the model's graph extraction is not valid: {exc.errors()[0]['msg']}") from None
+            raise _invalid(exc) from None
         entities: dict[str, Entity] = {}
         for item in parsed.entities:
             try:

@@ -19,6 +19,7 @@ from ..session import Handoff, SessionInfo
 from ..workflow._models import Artifact, Checkpoint
 
 __all__ = [
+    "PROBLEMS",
     "AddAntiPatternArgs",
     "ArtifactList",
     "CheckpointList",
@@ -33,6 +34,7 @@ __all__ = [
     "LearnManyResult",
     "MemoryList",
     "MemoryOut",
+    "Problem",
     "ResumeResult",
     "RetrieveResult",
     "SessionList",
@@ -105,6 +107,23 @@ class StatusArgs(ToolArgs):
 
 
 # ---- responses ----------------------------------------------------------------------------------------
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every error the API answers (`error` names the ALMA error class)."""
+
+    type: str = Field(description="urn:alma:error:<error>")
+    title: str
+    status: int
+    error: str = Field(
+        description="The AlmaError class (ValidationError, ScopeViolation, NotFound...) or HTTP condition."
+    )
+    detail: str = Field(description="One line: what went wrong.")
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    "default": {"model": Problem, "description": "An error, as application/problem+json."}
+}
 
 
 class MemoryOut(BaseModel):

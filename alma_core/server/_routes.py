@@ -29,6 +29,7 @@ from ..mcp._tools import (
     StatsArgs,
 )
 from ._models import (
+    PROBLEMS,
     AddAntiPatternArgs,
     Count,
     ForgetResult,
@@ -59,7 +60,7 @@ def tool(name: str, alma: ALMA, args: ToolArgs) -> Any:
     return _SPECS[name].handler(alma, args)[0]
 
 
-router = APIRouter(prefix="/v1/projects/{project_id}")
+router = APIRouter(prefix="/v1/projects/{project_id}", responses=PROBLEMS)
 
 
 @router.post("/retrieve", response_model=RetrieveOut, tags=["memory"])

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from ..mcp._common import MAX_NAME, jsonable
 from ..mcp._workflow_tools import (
     CheckpointArgs,
+    GetArtifactsArgs,
     LinkArtifactArgs,
     MergeStatesArgs,
     ResumeArgs,
@@ -23,6 +24,7 @@ from ..progress import ProgressSummary, ProgressTracker, WorkItem
 from ..session import Handoff, SessionInfo, SessionManager
 from ..workflow._models import Artifact, Checkpoint
 from ._models import (
+    PROBLEMS,
     ArtifactList,
     CheckpointList,
     CleanupArgs,
@@ -45,7 +47,7 @@ from ._routes import Alma, Name, tool
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/projects/{project_id}")
+router = APIRouter(prefix="/v1/projects/{project_id}", responses=PROBLEMS)
 OptionalName = Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)]
 Limit = Annotated[int | None, Query(ge=1, le=10_000)]
 ArtifactKind = Literal["code", "test", "document", "config", "deployment"]
@@ -99,12 +101,7 @@ def link_artifact(body: LinkArtifactArgs, alma: Alma) -> Any:
 @router.get("/workflows/{workflow_id}/artifacts", response_model=ArtifactList, tags=["workflow"])
 def get_artifacts(workflow_id: Name, alma: Alma, artifact_type: ArtifactKind | None = None) -> Any:
     """The workflow's artifacts, newest first (of one type if given)."""
-    return {"workflow_id": workflow_id, **_artifacts(alma, workflow_id, artifact_type)}
-
-
-def _artifacts(alma: Alma, workflow_id: str, kind: str | None) -> dict[str, Any]:
-    found = jsonable(alma.get_artifacts(workflow_id, kind))
-    return {"count": len(found), "artifacts": found}
+    return tool("alma_get_artifacts", alma, GetArtifactsArgs(workflow_id=workflow_id, artifact_type=artifact_type))
 
 
 @router.post("/checkpoints/cleanup", response_model=Count, tags=["workflow"])

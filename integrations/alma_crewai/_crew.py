@@ -15,7 +15,7 @@ from typing import Any
 from alma_core import ALMA
 
 from ._deps import require_crewai
-from ._storage import AlmaStorage
+from ._storage import AlmaStorage, may_learn
 
 require_crewai()
 
@@ -26,13 +26,17 @@ from crewai.memory.utils import sanitize_scope_name  # noqa: E402
 __all__ = ["AlmaCrewMemory", "alma_memory"]
 
 Strategy = Callable[[Any, Any], str]  # (task, output or None) -> strategy_used
+TaskType = Callable[[Any], str | None] | Mapping[str, str]  # task -> category, or {task name or description: category}
 
 
 def alma_memory(alma: ALMA, *, llm: Any = None, **options: Any) -> Memory:
     """A CrewAI `Memory` stored in ALMA (`options` go to `AlmaStorage`: agent, agents, root_scope, ...).
 
     `llm` runs CrewAI's own analysis steps (extraction, categories); ALMA does the embedding."""
-    storage = AlmaStorage(alma, **options)
+    return _memory_over(AlmaStorage(alma, **options), llm)
+
+
+def _memory_over(storage: AlmaStorage, llm: Any) -> Memory:
     return Memory(storage=storage, embedder=storage.embedder, **({"llm": llm} if llm is not None else {}))
 
 
@@ -46,8 +50,12 @@ class AlmaCrewMemory:
     """Connects a `Crew` to ALMA: per-agent recall through `AlmaStorage`, learning after each task.
 
     `agents` maps sanitized CrewAI roles ("senior-researcher") to ALMA agent names (default: the
-    sanitized role itself). `strategy(task, output)` says what goes in `strategy_used`;
-    `task_type(task)` names the outcome's category (default: ALMA infers it from the description).
+    sanitized role itself). `strategy(task, output)` says what goes in `strategy_used`.
+
+    Each task's category (its outcome's `task_type`, and the domain of what CrewAI's memory saves
+    during it) comes from, in order: `task_type` (a callable, or a mapping keyed by task name or
+    description); the task's `name` when the agent may learn it; the agent's `can_learn` (the entry
+    closest to the description, else the first). An agent without `can_learn` lets ALMA infer it.
     """
 
     def __init__(
@@ -58,7 +66,7 @@ class AlmaCrewMemory:
         default_agent: str = "crew",
         llm: Any = None,
         strategy: Strategy | None = None,
-        task_type: Callable[[Any], str | None] | None = None,
+        task_type: TaskType | None = None,
     ) -> None:
         self.alma = alma
         self.agents = dict(agents or {})
@@ -76,11 +84,39 @@ class AlmaCrewMemory:
         role = sanitize_scope_name(role or "unknown")
         return self.agents.get(role, role)
 
+    def task_category(self, task: Any) -> str | None:
+        """The category a task's outcome is learned under (None: let ALMA infer it)."""
+        explicit = self._explicit_type(task)
+        if explicit is not None or task.agent is None:
+            return explicit
+        agent = self.agent_name(task.agent.role)
+        if task.name and may_learn(self.alma, agent, task.name):
+            return str(task.name)
+        config = self.alma.config.agents.get(agent)
+        if config is None or not config.can_learn:
+            return None
+        return self.alma.scopes.infer_category(agent, task.description, default=config.can_learn[0])
+
+    def _explicit_type(self, task: Any) -> str | None:
+        if self.task_type is None:
+            return None
+        if callable(self.task_type):
+            return self.task_type(task)
+        return self.task_type.get(task.name or "") or self.task_type.get(task.description)
+
     def attach(self, crew: Any) -> Any:
-        """Give every agent of `crew` ALMA-backed memory and learn from its tasks; returns the crew."""
+        """Give every agent of `crew` ALMA-backed memory and learn from its tasks; returns the crew.
+
+        One `Memory` serves the crew; each agent gets its scope `/crew/<crew>/agent/<role>` of it, so
+        it reads only what ALMA lets it read (its own memories and those shared with it)."""
         root = f"/crew/{sanitize_scope_name(crew.name or 'crew')}"
         llm = self.llm if self.llm is not None else next((a.llm for a in crew.agents if a.llm is not None), None)
-        self.memory = alma_memory(self.alma, llm=llm, agent=self.default_agent, agents=self.agents, root_scope=root)
+        storage = AlmaStorage(self.alma, agent=self.default_agent, agents=self.agents, root_scope=root)
+        self.memory = _memory_over(storage, llm)
+        for task in crew.tasks:  # what CrewAI's memory saves during a task lands in the task's category
+            category = self.task_category(task) if task.agent is not None else None
+            if category is not None:
+                storage.domains.setdefault(self.agent_name(task.agent.role), category)
         for agent in crew.agents:
             agent.memory = self.memory.scope(f"{root}/agent/{sanitize_scope_name(agent.role or 'unknown')}")
         self._tasks.update({id(task): task for task in crew.tasks})
@@ -118,7 +154,7 @@ class AlmaCrewMemory:
             self.alma.learn(
                 agent=self.agent_name(task.agent.role), task=task.description, outcome=error is None,
                 strategy_used=self.strategy(task, output) if error is None else "",
-                task_type=self.task_type(task) if self.task_type else None, error_message=error,
+                task_type=self.task_category(task), error_message=error,
                 metadata={"crewai_task": str(task.id), "expected_output": task.expected_output or ""},
             )  # fmt: skip
         except Exception as exc:  # the bus prints handler errors; keep them inspectable too

@@ -3,12 +3,14 @@
 Mapping (see docs/crewai.md):
 - a CrewAI scope `.../agent/<role>/...` belongs to ALMA agent `agents.get(role, role)`; any other scope
   to the default `agent`. The full scope is kept in the memory's metadata.
-- a saved record becomes `DomainKnowledge` (domain = its first category, else "general"); ALMA's
-  can_learn / cannot_learn apply to that domain.
+- a saved record becomes `DomainKnowledge`. Its domain is the first of its categories the agent may
+  learn; else (CrewAI's categories are free labels) the agent's task category (`domains`), else its
+  first `can_learn`. A category in the agent's `cannot_learn` is refused (`ScopeViolation`).
 - every ALMA memory reads back as a record whose categories are `[memory_type, task_type or domain]`;
   memories ALMA learned itself live at `<root_scope>/agent/<agent>`.
-- search goes through `alma.retrieve`: the query vector is mapped back to the text it was made from,
-  so Memory must embed through `storage.embedder`.
+- search: a vector made by `storage.embedder` (ALMA's) is mapped back to its text and answered by
+  `alma.retrieve` (ALMA's ranking, sharing applied). Any other embedder's vector is compared with the
+  vectors the crew gave its saved records, kept beside them in ALMA's record space.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alma_core import ALMA, MemorySlice, MemoryType, NotFound, ValidationError
+from alma_core import ALMA, MemorySlice, MemoryType, NotFound, ScopeViolation, UnknownAgent, ValidationError
+from alma_core.storage import DeleteRecords, ListRecords, PutRecord, Record
 
 from ._deps import require_crewai
 
@@ -33,9 +36,10 @@ require_crewai()
 
 from crewai.memory.types import MemoryRecord, ScopeInfo  # noqa: E402
 
-__all__ = ["AlmaStorage", "TextEmbedder"]
+__all__ = ["AlmaStorage", "TextEmbedder", "may_learn"]
 
 _META = "crewai"  # metadata key holding what CrewAI knows and ALMA does not (scope, categories, ...)
+_VECTORS = "crewai/vectors"  # record namespace: the crew's own vector of each saved record, by memory id
 _LISTED = ("heuristic", "anti_pattern", "outcome")  # types shown as the core renders them
 
 
@@ -49,6 +53,21 @@ def _under(scope: str, prefix: str | None) -> bool:
         return True
     prefix = _norm(prefix)
     return scope == prefix or scope.startswith(prefix + "/")
+
+
+def _agent_root(scope: str | None) -> bool:
+    """Whether a scope is exactly an agent's (`.../agent/<role>`)."""
+    parts = _norm(scope).split("/")
+    return len(parts) >= 3 and parts[-2] == "agent"
+
+
+def may_learn(alma: ALMA, agent: str, category: str) -> bool:
+    """Whether ALMA lets `agent` learn a memory of `category`."""
+    try:
+        alma.scopes.check_write(agent, category)
+    except (ScopeViolation, UnknownAgent):
+        return False
+    return True
 
 
 def _naive_utc(stamp: datetime) -> datetime:
@@ -89,7 +108,8 @@ class AlmaStorage:
 
     `agent` owns records whose scope names no agent; `agents` maps sanitized CrewAI roles to ALMA
     agent names; `root_scope` is where memories ALMA learned itself appear (use the crew's
-    `/crew/<name>`).
+    `/crew/<name>`); `domains` maps an ALMA agent to the domain of saved records whose categories it
+    may not learn (`AlmaCrewMemory.attach` fills it with each agent's task category).
     """
 
     def __init__(
@@ -100,6 +120,7 @@ class AlmaStorage:
         agents: Mapping[str, str] | None = None,
         root_scope: str = "/",
         default_domain: str = "general",
+        domains: Mapping[str, str] | None = None,
     ) -> None:
         self.alma = alma
         self.agent = agent
@@ -107,6 +128,7 @@ class AlmaStorage:
         self.roles = {name: role for role, name in self.agents.items()}
         self.root_scope = _norm(root_scope)
         self.default_domain = default_domain
+        self.domains = dict(domains or {})
         self.embedder = TextEmbedder(alma)
 
     # ---- mapping ----------------------------------------------------------------------------------
@@ -155,29 +177,52 @@ class AlmaStorage:
             "scope": _norm(record.scope), "categories": list(record.categories), "metadata": dict(record.metadata),
             "importance": record.importance, "source": record.source, "private": record.private,
         }  # fmt: skip
-        domain = record.categories[0] if record.categories else self.default_domain
-        return self.alma.add_domain_knowledge(
-            self.agent_of(record.scope) or self.agent, domain, record.content, source=record.source or "crewai",
+        agent = self.agent_of(record.scope) or self.agent
+        memory = self.alma.add_domain_knowledge(
+            agent, self.domain_for(agent, record.categories), record.content, source=record.source or "crewai",
             created_at=record.created_at, confidence=record.importance, metadata={_META: crew},
         )  # fmt: skip
+        if record.embedding and self.embedder.text_of(record.embedding) is None:  # another embedder's vector
+            vector = np.asarray(record.embedding, dtype=np.float32)
+            self.alma.storage.execute(PutRecord(Record(self.alma.project_id, _VECTORS, memory.id, vector.tobytes(),
+                                                       metadata={"agent": agent})))  # fmt: skip
+        return memory
 
-    def _records(self, scope_prefix: str | None = None) -> list[MemoryRecord]:
-        records = (self.to_record(m) for m in self.alma.list_memories())
+    def domain_for(self, agent: str, categories: Sequence[str]) -> str:
+        """The ALMA domain of a record `agent` saves with CrewAI's `categories` (see the module docstring)."""
+        config = self.alma.config.agents.get(agent)
+        for category in categories:
+            if may_learn(self.alma, agent, category) or (config is not None and category in config.cannot_learn):
+                return category  # learnable, or refused on purpose by the write
+        if agent in self.domains:
+            return self.domains[agent]
+        if config is not None and config.can_learn:
+            return config.can_learn[0]
+        return categories[0] if categories else self.default_domain
+
+    def _memories(self, scope_prefix: str | None, limit: int | None = None) -> list[Memory]:
+        """The memories a scope can hold, newest first: one agent's when the scope names one."""
+        agent = self.agent_of(scope_prefix)
+        return self.alma.list_memories(agent=agent, limit=limit)
+
+    def _records(self, scope_prefix: str | None = None, limit: int | None = None) -> list[MemoryRecord]:
+        records = (self.to_record(m) for m in self._memories(scope_prefix, limit))
         return [r for r in records if _under(r.scope, scope_prefix)]
+
+    def _forget(self, memory_ids: Sequence[str]) -> None:
+        for memory_id in memory_ids:
+            self.alma.delete(memory_id)
+        if memory_ids:
+            self.alma.storage.execute(DeleteRecords(self.alma.project_id, _VECTORS, tuple(memory_ids)))
 
     # ---- StorageBackend ---------------------------------------------------------------------------
 
     def save(self, records: list[MemoryRecord]) -> None:
-        """Store records as ALMA knowledge, all or none; each record's id becomes its ALMA id."""
-        written: list[tuple[MemoryRecord, str]] = []
-        try:
-            for record in records:
-                written.append((record, self._write(record).id))
-        except Exception:
-            for _, memory_id in written:
-                self.alma.delete(memory_id)
-            raise
-        for record, memory_id in written:
+        """Store records as ALMA knowledge in one transaction (all or none); each record's id becomes its
+        ALMA id, and a vector from another embedder than ALMA's is kept for `search`."""
+        with self.alma.storage.transaction():
+            ids = [self._write(record).id for record in records]
+        for record, memory_id in zip(records, ids, strict=True):
             record.id = memory_id
 
     def search(
@@ -189,25 +234,60 @@ class AlmaStorage:
         limit: int = 10,
         min_score: float = 0.0,
     ) -> list[tuple[MemoryRecord, float]]:
-        """`alma.retrieve` for the query text, as (record, score) best first."""
+        """Records for a query vector, as (record, score) best first (see the module docstring)."""
         query = self.embedder.text_of(query_embedding)
-        if query is None:
-            raise ValidationError(
-                "AlmaStorage searches by text: build the Memory with embedder=storage.embedder "
-                "(or use alma_crewai.alma_memory) so the query vector can be traced to its text"
-            )
+        if query is not None:
+            hits = self._search_text(query, scope_prefix, limit)
+        else:
+            hits = self._search_vector(np.asarray(query_embedding, dtype=np.float32), scope_prefix, limit)
         found: dict[str, tuple[MemoryRecord, float]] = {}
+        for record, score in hits:
+            if (
+                score >= min_score and (not categories or set(categories) & set(record.categories))
+                and all(record.metadata.get(k) == v for k, v in (metadata_filter or {}).items())
+                and score > found.get(record.id, (record, -1.0))[1]
+            ):  # fmt: skip
+                found[record.id] = (record, score)
+        return sorted(found.values(), key=lambda pair: -pair[1])[:limit]
+
+    def _visible(self, record: MemoryRecord, scope_prefix: str | None) -> bool:
+        """An agent's own scope shows all ALMA lets the agent read (shared memories too); other
+        scopes show the records under them."""
+        return _agent_root(scope_prefix) or _under(record.scope, scope_prefix)
+
+    def _search_text(self, query: str, scope_prefix: str | None, limit: int) -> list[tuple[MemoryRecord, float]]:
+        """ALMA's own ranking: `alma.retrieve` for each agent the scope reads."""
+        hits = []
         for agent in self._readers(scope_prefix):
             for memory in self.alma.retrieve(query, agent, top_k=max(1, min(limit * 2, 1000))):
                 record = self.to_record(memory)
-                score = min(1.0, max(0.0, memory.score or 0.0))
-                if (
-                    score >= min_score and _under(record.scope, scope_prefix)
-                    and (not categories or set(categories) & set(record.categories))
-                    and all(record.metadata.get(k) == v for k, v in (metadata_filter or {}).items())
-                ):  # fmt: skip
-                    found[record.id] = max(found.get(record.id, (record, -1.0)), (record, score), key=lambda p: p[1])
-        return sorted(found.values(), key=lambda pair: -pair[1])[:limit]
+                if self._visible(record, scope_prefix):
+                    hits.append((record, min(1.0, max(0.0, memory.score or 0.0))))
+        return hits
+
+    def _search_vector(
+        self, vector: np.ndarray, scope_prefix: str | None, limit: int
+    ) -> list[tuple[MemoryRecord, float]]:
+        """Cosine similarity against the vectors the crew gave its saved records (those it may read)."""
+        agent = self.agent_of(scope_prefix)
+        readers = set(self.alma.scopes.readable(agent)) if agent is not None else None
+        stored = [
+            r for r in self.alma.storage.execute(ListRecords(self.alma.project_id, _VECTORS))
+            if readers is None or r.metadata.get("agent") in readers
+        ]  # fmt: skip
+        matrix = [np.frombuffer(r.value or b"", dtype=np.float32) for r in stored]
+        keep = [i for i, row in enumerate(matrix) if row.shape == vector.shape]
+        if not keep or not np.any(vector):
+            return []
+        rows = np.stack([matrix[i] for i in keep])
+        norms = np.linalg.norm(rows, axis=1) * np.linalg.norm(vector)
+        scores = rows @ vector / np.where(norms == 0, 1.0, norms)
+        hits = []
+        for i in np.argsort(-scores)[: max(limit * 4, 20)]:
+            record = self.get_record(stored[keep[int(i)]].key)
+            if record is not None and self._visible(record, scope_prefix):
+                hits.append((record, float(min(1.0, max(0.0, scores[i])))))
+        return hits
 
     def _readers(self, scope_prefix: str | None) -> list[str]:
         """Whose memories a search reads: the scope's agent, else every configured (or stored) agent."""
@@ -227,15 +307,19 @@ class AlmaStorage:
         metadata_filter: dict[str, Any] | None = None,
     ) -> int:
         """Delete the memories matching every given criterion; returns how many."""
+        if record_ids is not None:  # by id: no scan
+            candidates = [r for r in map(self.get_record, dict.fromkeys(record_ids)) if r is not None]
+            candidates = [r for r in candidates if _under(r.scope, scope_prefix)]
+        else:
+            candidates = self._records(scope_prefix)
         doomed = [
-            r for r in self._records(scope_prefix)
+            r for r in candidates
             if (record_ids is None or r.id in record_ids)
             and (not categories or set(categories) & set(r.categories))
             and (older_than is None or r.created_at < _naive_utc(older_than))
             and all(r.metadata.get(k) == v for k, v in (metadata_filter or {}).items())
         ]  # fmt: skip
-        for record in doomed:
-            self.alma.delete(record.id)
+        self._forget([r.id for r in doomed])
         return len(doomed)
 
     def update(self, record: MemoryRecord) -> None:
@@ -243,8 +327,9 @@ class AlmaStorage:
         old = self.alma.get(record.id)
         if old.memory_type is not MemoryType.KNOWLEDGE:
             raise ValidationError(f"{record.id} is an ALMA {old.memory_type.value}: only records CrewAI saved update")
-        new_id = self._write(record).id
-        self.alma.delete(old.id)
+        with self.alma.storage.transaction():
+            new_id = self._write(record).id
+            self._forget([old.id])
         record.id = new_id
 
     def get_record(self, record_id: str) -> MemoryRecord | None:
@@ -254,8 +339,9 @@ class AlmaStorage:
             return None
 
     def list_records(self, scope_prefix: str | None = None, limit: int = 200, offset: int = 0) -> list[MemoryRecord]:
-        """Records under a scope, newest first."""
-        return self._records(scope_prefix)[offset : offset + limit]
+        """Records under a scope, newest first (the whole store: only the first `offset + limit` are read)."""
+        whole = scope_prefix is None or _norm(scope_prefix) == "/"
+        return self._records(scope_prefix, limit=offset + limit if whole else None)[offset : offset + limit]
 
     def get_scope_info(self, scope: str) -> ScopeInfo:
         records = self._records(scope)
@@ -274,6 +360,9 @@ class AlmaStorage:
         return dict(Counter(c for r in self._records(scope_prefix) for c in r.categories))
 
     def count(self, scope_prefix: str | None = None) -> int:
+        """How many records a scope holds: the whole store is counted by ALMA, without reading it."""
+        if scope_prefix is None or _norm(scope_prefix) == "/":
+            return self.alma.stats().total
         return len(self._records(scope_prefix))
 
     def reset(self, scope_prefix: str | None = None) -> None:

@@ -16,13 +16,14 @@ try:
 except ImportError:
     raise MissingDependency("llama-index-core", "llamaindex") from None
 
-from ._memory import AlmaMemoryBlock
+from ._memory import AlmaMemoryBlock, alma_memory
 from ._retriever import AlmaRetriever, memory_to_node
 from ._workflow import arestore_context, asave_context, restore_context, save_context
 
 __all__ = [
     "AlmaMemoryBlock",
     "AlmaRetriever",
+    "alma_memory",
     "arestore_context",
     "asave_context",
     "memory_to_node",

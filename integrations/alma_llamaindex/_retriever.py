@@ -15,14 +15,16 @@ __all__ = ["AlmaRetriever", "memory_to_node"]
 
 
 def memory_to_node(memory: Memory) -> NodeWithScore:
-    """One memory as a scored node: its text as the node's text; type, id, agent, shared_from as metadata."""
+    """One memory as a scored node: its text as the node's text; type, id, agent, shared_from as metadata,
+    which neither the LLM nor an embedder sees (only the memory's text goes into the prompt)."""
     metadata: dict[str, Any] = {
         "type": memory.memory_type.value,
         "id": memory.id,
         "agent": memory.agent,
         "shared_from": memory.metadata.get("shared_from"),
     }
-    node = TextNode(id_=memory.id, text=memory.text, metadata=metadata)
+    node = TextNode(id_=memory.id, text=memory.text, metadata=metadata, excluded_llm_metadata_keys=list(metadata),
+                    excluded_embed_metadata_keys=list(metadata))  # fmt: skip
     return NodeWithScore(node=node, score=memory.score)
 
 
@@ -59,7 +61,8 @@ class AlmaRetriever(BaseRetriever):
         }
 
     def _nodes(self, found: MemorySlice) -> list[NodeWithScore]:
-        best = sorted(found, key=lambda m: -(m.score or 0.0))[: self.top_k]
+        ranked = sorted(found, key=lambda m: -(m.score or 0.0))
+        best = sorted(ranked, key=lambda m: m.metadata.get("kind") == "chat")[: self.top_k]  # lessons first
         return [memory_to_node(m) for m in best]
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alma_core import ALMA, ConfigError
+from alma_core import ALMA, ConfigError, ValidationError
 from alma_core._config import parse_config
 from alma_core.graph import BackendGraphStore, GraphIndex, create_graph_backend
 
@@ -77,3 +77,35 @@ def test_a_graph_object_or_name_can_be_passed_in(tmp_path: Path) -> None:
     alma.add_domain_knowledge("helena", "people", "Alice works for Acme Corp.")
     assert alma.graph.store.get_entity("alice") is not None
     alma.close()
+
+
+def test_retrieve_with_the_graph_brings_in_the_second_hop_and_shows_the_factor(tmp_path: Path) -> None:
+    alma = ALMA(project_id="g", agents=AGENTS, storage=tmp_path / "a.db", embedder="mock", graph="memory")
+    alma.add_domain_knowledge("helena", "people", "Alice works for Acme Corp.")
+    hop = alma.add_domain_knowledge("helena", "people", "Acme Corp is headquartered in Berlin.")
+    for i in range(30):  # same-shaped distractors the text search cannot tell apart from the second hop
+        alma.add_domain_knowledge("helena", "people", f"Company{i} Ltd is headquartered in Town{i}.")
+    alma.add_domain_knowledge("victor", "people", "Alice works for Acme Corp and Acme Corp is private.")
+    plain = alma.retrieve(QUESTION, "helena", top_k=3, memory_types=["knowledge"])
+    assert hop.id not in {m.id for m in plain.knowledge}
+    assert all("graph" not in (m.score_breakdown or {}) for m in plain.knowledge)
+    linked = alma.retrieve(QUESTION, "helena", top_k=3, memory_types=["knowledge"], use_graph=True)
+    by_id = {m.id: m for m in linked.knowledge}
+    assert hop.id in by_id and 0 < by_id[hop.id].score_breakdown["graph"] < 1  # type: ignore[index]
+    assert all(m.agent == "helena" for m in linked.knowledge)  # victor's memory is not helena's to read
+    alma.close()
+
+
+def test_use_graph_without_graph_memory_is_a_validation_error(open_alma: ALMA) -> None:
+    with pytest.raises(ValidationError, match="graph"):
+        open_alma.retrieve("anything", "helena", use_graph=True)
+
+
+def test_a_kuzu_graph_lives_beside_the_sqlite_file_and_survives_reopening(tmp_path: Path) -> None:
+    alma = ALMA(project_id="g", storage=tmp_path / "store" / "a.db", embedder="mock", graph="kuzu")
+    fact = alma.add_domain_knowledge("helena", "people", "Alice works for Acme Corp.")
+    alma.close()
+    assert (tmp_path / "store" / "graph" / "graph.kuzu").exists()
+    again = ALMA(project_id="g", storage=tmp_path / "store" / "a.db", embedder="mock", graph="kuzu")
+    assert again.graph.store.get_entity("alice").memory_ids == [fact.id]  # type: ignore[union-attr]
+    again.close()

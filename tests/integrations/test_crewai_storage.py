@@ -128,9 +128,51 @@ def test_learned_memories_cannot_be_rewritten(alma: ALMA, storage: AlmaStorage) 
     assert alma.get(outcome.id).text == outcome.text
 
 
-def test_search_needs_the_storage_embedder(storage: AlmaStorage) -> None:
-    with pytest.raises(ValidationError, match=r"embedder=storage\.embedder"):
-        storage.search([0.1] * 384)
+class WordEmbedder:
+    """A crew's own embedder (not ALMA's): one dimension per known word."""
+
+    WORDS = ("login", "selector", "button", "payment", "gateway", "checkout", "orders", "index")
+
+    def __call__(self, input: list[str]) -> list[list[float]]:
+        return [[float(w in text.lower()) + 0.01 for w in self.WORDS] for text in input]
+
+
+def test_a_crew_with_its_own_embedder_searches_by_its_vectors(alma: ALMA, storage: AlmaStorage) -> None:
+    memory = Memory(storage=storage, embedder=WordEmbedder(), llm=SilentLLM(model="silent"))
+    try:
+        login = remember(memory, "Use data-testid selectors for the login button", category="selector_patterns")
+        remember(memory, "Mock the payment gateway in checkout tests")
+        remember(memory, "Index the orders table by date", scope="/crew/qa/agent/victor", category="api_patterns")
+        found = memory.recall("login button selector", scope=HELENA, depth="shallow", limit=5)
+        assert found[0].record.id == login.id and found[0].score > found[-1].score
+        assert all("orders" not in m.record.content for m in found)  # victor's: not helena's to read
+        assert storage.search([1.0, 0, 0, 0, 0, 0, 0], scope_prefix=HELENA) == []  # another dimension
+        storage.delete(record_ids=[login.id])
+        assert login.id not in {m.record.id for m in memory.recall("login", scope=HELENA, depth="shallow")}
+    finally:
+        memory.close()
+
+
+def test_an_agent_scope_reads_what_alma_shares_with_the_agent(alma: ALMA, memory: Memory) -> None:
+    remember(memory, "Helena's login checklist")  # helena shares with qa_lead
+    found = memory.recall("login checklist", scope="/crew/qa/agent/qa_lead", depth="shallow")
+    assert [m.record.content for m in found] == ["Helena's login checklist"]
+    assert memory.recall("login checklist", scope="/crew/qa/agent/victor", depth="shallow") == []
+
+
+def test_a_free_category_is_filed_under_the_agents_domain(alma: ALMA, storage: AlmaStorage, memory: Memory) -> None:
+    record = remember(memory, "Flaky tests hide real bugs", category="flakiness")  # not a can_learn entry
+    assert alma.get(record.id).category == "testing_strategies"  # helena's first can_learn
+    assert storage.get_record(record.id).categories == ["flakiness"]  # type: ignore[union-attr]
+    storage.domains["helena"] = "selector_patterns"  # the task's category, when the crew knows it
+    assert alma.get(remember(memory, "Another note", category="misc").id).category == "selector_patterns"
+
+
+def test_count_of_the_whole_store_reads_no_memory(alma: ALMA, storage: AlmaStorage) -> None:
+    alma.learn("helena", "Test the login form", "success", "page objects", task_type="testing_strategies")
+    storage.save([MemoryRecord(content=f"fact {i}", scope=HELENA, categories=["testing_strategies"]) for i in range(3)])
+    assert storage.count() == storage.count("/") == 4 == alma.stats().total
+    assert [r.content for r in storage.list_records(limit=2, offset=1)] == ["fact 1", "fact 0"]
 
 
 async def test_async_twins(storage: AlmaStorage) -> None:

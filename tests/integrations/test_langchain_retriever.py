@@ -34,7 +34,7 @@ def seed(alma: ALMA, agent: str = "helena") -> None:
 
 
 class TestAlmaRetrieverStandard(RetrieversIntegrationTests):
-    """The standard suite every LangChain retriever is held to (k is called `top_k` here)."""
+    """The standard suite every LangChain retriever is held to, with its default parameter name `k`."""
 
     @pytest.fixture(autouse=True)
     def _store(self, alma: ALMA) -> None:
@@ -53,9 +53,27 @@ class TestAlmaRetrieverStandard(RetrieversIntegrationTests):
     def retriever_query_example(self) -> str:
         return "login form testing"
 
-    @property
-    def num_results_arg_name(self) -> str:
-        return "top_k"
+
+def test_k_as_langchain_spells_it_in_the_constructor_and_per_call(alma: ALMA) -> None:
+    seed(alma)
+    assert len(AlmaRetriever(alma=alma, agent="helena", k=3).invoke("login")) == 3
+    retriever = AlmaRetriever(alma=alma, agent="helena")
+    assert (retriever.k, len(retriever.invoke("login"))) == (5, 5)
+    assert len(retriever.invoke("login", k=2)) == 2
+    assert len(retriever.invoke("login", top_k=4)) == 4  # the older name still works
+    assert AlmaRetriever(alma=alma, agent="helena", top_k=1).k == 1
+    with pytest.raises(ValidationError):
+        retriever.invoke("login", k=0)
+
+
+def test_chat_turns_never_outrank_lessons(alma: ALMA) -> None:
+    """A turn flushed from a chat (metadata kind "chat") matching the query word for word still comes last."""
+    alma.learn(agent="helena", task="Test the login form", outcome="success", strategy_used="fill fields, submit")
+    alma.add_domain_knowledge("helena", "testing_strategies", "Login forms lock after five tries")
+    alma.add_domain_knowledge("helena", "testing_strategies", "User: how do I test the login form?",
+                              metadata={"kind": "chat"})  # fmt: skip
+    docs = AlmaRetriever(alma=alma, agent="helena", k=3).invoke("how do I test the login form?")
+    assert docs[-1].page_content == "User: how do I test the login form?"
 
 
 def test_documents_carry_memory_text_and_metadata(alma: ALMA) -> None:

@@ -103,3 +103,25 @@ def test_callback_surfaces_a_scope_violation(alma: ALMA) -> None:
     with pytest.raises(ScopeViolation):
         RunnableLambda(lambda x: x).invoke("Tune SQL", config={"callbacks": [callback]})
     assert alma.list_memories() == []
+
+
+def test_callback_on_a_langgraph_agent_records_the_human_task(alma: ALMA) -> None:
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    model = FakeMessagesListChatModel(responses=[AIMessage("Use page objects for the login form.")])
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", lambda state: {"messages": [model.invoke(state["messages"])]})
+    graph.add_edge(START, "agent")
+    agent = graph.compile()
+    callback = AlmaLearningCallback(alma, "helena")
+    question = "How should I test the login form?"
+    agent.invoke({"messages": [SystemMessage("be brief"), HumanMessage(question)]}, config={"callbacks": [callback]})
+    [outcome] = alma.list_memories(agent="helena", memory_types=[MemoryType.OUTCOME])
+    assert outcome.task == question  # not a repr of the message list
+    assert outcome.strategy_used == "Use page objects for the login form." and outcome.success
+    agent.invoke({"messages": [("user", "Test the signup form")]}, config={"callbacks": [callback]})
+    assert {o.task for o in alma.list_memories(agent="helena", memory_types=["outcome"])} == {
+        question, "Test the signup form",
+    }  # fmt: skip

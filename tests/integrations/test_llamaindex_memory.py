@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytest.importorskip("llama_index.core")
 
 from llama_index.core import Settings
-from llama_index.core.agent.workflow import FunctionAgent
-from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms.mock import (
@@ -21,11 +23,13 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore
 
 from alma_core import ALMA, MemoryType, ScopeViolation
-from alma_llamaindex import AlmaMemoryBlock, AlmaRetriever
+from alma_llamaindex import AlmaMemoryBlock, AlmaRetriever, alma_memory
 
 # LlamaIndex's workflow runtime inspects its pydantic agents, which pydantic reports as deprecated (not ours).
 pytestmark = pytest.mark.filterwarnings(
-    "ignore::pydantic.warnings.PydanticDeprecatedSince20", "ignore::pydantic.warnings.PydanticDeprecatedSince211"
+    "ignore::pydantic.warnings.PydanticDeprecatedSince20",
+    "ignore::pydantic.warnings.PydanticDeprecatedSince211",
+    "ignore:is_running called from within a step:DeprecationWarning",  # ReActAgent's own
 )
 
 LOCKOUT = "The login page locks after five failed attempts"
@@ -53,6 +57,43 @@ async def test_block_renders_alma_prompt_for_latest_user_message(alma: ALMA) -> 
     assert await block.aget([ChatMessage(role="assistant", content="no user yet")]) == ""
 
 
+def all_text(messages: list[ChatMessage]) -> str:
+    return "\n".join(m.content or "" for m in messages)
+
+
+class ReActMockLLM(MockLLMWithChatMemoryOfLastCall):
+    """A MockLLM that answers in ReAct's format (an echo would not parse) and keeps what it was sent."""
+
+    async def achat(self, messages: Any, **kwargs: Any) -> ChatResponse:
+        self.last_chat_messages = list(messages)
+        return ChatResponse(message=ChatMessage(role="assistant", content="Thought: I can answer.\nAnswer: five"))
+
+
+@pytest.mark.parametrize("agent_type", ["function", "react"])
+async def test_both_agent_kinds_see_alma_memory(alma: ALMA, agent_type: str) -> None:
+    alma.add_domain_knowledge("helena", "testing_strategies", LOCKOUT)
+    memory = alma_memory(alma, "helena", session_id="s1")
+    if agent_type == "function":
+        llm: Any = MockFunctionCallingLLMWithChatMemoryOfLastCall()
+        agent: Any = FunctionAgent(llm=llm, tools=[], system_prompt="You test web apps.")
+    else:
+        llm = ReActMockLLM()
+        agent = ReActAgent(llm=llm, tools=[], system_prompt="You test web apps.", streaming=False)
+    await agent.run("How do I test login attempts?", memory=memory)
+    sent = all_text(list(llm.last_chat_messages or []))
+    assert "<alma_memory>" in sent and LOCKOUT in sent
+    assert "How do I test login attempts?" in sent
+
+
+async def test_react_agent_loses_a_system_inserted_block(alma: ALMA) -> None:
+    """Why `alma_memory` inserts into the user message: ReActAgent drops the system message."""
+    alma.add_domain_knowledge("helena", "testing_strategies", LOCKOUT)
+    memory = Memory.from_defaults(session_id="s1", memory_blocks=[AlmaMemoryBlock(alma=alma, agent="helena")])
+    llm = ReActMockLLM()
+    await ReActAgent(llm=llm, tools=[], streaming=False).run("How do I test login attempts?", memory=memory)
+    assert LOCKOUT not in all_text(list(llm.last_chat_messages or []))
+
+
 async def test_function_agent_sees_alma_memory_in_its_prompt(alma: ALMA) -> None:
     alma.add_domain_knowledge("helena", "testing_strategies", LOCKOUT)
     memory = Memory.from_defaults(session_id="s1", memory_blocks=[AlmaMemoryBlock(alma=alma, agent="helena")])
@@ -76,7 +117,8 @@ async def test_flushed_turns_become_domain_knowledge(alma: ALMA) -> None:
     first = facts[-1]
     assert first.fact.startswith("User: How should I test the login form with many fields and buttons?\nAssistant: ")
     assert first.domain == "testing_strategies"
-    assert first.metadata == {"source": "llamaindex", "session_id": "s2", "user_id": "ana"}
+    assert first.metadata == {"source": "llamaindex", "kind": "chat", "session_id": "s2", "user_id": "ana"}
+    assert first.confidence == 0.3
     assert alma.delete_user("ana") >= 1
     assert alma.list_memories(agent="helena", memory_types=[MemoryType.KNOWLEDGE]) == []
 
@@ -105,6 +147,17 @@ async def test_read_only_block_stores_nothing(alma: ALMA) -> None:
     block = AlmaMemoryBlock(alma=alma, agent="helena", learn_from_chat=False)
     await block.aput([ChatMessage(role="user", content="q"), ChatMessage(role="assistant", content="a")])
     assert alma.list_memories() == []
+
+
+async def test_flushed_chat_turns_come_after_real_facts(alma: ALMA) -> None:
+    block = AlmaMemoryBlock(alma=alma, agent="helena", domain="testing_strategies")
+    question = "How do I test login attempts?"
+    await block.aput([ChatMessage(role="user", content=question), ChatMessage(role="assistant", content="?")])
+    alma.add_domain_knowledge("helena", "testing_strategies", LOCKOUT)
+    text = await block.aget([ChatMessage(role="user", content=question)])
+    assert text.index(LOCKOUT) < text.index(f"User: {question}")
+    nodes = AlmaRetriever(alma, "helena", top_k=2).retrieve(question)
+    assert [n.node.get_content() for n in nodes] == [LOCKOUT, f"User: {question}\nAssistant: ?"]
 
 
 def seed_knowledge(alma: ALMA) -> None:
@@ -136,3 +189,4 @@ def test_retriever_in_a_query_engine(alma: ALMA) -> None:
     response = engine.query("login page failed attempts")
     assert [n.node.get_content() for n in response.source_nodes] == [LOCKOUT]
     assert LOCKOUT in str(response)  # MockLLM echoes its prompt, which holds the retrieved memory
+    assert "shared_from" not in str(response) and "type:" not in str(response)  # only content reaches the LLM

@@ -1,0 +1,40 @@
+"""The TypeScript SDK's types (sdk/typescript/src/wire.ts) match the server's OpenAPI document.
+
+The SDK's own tests check this too, but they run under `make test` only; this one fails in pytest, so a
+change to a body or reply model is caught where it is made.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from alma_core.server._app import create_app
+from alma_core.server._registry import ProjectRegistry, ServeSettings
+
+from .conftest import PROJECT, TOKEN, write_config
+
+SDK = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (make test needs it anyway)")
+def test_the_typescript_sdk_types_match_the_openapi_document(tmp_path: Path) -> None:
+    settings = ServeSettings(config=str(write_config(tmp_path)), tokens={PROJECT: TOKEN})
+    guard = create_app(ProjectRegistry.open(settings), settings)
+    try:
+        doc = guard.app.openapi()
+    finally:
+        guard.app.state.registry.close()
+    (tmp_path / "openapi.json").write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "wire.ts"
+    script = SDK / "scripts" / "gen-wire.mjs"
+    subprocess.run(["node", str(script), str(tmp_path / "openapi.json"), str(out)], check=True, timeout=60,
+                   capture_output=True)  # fmt: skip
+    assert out.read_text(encoding="utf-8") == (SDK / "src" / "wire.ts").read_text(encoding="utf-8"), (
+        "the HTTP API's schemas changed: regenerate the SDK's types with "
+        "`cd sdk/typescript && node scripts/gen-wire.mjs <openapi.json>` (or `npm run gen`), then `npx tsc`"
+    )
