@@ -172,11 +172,14 @@ class ALMA(WorkflowAPI):
         memory_types: Iterable[MemoryType | str] | None = None,
         *,
         mode: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         use_graph: bool = False,
     ) -> MemorySlice:
-        """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`).
-        `use_graph`: also follow graph memory from the task's entities (docs/graph.md); the score
-        breakdown then shows the `graph` factor."""
+        """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`);
+        `since` / `until` keep those created in that window (`since` inclusive, `until` exclusive).
+        `MemorySlice.ranked()` gives them as one list, best first. `use_graph`: also follow graph memory
+        from the task's entities (docs/graph.md); the score breakdown then shows the `graph` factor."""
         check_text("task", task)
         check_text("agent", agent)
         check_optional_text("user_id", user_id)
@@ -184,29 +187,22 @@ class ALMA(WorkflowAPI):
             raise ValidationError(f"top_k must be an integer in 1..1000, got {top_k!r}")
         if mode is not None and mode not in ("hybrid", "dense", "lexical"):
             raise ValidationError(f"mode must be hybrid, dense or lexical, got {mode!r}")
+        after = None if since is None else as_utc(since)
+        before = None if until is None else as_utc(until)
         types = list(check_memory_types(memory_types, tuple(MemoryType)))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
         key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
-               tuple(types), mode or self.config.retrieval.mode, use_graph)  # fmt: skip
+               tuple(types), mode or self.config.retrieval.mode, after, before, use_graph)  # fmt: skip
         cached = self._cache.get(key)
         if cached is not None:
             self._emit(MemoryEventType.ACCESSED, cached, agent=agent)
             return cached
+        base = self._filter(agents=tuple(readers), user_id=user_id, created_after=after, created_before=before)
         graph = self._graph_scores(task, readers) if use_graph else None
-        result = MemorySlice(query=task, agent=agent)
-        other = [t for t in types if t is not MemoryType.PREFERENCE]
-        # One read transaction and one query embedding serve both searches (the store ranks BM25 once).
         vector = self.retriever.query_vector(task, mode)
-        with self.storage.transaction(write=False):
-            if other:
-                result = self.retriever.retrieve(self._filter(agents=tuple(readers)), task, top_k, other, agent,
-                                                 mode, vector=vector, graph=graph)  # fmt: skip
-            if MemoryType.PREFERENCE in types:
-                prefs = self.retriever.retrieve(
-                    self._filter(agents=tuple(readers), user_id=user_id), task, top_k, [MemoryType.PREFERENCE],
-                    agent, mode, vector=vector, graph=graph,
-                )  # fmt: skip
-                result.preferences = prefs.preferences
+        result = self.retriever.retrieve(
+            base, task, top_k, types, agent, mode, vector=vector, user_types=(MemoryType.PREFERENCE,), graph=graph
+        )
         self._cache.put(key, result)
         self._emit(MemoryEventType.ACCESSED, result, agent=agent)
         return result

@@ -10,6 +10,7 @@ code keeps its settings.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -29,9 +30,41 @@ def _blas_controllers() -> list[Any]:
     return _blas_state["controllers"]  # type: ignore[no-any-return]
 
 
+_LOCAL_SETTERS = ("openblas_set_num_threads_local", "scipy_openblas_set_num_threads_local64_")
+
+
+def _thread_local_setters() -> list[Any]:
+    """OpenBLAS >= 0.3.27 keeps a thread count per calling thread: a worker thread (the retriever embeds
+    queries on one) ignores the global count and spins up every core, 10-25x slower on a busy machine."""
+    if "local" not in _blas_state:
+        setters = []
+        for c in _blas_controllers():
+            if getattr(c, "internal_api", "") == "openblas":
+                setter = next((getattr(c.dynlib, n) for n in _LOCAL_SETTERS if hasattr(c.dynlib, n)), None)
+                if setter is not None:
+                    setter.restype = ctypes.c_int
+                    setter.argtypes = [ctypes.c_int]
+                    setters.append(setter)
+        _blas_state["local"] = setters
+    return _blas_state["local"]  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
 def single_blas_thread() -> Iterator[None]:
     """Run the block with one BLAS thread (re-entrant and thread-safe; a no-op without threadpoolctl)."""
+    with _blas_lock:
+        local = _thread_local_setters()
+    previous = [setter(1) for setter in local]
+    try:
+        with _process_wide_single_thread():
+            yield
+    finally:
+        for setter, n in zip(local, previous, strict=True):
+            setter(n)
+
+
+@contextlib.contextmanager
+def _process_wide_single_thread() -> Iterator[None]:
     with _blas_lock:
         controllers = _blas_controllers()
         if _blas_state["active"] == 0:

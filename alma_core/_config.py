@@ -48,25 +48,41 @@ class AgentConfig(_Strict):
     inherit_from: list[str] = Field(default_factory=list, description="Agents whose memories it reads.")
 
 
+_MemoryTypeName = Literal["outcome", "heuristic", "anti_pattern", "preference", "knowledge"]
+_TIMELESS: tuple[_MemoryTypeName, ...] = ("knowledge", "preference")
+
+
 class RetrievalConfig(_Strict):
-    """How `retrieve()` ranks. score = w_relevance*relevance + w_recency*recency + w_success*success
-    + w_confidence*confidence, each factor in [0, 1]."""
+    """How `retrieve()` ranks (see `alma_core._retrieval`). Relevance first: score = relevance * quality *
+    lesson, where quality = (w_relevance + w_recency*recency + w_success*success + w_confidence*confidence)
+    / (sum of the weights) is a bounded boost, each factor in [0, 1]."""
 
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
-    fusion: Literal["rrf", "weighted", "gated"] = Field(
-        "gated",
-        description="Hybrid fusion: calibrated weighted scores, reciprocal-rank fusion, or weighted fusion whose"
-        " lexical share is scaled by how much of the query the best lexical hit covers.",
+    fusion: Literal["weighted", "rrf", "gated"] = Field(
+        "weighted",
+        description="Hybrid fusion: normalised scores combined by dense_weight (a confident lexical match keeps"
+        " its lexical score), or reciprocal-rank fusion. `gated` is the old name of `weighted`.",
     )
-    dense_weight: float = Field(0.6, ge=0, le=1, description="Dense share of weighted fusion (lexical gets the rest).")
-    w_relevance: float = Field(0.6, ge=0)
-    w_recency: float = Field(0.15, ge=0)
-    w_success: float = Field(0.15, ge=0)
-    w_confidence: float = Field(0.1, ge=0)
-    recency_half_life_days: float = Field(30.0, gt=0)
+    dense_weight: float = Field(0.5, ge=0, le=1, description="Dense share of weighted fusion (lexical gets the rest).")
+    w_relevance: float = Field(0.75, ge=0, description="The share of quality no other factor can take away.")
+    w_recency: float = Field(0.1, ge=0)
+    w_success: float = Field(0.1, ge=0)
+    w_confidence: float = Field(0.05, ge=0)
+    recency_half_life_days: float = Field(
+        30.0, gt=0, description="Days after which a memory's recency factor halves (not for timeless types)."
+    )
+    timeless_types: list[_MemoryTypeName] = Field(
+        default_factory=lambda: list(_TIMELESS),
+        description="Memory types whose recency factor is always 1: facts and preferences do not age.",
+    )
+    lesson_boost: float = Field(
+        0.5, ge=0, le=5, description="Extra worth of a well-evidenced heuristic or anti-pattern over one outcome."
+    )
+    max_error_warnings: int = Field(2, ge=0, le=1000, description="Recurring-error warnings kept per retrieve.")
     min_relevance: float = Field(0.0, ge=0, le=1)
     diversity: float = Field(0.0, ge=0, le=1, description="MMR trade-off; 0 disables diversity.")
-    candidates: int = Field(50, ge=1, le=10_000, description="Candidates per search method before ranking.")
+    candidates: int = Field(50, ge=1, le=10_000, description="Candidates per type and search method before ranking.")
+    rerank_candidates: int = Field(30, ge=1, le=1000, description="Candidates a configured reranker re-scores.")
     cache_size: int = Field(512, ge=0)
     cache_ttl_seconds: float = Field(300.0, ge=0)
 
@@ -139,7 +155,7 @@ class GraphConfig(_Strict):
         "sync", description="When a write's entities reach the graph: in the write call, on a worker thread, never."
     )
     hops: int = Field(2, ge=1, le=3, description="How far `retrieve(use_graph=True)` walks from the query's entities.")
-    weight: float = Field(0.3, ge=0, le=1, description="Weight of the graph factor in the ranking.")
+    weight: float = Field(0.6, ge=0, le=1, description="Weight of the graph factor in the ranking.")
     entity_types: list[str] = Field(default_factory=list, description="Domain entity types the extractor knows.")
 
 
@@ -309,9 +325,9 @@ alma:
 
   retrieval:
     mode: hybrid                  # hybrid | dense | lexical
-    w_relevance: 0.6
-    w_recency: 0.15
-    w_success: 0.15
-    w_confidence: 0.1
-    recency_half_life_days: 30
+    w_relevance: 0.75             # score = relevance * quality: the other weights move it by at most 25%
+    w_recency: 0.1
+    w_success: 0.1
+    w_confidence: 0.05
+    recency_half_life_days: 30    # outcomes, heuristics, anti-patterns; knowledge and preferences don't age
 """

@@ -1,40 +1,50 @@
-"""Retrieval: hybrid candidate search (dense + lexical, fused) and multi-factor ranking.
+"""Retrieval: one search of the store (dense + lexical candidates of every type), fusion into one
+relevance, and a ranking in which relevance comes first.
 
-relevance: dense = cosine (clipped at 0); lexical = BM25 / best BM25 of the list, times the share of
-the query's topic words the memory holds; hybrid = weighted fusion `dense_weight * dense +
-(1 - dense_weight) * lexical`, whose lexical share `fusion="gated"` (the default) scales by the best
-such share of any hit (see `fuse`), or reciprocal-rank fusion normalised by its maximum (`"rrf"`).
-
-score = (w_relevance*relevance + w_recency*recency + w_success*success + w_confidence*confidence)
-        / (sum of the weights)
-recency = 0.5 ** (age_days / recency_half_life_days); success = a learned heuristic's lower bound on
-its recent success rate (`metadata["success_lcb"]`, see `_learning`), else its confidence,
-(successes + 1) / (trials + 2) for other heuristics, 1 / 0.25 for a successful / failed outcome, 1
-otherwise. Each returned memory carries
-`score` and `score_breakdown`. Retired heuristics and anti-patterns (metadata["retired"]) are skipped.
-With `diversity > 0`, each type's list is re-ranked by MMR so near-copies never fill top_k.
+relevance (per query, over every type at once, so scores compare across types):
+    dense   = cosine / the best candidate's cosine (clipped at 0)
+    lexical = BM25 / best BM25, times the share of the query's topic words the memory holds
+    hybrid  = `fusion="weighted"`: dense_weight * dense + (1 - dense_weight) * lexical, except that a
+              confident lexical match (one memory holding every topic word of the query, or a rare exact
+              term such as a name or an id) keeps at least its lexical score; `"rrf"`: reciprocal-rank
+              fusion normalised by its maximum
+A lesson (heuristic or anti-pattern) is at least as relevant as the best outcome of its task type.
+score = relevance * quality * lesson
+    quality = (w_relevance + w_recency*recency + w_success*success + w_confidence*confidence)
+              / (w_relevance + w_recency + w_success + w_confidence)
+        a bounded boost: with the defaults the other factors move a score by at most 25%, so they re-rank
+        among relevant memories and never lift an irrelevant recent memory above a relevant old one.
+    recency = 0.5 ** (age_days / recency_half_life_days), 1 for the timeless types (knowledge and
+              preferences by default, `timeless_types`)
+    success = a learned heuristic's lower bound on its recent success rate (`metadata["success_lcb"]`,
+              see `_learning`), else its confidence, (successes + 1) / (trials + 2) for other heuristics,
+              1 / 0.25 for a successful / failed outcome, 1 otherwise
+    lesson  = 1 + lesson_boost * success for a heuristic (a lesson distilled from many outcomes is worth
+              more than any one of them), 1 + 0.4 * lesson_boost * confidence * min(1, evidence / 5) for a
+              strategy anti-pattern, half that for a recurring-error warning; 1 for the rest
+Each returned memory carries `score` and `score_breakdown` (every factor by name: a new factor, such as a
+graph's, adds its name to the breakdown and its weight to `quality`). Retired heuristics and
+anti-patterns (metadata["retired"]) are skipped; recurring-error warnings are merged per (task type,
+error) and capped (`max_error_warnings`). With `diversity > 0`, each type's list is re-ranked by MMR.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
 from ._config import RetrievalConfig
-from ._models import Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
+from ._models import AntiPattern, Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
 from ._slice import MemorySlice
 from .embeddings import Embedder
-from .storage._base import BaseStorage, DenseSearch, FindMemories, LexicalSearch, MemoryFilter
+from .storage._base import BaseStorage, FindMemories, MemoryFilter, SearchHits, SearchMemories
 
-__all__ = ["Retriever", "recency_factor", "success_factor"]
+__all__ = ["Retriever", "fuse", "lexical_query", "recency_factor", "success_factor"]
 
 _RRF_K = 60.0
 _WORD = re.compile(r"[\w][\w:.-]*[\w]|\w", re.UNICODE)
@@ -57,10 +67,15 @@ def _topic_words(text: str) -> frozenset[str]:
     return frozenset(w.lower()[:6] for w in _WORD.findall(text) if w.lower() not in _STOP)
 
 
+def lexical_terms(text: str) -> tuple[str, ...]:
+    """The query's topic words (function words dropped), or all its words when nothing is left."""
+    words = _WORD.findall(text)
+    return tuple(w for w in words if w.lower() not in _STOP) or tuple(words)
+
+
 def lexical_query(text: str) -> str:
-    """The query's topic words (function words dropped), or the text itself when nothing is left."""
-    words = [w for w in _WORD.findall(text) if w.lower() not in _STOP]
-    return " ".join(words) if words else text
+    """The query's topic words as one string (see `lexical_terms`)."""
+    return " ".join(lexical_terms(text)) or text
 
 
 def success_factor(memory: Memory) -> float:
@@ -82,44 +97,67 @@ def recency_factor(memory: Memory, half_life_days: float, now_ts: float) -> floa
     return float(0.5 ** (idle_days(memory, now_ts) / half_life_days))
 
 
-def fuse(
-    dense: list[list[tuple[str, float]]],
-    lexical: list[list[tuple[str, float]]],
-    mode: str,
-    fusion: str = "gated",
-    dense_weight: float = 0.6,
-    coverage: dict[str, float] | None = None,
-) -> dict[str, float]:
-    """Dense similarities and lexical scores (lists best first) -> relevance in [0, 1].
+def lesson_factor(memory: Memory, boost: float) -> float:
+    """How much more a lesson is worth than one raw memory: 1 + boost * (its success factor) for a
+    heuristic (a lower bound that grows with evidence), 1 + 0.4 * boost * confidence * min(1, evidence / 5)
+    for a strategy anti-pattern (the strategy to use comes before those to avoid), half that for a
+    recurring-error warning, else 1."""
+    if isinstance(memory, Heuristic):
+        return 1.0 + boost * success_factor(memory)
+    if isinstance(memory, AntiPattern):
+        weight = 0.2 if memory.metadata.get("kind") == "recurring_error" else 0.4
+        return 1.0 + weight * boost * memory.confidence * min(1.0, memory.occurrence_count / 5)
+    return 1.0
 
-    A lexical score is BM25 / the list's best BM25, times `coverage` (the share of the query's topic
-    words the memory contains) when given: a weak match on one word of a long query then stays weak.
-    `fusion="gated"` is weighted fusion whose lexical share is scaled by the best coverage of any hit:
-    when no memory contains most of the query's words (a paraphrase), lexical is mostly noise.
+
+_ID_LIKE = re.compile(r"\d|[A-Z].*[A-Z]|\w[_:./-]\w")  # ids, versions, codes, acronyms, paths
+
+
+def _normalised_dense(dense: dict[MemoryType, list[tuple[str, float]]]) -> dict[str, float]:
+    """Cosines over every type's candidates divided by the best one (clipped at 0): 1 for the best.
+    (Min-max normalisation scored a little lower on the dev split, and zeroes the weakest candidate.)"""
+    sims = {i: max(0.0, s) for hits in dense.values() for i, s in hits}
+    best = max(sims.values(), default=0.0)
+    return {i: s / best for i, s in sims.items()} if best > 1e-9 else dict.fromkeys(sims, 0.0)
+
+
+def fuse(
+    hits: SearchHits,
+    mode: str,
+    fusion: str = "weighted",
+    dense_weight: float = 0.5,
+    coverage: dict[str, float] | None = None,
+    exact: set[str] | None = None,
+) -> dict[str, float]:
+    """Dense similarities and lexical scores of one search -> relevance in [0, 1] (module docstring).
+
+    `coverage`: the share of the query's topic words each lexical hit holds (a weak match on one word of
+    a long query stays weak); `exact`: the lexical hits holding every topic word, or a rare exact term
+    (an id, a name): their lexical score is trusted whatever the dense side says.
     """
-    dense_rel = {i: max(0.0, min(1.0, s)) for hits in dense for i, s in hits}
-    lex_rel: dict[str, float] = {}
-    for hits in lexical:
-        top = hits[0][1] if hits else 1.0
-        for memory_id, score in hits:
-            share = 1.0 if coverage is None else coverage.get(memory_id, 0.0)
-            lex_rel[memory_id] = share * score / top if top > 0 else 0.0
+    dense_rel = _normalised_dense(hits.dense)
+    lex_scores = {i: s for per_type in hits.lexical.values() for i, s in per_type}
+    top = max(lex_scores.values(), default=0.0)
+    lex_rel = {
+        i: (1.0 if coverage is None else coverage.get(i, 0.0)) * s / top if top > 0 else 0.0
+        for i, s in lex_scores.items()
+    }
     if mode == "dense":
         return dense_rel
     if mode == "lexical":
         return lex_rel
     if fusion == "rrf":
         fused: dict[str, float] = {}
-        for hits in [*dense, *lexical]:
-            for rank, (memory_id, _) in enumerate(hits):
+        for scores in (dense_rel, lex_rel):
+            for rank, memory_id in enumerate(sorted(scores, key=lambda i: (-scores[i], i))):
                 fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
-        best = 2.0 / (_RRF_K + 1)
-        return {i: min(1.0, s / best) for i, s in fused.items()}
-    lex_weight = 1.0 - dense_weight
-    if fusion == "gated" and coverage is not None:
-        lex_weight *= max((coverage.get(i, 0.0) for hits in lexical for i, _ in hits), default=0.0)
+        best = max(fused.values(), default=1.0)
+        return {i: s / best for i, s in fused.items()}
     ids = dense_rel.keys() | lex_rel.keys()
-    return {i: (1 - lex_weight) * dense_rel.get(i, 0.0) + lex_weight * lex_rel.get(i, 0.0) for i in ids}
+    out = {i: dense_weight * dense_rel.get(i, 0.0) + (1 - dense_weight) * lex_rel.get(i, 0.0) for i in ids}
+    for memory_id in exact or ():
+        out[memory_id] = max(out[memory_id], lex_rel.get(memory_id, 0.0))
+    return out
 
 
 def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:
@@ -143,53 +181,59 @@ def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:
     return chosen
 
 
-# A query vector, or a callable returning it once a worker thread has computed it, or None.
-VectorSource = np.ndarray | Callable[[], np.ndarray] | None
-# Embedding slower than this (a moving average) runs on a worker thread, overlapping lexical search.
-_OVERLAP_EMBED_MS = 2.0
-_pool: list[ThreadPoolExecutor] = []
-_pool_lock = threading.Lock()
+Factor = Callable[[Memory], float]  # a memory -> a value in [0, 1]
 
 
-def _embed_pool() -> ThreadPoolExecutor:
-    with _pool_lock:
-        if not _pool:
-            _pool.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="alma-embed"))
-        return _pool[0]
+def cap_error_warnings(ranked: list[Memory], cap: int) -> list[Memory]:
+    """`ranked` with recurring-error warnings merged per (task type, error) (the best-ranked one of
+    each stays) and at most `cap` of them kept: they say what fails, not which strategy to avoid."""
+    seen: set[tuple[str, str]] = set()
+    out: list[Memory] = []
+    for memory in ranked:
+        if isinstance(memory, AntiPattern) and memory.metadata.get("kind") == "recurring_error":
+            key = (memory.task_type or "", " ".join(memory.pattern.casefold().split()))
+            if key in seen or len(seen) >= cap:
+                continue
+            seen.add(key)
+        out.append(memory)
+    return out
 
 
-def _forget_pool_in_child() -> None:  # a forked child has none of the parent's worker threads
-    global _pool_lock
-    _pool.clear()
-    _pool_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pool_in_child)
+def inherit_task_relevance(memories: dict[str, Memory], relevance: dict[str, float]) -> dict[str, float]:
+    """A lesson (heuristic or anti-pattern) is as relevant as the most relevant outcome of its task type:
+    it was distilled from those outcomes, though its own text ("checkout tasks: use data-testid
+    selectors") rarely shares the words of a task."""
+    by_type: dict[str, float] = {}
+    for memory_id, memory in memories.items():
+        if isinstance(memory, Outcome):
+            by_type[memory.task_type] = max(by_type.get(memory.task_type, 0.0), relevance.get(memory_id, 0.0))
+    out = dict(relevance)
+    for memory_id, memory in memories.items():
+        if isinstance(memory, (Heuristic, AntiPattern)) and memory.task_type in by_type:
+            out[memory_id] = max(out.get(memory_id, 0.0), by_type[memory.task_type])
+    return out
 
 
 class Retriever:
-    """Finds and ranks memories for a query within a filter. Backend-independent."""
+    """Finds and ranks memories for a query within a filter. Backend-independent.
+
+    `factors`: extra ranking factors by name, each (weight, function of a memory in [0, 1]); they join
+    recency, success and confidence in the bounded `quality` boost and show in `score_breakdown`.
+    `reranker`: an optional function (query, memories) -> relevance scores that replaces the fused
+    relevance of the best `RetrievalConfig.rerank_candidates` candidates (for example a cross-encoder).
+    """
 
     def __init__(self, storage: BaseStorage, embedder: Embedder, config: RetrievalConfig) -> None:
         self.storage, self.embedder, self.config = storage, embedder, config
-        self._embed_ms = 0.0  # moving average of query embedding time
-        self.graph_weight = 0.3  # the graph's share in relevance (ALMA sets it from `graph.weight`)
+        self.factors: dict[str, tuple[float, Factor]] = {}
+        self.reranker: Callable[[str, list[Memory]], Sequence[float]] | None = None
+        self.graph_weight = 0.6  # the graph's share in relevance (ALMA sets it from `graph.weight`)
 
-    def query_vector(self, query: str, mode: str | None = None) -> VectorSource:
-        """The query's embedding when `mode` searches densely, else None. When embedding is slow (a
-        model, not the mock), it runs on a worker thread and this returns a callable that waits for
-        it: `candidates()` runs the lexical search meanwhile."""
+    def query_vector(self, query: str, mode: str | None = None) -> np.ndarray | None:
+        """The query's embedding when `mode` searches densely, else None."""
         if (mode or self.config.mode) not in ("hybrid", "dense"):
             return None
-        if self._embed_ms < _OVERLAP_EMBED_MS:
-            return self._embed_query(query)
-        return _embed_pool().submit(self._embed_query, query).result
-
-    def _embed_query(self, query: str) -> np.ndarray:
-        start = time.perf_counter()
-        vector = self.embedder.embed_query(query)
-        self._embed_ms = 0.8 * self._embed_ms + 0.2 * (time.perf_counter() - start) * 1000
-        return vector
+        return self.embedder.embed_query(query)
 
     def candidates(
         self,
@@ -197,37 +241,49 @@ class Retriever:
         query: str,
         types: Sequence[MemoryType],
         mode: str | None = None,
-        vector: VectorSource = None,
+        vector: np.ndarray | None = None,
+        user_types: tuple[MemoryType, ...] | None = None,
     ) -> tuple[dict[str, Memory], dict[str, float]]:
-        """Candidate memories and their fused relevance in [0, 1] (`vector`: the query's, from
-        `query_vector()`, if computed)."""
+        """Candidate memories and their fused relevance in [0, 1], from one `SearchMemories`."""
         mode = mode or self.config.mode
-        k = self.config.candidates
-        lex_query = lexical_query(query)
-        filters = [replace(base, types=(memory_type,)) for memory_type in types]
-        with self.storage.transaction(write=False) as tx:
-            lex_ops = [LexicalSearch(f, lex_query, k) for f in filters] if mode in ("hybrid", "lexical") else []
-            lexical = [tx.execute(op) for op in lex_ops]  # first: the query embedding may still be running
-            if mode not in ("hybrid", "dense"):
-                vector = None
-            elif vector is None:
-                vector = self.embedder.embed_query(query)
-            elif callable(vector):
-                vector = vector()
-            dense = [tx.execute(DenseSearch(f, vector, k)) for f in filters] if vector is not None else []
-            ids = tuple({i: None for hits in [*dense, *lexical] for i, _ in hits})
-            with_vectors = self.config.diversity > 0
-            found = (
-                tx.execute(FindMemories(replace(base, ids=ids, types=tuple(types)), with_embeddings=with_vectors))
-                if ids
-                else []
-            )
-        memories = {m.id: m for m in found}
+        if mode in ("hybrid", "dense") and vector is None:
+            vector = self.embedder.embed_query(query)
+        searched = list(types)
+        if {MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN} & set(types) and MemoryType.OUTCOME not in types:
+            searched.append(MemoryType.OUTCOME)  # lessons inherit their outcomes' relevance (then dropped)
+        op = SearchMemories(
+            replace(base, types=tuple(searched)),
+            vector=vector if mode in ("hybrid", "dense") else None,
+            terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
+            k=self.config.candidates,
+            user_types=user_types,
+            with_embeddings=self.config.diversity > 0,
+        )
+        hits: SearchHits = self.storage.execute(op)
+        memories = hits.memories
         words = _topic_words(query)
-        lex_ids = {i for hits in lexical for i, _ in hits if i in memories}  # coverage only weighs lexical hits
+        lex_ids = {i for per_type in hits.lexical.values() for i, _ in per_type if i in memories}
         coverage = {i: len(words & _topic_words(memories[i].text)) / len(words) for i in lex_ids} if words else None
-        relevance = fuse(dense, lexical, mode, self.config.fusion, self.config.dense_weight, coverage)
+        exact = _exact_matches(query, memories, lex_ids, coverage)
+        relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
+        relevance = inherit_task_relevance(memories, relevance)
+        if len(searched) > len(types):
+            memories = {i: m for i, m in memories.items() if m.memory_type in types}
+        if self.reranker is not None and relevance:
+            relevance = self._rerank(query, memories, relevance)
         return memories, relevance
+
+    def _rerank(self, query: str, memories: dict[str, Memory], relevance: dict[str, float]) -> dict[str, float]:
+        """The reranker's scores, min-max normalised, for the best candidates; the rest keep theirs
+        scaled below the lowest reranked one."""
+        assert self.reranker is not None
+        top = sorted(relevance, key=lambda i: (-relevance[i], i))[: self.config.rerank_candidates]
+        scores = [float(s) for s in self.reranker(query, [memories[i] for i in top])]
+        low, high = min(scores), max(scores)
+        span = high - low or 1.0
+        out = {i: 0.5 * relevance[i] * min(relevance[j] for j in top) for i in relevance}
+        out.update({i: 0.5 + 0.5 * (s - low) / span for i, s in zip(top, scores, strict=True)})
+        return out
 
     def with_graph(
         self,
@@ -236,14 +292,18 @@ class Retriever:
         memories: dict[str, Memory],
         relevance: dict[str, float],
         graph: dict[str, float],
+        user_types: tuple[MemoryType, ...] | None = None,
     ) -> tuple[dict[str, Memory], dict[str, float]]:
         """Add the memories graph memory leads to (within `base`: the same scopes) and fuse the graph score
         into relevance as a noisy-or, 1 - (1 - relevance) * (1 - graph_weight * graph): never lower, and a
         memory the text search missed enters with at most `graph_weight`."""
         missing = tuple(i for i in graph if i not in memories)
         if missing:
-            found = self.storage.execute(FindMemories(replace(base, ids=missing, types=tuple(types)),
+            found = self.storage.execute(FindMemories(replace(base, ids=missing, types=tuple(types), user_id=None),
                                                       with_embeddings=self.config.diversity > 0))  # fmt: skip
+            user = base.user_id  # (as in the search) the user applies to `user_types` only
+            found = [m for m in found if user is None or m.user_id_value in (None, user) or
+                     (user_types is not None and m.memory_type not in user_types)]  # fmt: skip
             memories = {**memories, **{m.id: m for m in found}}
         weight = self.graph_weight
         fused = {i: 1.0 - (1.0 - relevance.get(i, 0.0)) * (1.0 - weight * graph.get(i, 0.0)) for i in memories}
@@ -252,7 +312,10 @@ class Retriever:
     def rank(self, memories: dict[str, Memory], relevance: dict[str, float]) -> list[Memory]:
         """Score every candidate (see the module docstring), best first; retired memories are dropped."""
         cfg = self.config
-        total = cfg.w_relevance + cfg.w_recency + cfg.w_success + cfg.w_confidence or 1.0
+        weights = {"recency": cfg.w_recency, "success": cfg.w_success, "confidence": cfg.w_confidence}
+        weights.update({name: weight for name, (weight, _) in self.factors.items()})
+        total = cfg.w_relevance + sum(weights.values()) or 1.0
+        timeless = {MemoryType(t) for t in cfg.timeless_types}
         now_ts = utcnow().timestamp()
         ranked: list[Memory] = []
         for memory_id, memory in memories.items():
@@ -261,16 +324,17 @@ class Retriever:
                 continue
             factors = {
                 "relevance": rel,
-                "recency": recency_factor(memory, cfg.recency_half_life_days, now_ts),
+                "recency": 1.0
+                if memory.memory_type in timeless
+                else recency_factor(memory, cfg.recency_half_life_days, now_ts),
                 "success": success_factor(memory),
                 "confidence": memory.confidence,
             }
-            memory.score = (
-                cfg.w_relevance * factors["relevance"]
-                + cfg.w_recency * factors["recency"]
-                + cfg.w_success * factors["success"]
-                + cfg.w_confidence * factors["confidence"]
-            ) / total
+            factors.update({name: fn(memory) for name, (_, fn) in self.factors.items()})
+            quality = (cfg.w_relevance + sum(weights[name] * factors[name] for name in weights)) / total
+            lesson = lesson_factor(memory, cfg.lesson_boost)
+            factors["quality"], factors["lesson"] = quality, lesson
+            memory.score = rel * quality * lesson / (1.0 + cfg.lesson_boost)
             memory.score_breakdown = factors
             ranked.append(memory)
         ranked.sort(key=lambda m: (-(m.score or 0.0), m.id))
@@ -284,18 +348,19 @@ class Retriever:
         types: Sequence[MemoryType],
         reader: str,
         mode: str | None = None,
-        vector: VectorSource = None,
+        vector: np.ndarray | None = None,
+        user_types: tuple[MemoryType, ...] | None = None,
         graph: dict[str, float] | None = None,
     ) -> MemorySlice:
         """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice` (`graph`: memory id
         -> graph score, from `GraphIndex.expand`, fused into relevance by `with_graph`)."""
         start = time.perf_counter()
-        memories, relevance = self.candidates(base, query, types, mode, vector)
+        memories, relevance = self.candidates(base, query, types, mode, vector, user_types)
         if graph is not None:
-            memories, relevance = self.with_graph(base, types, memories, relevance, graph)
+            memories, relevance = self.with_graph(base, types, memories, relevance, graph, user_types)
         result = MemorySlice(query=query, agent=reader)
         by_type: dict[MemoryType, list[Memory]] = {}
-        for memory in self.rank(memories, relevance):
+        for memory in cap_error_warnings(self.rank(memories, relevance), self.config.max_error_warnings):
             if graph is not None:
                 memory.score_breakdown = {**(memory.score_breakdown or {}), "graph": graph.get(memory.id, 0.0)}
             by_type.setdefault(memory.memory_type, []).append(memory)
@@ -307,3 +372,17 @@ class Retriever:
                 result.add(memory)
         result.retrieval_ms = (time.perf_counter() - start) * 1000
         return result
+
+
+def _exact_matches(
+    query: str, memories: dict[str, Memory], lex_ids: set[str], coverage: dict[str, float] | None
+) -> set[str]:
+    """Lexical hits that match the query confidently: every topic word of a query of two or more, or
+    an id-like term of the query (digits, inner capitals, `a_b`, `a-b`, `a.b`) written out exactly."""
+    if coverage is None:
+        return set()
+    out = {i for i in lex_ids if coverage.get(i, 0.0) >= 1.0 and len(_topic_words(query)) >= 2}
+    ids = [w for w in _WORD.findall(query) if _ID_LIKE.search(w)]
+    if ids:
+        out |= {i for i in lex_ids if any(w in memories[i].text for w in ids)}
+    return out

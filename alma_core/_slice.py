@@ -36,6 +36,15 @@ _TYPE_WEIGHT = {
 }
 
 
+def _lesson_strategy(memory: Memory) -> str | None:
+    """The strategy a heuristic recommends or a strategy anti-pattern warns against, else None."""
+    if isinstance(memory, Heuristic):
+        return memory.strategy
+    if isinstance(memory, AntiPattern) and memory.metadata.get("kind") != "recurring_error":
+        return memory.pattern
+    return None
+
+
 def _line(memory: Memory) -> str:
     shared = memory.metadata.get("shared_from")
     tag = f" (from {shared})" if shared else ""
@@ -97,6 +106,35 @@ class MemorySlice:
     @property
     def total_items(self) -> int:
         return len(self)
+
+    def ranked(self, k: int | None = None) -> list[Memory]:
+        """Every memory of the slice in one list, best first, at most `k` long.
+
+        Scores compare across types (see `alma_core._retrieval`); a memory without a score counts as
+        1 / (its rank in its type + 1). A raw outcome never comes before the lesson learned from it: an
+        outcome whose strategy a heuristic or anti-pattern of this slice holds (same agent, task type
+        and normalised strategy) is placed just below that lesson.
+        """
+        from ._learning import normalise_strategy  # the learner's notion of "the same strategy"
+
+        value: dict[int, float] = {}
+        lessons: dict[tuple[str, str, str], float] = {}
+        for memory_type, _ in _SECTIONS:
+            for rank, memory in enumerate(self.of_type(memory_type)):
+                value[id(memory)] = memory.score if memory.score is not None else 1.0 / (rank + 1)
+                strategy = _lesson_strategy(memory)
+                if strategy is not None:
+                    key = (memory.agent, memory.task_type or "", normalise_strategy(strategy))  # type: ignore[union-attr]
+                    lessons[key] = max(lessons.get(key, 0.0), value[id(memory)])
+        covered: set[int] = set()
+        for outcome in self.outcomes:
+            lesson = lessons.get((outcome.agent, outcome.task_type, normalise_strategy(outcome.strategy_used)))
+            if lesson is not None and lesson <= value[id(outcome)]:
+                value[id(outcome)] = lesson
+                covered.add(id(outcome))
+        order = {t: i for i, (t, _) in enumerate(_SECTIONS)}
+        out = sorted(self, key=lambda m: (-value[id(m)], id(m) in covered, order[m.memory_type], m.id))
+        return out if k is None else out[:k]
 
     def to_prompt(
         self,

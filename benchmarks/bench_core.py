@@ -33,7 +33,7 @@ from alma_core import ALMA, LocalEmbedder, MockEmbedder, Outcome  # noqa: E402
 from alma_core.storage import PutMemories  # noqa: E402
 
 AIMS = {
-    "import alma_core": "<= 150 ms",
+    "from alma_core import ALMA": "<= 150 ms",
     "learn/s mock": ">= 1000/s",
     "learn_many/s mock": ">= 5000/s",
     "retrieve 10k mock": "p50 <= 2 ms excl. embedding",
@@ -145,9 +145,9 @@ def main() -> None:
     print(f"ALMA core benchmark ({'quick' if args.quick else 'full'}), python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"  {'measure':<38} {'value':<34} aim")
-    row("import alma_core (cold, median of 5)", f"{import_time('import alma_core', 5):.0f} ms",
-        AIMS["import alma_core"])  # fmt: skip
-    row("from alma_core import ALMA (cold)", f"{import_time('from alma_core import ALMA', 5):.0f} ms")
+    row("import alma_core (cold, median of 5)", f"{import_time('import alma_core', 5):.0f} ms")
+    row("from alma_core import ALMA (cold)", f"{import_time('from alma_core import ALMA', 5):.0f} ms",
+        AIMS["from alma_core import ALMA"])  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         n_learn = 300 if args.quick else 2000

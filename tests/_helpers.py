@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -19,3 +20,17 @@ def run_example(name: str, *args: str) -> str:
                             capture_output=True, text=True, timeout=240)  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
+
+
+def dense(target: Any, f: Any, vector: Any, k: int) -> list[tuple[str, float]]:
+    """A store's (or transaction's) dense top-k over every type of `f`, one list best first."""
+    from alma_core.storage import SearchMemories
+
+    return target.execute(SearchMemories(f, vector=vector, k=k)).flat("dense", k)  # type: ignore[no-any-return]
+
+
+def lexical(target: Any, f: Any, query: str, k: int) -> list[tuple[str, float]]:
+    """A store's (or transaction's) lexical top-k for `query` over every type of `f`, one list best first."""
+    from alma_core.storage import SearchMemories
+
+    return target.execute(SearchMemories(f, terms=tuple(query.split()), k=k)).flat("lexical", k)  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .._errors import ValidationError
@@ -104,7 +104,12 @@ class InMemoryGraphBackend:
 
     def find_entities(self, query: EntityQuery) -> list[Entity]:
         with self._lock:
-            found = [_copy(e) for e in self._entities.values() if entity_matches(query, e)]
+            pool: Iterable[Entity] = self._entities.values()
+            if query.ids is not None:  # by key, not by scanning the graph
+                agents = query.scope.agents if query.scope.agents is not None else {a for _, a, _ in self._entities}
+                keys = ((query.scope.project_id, a, i) for a in agents for i in query.ids)
+                pool = [self._entities[k] for k in keys if k in self._entities]
+            found = [_copy(e) for e in pool if entity_matches(query, e)]
         found.sort(key=lambda e: (e.id, str(e.agent)))
         return found[: query.limit] if query.limit is not None else found
 

@@ -21,14 +21,13 @@ import queue
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from .._models import Memory
 from ._backend import create_graph_backend
 from ._extract import EntityExtractor
-from ._models import Entity, EntityQuery, GraphScope, RelationQuery, Relationship, entity_id
+from ._models import Entity, EntityQuery, GraphScope, RelationQuery, Relationship, entity_id, evolve
 from ._store import BackendGraphStore, replace_store
 
 __all__ = ["Extractor", "GraphIndex"]
@@ -69,7 +68,7 @@ def _by_id(entities: Iterable[Entity]) -> dict[str, Entity]:
     merged: dict[str, Entity] = {}
     for entity in entities:
         if entity.id in merged:
-            entity = replace(merged[entity.id], memory_ids=[*merged[entity.id].memory_ids, *entity.memory_ids])
+            entity = evolve(merged[entity.id], memory_ids=[*merged[entity.id].memory_ids, *entity.memory_ids])
         merged[entity.id] = entity
     return merged
 
@@ -114,23 +113,32 @@ class GraphIndex:
             found, rels = self.extractor.extract(memory.text)
             stamp: dict[str, Any] = {"project_id": memory.project_id, "agent": memory.agent,
                                      "user_id": memory.user_id_value, "memory_ids": [memory.id]}  # fmt: skip
-            entities += [replace(e, **stamp) for e in found]
-            relationships += [replace(r, valid_from=memory.created_at, **stamp) for r in rels]
+            entities += [evolve(e, **stamp) for e in found]
+            relationships += [evolve(r, valid_from=memory.created_at, **stamp) for r in rels]
         if entities or relationships:
             self.store.add(entities, relationships)
 
     def _run(self) -> None:
-        while True:
-            batch = self._queue.get()
+        """The background worker: whatever queued up meanwhile goes to the graph in one write."""
+        stop = False
+        while not stop:
+            batches = [self._queue.get()]
+            while len(batches) < 256:
+                try:
+                    batches.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batches
+            memories = [m for batch in batches if batch is not None for m in batch]
             try:
-                if batch is None:
-                    return
-                self._index_now(batch)
+                if memories:
+                    self._index_now(memories)
             except Exception:  # a failed extraction never stops the worker; it is logged and counted
                 self.errors += 1
-                log.exception("graph extraction failed for %d memories", len(batch or []))
+                log.exception("graph extraction failed for %d memories", len(memories))
             finally:
-                self._queue.task_done()
+                for _ in batches:
+                    self._queue.task_done()
 
     def flush(self) -> None:
         """Wait until every queued memory is in the graph (background mode)."""

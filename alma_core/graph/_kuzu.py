@@ -192,10 +192,16 @@ class KuzuGraphBackend:
         if gone:
             cypher = "UNWIND $rows AS p MATCH (e:Entity {key: p.e})-[m:MENTIONED_IN]->(r:MemoryRef {key: p.r}) DELETE m"
             statements.append((cypher, {"rows": gone}))
-        if new:
-            cypher = ("UNWIND $rows AS p MERGE (r:MemoryRef {key: p.r}) SET r.memory_id = p.m"
-                      " WITH p, r MATCH (e:Entity {key: p.e}) MERGE (e)-[:MENTIONED_IN]->(r)")  # fmt: skip
-            statements.append((cypher, {"rows": new}))
+        if new:  # two plain steps: Kuzu mis-binds a MERGE of a node and an edge in one UNWIND
+            refs = [{"r": ref, "m": m} for ref, m in sorted({(p["r"], p["m"]) for p in new})]
+            statements.append(
+                ("UNWIND $rows AS p MERGE (r:MemoryRef {key: p.r}) SET r.memory_id = p.m", {"rows": refs})
+            )
+            cypher = (
+                "UNWIND $rows AS p MATCH (e:Entity {key: p.e}), (r:MemoryRef {key: p.r})"
+                " CREATE (e)-[:MENTIONED_IN]->(r)"
+            )
+            statements.append((cypher, {"rows": [{"e": p["e"], "r": p["r"]} for p in new]}))
         return statements
 
     def find_entities(self, query: EntityQuery) -> list[Entity]:

@@ -16,14 +16,13 @@ organization at a time) supersedes the source's current edge of that type: the o
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from .._checks import as_utc
 from .._errors import ValidationError
 from ._backend import GraphBackend, create_graph_backend
-from ._models import Entity, EntityQuery, GraphResult, GraphScope, RelationQuery, Relationship
+from ._models import Entity, EntityQuery, GraphResult, GraphScope, RelationQuery, Relationship, evolve
 
 __all__ = ["EXCLUSIVE_RELATIONS", "BackendGraphStore"]
 
@@ -42,7 +41,7 @@ def _merge_entity(old: Entity, new: Entity) -> Entity:
     user = old.user_id if old.user_id == new.user_id else None  # shared by several users: nobody's alone
     if not old.memory_ids:  # added by hand: belongs to nobody
         user = old.user_id
-    return replace(old, entity_type=kind, properties={**old.properties, **new.properties}, user_id=user,
+    return evolve(old, entity_type=kind, properties={**old.properties, **new.properties}, user_id=user,
                    memory_ids=_merge_ids(old.memory_ids, new.memory_ids))  # fmt: skip
 
 
@@ -77,7 +76,7 @@ class BackendGraphStore:
     def _own(self, item: Any) -> Any:
         if item.project_id not in (None, self.project_id):
             raise ValidationError(f"{type(item).__name__} {item.id!r} belongs to project {item.project_id!r}")
-        return replace(item, project_id=self.project_id, agent=item.agent or self.agent)
+        return evolve(item, project_id=self.project_id, agent=item.agent or self.agent)
 
     # ---- writes -------------------------------------------------------------------------------------
 
@@ -138,7 +137,7 @@ class BackendGraphStore:
                     (rel.agent, rel.source_id, rel.relation_type) and r.valid_to is None]  # fmt: skip
             twin = next((r for r in same if r.target_id == rel.target_id), None)
             if twin is not None:
-                twin = replace(twin, confidence=max(twin.confidence, rel.confidence),
+                twin = evolve(twin, confidence=max(twin.confidence, rel.confidence),
                                properties={**twin.properties, **rel.properties},
                                memory_ids=_merge_ids(twin.memory_ids, rel.memory_ids))  # fmt: skip
                 current[twin.id] = changed[twin.id] = twin
@@ -150,9 +149,9 @@ class BackendGraphStore:
                 for old in same:
                     assert old.valid_from is not None
                     if old.valid_from <= rel.valid_from:
-                        current[old.id] = changed[old.id] = replace(old, valid_to=rel.valid_from)
+                        current[old.id] = changed[old.id] = evolve(old, valid_to=rel.valid_from)
                     else:  # an older fact learned late: it is history already
-                        rel = replace(rel, valid_to=old.valid_from)
+                        rel = evolve(rel, valid_to=old.valid_from)
             current[rel.id] = changed[rel.id] = rel
             ids.append(rel.id)
         return list(changed.values()), ids
@@ -244,8 +243,8 @@ class BackendGraphStore:
         scope = GraphScope(self.project_id)
         ents = self.backend.find_entities(EntityQuery(scope, memory_ids=mids))
         rels = self.backend.find_relationships(RelationQuery(scope, include_history=True, memory_ids=mids))
-        keep_e = [replace(e, memory_ids=[m for m in e.memory_ids if m not in mids]) for e in ents]
-        keep_r = [replace(r, memory_ids=[m for m in r.memory_ids if m not in mids]) for r in rels]
+        keep_e = [evolve(e, memory_ids=[m for m in e.memory_ids if m not in mids]) for e in ents]
+        keep_r = [evolve(r, memory_ids=[m for m in r.memory_ids if m not in mids]) for r in rels]
         self.backend.upsert([e for e in keep_e if e.memory_ids], [r for r in keep_r if r.memory_ids])
         gone_e = [(str(e.agent), e.id) for e in keep_e if not e.memory_ids]
         gone_r = [r.id for r in keep_r if not r.memory_ids]

@@ -36,10 +36,8 @@ __all__ = [
     "CountMemories",
     "DeleteMemories",
     "DeleteRecords",
-    "DenseSearch",
     "FindMemories",
     "GetRecord",
-    "LexicalSearch",
     "ListNamespaces",
     "ListRecords",
     "MemoryFilter",
@@ -47,6 +45,8 @@ __all__ = [
     "PutMemories",
     "PutRecord",
     "Record",
+    "SearchHits",
+    "SearchMemories",
     "Storage",
     "Transaction",
 ]
@@ -101,6 +101,7 @@ class MemoryFilter:
     workflow_id: str | None = None
     created_before: datetime | None = None
     updated_before: datetime | None = None
+    created_after: datetime | None = None  # inclusive: with created_before, a time window
     confidence_below: float | None = None
 
 
@@ -155,21 +156,48 @@ class CountMemories:
 
 
 @dataclass(frozen=True, slots=True)
-class DenseSearch:
-    """Top-k by cosine similarity to a unit vector: returns [(id, similarity)], best first."""
+class SearchMemories:
+    """One retrieve's whole question, answered by the backend in as few statements as it can.
+
+    Among the memories matching `filter` (agents, types, categories, time window...), the `k` best of
+    each type by cosine similarity to `vector` (None: no dense search) and by the store's full-text rank
+    of `terms` (empty: no lexical search; the store keeps the rarest of them within its postings budget,
+    `_lexical.choose_terms`). `filter.user_id` applies to the types in `user_types` only (None: to all).
+    Returns `SearchHits`: raw scores, best first, per type, and the candidate memories themselves
+    (vectors loaded when `with_embeddings`). Fusion and ranking are the core's, never the backend's.
+    """
 
     filter: MemoryFilter
-    vector: np.ndarray
-    k: int
+    vector: np.ndarray | None = None
+    terms: tuple[str, ...] = ()
+    k: int = 50
+    user_types: tuple[MemoryType, ...] | None = None
+    with_embeddings: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class LexicalSearch:
-    """Top-k by the backend's full-text ranking (BM25 on SQLite): returns [(id, score)], best first."""
+Hits = list[tuple[str, float]]
 
-    filter: MemoryFilter
-    query: str
-    k: int
+
+@dataclass(slots=True)
+class SearchHits:
+    """What `SearchMemories` returns: per type, the dense and the lexical candidates `[(id, score)]`
+    best first (cosine similarity; the backend's full-text score, higher is better), and every
+    candidate memory by id."""
+
+    dense: dict[MemoryType, Hits] = field(default_factory=dict)
+    lexical: dict[MemoryType, Hits] = field(default_factory=dict)
+    memories: dict[str, Memory] = field(default_factory=dict)
+
+    def flat(self, kind: Literal["dense", "lexical"], k: int | None = None) -> Hits:
+        """One list over every type, best first (ties by id), at most `k` long."""
+        hits = [hit for per_type in getattr(self, kind).values() for hit in per_type]
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:k]
+
+
+def user_filter(f: MemoryFilter, memory_type: MemoryType, user_types: tuple[MemoryType, ...] | None) -> str | None:
+    """The user a search keeps for `memory_type` (see `SearchMemories.user_types`)."""
+    return f.user_id if user_types is None or memory_type in user_types else None
 
 
 # ---- record operations -------------------------------------------------------------------------
@@ -243,8 +271,7 @@ Op = (
     | DeleteMemories
     | FindMemories
     | CountMemories
-    | DenseSearch
-    | LexicalSearch
+    | SearchMemories
     | PutRecord
     | GetRecord
     | ListRecords

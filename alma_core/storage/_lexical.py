@@ -1,4 +1,5 @@
-"""Which query terms SQLite's lexical search ranks: an FTS5 MATCH expression under a postings budget.
+"""Which query terms a lexical search ranks: the rarest, under a postings budget (`choose_terms`, the
+one definition every backend uses), and SQLite's FTS5 MATCH expression built from them.
 
 BM25 costs ~2 us per matching posting (plus ~1 us for the join that filters by project and agent), so
 the search bounds the rows it ranks. In a store of more than LEXICAL_SMALL_STORE documents, terms
@@ -17,7 +18,9 @@ __all__ = [
     "LEXICAL_SMALL_STORE",
     "LEXICAL_TERM_CAP",
     "DocCounts",
+    "choose_terms",
     "selective_match",
+    "term_cap",
     "tokens",
 ]
 
@@ -53,9 +56,30 @@ class DocCounts:
         return self.counts
 
 
+def term_cap(total: float) -> float:
+    """The most documents a kept term may hold in a store of `total` documents."""
+    return min(total // 2, LEXICAL_TERM_CAP) if total > LEXICAL_SMALL_STORE else total
+
+
+def choose_terms(df: dict[str, float], total: float) -> list[str]:
+    """The terms a lexical search ranks, rarest first: the rarest term (unless a big store holds it in
+    more than `term_cap` documents), then more while their document counts `df` stay under
+    LEXICAL_POSTINGS_BUDGET. Counts may be clipped at any value above the budget."""
+    cap = term_cap(total)
+    kept: list[str] = []
+    postings = 0.0
+    for word in sorted(df, key=lambda w: (df[w], w)):
+        n = df[word]
+        if (kept and postings + n > LEXICAL_POSTINGS_BUDGET) or (total > LEXICAL_SMALL_STORE and n > cap):
+            break
+        kept.append(word)
+        postings += n
+    return kept
+
+
 def selective_match(conn: sqlite3.Connection, words: list[str], cache: DocCounts | None = None) -> str:
-    """The FTS query over the informative terms of `words` (see the module docstring). `cache`:
-    only in read transactions (a write transaction's own changes do not move its key)."""
+    """The FTS query over the terms of `words` that `choose_terms` keeps. `cache`: only in read
+    transactions (a write transaction's own changes do not move its key)."""
     if not words:
         return ""
     (total,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
@@ -67,23 +91,14 @@ def selective_match(conn: sqlite3.Connection, words: list[str], cache: DocCounts
             n = known[word, cap] = _doc_count(conn, word, cap)
         return n
 
-    big = total > LEXICAL_SMALL_STORE
-    cap = min(total // 2, LEXICAL_TERM_CAP) if big else total
+    cap = int(term_cap(total))
     # Document counts through the FTS tokenizer (porter), counted only as far as they matter: past the
     # budget a term is never a second term, so only when every term is past it do counts go on to the
     # cap (the rarest one is then kept alone).
     df = {word: _count(word, min(cap, LEXICAL_POSTINGS_BUDGET)) for word in words}
     if cap > LEXICAL_POSTINGS_BUDGET and min(df.values()) > LEXICAL_POSTINGS_BUDGET:
         df = {word: _count(word, cap) for word in words}
-    kept: list[str] = []
-    postings = 0
-    for word in sorted(words, key=lambda w: df[w]):
-        n = df[word]
-        if (kept and postings + n > LEXICAL_POSTINGS_BUDGET) or (big and n > cap):
-            break
-        kept.append(word)
-        postings += n
-    return " OR ".join(f'"{w}"' for w in kept)
+    return " OR ".join(f'"{w}"' for w in choose_terms(dict(df), total))
 
 
 def _doc_count(conn: sqlite3.Connection, word: str, cap: int) -> int:

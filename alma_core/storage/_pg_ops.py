@@ -8,7 +8,6 @@ the SQL exists once for both.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import replace
@@ -23,10 +22,8 @@ from ._base import (
     CountMemories,
     DeleteMemories,
     DeleteRecords,
-    DenseSearch,
     FindMemories,
     GetRecord,
-    LexicalSearch,
     ListNamespaces,
     ListRecords,
     MemoryFilter,
@@ -34,14 +31,17 @@ from ._base import (
     PutMemories,
     PutRecord,
     Record,
+    SearchHits,
+    SearchMemories,
+    user_filter,
 )
+from ._lexical import choose_terms
 
 Fetch = Literal["all", "one", "none", "many"]
 Step = tuple[str, Any, Fetch]
 Steps = Generator[Step, Any, Any]
 
 _MAX_CHAR = "\U0010ffff"
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 MAX_INDEXED_DIM = 2000  # pgvector indexes `vector` columns up to 2000 dimensions; above, search is exact
 
 MIGRATIONS: list[str] = [
@@ -97,15 +97,10 @@ _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": 
 _RECORD_COLUMNS = "project_id, namespace, key, {value}, metadata, seq, created_at, updated_at, expires_at"
 
 
-# Lexical search bounds the rows it ranks (ts_rank_cd reads every match), like SQLite's: terms found in
-# more than half of a big store, or in more than LEXICAL_TERM_CAP rows, are dropped; then the rarest
-# terms are kept while their row counts stay under LEXICAL_POSTINGS_BUDGET. Counts come from the
-# planner's statistics of the tsvector column (most common lexemes; those absent from it are rare),
-# kept fresh by the ANALYZE that follows bulk loads.
-LEXICAL_POSTINGS_BUDGET = 2_000
+# Lexical search bounds the rows it ranks (ts_rank_cd reads every match) with `_lexical.choose_terms`,
+# like SQLite's. Counts come from the planner's statistics of the tsvector column (most common lexemes;
+# those absent from it are rare), kept fresh by the ANALYZE that follows bulk loads.
 EXACT_SEARCH_ROWS = 1_000  # dense search over at most this many filtered rows is exact (no index walk)
-LEXICAL_SMALL_STORE = 500
-LEXICAL_TERM_CAP = 8_000
 TermStats = tuple[list[str], list[float], float]  # common lexemes, their row counts, rows in the table
 TERM_STATS_SQL = """
     SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, GREATEST(c.reltuples, 0)
@@ -138,16 +133,13 @@ def memory_where(f: MemoryFilter) -> tuple[str, list[Any]]:
         if stamp is not None:
             clauses.append(f"{column} < %s")
             args.append(stamp.timestamp())
+    if f.created_after is not None:
+        clauses.append("created_at >= %s")
+        args.append(f.created_after.timestamp())
     if f.confidence_below is not None:
         clauses.append("confidence < %s")
         args.append(f.confidence_below)
     return " AND ".join(clauses), args
-
-
-def tsquery_text(text: str) -> str:
-    """An OR of the query's words for `to_tsquery` (stemming and stop words are PostgreSQL's)."""
-    words = list(dict.fromkeys(t.lower() for t in _TOKEN.findall(text) if not t.startswith("_")))[:64]
-    return " | ".join(words)
 
 
 def vector_index_sql(dim: int, kind: str) -> str:
@@ -239,8 +231,6 @@ class OpSteps:
         self.indexed_dims = indexed_dims  # the store's set, read-only here
         self.new_dims: set[int] = set()
         self.bumped: set[str] = set()
-        self.lexical_cache: dict[tuple[MemoryFilter, str, int], list[tuple[str, str, float]]] = {}
-        self.dense_cache: dict[tuple[MemoryFilter, bytes, int], dict[str, list[tuple[str, float]]]] = {}
         self.term_stats: TermStats | None = None  # set by the store when fresh; loaded here otherwise
         self.memories_written = 0
         self.bad_rows = BadRows()  # the store's, set by it: rows reads skipped
@@ -267,8 +257,6 @@ class OpSteps:
     # -- memories -------------------------------------------------------------------------------
 
     def put_memories(self, op: PutMemories) -> Steps:
-        self.lexical_cache.clear()
-        self.dense_cache.clear()
         rows, projects, dims = [], set(), set()
         for m in op.memories:
             vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
@@ -313,8 +301,6 @@ class OpSteps:
         self.new_dims.add(dim)
 
     def delete_memories(self, op: DeleteMemories) -> Steps:
-        self.lexical_cache.clear()
-        self.dense_cache.clear()
         where, args = memory_where(op.filter)
         gone = yield (f"DELETE FROM alma_memories WHERE {where} RETURNING id", args, "all")
         if gone:
@@ -349,67 +335,72 @@ class OpSteps:
         )
         return {(agent, MemoryType(mtype)): int(n) for agent, mtype, n in rows}
 
-    def dense_search(self, op: DenseSearch) -> Steps:
-        """Cosine top-k in the database. A retrieve asks for one type at a time with the same filter and
-        vector, so a single-type search runs the search of every type in one statement (one round trip)
-        and serves the others from this transaction's cache."""
-        if op.k <= 0:
-            return []
-        vector = np.asarray(op.vector, dtype=np.float32)
-        types = op.filter.types
-        if types is None or len(types) != 1:
-            rows = yield dense_step(op.filter, vector, op.k)
-            return [(memory_id, float(sim)) for memory_id, sim in rows]
-        key = (replace(op.filter, types=None), vector.tobytes(), op.k)
-        by_type = self.dense_cache.get(key)
-        if by_type is None:
-            every = [replace(op.filter, types=(t,)) for t in MemoryType]
-            sql, args = zip(*(dense_step(f, vector, op.k)[:2] for f in every), strict=True)
-            union = " UNION ALL ".join(f"(SELECT %s::text AS t, id, sim FROM ({q}) q{i})" for i, q in enumerate(sql))
-            params = [x for t, a in zip(MemoryType, args, strict=True) for x in (t.value, *a)]
-            by_type = self.dense_cache[key] = {t.value: [] for t in MemoryType}
-            for mtype, memory_id, sim in (yield (union, params, "all")):
-                by_type[mtype].append((memory_id, float(sim)))
-        return list(by_type.get(str(types[0]), []))
-
-    def lexical_search(self, op: LexicalSearch) -> Steps:
-        """Full-text top-k (ts_rank_cd over an OR of the words). One query serves every type of a
-        retrieve: rows are ranked once per transaction for the filter without types, top-k per type."""
-        if op.k <= 0:
-            return []
-        query = tsquery_text(op.query)
-        if not query:
-            return []
-        base = replace(op.filter, types=None)
-        key = (base, query, op.k)
-        rows = self.lexical_cache.get(key)
-        if rows is None:
-            if self.term_stats is None:
-                self.term_stats = term_stats((yield (TERM_STATS_SQL, None, "one")))
-            lexemes, counts, total = self.term_stats
-            cap = min(total // 2, LEXICAL_TERM_CAP) if total > LEXICAL_SMALL_STORE else float("inf")
-            where, args = memory_where(base)
-            found = yield (
-                f"""WITH terms AS (
-                        SELECT w, COALESCE(s.n, 0) AS n
-                        FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS w
-                        LEFT JOIN unnest(%s::text[], %s::float8[]) AS s(lexeme, n) ON s.lexeme = w),
-                    ranked AS (SELECT w, n, sum(n) OVER (ORDER BY n, w) AS cum,
-                                      row_number() OVER (ORDER BY n, w) AS r FROM terms),
-                    query AS (SELECT string_agg(quote_literal(w), ' | ')::tsquery AS q FROM ranked
-                              WHERE (r = 1 OR cum <= %s) AND n <= %s)
-                    SELECT id, type, s FROM (
+    def search_memories(self, op: SearchMemories) -> Steps:
+        """Every type's dense and lexical top-k and the candidates' rows in one statement (plus, for a
+        lexical search, one to stem the terms and, now and then, one to refresh the term counts)."""
+        f = op.filter
+        types = list(MemoryType) if f.types is None else list(dict.fromkeys(f.types))
+        out = SearchHits()
+        if op.k <= 0 or not types or any(v is not None and not v for v in (f.agents, f.ids, f.categories)):
+            return out
+        pushed = f if op.user_types is None else replace(f, user_id=None)
+        parts: list[str] = []
+        params: list[Any] = []
+        if op.vector is not None:
+            vector = np.asarray(op.vector, dtype=np.float32)
+            for t in types:
+                scoped = replace(pushed, types=(t,), user_id=user_filter(f, t, op.user_types))
+                sql, args, _ = dense_step(scoped, vector, op.k)
+                parts.append(f"(SELECT 'd' AS kind, %s::text AS t, id, sim AS s FROM ({sql}) d{len(parts)})")
+                params.extend([t.value, *args])
+        if op.terms:
+            kept = yield from self._kept_lexemes(" ".join(op.terms))
+            if kept:
+                where, args = memory_where(replace(pushed, types=tuple(types)))
+                if op.user_types is not None and f.user_id is not None:
+                    where += " AND (type <> ALL(%s) OR user_id = %s)"
+                    args += [[t.value for t in op.user_types], f.user_id]
+                parts.append(
+                    f"""(SELECT 'l' AS kind, type AS t, id, s FROM (
                         SELECT id, type, ts_rank_cd(tsv, q) AS s,
                                row_number() OVER (PARTITION BY type ORDER BY ts_rank_cd(tsv, q) DESC, id) AS n
-                        FROM alma_memories, query
-                        WHERE tsv @@ q AND {where}) ranked
-                    WHERE n <= %s ORDER BY s DESC, id""",
-                [query.replace(" | ", " "), lexemes, counts, LEXICAL_POSTINGS_BUDGET, cap, *args, op.k],
-                "all",
-            )
-            rows = self.lexical_cache[key] = [(i, t, float(s)) for i, t, s in found]
-        types = None if op.filter.types is None else {str(t) for t in op.filter.types}
-        return [(memory_id, score) for memory_id, mtype, score in rows if types is None or mtype in types][: op.k]
+                        FROM alma_memories,
+                             (SELECT string_agg(quote_literal(w), ' | ')::tsquery AS q FROM unnest(%s::text[]) w) qq
+                        WHERE tsv @@ q AND {where}) l WHERE n <= %s)"""
+                )
+                params.extend([kept, *args, op.k])
+        if not parts:
+            return out
+        vectors = "m.embedding" if op.with_embeddings else "NULL"
+        rows = yield (
+            f"""WITH h AS ({" UNION ALL ".join(parts)})
+                SELECT h.kind, h.t, h.id, h.s, m.data, {vectors} FROM h
+                JOIN alma_memories m ON m.project_id = %s AND m.id = h.id
+                ORDER BY h.kind, h.t, h.s DESC, h.id""",
+            [*params, f.project_id],
+            "all",
+        )
+        for kind, mtype, memory_id, score, data, vector in rows:
+            memory_type = MemoryType(mtype)
+            (out.dense if kind == "d" else out.lexical).setdefault(memory_type, []).append((memory_id, float(score)))
+            if memory_id not in out.memories:
+                memory = memory_from_dict({"type": mtype, **json.loads(data)})
+                if vector is not None:
+                    memory.embedding = vector.to_numpy() if hasattr(vector, "to_numpy") else vector
+                out.memories[memory_id] = memory
+        return out
+
+    def _kept_lexemes(self, text: str) -> Steps:
+        """The text's lexemes (PostgreSQL's stemmer and stop words) that `choose_terms` keeps."""
+        lexemes = yield ("SELECT DISTINCT w FROM unnest(tsvector_to_array(to_tsvector('english', %s))) AS w",
+                         [text], "all")  # fmt: skip
+        if not lexemes:
+            return []
+        if self.term_stats is None:
+            self.term_stats = term_stats((yield (TERM_STATS_SQL, None, "one")))
+        common, counts, total = self.term_stats
+        known = dict(zip(common, counts, strict=True))
+        return choose_terms({w: known.get(w, 0.0) for (w,) in lexemes}, total)
 
     # -- records --------------------------------------------------------------------------------
 
@@ -482,8 +473,7 @@ _HANDLERS: dict[type, Any] = {
     DeleteMemories: OpSteps.delete_memories,
     FindMemories: OpSteps.find_memories,
     CountMemories: OpSteps.count_memories,
-    DenseSearch: OpSteps.dense_search,
-    LexicalSearch: OpSteps.lexical_search,
+    SearchMemories: OpSteps.search_memories,
     PutRecord: OpSteps.put_record,
     GetRecord: OpSteps.get_record,
     ListRecords: OpSteps.list_records,

@@ -4,7 +4,7 @@
   embedder supplies every vector (`embedding_function=None`).
 - Dense search is Chroma's HNSW (cosine) with agent, type and the other filters in `where` clauses.
 - Lexical search is not offered (Chroma has substring matching, not ranking): the capability is
-  missing and `LexicalSearch` returns no hits, so hybrid retrieval falls back to dense.
+  missing and `SearchMemories` returns no lexical hits, so hybrid retrieval falls back to dense.
 - Records (checkpoints, sessions, LangGraph checkpoints...), generations and write serialization live
   in a sidecar SQLite file (`records.db`). Chroma has no transactions: a transaction that fails undoes
   its memory writes from an in-memory undo log (atomic within the process, not across a crash).
@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +31,13 @@ from ._base import (
     BaseStorage,
     CountMemories,
     DeleteMemories,
-    DenseSearch,
     FindMemories,
-    LexicalSearch,
     MemoryFilter,
     Op,
     PutMemories,
+    SearchHits,
+    SearchMemories,
+    user_filter,
 )
 from .sqlite import SQLiteStorage
 
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ChromaStorage"]
 
-_MEMORY_OPS = (PutMemories, DeleteMemories, FindMemories, CountMemories, DenseSearch, LexicalSearch)
+_MEMORY_OPS = (PutMemories, DeleteMemories, FindMemories, CountMemories, SearchMemories)
 _INCLUDE_ALL = ["embeddings", "metadatas", "documents"]
 
 
@@ -60,6 +62,8 @@ def _where(f: MemoryFilter) -> dict[str, Any] | None:
     for key, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
         if stamp is not None:
             clauses.append({key: {"$lt": stamp.timestamp()}})
+    if f.created_after is not None:
+        clauses.append({"created_at": {"$gte": f.created_after.timestamp()}})
     if f.confidence_below is not None:
         clauses.append({"confidence": {"$lt": f.confidence_below}})
     if not clauses:
@@ -179,30 +183,47 @@ class _Tx:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def _densesearch(self, op: DenseSearch) -> list[tuple[str, float]]:
+    def _searchmemories(self, op: SearchMemories) -> SearchHits:
+        """Dense top-k of each type, one Chroma query per type (no lexical search: see the module
+        docstring); the candidates come back with the query (no second read)."""
         f = op.filter
-        if op.k <= 0 or _empty(f):
-            return []
-        col = self.store._collection(f.project_id)
-        if f.ids:  # a known id set: exact cosine here (Chroma's query fails on ids it does not hold)
-            got_ids = self._get(f, ["embeddings"])
-            if not got_ids["ids"]:
-                return []
-            sims = np.asarray(got_ids["embeddings"], dtype=np.float32) @ np.asarray(op.vector, dtype=np.float32)
-            ranked = sorted(zip(got_ids["ids"], sims.tolist(), strict=True), key=lambda h: (-h[1], h[0]))
-            return [(i, float(s)) for i, s in ranked[: op.k]]
-        total = col.count()
-        if total == 0:
-            return []
-        got = col.query(
-            query_embeddings=[np.asarray(op.vector, dtype=np.float32)], n_results=min(op.k, total),
-            where=_where(f), include=["distances"],
-        )  # fmt: skip
-        hits = [(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0], strict=True)]  # type: ignore[index]
-        return sorted(hits, key=lambda h: (-h[1], h[0]))
+        out = SearchHits()
+        if op.k <= 0 or op.vector is None or _empty(f):
+            return out
+        vector = np.asarray(op.vector, dtype=np.float32)
+        include = ["metadatas", "embeddings"] if op.with_embeddings else ["metadatas"]
+        for t in list(MemoryType) if f.types is None else list(dict.fromkeys(f.types)):
+            scoped = replace(f, types=(t,), user_id=user_filter(f, t, op.user_types))
+            hits = self._dense(scoped, vector, op.k, include)
+            out.dense[t] = [(memory.id, score) for memory, score in hits]
+            out.memories.update((memory.id, memory) for memory, _ in hits)
+        return out
 
-    def _lexicalsearch(self, op: LexicalSearch) -> list[tuple[str, float]]:
-        return []  # not a capability of this backend (see the module docstring)
+    def _dense(self, f: MemoryFilter, vector: np.ndarray, k: int, include: list[str]) -> list[tuple[Memory, float]]:
+        if f.ids:  # a known id set: exact cosine here (Chroma's query fails on ids it does not hold)
+            got = self._get(f, ["metadatas", "embeddings"])
+            if not got["ids"]:
+                return []
+            sims = (np.asarray(got["embeddings"], dtype=np.float32) @ vector).tolist()
+            metas, vectors = got["metadatas"], got["embeddings"] if "embeddings" in include else None
+        else:
+            col = self.store._collection(f.project_id)
+            total = col.count()
+            if total == 0:
+                return []
+            found = col.query(query_embeddings=[vector], n_results=min(k, total), where=_where(f),
+                              include=[*include, "distances"])  # type: ignore[list-item]  # fmt: skip
+            sims = [1.0 - float(d) for d in found["distances"][0]]  # type: ignore[index]
+            metas = found["metadatas"][0]  # type: ignore[index]
+            vectors = found["embeddings"][0] if "embeddings" in include else None  # type: ignore[index]
+        hits = []
+        for i, (meta, sim) in enumerate(zip(metas, sims, strict=True)):
+            memory = memory_from_dict({"type": meta["type"], **json.loads(str(meta["data"]))})
+            if vectors is not None:
+                memory.embedding = np.asarray(vectors[i], dtype=np.float32)
+            hits.append((memory, float(sim)))
+        hits.sort(key=lambda h: (-h[1], h[0].id))
+        return hits[:k]
 
     def rollback(self) -> None:
         for project_id, memory_id, state in reversed(self.undo):

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import json
 import operator
@@ -35,10 +34,8 @@ from ._base import (
     CountMemories,
     DeleteMemories,
     DeleteRecords,
-    DenseSearch,
     FindMemories,
     GetRecord,
-    LexicalSearch,
     ListNamespaces,
     ListRecords,
     MemoryFilter,
@@ -46,6 +43,9 @@ from ._base import (
     PutMemories,
     PutRecord,
     Record,
+    SearchHits,
+    SearchMemories,
+    user_filter,
 )
 from ._lexical import DocCounts, selective_match, tokens
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
@@ -93,6 +93,9 @@ def _memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
         if stamp is not None:
             clauses.append(f"{p}{column} < ?")
             args.append(stamp.timestamp())
+    if f.created_after is not None:
+        clauses.append(f"{p}created_at >= ?")
+        args.append(f.created_after.timestamp())
     if f.confidence_below is not None:
         clauses.append(f"{p}confidence < ?")
         args.append(f.confidence_below)
@@ -109,7 +112,6 @@ class _Tx:
         self.store, self.conn, self.write = store, store._conn, write
         self.bumped: dict[str, tuple[int, int]] = {}  # scope -> (generation before, after)
         self.vector_changes: dict[str, list[VectorRow | str]] = {}  # scope -> upserts / deleted ids
-        self.lexical_cache: dict[tuple[MemoryFilter, str], dict[str, list[_LexRow]]] = {}
         self.project_generations: dict[str, dict[str, int]] = {}  # read transactions: project -> scopes
 
     def execute(self, op: Op) -> Any:
@@ -160,7 +162,6 @@ class _Tx:
     # -- memories -------------------------------------------------------------------------------
 
     def put_memories(self, op: PutMemories) -> int:
-        self.lexical_cache.clear()
         rows = []
         scopes: list[str] = []
         for m in op.memories:
@@ -196,7 +197,6 @@ class _Tx:
         return len(rows)
 
     def delete_memories(self, op: DeleteMemories) -> int:
-        self.lexical_cache.clear()
         where, args = _memory_where(op.filter)
         gone = self.conn.execute(f"DELETE FROM memories WHERE {where} RETURNING id, agent, type", args).fetchall()
         scopes = []
@@ -233,8 +233,53 @@ class _Tx:
         rows = self.conn.execute(f"SELECT agent, type, COUNT(*) FROM memories WHERE {where} GROUP BY agent, type", args)
         return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
 
-    def dense_search(self, op: DenseSearch) -> list[tuple[str, float]]:
+    def search_memories(self, op: SearchMemories) -> SearchHits:
+        """Every type's dense and lexical top-k: BM25 in one statement for all types (split by type
+        here), cosine over the in-memory matrices, then one statement loads the candidates."""
         f = op.filter
+        types = list(MemoryType) if f.types is None else list(dict.fromkeys(f.types))
+        out = SearchHits()
+        if op.k <= 0 or not types or _empty(f):
+            return out
+        pushed = f if op.user_types is None else replace(f, user_id=None)  # the user, per type, below
+        if op.terms:
+            groups = self._lexical_rows(pushed, " ".join(op.terms))
+            for t in types:
+                rows: Iterable[_LexRow] = groups.get(t.value, [])
+                user = user_filter(f, t, op.user_types)
+                if user is not None and pushed.user_id is None:
+                    rows = (r for r in rows if r[2] == user)
+                out.lexical[t] = [(r[0], r[3]) for r in itertools.islice(rows, op.k)]
+        if op.vector is not None:
+            query = np.asarray(op.vector, dtype=np.float32)
+            allowed = self._allowed(pushed)
+            for t in types:
+                scoped = replace(pushed, types=(t,), user_id=user_filter(f, t, op.user_types))
+                out.dense[t] = self._dense(scoped, query, op.k, allowed)
+        ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
+        if ids:
+            found = self.find_memories(
+                FindMemories(MemoryFilter(project_id=f.project_id, ids=ids), with_embeddings=op.with_embeddings)
+            )
+            out.memories = {m.id: m for m in found}
+        return out
+
+    def _allowed(self, f: MemoryFilter) -> set[str] | None:
+        """The ids a dense search may return when the filter has conditions the matrices don't hold."""
+        needs_sql = (
+            f.ids is not None
+            or f.created_before
+            or f.updated_before
+            or f.created_after
+            or f.confidence_below is not None
+        )
+        if not needs_sql:
+            return None
+        where, args = _memory_where(f)
+        return {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
+
+    def _dense(self, f: MemoryFilter, query: np.ndarray, k: int, allowed: set[str] | None) -> list[tuple[str, float]]:
+        """Cosine top-k over the matrices of the filter's (agent, type) scopes."""
         types = [str(t) for t in (f.types or list(MemoryType))]
         agents = f.agents
         if agents is None:
@@ -242,12 +287,6 @@ class _Tx:
                 r[0] for r in self.conn.execute("SELECT DISTINCT agent FROM memories WHERE project_id = ?",
                                                 (f.project_id,))
             )  # fmt: skip
-        needs_sql = f.ids is not None or f.created_before or f.updated_before or f.confidence_below is not None
-        allowed: set[str] | None = None
-        if needs_sql:
-            where, args = _memory_where(f)
-            allowed = {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
-        query = np.asarray(op.vector, dtype=np.float32)
         hits: list[tuple[str, float]] = []
         pairs = [(agent, mtype) for agent in agents for mtype in types]
         scopes = [_scope(f.project_id, agent, mtype) for agent, mtype in pairs]
@@ -257,29 +296,9 @@ class _Tx:
                 continue
             matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
             if matrix is not None and matrix.size > 0:
-                hits.extend(matrix.search(query, op.k, _dense_mask(matrix, f, allowed)))
-        hits.sort(key=lambda h: -h[1])
-        return hits[: op.k]
-
-    def lexical_search(self, op: LexicalSearch) -> list[tuple[str, float]]:
-        """BM25 top-k. One query serves every type and user of a retrieve: rows are ranked once per
-        transaction for the filter without its types and user, then split here."""
-        if op.k <= 0:
-            return []
-        base = replace(op.filter, types=None, user_id=None)
-        key = (base, op.query)
-        groups = self.lexical_cache.get(key)
-        if groups is None:
-            groups = self.lexical_cache[key] = self._lexical_rows(base, op.query)
-        types: Sequence[str] = list(groups) if op.filter.types is None else [str(t) for t in op.filter.types]
-        if len(types) == 1:
-            rows: Iterable[_LexRow] = groups.get(types[0], [])
-        else:
-            rows = heapq.merge(*(groups.get(t, []) for t in dict.fromkeys(types)), key=lambda r: -r[3])
-        user = op.filter.user_id
-        if user is None:
-            return [(r[0], r[3]) for r in itertools.islice(rows, op.k)]
-        return [(r[0], r[3]) for r in itertools.islice((r for r in rows if r[2] == user), op.k)]
+                hits.extend(matrix.search(query, k, _dense_mask(matrix, f, allowed)))
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:k]
 
     def _lexical_rows(self, f: MemoryFilter, query: str) -> dict[str, list[_LexRow]]:
         """BM25 matches by type, best first. Rows come sorted by (type, score) and are split by
@@ -291,7 +310,7 @@ class _Tx:
         rows = self.conn.execute(
             f"""SELECT m.id, m.type, m.user_id, -bm25(memories_fts) AS s FROM memories_fts
                 JOIN memories m ON m.rowid = memories_fts.rowid
-                WHERE memories_fts MATCH ? AND {where} ORDER BY m.type, s DESC""",
+                WHERE memories_fts MATCH ? AND {where} ORDER BY m.type, s DESC, m.id""",
             [match, *args],
         ).fetchall()
         return {mtype: list(group) for mtype, group in itertools.groupby(rows, key=operator.itemgetter(1))}
@@ -389,6 +408,11 @@ class _Tx:
         return [r[0] for r in rows]
 
 
+def _empty(f: MemoryFilter) -> bool:
+    """A filter that matches nothing (an empty list of agents, types, ids or categories)."""
+    return any(v is not None and len(v) == 0 for v in (f.agents, f.types, f.ids, f.categories))
+
+
 def _dense_mask(matrix: VectorMatrix, f: MemoryFilter, allowed: set[str] | None) -> np.ndarray | None:
     """The matrix rows the filter's user, workflow, categories and `allowed` ids keep (None: all)."""
     masks = [
@@ -421,8 +445,7 @@ _HANDLERS: dict[type, Any] = {
     DeleteMemories: _Tx.delete_memories,
     FindMemories: _Tx.find_memories,
     CountMemories: _Tx.count_memories,
-    DenseSearch: _Tx.dense_search,
-    LexicalSearch: _Tx.lexical_search,
+    SearchMemories: _Tx.search_memories,
     PutRecord: _Tx.put_record,
     GetRecord: _Tx.get_record,
     ListRecords: _Tx.list_records,

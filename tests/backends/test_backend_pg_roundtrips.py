@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import numpy as np
 import psycopg
 import pytest
+from _helpers import dense
 
 from alma_core import DomainKnowledge, MemoryType, MockEmbedder, Outcome, StorageError
-from alma_core.storage import DenseSearch, ListRecords, MemoryFilter, PutMemories, PutRecord, Record
+from alma_core.storage import ListRecords, MemoryFilter, PutMemories, PutRecord, Record, SearchMemories
 from alma_core.storage.postgres import PostgresStorage
 
 EMBED = MockEmbedder(64)
@@ -53,21 +53,20 @@ def _exact(memories: list[DomainKnowledge | Outcome], vector: np.ndarray, mtype:
             for m in rows}  # fmt: skip
 
 
-def test_back_to_back_type_searches_return_each_types_exact_top_k(pg: PostgresStorage) -> None:
+def test_one_search_returns_each_types_exact_top_k(pg: PostgresStorage) -> None:
     memories = _memories()
     pg.execute(PutMemories(memories))
     vector = EMBED.embed_query("login cache problem")
     base = MemoryFilter(project_id="p", agents=("agent0",))
-    with pg.transaction(write=False) as tx:  # the first search prefetches every type; the rest are served
-        found = {t: tx.execute(DenseSearch(replace(base, types=(t,)), vector, 4)) for t in MemoryType}
-    for mtype, hits in found.items():
+    found = pg.execute(SearchMemories(base, vector, k=4)).dense
+    for mtype in MemoryType:
+        hits = found.get(mtype, [])
         sims = _exact(memories, vector, mtype)
         best = sorted(sims.values(), reverse=True)[:4]
         assert [s for _, s in hits] == pytest.approx(best, abs=1e-5), mtype  # the top-4 scores, in order
         assert all(sims[i] == pytest.approx(s, abs=1e-5) for i, s in hits)  # of this type and agent
-    assert found[MemoryType.PREFERENCE] == []
-    other = pg.execute(DenseSearch(MemoryFilter(project_id="p", agents=("agent1",), types=(MemoryType.OUTCOME,)),
-                                   vector, 4))  # fmt: skip
+    assert found.get(MemoryType.PREFERENCE, []) == []
+    other = dense(pg, MemoryFilter(project_id="p", agents=("agent1",), types=(MemoryType.OUTCOME,)), vector, 4)
     assert other and {i for i, _ in other}.isdisjoint(i for hits in found.values() for i, _ in hits)
 
 
@@ -76,12 +75,12 @@ def test_a_write_in_the_transaction_refreshes_prefetched_searches(pg: PostgresSt
     vector = EMBED.embed_query("brand new topic")
     f = MemoryFilter(project_id="p", agents=("agent0",), types=(MemoryType.OUTCOME,))
     with pg.transaction() as tx:
-        before = tx.execute(DenseSearch(MemoryFilter(project_id="p", agents=("agent0",),
-                                                     types=(MemoryType.KNOWLEDGE,)), vector, 3))  # fmt: skip
+        before = dense(tx, MemoryFilter(project_id="p", agents=("agent0",),
+                                                     types=(MemoryType.KNOWLEDGE,)), vector, 3)  # fmt: skip
         fresh = Outcome(project_id="p", agent="agent0", task="brand new topic", success=True)
         fresh.embedding = vector
         tx.execute(PutMemories([fresh]))
-        after = tx.execute(DenseSearch(f, vector, 3))
+        after = dense(tx, f, vector, 3)
     assert before and after[0][0] == fresh.id and after[0][1] == pytest.approx(1.0, abs=1e-5)
 
 

@@ -18,13 +18,13 @@ import pytest
 from alma_core import ALMA, MockEmbedder, StorageError
 from alma_core._config import parse_config
 from alma_core.storage import (
-    DenseSearch,
     GetRecord,
     ListRecords,
     MemoryFilter,
     PutMemories,
     PutRecord,
     Record,
+    SearchMemories,
     open_storage,
 )
 from alma_core.storage._pg_ops import MIGRATIONS
@@ -167,7 +167,8 @@ async def test_async_batches_run_concurrently_on_the_async_pool(pg_uri: str, sch
         memory = DomainKnowledge(project_id="a", agent="x", domain="d", fact="async vectors")
         memory.embedding = embed.embed_query("async vectors")
         await store.aexecute(PutMemories([memory]))
-        (hit,) = await store.aexecute(DenseSearch(MemoryFilter("a"), embed.embed_query("async vectors"), 5))
+        found = await store.aexecute(SearchMemories(MemoryFilter("a"), embed.embed_query("async vectors"), k=5))
+        (hit,) = found.flat("dense")
         assert hit[0] == memory.id
         assert store._apools  # the async path used psycopg's async pool, not a worker thread
     finally:

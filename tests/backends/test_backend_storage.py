@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from _helpers import dense, lexical
 
 from alma_core import DomainKnowledge, MemoryType, MockEmbedder, Outcome, StorageError, UserPreference
 from alma_core.storage import (
@@ -16,16 +18,15 @@ from alma_core.storage import (
     CountMemories,
     DeleteMemories,
     DeleteRecords,
-    DenseSearch,
     FindMemories,
     GetRecord,
-    LexicalSearch,
     ListNamespaces,
     ListRecords,
     MemoryFilter,
     PutMemories,
     PutRecord,
     Record,
+    SearchMemories,
 )
 
 EMBED = MockEmbedder(64)
@@ -193,12 +194,12 @@ def test_dense_and_lexical_search_respect_every_filter(store: BaseStorage, requi
 
     def both(**kw) -> tuple[set[str], set[str]]:
         f = MemoryFilter(project_id=P, **kw)
-        dense = store.execute(DenseSearch(f, query, 50))
-        lexical = store.execute(LexicalSearch(f, "login form", 50)) if lexical_ok else dense
-        for hits in (dense, lexical):
+        d = dense(store, f, query, 50)
+        lx = lexical(store, f, "login form", 50) if lexical_ok else d
+        for hits in (d, lx):
             scores = [s for _, s in hits]
             assert scores == sorted(scores, reverse=True)
-        return {i for i, _ in dense}, {i for i, _ in lexical}
+        return {i for i, _ in d}, {i for i, _ in lx}
 
     everything = set(ids[:6])
     assert both() == (everything, everything)
@@ -215,10 +216,10 @@ def test_dense_and_lexical_search_respect_every_filter(store: BaseStorage, requi
         ({"agents": ()}, set()),
     ]:
         assert both(**kw) == (wanted, wanted), kw
-    assert len(store.execute(DenseSearch(MemoryFilter(project_id=P), query, 2))) == 2
-    assert store.execute(LexicalSearch(MemoryFilter(project_id=P), "!!!", 5)) == []
+    assert len(dense(store, MemoryFilter(project_id=P), query, 2)) == 2
+    assert lexical(store, MemoryFilter(project_id=P), "!!!", 5) == []
     if lexical_ok:
-        assert store.execute(LexicalSearch(MemoryFilter(project_id=P), 'login" OR * | & !(', 5))  # quoting is safe
+        assert lexical(store, MemoryFilter(project_id=P), 'login" OR * | & !(', 5)  # quoting is safe
 
 
 def test_dense_search_is_exact_cosine_on_small_sets(store: BaseStorage, require: Callable[..., None]) -> None:
@@ -232,7 +233,7 @@ def test_dense_search_is_exact_cosine_on_small_sets(store: BaseStorage, require:
     store.execute(PutMemories(mems))
     query = vectors[17] + 0.1 * vectors[3]
     query /= np.linalg.norm(query)
-    hits = store.execute(DenseSearch(MemoryFilter(project_id=P), query, 5))
+    hits = dense(store, MemoryFilter(project_id=P), query, 5)
     expected = np.argsort(-(vectors @ query))[:5]
     assert [h[0] for h in hits] == [mems[i].id for i in expected]
     assert hits[0][1] == pytest.approx(float(vectors[expected[0]] @ query), abs=1e-5)
@@ -245,7 +246,7 @@ def test_filtered_dense_search_returns_k_rows_when_the_filter_is_rare(
     mems = _embedded(*(_fact(f"common fact number {i}", agent="crowd") for i in range(300)))
     rare = _embedded(*(_fact(f"rare fact {i}", agent="loner") for i in range(5)))
     store.execute(PutMemories(mems + rare))
-    hits = store.execute(DenseSearch(MemoryFilter(project_id=P, agents=("loner",)), EMBED.embed_query("fact"), 10))
+    hits = dense(store, MemoryFilter(project_id=P, agents=("loner",)), EMBED.embed_query("fact"), 10)
     assert {h[0] for h in hits} == {m.id for m in rare}
 
 
@@ -265,27 +266,27 @@ def test_find_count_and_delete_memories(store: BaseStorage, require: Callable[..
         ("a", MemoryType.KNOWLEDGE): 3, ("b", MemoryType.KNOWLEDGE): 3
     }  # fmt: skip
     query = EMBED.embed_query("fact 1")
-    store.execute(DenseSearch(MemoryFilter(project_id=P), query, 10))  # warm any cache
+    dense(store, MemoryFilter(project_id=P), query, 10)  # warm any cache
     assert store.execute(DeleteMemories(MemoryFilter(project_id=P, agents=("b",)))) == 3
-    hits = store.execute(DenseSearch(MemoryFilter(project_id=P), query, 10))
+    hits = dense(store, MemoryFilter(project_id=P), query, 10)
     assert {h[0] for h in hits} == {m.id for m in mems[::2]}
     if "lexical" in store.capabilities:
-        lexical = store.execute(LexicalSearch(MemoryFilter(project_id=P), "fact", 10))
-        assert lexical and {h[0] for h in lexical} <= {m.id for m in mems[::2]}
+        found = lexical(store, MemoryFilter(project_id=P), "fact", 10)
+        assert found and {h[0] for h in found} <= {m.id for m in mems[::2]}
 
 
 def test_upsert_replaces_text_vector_and_fts(store: BaseStorage, require: Callable[..., None]) -> None:
     require(store, "dense", "lexical")
     (memory,) = _embedded(_fact("zebra crossing"))
     store.execute(PutMemories([memory]))
-    store.execute(DenseSearch(MemoryFilter(project_id=P), EMBED.embed_query("zebra"), 5))
+    dense(store, MemoryFilter(project_id=P), EMBED.embed_query("zebra"), 5)
     changed = memory.model_copy(update={"fact": "giraffe neck"})
     _embedded(changed)
     store.execute(PutMemories([changed]))
     f = MemoryFilter(project_id=P)
-    assert store.execute(LexicalSearch(f, "zebra", 5)) == []
-    assert [h[0] for h in store.execute(LexicalSearch(f, "giraffe", 5))] == [memory.id]
-    (hit,) = store.execute(DenseSearch(f, EMBED.embed_query("giraffe neck"), 5))
+    assert lexical(store, f, "zebra", 5) == []
+    assert [h[0] for h in lexical(store, f, "giraffe", 5)] == [memory.id]
+    (hit,) = dense(store, f, EMBED.embed_query("giraffe neck"), 5)
     assert hit[1] == pytest.approx(1.0, abs=1e-5)
     assert store.execute(CountMemories(f)) == {("a", MemoryType.KNOWLEDGE): 1}
 
@@ -294,14 +295,14 @@ def test_failed_transaction_writes_nothing(store: BaseStorage, require: Callable
     require(store, "memories", "records")
     mems = _embedded(_fact("kept"))
     store.execute(PutMemories(mems))
-    store.execute(DenseSearch(MemoryFilter(project_id=P), EMBED.embed_query("kept"), 5))
+    dense(store, MemoryFilter(project_id=P), EMBED.embed_query("kept"), 5)
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.execute(PutMemories(_embedded(_fact("rolled back"))))
         tx.execute(PutRecord(Record(P, "ns", "k", b"v")))
         raise RuntimeError("boom")
     assert store.execute(GetRecord(P, "ns", "k")) is None
     assert len(store.execute(FindMemories(MemoryFilter(project_id=P)))) == 1
-    hits = store.execute(DenseSearch(MemoryFilter(project_id=P), EMBED.embed_query("rolled back"), 5))
+    hits = dense(store, MemoryFilter(project_id=P), EMBED.embed_query("rolled back"), 5)
     assert [h[0] for h in hits] == [mems[0].id]
 
 
@@ -344,7 +345,7 @@ def test_reopening_keeps_everything(make_store: Callable[..., BaseStorage]) -> N
     with pytest.raises(StorageError):
         store.execute(FindMemories(MemoryFilter(project_id=P)))  # closed
     again = make_store()
-    hits = again.execute(DenseSearch(MemoryFilter(project_id=P), EMBED.embed_query("persistent fact"), 5))
+    hits = dense(again, MemoryFilter(project_id=P), EMBED.embed_query("persistent fact"), 5)
     assert [h[0] for h in hits] == [mems[0].id]
     if "records" in again.capabilities:
         assert again.execute(GetRecord(P, "ns", "k")).metadata == {"x": 1}
@@ -360,5 +361,44 @@ async def test_abatch_runs_ops_in_one_transaction(store: BaseStorage, require: C
     assert (await store.aexecute(GetRecord(P, "ns", "k"))).value == b"v"
     mems = _embedded(_fact("async fact"))
     assert await store.aexecute(PutMemories(mems)) == 1
-    (hit,) = await store.aexecute(DenseSearch(MemoryFilter(project_id=P), EMBED.embed_query("async fact"), 3))
+    found = await store.aexecute(SearchMemories(MemoryFilter(project_id=P), EMBED.embed_query("async fact"), k=3))
+    (hit,) = found.flat("dense")
     assert hit[0] == mems[0].id
+
+
+def test_search_memories_answers_a_whole_retrieve_in_one_op(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "dense")
+    lexical_ok = "lexical" in store.capabilities
+    old = datetime.now(UTC) - timedelta(days=30)
+    mems = _embedded(
+        *(_fact(f"login form fact {i}") for i in range(4)),
+        _fact("login form from last month", created_at=old),
+        Outcome(project_id=P, agent="a", task="login form test", success=True),
+        UserPreference(project_id=P, agent="a", user_id="u1", preference="login form in dark mode"),
+        UserPreference(project_id=P, agent="a", user_id="u2", preference="login form in light mode"),
+        _fact("login form of another agent", agent="b"),
+    )
+    store.execute(PutMemories(mems))
+    f = MemoryFilter(project_id=P, agents=("a",), user_id="u1")
+    op = SearchMemories(f, EMBED.embed_query("login form"), ("login", "form"), k=3, user_types=(MemoryType.PREFERENCE,))
+    hits = store.execute(op)
+    kinds = [hits.dense, hits.lexical] if lexical_ok else [hits.dense]
+    for per_type in kinds:
+        assert len(per_type[MemoryType.KNOWLEDGE]) == 3  # k per type
+        assert [i for i, _ in per_type[MemoryType.OUTCOME]] == [mems[5].id]  # the user filter spares outcomes
+        assert [i for i, _ in per_type[MemoryType.PREFERENCE]] == [mems[6].id]  # and applies to preferences
+        for found in per_type.values():
+            assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    every = {i for per_type in kinds for found in per_type.values() for i, _ in found}
+    assert set(hits.memories) == every and mems[8].id not in every
+    assert all(m.embedding is None for m in hits.memories.values())
+    assert hits.memories[mems[5].id].to_dict() == mems[5].to_dict()
+    month = replace(f, created_before=old + timedelta(days=1), user_id=None)
+    windowed = store.execute(SearchMemories(month, EMBED.embed_query("login form"), ("login",), k=10,
+                                            with_embeddings=True))  # fmt: skip
+    assert {i for i, _ in windowed.flat("dense")} == {mems[4].id}
+    assert windowed.memories[mems[4].id].embedding is not None
+    recent = store.execute(SearchMemories(replace(f, created_after=old + timedelta(days=1), user_id=None),
+                                          EMBED.embed_query("login form"), k=10))  # fmt: skip
+    assert mems[4].id not in {i for i, _ in recent.flat("dense")} and len(recent.flat("dense")) == 7
+    assert store.execute(SearchMemories(f, k=5)).memories == {}  # nothing to search with

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _helpers import lexical
 
 from alma_core import ALMA
 from alma_core._batching import BufferedTransaction
@@ -15,7 +16,6 @@ from alma_core._blas import _blas_controllers, single_blas_thread
 from alma_core.storage import (
     FindMemories,
     GetRecord,
-    LexicalSearch,
     ListRecords,
     MemoryFilter,
     PutMemories,
@@ -78,19 +78,18 @@ def test_buffered_memories_are_read_back_and_written_on_flush(open_alma: ALMA) -
         buffered.execute(PutMemories([changed]))
         changed.metadata["after_put"] = True  # a change after the put is not written
         assert buffered.execute(by_id)[0].metadata == {"checked": True}
-        buffered.execute(LexicalSearch(MemoryFilter(project_id=open_alma.project_id), "tokens", 5))  # flushes
+        lexical(buffered, MemoryFilter(project_id=open_alma.project_id), "tokens", 5)  # flushes
         assert tx.execute(by_id)[0].metadata == {"checked": True}
 
 
 def test_an_updated_text_is_searched_by_its_new_words_only(open_alma: ALMA) -> None:
     fact = open_alma.add_domain_knowledge("bot", "auth", "Tokens expire after one hour")
     open_alma.storage.execute(PutMemories([fact.model_copy(update={"fact": "Sessions rotate nightly"})]))
-    search = open_alma.storage.execute
     base = MemoryFilter(project_id=open_alma.project_id)
-    assert search(LexicalSearch(base, "sessions", 5)) and not search(LexicalSearch(base, "tokens", 5))
+    assert lexical(open_alma.storage, base, "sessions", 5) and not lexical(open_alma.storage, base, "tokens", 5)
     open_alma.storage.execute(PutMemories([fact.model_copy(update={"fact": "Sessions rotate nightly",
                                                                    "confidence": 0.5})]))  # fmt: skip
-    assert [i for i, _ in search(LexicalSearch(base, "sessions", 5))] == [fact.id]
+    assert [i for i, _ in lexical(open_alma.storage, base, "sessions", 5)] == [fact.id]
 
 
 def test_search_runs_with_one_blas_thread_and_restores_the_callers_count(open_alma: ALMA) -> None:

@@ -9,12 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from _helpers import dense, lexical
 
 from alma_core import DomainKnowledge, MockEmbedder, StorageError
 from alma_core.storage import (
-    DenseSearch,
     GetRecord,
-    LexicalSearch,
     MemoryFilter,
     PutMemories,
     PutRecord,
@@ -63,10 +62,10 @@ def test_setup_is_idempotent_and_reopening_keeps_everything(db_path: Path) -> No
     try:
         assert again.execute(GetRecord(P, "ns", "k")).metadata == {"x": 1}
         assert again.execute(PutRecord(Record(P, "ns", "k2", b"v"))).seq == 2
-        hits = again.execute(DenseSearch(MemoryFilter(project_id=P), EMBED.embed_query("persistent fact"), 5))
+        hits = dense(again, MemoryFilter(project_id=P), EMBED.embed_query("persistent fact"), 5)
         assert [h[0] for h in hits] == [mems[0].id]
-        lexical = again.execute(LexicalSearch(MemoryFilter(project_id=P), "persistent", 5))
-        assert [h[0] for h in lexical] == [mems[0].id]
+        found = lexical(again, MemoryFilter(project_id=P), "persistent", 5)
+        assert [h[0] for h in found] == [mems[0].id]
         assert again.integrity_check() == "ok"
     finally:
         again.close()

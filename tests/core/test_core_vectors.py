@@ -135,3 +135,26 @@ def test_an_index_that_misses_neighbours_is_dropped_for_exact_search(
     assert m.ann is False
     q = _unit(vectors[5] + vectors[6])
     assert [h[0] for h in m.search(q, 10)] == _exact(vectors, q, 10, np.ones(3000, dtype=bool))
+
+
+def test_one_blas_thread_holds_on_worker_threads_too() -> None:
+    # The retriever embeds queries on a worker thread; OpenBLAS keeps a per-thread count there, and a
+    # contended pool made the local embedder 10-25x slower on that thread (docs/performance.md).
+    from concurrent.futures import ThreadPoolExecutor
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from alma_core._blas import single_blas_thread
+
+    def counts() -> list[int]:
+        return [c["num_threads"] for c in threadpoolctl.threadpool_info() if c["user_api"] == "blas"]
+
+    def probe() -> tuple[list[int], list[int], list[int]]:
+        before = counts()
+        with single_blas_thread():
+            inside = counts()
+        return before, inside, counts()
+
+    with ThreadPoolExecutor(1) as pool:
+        before, inside, after = pool.submit(probe).result()
+    assert inside and all(n == 1 for n in inside)
+    assert after == before

@@ -84,3 +84,31 @@ def test_graph_code_loads_only_when_used_and_without_kuzu_names_the_extra(tmp_pa
             print(exc.package, exc.extra)
     """)
     assert out == "kuzu graph"
+
+
+def _seed_readme() -> Path | None:
+    """The shared seed README (the `shared` folder beside the clone), if this checkout has one."""
+    for parent in ROOT.parents:
+        candidate = parent / "shared" / "seed" / "ALMA-v0.6.0-README.md"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(_seed_readme() is None, reason="the shared seed README is not beside this checkout")
+def test_the_seed_readme_graph_block_runs_with_the_kuzu_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = _seed_readme().read_text(encoding="utf-8")  # type: ignore[union-attr]
+    section = text[text.index("## Graph Memory") :]
+    block = section[section.index("```python\n") + 10 : section.index("```", section.index("```python\n") + 10)]
+    hosted = block[block.index("backend = create_graph_backend(\n") : block.index(")\n", block.index('"neo4j"')) + 2]
+    code = block.replace(hosted, "").replace(
+        '# backend = create_graph_backend("kuzu"', 'backend = create_graph_backend("kuzu"'
+    )
+    code = code.replace("from alma.graph", "from alma_core.graph")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(code, "seed-readme-graph-block", "exec"), scope)
+    relations = scope["alice_relations"]
+    assert [(r.source_id, r.relation_type, r.target_id) for r in relations] == [("alice", "WORKS_FOR", "acme_corp")]  # type: ignore[attr-defined]
+    assert (tmp_path / "my_graph_db" / "graph.kuzu").exists()
+    scope["graph"].close()  # type: ignore[attr-defined]
