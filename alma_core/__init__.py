@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .progress import InvalidTransition, ProgressTracker, WorkItem, WorkStatus
     from .session import Handoff, SessionContext, SessionManager
     from .storage import SQLiteStorage, Storage
+    from .webhooks import WebhookConfig, WebhookManager
     from .workflow import Artifact, ArtifactType, Checkpoint, RetrievalScope
 
 __version__ = "0.1.0"
@@ -105,6 +106,8 @@ _LAZY: dict[str, str] = {
     "UserErasure": "._erasure",
     "UserPreference": "._models",
     "ValidationError": "._errors",
+    "WebhookConfig": ".webhooks",
+    "WebhookManager": ".webhooks",
     "WorkItem": ".progress",
     "WorkStatus": ".progress",
     "create_harness": ".harness",
@@ -178,6 +181,8 @@ __all__ = [
     "UserErasure",
     "UserPreference",
     "ValidationError",
+    "WebhookConfig",
+    "WebhookManager",
     "WorkItem",
     "WorkStatus",
     "__version__",

@@ -85,6 +85,11 @@ class ALMA(WorkflowAPI):
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
         if mismatch:
             self.reindexed = self.reindex(progress=reindex if callable(reindex) else None)
+        self.webhooks: Any = None  # a started WebhookManager when the config lists `webhooks:`
+        if config.webhooks:
+            from .webhooks import from_config
+
+            self.webhooks = from_config(self)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] = ".alma/config.yaml", **overrides: Any) -> ALMA:
@@ -140,6 +145,16 @@ class ALMA(WorkflowAPI):
                 MemoryEvent(kind, m.project_id, m.agent, m.id, m.memory_type.value, payload=dict(payload))
                 for m in memories
             )
+        if self.events.has_outbox and kind is not MemoryEventType.ACCESSED:
+            self.events.committed(self.storage)
+
+    def _stage(self, tx: Transaction, kind: MemoryEventType, memories: Iterable[Memory], **payload: Any) -> None:
+        """Inside a write transaction: the records outboxes (webhooks) make of this write's events."""
+        if self.events.has_outbox:
+            events = [MemoryEvent(kind, m.project_id, m.agent, m.id, m.memory_type.value, payload=dict(payload))
+                      for m in memories]  # fmt: skip
+            for record in self.events.outbox_records(self.storage, events):
+                tx.execute(PutRecord(record))
 
     def _check_scope(self, memory: Memory) -> None:
         if memory.agent != PROJECT_AGENT:
@@ -154,7 +169,15 @@ class ALMA(WorkflowAPI):
             check_memory(memory)
             self._check_scope(memory)
         self._embed(memories)
-        self.storage.batch([PutMemories(list(memories)), *(PutRecord(r) for r in records)])
+        puts = [PutRecord(r) for r in records]
+        if self.events.has_outbox:
+            with self.storage.transaction() as tx:
+                tx.execute(PutMemories(list(memories)))
+                for put in puts:
+                    tx.execute(put)
+                self._stage(tx, MemoryEventType.CREATED, memories)
+        else:
+            self.storage.batch([PutMemories(list(memories)), *puts])
         self._emit(MemoryEventType.CREATED, memories)
         if self.graph is not None:
             self.graph.index(memories)
@@ -190,6 +213,7 @@ class ALMA(WorkflowAPI):
         after = None if since is None else as_utc(since)
         before = None if until is None else as_utc(until)
         types = list(check_memory_types(memory_types, tuple(MemoryType)))
+        agent = self.scopes.check_agent(check_text("agent", agent))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
         key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
                tuple(types), mode or self.config.retrieval.mode, after, before, use_graph)  # fmt: skip
@@ -252,6 +276,8 @@ class ALMA(WorkflowAPI):
         prepared = self.learner.prepare(outcomes)  # embeds the outcomes too, in the same call
         with self.storage.transaction() as tx:
             derived = self.learner.apply(tx, outcomes, prepared)  # stores the outcomes too
+            self._stage(tx, MemoryEventType.CREATED, [*outcomes, *(m for m, created in derived if created)])
+            self._stage(tx, MemoryEventType.UPDATED, [m for m, created in derived if not created])
         self._emit(MemoryEventType.CREATED, outcomes)
         self._emit(MemoryEventType.CREATED, [m for m, created in derived if created])
         self._emit(MemoryEventType.UPDATED, [m for m, created in derived if not created])
@@ -382,7 +408,9 @@ class ALMA(WorkflowAPI):
     def delete(self, memory_id: str) -> Memory:
         """Delete one memory; returns it. `NotFound` if it does not exist in this project."""
         memory = self.get(memory_id)
-        self.storage.execute(DeleteMemories(self._filter(ids=(memory_id,))))
+        with self.storage.transaction() as tx:
+            tx.execute(DeleteMemories(self._filter(ids=(memory_id,))))
+            self._stage(tx, MemoryEventType.DELETED, [memory])
         self._emit(MemoryEventType.DELETED, [memory])
         self._forget_in_graph([memory])
         return memory
@@ -445,7 +473,10 @@ class ALMA(WorkflowAPI):
         artifacts, handoffs, work items, sessions, chat histories, LangGraph threads) and the learning
         evidence built from their outcomes (see `_erasure`), and what the knowledge graph holds of them.
         Returns a `UserErasure`: the count, as an int, with its breakdown."""
-        erased, gone = erase_user(self, user_id)
+        erased, gone = erase_user(
+            self, user_id, stage=lambda tx, removed: self._stage(tx, MemoryEventType.DELETED, removed,
+                                                                 reason="delete_user"),
+        )  # fmt: skip
         self._emit(MemoryEventType.DELETED, gone, reason="delete_user")
         graph = self._forget_in_graph(gone, user_id)
         return (
@@ -531,6 +562,8 @@ class ALMA(WorkflowAPI):
     # ---- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.stop()
         if self.graph is not None:
             self.graph.close()
         self.storage.close()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as _PydanticError
 
 from ._errors import ConfigError
@@ -36,6 +37,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def agent_key(name: str) -> str:
+    """The canonical form of an agent name: agent names are case-insensitive (`Helena` is `helena`)."""
+    return name.strip().lower()
+
+
 class AgentConfig(_Strict):
     """One agent: what it may learn and whom it shares with."""
 
@@ -46,6 +52,11 @@ class AgentConfig(_Strict):
     min_occurrences_for_heuristic: int = Field(3, ge=1, le=10_000)
     share_with: list[str] = Field(default_factory=list, description="Agents that may read its memories.")
     inherit_from: list[str] = Field(default_factory=list, description="Agents whose memories it reads.")
+
+    @field_validator("share_with", "inherit_from")
+    @classmethod
+    def _canonical(cls, names: list[str]) -> list[str]:
+        return list(dict.fromkeys(agent_key(n) for n in names))
 
 
 _MemoryTypeName = Literal["outcome", "heuristic", "anti_pattern", "preference", "knowledge"]
@@ -137,9 +148,17 @@ class PostgresConfig(_Strict):
 
 
 class ChromaConfig(_Strict):
-    """Chroma (`storage: chroma`): embedded at `path` (default `<storage_dir>/chroma`), or a server."""
+    """Chroma (`storage: chroma`): embedded at `path` (default `<storage_dir>/chroma`), or a server.
 
-    path: str | None = Field(None, description="Directory of the embedded PersistentClient.")
+    The seed's `persist_directory` is accepted as another name for `path`."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    path: str | None = Field(
+        None,
+        validation_alias=AliasChoices("path", "persist_directory"),
+        description="Directory of the embedded PersistentClient (seed name: persist_directory).",
+    )
     host: str | None = Field(None, description="Chroma server host (client-server mode).")
     port: int = Field(8000, ge=1, le=65535)
 
@@ -159,6 +178,18 @@ class GraphConfig(_Strict):
     entity_types: list[str] = Field(default_factory=list, description="Domain entity types the extractor knows.")
 
 
+class WebhookSettings(_Strict):
+    """One receiver of `webhooks:` (the same fields as `WebhookConfig`; see docs/webhooks.md)."""
+
+    url: str = Field(description="http(s) URL of the receiver.")
+    events: list[str] | None = Field(None, description="Event types (created, updated, ...); default all writes.")
+    secret: str | None = Field(None, description="Signing secret; use ${ENV_VAR}.")
+    retry_count: int = Field(3, ge=0, le=20)
+    retry_delay: float = Field(5.0, ge=0, le=3600)
+    timeout: float = Field(10.0, gt=0, le=120)
+    allow_private: bool = False
+
+
 class AlmaConfig(_Strict):
     """Everything ALMA reads from `.alma/config.yaml`. Defaults work with no config at all."""
 
@@ -174,29 +205,47 @@ class AlmaConfig(_Strict):
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)
     chroma: ChromaConfig = Field(default_factory=ChromaConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="Receivers of signed memory events (docs/webhooks.md)."
+    )
+    llm: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+        description="A LangChain chat model for AutoLearner, as 'module:attribute' (an instance or a "
+        "zero-argument factory); without one AutoLearner extracts offline.",
+    )
 
     @field_validator("agents")
     @classmethod
     def _agent_names(cls, agents: dict[str, AgentConfig]) -> dict[str, AgentConfig]:
-        for name in agents:
+        """Agent names are case-insensitive: stored lower-case, and two differing only in case clash."""
+        out: dict[str, AgentConfig] = {}
+        for name, agent in agents.items():
             if not re.match(_NAME, name):
                 raise ValueError(f"agent name {name!r} must be 1-200 of letters, digits and _.:@/-")
-        return agents
+            if agent_key(name) in out:
+                raise ValueError(f"agent {name!r} is defined twice (agent names are case-insensitive)")
+            out[agent_key(name)] = agent
+        return out
 
     @property
     def db_path(self) -> Path:
         return Path(self.storage_dir) / self.db_name
 
     def check_agents(self, source: str = "config") -> None:
-        """Cross-agent rules: references must exist, no self-reference, no inheritance cycle."""
+        """Cross-agent rules: no self-reference, no inheritance cycle. A reference to an agent the config
+        does not define is allowed with a warning (the seed's own config has them): the sharing takes
+        effect once that agent is defined, and until then it is an unknown agent like any other."""
         names = set(self.agents)
         for name, agent in self.agents.items():
             for key in ("share_with", "inherit_from"):
                 for other in getattr(agent, key):
                     if other not in names:
-                        raise ConfigError(
+                        warnings.warn(
                             f"{source}: alma.agents.{name}.{key}: agent {other!r} is not defined; "
-                            f"define it under alma.agents or remove it"
+                            f"it cannot use ALMA until you define it under alma.agents",
+                            UserWarning,
+                            stacklevel=2,
                         )
                     if other == name:
                         raise ConfigError(f"{source}: alma.agents.{name}.{key}: an agent cannot list itself")
@@ -219,11 +268,27 @@ def _check_cycles(agents: dict[str, AgentConfig], source: str) -> None:
             raise ConfigError(f"{source}: alma.agents: inherit_from forms a cycle ({cycle}); break it")
         state[name] = 1
         for parent in agents[name].inherit_from:
-            visit(parent, [*path, name])
+            if parent in agents:
+                visit(parent, [*path, name])
         state[name] = 2
 
     for name in agents:
         visit(name, [])
+
+
+def load_object(spec: str, where: str) -> Any:
+    """The object at `module:attribute` (called if it is a class or a factory function)."""
+    import importlib
+    import inspect
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{where}: cannot load {spec!r}: {exc}") from None
+    return value() if inspect.isclass(value) or inspect.isfunction(value) else value
 
 
 def _expand(value: Any, path: str, source: str) -> Any:

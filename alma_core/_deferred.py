@@ -62,6 +62,7 @@ from .storage._base import (
     PutMemories,
     PutRecord,
     Record,
+    Transaction,
 )
 from .workflow._checkpoints import CheckpointStore, entries_of
 from .workflow._models import Artifact, ArtifactType, Checkpoint, RetrievalScope, check_workflow_id
@@ -106,6 +107,7 @@ __all__ = [
     "RetrievalScope",
     "Retriever",
     "ScopePolicy",
+    "Transaction",
     "UserErasure",
     "UserPreference",
     "_PydanticError",

@@ -134,9 +134,11 @@ def _scrub_derived(tx: Transaction, alma: ALMA, ids: list[str], errors: set[str]
     return len(changed)
 
 
-def erase_user(alma: ALMA, user_id: str) -> tuple[UserErasure, list[Memory]]:
+def erase_user(
+    alma: ALMA, user_id: str, stage: Callable[[Transaction, list[Memory]], None] | None = None
+) -> tuple[UserErasure, list[Memory]]:
     """Delete everything of `user_id` in the project (see the module docstring); returns the count
-    and the memories removed."""
+    and the memories removed. `stage(tx, removed)` runs last inside the transaction (event outboxes)."""
     check_text("user_id", user_id)
     project = alma.project_id
     with alma.storage.transaction() as tx:
@@ -163,5 +165,7 @@ def erase_user(alma: ALMA, user_id: str) -> tuple[UserErasure, list[Memory]]:
         if doomed:
             derived = tx.execute(FindMemories(alma._filter(ids=tuple(sorted(doomed)))))
             tx.execute(DeleteMemories(alma._filter(ids=tuple(sorted(doomed)))))
-    memories = [*gone, *derived]
+        memories = [*gone, *derived]
+        if stage is not None:
+            stage(tx, memories)
     return UserErasure(len(memories), extra, removed, scrubbed), memories

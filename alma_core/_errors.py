@@ -10,6 +10,7 @@
     ├── EmbeddingMismatch              the store was built with another embedder
     ├── SerializationError(TypeError)  a value outside the allow-list (names the key path)
     └── MissingDependency(ImportError) an optional extra is not installed (names the extra)
+    ConfigError > ValidationError > WebhookVerificationError   a received webhook's signature does not hold
 
 Built-in bases let callers that only know Python's exceptions catch them naturally.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "StorageError",
     "UnknownAgent",
     "ValidationError",
+    "WebhookVerificationError",
 ]
 
 
@@ -40,6 +42,10 @@ class ConfigError(AlmaError, ValueError):
 
 class ValidationError(ConfigError):
     """An argument to a public call is invalid (wrong type, out of range, empty)."""
+
+
+class WebhookVerificationError(ValidationError):
+    """A received webhook is not authentic: bad or missing signature, or a timestamp out of tolerance."""
 
 
 class ScopeViolation(AlmaError, PermissionError):

@@ -12,7 +12,9 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from ._config import agent_key
 
 __all__ = [
     "AntiPattern",
@@ -45,6 +47,27 @@ class MemoryType(StrEnum):
     PREFERENCE = "preference"
     KNOWLEDGE = "knowledge"
 
+    @classmethod
+    def _missing_(cls, value: object) -> MemoryType | None:
+        """The seed's names are accepted too: plurals (`heuristics`), `domain_knowledge`, `anti_patterns`."""
+        if isinstance(value, str):
+            return _TYPE_ALIASES.get(value.strip().lower().replace("-", "_"))
+        return None
+
+
+_TYPE_ALIASES = {
+    "outcomes": MemoryType.OUTCOME,
+    "heuristics": MemoryType.HEURISTIC,
+    "anti_patterns": MemoryType.ANTI_PATTERN,
+    "antipattern": MemoryType.ANTI_PATTERN,
+    "antipatterns": MemoryType.ANTI_PATTERN,
+    "preferences": MemoryType.PREFERENCE,
+    "user_preference": MemoryType.PREFERENCE,
+    "user_preferences": MemoryType.PREFERENCE,
+    "domain_knowledge": MemoryType.KNOWLEDGE,
+    **{m.value: m for m in MemoryType},
+}
+
 
 class _MemoryBase(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -63,6 +86,11 @@ class _MemoryBase(BaseModel):
     score_breakdown: dict[str, float] | None = Field(None, exclude=True, repr=False)
 
     _embedding: np.ndarray | None = PrivateAttr(None)
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_key(cls, agent: str) -> str:
+        return agent_key(agent)  # agent names are case-insensitive (see _scopes)
 
     @property
     def embedding(self) -> np.ndarray | None:

@@ -19,7 +19,7 @@ score = relevance * quality * lesson
     success = a learned heuristic's lower bound on its recent success rate (`metadata["success_lcb"]`,
               see `_learning`), else its confidence, (successes + 1) / (trials + 2) for other heuristics,
               1 / 0.25 for a successful / failed outcome, 1 otherwise
-    lesson  = 1 + lesson_boost * success for a heuristic (a lesson distilled from many outcomes is worth
+    lesson  = 1 + lesson_boost * (0.5 + 0.5 * success) for a heuristic (a lesson distilled from many outcomes is worth
               more than any one of them), 1 + 0.4 * lesson_boost * confidence * min(1, evidence / 5) for a
               strategy anti-pattern, half that for a recurring-error warning; 1 for the rest
 Each returned memory carries `score` and `score_breakdown` (every factor by name: a new factor, such as a
@@ -98,12 +98,12 @@ def recency_factor(memory: Memory, half_life_days: float, now_ts: float) -> floa
 
 
 def lesson_factor(memory: Memory, boost: float) -> float:
-    """How much more a lesson is worth than one raw memory: 1 + boost * (its success factor) for a
-    heuristic (a lower bound that grows with evidence), 1 + 0.4 * boost * confidence * min(1, evidence / 5)
+    """How much more a lesson is worth than one raw memory: 1 + boost * (0.5 + 0.5 * its success factor)
+    for a heuristic (a lower bound that grows with evidence), 1 + 0.4 * boost * confidence * min(1, evidence / 5)
     for a strategy anti-pattern (the strategy to use comes before those to avoid), half that for a
     recurring-error warning, else 1."""
     if isinstance(memory, Heuristic):
-        return 1.0 + boost * success_factor(memory)
+        return 1.0 + boost * (0.5 + 0.5 * success_factor(memory))
     if isinstance(memory, AntiPattern):
         weight = 0.2 if memory.metadata.get("kind") == "recurring_error" else 0.4
         return 1.0 + weight * boost * memory.confidence * min(1.0, memory.occurrence_count / 5)

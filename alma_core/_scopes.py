@@ -6,11 +6,14 @@ Write rule: with agents configured, an unknown agent raises `UnknownAgent`. A wr
 
 Read rule: an agent reads its own memories and, with `include_shared`, those of the agents it
 `inherit_from`s and of the agents that `share_with` it. Sharing is one hop, never transitive.
+
+Agent names are case-insensitive everywhere: every method here takes any case and works on the
+lower-case name (`agent_key`), which is also how memories, sessions and work items store them.
 """
 
 from __future__ import annotations
 
-from ._config import AgentConfig
+from ._config import AgentConfig, agent_key
 from ._errors import ScopeViolation, UnknownAgent, ValidationError
 from ._text import WORD, stem
 
@@ -30,11 +33,11 @@ class ScopePolicy:
         self.agents = agents
         self._readers: dict[str, list[str]] = {name: [] for name in agents}
         for owner, cfg in agents.items():
-            for reader in cfg.share_with:
-                self._readers[reader].append(owner)
+            for reader in cfg.share_with:  # a reader the config does not define yet is kept for when it is
+                self._readers.setdefault(reader, []).append(owner)
         for reader, cfg in agents.items():
             for owner in cfg.inherit_from:
-                if owner not in self._readers[reader]:
+                if owner in agents and owner not in self._readers[reader]:
                     self._readers[reader].append(owner)
 
     @property
@@ -44,13 +47,17 @@ class ScopePolicy:
     def config(self, agent: str) -> AgentConfig:
         """The agent's config (an open default when no agents are configured)."""
         self.check_agent(agent)
-        return self.agents.get(agent) or AgentConfig()
+        return self.agents.get(agent_key(agent)) or AgentConfig()
 
-    def check_agent(self, agent: str) -> None:
+    def check_agent(self, agent: str) -> str:
+        """The canonical (lower-case) name of `agent`; `UnknownAgent` if the config does not define it,
+        `ValidationError` if it is not a non-empty string."""
         if not isinstance(agent, str) or not agent.strip():
             raise ValidationError(f"agent must be a non-empty string, got {agent!r}"[:200])
-        if self.agents and agent not in self.agents:
+        key = agent_key(agent)
+        if self.agents and key not in self.agents:
             raise UnknownAgent(agent, list(self.agents))
+        return key
 
     def check_write(self, agent: str, category: str | None) -> None:
         """Raise unless `agent` may learn a memory of `category`."""
@@ -79,8 +86,9 @@ class ScopePolicy:
 
     def shared_sources(self, agent: str) -> list[str]:
         """Agents whose memories `agent` may read besides its own (inherit_from, then share_with)."""
-        self.check_agent(agent)
-        return list(self._readers.get(agent, []))
+        key = self.check_agent(agent)
+        return list(self._readers.get(key, []))
 
     def readable(self, agent: str, include_shared: bool = True) -> list[str]:
-        return [agent, *self.shared_sources(agent)] if include_shared else [agent]
+        key = self.check_agent(agent)
+        return [key, *self.shared_sources(key)] if include_shared else [key]

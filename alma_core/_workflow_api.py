@@ -58,7 +58,7 @@ class WorkflowAPI:
         for a value outside the allow-list, and then nothing is written."""
         check_workflow_id(workflow_id)
         if agent is not None:
-            self.scopes.check_agent(agent)
+            agent = self.scopes.check_agent(agent)
         if metadata is not None and not isinstance(metadata, dict):
             raise ValidationError(f"metadata must be a dict, got {type(metadata).__name__}")
         return self._checkpoints.put(workflow_id, state, metadata, agent, parent_id)
@@ -186,7 +186,7 @@ class WorkflowAPI:
         check_text("query", query)
         check_count("top_k", top_k, 1)
         if agent is not None:
-            self.scopes.check_agent(agent)
+            agent = self.scopes.check_agent(agent)
         if kind is RetrievalScope.WORKFLOW_ONLY:
             if workflow_id is None:
                 raise ValidationError("scope 'workflow_only' needs workflow_id")

@@ -327,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("reindex", cmd_reindex, "Re-embed every memory with the configured embedder (after changing it).")
     p.add_argument("--batch-size", type=_positive, default=256, help="memories per embedding batch (default 256)")
+
+    from ._webhooks_cli import register as register_webhooks
+
+    register_webhooks(sub, common)
     return parser
 
 

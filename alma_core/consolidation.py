@@ -5,6 +5,11 @@ Memories of one agent and type whose embeddings' cosine is at least `similarity_
 group's counts combined and `metadata["merged_from"]` listing the ids it absorbed; the others are
 deleted in the same transaction. With `use_llm=True` the merged text comes from a LangChain chat model
 the caller passes (`llm.ainvoke` / `llm.invoke`). `dry_run=True` changes nothing.
+
+Two ways to build one: `ConsolidationEngine(alma)`, or the seed's `ConsolidationEngine(storage=alma.storage,
+llm_client=model)`, which works on any project of that store (`consolidate(project_id=...)`) with the
+embedder the store records. `memory_type` takes our names or the seed's (`heuristics`,
+`domain_knowledge`, `anti_patterns`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from .storage._base import DeleteMemories, FindMemories, GetRecord, ListRecords,
 
 if TYPE_CHECKING:
     from ._alma import ALMA
-    from .storage._base import Transaction
+    from .embeddings import Embedder
+    from .storage._base import BaseStorage, Transaction
 
 __all__ = ["ConsolidationEngine", "ConsolidationResult", "Merge"]
 
@@ -119,10 +125,41 @@ def _combine(kept: Memory, others: list[Memory], text: str) -> Memory:
 
 
 class ConsolidationEngine:
-    """Merges near-duplicate memories of an `ALMA` (see the module docstring)."""
+    """Merges near-duplicate memories of an `ALMA` or of a store (see the module docstring)."""
 
-    def __init__(self, alma: ALMA) -> None:
+    def __init__(
+        self,
+        alma: ALMA | None = None,
+        *,
+        storage: BaseStorage | None = None,
+        llm_client: Any = None,
+        embedder: Any = None,
+    ) -> None:
+        """`llm_client`: the chat model `use_llm=True` merges with (unless `consolidate(llm=...)`)."""
+        if alma is None and storage is None:
+            raise ValidationError("pass an ALMA, or storage=<an ALMA's storage>")
+        if alma is not None and storage is not None and storage is not alma.storage:
+            raise ValidationError("storage is not this ALMA's storage; pass one or the other")
         self.alma = alma
+        self.storage = storage if storage is not None else alma.storage  # type: ignore[union-attr]
+        self.llm_client = llm_client
+        self._embedder = embedder
+        self._projects: dict[str, ALMA] = {}
+
+    def _alma_for(self, project_id: str | None) -> ALMA:
+        """The ALMA to consolidate with: the given one, or one over `storage` for `project_id`."""
+        if self.alma is not None:
+            if project_id not in (None, self.alma.project_id):
+                raise ValidationError(f"this ALMA serves project {self.alma.project_id!r}, not {project_id!r}")
+            return self.alma
+        if not project_id:
+            raise ValidationError("ConsolidationEngine(storage=...) needs consolidate(project_id=...)")
+        if project_id not in self._projects:
+            from ._alma import ALMA
+
+            embedder = self._embedder or _recorded_embedder(self.storage)
+            self._projects[project_id] = ALMA(project_id, storage=self.storage, embedder=embedder)
+        return self._projects[project_id]
 
     async def consolidate(
         self,
@@ -135,9 +172,8 @@ class ConsolidationEngine:
         llm: Any = None,
     ) -> ConsolidationResult:
         """Group `agent`'s memories of `memory_type` by cosine similarity and merge each group into one."""
-        alma = self.alma
-        if project_id not in (None, alma.project_id):
-            raise ValidationError(f"this ALMA serves project {alma.project_id!r}, not {project_id!r}")
+        alma = self._alma_for(project_id)
+        llm = llm if llm is not None else self.llm_client
         try:
             kind: MemoryType | None = MemoryType(memory_type)
         except ValueError:
@@ -147,8 +183,8 @@ class ConsolidationEngine:
         if not 0 < similarity_threshold <= 1:
             raise ValidationError(f"similarity_threshold must be in (0, 1], got {similarity_threshold!r}")
         if use_llm and llm is None:
-            raise ValidationError("use_llm=True needs llm=<a LangChain chat model>")
-        alma.scopes.check_agent(agent)
+            raise ValidationError("use_llm=True needs llm=<a LangChain chat model> (or llm_client= at construction)")
+        agent = alma.scopes.check_agent(agent)
         memories = await alma.storage.aexecute(
             FindMemories(alma._filter(agents=(agent,), types=(kind,)), descending=False, with_embeddings=True)
         )
@@ -171,7 +207,7 @@ class ConsolidationEngine:
             result.merges.append(Merge(kept.id, [m.id for m in others], text, similarity))
         if dry_run:
             return result
-        await asyncio.to_thread(self._write, merged_memories)
+        await asyncio.to_thread(self._write, alma, merged_memories)
         result.merged_count = sum(len(others) for _, others in merged_memories)
         return result
 
@@ -189,8 +225,7 @@ class ConsolidationEngine:
         content = getattr(reply, "content", reply)
         return str(content).strip()
 
-    def _write(self, merged: list[tuple[Memory, list[Memory]]]) -> None:
-        alma = self.alma
+    def _write(self, alma: ALMA, merged: list[tuple[Memory, list[Memory]]]) -> None:
         alma._embed([m for m, _ in merged])
         gone_ids = {m.id for _, others in merged for m in others}
         with alma.storage.transaction() as tx:
@@ -198,6 +233,8 @@ class ConsolidationEngine:
             tx.execute(DeleteMemories(alma._filter(ids=tuple(sorted(gone_ids)))))
             for kept, others in merged:
                 self._repoint_evidence(tx, kept, others)
+            alma._stage(tx, MemoryEventType.CONSOLIDATED, [m for m, _ in merged])
+            alma._stage(tx, MemoryEventType.DELETED, [m for _, others in merged for m in others], reason="consolidated")
         alma._emit(MemoryEventType.CONSOLIDATED, [m for m, _ in merged])
         alma._emit(MemoryEventType.DELETED, [m for _, others in merged for m in others], reason="consolidated")
 
@@ -233,3 +270,19 @@ class ConsolidationEngine:
             if record.metadata.get("anti_pattern_id") in ids:
                 meta = {**record.metadata, "anti_pattern_id": kept.id}
                 tx.execute(PutRecord(Record(record.project_id, record.namespace, record.key, record.value, meta)))
+
+
+def _recorded_embedder(storage: BaseStorage) -> Embedder:
+    """The embedder the store says built its vectors (mock or local); others must be passed explicitly."""
+    from .embeddings import LocalEmbedder, MockEmbedder
+    from .storage._base import SYSTEM_PROJECT
+
+    record = storage.execute(GetRecord(SYSTEM_PROJECT, "meta", "embedder"))
+    meta = record.metadata if record is not None else {}
+    if meta.get("name") == "mock":
+        return MockEmbedder(int(meta.get("dim", 384)))
+    if meta.get("name") == LocalEmbedder.name:
+        return LocalEmbedder()
+    raise ValidationError(
+        f"the store's vectors were built with {meta.get('name')!r}; pass ConsolidationEngine(..., embedder=...)"
+    )

@@ -2,7 +2,10 @@
 
     learner = AutoLearner(alma, chat_model)            # any LangChain chat model with tool calling
     result = learner.learn_from_conversation(messages, agent="helena", user_id="ana")
-    result.extracted_count, result.stored, result.refused
+    result.extracted_count, result.stored, result.refused   # also result["extracted_count"] (the seed's)
+
+With no model, `AutoLearner(alma)` uses the config's `llm` (a "module:attribute" chat model) when one is
+configured, else the offline rule-based extractor (`_offline_extract`), which needs no network.
 
 The model fills `Extraction` (outcomes, preferences, facts) through `llm.with_structured_output(...)`.
 Every item then goes through ALMA's normal write path, one at a time: an item outside the agent's
@@ -21,8 +24,10 @@ from pydantic import BaseModel, Field
 from pydantic import ValidationError as _PydanticError
 
 from ._alma import ALMA
+from ._config import load_object
 from ._errors import ScopeViolation, UnknownAgent, ValidationError
 from ._models import Memory
+from ._offline_extract import extract_offline
 
 __all__ = [
     "AutoLearner",
@@ -101,6 +106,12 @@ class ExtractionResult:
     def stored_count(self) -> int:
         return len(self.stored)
 
+    def __getitem__(self, key: str) -> Any:
+        """The seed's dict shape: `result["extracted_count"]`, `result["stored_count"]`, ..."""
+        if key not in ("extracted_count", "stored_count", "stored", "refused"):
+            raise KeyError(key)
+        return getattr(self, key)
+
 
 def content_text(content: Any) -> str:
     """A chat message's content as text: a string, or the text of its content blocks (strings or
@@ -136,14 +147,17 @@ def transcript(messages: Iterable[Any]) -> str:
 class AutoLearner:
     """Extracts memories from conversations with a chat model and stores them through ALMA's scopes."""
 
-    def __init__(self, alma: ALMA, llm: Any, *, system_prompt: str = SYSTEM_PROMPT) -> None:
-        if not hasattr(llm, "with_structured_output"):
+    def __init__(self, alma: ALMA, llm: Any = None, *, system_prompt: str = SYSTEM_PROMPT) -> None:
+        """`llm`: a LangChain chat model; default the config's `llm`, else the offline extractor."""
+        if llm is None and alma.config.llm:
+            llm = load_object(alma.config.llm, "alma.llm")
+        if llm is not None and not hasattr(llm, "with_structured_output"):
             raise ValidationError(
                 f"llm must be a chat model with with_structured_output (a LangChain chat model), "
                 f"got {type(llm).__name__}"
             )
         self.alma, self.llm, self.system_prompt = alma, llm, system_prompt
-        self._structured = llm.with_structured_output(Extraction)
+        self._structured = llm.with_structured_output(Extraction) if llm is not None else None
 
     def _request(self, messages: Iterable[Any]) -> list[tuple[str, str]]:
         return [("system", self.system_prompt), ("human", f"Conversation:\n{transcript(messages)}")]
@@ -164,6 +178,10 @@ class AutoLearner:
     ) -> ExtractionResult:
         """Extract, validate and store; returns extracted_count, the stored memories and the refused items."""
         self.alma.scopes.check_agent(agent)
+        if self._structured is None:
+            messages = list(messages)
+            transcript(messages)  # the same refusal of an empty conversation as with a model
+            return self.store(self._parse(extract_offline(map(_role, messages))), agent, user_id)
         extraction = self._parse(self._structured.invoke(self._request(messages)))
         return self.store(extraction, agent, user_id)
 
@@ -172,6 +190,8 @@ class AutoLearner:
     ) -> ExtractionResult:
         """Async twin: the model's `ainvoke`, then the writes on a worker thread."""
         self.alma.scopes.check_agent(agent)
+        if self._structured is None:
+            return await asyncio.to_thread(self.learn_from_conversation, messages, agent, user_id)
         extraction = self._parse(await self._structured.ainvoke(self._request(messages)))
         return await asyncio.to_thread(self.store, extraction, agent, user_id)
 

@@ -9,6 +9,11 @@ A run: `alma.retrieve(task)` -> prompt = setting + memories (`to_prompt`) + task
 LangChain chat model or runnable: anything with `.invoke`; or a plain callable) -> the evaluator judges
 success -> `alma.learn(...)` records the outcome, so the next run's prompt carries the lesson.
 
+With no executor, `run()` stops after the prompt: it returns the prepared run (`result.executed` is
+False, `result.prompt` carries the memories) for the caller's own agent, and `harness.complete(result,
+output)` judges and learns from what that agent produced. A `Context.project_id` other than the ALMA's
+runs in that project of the same store (memories never cross projects).
+
 An executor may return a mapping `{"output": ..., "strategy": ...}` to say which strategy it used (the
 learning engine forms heuristics and anti-patterns per strategy); otherwise the strategy is
 `Context.strategy`. The core never imports LangChain: chat models are duck-typed.
@@ -127,6 +132,9 @@ class RunResult:
     error: str | None = None
     outcome: Outcome | None = None
     duration_ms: int = 0
+    executed: bool = True
+    """False for a prepared run (no executor): nothing ran, judged or learned yet (see `Harness.complete`)."""
+    context: Context | None = field(default=None, repr=False)
 
 
 def default_evaluator(context: Context, output: Any) -> tuple[bool, str | None]:
@@ -165,9 +173,8 @@ class Harness:
         alma.scopes.check_agent(agent.name)
         self.setting, self.agent, self.alma, self.schema = setting, agent, alma, schema
         self.executor = executor if executor is not None else agent.executor
-        if self.executor is None:
-            raise ValidationError("the harness needs an executor: a chat model / runnable (.invoke) or a callable")
-        if not hasattr(self.executor, "invoke") and not callable(self.executor):
+        self._projects: dict[str, ALMA] = {alma.project_id: alma}
+        if self.executor is not None and not hasattr(self.executor, "invoke") and not callable(self.executor):
             raise ValidationError(f"executor must have .invoke or be callable, got {type(self.executor).__name__}")
         if evaluator is not None and not callable(evaluator):
             raise ValidationError("evaluator must be a callable (context, output) -> bool | (bool, error)")
@@ -176,13 +183,16 @@ class Harness:
 
     # ---- steps --------------------------------------------------------------------------------------
 
-    def _check(self, context: Context) -> None:
+    def _alma_for(self, context: Context) -> ALMA:
+        """The ALMA of the context's project: this one, or a sibling on the same store and config."""
         if not isinstance(context, Context):
             raise ValidationError(f"run() takes a Context, got {type(context).__name__}")
-        if context.project_id is not None and context.project_id != self.alma.project_id:
-            raise ValidationError(
-                f"context.project_id {context.project_id!r} is not this ALMA's project {self.alma.project_id!r}"
-            )
+        project = context.project_id or self.alma.project_id
+        if project not in self._projects:
+            base = self.alma
+            self._projects[project] = ALMA(project, storage=base.storage, embedder=base.embedder,
+                                           config=base.config, emitter=base.events)  # fmt: skip
+        return self._projects[project]
 
     def build_prompt(self, context: Context, memories: MemorySlice) -> str:
         """Agent identity, setting, memories (rendered within `max_tokens`) and the task."""
@@ -233,12 +243,32 @@ class Harness:
 
     # ---- run ----------------------------------------------------------------------------------------
 
+    def _prepared(self, context: Context, memories: MemorySlice, prompt: str) -> RunResult:
+        return RunResult(None, "", False, prompt, memories, context.strategy, executed=False, context=context)
+
+    def complete(self, prepared: RunResult, output: Any, success: bool | None = None) -> RunResult:
+        """Judge (unless `success` is given) and learn from what the caller's own agent produced for a
+        prepared run. Output may be a mapping with "output" and "strategy", as an executor's."""
+        context = prepared.context
+        if prepared.executed or context is None:
+            raise ValidationError("complete() takes the prepared run of a harness without an executor")
+        alma = self._alma_for(context)
+        result = self._finish(context, prepared.memories, prepared.prompt, output, None, time.perf_counter())
+        if success is not None:
+            result.success, result.error = bool(success), None if success else "reported as a failure"
+        result.context = context
+        result.outcome = alma.learn(**self._learn_kwargs(context, result))
+        return result
+
     def run(self, context: Context) -> RunResult:
-        """Retrieve, prompt, execute, judge, learn. An executor exception is a failed run, not a crash."""
-        self._check(context)
+        """Retrieve, prompt, execute, judge, learn. An executor exception is a failed run, not a crash.
+        Without an executor: retrieve and prompt only (the prepared run)."""
+        alma = self._alma_for(context)
         start = time.perf_counter()
-        memories = self.alma.retrieve(context.task, self.agent.name, top_k=self.top_k, user_id=context.user)
+        memories = alma.retrieve(context.task, self.agent.name, top_k=self.top_k, user_id=context.user)
         prompt = self.build_prompt(context, memories)
+        if self.executor is None:
+            return self._prepared(context, memories, prompt)
         raw: Any = None
         error: str | None = None
         try:
@@ -246,16 +276,19 @@ class Harness:
         except Exception as exc:  # the executor's failure is the lesson
             error = f"{type(exc).__name__}: {exc}"
         result = self._finish(context, memories, prompt, raw, error, start)
-        result.outcome = self.alma.learn(**self._learn_kwargs(context, result))
+        result.context = context
+        result.outcome = alma.learn(**self._learn_kwargs(context, result))
         return result
 
     async def arun(self, context: Context) -> RunResult:
         """Async twin of `run`: `ainvoke` when the executor has it, an awaited coroutine function, or a
         worker thread for a plain callable."""
-        self._check(context)
+        alma = self._alma_for(context)
         start = time.perf_counter()
-        memories = await self.alma.aretrieve(context.task, self.agent.name, top_k=self.top_k, user_id=context.user)
+        memories = await alma.aretrieve(context.task, self.agent.name, top_k=self.top_k, user_id=context.user)
         prompt = self.build_prompt(context, memories)
+        if self.executor is None:
+            return self._prepared(context, memories, prompt)
         raw: Any = None
         error: str | None = None
         try:
@@ -263,7 +296,8 @@ class Harness:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         result = self._finish(context, memories, prompt, raw, error, start)
-        result.outcome = await self.alma.alearn(**self._learn_kwargs(context, result))
+        result.context = context
+        result.outcome = await alma.alearn(**self._learn_kwargs(context, result))
         return result
 
     def _call(self, prompt: str, context: Context) -> Any:

@@ -10,7 +10,9 @@ Status transitions (anything else raises `InvalidTransition`; setting the curren
 | failed | pending, in_progress |
 | done | (final) |
 
-Moving to `in_progress` or `done` also needs every dependency `done`. Items are records under
+Moving to `in_progress` or `done` also needs every dependency `done`. When an item becomes `done`, each
+`blocked` item that depends on it and now has every dependency done goes back to `pending` (in the same
+transaction), so `get_next_item` offers it again. Agent names are case-insensitive. Items are records under
 `progress/items` (key = item id); status changes are read-modify-write in one write transaction.
 """
 
@@ -22,10 +24,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic import ValidationError as PydanticError
 
 from ._checks import first_error
+from ._config import agent_key
 from ._errors import NotFound, ValidationError
 from ._models import utcnow
 from .session import resolve_store
@@ -75,6 +78,11 @@ class WorkItem(BaseModel):
     created_at: datetime
     updated_at: datetime
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_key(cls, agent: str | None) -> str | None:
+        return None if agent is None else agent_key(agent)
 
 
 class ProgressSummary(BaseModel):
@@ -155,6 +163,8 @@ class ProgressTracker:
                 self._check_dependencies(tx, item, target)
             item = item.model_copy(update={"status": target, "updated_at": utcnow()})
             self._put(tx, item)
+            if target is WorkStatus.DONE:
+                self._unblock_dependents(tx, item.id)
         return item
 
     def list_items(self, status: WorkStatus | str | None = None, agent: str | None = None) -> list[WorkItem]:
@@ -163,7 +173,7 @@ class ProgressTracker:
         if status is not None:
             where["status"] = WorkStatus(status).value
         if agent is not None:
-            where["agent"] = agent
+            where["agent"] = agent_key(agent)
         records = self.storage.execute(ListRecords(self.project_id, NAMESPACE, where=where or None))
         items = [WorkItem.model_validate(r.metadata) for r in records]
         return sorted(items, key=lambda i: (i.created_at, i.id))
@@ -210,6 +220,17 @@ class ProgressTracker:
     def _put(self, tx: Transaction, item: WorkItem) -> None:
         tx.execute(PutRecord(Record(self.project_id, NAMESPACE, item.id, None, item.model_dump(mode="json"))))
 
+    def _unblock_dependents(self, tx: Transaction, done_id: str) -> None:
+        """Blocked items waiting on `done_id` whose dependencies are now all done become pending."""
+        blocked = tx.execute(ListRecords(self.project_id, NAMESPACE, where={"status": WorkStatus.BLOCKED.value}))
+        for record in blocked:
+            item = WorkItem.model_validate(record.metadata)
+            if done_id not in item.dependencies:
+                continue
+            statuses = [tx.execute(GetRecord(self.project_id, NAMESPACE, d)) for d in item.dependencies]
+            if all(r is None or r.metadata.get("status") == WorkStatus.DONE.value for r in statuses):
+                self._put(tx, item.model_copy(update={"status": WorkStatus.PENDING, "updated_at": utcnow()}))
+
     def _check_dependencies(self, tx: Transaction, item: WorkItem, target: WorkStatus) -> None:
         for dep in item.dependencies:
             record = tx.execute(GetRecord(self.project_id, NAMESPACE, dep))
@@ -223,7 +244,7 @@ class ProgressTracker:
         return [
             i for i in items
             if i.status is WorkStatus.PENDING and all(d in done for d in i.dependencies)
-            and (agent is None or i.agent in (None, agent))
+            and (agent is None or i.agent in (None, agent_key(agent)))
         ]  # fmt: skip
 
 

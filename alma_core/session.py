@@ -17,11 +17,13 @@ import os
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ._checks import check_text
+from ._config import AlmaConfig, agent_key
 from ._errors import NotFound, ValidationError
 from ._models import utcnow
 from .storage import open_storage
@@ -83,12 +85,24 @@ class SessionContext(SessionInfo):
 def resolve_store(
     project_id: str | None, alma: ALMA | None, storage: BaseStorage | str | os.PathLike[str] | None
 ) -> tuple[str, BaseStorage]:
-    """The (project_id, storage) a manager works on: the ALMA's unless given explicitly."""
+    """The (project_id, storage) a manager works on: the ALMA's, else `storage`, else the project's
+    default store (`.alma/alma.db` under the working directory, as `ALMA()` uses)."""
     if alma is not None:
         return project_id or alma.project_id, alma.storage
-    if storage is None or not project_id:
-        raise ValidationError("pass alma=ALMA(...), or both project_id and storage (a path or a storage object)")
+    if project_id is not None:
+        check_text("project_id", project_id)
+    if storage is None:
+        config = AlmaConfig(project_id=project_id) if project_id else AlmaConfig()
+        Path(config.storage_dir).mkdir(parents=True, exist_ok=True)
+        return config.project_id, open_storage(config)
+    if not project_id:
+        raise ValidationError("pass alma=ALMA(...), or project_id (with storage=, a path or a storage object)")
     return project_id, open_storage(storage)
+
+
+def _ns(kind: str, agent: str) -> str:
+    """The record namespace of an agent's sessions or handoffs (agent names are case-insensitive)."""
+    return f"{kind}/{agent_key(agent)}"
 
 
 def _strings(name: str, value: Any) -> list[str]:
@@ -114,7 +128,7 @@ class SessionManager:
     def start_session(self, agent: str, goal: str = "", metadata: dict[str, Any] | None = None) -> SessionContext:
         """Open a session for `agent`; its `previous_handoff` is the latest one written before now."""
         check_text("agent", agent)
-        info = SessionInfo(session_id=uuid.uuid4().hex, agent=agent, goal=goal or "", started_at=utcnow(),
+        info = SessionInfo(session_id=uuid.uuid4().hex, agent=agent_key(agent), goal=goal or "", started_at=utcnow(),
                            metadata=metadata or {})  # fmt: skip
         self._put_session(info)
         ctx = SessionContext(**info.model_dump())
@@ -136,13 +150,14 @@ class SessionManager:
         """Leave a handoff for the agent's next session (the session must exist)."""
         self.get_session(agent, session_id)
         handoff = Handoff(
-            id=uuid.uuid4().hex, agent=agent, session_id=session_id, last_action=check_text("last_action", last_action),
+            id=uuid.uuid4().hex, agent=agent_key(agent), session_id=session_id,
+            last_action=check_text("last_action", last_action),
             last_outcome=check_text("last_outcome", last_outcome), next_steps=_strings("next_steps", next_steps),
             blockers=_strings("blockers", blockers), decisions=_strings("decisions", decisions), notes=notes or "",
             created_at=utcnow(), metadata=metadata or {},
         )  # fmt: skip
         data = handoff.model_dump(mode="json")
-        self.storage.execute(PutRecord(Record(self.project_id, f"handoffs/{agent}", handoff.id, None, data)))
+        self.storage.execute(PutRecord(Record(self.project_id, _ns("handoffs", agent), handoff.id, None, data)))
         return handoff
 
     def end_session(self, agent: str, session_id: str, summary: str | None = None) -> SessionInfo:
@@ -155,7 +170,7 @@ class SessionManager:
         return info
 
     def get_session(self, agent: str, session_id: str) -> SessionInfo:
-        record = self.storage.execute(GetRecord(self.project_id, f"sessions/{agent}", session_id))
+        record = self.storage.execute(GetRecord(self.project_id, _ns("sessions", agent), session_id))
         if record is None:
             raise NotFound(f"no session {session_id!r} of agent {agent!r} in project {self.project_id!r}")
         return SessionInfo.model_validate(record.metadata)
@@ -165,21 +180,22 @@ class SessionManager:
         return self._latest_handoff(agent, None)
 
     def list_handoffs(self, agent: str, limit: int | None = None) -> list[Handoff]:
-        records = self.storage.execute(ListRecords(self.project_id, f"handoffs/{agent}", limit=limit))
+        records = self.storage.execute(ListRecords(self.project_id, _ns("handoffs", agent), limit=limit))
         return [Handoff.model_validate(r.metadata) for r in records]
 
     def list_sessions(self, agent: str, limit: int | None = None) -> list[SessionInfo]:
         """The agent's sessions, most recently started or ended first."""
-        records = self.storage.execute(ListRecords(self.project_id, f"sessions/{agent}", limit=limit))
+        records = self.storage.execute(ListRecords(self.project_id, _ns("sessions", agent), limit=limit))
         return [SessionInfo.model_validate(r.metadata) for r in records]
 
     def _put_session(self, info: SessionInfo) -> None:
         data = info.model_dump(mode="json")
-        self.storage.execute(PutRecord(Record(self.project_id, f"sessions/{info.agent}", info.session_id, None, data)))
+        record = Record(self.project_id, _ns("sessions", info.agent), info.session_id, None, data)
+        self.storage.execute(PutRecord(record))
 
     def _latest_handoff(self, agent: str, exclude_session: str | None) -> Handoff | None:
         """The newest handoff not written by `exclude_session` (pages back past that session's own)."""
-        ns, before = f"handoffs/{agent}", None
+        ns, before = _ns("handoffs", agent), None
         while True:
             page = self.storage.execute(ListRecords(self.project_id, ns, before_seq=before, limit=_PAGE))
             for record in page:

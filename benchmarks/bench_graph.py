@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--embedder", default="local", choices=["local", "mock"])
     parser.add_argument("--weights", default="0.3,0.5,0.7", help="graph weights tried on dev")
     parser.add_argument("--hops", default="1,2", help="hops tried on dev")
+    parser.add_argument("--no-speed", action="store_true", help="quality only")
     args = parser.parse_args()
     n_dev, n_test, n_learn = (4, 6, 200) if args.quick else (8, 20, 500)
     print(f"settings: embedder={args.embedder}, mode=hybrid (default), top_k=10, knowledge memories only, "
@@ -121,6 +122,8 @@ def main() -> None:
         _, hops, weight = best
         print_table(f"test split, chosen on dev: hops={hops}, weight={weight}",
                     summary(evaluate(test, args.embedder, weight, hops, folder)))  # fmt: skip
+        if args.no_speed:
+            return
         print(f"\nlearn/s ({n_learn} learns, mock embedder, SQLite file, rule extraction):")
         base = learn_rate(None, "off", n_learn, folder)
         print(f"  graph off:                {base:7.1f}")

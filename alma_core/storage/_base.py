@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from .._config import agent_key
 from .._models import Memory, MemoryType
 
 __all__ = [
@@ -103,6 +104,10 @@ class MemoryFilter:
     updated_before: datetime | None = None
     created_after: datetime | None = None  # inclusive: with created_before, a time window
     confidence_below: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.agents is not None:  # agent names are case-insensitive (see _scopes)
+            object.__setattr__(self, "agents", tuple(agent_key(a) for a in self.agents))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from alma_core import ALMA, AutoLearner, ValidationError
+from alma_core import ALMA, AutoLearner, ConfigError, ValidationError
 from alma_core.extraction import Extraction
 
 CONVERSATION = [
@@ -85,3 +85,48 @@ def test_bad_input_is_refused(coding_alma: ALMA, fake_model: Any) -> None:
     with pytest.raises(KeyError, match="unknown agent"):
         learner.learn_from_conversation(CONVERSATION, "nobody")
     assert learner.store(Extraction(), "helena").extracted_count == 0
+
+
+SEED_CONVERSATION = [
+    {"role": "user", "content": "Test the login form"},
+    {"role": "assistant", "content": "I used incremental validation which worked well..."},
+]
+
+
+def test_without_a_model_the_offline_extractor_learns_the_stated_strategy(coding_alma: ALMA) -> None:
+    results = AutoLearner(coding_alma).learn_from_conversation(messages=SEED_CONVERSATION, agent="Helena")
+    assert results["extracted_count"] == results.extracted_count == 1 and results["stored_count"] == 1
+    (outcome,) = results.stored
+    assert (outcome.agent, outcome.task, outcome.success) == ("helena", "Test the login form", True)  # type: ignore[union-attr]
+    assert outcome.strategy_used == "incremental validation"  # type: ignore[union-attr]
+    failed = AutoLearner(coding_alma).learn_from_conversation(
+        [("user", "Fix the flaky checkout test. I prefer explicit waits."),
+         ("assistant", "I tried sleep(5000) before the click, but it still failed.")], "helena", user_id="ana",
+    )  # fmt: skip
+    (outcome,) = failed.stored
+    assert not outcome.success and outcome.strategy_used == "sleep(5000) before the click"  # type: ignore[union-attr]
+    (refused,) = failed.refused  # helena may not learn a "general" preference: scopes hold offline too
+    assert refused.kind == "preference" and "explicit waits" in refused.item["preference"]
+    assert "out of scope" in refused.reason
+    nothing = AutoLearner(coding_alma).learn_from_conversation([("user", "hi"), ("assistant", "hello")], "helena")
+    assert nothing.extracted_count == 0
+    with pytest.raises(ValidationError, match="no messages"):
+        AutoLearner(coding_alma).learn_from_conversation([], "helena")
+    with pytest.raises(KeyError):
+        results["nope"]
+
+
+def test_the_configs_llm_is_used_when_none_is_passed(coding_alma: ALMA, fake_model: Any, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sys
+    import types
+
+    module = types.ModuleType("seed_llm_for_test")
+    module.model = fake_model(payload=PAYLOAD)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "seed_llm_for_test", module)
+    coding_alma.config.llm = "seed_llm_for_test:model"
+    learner = AutoLearner(coding_alma)
+    assert learner.llm is module.model  # type: ignore[attr-defined]
+    assert learner.learn_from_conversation(CONVERSATION, "helena").extracted_count == 6
+    coding_alma.config.llm = "seed_llm_for_test:missing"
+    with pytest.raises(ConfigError, match="cannot load"):
+        AutoLearner(coding_alma)

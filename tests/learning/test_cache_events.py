@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alma_core import ALMA, ScopeViolation
+from alma_core import ALMA, ScopeViolation, ValidationError
 from alma_core.events import EventEmitter, MemoryEvent, MemoryEventType
 
 
@@ -107,3 +107,21 @@ def test_a_raising_subscriber_never_breaks_the_write(db_path: Path, caplog: pyte
         assert len(seen) == 1
         assert alma.stats().knowledge == 1
         assert "subscriber bug" in caplog.text
+
+
+def test_subscribe_takes_the_seeds_order_and_ours(db_path: Path) -> None:
+    emitter = EventEmitter()
+    seed_order: list[MemoryEvent] = []
+    our_order: list[MemoryEvent] = []
+    emitter.subscribe(MemoryEventType.CREATED, seed_order.append)  # the seed: type first
+    emitter.subscribe(our_order.append, [MemoryEventType.DELETED])  # ours: callback first
+    emitter.subscribe([MemoryEventType.DELETED, "created"], our_order.append)
+    with ALMA(project_id="ev", storage=db_path, embedder="mock", emitter=emitter) as alma:
+        fact = alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
+        alma.delete(fact.id)
+    assert [e.type for e in seed_order] == [MemoryEventType.CREATED]
+    assert [e.type for e in our_order] == [MemoryEventType.CREATED, MemoryEventType.DELETED, MemoryEventType.DELETED]
+    with pytest.raises(ValidationError):
+        emitter.subscribe("renamed", seed_order.append)
+    with pytest.raises(ValidationError):
+        emitter.subscribe(MemoryEventType.CREATED, "not callable")  # type: ignore[arg-type]

@@ -80,3 +80,18 @@ def test_bad_arguments_are_rejected(alma: ALMA) -> None:
         engine.consolidate_sync("bot", memory_type="knowledge", use_llm=True)
     with pytest.raises(ValidationError):
         engine.consolidate_sync("bot", project_id="other", memory_type="knowledge")
+
+
+async def test_the_seeds_shape_storage_llm_client_and_plural_type_names(alma: ALMA) -> None:
+    llm = FakeListChatModel(responses=["Access tokens expire after exactly one hour"])
+    engine = ConsolidationEngine(storage=alma.storage, llm_client=llm)
+    with pytest.raises(ValidationError, match="needs consolidate\\(project_id"):
+        await engine.consolidate(agent="bot", memory_type="domain_knowledge")
+    result = await engine.consolidate(agent="bot", project_id="c", memory_type="domain_knowledge",
+                                      similarity_threshold=0.85, use_llm=True, dry_run=False)  # fmt: skip
+    assert (result.groups_found, result.merged_count) == (1, 3)
+    facts = sorted(m.text for m in alma.list_memories(memory_types=["domain_knowledge"]))
+    assert facts == ["Access tokens expire after exactly one hour", "Postgres uses MVCC for concurrency control"]
+    assert (await engine.consolidate(agent="bot", project_id="c", memory_type="heuristics")).groups_found == 0
+    with pytest.raises(ValidationError, match="memory_type"):
+        await engine.consolidate(agent="bot", project_id="c", memory_type="outcomes")

@@ -72,3 +72,30 @@ def test_agent_filter_and_summary(tracker: ProgressTracker) -> None:
 def test_items_persist_across_instances(db_path: Path) -> None:
     item = ProgressTracker("proj", storage=db_path).create_work_item("persist me")
     assert ProgressTracker("proj", storage=db_path).get_item(item.id).title == "persist me"
+
+
+def test_a_blocked_item_unblocks_when_its_blockers_are_done(tracker: ProgressTracker) -> None:
+    first = tracker.create_work_item("schema")
+    second = tracker.create_work_item("fixtures")
+    waiting = tracker.create_work_item("api", dependencies=[first.id, second.id])
+    manual = tracker.create_work_item("waits on a vendor")
+    tracker.update_status(waiting.id, "blocked")
+    tracker.update_status(manual.id, "blocked")
+    for item in (first, second):
+        tracker.update_status(item.id, "in_progress")
+    tracker.update_status(first.id, "done")
+    assert tracker.get_item(waiting.id).status is WorkStatus.BLOCKED  # one blocker left
+    tracker.update_status(second.id, "done")
+    assert tracker.get_item(waiting.id).status is WorkStatus.PENDING
+    assert tracker.get_next_item().id == waiting.id  # type: ignore[union-attr]
+    assert tracker.get_item(manual.id).status is WorkStatus.BLOCKED  # blocked by nothing we track
+
+
+def test_no_storage_means_the_projects_default_store_and_names_ignore_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    item = ProgressTracker("my-project").create_work_item("Fix authentication bug", agent="Victor")
+    assert (tmp_path / ".alma" / "alma.db").is_file() and item.agent == "victor"
+    with ALMA(project_id="my-project", embedder="mock") as alma:  # the same store ALMA() opens
+        assert ProgressTracker(alma=alma).list_items(agent="VICTOR")[0].id == item.id

@@ -47,7 +47,7 @@ def test_bad_handoffs_are_rejected(open_alma: ALMA) -> None:
     with pytest.raises(ValidationError):
         sessions.create_handoff("helena", ctx.session_id, "a", "b", "not a list")  # type: ignore[arg-type]
     with pytest.raises(ValidationError):
-        SessionManager("p")
+        SessionManager("  ")
 
 
 def test_a_handoff_written_by_one_process_is_read_by_the_next(db_path: Path) -> None:
@@ -72,3 +72,15 @@ def test_a_handoff_written_by_one_process_is_read_by_the_next(db_path: Path) -> 
             print(h.last_action, h.next_steps, h.blockers)
     """)
     assert out == "wrote tests ['deploy'] ['review']"
+
+
+def test_no_storage_means_the_projects_default_store_and_names_ignore_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    manager = SessionManager("my-project")
+    ctx = manager.start_session(agent="Helena", goal="Complete auth testing")
+    manager.create_handoff("Helena", ctx.session_id, last_action="completed_oauth_tests", last_outcome="success")
+    later = SessionManager("my-project").start_session(agent="helena")
+    assert later.previous_handoff is not None and later.previous_handoff.last_action == "completed_oauth_tests"
+    assert (tmp_path / ".alma" / "alma.db").is_file() and later.agent == "helena"

@@ -1,0 +1,60 @@
+"""A real HTTP receiver on an ephemeral loopback port, answering from a script of status codes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0
+
+
+@dataclass
+class Receiver:
+    """Answers each POST with the next scripted status (the last one repeats); records every request."""
+
+    url: str
+    script: list[int] = field(default_factory=lambda: [200])
+    requests: list[Received] = field(default_factory=list)
+    delay: float = 0.0
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.requests
+
+
+def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
+    """Serve on 127.0.0.1:<ephemeral> in a daemon thread; stop with server.shutdown()."""
+    state = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if state.delay:
+                time.sleep(state.delay)
+            index = min(len(state.requests), len(state.script) - 1)
+            status = state.script[index]
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.requests.append(Received(self.path, headers, body, status))
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/redirected")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return state, server
