@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._erasure import UserErasure, register_erasure_hook
     from ._errors import (
         AlmaError,
+        CheckpointConflict,
         ConfigError,
         EmbeddingMismatch,
         MissingDependency,
@@ -74,6 +75,7 @@ _LAZY: dict[str, str] = {
     "DomainMemoryFactory": ".domains",
     "DomainSchema": ".domains",
     "Embedder": ".embeddings",
+    "CheckpointConflict": "._errors",
     "EmbeddingMismatch": "._errors",
     "ExtractionResult": ".extraction",
     "Handoff": ".session",
@@ -141,6 +143,7 @@ __all__ = [
     "ArtifactType",
     "AutoLearner",
     "Checkpoint",
+    "CheckpointConflict",
     "ConfidenceEngine",
     "ConfidenceSignal",
     "ConfigError",

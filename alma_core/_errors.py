@@ -6,6 +6,7 @@
     ├── ScopeViolation(PermissionError) a write outside the agent's can_learn / cannot_learn
     ├── UnknownAgent(KeyError)         an agent that the config does not define
     ├── NotFound(KeyError)             a memory, checkpoint or record that does not exist
+├── CheckpointConflict             a checkpoint would fork a history: the id is another framework's thread
     ├── StorageError                   the backend failed; nothing was half-written
     ├── EmbeddingMismatch              the store was built with another embedder
     ├── SerializationError(TypeError)  a value outside the allow-list (names the key path)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlmaError",
+    "CheckpointConflict",
     "ConfigError",
     "EmbeddingMismatch",
     "MissingDependency",
@@ -72,6 +74,11 @@ class NotFound(AlmaError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "not found"
+
+
+class CheckpointConflict(AlmaError):
+    """A checkpoint write would fork a history: its workflow id is a thread another framework keeps
+    (a LangGraph thread saved by `AlmaSaver`). Nothing was written; continue through that framework."""
 
 
 class StorageError(AlmaError):

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ._async import to_thread
-from ._errors import NotFound, ValidationError
+from ._errors import CheckpointConflict, NotFound, ValidationError
 
 if TYPE_CHECKING:  # bound by ALMA() (alma_core._lazy): importing the facade stays cheap
     from ._deferred import *  # noqa: F403
@@ -55,12 +55,20 @@ class WorkflowAPI:
         parent_id: str | None = None,
     ) -> Checkpoint:
         """Save `state` as the workflow's newest checkpoint. `SerializationError` (naming the key path)
-        for a value outside the allow-list, and then nothing is written."""
+        for a value outside the allow-list, and `CheckpointConflict` when the id is a thread another
+        framework keeps (a LangGraph thread): then nothing is written."""
         check_workflow_id(workflow_id)
         if agent is not None:
             agent = self.scopes.check_agent(agent)
         if metadata is not None and not isinstance(metadata, dict):
             raise ValidationError(f"metadata must be a dict, got {type(metadata).__name__}")
+        for source in checkpoint_sources():  # one id, one history
+            holds = getattr(source, "holds", None)  # optional for a source
+            if holds is not None and holds(self, workflow_id):
+                raise CheckpointConflict(
+                    f"{workflow_id!r} is a thread kept by {type(source).__name__}: a checkpoint here would fork "
+                    "a second history; continue it through its framework, or use another workflow id"
+                )
         return self._checkpoints.put(workflow_id, state, metadata, agent, parent_id)
 
     def get_checkpoint(self, workflow_id: str, checkpoint_id: str | None = None) -> Checkpoint:

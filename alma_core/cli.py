@@ -331,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ._webhooks_cli import register as register_webhooks
 
     register_webhooks(sub, common)
+
+    from ._checkpoints_cli import register as register_checkpoints
+
+    register_checkpoints(sub, common)
     return parser
 
 

@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/bench_checkpointer.py [--quick]
 
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
-thread's latest checkpoint (p50/p95), list(limit=100) of a thread (p50), and a 200-step graph run.
-Each saver gets its own fresh file in a temporary directory.
+thread's latest checkpoint (p50/p95), list(limit=100) of a thread (p50), a 200-step graph run, and the
+file size after a 200-turn chat thread (`add_messages`, ~1 KB a turn). Each saver gets its own fresh
+file in a temporary directory. Every peer runs at the same durability: WAL + synchronous=NORMAL
+(printed with the figures).
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from _common import atimed_ms, percentile, timed_ms
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
 
 from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 
 PAYLOAD = 20_000
+TURNS = 200
+DURABILITY = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")  # every peer, printed
 
 
 def _checkpoint(i: int, rng: random.Random) -> Any:
@@ -49,7 +55,35 @@ def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random) 
     gets = timed_ms(lambda _: saver.get_tuple(_thread(rng, threads)), 300)
     lists = timed_ms(lambda _: list(saver.list(_thread(rng, threads), limit=100)), 30)
     return {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
-            "list p50 ms": percentile(lists, 50), "graph 200 steps s": _graph_run(saver)}  # fmt: skip
+            "list p50 ms": percentile(lists, 50), "graph 200 steps s": _graph_run(saver),
+            "chat 200 turns MB": _chat_bytes(saver)}  # fmt: skip
+
+
+class Chat(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def _chat_bytes(saver: Any) -> float:
+    """Run a TURNS-turn chat (~1 KB a turn) on its own thread; the store's size growth in MB."""
+    builder = StateGraph(Chat)
+    builder.add_node("reply", lambda s: {"messages": [AIMessage("r" * 500)]})
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    graph = builder.compile(checkpointer=saver)
+    before = _size(saver)
+    for turn in range(TURNS):
+        graph.invoke({"messages": [HumanMessage(f"turn {turn} " + "q" * 500)]}, {"configurable": {"thread_id": "chat"}})
+    return (_size(saver) - before) / 1e6
+
+
+def _size(saver: Any) -> int:
+    """Bytes the store's file holds (WAL checkpointed into it first)."""
+    conn = saver.storage._conn if isinstance(saver, AlmaSaver) else saver.conn
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+    (size,) = conn.execute("PRAGMA page_size").fetchone()
+    return int((pages - free) * size)
 
 
 def _thread(rng: random.Random, threads: int) -> Any:
@@ -106,20 +140,55 @@ def _table(title: str, rows: dict[str, dict[str, float]]) -> None:
     print(f"{'metric':<20}" + "".join(f"{n:>18}" for n in names) + f"{'alma/sqlite':>14}")
     for m in metrics:
         a, b = rows[names[0]][m], rows[names[1]][m]
-        ratio = a / b if m == "puts/s" else b / a  # > 1 means ALMA is better
+        ratio = a / b if m == "puts/s" else b / a  # > 1 means ALMA is better (faster or smaller)
         print(f"{m:<20}" + "".join(f"{rows[n][m]:>18.3f}" for n in names) + f"{ratio:>13.2f}x")
+
+
+def _pragmas(conn: sqlite3.Connection) -> None:
+    for pragma in DURABILITY:
+        conn.execute(pragma)
+
+
+def _store_suite(items: int) -> None:
+    """AlmaStore.search over `items` items of one namespace (mock embedder, dim 384): p50 ms."""
+    from langgraph.store.base import PutOp
+
+    from alma_core import ALMA
+    from alma_langgraph import AlmaStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        alma = ALMA(project_id="bench", storage=Path(tmp) / "store.db", embedder="mock")
+        store = AlmaStore(alma)
+        for start in range(0, items, 1000):
+            store.batch([PutOp(("docs",), f"d{i}", {"text": f"item {i} on topic {i % 37}", "n": i, "even": i % 2 == 0})
+                         for i in range(start, min(items, start + 1000))])  # fmt: skip
+        cases = {"query": {"query": "topic 5"}, "filter": {"filter": {"even": True, "n": {"$gte": items // 2}}},
+                 "query+filter": {"query": "topic 5", "filter": {"even": True}}, "no query": {}}  # fmt: skip
+        print(f"\nAlmaStore.search, {items} items, limit 10 (p50 ms, 30 calls after one warm-up)")
+        for name, kwargs in cases.items():
+            store.search(("docs",), limit=10, **kwargs)  # type: ignore[arg-type]
+            times = timed_ms(lambda _, kw=kwargs: store.search(("docs",), limit=10, **kw), 30)  # type: ignore[misc]
+            print(f"{name:<14}{percentile(times, 50):>10.2f}")
+        alma.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 threads x 20 checkpoints")
+    parser.add_argument("--store", type=int, metavar="N", help="only AlmaStore.search over N items")
     args = parser.parse_args()
+    if args.store:
+        _store_suite(args.store)
+        return
     threads, checkpoints = (10, 20) if args.quick else (50, 100)
-    print(f"{threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB")
+    print(f"{threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB; chat of {TURNS} turns")
+    print(f"durability, every saver: {'; '.join(DURABILITY)}")
     with tempfile.TemporaryDirectory() as tmp:
         with AlmaSaver.from_conn_string(Path(tmp) / "alma.db") as alma_saver:
+            _pragmas(alma_saver.storage._conn)
             alma = _sync_suite(alma_saver, threads, checkpoints, random.Random(1))
         conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
+        _pragmas(conn)
         sqlite_saver = SqliteSaver(conn)
         sqlite_saver.setup()
         lg = _sync_suite(sqlite_saver, threads, checkpoints, random.Random(1))
@@ -128,8 +197,11 @@ def main() -> None:
 
         async def run_async() -> dict[str, dict[str, float]]:
             async with AsyncAlmaSaver.from_conn_string(Path(tmp) / "alma-async.db") as saver:
+                _pragmas(saver.storage._conn)  # type: ignore[attr-defined]
                 a = await _async_suite(saver, threads, checkpoints, random.Random(1))
             async with AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "lg-async.db")) as saver:
+                for pragma in DURABILITY:
+                    await saver.conn.execute(pragma)
                 b = await _async_suite(saver, threads, checkpoints, random.Random(1))
             return {"AsyncAlmaSaver": a, "AsyncSqliteSaver": b}
 

@@ -18,7 +18,7 @@ from alma_core.cli import ProgressBar, build_parser, main
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "error::DeprecationWarning"}
 MOCK_CONFIG = STARTER_CONFIG.replace("embedding_provider: local", "embedding_provider: mock")
 COMMANDS = ["demo", "init", "stats", "retrieve", "learn", "export", "import", "forget", "mcp", "serve", "reindex",
-            "webhooks", "repair"]  # fmt: skip
+            "checkpoints", "webhooks", "repair"]  # fmt: skip
 
 
 def alma_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -24,9 +24,12 @@ from ._base import (
     Record,
     SearchHits,
     SearchMemories,
+    SearchRecords,
     Storage,
     Transaction,
 )
+from ._record_search import encode_vector
+from ._record_search import matches as matches_filter
 from .sqlite import SQLiteStorage
 
 __all__ = [
@@ -48,8 +51,11 @@ __all__ = [
     "SQLiteStorage",
     "SearchHits",
     "SearchMemories",
+    "SearchRecords",
     "Storage",
     "Transaction",
+    "encode_vector",
+    "matches_filter",
     "open_storage",
 ]
 

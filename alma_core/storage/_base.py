@@ -48,6 +48,7 @@ __all__ = [
     "Record",
     "SearchHits",
     "SearchMemories",
+    "SearchRecords",
     "Storage",
     "Transaction",
 ]
@@ -271,6 +272,27 @@ class ListNamespaces:
     offset: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SearchRecords:
+    """Live records of every namespace starting with `namespace` whose JSON value (an object) matches
+    `filter`, newest seq first; with `vector`, ranked by cosine similarity to it (records without a
+    vector come last, unscored). Returns `[(Record, score or None)]` for the page `offset:offset + limit`.
+
+    A record's vector is the value (float32 bytes) of the record with the same key in the namespace
+    `vectors + <the record's namespace after the prefix>`: kept apart, the searched rows stay small.
+    `filter` is LangGraph's: `{"k": v}` equality, nested dicts for nested keys, and per-key operators
+    `{"k": {"$gt": 3}}` (`$eq $ne $gt $gte $lt $lte`). Backends filter in their query where they can.
+    """
+
+    project_id: str
+    namespace: str
+    filter: dict[str, Any] | None = None
+    vector: np.ndarray | None = None
+    vectors: str | None = None
+    limit: int = 10
+    offset: int = 0
+
+
 Op = (
     PutMemories
     | DeleteMemories
@@ -282,6 +304,7 @@ Op = (
     | ListRecords
     | DeleteRecords
     | ListNamespaces
+    | SearchRecords
 )
 
 WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, DeleteRecords)

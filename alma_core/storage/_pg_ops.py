@@ -33,9 +33,11 @@ from ._base import (
     Record,
     SearchHits,
     SearchMemories,
+    SearchRecords,
     user_filter,
 )
 from ._lexical import choose_terms
+from ._record_search import search_in_python
 
 Fetch = Literal["all", "one", "none", "many"]
 Step = tuple[str, Any, Fetch]
@@ -425,6 +427,14 @@ class OpSteps:
         )
         return _record(row) if row else None
 
+    def search_records(self, op: SearchRecords) -> Steps:
+        """Filtered and ranked in Python over the prefix's records (no SQL pushdown here yet)."""
+        records = yield from self.list_records(ListRecords(op.project_id, op.namespace, prefix=True))
+        vectors: list[Record] = []
+        if op.vector is not None and op.vectors is not None:
+            vectors = yield from self.list_records(ListRecords(op.project_id, op.vectors, prefix=True))
+        return search_in_python(records, vectors, op)
+
     def list_records(self, op: ListRecords) -> Steps:
         clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
         clauses.append("(expires_at IS NULL OR expires_at > %s)")
@@ -477,6 +487,7 @@ _HANDLERS: dict[type, Any] = {
     PutRecord: OpSteps.put_record,
     GetRecord: OpSteps.get_record,
     ListRecords: OpSteps.list_records,
+    SearchRecords: OpSteps.search_records,
     DeleteRecords: OpSteps.delete_records,
     ListNamespaces: OpSteps.list_namespaces,
 }

@@ -72,6 +72,28 @@ MIGRATIONS: list[str] = [
         INSERT INTO memories_fts (rowid, text) VALUES (new.rowid, new.text);
     END;
     """,
+    # 3: records in a rowid table (a WITHOUT ROWID table stores a large value inside its b-tree pages:
+    # checkpoints of tens of KB made every put slow), and `record_seq` becomes the high-water mark of
+    # deleted records only: a put takes MAX(seq) of its namespace + 1 in its own INSERT
+    """
+    CREATE TABLE records_v3 (
+        project_id TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        value BLOB,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        expires_at REAL,
+        PRIMARY KEY (project_id, namespace, key)
+    );
+    INSERT INTO records_v3 SELECT project_id, namespace, key, seq, value, metadata, created_at, updated_at,
+        expires_at FROM records;
+    DROP TABLE records;
+    ALTER TABLE records_v3 RENAME TO records;
+    CREATE INDEX records_seq ON records (project_id, namespace, seq);
+    """,
 ]
 
 

@@ -45,9 +45,11 @@ from ._base import (
     Record,
     SearchHits,
     SearchMemories,
+    SearchRecords,
     user_filter,
 )
 from ._lexical import DocCounts, selective_match, tokens
+from ._sqlite_records import RecordVectors, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
 from ._sqlite_schema import migrate
 from ._vectors import VectorMatrix, VectorRow
@@ -321,20 +323,20 @@ class _Tx:
         r, now = op.record, time.time()
         if op.if_absent and (kept := self.get_record(GetRecord(r.project_id, r.namespace, r.key))) is not None:
             return kept  # write-once: the write transaction is serialized, so read-then-insert is atomic
-        (seq,) = self.conn.execute(
-            "INSERT INTO record_seq (project_id, namespace, seq) VALUES (?, ?, 1) "
-            "ON CONFLICT (project_id, namespace) DO UPDATE SET seq = seq + 1 RETURNING seq",
-            (r.project_id, r.namespace),
-        ).fetchone()
+        # one statement: seq = 1 + the namespace's highest seq, live or deleted (see `delete_records`)
         created = r.created_at or now
-        (created,) = self.conn.execute(
+        seq, created = self.conn.execute(
             """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at,
-                   updated_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?)
+                   updated_at, expires_at)
+               SELECT ?1, ?2, ?3, 1 + MAX(
+                   COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
+                   COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
+                   ?4, ?5, ?6, ?7, ?8 WHERE true
                ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq,
                    value=excluded.value, metadata=excluded.metadata, updated_at=excluded.updated_at,
                    expires_at=excluded.expires_at
-               RETURNING created_at""",
-            (r.project_id, r.namespace, r.key, seq, r.value, json.dumps(r.metadata, default=str),
+               RETURNING seq, created_at""",
+            (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
              created, r.updated_at or now, r.expires_at),
         ).fetchone()  # fmt: skip
         return replace(r, seq=seq, created_at=created, updated_at=r.updated_at or now)
@@ -396,8 +398,20 @@ class _Tx:
                 return 0
             clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
             args.extend(op.keys)
-        cur = self.conn.execute(f"DELETE FROM records WHERE {' AND '.join(clauses)}", args)
+        where = " AND ".join(clauses)
+        # keep each namespace's highest seq, so a later put never reuses the seq of a deleted record
+        self.conn.execute(
+            f"""INSERT INTO record_seq (project_id, namespace, seq)
+                SELECT project_id, namespace, MAX(seq) FROM records WHERE {where} GROUP BY project_id, namespace
+                ON CONFLICT (project_id, namespace) DO UPDATE SET seq = MAX(seq, excluded.seq)""",
+            args,
+        )
+        cur = self.conn.execute(f"DELETE FROM records WHERE {where}", args)
         return cur.rowcount
+
+    def search_records(self, op: SearchRecords) -> list[tuple[Record, float | None]]:
+        writes = None if self.write else self.store._doc_counts.writes
+        return search_records(self.conn, self.store._record_vectors, op, writes)
 
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
         clauses, args = _ns_where(op.project_id, op.prefix, True)
@@ -451,6 +465,7 @@ _HANDLERS: dict[type, Any] = {
     ListRecords: _Tx.list_records,
     DeleteRecords: _Tx.delete_records,
     ListNamespaces: _Tx.list_namespaces,
+    SearchRecords: _Tx.search_records,
 }
 
 
@@ -492,6 +507,7 @@ class SQLiteStorage(BaseStorage):
         self._lock = threading.RLock()
         self._active: _Tx | None = None
         self._matrices: dict[str, VectorMatrix] = {}
+        self._record_vectors: dict[tuple[str, str, str], RecordVectors] = {}  # SearchRecords' vectors
         self._doc_counts = DocCounts()  # FTS document counts, valid until the file changes
         self._closed = False
         self.setup()

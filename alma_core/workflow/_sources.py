@@ -26,6 +26,11 @@ class CheckpointSource(Protocol):
         """Checkpoints newest first (without states), or [] when the source has none."""
         ...
 
+    def holds(self, alma: Any, workflow_id: str) -> bool:
+        """Whether the source keeps a history under this id (then `ALMA.checkpoint` refuses it with
+        `CheckpointConflict`). Optional: a source without it is not asked."""
+        ...
+
 
 _sources: list[CheckpointSource] = []
 _lock = threading.Lock()

@@ -16,8 +16,9 @@ try:
 except ImportError:
     raise MissingDependency("langgraph", "langgraph") from None
 
+from ._import import import_checkpoints
 from ._layout import erase_threads
-from ._native import LangGraphCheckpoints
+from ._native import LangGraphCheckpoints, state_values
 from ._nodes import alma_learn_node, alma_retrieve_node
 from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
 from ._saver import AlmaSaver, AsyncAlmaSaver
@@ -37,8 +38,10 @@ __all__ = [
     "GraphPriorityAgent",
     "alma_learn_node",
     "alma_retrieve_node",
+    "import_checkpoints",
     "latest_wins",
     "merge_lists",
     "priority_agent",
     "safe_serializer",
+    "state_values",
 ]

@@ -14,8 +14,10 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple
 
+from alma_core.storage import ListRecords
 from alma_core.workflow import Checkpoint
 
+from ._layout import CHECKPOINTS, thread_prefix
 from ._saver import AlmaSaver
 
 __all__ = ["LangGraphCheckpoints"]
@@ -50,6 +52,15 @@ class LangGraphCheckpoints:
     def _thread(self, alma: Any, workflow_id: str) -> list[CheckpointTuple]:
         config: RunnableConfig = {"configurable": {"thread_id": workflow_id, "checkpoint_ns": ""}}
         return list(AlmaSaver(alma).list(config))  # newest first
+
+    def holds(self, alma: Any, workflow_id: str) -> bool:
+        saver = AlmaSaver(alma)
+        found = saver.storage.execute(
+            ListRecords(
+                saver.project_id, thread_prefix(CHECKPOINTS, workflow_id), prefix=True, limit=1, with_values=False
+            )
+        )
+        return bool(found)
 
     def get(self, alma: Any, workflow_id: str, checkpoint_id: str | None) -> Checkpoint | None:
         tuples = self._thread(alma, workflow_id)

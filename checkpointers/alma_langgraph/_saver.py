@@ -10,6 +10,7 @@ and the strict msgpack allow-list: loading bytes from the store never imports or
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import random
 import sqlite3
@@ -37,6 +38,7 @@ from alma_core.storage import (
     BaseStorage,
     DeleteRecords,
     GetRecord,
+    ListNamespaces,
     ListRecords,
     Op,
     PutRecord,
@@ -44,8 +46,19 @@ from alma_core.storage import (
     open_storage,
 )
 
-from ._layout import CHECKPOINTS, META, WRITES, Plan, arun, checkpoint_ns, run, thread_prefix, writes_ns
-from ._serde import safe_serializer
+from ._layout import (
+    CHECKPOINTS,
+    META,
+    WRITES,
+    Plan,
+    arun,
+    checkpoint_ns,
+    run,
+    thread_prefix,
+    unescape,
+    writes_ns,
+)
+from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
@@ -73,10 +86,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         *,
         project_id: str | None = None,
         serde: SerializerProtocol | None = None,
+        compress_above: int | str | None = "auto",
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
-        (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given)."""
+        (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
+        `compress_above`: zstd-compress blobs larger than this many bytes (None: never; "auto": 4096
+        when `zstandard` is installed)."""
         super().__init__(serde=serde or safe_serializer())
+        self.packer = Packer(compress_above)
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
@@ -107,7 +124,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> tuple[Record, RunnableConfig]:
         thread_id, ns, parent = _ids(config)
-        type_, blob = self.serde.dumps_typed(checkpoint)
+        type_, blob = self.packer.dumps(self.serde, checkpoint)
         meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
         meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_}
         record = Record(self.project_id, checkpoint_ns(thread_id, ns), checkpoint["id"], blob, meta)
@@ -116,7 +133,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def _tuple(self, record: Record, writes: Sequence[Record]) -> CheckpointTuple:
         info = record.metadata[META]
         thread_id, ns, parent = info["thread_id"], info["ns"], info["parent"]
-        checkpoint = self.serde.loads_typed((info["type"], record.value or b""))
+        checkpoint = self.packer.loads(self.serde, info["type"], record.value)
         metadata = {k: v for k, v in record.metadata.items() if k != META}
         return CheckpointTuple(
             config=_config(thread_id, ns, record.key),
@@ -131,7 +148,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             return writes_sort_key(w.metadata.get("path", ""), w.metadata["task_id"], w.metadata["idx"])
 
         return [
-            (w.metadata["task_id"], w.metadata["channel"], self.serde.loads_typed((w.metadata["type"], w.value or b"")))
+            (w.metadata["task_id"], w.metadata["channel"], self.packer.loads(self.serde, w.metadata["type"], w.value))
             for w in sorted(writes, key=order)
         ]
 
@@ -191,7 +208,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         records = []
         for i, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, i)
-            type_, blob = self.serde.dumps_typed(value)
+            type_, blob = self.packer.dumps(self.serde, value)
             meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
             records.append(Record(self.project_id, namespace, f"{task_id}/{idx}", blob, meta))
         if records:  # one batch: regular writes are written once, special ones (errors, interrupts) replaced
@@ -271,7 +288,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 if ancestor is None:
                     break
                 kept.append(ancestor)
-                values = self.serde.loads_typed((ancestor.metadata[META]["type"], ancestor.value or b""))
+                values = self.packer.loads(self.serde, ancestor.metadata[META]["type"], ancestor.value)
                 delta -= set(values.get("channel_values", {}))
                 parent = ancestor.metadata[META]["parent"]
             kept_ids = {r.key for r in kept}
@@ -353,6 +370,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
+
+    def thread_ids(self) -> builtins.list[str]:
+        """Every thread id with checkpoints in this saver's project, sorted."""
+        spaces = self.storage.execute(ListNamespaces(self.project_id, CHECKPOINTS))
+        return sorted({unescape(ns[len(CHECKPOINTS) :].split("/")[0]) for ns in spaces})
 
     # ---- async API -----------------------------------------------------------------------------
 

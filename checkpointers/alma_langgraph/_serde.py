@@ -13,6 +13,8 @@ Anything else comes back as its plain fields (a dict, or the Enum's value), exac
 strict mode. Loading never imports a module and never unpickles, so bytes read from the store cannot
 pull in code that the process did not already load. `strict=True` (or the environment variable
 `ALMA_STRICT_SERDE=true`) keeps only the safe and registered types.
+
+`Packer` adds zstd compression (extra `zstd`) of blobs above a size threshold.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import dataclasses
 import enum
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 from langgraph.checkpoint.serde._msgpack import SAFE_MSGPACK_TYPES
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer, _create_msgpack_ext_hook
 
-__all__ = ["AlmaSerializer", "safe_serializer"]
+from alma_core import MissingDependency
+
+__all__ = ["COMPRESS_ABOVE", "AlmaSerializer", "Packer", "safe_serializer"]
 
 
 def _strict_from_env() -> bool:
@@ -91,3 +96,53 @@ class AlmaSerializer(JsonPlusSerializer):
 def safe_serializer(*, strict: bool | None = None) -> AlmaSerializer:
     """The saver's default serializer (see the module docstring)."""
     return AlmaSerializer(strict=strict)
+
+
+# ---- compression ---------------------------------------------------------------------------------
+
+ZSTD = "+zstd"  # suffix of the stored serde type of a compressed blob
+COMPRESS_ABOVE = 4096  # bytes: smaller blobs gain little and cost a call
+
+
+class Packer:
+    """Serialize with a serde (the saver's, which LangGraph may swap) and zstd-compress blobs above
+    `compress_above` bytes (None: never). The stored type says which blobs are compressed, so a store
+    mixes both and any setting reads it."""
+
+    def __init__(self, compress_above: int | str | None = "auto") -> None:
+        if compress_above == "auto":
+            compress_above = COMPRESS_ABOVE if _zstd(required=False) is not None else None
+        elif compress_above is not None:
+            _zstd(required=True)
+        self.compress_above: int | None = compress_above  # type: ignore[assignment]
+        self._local = threading.local()
+
+    def dumps(self, serde: Any, obj: Any) -> tuple[str, bytes]:
+        type_, blob = serde.dumps_typed(obj)
+        if self.compress_above is not None and len(blob) > self.compress_above:
+            return type_ + ZSTD, self._codec("c", lambda z: z.ZstdCompressor(level=1)).compress(blob)
+        return type_, blob
+
+    def loads(self, serde: Any, type_: str, blob: bytes | None) -> Any:
+        if type_.endswith(ZSTD):
+            _zstd(required=True)
+            blob = self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
+            type_ = type_[: -len(ZSTD)]
+        return serde.loads_typed((type_, blob or b""))
+
+    def _codec(self, kind: str, make: Any) -> Any:
+        codec = getattr(self._local, kind, None)  # zstd (de)compressors are not thread-safe: one per thread
+        if codec is None:
+            codec = make(_zstd(required=True))
+            setattr(self._local, kind, codec)
+        return codec
+
+
+def _zstd(*, required: bool) -> Any:
+    try:
+        import zstandard
+    except ImportError:
+        if required:
+            raise MissingDependency("zstandard", "zstd") from None
+        return None
+    return zstandard

@@ -1,8 +1,11 @@
 """`AlmaStore`: LangGraph's `BaseStore` over ALMA's record space, and ALMA's memories as a namespace.
 
 - Items of namespace ("a", "b") are records of namespace "lgs/a/b/" (labels escaped), key = item key,
-  value = the item's JSON, metadata = its embedding (base64 float32, from `alma.embedder`) and TTL.
-  A query search ranks the namespace prefix's items by cosine similarity to the embedded query.
+  value = the item's JSON, metadata = its TTL; its embedding (float32, from `alma.embedder`) is the
+  record of the same key under "lgv/a/b/". A search is one `SearchRecords` op: the store filters in its
+  query and ranks by cosine similarity to the embedded query (SQLite: from a cached vector matrix).
+- Reads run in a read transaction (they never wait on a writer); writes, if any, in one write
+  transaction after them.
 - `("alma", "memories", <agent>)` is ALMA's memory of that agent, read-only: a search there is
   `alma.retrieve(query, agent)`, so it returns exactly what the agent's scopes let it read (its own
   memories, what it inherits and what is shared with it), ranked by ALMA's hybrid retrieval.
@@ -11,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +36,16 @@ from langgraph.store.base import (
 )
 
 from alma_core import ALMA, ValidationError
-from alma_core.storage import DeleteRecords, GetRecord, ListNamespaces, ListRecords, PutRecord, Record
+from alma_core.storage import (
+    DeleteRecords,
+    GetRecord,
+    ListNamespaces,
+    PutRecord,
+    Record,
+    SearchRecords,
+    encode_vector,
+    matches_filter,
+)
 from alma_core.storage import Op as StorageOp
 
 from ._layout import Plan, arun, escape, run, unescape
@@ -42,6 +53,7 @@ from ._layout import Plan, arun, escape, run, unescape
 __all__ = ["MEMORY_NAMESPACE", "AlmaStore"]
 
 STORE = "lgs/"
+VECTORS = "lgv/"  # an item's vector: a record of the same key under "lgv/<labels>/" (float32 bytes)
 MEMORY_NAMESPACE = ("alma", "memories")  # + (agent,): ALMA's memories, read through the agent's scopes
 
 
@@ -60,28 +72,6 @@ def _expires(ttl_minutes: float | None, now: float) -> float | None:
 
 def _stamp(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def _matches(value: Any, wanted: Any) -> bool:
-    """LangGraph's filter semantics: equality, nested dicts, and $eq/$ne/$gt/$gte/$lt/$lte."""
-    if isinstance(wanted, dict):
-        if any(str(k).startswith("$") for k in wanted):
-            return all(_operator(value, op, arg) for op, arg in wanted.items())
-        return isinstance(value, dict) and all(_matches(value.get(k), v) for k, v in wanted.items())
-    return bool(value == wanted)
-
-
-def _operator(value: Any, op: str, arg: Any) -> bool:
-    if op == "$eq":
-        return bool(value == arg)
-    if op == "$ne":
-        return bool(value != arg)
-    if value is None:
-        return False
-    compare = {"$gt": float.__gt__, "$gte": float.__ge__, "$lt": float.__lt__, "$lte": float.__le__}.get(op)
-    if compare is None:
-        raise ValidationError(f"unsupported filter operator {op!r}")
-    return bool(compare(float(value), float(arg)))
 
 
 def _namespace_matches(condition: MatchCondition, labels: tuple[str, ...]) -> bool:
@@ -105,9 +95,18 @@ class AlmaStore(BaseStore):
     # ---- the two BaseStore methods --------------------------------------------------------------
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Reads in a read transaction (never waiting on a writer), then the writes, if any, in one
+        write transaction."""
         ops = list(ops)
         prepared = self._prepare(ops)
-        return run(self.alma.storage, self._plan(ops, prepared), write=True)
+        plan = self._plan(ops, prepared)
+        try:
+            reads = next(plan)
+            writes = plan.send(run(self.alma.storage, _step(reads), write=False) if reads else [])
+            plan.send(self.alma.storage.batch(writes) if writes else [])
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        raise AssertionError("a store plan has two steps: reads, writes")
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         ops = list(ops)
@@ -157,7 +156,7 @@ class AlmaStore(BaseStore):
             for m in memories
         ]  # fmt: skip
         if op.filter:
-            items = [it for it in items if all(_matches(it.value.get(k), v) for k, v in op.filter.items())]
+            items = [it for it in items if all(matches_filter(it.value.get(k), v) for k, v in op.filter.items())]
         return items[op.offset : op.offset + op.limit]
 
     # ---- the plan: reads, then writes ----------------------------------------------------------
@@ -169,10 +168,12 @@ class AlmaStore(BaseStore):
             if isinstance(op, GetOp):
                 reads[i] = GetRecord(pid, _ns(op.namespace), op.key)
             elif isinstance(op, SearchOp) and op.namespace_prefix[:2] != MEMORY_NAMESPACE:
-                reads[i] = ListRecords(pid, _ns(op.namespace_prefix), prefix=True)
+                prefix = _ns(op.namespace_prefix)
+                reads[i] = SearchRecords(pid, prefix, op.filter or None, prepared.get(i), _vectors_ns(prefix),
+                                         limit=op.limit, offset=op.offset)  # fmt: skip
             elif isinstance(op, ListNamespacesOp):
                 reads[i] = ListNamespaces(pid, STORE)
-        answers = (yield list(reads.values())) if reads else []
+        answers = yield list(reads.values())
         found = dict(zip(reads, answers, strict=True))
         results: list[Result] = []
         refresh: dict[tuple[str, str], Record] = {}
@@ -186,15 +187,14 @@ class AlmaStore(BaseStore):
                 if op.namespace_prefix[:2] == MEMORY_NAMESPACE:
                     results.append(prepared[i])
                     continue
-                hits = self._search(op, found[i], prepared.get(i))
-                results.append(hits)
+                results.append([_hit(r, score) for r, score in found[i]])
                 if self._refresh(op.refresh_ttl):
-                    refresh.update({(r.namespace, r.key): r for r, _ in self._records_of(hits, found[i])})
+                    refresh.update({(r.namespace, r.key): r for r, _ in found[i]})
             elif isinstance(op, ListNamespacesOp):
                 results.append(_list_namespaces(op, found[i]))
             else:
                 results.append(None)
-        writes: dict[tuple[str, str], StorageOp] = {}
+        writes: dict[tuple[str, str], StorageOp | list[StorageOp]] = {}
         now = time.time()
         for record in refresh.values():
             expires = _expires(record.metadata.get("ttl"), now)
@@ -206,8 +206,7 @@ class AlmaStore(BaseStore):
         for i, op in enumerate(ops):
             if isinstance(op, PutOp):
                 writes[(_ns(op.namespace), op.key)] = self._put(op, prepared.get(i), now)
-        if writes:
-            yield list(writes.values())
+        yield [w for ws in writes.values() for w in (ws if isinstance(ws, list) else [ws])]
         return results
 
     def _refresh(self, asked: bool | None) -> bool:
@@ -215,41 +214,32 @@ class AlmaStore(BaseStore):
             return asked
         return bool((self.ttl_config or {}).get("refresh_on_read", True))
 
-    def _put(self, op: PutOp, vector: np.ndarray | None, now: float) -> StorageOp:
-        namespace = _ns(op.namespace)
+    def _put(self, op: PutOp, vector: np.ndarray | None, now: float) -> list[StorageOp]:
+        """The item's record and its vector's (a record under VECTORS, so searched rows stay small)."""
+        pid, namespace = self.alma.project_id, _ns(op.namespace)
+        vectors = _vectors_ns(namespace)
         if op.value is None:
-            return DeleteRecords(self.alma.project_id, namespace, (op.key,))
+            return [DeleteRecords(pid, namespace, (op.key,)), DeleteRecords(pid, vectors, (op.key,))]
         ttl = op.ttl  # BaseStore.put already applied ttl_config's default_ttl
-        meta: dict[str, Any] = {"ttl": ttl}
-        if vector is not None:
-            meta["vec"] = base64.b64encode(vector.astype(np.float32).tobytes()).decode("ascii")
         value = json.dumps(op.value, ensure_ascii=False, default=str).encode()
-        return PutRecord(Record(self.alma.project_id, namespace, op.key, value, meta, expires_at=_expires(ttl, now)))
+        item = PutRecord(Record(pid, namespace, op.key, value, {"ttl": ttl}, expires_at=_expires(ttl, now)))
+        if vector is None:
+            return [item, DeleteRecords(pid, vectors, (op.key,))]
+        return [item, PutRecord(Record(pid, vectors, op.key, encode_vector(vector)))]
 
-    def _search(self, op: SearchOp, records: list[Record], query: np.ndarray | None) -> list[SearchItem]:
-        items = [(r, _item(r)) for r in records]
-        if op.filter:
-            items = [(r, it) for r, it in items if all(_matches(it.value.get(k), v) for k, v in op.filter.items())]
-        scored: list[tuple[float | None, Record, Item]] = []
-        for r, it in items:
-            score = None
-            if query is not None and r.metadata.get("vec"):
-                vec = np.frombuffer(base64.b64decode(r.metadata["vec"]), dtype=np.float32)
-                denom = float(np.linalg.norm(vec) * np.linalg.norm(query)) or 1.0
-                score = float(vec @ query) / denom
-            scored.append((score, r, it))
-        if query is not None:
-            scored.sort(key=lambda s: (s[0] is None, -(s[0] or 0.0)))
-        page = scored[op.offset : op.offset + op.limit]
-        return [
-            SearchItem(it.namespace, it.key, it.value, it.created_at, it.updated_at, score=score)
-            for score, _, it in page
-        ]
 
-    @staticmethod
-    def _records_of(hits: list[SearchItem], records: list[Record]) -> list[tuple[Record, SearchItem]]:
-        by_key = {(_labels(r.namespace), r.key): r for r in records}
-        return [(by_key[(h.namespace, h.key)], h) for h in hits if (h.namespace, h.key) in by_key]
+def _vectors_ns(namespace: str) -> str:
+    return VECTORS + namespace[len(STORE) :]
+
+
+def _step(ops: list[StorageOp]) -> Plan[list[Any]]:
+    """A one-step plan (run it in one read transaction)."""
+    return (yield ops)
+
+
+def _hit(record: Record, score: float | None) -> SearchItem:
+    item = _item(record)
+    return SearchItem(item.namespace, item.key, item.value, item.created_at, item.updated_at, score=score)
 
 
 def _item(record: Record) -> Item:

@@ -90,3 +90,35 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
         raw.execute("INSERT INTO alma_migrations VALUES (?, 0)", (len(MIGRATIONS) + 1,))
     with pytest.raises(StorageError, match="newer"):
         SQLiteStorage(db_path)
+
+
+def test_a_version_2_store_keeps_its_records_and_sequences_after_migrating(db_path: Path) -> None:
+    from alma_core.storage._sqlite_schema import _split_sql
+
+    with sqlite3.connect(db_path, isolation_level=None) as raw:  # a store written before migration 3
+        raw.execute("CREATE TABLE alma_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+        for version, sql in enumerate(MIGRATIONS[:2], start=1):
+            for statement in _split_sql(sql):
+                raw.execute(statement)
+            raw.execute("INSERT INTO alma_migrations VALUES (?, 0)", (version,))
+        raw.execute("INSERT INTO records VALUES ('proj', 'ns', 'old', 7, x'00ff', '{\"a\": 1}', 1.0, 2.0, NULL)")
+        raw.execute("INSERT INTO record_seq VALUES ('proj', 'ns', 9)")  # seqs 8 and 9 were deleted
+    store = SQLiteStorage(db_path)
+    try:
+        old = store.execute(GetRecord(P, "ns", "old"))
+        assert (old.value, old.metadata, old.seq, old.created_at) == (b"\x00\xff", {"a": 1}, 7, 1.0)
+        assert store.execute(PutRecord(Record(P, "ns", "new", b"v"))).seq == 10
+        assert store.integrity_check() == "ok"
+    finally:
+        store.close()
+
+
+def test_a_deleted_newest_record_never_gives_its_seq_again(store: SQLiteStorage) -> None:
+    from alma_core.storage import DeleteRecords
+
+    first = store.execute(PutRecord(Record(P, "ns", "a", b"v"))).seq
+    newest = store.execute(PutRecord(Record(P, "ns", "b", b"v"))).seq
+    store.execute(DeleteRecords(P, "ns", ("b",)))
+    assert store.execute(PutRecord(Record(P, "ns", "c", b"v"))).seq == newest + 1 > first
+    store.execute(DeleteRecords(P, "ns"))  # the whole namespace
+    assert store.execute(PutRecord(Record(P, "ns", "d", b"v"))).seq == newest + 2

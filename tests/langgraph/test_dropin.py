@@ -66,3 +66,34 @@ def test_resume_gives_state_values_at_every_checkpoint(alma: ALMA) -> None:
         assert got == {k: values[k] for k in got}
         assert {k for k in values if k not in got} <= {k for k, v in values.items() if v == []}
     assert alma.resume("t") == {"n": 2, "log": ["one", "two"]}
+
+
+def test_large_blobs_are_zstd_compressed_and_read_back(tmp_path: Path, monkeypatch: Any) -> None:
+    import pytest
+
+    from alma_core import MissingDependency
+    from alma_core.storage import ListRecords
+
+    big = {"n": 0, "log": ["abcdefgh " * 2000]}
+    plain, packed = AlmaSaver(tmp_path / "p.db", compress_above=None), AlmaSaver(tmp_path / "z.db")
+    for saver in (plain, packed):
+        _graph(saver).invoke(big, CFG)
+    sizes = [sum(len(r.value or b"") for r in s.storage.execute(ListRecords("default", "lg", prefix=True)))
+             for s in (plain, packed)]  # fmt: skip
+    assert sizes[1] * 5 < sizes[0]
+    assert _graph(packed).get_state(CFG).values["log"][0] == big["log"][0]
+    monkeypatch.setitem(__import__("sys").modules, "zstandard", None)  # a reader without the extra fails clearly
+    with pytest.raises(MissingDependency, match=r"alma-core\[zstd\]"):
+        AlmaSaver(tmp_path / "z.db", compress_above=None).get_tuple(CFG)
+
+
+def test_one_id_one_history_an_alma_checkpoint_on_a_langgraph_thread_is_refused(alma: ALMA) -> None:
+    import pytest
+
+    from alma_core import CheckpointConflict
+
+    _graph(AlmaSaver(alma)).invoke({"n": 0, "log": []}, CFG)
+    with pytest.raises(CheckpointConflict, match="fork"):
+        alma.checkpoint("t", {"n": 99})
+    assert alma.resume("t") == {"n": 2, "log": ["one", "two"]}  # the thread's history is untouched
+    assert alma.checkpoint("another", {"n": 1}).workflow_id == "another"

@@ -1,0 +1,114 @@
+"""`alma checkpoints list|show|import`: LangGraph threads in the project's store, from the shell.
+
+Registered by `cli.build_parser`; `alma_langgraph` (extra `langgraph`) is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `alma checkpoints ...` to the `alma` parser's subcommands."""
+    desc = "LangGraph threads saved by AlmaSaver in the project's store."
+    group = sub.add_parser("checkpoints", parents=[common], help=desc, description=desc)
+    commands = group.add_subparsers(dest="checkpoints_command", metavar="COMMAND", required=True)
+    # `--config` before or after the subcommand: after it, it must not reset what came before
+    here = argparse.ArgumentParser(add_help=False)
+    here.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file (as `alma --help`)")
+    common = here
+
+    p = commands.add_parser("list", parents=[common], help="Thread ids, or one thread's checkpoints.")
+    p.add_argument("thread", nargs="?", help="a thread id: list its checkpoints, newest first")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.set_defaults(func=_list)
+
+    p = commands.add_parser("show", parents=[common], help="A checkpoint's state values and metadata (JSON).")
+    p.add_argument("thread", help="the thread id")
+    p.add_argument("--checkpoint", help="a checkpoint id (default: the latest)")
+    p.set_defaults(func=_show)
+
+    p = commands.add_parser(
+        "import", parents=[common], help="Copy a SqliteSaver file's (or a PostgresSaver URI's) threads in."
+    )
+    p.add_argument("path", help="a SqliteSaver SQLite file, or a postgresql:// URI of a PostgresSaver")
+    p.set_defaults(func=_import)
+
+
+def _saver(args: argparse.Namespace) -> Any:
+    """A saver on the config's store and project; no embedder is loaded."""
+    from pathlib import Path
+
+    from ._config import AlmaConfig, load_config
+    from .storage import open_storage
+
+    try:
+        from alma_langgraph import AlmaSaver
+    except ImportError as exc:
+        from ._errors import MissingDependency
+
+        raise MissingDependency("langgraph", "langgraph") from exc
+    path = Path(args.config)
+    config = load_config(path) if path.exists() else AlmaConfig()
+    return AlmaSaver(open_storage(config), project_id=config.project_id)
+
+
+def _list(args: argparse.Namespace) -> int:
+    saver = _saver(args)
+    if args.thread is None:
+        for thread in saver.thread_ids()[: args.limit]:
+            print(thread)
+        return 0
+    config = {"configurable": {"thread_id": args.thread}}
+    for t in saver.list(config, limit=args.limit):
+        meta = t.metadata or {}
+        conf = t.config["configurable"]
+        ns = conf.get("checkpoint_ns") or "-"
+        print(f"{conf['checkpoint_id']}  ns={ns}  step={meta.get('step')}  source={meta.get('source')}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from alma_langgraph import state_values
+
+    config = {"configurable": {"thread_id": args.thread, "checkpoint_ns": ""}}
+    if args.checkpoint:
+        config["configurable"]["checkpoint_id"] = args.checkpoint
+    found = _saver(args).get_tuple(config)
+    if found is None:
+        from ._errors import NotFound
+
+        raise NotFound(f"no checkpoint of thread {args.thread!r}")
+    out = {
+        "checkpoint_id": found.config["configurable"]["checkpoint_id"],
+        "metadata": found.metadata,
+        "values": state_values(found.checkpoint.get("channel_values") or {}),
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False, default=_plain))
+    return 0
+
+
+def _plain(obj: Any) -> Any:
+    """JSON for typed state: an Enum's value, a model's or dataclass's fields, else its str."""
+    import dataclasses
+    import enum
+
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if callable(getattr(obj, "model_dump", None)):
+        return obj.model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    return str(obj)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from alma_langgraph import import_checkpoints
+
+    counts = import_checkpoints(_saver(args), args.path)
+    print(f"imported {counts['threads']} threads ({counts['checkpoints']} checkpoints, {counts['writes']} writes)")
+    return 0

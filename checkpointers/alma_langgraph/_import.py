@@ -1,0 +1,98 @@
+"""Copy another saver's threads into an `AlmaSaver`: `alma checkpoints import PATH`.
+
+A `SqliteSaver` file is copied row for row: its blobs are stored with their serde type as they are, so
+nothing is deserialized (typed state stays typed, whatever classes this process has). Any other saver
+(`PostgresSaver`, given a `postgresql://` URI) is read through its own API with `AlmaSerializer`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from alma_core import NotFound
+from alma_core.storage import PutRecord, Record
+
+from ._layout import META, checkpoint_ns, writes_ns
+from ._saver import AlmaSaver
+from ._serde import safe_serializer
+
+__all__ = ["import_checkpoints"]
+
+_CHUNK = 500
+
+
+def import_checkpoints(saver: AlmaSaver, source: str | Path) -> dict[str, int]:
+    """Copy every thread of a SqliteSaver file or a PostgresSaver URI; returns counts. Idempotent."""
+    text = str(source)
+    if text.startswith(("postgresql://", "postgres://")):
+        return _from_postgres(saver, text)
+    if not Path(text).is_file():
+        raise NotFound(f"no SqliteSaver file at {text!r}")
+    with closing(sqlite3.connect(f"file:{Path(text).resolve()}?mode=ro", uri=True)) as conn:
+        return _from_sqlite(saver, conn)
+
+
+def _from_sqlite(saver: AlmaSaver, conn: sqlite3.Connection) -> dict[str, int]:
+    pid = saver.project_id
+    threads: set[str] = set()
+    counts = {"threads": 0, "checkpoints": 0, "writes": 0}
+    rows = conn.execute(
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
+        "FROM checkpoints ORDER BY thread_id, checkpoint_ns, checkpoint_id"
+    )
+    for chunk in _chunks(rows):
+        ops = []
+        for thread, ns, cid, parent, type_, blob, metadata in chunk:
+            meta: dict[str, Any] = json.loads(metadata) if metadata else {}
+            meta[META] = {"thread_id": thread, "ns": ns, "parent": parent, "type": type_}
+            ops.append(PutRecord(Record(pid, checkpoint_ns(thread, ns), cid, blob, meta)))
+            threads.add(thread)
+        saver.storage.batch(ops)
+        counts["checkpoints"] += len(ops)
+    rows = conn.execute(
+        "SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value FROM writes"
+    )
+    for chunk in _chunks(rows):
+        ops = [
+            PutRecord(Record(pid, writes_ns(thread, ns, cid), f"{task}/{idx}", value,
+                             {"task_id": task, "idx": idx, "channel": channel, "type": type_, "path": path}))
+            for thread, ns, cid, task, path, idx, channel, type_, value in chunk
+        ]  # fmt: skip
+        saver.storage.batch(ops)
+        counts["writes"] += len(ops)
+    counts["threads"] = len(threads)
+    return counts
+
+
+def _from_postgres(saver: AlmaSaver, uri: str) -> dict[str, int]:
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    counts = {"threads": 0, "checkpoints": 0, "writes": 0}
+    threads: set[str] = set()
+    with PostgresSaver.from_conn_string(uri) as source:
+        source.serde = safe_serializer()
+        for t in reversed(list(source.list(None))):  # oldest first
+            conf = t.config["configurable"]
+            parent = (t.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+            config: Any = {"configurable": {**conf, "checkpoint_id": parent}}
+            saved = saver.put(config, t.checkpoint, t.metadata, t.checkpoint["channel_versions"])
+            by_task: dict[str, list[tuple[str, Any]]] = {}
+            for task_id, channel, value in t.pending_writes or []:
+                by_task.setdefault(task_id, []).append((channel, value))
+            for task_id, writes in by_task.items():
+                saver.put_writes(saved, writes, task_id)
+                counts["writes"] += len(writes)
+            counts["checkpoints"] += 1
+            threads.add(conf["thread_id"])
+    counts["threads"] = len(threads)
+    return counts
+
+
+def _chunks(rows: Any) -> Iterator[list[Any]]:
+    while chunk := rows.fetchmany(_CHUNK):
+        yield chunk

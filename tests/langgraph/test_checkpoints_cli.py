@@ -1,0 +1,73 @@
+"""`alma checkpoints import|list|show`: a SqliteSaver user's threads move into ALMA's store and resume."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+from test_typed_state import Priority, Ticket, _assert_typed, _cfg, _start, _triage
+
+from alma_core import ALMA
+from alma_core._config import STARTER_CONFIG
+from alma_core.cli import main
+from alma_langgraph import AlmaSaver
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(STARTER_CONFIG.replace("embedding_provider: local", "embedding_provider: mock"), encoding="utf-8")
+    return path
+
+
+def _alma(config: Path) -> ALMA:
+    from alma_core.cli import open_alma
+
+    return open_alma(config)
+
+
+def test_a_sqlite_saver_file_is_imported_and_its_threads_resume(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "langgraph.db"
+    with sqlite3.connect(source, check_same_thread=False) as conn:
+        saver = SqliteSaver(conn)
+        _start(saver, "t1")  # paused at its interrupt, typed state inside
+        expected = _triage().compile(checkpointer=saver).get_state(_cfg("t1"))
+    assert main(["checkpoints", "import", str(source), "--config", str(config)]) == 0
+    assert "imported 1 threads" in capsys.readouterr().out
+    assert main(["checkpoints", "import", str(source), "--config", str(config)]) == 0  # idempotent
+    capsys.readouterr()
+
+    alma = _alma(config)
+    try:
+        graph = _triage().compile(checkpointer=AlmaSaver(alma))
+        state = graph.get_state(_cfg("t1"))
+        assert state.values == expected.values and state.next == ("escalate",)
+        _assert_typed(state.values)
+        history = [s.config["configurable"]["checkpoint_id"] for s in graph.get_state_history(_cfg("t1"))]
+        assert len(history) == len(list(SqliteSaver(sqlite3.connect(source)).list(_cfg("t1"))))
+        done = graph.invoke(Command(resume="db team"), _cfg("t1"))
+        assert done["ticket"] == Ticket(title="disk", priority=Priority.HIGH)
+        assert alma.resume("t1")["messages"][-1].content == "db team"
+    finally:
+        alma.close()
+
+    assert main(["checkpoints", "list", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.split() == ["t1"]
+    assert main(["checkpoints", "list", "t1", "--config", str(config)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == len(history) + 1  # the resumed step added one
+    assert main(["checkpoints", "show", "t1", "--config", str(config)]) == 0
+    shown: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert shown["values"]["route"] == "high" and shown["values"]["ticket"]["title"] == "disk"
+
+
+def test_importing_a_missing_file_is_a_clear_error(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["checkpoints", "import", "/nonexistent/lg.db", "--config", str(config)]) == 1
+    assert "no SqliteSaver file" in capsys.readouterr().err
