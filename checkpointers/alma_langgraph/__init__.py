@@ -18,6 +18,7 @@ except ImportError:
 
 from ._import import import_checkpoints
 from ._layout import erase_threads
+from ._lessons import RunLessons
 from ._native import LangGraphCheckpoints, state_values
 from ._nodes import alma_learn_node, alma_retrieve_node
 from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
@@ -36,6 +37,7 @@ __all__ = [
     "AlmaStore",
     "AsyncAlmaSaver",
     "GraphPriorityAgent",
+    "RunLessons",
     "alma_learn_node",
     "alma_retrieve_node",
     "import_checkpoints",
