@@ -161,11 +161,15 @@ class _Tx:
         include = ["metadatas", "embeddings"] if op.with_embeddings else ["metadatas"]
         got = self._get(op.filter, include)
         vectors = got["embeddings"] if op.with_embeddings else [None] * len(got["ids"])
-        rows = list(zip(got["metadatas"], vectors, strict=True))
+        rows = list(zip(got["metadatas"], vectors, got["ids"], strict=True))
         rows.sort(key=lambda r: (r[0][op.order_by], r[0]["seq"]), reverse=op.descending)
         out: list[Memory] = []
-        for meta, vector in rows[: op.limit]:
-            memory = memory_from_dict({"type": meta["type"], **json.loads(meta["data"])})
+        for meta, vector, memory_id in rows[: op.limit]:
+            try:
+                memory = memory_from_dict({"type": meta["type"], **json.loads(meta["data"])})
+            except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+                self.store.bad_rows.report(op.filter.project_id, memory_id, meta.get("data"), exc)
+                continue
             if vector is not None:
                 memory.embedding = np.asarray(vector, dtype=np.float32)
             out.append(memory)
