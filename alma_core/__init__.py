@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._alma import ALMA
     from ._config import AgentConfig, AlmaConfig, LearningConfig, RetrievalConfig, load_config
+    from ._erasure import UserErasure, register_erasure_hook
     from ._errors import (
         AlmaError,
         CheckpointConflict,
@@ -104,6 +105,7 @@ _LAZY: dict[str, str] = {
     "Storage": ".storage",
     "StorageError": "._errors",
     "UnknownAgent": "._errors",
+    "UserErasure": "._erasure",
     "UserPreference": "._models",
     "ValidationError": "._errors",
     "WebhookConfig": ".webhooks",
@@ -114,6 +116,7 @@ _LAZY: dict[str, str] = {
     "create_schema": ".domains",
     "estimate_tokens": "._slice",
     "load_config": "._config",
+    "register_erasure_hook": "._erasure",
 }
 
 
@@ -178,6 +181,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "UnknownAgent",
+    "UserErasure",
     "UserPreference",
     "ValidationError",
     "WebhookConfig",
@@ -189,4 +193,5 @@ __all__ = [
     "create_schema",
     "estimate_tokens",
     "load_config",
+    "register_erasure_hook",
 ]

@@ -6,11 +6,9 @@ events. Every read goes through a `MemoryFilter` bound to this project.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _workflow_api
@@ -162,19 +160,24 @@ class ALMA(WorkflowAPI):
         if memory.agent != PROJECT_AGENT:
             self.scopes.check_write(memory.agent, memory.category)
 
-    def _store(self, memories: Sequence[Memory]) -> list[Memory]:
-        """The one write path for memories: scope-check all, embed, write in one transaction, emit."""
+    def _store(self, memories: Sequence[Memory], records: Sequence[Record] = ()) -> list[Memory]:
+        """The one write path for memories: check all, embed, write in one transaction (with `records`,
+        for import), emit."""
         for memory in memories:
             if memory.project_id != self.project_id:
                 raise ValidationError(f"memory {memory.id} belongs to project {memory.project_id!r}")
+            check_memory(memory)
             self._check_scope(memory)
         self._embed(memories)
+        puts = [PutRecord(r) for r in records]
         if self.events.has_outbox:
             with self.storage.transaction() as tx:
                 tx.execute(PutMemories(list(memories)))
+                for put in puts:
+                    tx.execute(put)
                 self._stage(tx, MemoryEventType.CREATED, memories)
         else:
-            self.storage.execute(PutMemories(list(memories)))
+            self.storage.batch([PutMemories(list(memories)), *puts])
         self._emit(MemoryEventType.CREATED, memories)
         if self.graph is not None:
             self.graph.index(memories)
@@ -201,6 +204,8 @@ class ALMA(WorkflowAPI):
         `MemorySlice.ranked()` gives them as one list, best first. `use_graph`: also follow graph memory
         from the task's entities (docs/graph.md); the score breakdown then shows the `graph` factor."""
         check_text("task", task)
+        check_text("agent", agent)
+        check_optional_text("user_id", user_id)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 1000:
             raise ValidationError(f"top_k must be an integer in 1..1000, got {top_k!r}")
         if mode is not None and mode not in ("hybrid", "dense", "lexical"):
@@ -248,20 +253,25 @@ class ALMA(WorkflowAPI):
         metadata: dict[str, Any] | None = None,
         workflow_id: str | None = None,
     ) -> Outcome:
+        check_text("agent", agent)
         self.scopes.check_agent(agent)
         check_text("task", task)
+        if not isinstance(strategy_used, str):
+            raise ValidationError(f"strategy_used must be a string, got {type(strategy_used).__name__}")
+        check_optional_text("task_type", task_type)
         if task_type is None:
             task_type = self.scopes.infer_category(agent, task)
         stamp = as_utc(timestamp)
         return build_model(
             Outcome, project_id=self.project_id, agent=agent, task=task, task_type=task_type,
-            success=parse_success(outcome), strategy_used=strategy_used or "", duration_ms=duration_ms,
+            success=parse_success(outcome), strategy_used=strategy_used, duration_ms=duration_ms,
             error_message=error_message, feedback=feedback, created_at=stamp, updated_at=stamp,
             metadata=metadata or {}, workflow_id=workflow_id,
         )  # fmt: skip
 
     def _learn(self, outcomes: list[Outcome]) -> list[Outcome]:
         for outcome in outcomes:
+            check_memory(outcome)
             self._check_scope(outcome)
         prepared = self.learner.prepare(outcomes)  # embeds the outcomes too, in the same call
         with self.storage.transaction() as tx:
@@ -378,6 +388,7 @@ class ALMA(WorkflowAPI):
 
     def get(self, memory_id: str) -> Memory:
         """One memory of this project by id, or `NotFound`."""
+        check_text("memory_id", memory_id)
         found = self.storage.execute(FindMemories(self._filter(ids=(memory_id,))))
         if not found:
             raise NotFound(f"no memory {memory_id!r} in project {self.project_id!r}")
@@ -420,11 +431,16 @@ class ALMA(WorkflowAPI):
         """
         if agent is not None:
             self.scopes.check_agent(agent)
-        for name, value in (("older_than_days", older_than_days), ("max_per_agent", max_per_agent)):
-            if value is not None and (isinstance(value, bool) or value < 0):
-                raise ValidationError(f"{name} must be >= 0, got {value!r}")
-        if below_confidence is not None and not 0 <= below_confidence <= 1:
-            raise ValidationError(f"below_confidence must be in 0..1, got {below_confidence!r}")
+        if older_than_days is not None:
+            older_than_days = check_days("older_than_days", older_than_days)
+        if max_per_agent is not None:
+            check_count("max_per_agent", max_per_agent)
+        if below_confidence is not None and (
+            isinstance(below_confidence, bool)
+            or not isinstance(below_confidence, int | float)
+            or not 0 <= below_confidence <= 1
+        ):
+            raise ValidationError(f"below_confidence must be a number in 0..1, got {below_confidence!r}")
         types = check_memory_types(memory_types, AGENT_TYPES)
         if older_than_days is None and below_confidence is None and max_per_agent is None:
             raise ValidationError("forget needs older_than_days, below_confidence or max_per_agent")
@@ -453,23 +469,19 @@ class ALMA(WorkflowAPI):
         return changed
 
     def delete_user(self, user_id: str) -> int:
-        """Delete everything about one user (preferences, memories and records tagged with it)."""
-        if not isinstance(user_id, str) or not user_id:
-            raise ValidationError("user_id must be a non-empty string")
-        with self.storage.transaction() as tx:
-            gone = tx.execute(FindMemories(self._filter(user_id=user_id)))
-            tx.execute(DeleteMemories(self._filter(user_id=user_id)))
-            records = tx.execute(ListRecords(self.project_id, "", prefix=True, where={"user_id": user_id},
-                                             with_values=False))  # fmt: skip
-            by_namespace: dict[str, list[str]] = {}
-            for record in records:
-                by_namespace.setdefault(record.namespace, []).append(record.key)
-            for ns, keys in by_namespace.items():
-                tx.execute(DeleteRecords(self.project_id, ns, tuple(keys)))
-            self._stage(tx, MemoryEventType.DELETED, gone, reason="delete_user")
+        """Delete everything about one user in every store: memories, tagged records (checkpoints,
+        artifacts, handoffs, work items, sessions, chat histories, LangGraph threads) and the learning
+        evidence built from their outcomes (see `_erasure`), and what the knowledge graph holds of them.
+        Returns a `UserErasure`: the count, as an int, with its breakdown."""
+        erased, gone = erase_user(
+            self, user_id, stage=lambda tx, removed: self._stage(tx, MemoryEventType.DELETED, removed,
+                                                                 reason="delete_user"),
+        )  # fmt: skip
         self._emit(MemoryEventType.DELETED, gone, reason="delete_user")
-        self._forget_in_graph(gone, user_id)
-        return len(gone) + len(records)
+        graph = self._forget_in_graph(gone, user_id)
+        return (
+            UserErasure(erased.memories, erased.records, erased.evidence, erased.scrubbed, graph) if graph else erased
+        )
 
     def _forget_in_graph(self, memories: Sequence[Memory], user_id: str | None = None) -> int:
         """The graph forgets what deleted memories taught it (and, for `delete_user`, what is the user's)."""
@@ -505,6 +517,7 @@ class ALMA(WorkflowAPI):
         try:
             info["memories"] = self.stats().total
             info["status"] = "ok"
+            info["unreadable_rows_skipped"] = self.storage.bad_rows.count
         except StorageError as exc:
             info["status"], info["error"] = "error", str(exc)
         return info
@@ -512,40 +525,19 @@ class ALMA(WorkflowAPI):
     # ---- export / import / reindex ------------------------------------------------------------------
 
     def export(self, path: str | os.PathLike[str], *, with_embeddings: bool = False) -> int:
-        """Write every memory of the project as JSON lines; returns how many."""
-        memories = self.storage.execute(FindMemories(self._filter(), descending=False,
-                                                     with_embeddings=with_embeddings))  # fmt: skip
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for memory in memories:
-                fh.write(json.dumps(memory.to_dict(with_embedding=with_embeddings), ensure_ascii=False) + "\n")
-        tmp.replace(target)
-        return len(memories)
+        """Write every memory and record (learning evidence, workflows) of the project as JSON lines,
+        safely (see `_transfer`); returns how many memories."""
+        return export_project(self, path, with_embeddings)
 
     def import_(self, path: str | os.PathLike[str]) -> int:
-        """Load a JSONL export into this project (scopes apply). All lines or none; returns how many."""
-        memories: list[Memory] = []
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise ValidationError(f"{path}: cannot read: {exc}") from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                if not isinstance(data, dict):
-                    raise ValueError("not an object")
-                data["project_id"] = self.project_id
-                memory = memory_from_dict(data)
-            except (ValueError, KeyError, _PydanticError) as exc:
-                raise ValidationError(f"{path}:{number}: not an ALMA memory: {exc}".splitlines()[0]) from None
-            if memory.agent != PROJECT_AGENT:
-                self.scopes.check_agent(memory.agent)
-            memories.append(memory)
-        return len(self._store(memories)) if memories else 0
+        """Load a JSONL export into this project (scopes apply): all lines or none, idempotent. Returns
+        how many distinct memories it stored."""
+        return import_project(self, path)
+
+    def repair(self) -> dict[str, Any]:
+        """Move the project's unreadable memories (which reads skip) to the `alma/quarantine` records;
+        returns their ids (see `_repair`)."""
+        return repair_project(self)
 
     def reindex(self, progress: Callable[[int, int], Any] | None = None, batch_size: int = 256) -> int:
         """Re-embed every memory of every project with the current embedder, then record it as the
@@ -600,5 +592,6 @@ class ALMA(WorkflowAPI):
     aforget = to_thread(forget)
     adecay_confidence = to_thread(decay_confidence)
     adelete_user = to_thread(delete_user)
+    arepair = to_thread(repair)
     astats = to_thread(stats)
     ahealth = to_thread(health)

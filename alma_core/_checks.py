@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import ValidationError as PydanticError
 
@@ -14,7 +16,11 @@ __all__ = [
     "as_utc",
     "build_model",
     "check_count",
+    "check_days",
+    "check_json",
+    "check_memory",
     "check_number",
+    "check_optional_text",
     "check_text",
     "first_error",
     "parse_success",
@@ -28,7 +34,8 @@ _T = TypeVar("_T")
 def first_error(exc: PydanticError) -> tuple[str, str]:
     """Where (a dotted field path) and what the first problem of a pydantic validation error is."""
     err = exc.errors()[0]
-    return ".".join(str(p) for p in err["loc"]), err["msg"]
+    where = ".".join(str(p) for p in err["loc"])
+    return where.encode("utf-8", "backslashreplace").decode("utf-8"), err["msg"]  # a key may be a lone surrogate
 
 
 def check_text(name: str, value: Any) -> str:
@@ -38,13 +45,81 @@ def check_text(name: str, value: Any) -> str:
     return value
 
 
+MAX_DEPTH = 32  # nesting of metadata values (JSON parsers and our readers recurse)
+_LEAVES = (str, int, float, type(None), datetime, date, UUID)
+
+
+def _bad_leaf(value: Any) -> str | None:
+    """Why a leaf cannot be stored as JSON and read back unchanged, or None when it can."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds a lone surrogate (not valid Unicode)"
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"is {value!r} (JSON has no NaN or infinity)"
+    if not isinstance(value, _LEAVES):
+        return f"is a {type(value).__name__} (not JSON-serialisable)"
+    return None
+
+
+def check_json(name: str, value: Any) -> None:
+    """Raise `ValidationError` unless `value` is plain JSON that reads back as written: valid Unicode
+    strings (no lone surrogates), finite numbers, bools, None, lists and string-keyed dicts at most
+    `MAX_DEPTH` deep (datetimes, dates and UUIDs are stored as strings). Iterative, so a 50,000-level
+    value costs no recursion."""
+    stack: list[tuple[str, Any, int]] = [(name, value, 0)]
+    while stack:
+        where, item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= MAX_DEPTH:
+                raise ValidationError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise ValidationError(f"{where} has a key {key!r} that is not a string")
+                    if (why := _bad_leaf(key)) is not None:
+                        raise ValidationError(f"{where} has a key that {why}")
+                    stack.append((f"{where}.{key}", child, depth + 1))
+            else:
+                stack.extend((f"{where}[{i}]", child, depth + 1) for i, child in enumerate(item))
+        elif (why := _bad_leaf(item)) is not None:
+            raise ValidationError(f"{where} {why}")
+
+
+def check_memory(memory: Any) -> None:
+    """Every stored field of a memory (texts and metadata) is plain JSON: see `check_json`."""
+    kind = type(memory).__name__
+    for field, value in memory:
+        if field not in ("score", "score_breakdown"):
+            check_json(f"{kind}.{field}", value)
+
+
+def check_optional_text(name: str, value: Any) -> str | None:
+    """`value` if it is None or a string, else `ValidationError` (no silent str() of a number)."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string or None, got {type(value).__name__}")
+    return value
+
+
+MAX_DAYS = 100_000.0  # about 270 years: later than any stored timestamp, and within datetime's range
+
+
+def check_days(name: str, value: Any) -> float:
+    """A finite number of days in 0..MAX_DAYS (a str, NaN, infinity or 1e308 is a `ValidationError`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_DAYS:
+        raise ValidationError(f"{name} must be a number of days in 0..{MAX_DAYS:.0f}, got {value!r}")
+    return float(value)
+
+
 def check_count(name: str, value: Any, minimum: int = 0) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def check_number(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise ValidationError(f"{name} must be a number >= 0, got {value!r}")
 
 

@@ -344,13 +344,20 @@ def load_config(path: str | os.PathLike[str]) -> AlmaConfig:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{source}: no such config file; create one with `alma init`") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}".replace("\n", " ")) from None
-    return parse_config(data, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: not a config: YAML nested too deeply") from None
+    try:
+        return parse_config(data, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: not a config: YAML nested too deeply") from None
 
 
 STARTER_CONFIG = """\

@@ -11,9 +11,21 @@ from __future__ import annotations
 from pydantic import ValidationError as _PydanticError
 
 from ._cache import RetrievalCache, copy_slice
-from ._checks import as_utc, build_model, check_count, check_number, check_text, first_error, parse_success
+from ._checks import (
+    as_utc,
+    build_model,
+    check_count,
+    check_days,
+    check_memory,
+    check_number,
+    check_optional_text,
+    check_text,
+    first_error,
+    parse_success,
+)
 from ._checks import memory_types as check_memory_types
 from ._config import AgentConfig, AlmaConfig, load_config
+from ._erasure import UserErasure, erase_user
 from ._forgetting import decay_confidence, forget_memories
 from ._learning import Learner
 from ._models import (
@@ -29,9 +41,11 @@ from ._models import (
     memory_from_dict,
     utcnow,
 )
+from ._repair import repair_project
 from ._retrieval import Retriever
 from ._scopes import ScopePolicy
 from ._slice import MemorySlice
+from ._transfer import export_project, import_project
 from .embeddings import Embedder, make_embedder
 from .events import EventEmitter, MemoryEvent, MemoryEventType, get_emitter
 from .storage import open_storage
@@ -94,27 +108,35 @@ __all__ = [
     "Retriever",
     "ScopePolicy",
     "Transaction",
+    "UserErasure",
     "UserPreference",
     "_PydanticError",
     "as_utc",
     "build_model",
     "check_count",
+    "check_days",
+    "check_memory",
     "check_memory_types",
     "check_number",
+    "check_optional_text",
     "check_text",
     "check_workflow_id",
     "checkpoint_sources",
     "copy_slice",
     "decay_confidence",
     "entries_of",
+    "erase_user",
+    "export_project",
     "first_error",
     "forget_memories",
     "get_emitter",
+    "import_project",
     "load_config",
     "make_embedder",
     "memory_from_dict",
     "open_storage",
     "parse_success",
     "reduce_states",
+    "repair_project",
     "utcnow",
 ]

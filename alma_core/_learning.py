@@ -319,6 +319,7 @@ class Learner:
             errors = [e for e in meta["errors"] if e != outcome.error_message.strip()]
             meta["errors"] = [*errors, outcome.error_message.strip()][-MAX_ERRORS:]
         meta["last_outcome_at"] = outcome.created_at.isoformat()
+        _count_user(meta, outcome)
         key = record.key if record is not None else _digest(prep.norm)
         value = record.value if record is not None else prep.vector.astype(np.float32).tobytes()
         changes: list[tuple[Memory, bool]] = []
@@ -468,6 +469,7 @@ class Learner:
             "kind": "error", "error": error, "count": 0, "strategies": [], "anti_pattern_id": None,
         }  # fmt: skip
         meta["count"] += 1
+        _count_user(meta, outcome)
         strategies = [s for s in meta["strategies"] if s[0] != strategy_key]
         meta["strategies"] = [*strategies, [strategy_key, outcome.strategy_used.strip()]][-_MAX_ERROR_STRATEGIES:]
         result = None
@@ -505,6 +507,15 @@ class Learner:
         anti.metadata.update(evidence_key=key, kind="recurring_error", retired=False)
         tx.execute(PutMemories([anti]))
         return anti, created
+
+
+def _count_user(meta: dict[str, Any], outcome: Outcome) -> None:
+    """Count the outcome's user in its evidence, so `delete_user` can remove or scrub what they built."""
+    user = outcome.user_id_value
+    if user is not None:
+        users = dict(meta.get("users") or {})
+        users[user] = users.get(user, 0) + 1
+        meta["users"] = users
 
 
 def _best_alternative(strategies: Sequence[Record], avoid: set[str]) -> str:

@@ -14,7 +14,7 @@ lower-case name (`agent_key`), which is also how memories, sessions and work ite
 from __future__ import annotations
 
 from ._config import AgentConfig, agent_key
-from ._errors import ScopeViolation, UnknownAgent
+from ._errors import ScopeViolation, UnknownAgent, ValidationError
 from ._text import WORD, stem
 
 __all__ = ["ScopePolicy"]
@@ -50,7 +50,10 @@ class ScopePolicy:
         return self.agents.get(agent_key(agent)) or AgentConfig()
 
     def check_agent(self, agent: str) -> str:
-        """The canonical (lower-case) name of `agent`; `UnknownAgent` if the config does not define it."""
+        """The canonical (lower-case) name of `agent`; `UnknownAgent` if the config does not define it,
+        `ValidationError` if it is not a non-empty string."""
+        if not isinstance(agent, str) or not agent.strip():
+            raise ValidationError(f"agent must be a non-empty string, got {agent!r}"[:200])
         key = agent_key(agent)
         if self.agents and key not in self.agents:
             raise UnknownAgent(agent, list(self.agents))
@@ -65,14 +68,17 @@ class ScopePolicy:
             raise ScopeViolation(agent, category, f"can_learn is {cfg.can_learn}")
 
     def infer_category(self, agent: str, text: str, default: str = "general") -> str:
-        """The agent's can_learn category sharing the most word stems with `text` (or `default`).
+        """The agent's can_learn or cannot_learn category sharing the most word stems with `text` (or
+        `default`; a tie goes to can_learn).
 
-        Lets `learn(task="Test login form")` land in `testing_strategies` without a task_type.
+        Lets `learn(task="Test login form")` land in `testing_strategies` without a task_type, and makes
+        a task that names a forbidden category ("Fix the backend logic" for `cannot_learn: [backend_logic]`)
+        a `ScopeViolation` instead of a `general` memory.
         """
         cfg = self.config(agent)
         words = _stems(text)
         best, best_overlap = default, 0
-        for category in cfg.can_learn:
+        for category in (*cfg.can_learn, *cfg.cannot_learn):
             overlap = len(words & _stems(category))
             if overlap > best_overlap:
                 best, best_overlap = category, overlap

@@ -184,7 +184,8 @@ class WorkflowAPI:
 
         - `workflow_only`: memories learned in `workflow_id` (by `agent` and what it may read, if given);
         - `agent_only`: `agent`'s own memories, nothing shared or inherited;
-        - `project_wide`: every agent's memories in the project.
+        - `project_wide`: the project's memories that `agent` may read (its own, those it inherits or that are
+          shared with it, and project-wide ones); without `agent`, every agent's memories (an operator's view).
         """
         try:
             kind = RetrievalScope(scope)
@@ -205,7 +206,7 @@ class WorkflowAPI:
                 raise ValidationError("scope 'agent_only' needs agent")
             base = self._filter(agents=(agent,))
         else:
-            base = self._filter()
+            base = self._filter(agents=(*self.scopes.readable(agent, True), "*") if agent else None)
         result = self.retriever.retrieve(base, query, top_k, AGENT_TYPES, agent or "*")
         self._emit(MemoryEventType.ACCESSED, result, agent=agent, scope=kind.value)
         return result

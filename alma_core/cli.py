@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -77,14 +78,19 @@ class _Parser(argparse.ArgumentParser):
 # ---- helpers --------------------------------------------------------------------------------------
 
 
-def open_alma(config_path: str | Path, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
-    """The ALMA of a config file, with the built-in defaults when the file does not exist (`alma`, `alma mcp`)."""
+def open_alma(config_path: str | Path | None, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
+    """The ALMA of a config file (`alma`, `alma mcp`, `alma serve`). None (or the default path) means the
+    built-in defaults when no file is there; any other path must exist (`ConfigError` otherwise, and
+    nothing is created)."""
     from ._alma import ALMA
     from ._config import AlmaConfig, load_config
     from .embeddings import make_embedder
 
-    path = Path(config_path)
-    config = load_config(path) if path.exists() else AlmaConfig()
+    if config_path is None or str(config_path) == DEFAULT_CONFIG:
+        path = Path(DEFAULT_CONFIG)
+        config = load_config(path) if path.exists() else AlmaConfig()
+    else:
+        config = load_config(config_path)
     embedder = make_embedder(config.embedding_provider, config.embedding_dim)
     if hasattr(embedder, "on_load"):  # the model loads on first use: only commands that embed say so
         embedder.on_load = lambda: print(f"alma: loading {embedder.name} (offline)...", file=sys.stderr, flush=True)
@@ -113,7 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from ._config import STARTER_CONFIG
 
-    path = Path(args.config)
+    path = Path(args.config or DEFAULT_CONFIG)
     if path.exists() and not args.force:
         raise CliError(f"{path} already exists; use --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +181,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    with _open(args) as alma:
+        report = alma.repair()
+    if args.json:
+        _print_json(report)
+        return 0
+    n = len(report["quarantined"])
+    print(f"project {report['project_id']}: moved {n} unreadable memories to records {report['namespace']!r}")
+    if "integrity" in report:
+        print(f"store integrity check: {report['integrity']}")
+    return 0
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     if args.older_than_days is None and args.below_confidence is None and args.max_per_agent is None:
         raise CliError("forget needs --older-than-days, --below-confidence or --max-per-agent")
@@ -221,8 +240,9 @@ _non_negative = _at_least(float, 0, "a number >= 0")
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
-        "--config", default=DEFAULT_CONFIG, metavar="PATH",
-        help=f"config file (default {DEFAULT_CONFIG}; built-in defaults when it does not exist)",
+        "--config", default=None, metavar="PATH",
+        help=f"config file (default {DEFAULT_CONFIG}, with built-in defaults when that does not exist; a path "
+        "given here must exist)",
     )  # fmt: skip
     parser = _Parser(
         prog="alma", description="ALMA: persistent, scoped, learning memory for AI agents.",
@@ -302,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )  # fmt: skip
 
+    p = add("repair", cmd_repair, "Move memories that cannot be read back to quarantine records; check the store.")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
     p = add("reindex", cmd_reindex, "Re-embed every memory with the configured embedder (after changing it).")
     p.add_argument("--batch-size", type=_positive, default=256, help="memories per embedding batch (default 256)")
 
@@ -313,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_checkpoints(sub, common)
     return parser
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at devnull so the interpreter's final flush prints nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -335,12 +368,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"alma: error: {exc}", file=sys.stderr)
         return 2
     except (AlmaError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            _silence_stdout()
+            return 0
         message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"alma: error: {message}", file=sys.stderr)
+        print(f"alma: error: {message.encode('utf-8', 'backslashreplace').decode('utf-8')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("alma: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `alma ... | head`: the reader left; exit quietly
+        _silence_stdout()
+        return 0
 
 
 if __name__ == "__main__":

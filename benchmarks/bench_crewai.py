@@ -67,7 +67,8 @@ def storage_at(n: int, samples: int) -> str:
         count = timed_ms(lambda _: storage.count(), samples)
         agent = timed_ms(lambda _: storage.count("/crew/b/agent/a1"), samples)
         listed = timed_ms(lambda _: storage.list_records(limit=20), samples)
-        by_id = timed_ms(lambda i: storage.get_record(storage.list_records(limit=1)[0].id), samples)
+        newest = storage.list_records(limit=1)[0].id
+        by_id = timed_ms(lambda _: storage.get_record(newest), samples)
     return (f"{n:>6} memories: count() p50 {percentile(count, 50):.1f} ms | count(agent scope) "
             f"{percentile(agent, 50):.1f} ms | list_records(limit=20) {percentile(listed, 50):.1f} ms | "
             f"get_record {percentile(by_id, 50):.1f} ms")  # fmt: skip

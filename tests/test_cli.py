@@ -18,7 +18,7 @@ from alma_core.cli import ProgressBar, build_parser, main
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "error::DeprecationWarning"}
 MOCK_CONFIG = STARTER_CONFIG.replace("embedding_provider: local", "embedding_provider: mock")
 COMMANDS = ["demo", "init", "stats", "retrieve", "learn", "export", "import", "forget", "mcp", "serve", "reindex",
-            "checkpoints", "webhooks"]  # fmt: skip
+            "checkpoints", "webhooks", "repair"]  # fmt: skip
 
 
 def alma_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -120,7 +120,7 @@ def test_export_then_import_into_another_project(project: Path, tmp_path: Path) 
     ok(project, "export", str(again), "--config", str(other))
     strip = lambda path: sorted(  # noqa: E731
         ({k: v for k, v in json.loads(line).items() if k != "project_id"} for line in path.read_text().splitlines()),
-        key=lambda row: row["id"],
+        key=json.dumps,
     )
     assert strip(again) == strip(dump)
 
@@ -206,8 +206,9 @@ def test_bad_import_file_imports_nothing(project: Path) -> None:
     learn(project)
     dump = project / "dump.jsonl"
     ok(project, "export", str(dump))
+    bad_line = len(dump.read_text().splitlines()) + 1  # after the memory and its evidence record
     dump.write_text(dump.read_text() + '{"type": "outcome", "agent": "helena"}\n', encoding="utf-8")
-    assert_one_line_error(alma(project, "import", str(dump)), "dump.jsonl:2")
+    assert_one_line_error(alma(project, "import", str(dump)), f"dump.jsonl:{bad_line}")
     assert total(project) == 1
 
 

@@ -28,7 +28,10 @@ def build_parser(prog: str = "alma mcp") -> argparse.ArgumentParser:
     """The arguments of `alma mcp` / `python -m alma_core.mcp`."""
     parser = argparse.ArgumentParser(prog=prog, description="Serve ALMA's memory tools over MCP.")
     parser.add_argument(
-        "--config", default=".alma/config.yaml", metavar="PATH", help="ALMA config (defaults if it does not exist)"
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="ALMA config (default .alma/config.yaml, built-in defaults when absent; a path given here must exist)",
     )
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (loopback unless --allow-remote)")

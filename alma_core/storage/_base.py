@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from .._config import agent_key
 from .._models import Memory, MemoryType
 
 __all__ = [
+    "BadRows",
     "BaseStorage",
     "CountMemories",
     "DeleteMemories",
@@ -50,6 +54,40 @@ __all__ = [
 ]
 
 SYSTEM_PROJECT = "__alma__"  # store-wide metadata (embedder name and dimension) lives here
+
+_log = logging.getLogger("alma_core.storage")
+
+
+class BadRows:
+    """Stored memories a backend could not decode (written by an older version, or edited by hand).
+
+    Reads skip them, so one bad row never makes the rest unreadable; each is logged once and counted
+    here, and `ALMA.repair()` (`alma repair`) quarantines them. Thread-safe."""
+
+    _KEEP = 10_000  # rows remembered for repair (the count keeps going)
+
+    def __init__(self) -> None:
+        self.count = 0  # reads that skipped a bad row
+        self.rows: dict[tuple[str, str], tuple[str, str]] = {}  # (project, id) -> (raw data, error)
+        self._lock = threading.Lock()
+
+    def report(self, project_id: str, memory_id: str, raw: Any, error: BaseException) -> None:
+        why = str(error).splitlines()[0] if str(error) else type(error).__name__
+        with self._lock:
+            self.count += 1
+            if (project_id, memory_id) in self.rows or len(self.rows) >= self._KEEP:
+                return
+            text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+            self.rows[(project_id, memory_id)] = (text, why)
+        _log.warning("skipped unreadable memory %s of project %s (%s); run `alma repair`", memory_id, project_id, why)
+
+    def take(self, project_id: str) -> dict[str, tuple[str, str]]:
+        """The bad rows seen in one project, forgotten here (repair has dealt with them)."""
+        with self._lock:
+            mine = {k[1]: v for k, v in self.rows.items() if k[0] == project_id}
+            for memory_id in mine:
+                del self.rows[(project_id, memory_id)]
+            return mine
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +341,14 @@ class BaseStorage(ABC):
 
     name: str = "base"
     capabilities: frozenset[str] = frozenset()
+    _bad_rows: BadRows | None = None
+
+    @property
+    def bad_rows(self) -> BadRows:
+        """Rows reads had to skip (see `BadRows`)."""
+        if self._bad_rows is None:
+            self._bad_rows = BadRows()
+        return self._bad_rows
 
     @abstractmethod
     def setup(self) -> None: ...

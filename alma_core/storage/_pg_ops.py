@@ -18,6 +18,7 @@ import numpy as np
 from .._errors import StorageError
 from .._models import Memory, MemoryType, memory_from_dict
 from ._base import (
+    BadRows,
     CountMemories,
     DeleteMemories,
     DeleteRecords,
@@ -234,6 +235,7 @@ class OpSteps:
         self.bumped: set[str] = set()
         self.term_stats: TermStats | None = None  # set by the store when fresh; loaded here otherwise
         self.memories_written = 0
+        self.bad_rows = BadRows()  # the store's, set by it: rows reads skipped
 
     def steps(self, op: Op) -> Steps:
         handler = _HANDLERS.get(type(op))
@@ -311,12 +313,16 @@ class OpSteps:
         where, args = memory_where(op.filter)
         vec = "embedding" if op.with_embeddings else "NULL"
         order = "DESC" if op.descending else "ASC"
-        sql = f"SELECT type, data, {vec} FROM alma_memories WHERE {where} ORDER BY {_ORDER[op.order_by]} {order}, "
+        sql = f"SELECT type, data, {vec}, id FROM alma_memories WHERE {where} ORDER BY {_ORDER[op.order_by]} {order}, "
         sql += f"rid {order} LIMIT %s"
         rows = yield (sql, [*args, op.limit], "all")
         out: list[Memory] = []
-        for mtype, data, vector in rows:
-            memory = memory_from_dict({"type": mtype, **json.loads(data)})
+        for mtype, data, vector, memory_id in rows:
+            try:
+                memory = memory_from_dict({"type": mtype, **json.loads(data)})
+            except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+                self.bad_rows.report(op.filter.project_id, memory_id, data, exc)
+                continue
             if vector is not None:
                 memory.embedding = vector.to_numpy() if hasattr(vector, "to_numpy") else vector
             out.append(memory)

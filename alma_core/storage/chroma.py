@@ -48,6 +48,7 @@ __all__ = ["ChromaStorage"]
 
 _MEMORY_OPS = (PutMemories, DeleteMemories, FindMemories, CountMemories, SearchMemories)
 _INCLUDE_ALL = ["embeddings", "metadatas", "documents"]
+_EXACT_BELOW = 2_000  # a filtered dense search over at most this many rows is exact
 
 
 def _where(f: MemoryFilter) -> dict[str, Any] | None:
@@ -160,11 +161,15 @@ class _Tx:
         include = ["metadatas", "embeddings"] if op.with_embeddings else ["metadatas"]
         got = self._get(op.filter, include)
         vectors = got["embeddings"] if op.with_embeddings else [None] * len(got["ids"])
-        rows = list(zip(got["metadatas"], vectors, strict=True))
+        rows = list(zip(got["metadatas"], vectors, got["ids"], strict=True))
         rows.sort(key=lambda r: (r[0][op.order_by], r[0]["seq"]), reverse=op.descending)
         out: list[Memory] = []
-        for meta, vector in rows[: op.limit]:
-            memory = memory_from_dict({"type": meta["type"], **json.loads(meta["data"])})
+        for meta, vector, memory_id in rows[: op.limit]:
+            try:
+                memory = memory_from_dict({"type": meta["type"], **json.loads(meta["data"])})
+            except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+                self.store.bad_rows.report(op.filter.project_id, memory_id, meta.get("data"), exc)
+                continue
             if vector is not None:
                 memory.embedding = np.asarray(vector, dtype=np.float32)
             out.append(memory)
@@ -196,7 +201,7 @@ class _Tx:
         return out
 
     def _dense(self, f: MemoryFilter, vector: np.ndarray, k: int, include: list[str]) -> list[tuple[Memory, float]]:
-        if f.ids:  # a known id set: exact cosine here (Chroma's query fails on ids it does not hold)
+        if f.ids or self._small_filter(f):  # exact cosine here: see _small_filter
             got = self._get(f, ["metadatas", "embeddings"])
             if not got["ids"]:
                 return []
@@ -220,6 +225,16 @@ class _Tx:
             hits.append((memory, float(sim)))
         hits.sort(key=lambda h: (-h[1], h[0].id))
         return hits[:k]
+
+    def _small_filter(self, f: MemoryFilter) -> bool:
+        """True when a where filter matches few rows. Chroma's filtered HNSW search can return fewer than k
+        rows when the filter is rare (it walks the graph, then filters), and it fails on ids it does not
+        hold, so a small filtered set is searched exactly instead."""
+        where = _where(f)
+        if where is None:
+            return False
+        matching = self.store._collection(f.project_id).get(where=where, limit=_EXACT_BELOW + 1, include=[])
+        return len(matching["ids"]) <= _EXACT_BELOW
 
     def rollback(self) -> None:
         for project_id, memory_id, state in reversed(self.undo):

@@ -229,6 +229,14 @@ class PostgresStorage(BaseStorage):
             configure=self._configure, open=True, name=f"alma-{self.schema}",
         )  # fmt: skip
 
+    def _recover(self, exc: Exception) -> None:
+        """After a connection-level failure (a server restart, say), drop the pool's idle connections
+        that broke with it, so the next call gets a live one instead of failing again."""
+        psycopg = _import_psycopg()
+        if isinstance(exc, psycopg.OperationalError) and not self._closed:
+            with contextlib.suppress(Exception):
+                self._pool.check()
+
     @contextlib.contextmanager
     def _autocommit(self) -> Iterator[psycopg.Connection[Any]]:
         """An autocommit connection for one statement (a blind put, a generation read): the store's
@@ -313,6 +321,7 @@ class PostgresStorage(BaseStorage):
 
     def _new_ops(self, write: bool, shared: bool = False) -> OpSteps:
         ops = OpSteps(write, self.vector_index_type, self._indexed_dims, self._lock_key if shared else None)
+        ops.bad_rows = self.bad_rows
         if time.monotonic() - self._stats_at < STATS_TTL:
             ops.term_stats = self._term_stats
         return ops
@@ -387,6 +396,7 @@ class PostgresStorage(BaseStorage):
                     finally:
                         self._local.tx = None
         except psycopg.Error as exc:
+            self._recover(exc)
             raise StorageError(f"PostgreSQL error: {exc}") from exc
         if self._after_commit(ops):
             self._analyze()
@@ -449,6 +459,7 @@ class PostgresStorage(BaseStorage):
                     curs = [conn.execute(*next(g)[:2]) for g in gens]
                     return [_finish(conn, g, c.fetchone()) for g, c in zip(gens, curs, strict=True)]
         except psycopg.Error as exc:
+            self._recover(exc)
             raise StorageError(f"PostgreSQL error in PutRecord: {exc}") from exc
 
     async def _aput_unlocked(self, ops: Sequence[Op]) -> list[Any]:
@@ -483,11 +494,15 @@ class PostgresStorage(BaseStorage):
             row = active.conn.execute(sql, (project_id,)).fetchone()
             return int(row[0]) if row else 0
         psycopg = _import_psycopg()
-        try:
-            with self._autocommit() as conn:
-                row = conn.execute(sql, (project_id,)).fetchone()
-        except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL error: {exc}") from exc
+        for attempt in range(2):  # a read: once more on a fresh connection when the first one broke
+            try:
+                with self._autocommit() as conn:
+                    row = conn.execute(sql, (project_id,)).fetchone()
+                break
+            except psycopg.Error as exc:
+                self._recover(exc)
+                if attempt or not isinstance(exc, psycopg.OperationalError):
+                    raise StorageError(f"PostgreSQL error: {exc}") from exc
         return int(row[0]) if row else 0
 
     def drop_schema(self) -> None:

@@ -213,14 +213,18 @@ class _Tx:
     def find_memories(self, op: FindMemories) -> list[Memory]:
         where, args = _memory_where(op.filter)
         vectors = "embedding" if op.with_embeddings else "NULL"
-        sql = f"SELECT type, data, {vectors} FROM memories WHERE {where} ORDER BY {_ORDER[op.order_by]}"
+        sql = f"SELECT type, data, {vectors}, id FROM memories WHERE {where} ORDER BY {_ORDER[op.order_by]}"
         sql += " DESC, rowid DESC" if op.descending else " ASC, rowid ASC"
         if op.limit is not None:
             sql += " LIMIT ?"
             args.append(op.limit)
         out: list[Memory] = []
-        for mtype, data, blob in self.conn.execute(sql, args):
-            memory = _MODELS[mtype].model_validate_json(data)  # from the JSON text: ~3x faster than via dict
+        for mtype, data, blob, memory_id in self.conn.execute(sql, args):
+            try:  # from the JSON text: ~3x faster than via dict
+                memory = _MODELS[mtype].model_validate_json(data)
+            except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+                self.store.bad_rows.report(op.filter.project_id, memory_id, data, exc)
+                continue
             if op.with_embeddings and blob is not None:
                 memory.embedding = np.frombuffer(blob, dtype=np.float32)
             out.append(memory)

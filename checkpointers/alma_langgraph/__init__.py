@@ -8,7 +8,7 @@ Thin adapters over `alma_core`'s public API (extra `langgraph`).
 
 from __future__ import annotations
 
-from alma_core import MissingDependency
+from alma_core import MissingDependency, register_erasure_hook
 from alma_core.workflow import register_checkpoint_source
 
 try:
@@ -17,6 +17,8 @@ except ImportError:
     raise MissingDependency("langgraph", "langgraph") from None
 
 from ._import import import_checkpoints
+from ._layout import erase_threads
+from ._lessons import RunLessons
 from ._native import LangGraphCheckpoints, state_values
 from ._nodes import alma_learn_node, alma_retrieve_node
 from ._reducers import OWNERS, GraphPriorityAgent, latest_wins, merge_lists, priority_agent
@@ -25,6 +27,7 @@ from ._serde import AlmaSerializer, safe_serializer
 from ._store import MEMORY_NAMESPACE, AlmaStore
 
 register_checkpoint_source(LangGraphCheckpoints())
+register_erasure_hook(erase_threads)  # delete_user removes a user's threads whole
 
 __all__ = [
     "MEMORY_NAMESPACE",
@@ -34,6 +37,7 @@ __all__ = [
     "AlmaStore",
     "AsyncAlmaSaver",
     "GraphPriorityAgent",
+    "RunLessons",
     "alma_learn_node",
     "alma_retrieve_node",
     "import_checkpoints",

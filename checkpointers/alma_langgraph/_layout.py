@@ -15,10 +15,10 @@ their results. `run` executes a plan in one transaction (sync); `arun` sends eac
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
-from alma_core.storage import BaseStorage, Op
+from alma_core.storage import BaseStorage, DeleteRecords, Op, Record
 
 __all__ = [
     "CHECKPOINTS",
@@ -27,6 +27,7 @@ __all__ = [
     "Plan",
     "arun",
     "checkpoint_ns",
+    "erase_threads",
     "escape",
     "run",
     "thread_prefix",
@@ -54,6 +55,16 @@ def unescape(part: str) -> str:
 def thread_prefix(space: str, thread_id: str) -> str:
     """The prefix of every namespace of one thread in `space` (CHECKPOINTS or WRITES)."""
     return f"{space}{escape(str(thread_id))}/"
+
+
+def erase_threads(project_id: str, records: Sequence[Record]) -> list[DeleteRecords]:
+    """`delete_user` hook: a thread with a checkpoint tagged with the user goes whole (checkpoints and writes)."""
+    threads = {r.namespace[len(CHECKPOINTS) :].split("/", 1)[0] for r in records if r.namespace.startswith(CHECKPOINTS)}
+    return [
+        DeleteRecords(project_id, f"{space}{t}/", prefix=True)
+        for t in sorted(threads)
+        for space in (CHECKPOINTS, WRITES)
+    ]
 
 
 def checkpoint_ns(thread_id: str, ns: str) -> str:

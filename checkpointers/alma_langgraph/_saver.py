@@ -58,6 +58,7 @@ from ._layout import (
     unescape,
     writes_ns,
 )
+from ._lessons import RunLessons
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
@@ -87,13 +88,16 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         project_id: str | None = None,
         serde: SerializerProtocol | None = None,
         compress_above: int | str | None = "auto",
+        lessons: RunLessons | None = None,
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
         (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
         `compress_above`: zstd-compress blobs larger than this many bytes (None: never; "auto": 4096
-        when `zstandard` is installed)."""
+        when `zstandard` is installed). `lessons` (opt-in): learn an outcome from each finished run
+        (see `RunLessons`)."""
         super().__init__(serde=serde or safe_serializer())
         self.packer = Packer(compress_above)
+        self.lessons = lessons
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
@@ -337,6 +341,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """Store a checkpoint (its channel values included) as one record."""
         record, saved = self._record(config, checkpoint, metadata)
         self.storage.batch([PutRecord(record)])
+        if self.lessons is not None:
+            self.lessons.on_put(saved, checkpoint, metadata)
         return saved
 
     def put_writes(
@@ -344,6 +350,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> None:
         """Store a task's pending writes for the checkpoint of `config`."""
         run(self.storage, self._put_writes_plan(config, writes, task_id, task_path), write=True)
+        if self.lessons is not None:
+            self.lessons.on_writes(self, config, writes)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread, in all namespaces."""
@@ -402,12 +410,16 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         record, saved = self._record(config, checkpoint, metadata)
         await self.storage.abatch([PutRecord(record)])
+        if self.lessons is not None:
+            await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved
 
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         await arun(self.storage, self._put_writes_plan(config, writes, task_id, task_path))
+        if self.lessons is not None:
+            await self.lessons.aon_writes(self, config, writes)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await arun(self.storage, self._delete_thread_plan(str(thread_id)))

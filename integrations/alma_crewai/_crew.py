@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from alma_core import ALMA
+from alma_core.run_lessons import category_for
 
 from ._deps import require_crewai
 from ._storage import AlmaStorage, may_learn
@@ -92,10 +93,7 @@ class AlmaCrewMemory:
         agent = self.agent_name(task.agent.role)
         if task.name and may_learn(self.alma, agent, task.name):
             return str(task.name)
-        config = self.alma.config.agents.get(agent)
-        if config is None or not config.can_learn:
-            return None
-        return self.alma.scopes.infer_category(agent, task.description, default=config.can_learn[0])
+        return category_for(self.alma, agent, task.description)
 
     def _explicit_type(self, task: Any) -> str | None:
         if self.task_type is None:

@@ -7,6 +7,11 @@ Each completed method saves the state (a dict, or a pydantic model dumped to JSO
 `alma.checkpoint(flow_id, state, metadata={"method": name})`; `flow.kickoff(inputs={"id": flow_id})`
 restores the newest one, in any process. `alma.resume(flow_id)` and `alma.list_checkpoints(flow_id)`
 show the same states.
+
+`AlmaFlowPersistence(alma, learn_as="writer")` (opt-in) also learns one outcome for that agent when a
+flow using it finishes (CrewAI's `FlowFinishedEvent`) or fails (`FlowFailedEvent`), from its final
+state and result, through `alma_core.run_lessons.learn_from_run`; the lesson cites the flow id and its
+newest checkpoint id.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from typing import Any
 from pydantic import BaseModel, PrivateAttr
 
 from alma_core import ALMA, NotFound
+from alma_core.run_lessons import ChatModelExtractor, Extractor, learn_from_run
 
 from ._deps import require_crewai
 
 require_crewai()
 
+from crewai.events import FlowFailedEvent, FlowFinishedEvent, crewai_event_bus  # noqa: E402
 from crewai.flow.async_feedback.types import PendingFeedbackContext  # noqa: E402
 from crewai.flow.persistence.base import FlowPersistence  # noqa: E402
 
@@ -38,15 +45,60 @@ def _state_dict(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:
 
 
 class AlmaFlowPersistence(FlowPersistence):
-    """CrewAI `FlowPersistence` over ALMA checkpoints; `agent` (optional) tags every checkpoint."""
+    """CrewAI `FlowPersistence` over ALMA checkpoints; `agent` (optional) tags every checkpoint.
+
+    `learn_as` (opt-in) names the ALMA agent that learns from each finished or failed flow; `llm` (a
+    LangChain chat model) or `extractor` decides what is learned (default: rules over the state)."""
 
     persistence_type: str = "alma"
     agent: str | None = None
+    learn_as: str | None = None
     _alma: ALMA = PrivateAttr()
+    _extractor: Extractor | None = PrivateAttr(default=None)
+    _handlers: list[tuple[type, Any]] = PrivateAttr(default_factory=list)
 
-    def __init__(self, alma: ALMA, /, **data: Any) -> None:
+    def __init__(self, alma: ALMA, /, *, llm: Any = None, extractor: Extractor | None = None, **data: Any) -> None:
         super().__init__(**data)
         self._alma = alma
+        self._extractor = extractor or (ChatModelExtractor(llm) if llm is not None else None)
+        if self.learn_as is not None:
+            alma.scopes.check_agent(self.learn_as)
+            for event_type, handler in ((FlowFinishedEvent, self._on_finished), (FlowFailedEvent, self._on_failed)):
+                crewai_event_bus.on(event_type)(handler)
+                self._handlers.append((event_type, handler))
+
+    def stop_learning(self) -> None:
+        """Stop learning from flows (after the pending flow events are handled)."""
+        crewai_event_bus.flush()
+        for event_type, handler in self._handlers:
+            crewai_event_bus.off(event_type, handler)
+        self._handlers.clear()
+
+    def _ours(self, flow: Any) -> bool:
+        return getattr(flow, "persistence", None) is self
+
+    def _learn(self, flow: Any, state: dict[str, Any], error: str | None = None) -> None:
+        flow_id = str(state.get("id") or "")
+        try:
+            checkpoint_id: str | None = self._alma.get_checkpoint(flow_id).id if flow_id else None
+        except NotFound:
+            checkpoint_id = None
+        learn_from_run(
+            self._alma, str(self.learn_as), state, source="crewai_flow", extractor=self._extractor, error=error,
+            flow=type(flow).__name__, flow_id=flow_id or None, checkpoint_id=checkpoint_id,
+        )  # fmt: skip
+
+    def _on_finished(self, source: Any, event: Any) -> None:
+        if self._ours(source):
+            state = _state_dict(event.state)
+            if event.result is not None and not any(k in state for k in ("answer", "output", "result")):
+                state = {**state, "result": str(event.result)}
+            self._learn(source, state)
+
+    def _on_failed(self, source: Any, event: Any) -> None:
+        if self._ours(source):
+            error = event.error
+            self._learn(source, _state_dict(source.state), f"{type(error).__name__}: {error}")
 
     @property
     def alma(self) -> ALMA:

@@ -24,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alma_core import ALMA, MemorySlice, MemoryType, NotFound, ScopeViolation, UnknownAgent, ValidationError
+from alma_core import (
+    ALMA,
+    AgentConfig,
+    MemorySlice,
+    MemoryType,
+    NotFound,
+    ScopeViolation,
+    UnknownAgent,
+    ValidationError,
+)
 from alma_core.storage import DeleteRecords, ListRecords, PutRecord, Record
 
 from ._deps import require_crewai
@@ -190,7 +199,10 @@ class AlmaStorage:
 
     def domain_for(self, agent: str, categories: Sequence[str]) -> str:
         """The ALMA domain of a record `agent` saves with CrewAI's `categories` (see the module docstring)."""
-        config = self.alma.config.agents.get(agent)
+        try:
+            config: AgentConfig | None = self.alma.scopes.config(agent)
+        except UnknownAgent:
+            config = None  # the write will say so
         for category in categories:
             if may_learn(self.alma, agent, category) or (config is not None and category in config.cannot_learn):
                 return category  # learnable, or refused on purpose by the write

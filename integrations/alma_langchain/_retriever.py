@@ -27,16 +27,16 @@ def memory_to_document(memory: Memory) -> Document:
 
 
 def _best(found: MemorySlice, k: int) -> list[Memory]:
-    """The slice as one list, best first, `k` long; turns flushed from a chat come after every lesson."""
-    ranked = sorted(found, key=lambda m: -(m.score or 0.0))
-    return sorted(ranked, key=lambda m: m.metadata.get("kind") == "chat")[:k]
+    """The slice as one list, best first (`MemorySlice.ranked`: scores compare across types), `k` long;
+    turns flushed from a chat come after every lesson."""
+    return sorted(found.ranked(), key=lambda m: m.metadata.get("kind") == "chat")[:k]
 
 
 class AlmaRetriever(BaseRetriever):
     """Retrieves an agent's memories (its own and, with `include_shared`, those shared with it).
 
     `k` is the number of documents returned, as LangChain's retrievers spell it (`top_k` is accepted
-    too): ALMA retrieves up to `k` per type and the best `k` of them by ALMA's own score are kept.
+    too): ALMA retrieves up to `k` per type and the best `k` of them (`MemorySlice.ranked()`) are kept.
     `invoke(query, k=3)` overrides it per call.
     """
 

@@ -18,11 +18,12 @@ except ImportError:
 
 from ._memory import AlmaMemoryBlock, alma_memory
 from ._retriever import AlmaRetriever, memory_to_node
-from ._workflow import arestore_context, asave_context, restore_context, save_context
+from ._workflow import alearn_from_run, arestore_context, asave_context, restore_context, save_context
 
 __all__ = [
     "AlmaMemoryBlock",
     "AlmaRetriever",
+    "alearn_from_run",
     "alma_memory",
     "arestore_context",
     "asave_context",

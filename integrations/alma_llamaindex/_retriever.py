@@ -30,7 +30,7 @@ def memory_to_node(memory: Memory) -> NodeWithScore:
 
 class AlmaRetriever(BaseRetriever):
     """Retrieves an agent's memories. `top_k` is the number of nodes returned: ALMA retrieves up to
-    `top_k` per type and the best `top_k` by ALMA's own score are kept."""
+    `top_k` per type and the best `top_k` of them (`MemorySlice.ranked()`) are kept."""
 
     def __init__(
         self,
@@ -61,8 +61,7 @@ class AlmaRetriever(BaseRetriever):
         }
 
     def _nodes(self, found: MemorySlice) -> list[NodeWithScore]:
-        ranked = sorted(found, key=lambda m: -(m.score or 0.0))
-        best = sorted(ranked, key=lambda m: m.metadata.get("kind") == "chat")[: self.top_k]  # lessons first
+        best = sorted(found.ranked(), key=lambda m: m.metadata.get("kind") == "chat")[: self.top_k]  # lessons first
         return [memory_to_node(m) for m in best]
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

@@ -104,14 +104,3 @@ def test_search_runs_with_one_blas_thread_and_restores_the_callers_count(open_al
     assert open_alma.retrieve("token", "bot").knowledge
     assert [c.num_threads for c in controllers] == before
     assert np.ones((4, 4)) @ np.ones(4) is not None
-
-
-def test_embedding_on_a_worker_thread_returns_the_same_slice(open_alma: ALMA) -> None:
-    for fact in ("Tokens expire after one hour", "Refresh tokens last a week", "Sessions rotate nightly"):
-        open_alma.add_domain_knowledge("bot", "auth", fact)
-    inline = open_alma.retrieve("when do tokens expire", "bot")
-    open_alma._cache.clear()
-    open_alma.retriever._embed_ms = 100.0  # as slow as a model: the query embedding overlaps lexical search
-    threaded = open_alma.retrieve("when do tokens expire", "bot")
-    relevance = [(m.id, (m.score_breakdown or {})["relevance"]) for m in inline]
-    assert [(m.id, (m.score_breakdown or {})["relevance"]) for m in threaded] == relevance != []

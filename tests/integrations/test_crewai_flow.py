@@ -118,3 +118,31 @@ def test_pending_feedback_round_trip(open_alma: ALMA) -> None:
     persistence.clear_pending_feedback("flow-1")
     assert persistence.load_pending_feedback("flow-1") is None
     assert persistence.load_state("flow-1") == {"id": "flow-1", "draft": "v1"}
+
+
+def test_a_finished_or_failed_flow_becomes_a_lesson_citing_its_checkpoint(open_alma: ALMA) -> None:
+    persistence = AlmaFlowPersistence(open_alma, learn_as="writer")
+
+    @persist(persistence)
+    class BriefFlow(Flow[dict[str, Any]]):
+        @start()
+        def draft(self) -> str:
+            self.state["topic"] = "SQLite WAL mode"
+            if self.state.get("fail"):
+                raise ValueError("no sources found")
+            return "A brief that cites sqlite.org"
+
+    try:
+        flow = BriefFlow()
+        flow.kickoff()
+        with pytest.raises(ValueError):
+            BriefFlow().kickoff(inputs={"fail": True})
+    finally:
+        persistence.stop_learning()  # waits for the flow events
+    lessons = {o.success: o for o in open_alma.list_memories(agent="writer", memory_types=["outcome"])}
+    done = lessons[True]
+    assert (done.task, done.strategy_used) == ("SQLite WAL mode", "A brief that cites sqlite.org")
+    flow_id = flow.state["id"]
+    assert done.metadata["run"] == {"source": "crewai_flow", "flow": "BriefFlow", "flow_id": flow_id,
+                                    "checkpoint_id": open_alma.get_checkpoint(flow_id).id}  # fmt: skip
+    assert lessons[False].error_message == "ValueError: no sources found"

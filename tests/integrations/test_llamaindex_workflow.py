@@ -14,7 +14,7 @@ pytest.importorskip("llama_index.core")
 from llama_index.core.workflow import Context, StartEvent, StopEvent, Workflow, step
 
 from alma_core import ALMA, NotFound, SerializationError
-from alma_llamaindex import arestore_context, asave_context, restore_context, save_context
+from alma_llamaindex import alearn_from_run, arestore_context, asave_context, restore_context, save_context
 
 # One script, two processes: `start` runs until the workflow asks for approval and saves its Context;
 # `resume` restores the Context from ALMA and answers.
@@ -113,3 +113,28 @@ def test_missing_or_foreign_checkpoint_is_a_clear_error(alma: ALMA) -> None:
     alma.checkpoint("broken", {"llamaindex_context": {"version": 99}})
     with pytest.raises(SerializationError, match="cannot restore"):
         restore_context(alma, "broken", Counter())
+
+
+class Answer(Workflow):
+    @step
+    async def answer(self, ctx: Context, ev: StartEvent) -> StopEvent:
+        await ctx.store.set("question", ev.question)
+        if ev.question.startswith("fail"):
+            raise ValueError("no index loaded")
+        return StopEvent(result=f"Read the docs about {ev.question}")
+
+
+async def test_a_finished_or_failed_workflow_run_becomes_a_lesson_citing_its_checkpoint(open_alma: ALMA) -> None:
+    result = await alearn_from_run(open_alma, "helena", "wf-1", Answer().run(question="login tests"))
+    assert result == "Read the docs about login tests"
+    [lesson] = open_alma.list_memories(agent="helena", memory_types=["outcome"])
+    assert (lesson.task, lesson.success, lesson.strategy_used) == ("login tests", True, result)
+    checkpoint_id = lesson.metadata["run"]["checkpoint_id"]
+    assert lesson.metadata["run"] == {"source": "llamaindex_workflow", "workflow_id": "wf-1",
+                                      "checkpoint_id": checkpoint_id}  # fmt: skip
+    ctx = await arestore_context(open_alma, "wf-1", Answer(), checkpoint_id=checkpoint_id)  # the run, opened
+    assert await ctx.store.get("question") == "login tests"
+    with pytest.raises(ValueError):
+        await alearn_from_run(open_alma, "helena", "wf-2", Answer().run(question="fail fast"))
+    failed = [o for o in open_alma.list_memories(agent="helena", memory_types=["outcome"]) if not o.success]
+    assert [(o.task, o.error_message) for o in failed] == [("fail fast", "ValueError: no index loaded")]
