@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -34,3 +36,21 @@ def lexical(target: Any, f: Any, query: str, k: int) -> list[tuple[str, float]]:
     from alma_core.storage import SearchMemories
 
     return target.execute(SearchMemories(f, terms=tuple(query.split()), k=k)).flat("lexical", k)  # type: ignore[no-any-return]
+
+
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `alma ARGS` as `main(ARGS)` in this process, in `cwd` (the console script's code path without its
+    interpreter start-up); an escaping exception fails the test."""
+    from alma_core.cli import main
+
+    out, err, previous = io.StringIO(), io.StringIO(), Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:
+                code = int(exit_.code or 0)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(["alma", *args], code, out.getvalue(), err.getvalue())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -11,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import run_cli
 
 from alma_core._config import STARTER_CONFIG
 from alma_core.cli import ProgressBar, build_parser, main
@@ -28,19 +27,7 @@ def alma_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def alma(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `main(ARGS)` in this process (same code path, no interpreter start-up); an escaping exception fails."""
-    out, err, previous = io.StringIO(), io.StringIO(), Path.cwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-    finally:
-        os.chdir(previous)
-    return subprocess.CompletedProcess(["alma", *args], code, out.getvalue(), err.getvalue())
+alma = run_cli
 
 
 def ok(cwd: Path, *args: str, process: bool = False) -> str:

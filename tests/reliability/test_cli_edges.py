@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import sqlite3
@@ -12,30 +10,17 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from alma_core.cli import main
+from _helpers import run_cli
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 CONFIG = "alma:\n  project_id: p\n  embedding_provider: mock\n"
 
 
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """`main(args)` in this process, in `cwd` (the code path of the console script, without its start-up)."""
-    out, err, previous = io.StringIO(), io.StringIO(), Path.cwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-    finally:
-        os.chdir(previous)
-    return subprocess.CompletedProcess(["alma", *args], code, out.getvalue().encode(), err.getvalue().encode())
+run = run_cli
 
 
-def one_line_error(result: subprocess.CompletedProcess[bytes], fragment: str) -> None:
-    err = result.stderr.decode()
+def one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    err = result.stderr
     assert result.returncode != 0 and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("alma: error: ") and fragment in err, err
 
@@ -96,4 +81,4 @@ def test_alma_repair_quarantines_a_poisoned_row(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert len(report["quarantined"]) == 1 and report["integrity"] == "ok"
-    assert "1 unreadable" not in run(tmp_path, "repair", "--config", "c.yaml").stdout.decode()
+    assert "1 unreadable" not in run(tmp_path, "repair", "--config", "c.yaml").stdout
