@@ -6,7 +6,8 @@
 A run has finished when the saver stores a root-graph "loop" checkpoint that leaves nothing to run (no
 `branch:to:*` trigger, no pending `Send`): that checkpoint's state becomes one outcome through
 `alma_core.run_lessons.learn_from_run`. A node that raises (LangGraph writes `__error__`) becomes a
-failure from the state of the checkpoint it started from. Each lesson's `metadata["run"]` holds
+failure from the state of the checkpoint it started from. LangGraph may store that error before the
+checkpoint itself (both go through its background writer): the failure then waits for the checkpoint. Each lesson's `metadata["run"]` holds
 `thread_id`, `checkpoint_ns` and `checkpoint_id`: `RunLessons.config_of(lesson)` gives the config that
 opens the checkpoint (`saver.get_tuple(...)`).
 """
@@ -14,6 +15,7 @@ opens the checkpoint (`saver.get_tuple(...)`).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,6 +55,8 @@ class RunLessons:
         alma.scopes.check_agent(agent)
         self.alma, self.agent, self.task_type = alma, agent, task_type
         self.extractor: Extractor = extractor or (ChatModelExtractor(llm) if llm is not None else RuleExtractor())
+        self._lock = threading.Lock()
+        self._waiting: dict[tuple[Any, ...], str] = {}  # failures whose checkpoint is not stored yet
 
     @staticmethod
     def finished(checkpoint: Checkpoint, metadata: CheckpointMetadata, config: RunnableConfig) -> bool:
@@ -80,30 +84,71 @@ class RunLessons:
     # ---- the saver's hooks --------------------------------------------------------------------
 
     def on_put(self, saved: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata) -> None:
-        if self.finished(checkpoint, metadata, saved):
-            self._learn(_state(checkpoint), saved)
+        for state, error in self._lessons_at(saved, checkpoint, metadata):
+            self._learn(state, saved, error)
 
     async def aon_put(self, saved: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata) -> None:
-        if self.finished(checkpoint, metadata, saved):
-            await asyncio.to_thread(self._learn, _state(checkpoint), saved)
+        for state, error in self._lessons_at(saved, checkpoint, metadata):
+            await asyncio.to_thread(self._learn, state, saved, error)
 
     def on_writes(
         self, saver: BaseCheckpointSaver[Any], config: RunnableConfig, writes: Sequence[tuple[str, Any]]
     ) -> None:
-        error = next((value for channel, value in writes if channel == _ERROR), None)
-        if error is None or (config.get("configurable") or {}).get("checkpoint_ns"):
+        if (error := self._error(config, writes)) is None:
             return
         found = saver.get_tuple(config)
-        if found is not None:
-            self._learn(_state(found.checkpoint), found.config, f"{type(error).__name__}: {error}")
+        if found is None:
+            self._park(config, error)
+            found = saver.get_tuple(config)  # stored meanwhile, maybe before `on_put` could see it parked?
+            if found is None or not self._unpark(config):
+                return  # `on_put` learns it, or already did
+        self._learn(_state(found.checkpoint), found.config, error)
 
     async def aon_writes(
         self, saver: BaseCheckpointSaver[Any], config: RunnableConfig, writes: Sequence[tuple[str, Any]]
     ) -> None:
-        error = next((value for channel, value in writes if channel == _ERROR), None)
-        if error is None or (config.get("configurable") or {}).get("checkpoint_ns"):
+        if (error := self._error(config, writes)) is None:
             return
         found = await saver.aget_tuple(config)
-        if found is not None:
-            await asyncio.to_thread(self._learn, _state(found.checkpoint), found.config,
-                                    f"{type(error).__name__}: {error}")  # fmt: skip
+        if found is None:
+            self._park(config, error)
+            found = await saver.aget_tuple(config)
+            if found is None or not self._unpark(config):
+                return
+        await asyncio.to_thread(self._learn, _state(found.checkpoint), found.config, error)
+
+    # ---- a failure written before its checkpoint -----------------------------------------------
+
+    @staticmethod
+    def _key(config: RunnableConfig) -> tuple[Any, ...]:
+        conf = config.get("configurable") or {}
+        return str(conf.get("thread_id")), conf.get("checkpoint_ns", ""), conf.get("checkpoint_id")
+
+    @staticmethod
+    def _error(config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -> str | None:
+        """The root graph's node error among `writes`, as "Type: message"."""
+        error = next((value for channel, value in writes if channel == _ERROR), None)
+        if error is None or (config.get("configurable") or {}).get("checkpoint_ns"):
+            return None
+        return f"{type(error).__name__}: {error}"
+
+    def _park(self, config: RunnableConfig, error: str) -> None:
+        """Keep a failure for `on_put` of its checkpoint, not stored yet."""
+        with self._lock:
+            self._waiting[self._key(config)] = error
+
+    def _unpark(self, config: RunnableConfig) -> bool:
+        """Take back a parked failure; False when `on_put` has taken it."""
+        with self._lock:
+            return self._waiting.pop(self._key(config), None) is not None
+
+    def _lessons_at(
+        self, saved: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> list[tuple[dict[str, Any], str | None]]:
+        """What a stored checkpoint teaches: a failure parked for it, and the run's end if it is one."""
+        with self._lock:
+            error = self._waiting.pop(self._key(saved), None)
+        found: list[tuple[dict[str, Any], str | None]] = [(_state(checkpoint), error)] if error else []
+        if self.finished(checkpoint, metadata, saved):
+            found.append((_state(checkpoint), None))
+        return found

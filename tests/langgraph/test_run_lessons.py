@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("langgraph")
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel, FakeMessagesListChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -116,3 +117,25 @@ def test_rules_read_the_usual_state_shapes() -> None:
         RunLesson("hi", True, "yo")
     )
     assert rules({"count": 3}) is None  # no task: nothing to learn
+
+
+@pytest.mark.parametrize("order", ["error first", "checkpoint first"])
+def test_a_failure_is_learned_once_whichever_lands_first(alma: ALMA, order: str) -> None:
+    """LangGraph's background writer may store a node's error before the checkpoint the node started from."""
+    saver = AlmaSaver(alma, lessons=RunLessons(alma, "helena"))
+    base = saver.put(thread("t7") | {}, empty_checkpoint(), {"source": "input", "step": -1}, {})
+    start = empty_checkpoint()
+    start["channel_values"] = {"messages": [HumanMessage(TASK)], "branch:to:think": None}
+    config = {"configurable": {**base["configurable"], "checkpoint_id": start["id"]}}
+
+    def put() -> None:
+        saver.put(base, start, {"source": "loop", "step": 0}, {})
+
+    def fail() -> None:
+        saver.put_writes(config, [("__error__", RuntimeError("the browser crashed"))], "task-1")
+
+    for step in (fail, put) if order == "error first" else (put, fail):
+        step()
+    assert [(o.task, o.success, o.error_message) for o in outcomes(alma)] == [
+        (TASK, False, "RuntimeError: the browser crashed")
+    ]
