@@ -7,9 +7,9 @@ A run has finished when the saver stores a root-graph "loop" checkpoint that lea
 `branch:to:*` trigger, no pending `Send`): that checkpoint's state becomes one outcome through
 `alma_core.run_lessons.learn_from_run`. A node that raises (LangGraph writes `__error__`) becomes a
 failure from the state of the checkpoint it started from. LangGraph may store that error before the
-checkpoint itself (both go through its background writer): the failure then waits for the checkpoint. Each lesson's `metadata["run"]` holds
-`thread_id`, `checkpoint_ns` and `checkpoint_id`: `RunLessons.config_of(lesson)` gives the config that
-opens the checkpoint (`saver.get_tuple(...)`).
+checkpoint itself (both go through its background writer): the failure then waits for the checkpoint.
+Each lesson's `metadata["run"]` holds `thread_id`, `checkpoint_ns` and `checkpoint_id`:
+`RunLessons.config_of(lesson)` gives the config that opens the checkpoint (`saver.get_tuple(...)`).
 """
 
 from __future__ import annotations
