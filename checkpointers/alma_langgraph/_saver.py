@@ -14,7 +14,7 @@ import builtins
 import os
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -46,6 +46,7 @@ from alma_core.storage import (
     open_storage,
 )
 
+from ._guards import arun_atomic, guarded_put, needs_guard
 from ._layout import (
     CHECKPOINTS,
     META,
@@ -59,6 +60,7 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
@@ -89,15 +91,23 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         compress_above: int | str | None = "auto",
         lessons: RunLessons | None = None,
+        ttl: float | Mapping[str, Any] | None = None,
+        keep_last: int | None = None,
+        fencing: bool = False,
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
         (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
         `compress_above`: zstd-compress blobs larger than this many bytes (None: never; "auto": 4096
         when `zstandard` is installed). `lessons` (opt-in): learn an outcome from each finished run
-        (see `RunLessons`)."""
+        (see `RunLessons`). `ttl`: minutes after its last checkpoint at which a thread expires, or
+        `{"default_ttl": minutes, "strategy": "delete" | "keep_latest"}`; `keep_last`: checkpoints kept
+        per thread and namespace; both are applied by `sweep()` (see `_retention`). `fencing`: a put
+        whose parent is no longer the thread's head raises `CheckpointConflict` (see `_guards`)."""
         super().__init__(serde=serde or safe_serializer())
         self.packer = Packer(compress_above)
         self.lessons = lessons
+        self.retention = Retention(self, ttl, keep_last)
+        self.fencing = bool(fencing)
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
@@ -133,6 +143,15 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_}
         record = Record(self.project_id, checkpoint_ns(thread_id, ns), checkpoint["id"], blob, meta)
         return record, _config(thread_id, ns, checkpoint["id"])
+
+    def _put_ops(self, config: RunnableConfig, record: Record) -> tuple[list[Op], Plan[None] | None]:
+        """A put's writes (with its TTL index entry), and the plan that checks before writing them
+        when the put needs a check (fencing, or a thread's first checkpoint: see `_guards`)."""
+        thread_id, ns, parent = _ids(config)
+        ops: list[Op] = [PutRecord(record), *self.retention.on_put(config, thread_id)]
+        if not needs_guard(self.fencing, ns, parent):
+            return ops, None
+        return ops, guarded_put(self.project_id, thread_id, ns, record.key, parent, self.fencing, ops)
 
     def _tuple(self, record: Record, writes: Sequence[Record]) -> CheckpointTuple:
         info = record.metadata[META]
@@ -269,8 +288,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 yield from self._keep_latest_plan(thread_id)
         return None
 
-    def _keep_latest_plan(self, thread_id: str) -> Plan[None]:
-        """Keep each namespace's latest checkpoint (with its writes), and, for a thread that uses a
+    def _keep_latest_plan(self, thread_id: str, keep: int = 1) -> Plan[None]:
+        """Keep each namespace's latest `keep` checkpoints (with their writes), and, for a thread that uses a
         DeltaChannel, every ancestor back to the nearest one holding a stored value for each delta
         channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
         (records,) = yield [
@@ -283,10 +302,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         doomed: list[Record] = []
         orphans: list[Record] = []
         for namespace, chain in by_ns.items():
-            latest = chain[max(chain)]
-            kept = [latest]
-            delta = set(latest.metadata.get("counters_since_delta_snapshot") or {})
-            parent = latest.metadata[META]["parent"]
+            kept = [chain[k] for k in sorted(chain, reverse=True)[:keep]]
+            delta = set(kept[-1].metadata.get("counters_since_delta_snapshot") or {})
+            parent = kept[-1].metadata[META]["parent"]
             while delta and parent in chain:
                 (ancestor,) = yield [GetRecord(self.project_id, namespace, parent)]
                 if ancestor is None:
@@ -340,7 +358,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """Store a checkpoint (its channel values included) as one record."""
         record, saved = self._record(config, checkpoint, metadata)
-        self.storage.batch([PutRecord(record)])
+        ops, guard = self._put_ops(config, record)
+        if guard is None:
+            self.storage.batch(ops)
+        else:
+            run(self.storage, guard, write=True)
         if self.lessons is not None:
             self.lessons.on_put(saved, checkpoint, metadata)
         return saved
@@ -368,6 +390,19 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """`"keep_latest"` (DeltaChannel-safe, see `_keep_latest_plan`) or `"delete"`, per thread."""
         run(self.storage, self._prune_plan(thread_ids, strategy), write=True)
+
+    def sweep(self, *, now: float | None = None) -> SweepResult:
+        """Delete the threads whose TTL has passed and cut threads to `keep_last` checkpoints; safe
+        from several processes at once. Returns the counts this call removed (see `_retention`)."""
+        return self.retention.sweep(now)
+
+    async def asweep(self, *, now: float | None = None) -> SweepResult:
+        return await asyncio.to_thread(self.retention.sweep, now)
+
+    def set_ttl(self, thread_id: str, ttl: float | Mapping[str, Any] | None) -> None:
+        """Give one thread its own TTL in minutes (or `{"ttl": minutes, "strategy": ...}`); None removes
+        it. A run's config can do the same: `{"configurable": {"thread_id": ..., "ttl": 60}}`."""
+        self.retention.set_ttl(str(thread_id), ttl)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Monotonic string versions, like LangGraph's own savers."""
@@ -409,7 +444,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         record, saved = self._record(config, checkpoint, metadata)
-        await self.storage.abatch([PutRecord(record)])
+        ops, guard = self._put_ops(config, record)
+        if guard is None:
+            await self.storage.abatch(ops)
+        else:
+            await arun_atomic(self.storage, guard)
         if self.lessons is not None:
             await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved
