@@ -1,4 +1,4 @@
-"""`alma checkpoints list|show|import|sweep`: LangGraph threads in the project's store, from the shell.
+"""`alma checkpoints list|show|import|sweep|rekey`: LangGraph threads in the project's store, from the shell.
 
 Registered by `cli.build_parser`; `alma_langgraph` (extra `langgraph`) is imported only when a command runs.
 """
@@ -43,6 +43,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--keep-last", type=int, metavar="N", help="also keep only each thread's last N checkpoints")
     p.set_defaults(func=_sweep)
+
+    p = commands.add_parser(
+        "rekey", parents=[common], help="Re-encrypt every checkpoint blob under the newest key of ALMA_CHECKPOINT_KEYS."
+    )
+    p.set_defaults(func=_rekey)
 
 
 def _saver(args: argparse.Namespace) -> Any:
@@ -130,4 +135,11 @@ def _sweep(args: argparse.Namespace) -> int:
         saver.retention.keep_last = args.keep_last
     counts = saver.sweep()
     print(f"swept {counts['threads']} expired threads, {counts['checkpoints']} checkpoints beyond --keep-last")
+    return 0
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    saver = _saver(args)
+    count = saver.rotate_keys()
+    print(f"re-encrypted {count} blobs under key {saver.packer.cipher.current!r}")
     return 0
