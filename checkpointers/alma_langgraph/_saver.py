@@ -14,7 +14,7 @@ import builtins
 import os
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -46,6 +46,8 @@ from alma_core.storage import (
     open_storage,
 )
 
+from ._crypto import KeyRing, key_ring, location
+from ._guards import arun_atomic, guarded_put, needs_guard
 from ._layout import (
     CHECKPOINTS,
     META,
@@ -59,6 +61,8 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._rekey import rotate_keys
+from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
@@ -89,15 +93,26 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         compress_above: int | str | None = "auto",
         lessons: RunLessons | None = None,
+        ttl: float | Mapping[str, Any] | None = None,
+        keep_last: int | None = None,
+        fencing: bool = False,
+        encryption: KeyRing | str | Mapping[str, bytes | str] | bool | None = None,
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
         (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
         `compress_above`: zstd-compress blobs larger than this many bytes (None: never; "auto": 4096
         when `zstandard` is installed). `lessons` (opt-in): learn an outcome from each finished run
-        (see `RunLessons`)."""
+        (see `RunLessons`). `ttl`: minutes after its last checkpoint at which a thread expires, or
+        `{"default_ttl": minutes, "strategy": "delete" | "keep_latest"}`; `keep_last`: checkpoints kept
+        per thread and namespace; both are applied by `sweep()` (see `_retention`). `fencing`: a put
+        whose parent is no longer the thread's head raises `CheckpointConflict` (see `_guards`).
+        `encryption`: AES-GCM at rest, a `KeyRing` or `"id:base64key,..."` (newest first); None reads
+        `ALMA_CHECKPOINT_KEYS` when it is set; False turns it off (see `_crypto`)."""
         super().__init__(serde=serde or safe_serializer())
-        self.packer = Packer(compress_above)
+        self.packer = Packer(compress_above, key_ring(encryption))
         self.lessons = lessons
+        self.retention = Retention(self, ttl, keep_last)
+        self.fencing = bool(fencing)
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
@@ -108,13 +123,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     @classmethod
     @contextmanager
     def from_conn_string(
-        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default", **options: Any
     ) -> Iterator[AlmaSaver]:
         """A saver on an ALMA store, closed on exit: a SQLite path (or ":memory:") or a `postgresql://`
-        URI, like LangGraph's `PostgresSaver.from_conn_string`. No embedder is loaded."""
+        URI, like LangGraph's `PostgresSaver.from_conn_string`. No embedder is loaded. `options` go to the
+        constructor (`ttl`, `keep_last`, `fencing`, `encryption`, ...)."""
         storage = open_storage(conn_string)
         try:
-            yield cls(storage, project_id=project_id)
+            yield cls(storage, project_id=project_id, **options)
         finally:
             storage.close()
 
@@ -128,16 +144,26 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> tuple[Record, RunnableConfig]:
         thread_id, ns, parent = _ids(config)
-        type_, blob = self.packer.dumps(self.serde, checkpoint)
+        namespace = checkpoint_ns(thread_id, ns)
+        type_, blob = self.packer.dumps(self.serde, checkpoint, location(self.project_id, namespace, checkpoint["id"]))
         meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
         meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_}
-        record = Record(self.project_id, checkpoint_ns(thread_id, ns), checkpoint["id"], blob, meta)
+        record = Record(self.project_id, namespace, checkpoint["id"], blob, meta)
         return record, _config(thread_id, ns, checkpoint["id"])
+
+    def _put_ops(self, config: RunnableConfig, record: Record) -> tuple[list[Op], Plan[None] | None]:
+        """A put's writes (with its TTL index entry), and the plan that checks before writing them
+        when the put needs a check (fencing, or a thread's first checkpoint: see `_guards`)."""
+        thread_id, ns, parent = _ids(config)
+        ops: list[Op] = [PutRecord(record), *self.retention.on_put(config, thread_id)]
+        if not needs_guard(self.fencing, ns, parent):
+            return ops, None
+        return ops, guarded_put(self.project_id, thread_id, ns, record.key, parent, self.fencing, ops)
 
     def _tuple(self, record: Record, writes: Sequence[Record]) -> CheckpointTuple:
         info = record.metadata[META]
         thread_id, ns, parent = info["thread_id"], info["ns"], info["parent"]
-        checkpoint = self.packer.loads(self.serde, info["type"], record.value)
+        checkpoint = self._load(info["type"], record)
         metadata = {k: v for k, v in record.metadata.items() if k != META}
         return CheckpointTuple(
             config=_config(thread_id, ns, record.key),
@@ -152,9 +178,22 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             return writes_sort_key(w.metadata.get("path", ""), w.metadata["task_id"], w.metadata["idx"])
 
         return [
-            (w.metadata["task_id"], w.metadata["channel"], self.packer.loads(self.serde, w.metadata["type"], w.value))
+            (w.metadata["task_id"], w.metadata["channel"], self._load(w.metadata["type"], w))
             for w in sorted(writes, key=order)
         ]
+
+    def _load(self, type_: str, record: Record) -> Any:
+        """A stored blob's value, opened for the record it was read from (see `_crypto`)."""
+        where = location(record.project_id, record.namespace, record.key)
+        return self.packer.loads(self.serde, type_, record.value, where)
+
+    def _moved(self, r: Record, namespace: str, meta: dict[str, Any], type_: str) -> Record:
+        """`r` copied to `namespace`: an encrypted blob is re-sealed for its new place."""
+        value = r.value
+        if self.packer.cipher is not None:
+            plain = self.packer.unseal(type_, value, location(r.project_id, r.namespace, r.key))
+            value = self.packer.seal(type_, plain, location(r.project_id, namespace, r.key))
+        return Record(r.project_id, namespace, r.key, value, meta)
 
     def _get_plan(self, config: RunnableConfig) -> Plan[tuple[Record, list[Record]] | None]:
         thread_id, ns, checkpoint_id = _ids(config)
@@ -212,9 +251,10 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         records = []
         for i, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, i)
-            type_, blob = self.packer.dumps(self.serde, value)
+            key = f"{task_id}/{idx}"
+            type_, blob = self.packer.dumps(self.serde, value, location(self.project_id, namespace, key))
             meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
-            records.append(Record(self.project_id, namespace, f"{task_id}/{idx}", blob, meta))
+            records.append(Record(self.project_id, namespace, key, blob, meta))
         if records:  # one batch: regular writes are written once, special ones (errors, interrupts) replaced
             yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
         return None
@@ -250,9 +290,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         dst_cp, dst_w = thread_prefix(CHECKPOINTS, target), thread_prefix(WRITES, target)
         for r in checkpoints:
             meta = {**r.metadata, META: {**r.metadata[META], "thread_id": str(target)}}
-            ops.append(PutRecord(Record(r.project_id, dst_cp + r.namespace[len(src_cp) :], r.key, r.value, meta)))
+            ops.append(PutRecord(self._moved(r, dst_cp + r.namespace[len(src_cp) :], meta, meta[META]["type"])))
         for r in writes:
-            ops.append(PutRecord(Record(r.project_id, dst_w + r.namespace[len(src_w) :], r.key, r.value, r.metadata)))
+            ops.append(PutRecord(self._moved(r, dst_w + r.namespace[len(src_w) :], r.metadata, r.metadata["type"])))
         if ops:
             yield ops
         return None
@@ -269,8 +309,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 yield from self._keep_latest_plan(thread_id)
         return None
 
-    def _keep_latest_plan(self, thread_id: str) -> Plan[None]:
-        """Keep each namespace's latest checkpoint (with its writes), and, for a thread that uses a
+    def _keep_latest_plan(self, thread_id: str, keep: int = 1) -> Plan[None]:
+        """Keep each namespace's latest `keep` checkpoints (with their writes), and, for a thread that uses a
         DeltaChannel, every ancestor back to the nearest one holding a stored value for each delta
         channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
         (records,) = yield [
@@ -283,16 +323,15 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         doomed: list[Record] = []
         orphans: list[Record] = []
         for namespace, chain in by_ns.items():
-            latest = chain[max(chain)]
-            kept = [latest]
-            delta = set(latest.metadata.get("counters_since_delta_snapshot") or {})
-            parent = latest.metadata[META]["parent"]
+            kept = [chain[k] for k in sorted(chain, reverse=True)[:keep]]
+            delta = set(kept[-1].metadata.get("counters_since_delta_snapshot") or {})
+            parent = kept[-1].metadata[META]["parent"]
             while delta and parent in chain:
                 (ancestor,) = yield [GetRecord(self.project_id, namespace, parent)]
                 if ancestor is None:
                     break
                 kept.append(ancestor)
-                values = self.packer.loads(self.serde, ancestor.metadata[META]["type"], ancestor.value)
+                values = self._load(ancestor.metadata[META]["type"], ancestor)
                 delta -= set(values.get("channel_values", {}))
                 parent = ancestor.metadata[META]["parent"]
             kept_ids = {r.key for r in kept}
@@ -340,7 +379,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         """Store a checkpoint (its channel values included) as one record."""
         record, saved = self._record(config, checkpoint, metadata)
-        self.storage.batch([PutRecord(record)])
+        ops, guard = self._put_ops(config, record)
+        if guard is None:
+            self.storage.batch(ops)
+        else:
+            run(self.storage, guard, write=True)
         if self.lessons is not None:
             self.lessons.on_put(saved, checkpoint, metadata)
         return saved
@@ -368,6 +411,24 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """`"keep_latest"` (DeltaChannel-safe, see `_keep_latest_plan`) or `"delete"`, per thread."""
         run(self.storage, self._prune_plan(thread_ids, strategy), write=True)
+
+    def sweep(self, *, now: float | None = None) -> SweepResult:
+        """Delete the threads whose TTL has passed and cut threads to `keep_last` checkpoints; safe
+        from several processes at once. Returns the counts this call removed (see `_retention`)."""
+        return self.retention.sweep(now)
+
+    async def asweep(self, *, now: float | None = None) -> SweepResult:
+        return await asyncio.to_thread(self.retention.sweep, now)
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every blob under the key ring's newest key (rows written in plaintext before
+        encryption was on included); returns how many it rewrote. See `_rekey`."""
+        return rotate_keys(self)
+
+    def set_ttl(self, thread_id: str, ttl: float | Mapping[str, Any] | None) -> None:
+        """Give one thread its own TTL in minutes (or `{"ttl": minutes, "strategy": ...}`); None removes
+        it. A run's config can do the same: `{"configurable": {"thread_id": ..., "ttl": 60}}`."""
+        self.retention.set_ttl(str(thread_id), ttl)
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Monotonic string versions, like LangGraph's own savers."""
@@ -409,7 +470,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         record, saved = self._record(config, checkpoint, metadata)
-        await self.storage.abatch([PutRecord(record)])
+        ops, guard = self._put_ops(config, record)
+        if guard is None:
+            await self.storage.abatch(ops)
+        else:
+            await arun_atomic(self.storage, guard)
         if self.lessons is not None:
             await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved
@@ -445,12 +510,12 @@ class AsyncAlmaSaver(AlmaSaver):
     @classmethod
     @asynccontextmanager
     async def from_conn_string(  # type: ignore[override]
-        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default", **options: Any
     ) -> AsyncIterator[AsyncAlmaSaver]:
         """Like `AlmaSaver.from_conn_string`; a store with an async pool (PostgreSQL) closes it too."""
         storage = open_storage(conn_string)
         try:
-            yield cls(storage, project_id=project_id)
+            yield cls(storage, project_id=project_id, **options)
         finally:
             aclose = getattr(storage, "aclose", None)
             if aclose is not None:
