@@ -117,18 +117,39 @@ class Packer:
         self.compress_above: int | None = compress_above  # type: ignore[assignment]
         self._local = threading.local()
 
-    def dumps(self, serde: Any, obj: Any) -> tuple[str, bytes]:
+    def dumps(self, serde: Any, obj: Any, aad: bytes = b"") -> tuple[str, bytes]:
+        """Serialize and pack `obj`; `aad` names where the blob lives (see `_layout.aad`)."""
         type_, blob = serde.dumps_typed(obj)
+        return self.pack(type_, blob, aad)
+
+    def loads(self, serde: Any, type_: str, blob: bytes | None, aad: bytes = b"") -> Any:
+        return serde.loads_typed(self.unpack(type_, blob, aad))
+
+    def pack(self, type_: str, blob: bytes, aad: bytes = b"") -> tuple[str, bytes]:
+        """Already-serialized bytes as stored: compressed above the threshold. `aad` binds a cipher's
+        output to where the blob lives."""
         if self.compress_above is not None and len(blob) > self.compress_above:
             return type_ + ZSTD, self._codec("c", lambda z: z.ZstdCompressor(level=1)).compress(blob)
         return type_, blob
 
-    def loads(self, serde: Any, type_: str, blob: bytes | None) -> Any:
+    def unpack(self, type_: str, blob: bytes | None, aad: bytes = b"") -> tuple[str, bytes]:
+        """The serde type and serialized bytes of a stored blob (the inverse of `pack`)."""
         if type_.endswith(ZSTD):
             _zstd(required=True)
-            blob = self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
-            type_ = type_[: -len(ZSTD)]
-        return serde.loads_typed((type_, blob or b""))
+            return type_[: -len(ZSTD)], self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
+        return type_, blob or b""
+
+    def repack(self, type_: str, blob: bytes | None, aad: bytes, new_aad: bytes) -> tuple[str, bytes | None]:
+        """A stored blob moved to where `new_aad` names (copy_thread): unchanged unless a cipher binds it."""
+        if aad == new_aad or not self.binds_aad:
+            return type_, blob
+        plain_type, plain = self.unpack(type_, blob, aad)
+        return self.pack(plain_type, plain, new_aad)
+
+    @property
+    def binds_aad(self) -> bool:
+        """Whether packed bytes depend on their `aad` (a cipher is set); without one, moving is free."""
+        return False
 
     def _codec(self, kind: str, make: Any) -> Any:
         codec = getattr(self._local, kind, None)  # zstd (de)compressors are not thread-safe: one per thread
