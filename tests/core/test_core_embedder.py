@@ -47,6 +47,15 @@ def test_a_batch_equals_its_texts_one_by_one(local: LocalEmbedder) -> None:
         np.testing.assert_allclose(local.embed_documents([text])[0], row, atol=1e-5)
 
 
+def test_padded_batches_under_the_token_budget_equal_one_text_at_a_time(local: LocalEmbedder) -> None:
+    sentences = json.loads((DATA / "minilm_sentences.json").read_text(encoding="utf-8"))
+    longest = max(sentences, key=len)  # truncated at 256 tokens: with shorter texts it forces padding and splits
+    texts = [longest, *sentences[:24], longest[:400], "a", longest[:900]]
+    batch = local.embed_documents(texts)
+    singles = np.stack([local.embed_documents([t])[0] for t in texts])
+    np.testing.assert_allclose(batch, singles, atol=2e-5)
+
+
 def test_query_vectors_are_cached(local: LocalEmbedder) -> None:
     first = local.embed_query("how do I test a login form?")
     assert local.embed_query("how do I test a login form?") is first

@@ -42,12 +42,15 @@ def test_list_namespaces_with_prefix_suffix_and_depth(alma: ALMA) -> None:
     assert store.list_namespaces(max_depth=1) == [("a",), ("ab",), ("b",)]
 
 
-def test_ttl_expires_items(alma: ALMA) -> None:
-    store = AlmaStore(alma, ttl={"default_ttl": 0.001, "refresh_on_read": False})  # 0.06 s
+def test_ttl_expires_items(alma: ALMA, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])  # the store and the storage read this clock
+    store = AlmaStore(alma, ttl={"default_ttl": 1, "refresh_on_read": False})  # a minute
     store.put(("tmp",), "k", {"v": 1})
     store.put(("tmp",), "forever", {"v": 2}, ttl=None)
+    clock[0] += 59
     assert store.get(("tmp",), "k") is not None
-    time.sleep(0.1)
+    clock[0] += 2
     assert store.get(("tmp",), "k") is None
     assert store.get(("tmp",), "forever") is not None
 
