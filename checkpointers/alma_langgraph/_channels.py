@@ -13,7 +13,7 @@ so a read fetches the whole chain in one query. Lists are compared in their seri
 is self-delimiting, so the old list is a prefix of the new one exactly when the new bytes start with
 the old ones (any other change, or a non-msgpack serde, stores a whole snapshot). A chain is at most
 `SNAPSHOT_EVERY` deltas long. Bytes are packed with the saver's `Packer` (compression, a cipher) each
-bound to its (thread, ns, channel, version).
+bound to its record's place (`_crypto.location`: project, thread, ns, channel, version).
 
 What the saver last wrote or read of each list channel is remembered (bounded, least recent first
 out); a process that remembers nothing writes a snapshot, which is always correct. Only a committed
@@ -31,7 +31,8 @@ from typing import Any
 from alma_core import StorageError
 from alma_core.storage import Record
 
-from ._layout import aad, blob_key
+from ._crypto import location
+from ._layout import BLOBS, blob_key, thread_prefix
 from ._serde import Packer
 
 __all__ = ["SNAPSHOT_EVERY", "Channels", "Known"]
@@ -85,31 +86,31 @@ class Channels:
     def __init__(self, packer: Packer, memory: int = _MEMORY) -> None:
         self.packer = packer
         self.memory = memory
-        self._known: OrderedDict[tuple[str, str, str], Known] = OrderedDict()
+        self._known: OrderedDict[tuple[str, str], Known] = OrderedDict()  # (blob namespace, channel)
         self._size = 0
         self._lock = threading.Lock()
 
     # ---- write ----------------------------------------------------------------------------------
 
     def encode(
-        self, serde: Any, project_id: str, namespace: str, thread_id: str, ns: str,
-        values: Mapping[str, Any], versions: Mapping[str, Any],
-    ) -> tuple[list[Record], list[tuple[tuple[str, str, str], Known]]]:  # fmt: skip
+        self, serde: Any, project_id: str, namespace: str, values: Mapping[str, Any], versions: Mapping[str, Any]
+    ) -> tuple[list[Record], list[tuple[tuple[str, str], Known]]]:
         """Blob records for `values[ch]` at `versions[ch]` (channels without a value get none), and what
         to remember once they are committed (`learn`)."""
         records: list[Record] = []
-        learned: list[tuple[tuple[str, str, str], Known]] = []
+        learned: list[tuple[tuple[str, str], Known]] = []
         for channel, version in versions.items():
             if channel not in values:
                 continue
             value = values[channel]
-            where = aad(thread_id, ns, channel, version)
+            key = blob_key(channel, version)
+            where = location(project_id, namespace, key)
             type_, data = serde.dumps_typed(value)
             meta: dict[str, Any] | None = None
             array = _array(data) if type(value) is list and type_ == "msgpack" else None
             if array is not None:
                 count, start = array
-                slot = (thread_id, ns, channel)
+                slot = (namespace, channel)
                 with self._lock:
                     prev = self._known.get(slot)
                 chain: tuple[str, ...] = ()
@@ -127,10 +128,10 @@ class Channels:
             if meta is None:
                 stored, blob = self.packer.pack(type_, data, where)
                 meta = {"t": stored}
-            records.append(Record(project_id, namespace, blob_key(channel, version), blob, meta))
+            records.append(Record(project_id, namespace, key, blob, meta))
         return records, learned
 
-    def learn(self, learned: Iterable[tuple[tuple[str, str, str], Known]]) -> None:
+    def learn(self, learned: Iterable[tuple[tuple[str, str], Known]]) -> None:
         """Remember committed list versions as the base of the next deltas (least recent evicted)."""
         with self._lock:
             for slot, known in learned:
@@ -147,8 +148,9 @@ class Channels:
 
     def forget(self, thread_id: str) -> None:
         """Drop what is remembered of a thread (its blobs were deleted or pruned)."""
+        prefix = thread_prefix(BLOBS, thread_id)
         with self._lock:
-            for slot in [s for s in self._known if s[0] == thread_id]:
+            for slot in [s for s in self._known if s[0].startswith(prefix)]:
                 self._size -= len(self._known.pop(slot).body)
 
     # ---- read -----------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ class Channels:
         return keys - found.keys()
 
     def decode(
-        self, serde: Any, thread_id: str, ns: str, versions: Mapping[str, Any], found: Mapping[str, Record]
+        self, serde: Any, namespace: str, versions: Mapping[str, Any], found: Mapping[str, Record]
     ) -> dict[str, Any]:
         """The channel values of a checkpoint with these `versions`, from its blobs and their chains."""
         values: dict[str, Any] = {}
@@ -173,10 +175,10 @@ class Channels:
             record = found.get(blob_key(channel, version))
             if record is None:
                 continue
-            type_, data = self.packer.unpack(record.metadata["t"], record.value, aad(thread_id, ns, channel, version))
+            type_, data = self._unpack(record)
             chain = tuple(record.metadata.get("d", ()))
             if chain:
-                parts = [self._part(thread_id, ns, channel, v, found, first=i == 0) for i, v in enumerate(chain)]
+                parts = [self._part(namespace, channel, v, found, first=i == 0) for i, v in enumerate(chain)]
                 count = int(record.metadata["n"])
                 body = b"".join((*parts, data))
                 data = _header(count) + body
@@ -187,27 +189,29 @@ class Channels:
                 continue
             values[channel] = serde.loads_typed((type_, data))
             if type(values[channel]) is list:
-                learned.append(((thread_id, ns, channel), Known(version, body, count, chain)))
+                learned.append(((namespace, channel), Known(version, body, count, chain)))
         if learned:
             self.learn(learned)
         return values
 
-    def _part(
-        self, thread_id: str, ns: str, channel: str, version: str, found: Mapping[str, Record], first: bool
-    ) -> bytes:
+    def _unpack(self, record: Record) -> tuple[str, bytes]:
+        return self.packer.unpack(record.metadata["t"], record.value, location(*_place(record)))
+
+    def _part(self, namespace: str, channel: str, version: str, found: Mapping[str, Record], first: bool) -> bytes:
         """The serialized items one blob of a delta chain adds (the first: a snapshot's items)."""
         record = found.get(blob_key(channel, version))
         if record is None:
             raise StorageError(
-                f"checkpoint data of thread {thread_id!r} is incomplete: channel {channel!r} "
-                f"version {version} is missing"
+                f"checkpoint data under {namespace!r} is incomplete: channel {channel!r} version {version} is missing"
             )
-        _, data = self.packer.unpack(record.metadata["t"], record.value, aad(thread_id, ns, channel, version))
+        _, data = self._unpack(record)
         if first:
             array = _array(data)
             if array is None or "d" in record.metadata:
-                raise StorageError(
-                    f"channel {channel!r} version {version} of thread {thread_id!r} is not a list snapshot"
-                )
+                raise StorageError(f"channel {channel!r} version {version} under {namespace!r} is no list snapshot")
             return data[array[1] :]
         return data
+
+
+def _place(record: Record) -> tuple[str, str, str]:
+    return record.project_id, record.namespace, record.key

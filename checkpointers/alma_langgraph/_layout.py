@@ -31,7 +31,6 @@ __all__ = [
     "SPACES",
     "WRITES",
     "Plan",
-    "aad",
     "arun",
     "blob_key",
     "blobs_ns",
@@ -88,13 +87,6 @@ def blobs_ns(thread_id: str, ns: str) -> str:
 
 def blob_key(channel: str, version: Any) -> str:
     return f"{escape(channel)}/{version}"
-
-
-def aad(*parts: Any) -> bytes:
-    """What a stored blob is bound to (where it lives), for a cipher's associated data: a checkpoint
-    record names (thread, ns, checkpoint id), a channel blob (thread, ns, channel, version), a write
-    (thread, ns, checkpoint id, task id, idx)."""
-    return "\x1f".join(map(str, parts)).encode()
 
 
 def run(storage: BaseStorage, plan: Plan[_T], *, write: bool) -> _T:

@@ -48,13 +48,14 @@ from alma_core.storage import (
 )
 
 from ._channels import Channels
+from ._crypto import KeyRing, key_ring, location
+from ._guards import arun_atomic, guarded_put, needs_guard
 from ._layout import (
     BLOBS,
     CHECKPOINTS,
     META,
     SPACES,
     Plan,
-    aad,
     arun,
     blob_key,
     blobs_ns,
@@ -65,6 +66,8 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._rekey import rotate_keys
+from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
@@ -98,17 +101,28 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         compress_above: int | str | None = "auto",
         lessons: RunLessons | None = None,
+        ttl: float | Mapping[str, Any] | None = None,
+        keep_last: int | None = None,
+        fencing: bool = False,
+        encryption: KeyRing | str | Mapping[str, bytes | str] | bool | None = None,
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
         (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
         `compress_above`: zstd-compress blobs larger than this many bytes (None: never; "auto": 4096
         when `zstandard` is installed). `lessons` (opt-in): learn an outcome from each finished run
-        (see `RunLessons`)."""
+        (see `RunLessons`). `ttl`: minutes after its last checkpoint at which a thread expires, or
+        `{"default_ttl": minutes, "strategy": "delete" | "keep_latest"}`; `keep_last`: checkpoints kept
+        per thread and namespace; both are applied by `sweep()` (see `_retention`). `fencing`: a put
+        whose parent is no longer the thread's head raises `CheckpointConflict` (see `_guards`).
+        `encryption`: AES-GCM at rest, a `KeyRing` or `"id:base64key,..."` (newest first); None reads
+        `ALMA_CHECKPOINT_KEYS` when it is set; False turns it off (see `_crypto`)."""
         super().__init__(serde=serde or safe_serializer())
-        self.packer = Packer(compress_above)
+        self.packer = Packer(compress_above, key_ring(encryption))
         self.channels = Channels(self.packer)
         self.lessons = lessons
         self._stored: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # format-2 checkpoints seen
+        self.retention = Retention(self, ttl, keep_last)
+        self.fencing = bool(fencing)
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
@@ -119,13 +133,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     @classmethod
     @contextmanager
     def from_conn_string(
-        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default", **options: Any
     ) -> Iterator[AlmaSaver]:
         """A saver on an ALMA store, closed on exit: a SQLite path (or ":memory:") or a `postgresql://`
-        URI, like LangGraph's `PostgresSaver.from_conn_string`. No embedder is loaded."""
+        URI, like LangGraph's `PostgresSaver.from_conn_string`. No embedder is loaded. `options` go to the
+        constructor (`ttl`, `keep_last`, `fencing`, `encryption`, ...)."""
         storage = open_storage(conn_string)
         try:
-            yield cls(storage, project_id=project_id)
+            yield cls(storage, project_id=project_id, **options)
         finally:
             storage.close()
 
@@ -150,21 +165,24 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         thread_id, ns, parent = _ids(config)
         values, versions = checkpoint["channel_values"], checkpoint["channel_versions"]
         namespace = blobs_ns(thread_id, ns)
-        blobs, learned = self.channels.encode(
-            self.serde, self.project_id, namespace, thread_id, ns, values, new_versions
-        )
+        blobs, learned = self.channels.encode(self.serde, self.project_id, namespace, values, new_versions)
         ops: list[Op] = [PutRecord(r) for r in blobs]
         if parent is None or (thread_id, ns, parent) not in self._stored:
             rest = {k: versions[k] for k in values if k in versions and k not in new_versions}
-            more, _ = self.channels.encode(self.serde, self.project_id, namespace, thread_id, ns, values, rest)
+            more, _ = self.channels.encode(self.serde, self.project_id, namespace, values, rest)
             ops.extend(PutRecord(r, if_absent=True) for r in more)
         inline = {k: v for k, v in values.items() if k not in versions and k not in new_versions}
         stripped = {**checkpoint, "channel_values": inline}
-        type_, blob = self.packer.dumps(self.serde, stripped, aad(thread_id, ns, checkpoint["id"]))
+        cp_ns = checkpoint_ns(thread_id, ns)
+        type_, blob = self.packer.dumps(self.serde, stripped, location(self.project_id, cp_ns, checkpoint["id"]))
         meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
         meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": FORMAT}
-        record = Record(self.project_id, checkpoint_ns(thread_id, ns), checkpoint["id"], blob, meta)
-        yield [PutRecord(record), *ops]
+        record = Record(self.project_id, cp_ns, checkpoint["id"], blob, meta)
+        ops = [PutRecord(record), *ops, *self.retention.on_put(config, thread_id)]
+        if needs_guard(self.fencing, ns, parent):  # checked in the same write transaction, before writing
+            yield from guarded_put(self.project_id, thread_id, ns, record.key, parent, self.fencing, ops)
+        else:
+            yield ops
         return _config(thread_id, ns, checkpoint["id"]), learned
 
     def _stored_put(self, saved: RunnableConfig, learned: Any) -> None:
@@ -193,7 +211,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         wanted: dict[str, set[str]] = {}
         for r in records:
             info = r.metadata[META]
-            cp = self.packer.loads(self.serde, info["type"], r.value, aad(info["thread_id"], info["ns"], r.key))
+            cp = self._load(info["type"], r)
             checkpoints.append(cp)
             if info.get("v") == FORMAT:
                 keys = wanted.setdefault(blobs_ns(info["thread_id"], info["ns"]), set())
@@ -219,7 +237,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             if info.get("v") == FORMAT:
                 thread_id, ns = info["thread_id"], info["ns"]
                 blobs = found.get(blobs_ns(thread_id, ns), {})
-                values = self.channels.decode(self.serde, thread_id, ns, cp["channel_versions"], blobs)
+                values = self.channels.decode(self.serde, blobs_ns(thread_id, ns), cp["channel_versions"], blobs)
                 cp["channel_values"] = {**cp["channel_values"], **values}
                 self._remember(thread_id, ns, r.key)
         return checkpoints, extra_results
@@ -240,12 +258,23 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         def order(w: Record) -> tuple[str, str, int]:
             return writes_sort_key(w.metadata.get("path", ""), w.metadata["task_id"], w.metadata["idx"])
 
-        return [(w.metadata["task_id"], w.metadata["channel"], self._write_value(w)) for w in sorted(writes, key=order)]
+        return [
+            (w.metadata["task_id"], w.metadata["channel"], self._load(w.metadata["type"], w))
+            for w in sorted(writes, key=order)
+        ]
 
-    def _write_value(self, w: Record) -> Any:
-        _, thread_id, ns, checkpoint_id = _split_writes_ns(w.namespace)
-        where = aad(thread_id, ns, checkpoint_id, w.metadata["task_id"], w.metadata["idx"])
-        return self.packer.loads(self.serde, w.metadata["type"], w.value, where)
+    def _load(self, type_: str, record: Record) -> Any:
+        """A stored blob's value, opened for the record it was read from (see `_crypto`)."""
+        where = location(record.project_id, record.namespace, record.key)
+        return self.packer.loads(self.serde, type_, record.value, where)
+
+    def _moved(self, r: Record, namespace: str, meta: dict[str, Any], type_: str) -> Record:
+        """`r` copied to `namespace`: an encrypted blob is re-sealed for its new place."""
+        value = r.value
+        if self.packer.cipher is not None:
+            plain = self.packer.unseal(type_, value, location(r.project_id, r.namespace, r.key))
+            value = self.packer.seal(type_, plain, location(r.project_id, namespace, r.key))
+        return Record(r.project_id, namespace, r.key, value, meta)
 
     def _get_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
         thread_id, ns, checkpoint_id = _ids(config)
@@ -310,9 +339,10 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         records = []
         for i, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, i)
-            type_, blob = self.packer.dumps(self.serde, value, aad(thread_id, ns, checkpoint_id, task_id, idx))
+            key = f"{task_id}/{idx}"
+            type_, blob = self.packer.dumps(self.serde, value, location(self.project_id, namespace, key))
             meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
-            records.append(Record(self.project_id, namespace, f"{task_id}/{idx}", blob, meta))
+            records.append(Record(self.project_id, namespace, key, blob, meta))
         if records:  # one batch: regular writes are written once, special ones (errors, interrupts) replaced
             yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
         return None
@@ -360,7 +390,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             for r in checkpoints:
                 info = r.metadata[META]
                 if info.get("v") == FORMAT:
-                    cp = self.packer.loads(self.serde, info["type"], r.value, aad(thread_id, ns, r.key))
+                    cp = self._load(info["type"], r)
                     needed.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
             for b in blobs:
                 if b.key in needed and "d" in b.metadata:
@@ -383,31 +413,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         for space, records in zip(SPACES, spaces, strict=True):
             src, dst = thread_prefix(space, source), thread_prefix(space, target)
             for r in records:
-                meta, value = r.metadata, r.value
+                meta = r.metadata
                 if space == CHECKPOINTS:
                     meta = {**meta, META: {**meta[META], "thread_id": str(target)}}
-                    old, new = aad(source, meta[META]["ns"], r.key), aad(target, meta[META]["ns"], r.key)
-                    type_, value = self.packer.repack(meta[META]["type"], value, old, new)
-                    meta[META]["type"] = type_
-                else:
-                    old, new = self._aad_of(space, r, source), self._aad_of(space, r, target)
-                    field = "type" if space != BLOBS else "t"
-                    type_, value = self.packer.repack(meta[field], value, old, new)
-                    meta = {**meta, field: type_}
-                ops.append(PutRecord(Record(r.project_id, dst + r.namespace[len(src) :], r.key, value, meta)))
+                type_ = meta[META]["type"] if space == CHECKPOINTS else meta["t"] if space == BLOBS else meta["type"]
+                ops.append(PutRecord(self._moved(r, dst + r.namespace[len(src) :], meta, type_)))
         if ops:
             yield ops
         return None
-
-    @staticmethod
-    def _aad_of(space: str, r: Record, thread_id: str) -> bytes:
-        """The associated data of a write or blob record as if it lived in `thread_id`."""
-        if space == BLOBS:
-            ns = unescape(r.namespace.split("/", 2)[2])
-            channel, version = r.key.split("/", 1)
-            return aad(thread_id, ns, unescape(channel), version)
-        _, _, ns, checkpoint_id = _split_writes_ns(r.namespace)
-        return aad(thread_id, ns, checkpoint_id, r.metadata["task_id"], r.metadata["idx"])
 
     def _prune_plan(self, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
         if isinstance(thread_ids, str):
@@ -421,8 +434,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 yield from self._keep_latest_plan(thread_id)
         return None
 
-    def _keep_latest_plan(self, thread_id: str) -> Plan[None]:
-        """Keep each namespace's latest checkpoint (with its writes and blobs), and, for a thread that
+    def _keep_latest_plan(self, thread_id: str, keep: int = 1) -> Plan[None]:
+        """Keep each namespace's latest `keep` checkpoints (with their writes and blobs), and, for a thread that
         uses a DeltaChannel, every ancestor back to the nearest one holding a stored value for each
         delta channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
         (records,) = yield [
@@ -435,10 +448,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         doomed: list[Record] = []
         orphans: list[Record] = []
         for namespace, chain in by_ns.items():
-            latest = chain[max(chain)]
-            kept = [latest]
-            delta = set(latest.metadata.get("counters_since_delta_snapshot") or {})
-            parent = latest.metadata[META]["parent"]
+            kept = [chain[k] for k in sorted(chain, reverse=True)[:keep]]
+            delta = set(kept[-1].metadata.get("counters_since_delta_snapshot") or {})
+            parent = kept[-1].metadata[META]["parent"]
             while delta and parent in chain:
                 (ancestor,) = yield [GetRecord(self.project_id, namespace, parent)]
                 if ancestor is None:
@@ -520,6 +532,24 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """`"keep_latest"` (DeltaChannel-safe, see `_keep_latest_plan`) or `"delete"`, per thread."""
         run(self.storage, self._prune_plan(thread_ids, strategy), write=True)
 
+    def sweep(self, *, now: float | None = None) -> SweepResult:
+        """Delete the threads whose TTL has passed and cut threads to `keep_last` checkpoints; safe
+        from several processes at once. Returns the counts this call removed (see `_retention`)."""
+        return self.retention.sweep(now)
+
+    async def asweep(self, *, now: float | None = None) -> SweepResult:
+        return await asyncio.to_thread(self.retention.sweep, now)
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every blob under the key ring's newest key (rows written in plaintext before
+        encryption was on included); returns how many it rewrote. See `_rekey`."""
+        return rotate_keys(self)
+
+    def set_ttl(self, thread_id: str, ttl: float | Mapping[str, Any] | None) -> None:
+        """Give one thread its own TTL in minutes (or `{"ttl": minutes, "strategy": ...}`); None removes
+        it. A run's config can do the same: `{"configurable": {"thread_id": ..., "ttl": 60}}`."""
+        self.retention.set_ttl(str(thread_id), ttl)
+
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Monotonic string versions, like LangGraph's own savers."""
         if current is None:
@@ -558,7 +588,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        saved, learned = await arun(self.storage, self._put_plan(config, checkpoint, metadata, new_versions))
+        saved, learned = await arun_atomic(self.storage, self._put_plan(config, checkpoint, metadata, new_versions))
         self._stored_put(saved, learned)
         if self.lessons is not None:
             await self.lessons.aon_put(saved, checkpoint, metadata)
@@ -595,24 +625,18 @@ class AsyncAlmaSaver(AlmaSaver):
     @classmethod
     @asynccontextmanager
     async def from_conn_string(  # type: ignore[override]
-        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default", **options: Any
     ) -> AsyncIterator[AsyncAlmaSaver]:
         """Like `AlmaSaver.from_conn_string`; a store with an async pool (PostgreSQL) closes it too."""
         storage = open_storage(conn_string)
         try:
-            yield cls(storage, project_id=project_id)
+            yield cls(storage, project_id=project_id, **options)
         finally:
             aclose = getattr(storage, "aclose", None)
             if aclose is not None:
                 await aclose()
             else:
                 storage.close()
-
-
-def _split_writes_ns(namespace: str) -> tuple[str, str, str, str]:
-    """(space, thread_id, ns, checkpoint_id) of a writes namespace."""
-    space, thread_id, ns, checkpoint_id = namespace.split("/", 3)
-    return space, unescape(thread_id), unescape(ns), checkpoint_id
 
 
 def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
