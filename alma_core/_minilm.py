@@ -180,6 +180,12 @@ class MiniLM:
         h += x
         return _layer_norm(h, *lw.norm2, self.eps)
 
+    def _encoder(self, x: np.ndarray, shape: tuple[int, int], bias: np.ndarray | None) -> np.ndarray:
+        """The transformer layers over the embedded tokens (batch x length, dim)."""
+        for layer in self.layers:
+            x = self._layer(x, shape, bias, layer)
+        return x
+
     def encode_ids(self, ids: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Mean-pooled, L2-normalised sentence vectors of a (batch, length) id matrix; `mask` marks real
         tokens (None: no padding)."""
@@ -190,9 +196,7 @@ class MiniLM:
         bias = None
         if mask is not None and not mask.all():
             bias = np.where(mask[:, None, None, :], np.float32(0), np.float32(-1e9)).astype(np.float32)
-        for layer in self.layers:
-            x = self._layer(x, (batch, length), bias, layer)
-        x = x.reshape(batch, length, self.dim)
+        x = self._encoder(x, (batch, length), bias).reshape(batch, length, self.dim)
         if bias is None:
             pooled = x.mean(axis=1)
         else:

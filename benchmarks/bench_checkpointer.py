@@ -1,6 +1,7 @@
 """AlmaSaver vs LangGraph's SqliteSaver, side by side in one run (sync and async savers).
 
     .venv/bin/python benchmarks/bench_checkpointer.py [--quick]
+    .venv/bin/python benchmarks/bench_checkpointer.py --sweep 10000   # only the TTL sweep of N threads
 
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
 thread's latest checkpoint (p50/p95), list(limit=100) of a thread (p50), a 200-step graph run, and the
@@ -172,11 +173,48 @@ def _store_suite(items: int) -> None:
         alma.close()
 
 
+def _sweep_suite(threads: int) -> None:
+    """`AlmaSaver.sweep()` of `threads` expired threads (2 checkpoints and 1 write each), beside
+    SqliteSaver's only way to do the same: `delete_thread` per thread. Same durability, fresh files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        savers: dict[str, Any] = {}
+        alma_saver = AlmaSaver(Path(tmp) / "alma.db", ttl=1)
+        _pragmas(alma_saver.storage._conn)  # type: ignore[attr-defined]
+        conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
+        _pragmas(conn)
+        savers["SqliteSaver"] = SqliteSaver(conn)
+        savers["SqliteSaver"].setup()
+        savers["AlmaSaver"] = alma_saver
+        for saver in savers.values():
+            for t in range(threads):
+                config: Any = {"configurable": {"thread_id": f"t{t}", "checkpoint_ns": ""}}
+                for step in range(2):
+                    cp = empty_checkpoint()
+                    cp["channel_values"] = {"step": step}
+                    config = saver.put(config, cp, {"step": step}, {})
+                saver.put_writes(config, [("step", 2)], "task")
+        print(f"\nsweep of {threads} expired threads (2 checkpoints + 1 write each); {'; '.join(DURABILITY)}")
+        start = time.perf_counter()
+        swept = alma_saver.sweep(now=time.time() + 120)
+        elapsed = time.perf_counter() - start
+        print(f"{'AlmaSaver.sweep()':<34}{elapsed:>8.2f} s  ({swept['threads']} threads deleted)")
+        start = time.perf_counter()
+        for t in range(threads):
+            savers["SqliteSaver"].delete_thread(f"t{t}")
+        print(f"{'SqliteSaver.delete_thread x N':<34}{time.perf_counter() - start:>8.2f} s")
+        alma_saver.storage.close()
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 threads x 20 checkpoints")
     parser.add_argument("--store", type=int, metavar="N", help="only AlmaStore.search over N items")
+    parser.add_argument("--sweep", type=int, metavar="N", help="only the TTL sweep of N expired threads")
     args = parser.parse_args()
+    if args.sweep:
+        _sweep_suite(args.sweep)
+        return
     if args.store:
         _store_suite(args.store)
         return

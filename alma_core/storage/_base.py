@@ -236,6 +236,7 @@ class ListRecords:
 
     `where` matches top-level metadata keys by equality. `order_by="key"` orders by key instead of seq
     (for keys that sort by time, such as uuid6 ids); `before_key` keeps keys that sort below it.
+    `keys` keeps only these keys (many records by key in one statement).
     """
 
     project_id: str
@@ -250,6 +251,7 @@ class ListRecords:
     offset: int = 0
     descending: bool = True
     with_values: bool = True
+    keys: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
