@@ -380,6 +380,10 @@ class BaseStorage(ABC):
     async def aexecute(self, op: Op) -> Any:
         return (await self.abatch([op]))[0]
 
+    async def ageneration(self, project_id: str) -> int:
+        """`generation` without blocking the event loop (a worker thread unless the backend overrides it)."""
+        return await asyncio.to_thread(self.generation, project_id)
+
     def __enter__(self) -> BaseStorage:
         return self
 
