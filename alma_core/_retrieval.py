@@ -33,16 +33,21 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._config import RetrievalConfig
 from ._models import AntiPattern, Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
+from ._plans import Compute, Plan, run
 from ._slice import MemorySlice
 from .embeddings import Embedder
 from .storage._base import BaseStorage, FindMemories, MemoryFilter, SearchHits, SearchMemories
+
+if TYPE_CHECKING:
+    from ._context import AlmaContext
 
 __all__ = ["Retriever", "fuse", "lexical_query", "recency_factor", "success_factor"]
 
@@ -235,6 +240,11 @@ class Retriever:
             return None
         return self.embedder.embed_query(query)
 
+    @classmethod
+    def from_context(cls, context: AlmaContext) -> Retriever:
+        """The retriever of an `AlmaContext`'s store, embedder and retrieval config."""
+        return cls(context.storage, context.embedder, context.config.retrieval)
+
     def candidates(
         self,
         base: MemoryFilter,
@@ -245,13 +255,26 @@ class Retriever:
         user_types: tuple[MemoryType, ...] | None = None,
     ) -> tuple[dict[str, Memory], dict[str, float]]:
         """Candidate memories and their fused relevance in [0, 1], from one `SearchMemories`."""
+        op = self.search_op(base, query, types, mode, vector, user_types)
+        return self.relevance(op, self.storage.execute(op), query, types, mode)
+
+    def search_op(
+        self,
+        base: MemoryFilter,
+        query: str,
+        types: Sequence[MemoryType],
+        mode: str | None = None,
+        vector: np.ndarray | None = None,
+        user_types: tuple[MemoryType, ...] | None = None,
+    ) -> SearchMemories:
+        """The one `SearchMemories` of a retrieve (embeds the query when `vector` is missing)."""
         mode = mode or self.config.mode
         if mode in ("hybrid", "dense") and vector is None:
             vector = self.embedder.embed_query(query)
         searched = list(types)
         if {MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN} & set(types) and MemoryType.OUTCOME not in types:
             searched.append(MemoryType.OUTCOME)  # lessons inherit their outcomes' relevance (then dropped)
-        op = SearchMemories(
+        return SearchMemories(
             replace(base, types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
@@ -259,7 +282,12 @@ class Retriever:
             user_types=user_types,
             with_embeddings=self.config.diversity > 0,
         )
-        hits: SearchHits = self.storage.execute(op)
+
+    def relevance(
+        self, op: SearchMemories, hits: SearchHits, query: str, types: Sequence[MemoryType], mode: str | None = None
+    ) -> tuple[dict[str, Memory], dict[str, float]]:
+        """The candidates of `types` among a search's hits, and their fused relevance in [0, 1]."""
+        mode = mode or self.config.mode
         memories = hits.memories
         words = _topic_words(query)
         lex_ids = {i for per_type in hits.lexical.values() for i, _ in per_type if i in memories}
@@ -267,7 +295,7 @@ class Retriever:
         exact = _exact_matches(query, memories, lex_ids, coverage)
         relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
         relevance = inherit_task_relevance(memories, relevance)
-        if len(searched) > len(types):
+        if len(op.filter.types or ()) > len(types):
             memories = {i: m for i, m in memories.items() if m.memory_type in types}
         if self.reranker is not None and relevance:
             relevance = self._rerank(query, memories, relevance)
@@ -297,14 +325,34 @@ class Retriever:
         """Add the memories graph memory leads to (within `base`: the same scopes) and fuse the graph score
         into relevance as a noisy-or, 1 - (1 - relevance) * (1 - graph_weight * graph): never lower, and a
         memory the text search missed enters with at most `graph_weight`."""
+        find = self.graph_find(base, types, memories, graph)
+        found = self.storage.execute(find) if find is not None else []
+        return self.graph_fuse(base, memories, relevance, graph, found, user_types)
+
+    def graph_find(
+        self, base: MemoryFilter, types: Sequence[MemoryType], memories: Mapping[str, Memory], graph: dict[str, float]
+    ) -> FindMemories | None:
+        """The read of the memories graph memory leads to that the search did not find (None: none)."""
         missing = tuple(i for i in graph if i not in memories)
-        if missing:
-            found = self.storage.execute(FindMemories(replace(base, ids=missing, types=tuple(types), user_id=None),
-                                                      with_embeddings=self.config.diversity > 0))  # fmt: skip
-            user = base.user_id  # (as in the search) the user applies to `user_types` only
-            found = [m for m in found if user is None or m.user_id_value in (None, user) or
-                     (user_types is not None and m.memory_type not in user_types)]  # fmt: skip
-            memories = {**memories, **{m.id: m for m in found}}
+        if not missing:
+            return None
+        return FindMemories(replace(base, ids=missing, types=tuple(types), user_id=None),
+                            with_embeddings=self.config.diversity > 0)  # fmt: skip
+
+    def graph_fuse(
+        self,
+        base: MemoryFilter,
+        memories: dict[str, Memory],
+        relevance: dict[str, float],
+        graph: dict[str, float],
+        found: Sequence[Memory],
+        user_types: tuple[MemoryType, ...] | None = None,
+    ) -> tuple[dict[str, Memory], dict[str, float]]:
+        """`with_graph`'s fusion, given what `graph_find` read."""
+        user = base.user_id  # (as in the search) the user applies to `user_types` only
+        found = [m for m in found if user is None or m.user_id_value in (None, user) or
+                 (user_types is not None and m.memory_type not in user_types)]  # fmt: skip
+        memories = {**memories, **{m.id: m for m in found}}
         weight = self.graph_weight
         fused = {i: 1.0 - (1.0 - relevance.get(i, 0.0)) * (1.0 - weight * graph.get(i, 0.0)) for i in memories}
         return memories, fused
@@ -354,10 +402,52 @@ class Retriever:
     ) -> MemorySlice:
         """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice` (`graph`: memory id
         -> graph score, from `GraphIndex.expand`, fused into relevance by `with_graph`)."""
+        return run(self.storage, self.plan(base, query, top_k, types, reader, mode, vector, user_types, graph))
+
+    def plan(
+        self,
+        base: MemoryFilter,
+        query: str,
+        top_k: int,
+        types: Sequence[MemoryType],
+        reader: str,
+        mode: str | None = None,
+        vector: np.ndarray | None = None,
+        user_types: tuple[MemoryType, ...] | None = None,
+        graph: dict[str, float] | None = None,
+    ) -> Plan[MemorySlice]:
+        """`retrieve` as a plan (`alma_core._plans`): the search (and the graph's read) are its storage
+        steps, fusion and ranking one `Compute` step."""
         start = time.perf_counter()
-        memories, relevance = self.candidates(base, query, types, mode, vector, user_types)
+        op = self.search_op(base, query, types, mode, vector, user_types)
+        hits: SearchHits = (yield [op])[0]
+        found: list[Memory] = []
         if graph is not None:
-            memories, relevance = self.with_graph(base, types, memories, relevance, graph, user_types)
+            searched = {i: m for i, m in hits.memories.items() if m.memory_type in types}
+            find = self.graph_find(base, types, searched, graph)
+            found = (yield [find])[0] if find is not None else []
+        result: MemorySlice = yield Compute(self._answer, op, hits, query, top_k, types, reader, mode, user_types,
+                                            graph, found)  # fmt: skip
+        result.retrieval_ms = (time.perf_counter() - start) * 1000
+        return result
+
+    def _answer(
+        self,
+        op: SearchMemories,
+        hits: SearchHits,
+        query: str,
+        top_k: int,
+        types: Sequence[MemoryType],
+        reader: str,
+        mode: str | None,
+        user_types: tuple[MemoryType, ...] | None,
+        graph: dict[str, float] | None,
+        found: Sequence[Memory],
+    ) -> MemorySlice:
+        """Fusion, ranking and the slice, from a search's hits (and what the graph led to)."""
+        memories, relevance = self.relevance(op, hits, query, types, mode)
+        if graph is not None:
+            memories, relevance = self.graph_fuse(op.filter, memories, relevance, graph, found, user_types)
         result = MemorySlice(query=query, agent=reader)
         by_type: dict[MemoryType, list[Memory]] = {}
         for memory in cap_error_warnings(self.rank(memories, relevance), self.config.max_error_warnings):
@@ -370,7 +460,6 @@ class Retriever:
                 if memory.agent not in (reader, "*"):
                     memory.metadata["shared_from"] = memory.agent
                 result.add(memory)
-        result.retrieval_ms = (time.perf_counter() - start) * 1000
         return result
 
 

@@ -236,6 +236,7 @@ class ListRecords:
 
     `where` matches top-level metadata keys by equality. `order_by="key"` orders by key instead of seq
     (for keys that sort by time, such as uuid6 ids); `before_key` keeps keys that sort below it.
+    `keys` keeps only these keys (many records by key in one statement).
     """
 
     project_id: str
@@ -250,6 +251,7 @@ class ListRecords:
     offset: int = 0
     descending: bool = True
     with_values: bool = True
+    keys: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +379,10 @@ class BaseStorage(ABC):
 
     async def aexecute(self, op: Op) -> Any:
         return (await self.abatch([op]))[0]
+
+    async def ageneration(self, project_id: str) -> int:
+        """`generation` without blocking the event loop (a worker thread unless the backend overrides it)."""
+        return await asyncio.to_thread(self.generation, project_id)
 
     def __enter__(self) -> BaseStorage:
         return self

@@ -363,6 +363,11 @@ class _Tx:
         if op.updated_before is not None:
             clauses.append("updated_at < ?")
             args.append(op.updated_before)
+        if op.keys is not None:
+            if not op.keys:
+                return []
+            clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
+            args.extend(op.keys)
         post_filter: dict[str, Any] = {}
         for key, value in (op.where or {}).items():
             if value is None or isinstance(value, (str, int, float, bool)):
