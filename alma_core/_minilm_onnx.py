@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._minilm import MiniLM, _Layer
+from ._minilm import MiniLM
 
 _FLOAT, _INT64 = 1, 7  # TensorProto.DataType
 _ATTR_FLOAT, _ATTR_INT, _ATTR_INTS = 1, 2, 7  # AttributeProto.AttributeType
@@ -96,25 +96,45 @@ class _Graph:
         return _field(1, 8) + _field(2, "alma_core") + opsets + _field(7, graph)
 
 
-def _layer(g: _Graph, x: str, i: int, lw: _Layer, eps: float, dim: int) -> str:
-    c = f"l{i}."
-    qkv = g.op("Reshape", g.op("Gemm", x, g.const(c + "qkv_w", lw.qkv_w), g.const(c + "qkv_b", lw.qkv_b)), "shape5")
+def _linear(g: _Graph, x: str, w: dict[str, np.ndarray], name: str) -> str:
+    """x @ W.T + b with the (out, in) weight as the file stores it: onnxruntime packs it once either way."""
+    return g.op("Gemm", x, g.const(f"{name}.weight", w[f"{name}.weight"]), g.const(f"{name}.bias", w[f"{name}.bias"]),
+                transB=1)  # fmt: skip
+
+
+def _norm(g: _Graph, x: str, w: dict[str, np.ndarray], name: str, eps: float) -> str:
+    weight, bias = g.const(f"{name}.weight", w[f"{name}.weight"]), g.const(f"{name}.bias", w[f"{name}.bias"])
+    return g.op("LayerNormalization", x, weight, bias, epsilon=eps)
+
+
+def _layer(g: _Graph, x: str, w: dict[str, np.ndarray], p: str, eps: float) -> str:
+    qkv = g.op("Reshape", _linear(g, x, w, f"{p}.attention.self.qkv"), "shape5")
     qkv = g.op("Transpose", qkv, perm=[2, 0, 3, 1, 4])  # (3, batch, heads, length, head)
     q, k, v = (g.op("Gather", qkv, f"idx{j}", axis=0) for j in range(3))
     scores = g.op("Add", g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2])), "bias")
     context = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
     context = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]), "shape2")
-    h = g.op("Add", g.op("Gemm", context, g.const(c + "out_w", lw.out_w), g.const(c + "out_b", lw.out_b)), x)
-    x = g.op("LayerNormalization", h, g.const(c + "n1w", lw.norm1[0]), g.const(c + "n1b", lw.norm1[1]), epsilon=eps)
-    h = g.op(
-        "Gelu", g.op("Gemm", x, g.const(c + "up_w", lw.up_w), g.const(c + "up_b", lw.up_b)), domain="com.microsoft"
-    )
-    h = g.op("Add", g.op("Gemm", h, g.const(c + "down_w", lw.down_w), g.const(c + "down_b", lw.down_b)), x)
-    return g.op("LayerNormalization", h, g.const(c + "n2w", lw.norm2[0]), g.const(c + "n2b", lw.norm2[1]), epsilon=eps)
+    x = _norm(g, g.op("Add", _linear(g, context, w, f"{p}.attention.output.dense"), x), w,
+              f"{p}.attention.output.LayerNorm", eps)  # fmt: skip
+    h = g.op("Gelu", _linear(g, x, w, f"{p}.intermediate.dense"), domain="com.microsoft")
+    return _norm(g, g.op("Add", _linear(g, h, w, f"{p}.output.dense"), x), w, f"{p}.output.LayerNorm", eps)
 
 
-def build_model(layers: list[_Layer], eps: float, dim: int) -> tuple[bytes, dict[str, np.ndarray]]:
-    """ONNX bytes of the transformer layers, and the weights they name (for `add_external_initializers`).
+def fuse_qkv(w: dict[str, np.ndarray], p: str, scale: float) -> dict[str, np.ndarray]:
+    """Query, key and value of layer `p` as one (3 dim, dim) weight and bias, the attention scale folded in."""
+    att = f"{p}.attention.self"
+    weights = [w[f"{att}.{n}.weight"] for n in ("query", "key", "value")]
+    biases = [w[f"{att}.{n}.bias"] for n in ("query", "key", "value")]
+    weight, bias = np.concatenate(weights).astype(np.float32), np.concatenate(biases).astype(np.float32)
+    dim = weights[0].shape[0]
+    weight[:dim] *= np.float32(scale)
+    bias[:dim] *= np.float32(scale)
+    return {f"{att}.qkv.weight": weight, f"{att}.qkv.bias": bias}
+
+
+def build_model(w: dict[str, np.ndarray], layers: int, eps: float, dim: int) -> tuple[bytes, dict[str, np.ndarray]]:
+    """ONNX bytes of the transformer layers over the weights `w` (names as in the safetensors file, plus each
+    layer's `fuse_qkv`), and the large weights they name, for `add_external_initializers`.
 
     Inputs x (tokens, dim), bias (batch, 1, 1, length), shape5 (batch, length, 3, heads, head); output y."""
     g = _Graph()
@@ -122,8 +142,8 @@ def build_model(layers: list[_Layer], eps: float, dim: int) -> tuple[bytes, dict
         g.const(f"idx{j}", np.array(j, dtype=np.int64))
     g.const("shape2", np.array([-1, dim], dtype=np.int64))
     x = "x"
-    for i, lw in enumerate(layers):
-        x = _layer(g, x, i, lw, eps, dim)
+    for i in range(layers):
+        x = _layer(g, x, w, f"encoder.layer.{i}", eps)
     g.nodes.append(_field(1, x) + _field(2, "y") + _field(4, "Identity"))
     inputs = [
         _value_info("x", _FLOAT, ["tokens", str(dim)]),
@@ -137,18 +157,27 @@ class OnnxMiniLM(MiniLM):
     """`MiniLM` whose transformer layers run on onnxruntime (one intra-op thread unless `threads` says more)."""
 
     def __init__(self, model_dir: Path, *, threads: int | None = 1, max_tokens: int | None = None) -> None:
+        self._threads = threads
+        super().__init__(model_dir, max_tokens=max_tokens)
+
+    def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
+        """An onnxruntime session over the file's weights, read in place (memory-mapped) and packed once by the
+        session for its kernels; only query/key/value are copied (fused)."""
         import onnxruntime as ort
 
-        super().__init__(model_dir, max_tokens=max_tokens)
+        scale = 1 / np.sqrt(self.dim // self.heads)
+        w = dict(w)
+        for i in range(count):
+            w.update(fuse_qkv(w, f"encoder.layer.{i}", scale))
+        model, weights = build_model(w, count, self.eps, self.dim)
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        if self._threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = self._threads, 1
         options.log_severity_level = 3
-        model, weights = build_model(self.layers, self.eps, self.dim)
-        # the session reads our packed arrays in place (they stay alive with self.layers) and packs its own copy
-        self._weights = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in weights.items()}
+        self._weights = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in weights.items()}  # kept alive
         options.add_external_initializers(list(self._weights), list(self._weights.values()))
         self.session: Any = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.layers = []
 
     def _encoder(self, x: np.ndarray, shape: tuple[int, int], bias: np.ndarray | None) -> np.ndarray:
         batch, length = shape

@@ -27,6 +27,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     PendingWrite,
     SerializerProtocol,
     get_checkpoint_id,
@@ -50,6 +51,7 @@ from alma_core.storage import (
 from ._channels import Channels
 from ._crypto import KeyRing, key_ring, location
 from ._guards import arun_atomic, guarded_put, needs_guard
+from ._history import delta_history_plan
 from ._layout import (
     BLOBS,
     CHECKPOINTS,
@@ -531,6 +533,17 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """`"keep_latest"` (DeltaChannel-safe, see `_keep_latest_plan`) or `"delete"`, per thread."""
         run(self.storage, self._prune_plan(thread_ids, strategy), write=True)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Each channel's writes along the parent chain down to its seed, in a few queries (see `_history`)."""
+        return run(self.storage, delta_history_plan(self, config, channels), write=False)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await arun(self.storage, delta_history_plan(self, config, channels))
 
     def sweep(self, *, now: float | None = None) -> SweepResult:
         """Delete the threads whose TTL has passed and cut threads to `keep_last` checkpoints; safe
