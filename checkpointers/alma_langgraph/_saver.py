@@ -293,6 +293,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             ops.append(PutRecord(self._moved(r, dst_cp + r.namespace[len(src_cp) :], meta, meta[META]["type"])))
         for r in writes:
             ops.append(PutRecord(self._moved(r, dst_w + r.namespace[len(src_w) :], r.metadata, r.metadata["type"])))
+        if checkpoints:  # the copy expires like a thread this saver wrote
+            ops.extend(self.retention.on_put({}, str(target)))
         if ops:
             yield ops
         return None
@@ -418,7 +420,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         return self.retention.sweep(now)
 
     async def asweep(self, *, now: float | None = None) -> SweepResult:
-        return await asyncio.to_thread(self.retention.sweep, now)
+        return await self.retention.asweep(now)
 
     def rotate_keys(self) -> int:
         """Re-encrypt every blob under the key ring's newest key (rows written in plaintext before
