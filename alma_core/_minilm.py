@@ -143,18 +143,21 @@ class MiniLM:
         self.eps = float(config["layer_norm_eps"])
         buf, tensors = _map_safetensors(model_dir / "model.safetensors")
         w = {k.removeprefix("bert."): v for k, v in tensors.items()}
-        scale = 1 / np.sqrt(self.dim // self.heads)
-        self.layers = [_pack_layer(w, f"encoder.layer.{i}", scale) for i in range(int(config["num_hidden_layers"]))]
+        self._load_layers(w, int(config["num_hidden_layers"]))
         self.word = w["embeddings.word_embeddings.weight"]  # stays mapped: only the rows of used tokens page in
         # position + token-type 0 (every text is one segment), summed once
         self.position = _f32(w["embeddings.position_embeddings.weight"][: self.max_tokens])
         self.position += w["embeddings.token_type_embeddings.weight"][0]
         self.norm0 = _f32(w["embeddings.LayerNorm.weight"]), _f32(w["embeddings.LayerNorm.bias"])
         if hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            buf.madvise(mmap.MADV_DONTNEED)  # the packed copies are what we use: drop the file pages just read
+            buf.madvise(mmap.MADV_DONTNEED)  # drop the file pages read while packing (they page back in if read)
         self.tokenizer: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.no_padding()
+
+    def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
+        scale = 1 / np.sqrt(self.dim // self.heads)
+        self.layers = [_pack_layer(w, f"encoder.layer.{i}", scale) for i in range(count)]
 
     def _layer(self, x: np.ndarray, shape: tuple[int, int], bias: np.ndarray | None, lw: _Layer) -> np.ndarray:
         (batch, length), heads = shape, self.heads
@@ -180,6 +183,12 @@ class MiniLM:
         h += x
         return _layer_norm(h, *lw.norm2, self.eps)
 
+    def _encoder(self, x: np.ndarray, shape: tuple[int, int], bias: np.ndarray | None) -> np.ndarray:
+        """The transformer layers over the embedded tokens (batch x length, dim)."""
+        for layer in self.layers:
+            x = self._layer(x, shape, bias, layer)
+        return x
+
     def encode_ids(self, ids: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Mean-pooled, L2-normalised sentence vectors of a (batch, length) id matrix; `mask` marks real
         tokens (None: no padding)."""
@@ -190,9 +199,7 @@ class MiniLM:
         bias = None
         if mask is not None and not mask.all():
             bias = np.where(mask[:, None, None, :], np.float32(0), np.float32(-1e9)).astype(np.float32)
-        for layer in self.layers:
-            x = self._layer(x, (batch, length), bias, layer)
-        x = x.reshape(batch, length, self.dim)
+        x = self._encoder(x, (batch, length), bias).reshape(batch, length, self.dim)
         if bias is None:
             pooled = x.mean(axis=1)
         else:

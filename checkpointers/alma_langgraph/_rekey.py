@@ -15,14 +15,14 @@ from alma_core import ConfigError
 from alma_core.storage import ListNamespaces, ListRecords, Op, PutRecord, Record
 
 from ._crypto import location, sealed_key_id
-from ._layout import CHECKPOINTS, META, WRITES, Plan, run
+from ._layout import BLOBS, CHECKPOINTS, META, WRITES, Plan, run
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
 __all__ = ["SEALED_SPACES", "rotate_keys"]
 
-SEALED_SPACES = (CHECKPOINTS, WRITES)  # every namespace prefix whose records hold sealed blobs
+SEALED_SPACES = (CHECKPOINTS, WRITES, BLOBS)  # every namespace prefix whose records hold sealed blobs
 _CHUNK = 200  # namespaces per write transaction
 
 
@@ -46,7 +46,7 @@ def _reseal(saver: AlmaSaver, namespaces: list[str]) -> Plan[int]:
         key_id = sealed_key_id(r.value)
         if key_id == current:
             continue
-        type_ = r.metadata[META]["type"] if META in r.metadata else r.metadata["type"]
+        type_ = r.metadata[META]["type"] if META in r.metadata else str(r.metadata.get("type", r.metadata.get("t")))
         where = location(r.project_id, r.namespace, r.key)
         plain = packer.unseal(type_, r.value, where) if key_id is not None else (r.value or b"")
         ops.append(PutRecord(replace(r, value=packer.seal(type_, plain, where))))

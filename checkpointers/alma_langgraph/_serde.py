@@ -124,17 +124,24 @@ class Packer:
 
     def dumps(self, serde: Any, obj: Any, aad: bytes | None = None) -> tuple[str, bytes]:
         type_, blob = serde.dumps_typed(obj)
+        return self.pack(type_, blob, aad)
+
+    def loads(self, serde: Any, type_: str, blob: bytes | None, aad: bytes | None = None) -> Any:
+        return serde.loads_typed(self.unpack(type_, blob, aad))
+
+    def pack(self, type_: str, blob: bytes, aad: bytes | None = None) -> tuple[str, bytes]:
+        """Serialized bytes as stored: compressed above the threshold, then sealed for `aad`."""
         if self.compress_above is not None and len(blob) > self.compress_above:
             type_, blob = type_ + ZSTD, self._codec("c", lambda z: z.ZstdCompressor(level=1)).compress(blob)
         return type_, self.seal(type_, blob, aad)
 
-    def loads(self, serde: Any, type_: str, blob: bytes | None, aad: bytes | None = None) -> Any:
+    def unpack(self, type_: str, blob: bytes | None, aad: bytes | None = None) -> tuple[str, bytes]:
+        """The serde type and serialized bytes of a stored blob (the inverse of `pack`)."""
         blob = self.unseal(type_, blob, aad)
         if type_.endswith(ZSTD):
             _zstd(required=True)
-            blob = self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
-            type_ = type_[: -len(ZSTD)]
-        return serde.loads_typed((type_, blob or b""))
+            return type_[: -len(ZSTD)], self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
+        return type_, blob or b""
 
     def seal(self, type_: str, blob: bytes, aad: bytes | None) -> bytes:
         """`blob` encrypted for the place `aad` names (unchanged without a cipher)."""
