@@ -420,6 +420,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                     meta = {**meta, META: {**meta[META], "thread_id": str(target)}}
                 type_ = meta[META]["type"] if space == CHECKPOINTS else meta["t"] if space == BLOBS else meta["type"]
                 ops.append(PutRecord(self._moved(r, dst + r.namespace[len(src) :], meta, type_)))
+        if spaces[0]:  # the copy expires like a thread this saver wrote
+            ops.extend(self.retention.on_put({}, str(target)))
         if ops:
             yield ops
         return None
@@ -551,7 +553,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         return self.retention.sweep(now)
 
     async def asweep(self, *, now: float | None = None) -> SweepResult:
-        return await asyncio.to_thread(self.retention.sweep, now)
+        return await self.retention.asweep(now)
 
     def rotate_keys(self) -> int:
         """Re-encrypt every blob under the key ring's newest key (rows written in plaintext before
