@@ -27,6 +27,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     PendingWrite,
     SerializerProtocol,
     get_checkpoint_id,
@@ -50,6 +51,7 @@ from alma_core.storage import (
 from ._channels import Channels
 from ._crypto import KeyRing, key_ring, location
 from ._guards import arun_atomic, guarded_put, needs_guard
+from ._history import delta_history_plan
 from ._layout import (
     BLOBS,
     CHECKPOINTS,
@@ -418,6 +420,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                     meta = {**meta, META: {**meta[META], "thread_id": str(target)}}
                 type_ = meta[META]["type"] if space == CHECKPOINTS else meta["t"] if space == BLOBS else meta["type"]
                 ops.append(PutRecord(self._moved(r, dst + r.namespace[len(src) :], meta, type_)))
+        if spaces[0]:  # the copy expires like a thread this saver wrote
+            ops.extend(self.retention.on_put({}, str(target)))
         if ops:
             yield ops
         return None
@@ -532,13 +536,24 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """`"keep_latest"` (DeltaChannel-safe, see `_keep_latest_plan`) or `"delete"`, per thread."""
         run(self.storage, self._prune_plan(thread_ids, strategy), write=True)
 
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Each channel's writes along the parent chain down to its seed, in a few queries (see `_history`)."""
+        return run(self.storage, delta_history_plan(self, config, channels), write=False)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await arun(self.storage, delta_history_plan(self, config, channels))
+
     def sweep(self, *, now: float | None = None) -> SweepResult:
         """Delete the threads whose TTL has passed and cut threads to `keep_last` checkpoints; safe
         from several processes at once. Returns the counts this call removed (see `_retention`)."""
         return self.retention.sweep(now)
 
     async def asweep(self, *, now: float | None = None) -> SweepResult:
-        return await asyncio.to_thread(self.retention.sweep, now)
+        return await self.retention.asweep(now)
 
     def rotate_keys(self) -> int:
         """Re-encrypt every blob under the key ring's newest key (rows written in plaintext before
