@@ -198,10 +198,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         if len(self._stored) > _REMEMBERED:
             self._stored.popitem(last=False)
 
-    def _forget(self, thread_id: str) -> None:
-        """Blobs of the thread may have gone: remember nothing of it."""
-        self.channels.forget(thread_id)
-        for key in [k for k in self._stored if k[0] == thread_id]:
+    def _forget(self, *thread_ids: str) -> None:
+        """Blobs of the threads may have gone: remember nothing of them (one pass for all)."""
+        self.channels.forget(*thread_ids)
+        gone = set(thread_ids)
+        for key in [k for k in self._stored if k[0] in gone]:
             del self._stored[key]
 
     def _load_plan(
@@ -349,9 +350,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
         return None
 
-    def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
-        self._forget(thread_id)
-        yield [DeleteRecords(self.project_id, thread_prefix(space, thread_id), prefix=True) for space in SPACES]
+    def _delete_thread_plan(self, *thread_ids: str) -> Plan[None]:
+        self._forget(*thread_ids)
+        yield [
+            DeleteRecords(self.project_id, thread_prefix(space, t), prefix=True) for t in thread_ids for space in SPACES
+        ]
         return None
 
     def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
