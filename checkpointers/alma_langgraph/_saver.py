@@ -159,13 +159,21 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> Plan[tuple[RunnableConfig, Any]]:
-        """One write step: the checkpoint record (without its channel values) and a blob for each new
-        channel version. A checkpoint whose parent this saver has not seen stored in this format also
-        writes its other channel values (write-once: blobs already stored stay), so a thread written
-        in the old format or by another process never loses a value. The fencing / retention seam:
-        checks that must hold in the same transaction go before this plan's write step."""
+        """One write step: the checkpoint record and a blob for each new channel version. Small scalar
+        values (None, bool, numbers, short strings) stay inline in the checkpoint record, as in
+        PostgresSaver: a blob of a few bytes would cost a statement for nothing. A checkpoint whose
+        parent this saver has not seen stored in this format also writes its other channel values
+        (write-once: blobs already stored stay), so a thread written in the old format or by another
+        process never loses a value. The fencing / retention seam: checks that must hold in the same
+        transaction go before this plan's write step."""
         thread_id, ns, parent = _ids(config)
-        values, versions = checkpoint["channel_values"], checkpoint["channel_versions"]
+        versions = checkpoint["channel_versions"]
+        inline, values = {}, {}
+        for k, v in checkpoint["channel_values"].items():
+            if _small(v) or (k not in versions and k not in new_versions):
+                inline[k] = v
+            else:
+                values[k] = v
         namespace = blobs_ns(thread_id, ns)
         blobs, learned = self.channels.encode(self.serde, self.project_id, namespace, values, new_versions)
         ops: list[Op] = [PutRecord(r) for r in blobs]
@@ -173,7 +181,6 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             rest = {k: versions[k] for k in values if k in versions and k not in new_versions}
             more, _ = self.channels.encode(self.serde, self.project_id, namespace, values, rest)
             ops.extend(PutRecord(r, if_absent=True) for r in more)
-        inline = {k: v for k, v in values.items() if k not in versions and k not in new_versions}
         stripped = {**checkpoint, "channel_values": inline}
         cp_ns = checkpoint_ns(thread_id, ns)
         type_, blob = self.packer.dumps(self.serde, stripped, location(self.project_id, cp_ns, checkpoint["id"]))
@@ -217,7 +224,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             checkpoints.append(cp)
             if info.get("v") == FORMAT:
                 keys = wanted.setdefault(blobs_ns(info["thread_id"], info["ns"]), set())
-                keys.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
+                keys.update(blob_key(c, v) for c, v in _in_blobs(cp).items())
         fetch = _fetch_ops(self.project_id, wanted)
         results = (yield [*extra, *fetch]) if fetch or extra else []
         extra_results, fetched = results[: len(extra)], results[len(extra) :]
@@ -227,7 +234,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             info = r.metadata[META]
             if info.get("v") == FORMAT:
                 namespace = blobs_ns(info["thread_id"], info["ns"])
-                keys = self.channels.missing(cp["channel_versions"], found.get(namespace, {}))
+                keys = self.channels.missing(_in_blobs(cp), found.get(namespace, {}))
                 if keys:
                     missing.setdefault(namespace, set()).update(keys)
         if missing:
@@ -239,7 +246,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             if info.get("v") == FORMAT:
                 thread_id, ns = info["thread_id"], info["ns"]
                 blobs = found.get(blobs_ns(thread_id, ns), {})
-                values = self.channels.decode(self.serde, blobs_ns(thread_id, ns), cp["channel_versions"], blobs)
+                values = self.channels.decode(self.serde, blobs_ns(thread_id, ns), _in_blobs(cp), blobs)
                 cp["channel_values"] = {**cp["channel_values"], **values}
                 self._remember(thread_id, ns, r.key)
         return checkpoints, extra_results
@@ -650,6 +657,21 @@ class AsyncAlmaSaver(AlmaSaver):
                 await aclose()
             else:
                 storage.close()
+
+
+_SMALL = 256  # characters or bytes: a string up to this long is kept inline
+
+
+def _small(value: Any) -> bool:
+    """Kept inline in every checkpoint record rather than as a blob."""
+    kind = type(value)
+    return value is None or kind in (bool, int, float) or (kind in (str, bytes) and len(value) <= _SMALL)
+
+
+def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The channel versions whose values live in blobs (the inline ones are in the record)."""
+    inline = checkpoint["channel_values"]
+    return {c: v for c, v in checkpoint["channel_versions"].items() if c not in inline}
 
 
 def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
