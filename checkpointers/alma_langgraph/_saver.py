@@ -217,38 +217,37 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """The checkpoints of `records` with their channel values, gathered in one query per blob
         namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step."""
         checkpoints: list[Checkpoint] = []
+        places: list[tuple[str, dict[str, Any]] | None] = []  # blob namespace and versions, per record
         wanted: dict[str, set[str]] = {}
         for r in records:
             info = r.metadata[META]
             cp = self._load(info["type"], r)
             checkpoints.append(cp)
-            if info.get("v") == FORMAT:
-                keys = wanted.setdefault(blobs_ns(info["thread_id"], info["ns"]), set())
-                keys.update(blob_key(c, v) for c, v in _in_blobs(cp).items())
+            if info.get("v") != FORMAT:
+                places.append(None)
+                continue
+            namespace, versions = blobs_ns(info["thread_id"], info["ns"]), _in_blobs(cp)
+            places.append((namespace, versions))
+            if versions:
+                wanted.setdefault(namespace, set()).update(blob_key(c, v) for c, v in versions.items())
         fetch = _fetch_ops(self.project_id, wanted)
         results = (yield [*extra, *fetch]) if fetch or extra else []
         extra_results, fetched = results[: len(extra)], results[len(extra) :]
         found = _by_ns(fetch, fetched)
         missing: dict[str, set[str]] = {}
-        for r, cp in zip(records, checkpoints, strict=True):
-            info = r.metadata[META]
-            if info.get("v") == FORMAT:
-                namespace = blobs_ns(info["thread_id"], info["ns"])
-                keys = self.channels.missing(_in_blobs(cp), found.get(namespace, {}))
-                if keys:
-                    missing.setdefault(namespace, set()).update(keys)
+        for place in places:
+            if place is not None and (keys := self.channels.missing(place[1], found.get(place[0], {}))):
+                missing.setdefault(place[0], set()).update(keys)
         if missing:
             more = _fetch_ops(self.project_id, missing)
             for namespace, by_key in _by_ns(more, (yield more)).items():
                 found.setdefault(namespace, {}).update(by_key)
-        for r, cp in zip(records, checkpoints, strict=True):
-            info = r.metadata[META]
-            if info.get("v") == FORMAT:
-                thread_id, ns = info["thread_id"], info["ns"]
-                blobs = found.get(blobs_ns(thread_id, ns), {})
-                values = self.channels.decode(self.serde, blobs_ns(thread_id, ns), _in_blobs(cp), blobs)
+        for r, cp, place in zip(records, checkpoints, places, strict=True):
+            if place is not None:
+                info = r.metadata[META]
+                values = self.channels.decode(self.serde, place[0], place[1], found.get(place[0], {}))
                 cp["channel_values"] = {**cp["channel_values"], **values}
-                self._remember(thread_id, ns, r.key)
+                self._remember(info["thread_id"], info["ns"], r.key)
         return checkpoints, extra_results
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
