@@ -322,20 +322,33 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before_id = get_checkpoint_id(before) if before else None
         if limit is not None and limit <= 0:
             return []
-        (found,) = yield [
+        spaces = [namespace]
+        if config is not None and prefix:  # a thread's namespaces, each read in its key order (no sort of them all)
+            (spaces,) = yield [ListNamespaces(self.project_id, namespace)]
+            prefix = False
+        pages = yield [
             ListRecords(
-                self.project_id, namespace, prefix=prefix, where=where or None, before_key=before_id,
+                self.project_id, space, prefix=prefix, where=where or None, before_key=before_id,
                 order_by="key", limit=None if only else limit,
             )
+            for space in spaces
         ]  # fmt: skip
+        found = pages[0] if len(pages) == 1 else sorted((r for p in pages for r in p), key=_key, reverse=True)[:limit]
         if only:
             found = [r for r in found if r.key == only][:limit]
         if not found:
             return []
-        checkpoints, writes = yield from self._load_plan(
-            found, [ListRecords(self.project_id, _writes_ns_of(r)) for r in found]
-        )
-        return [self._tuple(*t) for t in zip(found, checkpoints, writes, strict=True)]
+        write_spaces = [_writes_ns_of(r) for r in found]
+        writes_ops: list[Op] = [  # every listed checkpoint's writes in one query
+            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + _KEYS_PER_OP]))
+            for i in range(0, len(write_spaces), _KEYS_PER_OP)
+        ]
+        checkpoints, chunks = yield from self._load_plan(found, writes_ops)
+        writes: dict[str, list[Record]] = {}
+        for w in (w for chunk in chunks for w in chunk):
+            writes.setdefault(w.namespace, []).append(w)
+        listed = zip(found, checkpoints, write_spaces, strict=True)
+        return [self._tuple(r, cp, writes.get(space, [])) for r, cp, space in listed]
 
     def _put_writes_plan(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -671,6 +684,10 @@ def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:
     """The channel versions whose values live in blobs (the inline ones are in the record)."""
     inline = checkpoint["channel_values"]
     return {c: v for c, v in checkpoint["channel_versions"].items() if c not in inline}
+
+
+def _key(record: Record) -> str:
+    return record.key
 
 
 def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
