@@ -171,6 +171,8 @@ class SearchMemories:
     `_lexical.choose_terms`). `filter.user_id` applies to the types in `user_types` only (None: to all).
     Returns `SearchHits`: raw scores, best first, per type, and the candidate memories themselves
     (vectors loaded when `with_embeddings`). Fusion and ranking are the core's, never the backend's.
+    `shared`: the caller only reads the candidates (it copies those it changes or returns), so the store
+    may hand out memories it keeps for later reads instead of building each one (SQLite does).
     """
 
     filter: MemoryFilter
@@ -179,6 +181,7 @@ class SearchMemories:
     k: int = 50
     user_types: tuple[MemoryType, ...] | None = None
     with_embeddings: bool = False
+    shared: bool = False
 
 
 Hits = list[tuple[str, float]]
