@@ -40,7 +40,7 @@ def record(data: str, embedder: str, store: Path) -> list[dict[str, Any]]:
     calls: list[tuple[Any, ...]] = []
     original = retrieval.fuse
 
-    def spy(hits: Any, mode: str, fusion: str = "weighted", dense_weight: float = 0.5,
+    def spy(hits: Any, mode: str, fusion: str = "weighted", dense_weight: float = 0.6,
             coverage: Any = None, exact: Any = None) -> dict[str, float]:  # fmt: skip
         calls.append((hits, coverage, exact))
         return original(hits, mode, fusion, dense_weight, coverage, exact)
@@ -66,6 +66,8 @@ def record(data: str, embedder: str, store: Path) -> list[dict[str, Any]]:
 
 def evaluate(rows: list[dict[str, Any]], mode: str, **kwargs: Any) -> float:
     """Mean recall@10 of `fuse(mode, **kwargs)` over recorded questions."""
+    defaults = AlmaConfig().retrieval
+    kwargs = {"fusion": defaults.fusion, "dense_weight": defaults.dense_weight, **kwargs}
     total = 0.0
     for row in rows:
         rel = retrieval.fuse(row["hits"], mode, coverage=row["coverage"], exact=row["exact"], **kwargs)
@@ -87,6 +89,7 @@ def main() -> None:
             path.write_bytes(pickle.dumps(record(corpus, embedder, CACHE / f"{name}.db")))
         data[name] = pickle.loads(path.read_bytes())
     variants: dict[str, dict[str, Any]] = {"default": {}, "rrf": {"fusion": "rrf"}}
+    variants.update({f"dense_weight={w}": {"dense_weight": w} for w in (0.4, 0.5, 0.7)})
     for setting in args.try_:
         variants[setting] = {k: float(v) if v[:1].isdigit() else v
                              for k, v in (item.split("=", 1) for item in setting.split(","))}  # fmt: skip
