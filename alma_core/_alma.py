@@ -1,24 +1,27 @@
 """`ALMA`: the facade agents use. `retrieve()` before a task, `learn()` after it.
 
-Every write goes through `_store()`: validate, check scope, embed, write in one transaction, then fire
-events. Every read goes through a `MemoryFilter` bound to this project.
+The facade wires the services (`Retriever`, `Learner`, `Forgetting`, the workflow API) from one
+`AlmaContext` and delegates to them. Memory writes go through `_store()` or the learner: validate, check
+scope, embed, write in one transaction with the events staged for the outboxes, then emit them. The hot
+calls are plans (`alma_core._plans`), so their async twins are natively async on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import _workflow_api
-from ._async import to_thread
+from ._async import planned, to_thread, twin
 from ._errors import ConfigError, EmbeddingMismatch, NotFound, StorageError, ValidationError
 from ._lazy import bind
 from ._workflow_api import WorkflowAPI
 
 if TYPE_CHECKING:  # bound at the first ALMA(): `from alma_core import ALMA` loads no pydantic or numpy
     from ._deferred import *  # noqa: F403
+    from ._plans import Plan
 
 __all__ = ["ALMA", "PROJECT_AGENT"]
 
@@ -70,17 +73,19 @@ class ALMA(WorkflowAPI):
         )
         self.storage: BaseStorage = open_storage(storage if storage is not None else config)
         self.events = emitter or get_emitter()
+        self.context = AlmaContext(self.project_id, self.storage, self.embedder, self.scopes, self.events, config)
         mismatch = self._check_embedder(raise_on_mismatch=not reindex)
-        self.retriever = Retriever(self.storage, self.embedder, config.retrieval)
+        self.retriever = Retriever.from_context(self.context)
         self._cache: RetrievalCache[MemorySlice] = RetrievalCache(
             config.retrieval.cache_size, config.retrieval.cache_ttl_seconds, copy_slice
         )
-        self.learner = Learner(self)
+        self.learner = Learner(self.context)
+        self.forgetting = Forgetting(self.context)
         self.graph: Any = None  # a graph.GraphIndex when graph memory is on
         if graph not in (None, False) or config.graph.backend != "none":
             from .graph._index import open_graph
 
-            self.graph = open_graph(graph, config, storage)
+            self.graph = self.context.graph = open_graph(graph, config, storage)
             self.retriever.graph_weight = config.graph.weight
         self.reindexed: int | None = None  # how many memories construction re-embedded, if it had to
         if mismatch:
@@ -98,9 +103,6 @@ class ALMA(WorkflowAPI):
         return cls(config=load_config(path), **overrides)
 
     # ---- plumbing ---------------------------------------------------------------------------------
-
-    def _filter(self, **kwargs: Any) -> MemoryFilter:
-        return MemoryFilter(project_id=self.project_id, **kwargs)
 
     def _embedder_record(self) -> Record:
         """What the store records about the embedder that built its vectors."""
@@ -132,59 +134,27 @@ class ALMA(WorkflowAPI):
             f"(or ALMA(..., reindex=True)), or use the original embedder"
         )
 
-    def _embed(self, memories: Sequence[Memory]) -> None:
-        todo = [m for m in memories if m.embedding is None or len(m.embedding) != self.embedder.dim]
-        if todo:
-            vectors = self.embedder.embed_documents([m.text for m in todo])
-            for memory, vector in zip(todo, vectors, strict=True):
-                memory.embedding = vector
-
-    def _emit(self, kind: MemoryEventType, memories: Iterable[Memory], **payload: Any) -> None:
-        if self.events.has_subscribers:
-            self.events.emit_all(
-                MemoryEvent(kind, m.project_id, m.agent, m.id, m.memory_type.value, payload=dict(payload))
-                for m in memories
-            )
-        if self.events.has_outbox and kind is not MemoryEventType.ACCESSED:
-            self.events.committed(self.storage)
-
-    def _stage(self, tx: Transaction, kind: MemoryEventType, memories: Iterable[Memory], **payload: Any) -> None:
-        """Inside a write transaction: the records outboxes (webhooks) make of this write's events."""
-        if self.events.has_outbox:
-            events = [MemoryEvent(kind, m.project_id, m.agent, m.id, m.memory_type.value, payload=dict(payload))
-                      for m in memories]  # fmt: skip
-            for record in self.events.outbox_records(self.storage, events):
-                tx.execute(PutRecord(record))
-
-    def _check_scope(self, memory: Memory) -> None:
-        if memory.agent != PROJECT_AGENT:
-            self.scopes.check_write(memory.agent, memory.category)
-
     def _store(self, memories: Sequence[Memory], records: Sequence[Record] = ()) -> list[Memory]:
         """The one write path for memories: check all, embed, write in one transaction (with `records`,
         for import), emit."""
+        return run(self.storage, self._store_plan(memories, records))
+
+    def _store_plan(self, memories: Sequence[Memory], records: Sequence[Record] = ()) -> Plan[list[Memory]]:
+        ctx = self.context
         for memory in memories:
             if memory.project_id != self.project_id:
                 raise ValidationError(f"memory {memory.id} belongs to project {memory.project_id!r}")
             check_memory(memory)
-            self._check_scope(memory)
-        self._embed(memories)
-        puts = [PutRecord(r) for r in records]
-        if self.events.has_outbox:
-            with self.storage.transaction() as tx:
-                tx.execute(PutMemories(list(memories)))
-                for put in puts:
-                    tx.execute(put)
-                self._stage(tx, MemoryEventType.CREATED, memories)
-        else:
-            self.storage.batch([PutMemories(list(memories)), *puts])
-        self._emit(MemoryEventType.CREATED, memories)
-        if self.graph is not None:
-            self.graph.index(memories)
+            ctx.check_scope(memory)
+        yield Compute(ctx.embed, memories)
+        yield [PutMemories(list(memories)), *map(PutRecord, records), *ctx.staged(MemoryEventType.CREATED, memories)]
+        yield After(ctx.emit, MemoryEventType.CREATED, memories)
+        yield After(ctx.index, memories)
         return list(memories)
 
     # ---- retrieve ---------------------------------------------------------------------------------
 
+    @planned
     def retrieve(
         self,
         task: str,
@@ -198,7 +168,7 @@ class ALMA(WorkflowAPI):
         since: datetime | None = None,
         until: datetime | None = None,
         use_graph: bool = False,
-    ) -> MemorySlice:
+    ) -> Plan[MemorySlice]:
         """The memories that matter for `task`, up to `top_k` per type, ranked (see `RetrievalConfig`);
         `since` / `until` keep those created in that window (`since` inclusive, `until` exclusive).
         `MemorySlice.ranked()` gives them as one list, best first. `use_graph`: also follow graph memory
@@ -215,20 +185,20 @@ class ALMA(WorkflowAPI):
         types = list(check_memory_types(memory_types, tuple(MemoryType)))
         agent = self.scopes.check_agent(check_text("agent", agent))
         readers = [*self.scopes.readable(agent, include_shared), PROJECT_AGENT]
-        key = (self.storage.generation(self.project_id), task, agent, tuple(readers), top_k, user_id,
+        key = ((yield Generation(self.project_id)), task, agent, tuple(readers), top_k, user_id,
                tuple(types), mode or self.config.retrieval.mode, after, before, use_graph)  # fmt: skip
         cached = self._cache.get(key)
         if cached is not None:
-            self._emit(MemoryEventType.ACCESSED, cached, agent=agent)
+            yield After(self.context.emit, MemoryEventType.ACCESSED, cached, agent=agent)
             return cached
-        base = self._filter(agents=tuple(readers), user_id=user_id, created_after=after, created_before=before)
-        graph = self._graph_scores(task, readers) if use_graph else None
-        vector = self.retriever.query_vector(task, mode)
-        result = self.retriever.retrieve(
+        base = self.context.filter(agents=tuple(readers), user_id=user_id, created_after=after, created_before=before)
+        graph = (yield Compute(self._graph_scores, task, readers)) if use_graph else None
+        vector = yield Compute(self.retriever.query_vector, task, mode)
+        result = yield from self.retriever.plan(
             base, task, top_k, types, agent, mode, vector=vector, user_types=(MemoryType.PREFERENCE,), graph=graph
         )
         self._cache.put(key, result)
-        self._emit(MemoryEventType.ACCESSED, result, agent=agent)
+        yield After(self.context.emit, MemoryEventType.ACCESSED, result, agent=agent)
         return result
 
     def _graph_scores(self, task: str, readers: Sequence[str]) -> dict[str, float]:
@@ -239,52 +209,7 @@ class ALMA(WorkflowAPI):
 
     # ---- learn ------------------------------------------------------------------------------------
 
-    def _outcome(
-        self,
-        agent: str,
-        task: str,
-        outcome: bool | str,
-        strategy_used: str = "",
-        task_type: str | None = None,
-        duration_ms: int | None = None,
-        error_message: str | None = None,
-        feedback: str | None = None,
-        timestamp: datetime | None = None,
-        metadata: dict[str, Any] | None = None,
-        workflow_id: str | None = None,
-    ) -> Outcome:
-        check_text("agent", agent)
-        self.scopes.check_agent(agent)
-        check_text("task", task)
-        if not isinstance(strategy_used, str):
-            raise ValidationError(f"strategy_used must be a string, got {type(strategy_used).__name__}")
-        check_optional_text("task_type", task_type)
-        if task_type is None:
-            task_type = self.scopes.infer_category(agent, task)
-        stamp = as_utc(timestamp)
-        return build_model(
-            Outcome, project_id=self.project_id, agent=agent, task=task, task_type=task_type,
-            success=parse_success(outcome), strategy_used=strategy_used, duration_ms=duration_ms,
-            error_message=error_message, feedback=feedback, created_at=stamp, updated_at=stamp,
-            metadata=metadata or {}, workflow_id=workflow_id,
-        )  # fmt: skip
-
-    def _learn(self, outcomes: list[Outcome]) -> list[Outcome]:
-        for outcome in outcomes:
-            check_memory(outcome)
-            self._check_scope(outcome)
-        prepared = self.learner.prepare(outcomes)  # embeds the outcomes too, in the same call
-        with self.storage.transaction() as tx:
-            derived = self.learner.apply(tx, outcomes, prepared)  # stores the outcomes too
-            self._stage(tx, MemoryEventType.CREATED, [*outcomes, *(m for m, created in derived if created)])
-            self._stage(tx, MemoryEventType.UPDATED, [m for m, created in derived if not created])
-        self._emit(MemoryEventType.CREATED, outcomes)
-        self._emit(MemoryEventType.CREATED, [m for m, created in derived if created])
-        self._emit(MemoryEventType.UPDATED, [m for m, created in derived if not created])
-        if self.graph is not None:
-            self.graph.index([*outcomes, *(m for m, created in derived if created)])
-        return outcomes
-
+    @planned
     def learn(
         self,
         agent: str,
@@ -298,27 +223,31 @@ class ALMA(WorkflowAPI):
         timestamp: datetime | None = None,
         *,
         metadata: dict[str, Any] | None = None,
-    ) -> Outcome:
+    ) -> Plan[Outcome]:
         """Record a task's outcome and update the evidence behind its strategy.
 
         `outcome` is a bool or "success" / "failure". Without `task_type`, it is inferred from the task
         text among the agent's `can_learn` categories ("general" when none matches).
         """
-        return self._learn([self._outcome(agent, task, outcome, strategy_used, task_type, duration_ms,
-                                          error_message, feedback, timestamp, metadata)])[0]  # fmt: skip
+        learned = yield from self.learner.plan([self.learner.outcome(
+            agent, task, outcome, strategy_used, task_type, duration_ms, error_message, feedback, timestamp, metadata
+        )])  # fmt: skip
+        return learned[0]
 
-    def learn_many(self, items: Iterable[Mapping[str, Any]]) -> list[Outcome]:
+    @planned
+    def learn_many(self, items: Iterable[Mapping[str, Any]]) -> Plan[list[Outcome]]:
         """Learn many outcomes (each a mapping of `learn`'s arguments) in one transaction: all or none."""
         outcomes = []
         for i, item in enumerate(items):
             try:
-                outcomes.append(self._outcome(**dict(item)))
+                outcomes.append(self.learner.outcome(**dict(item)))
             except TypeError as exc:
                 raise ValidationError(f"learn_many item {i}: {exc}") from None
-        return self._learn(outcomes) if outcomes else []
+        return (yield from self.learner.plan(outcomes)) if outcomes else []
 
     # ---- other writes -----------------------------------------------------------------------------
 
+    @planned
     def add_user_preference(
         self,
         user_id: str,
@@ -328,7 +257,7 @@ class ALMA(WorkflowAPI):
         agent: str | None = None,
         created_at: datetime | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> UserPreference:
+    ) -> Plan[UserPreference]:
         """Remember what a user wants. Without `agent` it is project-wide (every agent reads it)."""
         if agent is not None:
             self.scopes.check_agent(agent)
@@ -338,10 +267,11 @@ class ALMA(WorkflowAPI):
             category=category, preference=preference, source=source, created_at=stamp, updated_at=stamp,
             metadata=metadata or {},
         )  # fmt: skip
-        return self._store([pref])[0]  # type: ignore[return-value]
+        return (yield from self._store_plan([pref]))[0]  # type: ignore[return-value]
 
     add_preference = add_user_preference
 
+    @planned
     def add_domain_knowledge(
         self,
         agent: str,
@@ -351,7 +281,7 @@ class ALMA(WorkflowAPI):
         created_at: datetime | None = None,
         confidence: float = 1.0,
         metadata: dict[str, Any] | None = None,
-    ) -> DomainKnowledge:
+    ) -> Plan[DomainKnowledge]:
         """Remember a fact of `domain` for `agent` (scope-checked against the domain)."""
         self.scopes.check_agent(agent)
         stamp = as_utc(created_at)
@@ -359,10 +289,11 @@ class ALMA(WorkflowAPI):
             DomainKnowledge, project_id=self.project_id, agent=agent, domain=domain, fact=fact, source=source,
             created_at=stamp, updated_at=stamp, confidence=confidence, metadata=metadata or {},
         )  # fmt: skip
-        return self._store([item])[0]  # type: ignore[return-value]
+        return (yield from self._store_plan([item]))[0]  # type: ignore[return-value]
 
     add_knowledge = add_domain_knowledge
 
+    @planned
     def add_anti_pattern(
         self,
         agent: str,
@@ -373,7 +304,7 @@ class ALMA(WorkflowAPI):
         created_at: datetime | None = None,
         confidence: float = 1.0,
         metadata: dict[str, Any] | None = None,
-    ) -> AntiPattern:
+    ) -> Plan[AntiPattern]:
         """Record what not to do, why, and what to do instead."""
         self.scopes.check_agent(agent)
         stamp = as_utc(created_at)
@@ -382,14 +313,15 @@ class ALMA(WorkflowAPI):
             better_alternative=better_alternative, task_type=task_type, created_at=stamp, updated_at=stamp,
             last_seen=stamp, confidence=confidence, metadata=metadata or {},
         )  # fmt: skip
-        return self._store([item])[0]  # type: ignore[return-value]
+        return (yield from self._store_plan([item]))[0]  # type: ignore[return-value]
 
     # ---- read, delete, forget ---------------------------------------------------------------------
 
-    def get(self, memory_id: str) -> Memory:
+    @planned
+    def get(self, memory_id: str) -> Plan[Memory]:
         """One memory of this project by id, or `NotFound`."""
         check_text("memory_id", memory_id)
-        found = self.storage.execute(FindMemories(self._filter(ids=(memory_id,))))
+        found = (yield [FindMemories(self.context.filter(ids=(memory_id,)))])[0]
         if not found:
             raise NotFound(f"no memory {memory_id!r} in project {self.project_id!r}")
         return found[0]  # type: ignore[no-any-return]
@@ -403,18 +335,21 @@ class ALMA(WorkflowAPI):
         """Memories of the project (or one agent), newest first."""
         types = check_memory_types(memory_types, ()) or None
         agents = (agent,) if agent else None
-        return self.storage.execute(FindMemories(self._filter(agents=agents, types=types), limit=limit))  # type: ignore[no-any-return]
+        return self.storage.execute(FindMemories(self.context.filter(agents=agents, types=types), limit=limit))  # type: ignore[no-any-return]
 
-    def delete(self, memory_id: str) -> Memory:
+    @planned
+    def delete(self, memory_id: str) -> Plan[Memory]:
         """Delete one memory; returns it. `NotFound` if it does not exist in this project."""
-        memory = self.get(memory_id)
-        with self.storage.transaction() as tx:
-            tx.execute(DeleteMemories(self._filter(ids=(memory_id,))))
-            self._stage(tx, MemoryEventType.DELETED, [memory])
-        self._emit(MemoryEventType.DELETED, [memory])
-        self._forget_in_graph([memory])
-        return memory
+        ctx = self.context
+        check_text("memory_id", memory_id)
+        yield WRITE  # the memory read is the memory deleted
+        memory = yield from self.get.__wrapped__(self, memory_id)  # type: ignore[attr-defined]
+        yield [DeleteMemories(ctx.filter(ids=(memory_id,))), *ctx.staged(MemoryEventType.DELETED, [memory])]
+        yield After(ctx.emit, MemoryEventType.DELETED, [memory])
+        yield After(ctx.unindex, [memory])
+        return memory  # type: ignore[no-any-return]
 
+    @planned
     def forget(
         self,
         agent: str | None = None,
@@ -423,72 +358,41 @@ class ALMA(WorkflowAPI):
         max_per_agent: int | None = None,
         dry_run: bool = False,
         memory_types: Iterable[MemoryType | str] | None = None,
-    ) -> list[Memory]:
+    ) -> Plan[list[Memory]]:
         """Delete memories matching every given criterion; returns them (`dry_run` deletes nothing).
 
         User preferences go only when `memory_types` names them. `max_per_agent` keeps each agent's
-        newest N of each type.
+        newest N of each type. Emits a `deleted` event per memory (payload `reason: "forget"`).
         """
-        if agent is not None:
-            self.scopes.check_agent(agent)
-        if older_than_days is not None:
-            older_than_days = check_days("older_than_days", older_than_days)
-        if max_per_agent is not None:
-            check_count("max_per_agent", max_per_agent)
-        if below_confidence is not None and (
-            isinstance(below_confidence, bool)
-            or not isinstance(below_confidence, int | float)
-            or not 0 <= below_confidence <= 1
-        ):
-            raise ValidationError(f"below_confidence must be a number in 0..1, got {below_confidence!r}")
-        types = check_memory_types(memory_types, AGENT_TYPES)
-        if older_than_days is None and below_confidence is None and max_per_agent is None:
-            raise ValidationError("forget needs older_than_days, below_confidence or max_per_agent")
-        cutoff = utcnow() - timedelta(days=older_than_days) if older_than_days is not None else None
-        base = self._filter(
-            agents=(agent,) if agent else None, types=types, created_before=cutoff,
-            confidence_below=below_confidence,
-        )  # fmt: skip
-        doomed = forget_memories(self, base, max_per_agent, dry_run)
-        if not dry_run:
-            self._emit(MemoryEventType.DELETED, doomed, reason="forget")
-            self._forget_in_graph(doomed)
-        return doomed
+        return (yield from self.forgetting.forget(agent, older_than_days, below_confidence, max_per_agent, dry_run,
+                                                  memory_types))  # fmt: skip
 
+    @planned
     def decay_confidence(
         self, agent: str | None = None, half_life_days: float = 90.0, dry_run: bool = False
-    ) -> list[Memory]:
+    ) -> Plan[list[Memory]]:
         """Fade the confidence of heuristics, anti-patterns and knowledge not validated for a while
         (halved every `half_life_days` idle days); returns the changed memories. Pair with
-        `forget(below_confidence=...)`."""
-        if agent is not None:
-            self.scopes.check_agent(agent)
-        changed = decay_confidence(self, agent, half_life_days, dry_run)
-        if not dry_run:
-            self._emit(MemoryEventType.UPDATED, changed, reason="decay")
-        return changed
+        `forget(below_confidence=...)`. Emits an `updated` event per memory (payload `reason: "decay"`)."""
+        return (yield from self.forgetting.decay_confidence(agent, half_life_days, dry_run))
 
     def delete_user(self, user_id: str) -> int:
         """Delete everything about one user in every store: memories, tagged records (checkpoints,
         artifacts, handoffs, work items, sessions, chat histories, LangGraph threads) and the learning
         evidence built from their outcomes (see `_erasure`), and what the knowledge graph holds of them.
         Returns a `UserErasure`: the count, as an int, with its breakdown."""
-        erased, gone = erase_user(
-            self, user_id, stage=lambda tx, removed: self._stage(tx, MemoryEventType.DELETED, removed,
-                                                                 reason="delete_user"),
-        )  # fmt: skip
-        self._emit(MemoryEventType.DELETED, gone, reason="delete_user")
-        graph = self._forget_in_graph(gone, user_id)
+        ctx = self.context
+
+        def stage(tx: Transaction, removed: list[Memory]) -> None:
+            for op in ctx.staged(MemoryEventType.DELETED, removed, reason="delete_user"):
+                tx.execute(op)
+
+        erased, gone = erase_user(self, user_id, stage=stage)
+        ctx.emit(MemoryEventType.DELETED, gone, reason="delete_user")
+        graph = ctx.unindex(gone, user_id)
         return (
             UserErasure(erased.memories, erased.records, erased.evidence, erased.scrubbed, graph) if graph else erased
         )
-
-    def _forget_in_graph(self, memories: Sequence[Memory], user_id: str | None = None) -> int:
-        """The graph forgets what deleted memories taught it (and, for `delete_user`, what is the user's)."""
-        if self.graph is None:
-            return 0
-        gone = self.graph.forget([m.id for m in memories]) if memories else 0
-        return gone + (self.graph.forget_user(user_id) if user_id else 0)
 
     # ---- stats, health ----------------------------------------------------------------------------
 
@@ -496,7 +400,7 @@ class ALMA(WorkflowAPI):
         """Counts per type (and per agent) for the project, or for one agent."""
         if agent is not None:
             self.scopes.check_agent(agent)
-        counts = self.storage.execute(CountMemories(self._filter(agents=(agent,) if agent else None)))
+        counts = self.storage.execute(CountMemories(self.context.filter(agents=(agent,) if agent else None)))
         stats = MemoryStats()
         for (owner, memory_type), n in counts.items():
             field = TYPE_FIELDS[memory_type]
@@ -551,7 +455,7 @@ class ALMA(WorkflowAPI):
                 chunk = memories[start : start + batch_size]
                 for memory in chunk:
                     memory.embedding = None
-                self._embed(chunk)
+                self.context.embed(chunk)
                 self.storage.execute(PutMemories(chunk))
                 done += len(chunk)
                 if progress:
@@ -579,18 +483,18 @@ class ALMA(WorkflowAPI):
 
     # ---- async twins --------------------------------------------------------------------------------
 
-    aretrieve = to_thread(retrieve)
-    alearn = to_thread(learn)
-    alearn_many = to_thread(learn_many)
-    aadd_user_preference = to_thread(add_user_preference)
+    aretrieve = twin(retrieve)
+    alearn = twin(learn)
+    alearn_many = twin(learn_many)
+    aadd_user_preference = twin(add_user_preference)
     aadd_preference = aadd_user_preference
-    aadd_domain_knowledge = to_thread(add_domain_knowledge)
+    aadd_domain_knowledge = twin(add_domain_knowledge)
     aadd_knowledge = aadd_domain_knowledge
-    aadd_anti_pattern = to_thread(add_anti_pattern)
-    aget = to_thread(get)
-    adelete = to_thread(delete)
-    aforget = to_thread(forget)
-    adecay_confidence = to_thread(decay_confidence)
+    aadd_anti_pattern = twin(add_anti_pattern)
+    aget = twin(get)
+    adelete = twin(delete)
+    aforget = twin(forget)
+    adecay_confidence = twin(decay_confidence)
     adelete_user = to_thread(delete_user)
     arepair = to_thread(repair)
     astats = to_thread(stats)

@@ -6,6 +6,8 @@ wrapper see them, exactly as they would see the store's) and `flush()` writes ea
 once, the memories in one `PutMemories`. Any operation the buffer cannot answer from memory flushes
 first, so the wrapped code sees the same results as without it. Records written through the buffer get
 one `seq` each at the flush instead of one per rewrite.
+
+`DeferredTransaction` does the same for one outcome: its memory writes go in one `PutMemories`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ._cache import copy_memory
 from ._models import Memory
 from .storage._base import FindMemories, GetRecord, ListRecords, Op, PutMemories, PutRecord, Record, Transaction
 
-__all__ = ["BufferedTransaction"]
+__all__ = ["BufferedTransaction", "DeferredTransaction"]
 
 
 class BufferedTransaction:
@@ -98,3 +100,31 @@ def _is_plain_listing(op: ListRecords) -> bool:
 def _is_id_lookup(op: FindMemories) -> bool:
     f = op.filter
     return f.ids is not None and f == f.__class__(project_id=f.project_id, ids=f.ids) and op.order_by == "created_at"
+
+
+class DeferredTransaction:
+    """A single outcome's transaction: its memory writes wait for `flush()` (or for the next operation
+    that could see them: a lookup of a pending id, a search) and then go in one `PutMemories`, so one
+    learn writes the outcome, its heuristic and its anti-pattern in one statement. Each memory is put
+    once per outcome and not changed after, so nothing is copied; records pass straight through."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self._pending: list[Memory] = []
+
+    def execute(self, op: Op) -> Any:
+        if isinstance(op, PutMemories):
+            self._pending.extend(op.memories)
+            return len(op.memories)
+        if isinstance(op, FindMemories) and _is_id_lookup(op):
+            pending = {(m.project_id, m.id) for m in self._pending}
+            if any((op.filter.project_id, i) in pending for i in op.filter.ids or ()):
+                self.flush()
+        elif not isinstance(op, (GetRecord, ListRecords, PutRecord)):  # it may see the memories table
+            self.flush()
+        return self.tx.execute(op)
+
+    def flush(self) -> None:
+        if self._pending:
+            memories, self._pending = self._pending, []
+            self.tx.execute(PutMemories(memories))

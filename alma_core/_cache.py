@@ -28,7 +28,7 @@ def _copy_value(value: Any) -> Any:
 
 def copy_memory(memory: Memory) -> Memory:
     """A copy sharing nothing mutable with `memory` (its vector is shared: ALMA never changes one in place)."""
-    clone = memory.model_copy()
+    clone = memory.__copy__()  # what `model_copy()` does, without its update handling
     fields = clone.__dict__
     fields["metadata"] = {k: _copy_value(v) for k, v in memory.metadata.items()}
     if memory.score_breakdown is not None:

@@ -1,4 +1,4 @@
-"""`alma checkpoints list|show|import`: LangGraph threads in the project's store, from the shell.
+"""`alma checkpoints list|show|import|sweep|rekey`: LangGraph threads in the project's store, from the shell.
 
 Registered by `cli.build_parser`; `alma_langgraph` (extra `langgraph`) is imported only when a command runs.
 """
@@ -37,6 +37,17 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("path", help="a SqliteSaver SQLite file, or a postgresql:// URI of a PostgresSaver")
     p.set_defaults(func=_import)
+
+    p = commands.add_parser(
+        "sweep", parents=[common], help="Delete threads whose TTL has passed; with --keep-last, cut long threads."
+    )
+    p.add_argument("--keep-last", type=int, metavar="N", help="also keep only each thread's last N checkpoints")
+    p.set_defaults(func=_sweep)
+
+    p = commands.add_parser(
+        "rekey", parents=[common], help="Re-encrypt every checkpoint blob under the newest key of ALMA_CHECKPOINT_KEYS."
+    )
+    p.set_defaults(func=_rekey)
 
 
 def _saver(args: argparse.Namespace) -> Any:
@@ -111,4 +122,24 @@ def _import(args: argparse.Namespace) -> int:
 
     counts = import_checkpoints(_saver(args), args.path)
     print(f"imported {counts['threads']} threads ({counts['checkpoints']} checkpoints, {counts['writes']} writes)")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    saver = _saver(args)
+    if args.keep_last is not None:
+        from ._errors import ValidationError
+
+        if args.keep_last < 1:
+            raise ValidationError(f"--keep-last must be at least 1, got {args.keep_last}")
+        saver.retention.keep_last = args.keep_last
+    counts = saver.sweep()
+    print(f"swept {counts['threads']} expired threads, {counts['checkpoints']} checkpoints beyond --keep-last")
+    return 0
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    saver = _saver(args)
+    count = saver.rotate_keys()
+    print(f"re-encrypted {count} blobs under key {saver.packer.cipher.current!r}")
     return 0

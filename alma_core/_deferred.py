@@ -25,8 +25,9 @@ from ._checks import (
 )
 from ._checks import memory_types as check_memory_types
 from ._config import AgentConfig, AlmaConfig, load_config
+from ._context import AlmaContext
 from ._erasure import UserErasure, erase_user
-from ._forgetting import decay_confidence, forget_memories
+from ._forgetting import Forgetting
 from ._learning import Learner
 from ._models import (
     AGENT_TYPES,
@@ -41,6 +42,7 @@ from ._models import (
     memory_from_dict,
     utcnow,
 )
+from ._plans import WRITE, After, Compute, Generation, run
 from ._repair import repair_project
 from ._retrieval import Retriever
 from ._scopes import ScopePolicy
@@ -73,14 +75,18 @@ __all__ = [
     "AGENT_TYPES",
     "SYSTEM_PROJECT",
     "TYPE_FIELDS",
+    "WRITE",
+    "After",
     "AgentConfig",
     "AlmaConfig",
+    "AlmaContext",
     "AntiPattern",
     "Artifact",
     "ArtifactType",
     "BaseStorage",
     "Checkpoint",
     "CheckpointStore",
+    "Compute",
     "CountMemories",
     "DeleteMemories",
     "DeleteRecords",
@@ -88,6 +94,8 @@ __all__ = [
     "Embedder",
     "EventEmitter",
     "FindMemories",
+    "Forgetting",
+    "Generation",
     "GetRecord",
     "Learner",
     "ListRecords",
@@ -123,12 +131,10 @@ __all__ = [
     "check_workflow_id",
     "checkpoint_sources",
     "copy_slice",
-    "decay_confidence",
     "entries_of",
     "erase_user",
     "export_project",
     "first_error",
-    "forget_memories",
     "get_emitter",
     "import_project",
     "load_config",
@@ -138,5 +144,6 @@ __all__ = [
     "parse_success",
     "reduce_states",
     "repair_project",
+    "run",
     "utcnow",
 ]

@@ -119,7 +119,7 @@ def _scrub_derived(tx: Transaction, alma: ALMA, ids: list[str], errors: set[str]
     if not ids or not errors:
         return 0
     changed: list[Memory] = []
-    for memory in tx.execute(FindMemories(alma._filter(ids=tuple(ids)), with_embeddings=True)):
+    for memory in tx.execute(FindMemories(alma.context.filter(ids=tuple(ids)), with_embeddings=True)):
         before = memory.model_dump()
         if isinstance(memory, Heuristic | AntiPattern) and isinstance(memory.metadata.get("recent_errors"), list):
             memory.metadata["recent_errors"] = [e for e in memory.metadata["recent_errors"] if e not in errors]
@@ -129,7 +129,7 @@ def _scrub_derived(tx: Transaction, alma: ALMA, ids: list[str], errors: set[str]
         if memory.model_dump() != before:
             changed.append(memory)
     if changed:
-        alma._embed([m for m in changed if isinstance(m, AntiPattern)])
+        alma.context.embed([m for m in changed if isinstance(m, AntiPattern)])
         tx.execute(PutMemories(changed))
     return len(changed)
 
@@ -142,8 +142,8 @@ def erase_user(
     check_text("user_id", user_id)
     project = alma.project_id
     with alma.storage.transaction() as tx:
-        gone: list[Memory] = tx.execute(FindMemories(alma._filter(user_id=user_id)))
-        tx.execute(DeleteMemories(alma._filter(user_id=user_id)))
+        gone: list[Memory] = tx.execute(FindMemories(alma.context.filter(user_id=user_id)))
+        tx.execute(DeleteMemories(alma.context.filter(user_id=user_id)))
         errors = {o.error_message.strip() for o in gone if isinstance(o, Outcome) and o.error_message}
         errors.discard("")
         records = [r for r in tx.execute(ListRecords(project, "", prefix=True, with_values=False))
@@ -163,8 +163,8 @@ def erase_user(
         removed, scrubbed, doomed = _evidence(tx, alma, user_id, errors)
         derived: list[Memory] = []
         if doomed:
-            derived = tx.execute(FindMemories(alma._filter(ids=tuple(sorted(doomed)))))
-            tx.execute(DeleteMemories(alma._filter(ids=tuple(sorted(doomed)))))
+            derived = tx.execute(FindMemories(alma.context.filter(ids=tuple(sorted(doomed)))))
+            tx.execute(DeleteMemories(alma.context.filter(ids=tuple(sorted(doomed)))))
         memories = [*gone, *derived]
         if stage is not None:
             stage(tx, memories)

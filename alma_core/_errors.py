@@ -6,9 +6,10 @@
     ├── ScopeViolation(PermissionError) a write outside the agent's can_learn / cannot_learn
     ├── UnknownAgent(KeyError)         an agent that the config does not define
     ├── NotFound(KeyError)             a memory, checkpoint or record that does not exist
-├── CheckpointConflict             a checkpoint would fork a history: the id is another framework's thread
+    ├── CheckpointConflict             a checkpoint would fork a history (another framework's id, or a stale parent)
     ├── StorageError                   the backend failed; nothing was half-written
     ├── EmbeddingMismatch              the store was built with another embedder
+    ├── EncryptionError                an encrypted blob does not open (tampered, moved, plaintext, unknown key)
     ├── SerializationError(TypeError)  a value outside the allow-list (names the key path)
     └── MissingDependency(ImportError) an optional extra is not installed (names the extra)
     ConfigError > ValidationError > WebhookVerificationError   a received webhook's signature does not hold
@@ -23,6 +24,7 @@ __all__ = [
     "CheckpointConflict",
     "ConfigError",
     "EmbeddingMismatch",
+    "EncryptionError",
     "MissingDependency",
     "NotFound",
     "ScopeViolation",
@@ -77,8 +79,9 @@ class NotFound(AlmaError, KeyError):
 
 
 class CheckpointConflict(AlmaError):
-    """A checkpoint write would fork a history: its workflow id is a thread another framework keeps
-    (a LangGraph thread saved by `AlmaSaver`). Nothing was written; continue through that framework."""
+    """A checkpoint write would fork a history: its id is a thread another framework keeps (a LangGraph
+    thread, or an ALMA workflow), or, with `AlmaSaver(fencing=True)`, its parent is no longer the
+    thread's head. Nothing was written."""
 
 
 class StorageError(AlmaError):
@@ -87,6 +90,11 @@ class StorageError(AlmaError):
 
 class EmbeddingMismatch(AlmaError):
     """The store's vectors come from another embedder; run `alma reindex` to rebuild them."""
+
+
+class EncryptionError(AlmaError):
+    """An encrypted blob cannot be opened: tampered with, moved from another row, plaintext while
+    encryption is on, or sealed under a key the key ring lacks. Nothing is returned in the clear."""
 
 
 class SerializationError(AlmaError, TypeError):

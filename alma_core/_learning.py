@@ -34,15 +34,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._batching import BufferedTransaction, _is_id_lookup
+from ._batching import BufferedTransaction, DeferredTransaction
+from ._checks import as_utc, build_model, check_memory, check_optional_text, check_text, parse_success
+from ._errors import ValidationError
 from ._models import AntiPattern, Heuristic, Memory, Outcome, utcnow
+from ._plans import After, Compute, InTransaction, Plan, arun, run
 from ._text import WORD, stem
-from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, Op, PutMemories, PutRecord, Record
+from .events import MemoryEventType
+from .storage._base import FindMemories, GetRecord, ListRecords, MemoryFilter, PutMemories, PutRecord, Record
 from .storage._vectors import VectorMatrix, VectorRow
 
 if TYPE_CHECKING:
-    from ._alma import ALMA
+    from datetime import datetime
+
     from ._config import LearningConfig
+    from ._context import AlmaContext
     from .storage._base import Transaction
 
 __all__ = [
@@ -129,34 +135,6 @@ class _Prepared:
     heuristic_vector: np.ndarray
 
 
-class _Deferred:
-    """A single outcome's transaction: its memory writes wait for `flush()` (or for the next operation
-    that could see them: a lookup of a pending id, a search) and then go in one `PutMemories`, so one
-    learn writes the outcome, its heuristic and its anti-pattern in one statement. Each memory is put
-    once per outcome and not changed after, so nothing is copied; records pass straight through."""
-
-    def __init__(self, tx: Transaction) -> None:
-        self.tx = tx
-        self._pending: list[Memory] = []
-
-    def execute(self, op: Op) -> Any:
-        if isinstance(op, PutMemories):
-            self._pending.extend(op.memories)
-            return len(op.memories)
-        if isinstance(op, FindMemories) and _is_id_lookup(op):
-            pending = {(m.project_id, m.id) for m in self._pending}
-            if any((op.filter.project_id, i) in pending for i in op.filter.ids or ()):
-                self.flush()
-        elif not isinstance(op, (GetRecord, ListRecords, PutRecord)):  # it may see the memories table
-            self.flush()
-        return self.tx.execute(op)
-
-    def flush(self) -> None:
-        if self._pending:
-            memories, self._pending = self._pending, []
-            self.tx.execute(PutMemories(memories))
-
-
 class _StrategyIndex:
     """The strategy vectors of each evidence namespace, in memory, so matching a new strategy is one
     matrix product instead of a scan of every evidence record.
@@ -203,10 +181,11 @@ class _StrategyIndex:
 
 
 class Learner:
-    """Turns outcomes into evidence, heuristics and anti-patterns (see the module docstring)."""
+    """Turns outcomes into evidence, heuristics and anti-patterns (see the module docstring): the
+    learning service of an `AlmaContext`."""
 
-    def __init__(self, alma: ALMA) -> None:
-        self.alma = alma
+    def __init__(self, context: AlmaContext) -> None:
+        self.context = context
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()  # strategy text -> vector
         self._strategy_index = _StrategyIndex()
         self._recent_owner: object = None  # the embedder those vectors came from
@@ -214,13 +193,76 @@ class Learner:
 
     @property
     def config(self) -> LearningConfig:
-        return self.alma.config.learning
+        return self.context.config.learning
+
+    # ---- the write path ---------------------------------------------------------------------------
+
+    def outcome(
+        self,
+        agent: str,
+        task: str,
+        outcome: bool | str,
+        strategy_used: str = "",
+        task_type: str | None = None,
+        duration_ms: int | None = None,
+        error_message: str | None = None,
+        feedback: str | None = None,
+        timestamp: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+    ) -> Outcome:
+        """A checked `Outcome` of this project from `ALMA.learn`'s arguments (task type inferred when missing)."""
+        scopes = self.context.scopes
+        check_text("agent", agent)
+        scopes.check_agent(agent)
+        check_text("task", task)
+        if not isinstance(strategy_used, str):
+            raise ValidationError(f"strategy_used must be a string, got {type(strategy_used).__name__}")
+        check_optional_text("task_type", task_type)
+        if task_type is None:
+            task_type = scopes.infer_category(agent, task)
+        stamp = as_utc(timestamp)
+        return build_model(
+            Outcome, project_id=self.context.project_id, agent=agent, task=task, task_type=task_type,
+            success=parse_success(outcome), strategy_used=strategy_used, duration_ms=duration_ms,
+            error_message=error_message, feedback=feedback, created_at=stamp, updated_at=stamp,
+            metadata=metadata or {}, workflow_id=workflow_id,
+        )  # fmt: skip
+
+    def plan(self, outcomes: list[Outcome]) -> Plan[list[Outcome]]:
+        """Learn `outcomes` in one write transaction, as a plan (`alma_core._plans`): embed first (outside
+        the write lock), store them and update the evidence, stage the events; announce them after commit."""
+        ctx = self.context
+        for outcome in outcomes:
+            check_memory(outcome)
+            ctx.check_scope(outcome)
+        prepared = yield Compute(self.prepare, outcomes)  # embeds the outcomes too, in the same call
+        derived: list[tuple[Memory, bool]] = yield InTransaction(self.apply, outcomes, prepared)
+        created = [*outcomes, *(m for m, new in derived if new)]
+        updated = [m for m, new in derived if not new]
+        yield [*ctx.staged(MemoryEventType.CREATED, created), *ctx.staged(MemoryEventType.UPDATED, updated)]
+        yield After(self._announce, outcomes, created[len(outcomes) :], updated)
+        return outcomes
+
+    def _announce(self, outcomes: list[Outcome], created: list[Memory], updated: list[Memory]) -> None:
+        self.context.emit(MemoryEventType.CREATED, outcomes)
+        self.context.emit(MemoryEventType.CREATED, created)
+        self.context.emit(MemoryEventType.UPDATED, updated)
+        self.context.index([*outcomes, *created])
+
+    def learn(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Learn checked outcomes (see `plan`); returns them, stored."""
+        return run(self.context.storage, self.plan(outcomes)) if outcomes else []
+
+    async def alearn(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """The async twin of `learn`: natively async on PostgreSQL (see `alma_core._plans`)."""
+        return await arun(self.context.storage, self.plan(outcomes)) if outcomes else []
 
     def prepare(self, outcomes: Sequence[Outcome]) -> list[_Prepared | None]:
         """Embed, in one call before the transaction opens, what learning needs: each outcome's text (set
         as its embedding when missing), its strategy and the heuristic text that would form. Strategy
         texts repeat, so each distinct text is embedded once and recent ones are remembered."""
-        dim = self.alma.embedder.dim
+        dim = self.context.embedder.dim
         bare = [o for o in outcomes if o.embedding is None or len(o.embedding) != dim]
         todo = [o for o in outcomes if o.strategy_used.strip()]
         reusable = [o.strategy_used for o in todo] + [_heuristic_text(o) for o in todo]
@@ -237,13 +279,13 @@ class Learner:
         """Vectors of every text, from one embedding call over the distinct texts not remembered yet;
         `reusable` texts are remembered (an LRU of `_RECENT_TEXTS`)."""
         with self._recent_lock:
-            if self._recent_owner is not self.alma.embedder:
+            if self._recent_owner is not self.context.embedder:
                 self._recent.clear()
-                self._recent_owner = self.alma.embedder
+                self._recent_owner = self.context.embedder
             found = {t: v for t in reusable if (v := self._recent.get(t)) is not None}
         missing = list(dict.fromkeys(t for t in [*fresh, *reusable] if t not in found))
         if missing:
-            found.update(zip(missing, self.alma.embedder.embed_documents(missing), strict=True))
+            found.update(zip(missing, self.context.embedder.embed_documents(missing), strict=True))
         with self._recent_lock:
             for text in dict.fromkeys(reusable):
                 self._recent[text] = found[text]
@@ -260,14 +302,14 @@ class Learner:
 
         Writes of a batch go through a `BufferedTransaction`: each memory and evidence record is written
         once per batch, however many of its outcomes touched it. One outcome's memory writes are
-        deferred to one `PutMemories` with the outcome (`_Deferred`)."""
+        deferred to one `PutMemories` with the outcome (`DeferredTransaction`)."""
         changes: dict[str, tuple[Memory, bool]] = {}
-        buffered: BufferedTransaction | _Deferred
+        buffered: BufferedTransaction | DeferredTransaction
         if len(outcomes) > 1:
             tx.execute(PutMemories(list(outcomes)))
             buffered = BufferedTransaction(tx)
         else:
-            buffered = _Deferred(tx)
+            buffered = DeferredTransaction(tx)
             buffered.execute(PutMemories(list(outcomes)))
         for outcome, prep in zip(outcomes, prepared, strict=True):
             if prep is None:
@@ -359,7 +401,7 @@ class Learner:
     ) -> tuple[Memory, bool] | None:
         confidence = strategy_confidence(meta["w_success"], meta["w_failure"])
         existing = self._load(tx, outcome.project_id, meta.get("heuristic_id"))
-        min_occ = self.alma.scopes.config(outcome.agent).min_occurrences_for_heuristic
+        min_occ = self.context.scopes.config(outcome.agent).min_occurrences_for_heuristic
         now = utcnow()
         if existing is None:
             if meta["successes"] < min_occ or confidence < self.config.retire_below_confidence:
@@ -373,7 +415,7 @@ class Learner:
             if meta["strategy"] == outcome.strategy_used:
                 heuristic.embedding = prep.heuristic_vector
             else:  # matched a paraphrase: embed the canonical text (rare, small)
-                heuristic.embedding = self.alma.embedder.embed_documents([heuristic.text])[0]
+                heuristic.embedding = self.context.embedder.embed_documents([heuristic.text])[0]
             created = True
         else:
             assert isinstance(existing, Heuristic)
@@ -440,7 +482,7 @@ class Learner:
                 task_type=outcome.task_type, created_at=now, updated_at=now, last_seen=outcome.created_at,
                 workflow_id=outcome.workflow_id,
             )  # fmt: skip
-            anti.embedding = self.alma.embedder.embed_documents([meta["strategy"]])[0]
+            anti.embedding = self.context.embedder.embed_documents([meta["strategy"]])[0]
             created = True
         else:
             assert isinstance(existing, AntiPattern)
@@ -492,7 +534,7 @@ class Learner:
                 task_type=outcome.task_type, created_at=now, updated_at=now, last_seen=outcome.created_at,
                 workflow_id=outcome.workflow_id,
             )  # fmt: skip
-            anti.embedding = self.alma.embedder.embed_documents([anti.pattern])[0]
+            anti.embedding = self.context.embedder.embed_documents([anti.pattern])[0]
             created = True
         else:
             assert isinstance(existing, AntiPattern)

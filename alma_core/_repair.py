@@ -25,7 +25,7 @@ def repair_project(alma: ALMA) -> dict[str, Any]:
     """Quarantine the project's unreadable memories; returns their ids and the store's own check."""
     bad_rows = alma.storage.bad_rows
     bad_rows.take(alma.project_id)  # forget rows an earlier read saw: this pass sees what is there now
-    alma.storage.execute(FindMemories(alma._filter()))  # decodes every row, reporting the bad ones
+    alma.storage.execute(FindMemories(alma.context.filter()))  # decodes every row, reporting the bad ones
     bad = bad_rows.take(alma.project_id)
     if bad:
         now = time.time()
@@ -34,7 +34,7 @@ def repair_project(alma: ALMA) -> dict[str, Any]:
                              {"error": error, "quarantined_at": now}))
             for memory_id, (raw, error) in sorted(bad.items())
         ]  # fmt: skip
-        ops.append(DeleteMemories(alma._filter(ids=tuple(sorted(bad)))))
+        ops.append(DeleteMemories(alma.context.filter(ids=tuple(sorted(bad)))))
         alma.storage.batch(ops)
     report: dict[str, Any] = {"project_id": alma.project_id, "quarantined": sorted(bad), "namespace": QUARANTINE}
     check = getattr(alma.storage, "integrity_check", None)

@@ -33,21 +33,29 @@ error) and capped (`max_error_warnings`). With `diversity > 0`, each type's list
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from ._cache import copy_memory
 from ._config import RetrievalConfig
 from ._models import AntiPattern, Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
+from ._plans import Compute, Plan, run
 from ._slice import MemorySlice
 from .embeddings import Embedder
 from .storage._base import BaseStorage, FindMemories, MemoryFilter, SearchHits, SearchMemories
 
+if TYPE_CHECKING:
+    from ._context import AlmaContext
+
 __all__ = ["Retriever", "fuse", "lexical_query", "recency_factor", "success_factor"]
 
+_T = TypeVar("_T")
 _RRF_K = 60.0
 _WORD = re.compile(r"[\w][\w:.-]*[\w]|\w", re.UNICODE)
 # Function words carry no topic: matching them only adds noise to BM25 (they are dropped from the
@@ -206,19 +214,28 @@ def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:
 Factor = Callable[[Memory], float]  # a memory -> a value in [0, 1]
 
 
-def cap_error_warnings(ranked: list[Memory], cap: int) -> list[Memory]:
+def cap_error_warnings(ranked: list[_T], cap: int, key: Callable[[_T], Memory] | None = None) -> list[_T]:
     """`ranked` with recurring-error warnings merged per (task type, error) (the best-ranked one of
-    each stays) and at most `cap` of them kept: they say what fails, not which strategy to avoid."""
+    each stays) and at most `cap` of them kept: they say what fails, not which strategy to avoid.
+    `key`: the memory of an item of `ranked` (default: the item itself)."""
     seen: set[tuple[str, str]] = set()
-    out: list[Memory] = []
-    for memory in ranked:
+    out: list[_T] = []
+    for item in ranked:
+        memory: Any = item if key is None else key(item)
         if isinstance(memory, AntiPattern) and memory.metadata.get("kind") == "recurring_error":
-            key = (memory.task_type or "", " ".join(memory.pattern.casefold().split()))
-            if key in seen or len(seen) >= cap:
+            warning = (memory.task_type or "", " ".join(memory.pattern.casefold().split()))
+            if warning in seen or len(seen) >= cap:
                 continue
-            seen.add(key)
-        out.append(memory)
+            seen.add(warning)
+        out.append(item)
     return out
+
+
+def _scored(memory: Memory, score: float, factors: dict[str, float]) -> Memory:
+    """`memory` with its retrieval score and breakdown set (retrieval-only fields: no validation)."""
+    fields = memory.__dict__
+    fields["score"], fields["score_breakdown"] = score, factors
+    return memory
 
 
 def inherit_task_relevance(memories: dict[str, Memory], relevance: dict[str, float]) -> dict[str, float]:
@@ -257,6 +274,11 @@ class Retriever:
             return None
         return self.embedder.embed_query(query)
 
+    @classmethod
+    def from_context(cls, context: AlmaContext) -> Retriever:
+        """The retriever of an `AlmaContext`'s store, embedder and retrieval config."""
+        return cls(context.storage, context.embedder, context.config.retrieval)
+
     def candidates(
         self,
         base: MemoryFilter,
@@ -267,21 +289,42 @@ class Retriever:
         user_types: tuple[MemoryType, ...] | None = None,
     ) -> tuple[dict[str, Memory], dict[str, float]]:
         """Candidate memories and their fused relevance in [0, 1], from one `SearchMemories`."""
+        op = self.search_op(base, query, types, mode, vector, user_types)
+        return self.relevance(op, self.storage.execute(op), query, types, mode)
+
+    def search_op(
+        self,
+        base: MemoryFilter,
+        query: str,
+        types: Sequence[MemoryType],
+        mode: str | None = None,
+        vector: np.ndarray | None = None,
+        user_types: tuple[MemoryType, ...] | None = None,
+        shared: bool = False,
+    ) -> SearchMemories:
+        """The one `SearchMemories` of a retrieve (embeds the query when `vector` is missing; `shared`:
+        the caller only reads the candidates, see `SearchMemories.shared`)."""
         mode = mode or self.config.mode
         if mode in ("hybrid", "dense") and vector is None:
             vector = self.embedder.embed_query(query)
         searched = list(types)
         if {MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN} & set(types) and MemoryType.OUTCOME not in types:
             searched.append(MemoryType.OUTCOME)  # lessons inherit their outcomes' relevance (then dropped)
-        op = SearchMemories(
+        return SearchMemories(
             replace(base, types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
             k=self.config.candidates,
             user_types=user_types,
             with_embeddings=self.config.diversity > 0,
+            shared=shared,
         )
-        hits: SearchHits = self.storage.execute(op)
+
+    def relevance(
+        self, op: SearchMemories, hits: SearchHits, query: str, types: Sequence[MemoryType], mode: str | None = None
+    ) -> tuple[dict[str, Memory], dict[str, float]]:
+        """The candidates of `types` among a search's hits, and their fused relevance in [0, 1]."""
+        mode = mode or self.config.mode
         memories = hits.memories
         words = _topic_words(query)
         lex_ids = {i for per_type in hits.lexical.values() for i, _ in per_type if i in memories}
@@ -289,7 +332,7 @@ class Retriever:
         exact = _exact_matches(query, memories, lex_ids, coverage)
         relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
         relevance = inherit_task_relevance(memories, relevance)
-        if len(searched) > len(types):
+        if len(op.filter.types or ()) > len(types):
             memories = {i: m for i, m in memories.items() if m.memory_type in types}
         if self.reranker is not None and relevance:
             relevance = self._rerank(query, memories, relevance)
@@ -319,48 +362,72 @@ class Retriever:
         """Add the memories graph memory leads to (within `base`: the same scopes) and fuse the graph score
         into relevance as a noisy-or, 1 - (1 - relevance) * (1 - graph_weight * graph): never lower, and a
         memory the text search missed enters with at most `graph_weight`."""
+        find = self.graph_find(base, types, memories, graph)
+        found = self.storage.execute(find) if find is not None else []
+        return self.graph_fuse(base, memories, relevance, graph, found, user_types)
+
+    def graph_find(
+        self, base: MemoryFilter, types: Sequence[MemoryType], memories: Mapping[str, Memory], graph: dict[str, float]
+    ) -> FindMemories | None:
+        """The read of the memories graph memory leads to that the search did not find (None: none)."""
         missing = tuple(i for i in graph if i not in memories)
-        if missing:
-            found = self.storage.execute(FindMemories(replace(base, ids=missing, types=tuple(types), user_id=None),
-                                                      with_embeddings=self.config.diversity > 0))  # fmt: skip
-            user = base.user_id  # (as in the search) the user applies to `user_types` only
-            found = [m for m in found if user is None or m.user_id_value in (None, user) or
-                     (user_types is not None and m.memory_type not in user_types)]  # fmt: skip
-            memories = {**memories, **{m.id: m for m in found}}
+        if not missing:
+            return None
+        return FindMemories(replace(base, ids=missing, types=tuple(types), user_id=None),
+                            with_embeddings=self.config.diversity > 0)  # fmt: skip
+
+    def graph_fuse(
+        self,
+        base: MemoryFilter,
+        memories: dict[str, Memory],
+        relevance: dict[str, float],
+        graph: dict[str, float],
+        found: Sequence[Memory],
+        user_types: tuple[MemoryType, ...] | None = None,
+    ) -> tuple[dict[str, Memory], dict[str, float]]:
+        """`with_graph`'s fusion, given what `graph_find` read."""
+        user = base.user_id  # (as in the search) the user applies to `user_types` only
+        found = [m for m in found if user is None or m.user_id_value in (None, user) or
+                 (user_types is not None and m.memory_type not in user_types)]  # fmt: skip
+        memories = {**memories, **{m.id: m for m in found}}
         weight = self.graph_weight
         fused = {i: 1.0 - (1.0 - relevance.get(i, 0.0)) * (1.0 - weight * graph.get(i, 0.0)) for i in memories}
         return memories, fused
 
     def rank(self, memories: dict[str, Memory], relevance: dict[str, float]) -> list[Memory]:
         """Score every candidate (see the module docstring), best first; retired memories are dropped."""
+        return [_scored(memory, score, factors) for memory, score, factors in self.scores(memories, relevance)]
+
+    def scores(
+        self, memories: dict[str, Memory], relevance: dict[str, float]
+    ) -> list[tuple[Memory, float, dict[str, float]]]:
+        """(memory, score, score breakdown) of every candidate, best first, retired ones dropped; the
+        memories are only read (`rank` sets the scores on them)."""
         cfg = self.config
-        weights = {"recency": cfg.w_recency, "success": cfg.w_success, "confidence": cfg.w_confidence}
-        weights.update({name: weight for name, (weight, _) in self.factors.items()})
-        total = cfg.w_relevance + sum(weights.values()) or 1.0
+        w_rel, w_rec, w_suc, w_conf = cfg.w_relevance, cfg.w_recency, cfg.w_success, cfg.w_confidence
+        extra = self.factors
+        total = w_rel + sum((w_rec, w_suc, w_conf, *(weight for weight, _ in extra.values()))) or 1.0
         timeless = {MemoryType(t) for t in cfg.timeless_types}
+        half_life, boost, min_rel = cfg.recency_half_life_days, cfg.lesson_boost, cfg.min_relevance
         now_ts = utcnow().timestamp()
-        ranked: list[Memory] = []
+        ranked: list[tuple[float, str, Memory, dict[str, float]]] = []
         for memory_id, memory in memories.items():
             rel = relevance.get(memory_id, 0.0)
-            if rel < cfg.min_relevance or memory.metadata.get("retired"):
+            if rel < min_rel or memory.metadata.get("retired"):
                 continue
-            factors = {
-                "relevance": rel,
-                "recency": 1.0
-                if memory.memory_type in timeless
-                else recency_factor(memory, cfg.recency_half_life_days, now_ts),
-                "success": success_factor(memory),
-                "confidence": memory.confidence,
-            }
-            factors.update({name: fn(memory) for name, (_, fn) in self.factors.items()})
-            quality = (cfg.w_relevance + sum(weights[name] * factors[name] for name in weights)) / total
-            lesson = lesson_factor(memory, cfg.lesson_boost)
+            recency = 1.0 if memory.memory_type in timeless else recency_factor(memory, half_life, now_ts)
+            success, confidence = success_factor(memory), memory.confidence
+            factors = {"relevance": rel, "recency": recency, "success": success, "confidence": confidence}
+            boosted = w_rec * recency + w_suc * success + w_conf * confidence
+            for name, (weight, fn) in extra.items():
+                factors[name] = value = fn(memory)
+                boosted += weight * value
+            quality = (w_rel + boosted) / total
+            lesson = lesson_factor(memory, boost)
             factors["quality"], factors["lesson"] = quality, lesson
-            memory.score = rel * quality * lesson / (1.0 + cfg.lesson_boost)
-            memory.score_breakdown = factors
-            ranked.append(memory)
-        ranked.sort(key=lambda m: (-(m.score or 0.0), m.id))
-        return ranked
+            ranked.append((rel * quality * lesson / (1.0 + boost), memory_id, memory, factors))
+        ranked.sort(key=lambda r: (-r[0], r[1]))
+        return [(memory, score, factors) for score, _, memory, factors in ranked]
 
     def retrieve(
         self,
@@ -376,23 +443,73 @@ class Retriever:
     ) -> MemorySlice:
         """Up to `top_k` memories of each type for `query`, ranked, as a `MemorySlice` (`graph`: memory id
         -> graph score, from `GraphIndex.expand`, fused into relevance by `with_graph`)."""
+        return run(self.storage, self.plan(base, query, top_k, types, reader, mode, vector, user_types, graph))
+
+    def plan(
+        self,
+        base: MemoryFilter,
+        query: str,
+        top_k: int,
+        types: Sequence[MemoryType],
+        reader: str,
+        mode: str | None = None,
+        vector: np.ndarray | None = None,
+        user_types: tuple[MemoryType, ...] | None = None,
+        graph: dict[str, float] | None = None,
+    ) -> Plan[MemorySlice]:
+        """`retrieve` as a plan (`alma_core._plans`): the search (and the graph's read) are its storage
+        steps, fusion and ranking one `Compute` step."""
         start = time.perf_counter()
-        memories, relevance = self.candidates(base, query, types, mode, vector, user_types)
+        # The candidates are only read (scored without changing them): the store may share its own
+        # (`SearchMemories.shared`) and `_answer` copies the few it returns. MMR sets vectors on them.
+        op = self.search_op(base, query, types, mode, vector, user_types, shared=self.config.diversity <= 0)
+        hits: SearchHits = (yield [op])[0]
+        found: list[Memory] = []
         if graph is not None:
-            memories, relevance = self.with_graph(base, types, memories, relevance, graph, user_types)
+            searched = {i: m for i, m in hits.memories.items() if m.memory_type in types}
+            find = self.graph_find(base, types, searched, graph)
+            found = (yield [find])[0] if find is not None else []
+        result: MemorySlice = yield Compute(self._answer, op, hits, query, top_k, types, reader, mode, user_types,
+                                            graph, found)  # fmt: skip
+        result.retrieval_ms = (time.perf_counter() - start) * 1000
+        return result
+
+    def _answer(
+        self,
+        op: SearchMemories,
+        hits: SearchHits,
+        query: str,
+        top_k: int,
+        types: Sequence[MemoryType],
+        reader: str,
+        mode: str | None,
+        user_types: tuple[MemoryType, ...] | None,
+        graph: dict[str, float] | None,
+        found: Sequence[Memory],
+    ) -> MemorySlice:
+        """Fusion, ranking and the slice, from a search's hits (and what the graph led to)."""
+        memories, relevance = self.relevance(op, hits, query, types, mode)
+        if graph is not None:
+            memories, relevance = self.graph_fuse(op.filter, memories, relevance, graph, found, user_types)
+        diversity = self.config.diversity
+        by_type: dict[MemoryType, list[tuple[Memory, float, dict[str, float]]]] = {}
+        scored = self.scores(memories, relevance)
+        for entry in cap_error_warnings(scored, self.config.max_error_warnings, key=operator.itemgetter(0)):
+            by_type.setdefault(entry[0].memory_type, []).append(entry)
         result = MemorySlice(query=query, agent=reader)
-        by_type: dict[MemoryType, list[Memory]] = {}
-        for memory in cap_error_warnings(self.rank(memories, relevance), self.config.max_error_warnings):
-            if graph is not None:
-                memory.score_breakdown = {**(memory.score_breakdown or {}), "graph": graph.get(memory.id, 0.0)}
-            by_type.setdefault(memory.memory_type, []).append(memory)
         for memory_type in MemoryType:
-            for memory in mmr(by_type.get(memory_type, []), top_k, self.config.diversity):
+            entries = by_type.get(memory_type, [])
+            if diversity > 0:  # (the memories are the caller's own here: see `plan`)
+                chosen = mmr([_scored(*entry) for entry in entries], top_k, diversity)
+                entries = [(memory, memory.score or 0.0, memory.score_breakdown or {}) for memory in chosen]
+            for memory, score, factors in entries[:top_k]:
+                if graph is not None:
+                    factors = {**factors, "graph": graph.get(memory.id, 0.0)}
+                memory = _scored(copy_memory(memory), score, dict(factors))
                 memory.embedding = None  # vectors stay in the store; slices are for prompts
                 if memory.agent not in (reader, "*"):
                     memory.metadata["shared_from"] = memory.agent
                 result.add(memory)
-        result.retrieval_ms = (time.perf_counter() - start) * 1000
         return result
 
 

@@ -82,7 +82,8 @@ def _private_file(folder: Path, name: str) -> tuple[int, Path]:
 
 def _lines(alma: ALMA, with_embeddings: bool) -> Iterator[tuple[bool, str]]:
     """(is_memory, JSON line) for every memory and record of the project."""
-    memories = alma.storage.execute(FindMemories(alma._filter(), descending=False, with_embeddings=with_embeddings))
+    every = FindMemories(alma.context.filter(), descending=False, with_embeddings=with_embeddings)
+    memories = alma.storage.execute(every)
     for memory in memories:
         yield True, json.dumps(memory.to_dict(with_embedding=with_embeddings), ensure_ascii=False)
     records = alma.storage.execute(ListRecords(alma.project_id, "", prefix=True, descending=False))

@@ -27,18 +27,17 @@ def _reducer_name(reducer: Any) -> Any:
 
 
 class WorkflowAPI:
-    """Mixed into `ALMA`: checkpoint / resume / merge_states / link_artifact / retrieve_scoped."""
+    """Mixed into `ALMA`: checkpoint / resume / merge_states / link_artifact / retrieve_scoped.
+
+    Built on the facade's public parts only: its `AlmaContext` and its `Retriever` and `Learner` services."""
 
     if TYPE_CHECKING:
         storage: BaseStorage
         project_id: str
-        retriever: Retriever
         scopes: ScopePolicy
-
-        def _filter(self, **kwargs: Any) -> MemoryFilter: ...
-        def _outcome(self, *args: Any, **kwargs: Any) -> Outcome: ...
-        def _learn(self, outcomes: list[Outcome]) -> list[Outcome]: ...
-        def _emit(self, kind: MemoryEventType, memories: Any, **payload: Any) -> None: ...
+        context: AlmaContext
+        retriever: Retriever
+        learner: Learner
 
     @cached_property
     def _checkpoints(self) -> CheckpointStore:
@@ -200,15 +199,15 @@ class WorkflowAPI:
                 raise ValidationError("scope 'workflow_only' needs workflow_id")
             check_workflow_id(workflow_id)
             readers = (*self.scopes.readable(agent, True), "*") if agent else None
-            base = self._filter(agents=readers, workflow_id=workflow_id)
+            base = self.context.filter(agents=readers, workflow_id=workflow_id)
         elif kind is RetrievalScope.AGENT_ONLY:
             if agent is None:
                 raise ValidationError("scope 'agent_only' needs agent")
-            base = self._filter(agents=(agent,))
+            base = self.context.filter(agents=(agent,))
         else:
-            base = self._filter(agents=(*self.scopes.readable(agent, True), "*") if agent else None)
+            base = self.context.filter(agents=(*self.scopes.readable(agent, True), "*") if agent else None)
         result = self.retriever.retrieve(base, query, top_k, AGENT_TYPES, agent or "*")
-        self._emit(MemoryEventType.ACCESSED, result, agent=agent, scope=kind.value)
+        self.context.emit(MemoryEventType.ACCESSED, result, agent=agent, scope=kind.value)
         return result
 
     def workflow_learn(
@@ -234,9 +233,9 @@ class WorkflowAPI:
         if checkpoint_id is not None:
             self._checkpoints.get(workflow_id, checkpoint_id)  # NotFound if it is not there
             meta["checkpoint_id"] = checkpoint_id
-        outcome_ = self._outcome(agent, task, outcome, strategy_used, task_type, duration_ms, error_message,
-                                 feedback, timestamp, meta, workflow_id=workflow_id)  # fmt: skip
-        return self._learn([outcome_])[0]
+        outcome_ = self.learner.outcome(agent, task, outcome, strategy_used, task_type, duration_ms, error_message,
+                                        feedback, timestamp, meta, workflow_id=workflow_id)  # fmt: skip
+        return self.learner.learn([outcome_])[0]
 
     # ---- async twins ------------------------------------------------------------------------------
 

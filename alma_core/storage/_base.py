@@ -171,6 +171,8 @@ class SearchMemories:
     `_lexical.choose_terms`). `filter.user_id` applies to the types in `user_types` only (None: to all).
     Returns `SearchHits`: raw scores, best first, per type, and the candidate memories themselves
     (vectors loaded when `with_embeddings`). Fusion and ranking are the core's, never the backend's.
+    `shared`: the caller only reads the candidates (it copies those it changes or returns), so the store
+    may hand out memories it keeps for later reads instead of building each one (SQLite does).
     """
 
     filter: MemoryFilter
@@ -179,6 +181,7 @@ class SearchMemories:
     k: int = 50
     user_types: tuple[MemoryType, ...] | None = None
     with_embeddings: bool = False
+    shared: bool = False
 
 
 Hits = list[tuple[str, float]]
@@ -236,6 +239,7 @@ class ListRecords:
 
     `where` matches top-level metadata keys by equality. `order_by="key"` orders by key instead of seq
     (for keys that sort by time, such as uuid6 ids); `before_key` keeps keys that sort below it.
+    `keys` keeps only these keys (many records by key in one statement).
     """
 
     project_id: str
@@ -250,6 +254,7 @@ class ListRecords:
     offset: int = 0
     descending: bool = True
     with_values: bool = True
+    keys: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +382,10 @@ class BaseStorage(ABC):
 
     async def aexecute(self, op: Op) -> Any:
         return (await self.abatch([op]))[0]
+
+    async def ageneration(self, project_id: str) -> int:
+        """`generation` without blocking the event loop (a worker thread unless the backend overrides it)."""
+        return await asyncio.to_thread(self.generation, project_id)
 
     def __enter__(self) -> BaseStorage:
         return self

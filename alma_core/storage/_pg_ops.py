@@ -443,6 +443,11 @@ class OpSteps:
             if bound is not None:
                 clauses.append(f"{column} < %s")
                 args.append(bound)
+        if op.keys is not None:
+            if not op.keys:
+                return []
+            clauses.append("key = ANY(%s)")
+            args.append(list(op.keys))
         for key, value in (op.where or {}).items():
             clauses.append("metadata -> %s = %s::jsonb")
             args.extend([str(key), json.dumps(value, default=str)])

@@ -505,6 +505,24 @@ class PostgresStorage(BaseStorage):
                     raise StorageError(f"PostgreSQL error: {exc}") from exc
         return int(row[0]) if row else 0
 
+    async def ageneration(self, project_id: str) -> int:
+        """The project's generation, read on an async connection (one autocommit statement)."""
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        try:
+            pool = await self._apool()
+            async with pool.connection() as conn:
+                await conn.set_autocommit(True)
+                try:
+                    cur = await conn.execute("SELECT value FROM alma_generations WHERE project_id = %s", (project_id,))
+                    row = await cur.fetchone()
+                finally:
+                    await conn.set_autocommit(False)
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error: {exc}") from exc
+        return int(row[0]) if row else 0
+
     def drop_schema(self) -> None:
         """Delete every ALMA table of this store's schema (tests, `alma reset`). Irreversible."""
         psycopg = _import_psycopg()

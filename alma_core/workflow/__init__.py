@@ -7,6 +7,7 @@ reducers are plain binary functions, usable as LangGraph channel reducers too.
 from __future__ import annotations
 
 from . import reducers
+from ._checkpoints import checkpoints_ns
 from ._models import Artifact, ArtifactType, Checkpoint, RetrievalScope
 from ._serde import Serializer, dumps, loads
 from ._sources import CheckpointSource, register_checkpoint_source
@@ -20,6 +21,7 @@ __all__ = [
     "PriorityAgent",
     "RetrievalScope",
     "Serializer",
+    "checkpoints_ns",
     "dumps",
     "latest_wins",
     "loads",

@@ -16,6 +16,7 @@ try:
 except ImportError:
     raise MissingDependency("langgraph", "langgraph") from None
 
+from ._crypto import KeyRing, generate_key
 from ._import import import_checkpoints
 from ._layout import erase_threads
 from ._lessons import RunLessons
@@ -37,9 +38,11 @@ __all__ = [
     "AlmaStore",
     "AsyncAlmaSaver",
     "GraphPriorityAgent",
+    "KeyRing",
     "RunLessons",
     "alma_learn_node",
     "alma_retrieve_node",
+    "generate_key",
     "import_checkpoints",
     "latest_wins",
     "merge_lists",

@@ -17,6 +17,7 @@ from typing import Any
 from alma_core import NotFound
 from alma_core.storage import PutRecord, Record
 
+from ._crypto import location
 from ._layout import META, checkpoint_ns, writes_ns
 from ._saver import AlmaSaver
 from ._serde import safe_serializer
@@ -50,7 +51,9 @@ def _from_sqlite(saver: AlmaSaver, conn: sqlite3.Connection) -> dict[str, int]:
         for thread, ns, cid, parent, type_, blob, metadata in chunk:
             meta: dict[str, Any] = json.loads(metadata) if metadata else {}
             meta[META] = {"thread_id": thread, "ns": ns, "parent": parent, "type": type_}
-            ops.append(PutRecord(Record(pid, checkpoint_ns(thread, ns), cid, blob, meta)))
+            namespace = checkpoint_ns(thread, ns)
+            blob = saver.packer.seal(type_, blob, location(pid, namespace, cid))  # encrypted when the saver is
+            ops.append(PutRecord(Record(pid, namespace, cid, blob, meta)))
             threads.add(thread)
         saver.storage.batch(ops)
         counts["checkpoints"] += len(ops)
@@ -58,11 +61,12 @@ def _from_sqlite(saver: AlmaSaver, conn: sqlite3.Connection) -> dict[str, int]:
         "SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value FROM writes"
     )
     for chunk in _chunks(rows):
-        ops = [
-            PutRecord(Record(pid, writes_ns(thread, ns, cid), f"{task}/{idx}", value,
-                             {"task_id": task, "idx": idx, "channel": channel, "type": type_, "path": path}))
-            for thread, ns, cid, task, path, idx, channel, type_, value in chunk
-        ]  # fmt: skip
+        ops = []
+        for thread, ns, cid, task, path, idx, channel, type_, value in chunk:
+            namespace, key = writes_ns(thread, ns, cid), f"{task}/{idx}"
+            meta = {"task_id": task, "idx": idx, "channel": channel, "type": type_, "path": path}
+            value = saver.packer.seal(type_, value, location(pid, namespace, key))
+            ops.append(PutRecord(Record(pid, namespace, key, value, meta)))
         saver.storage.batch(ops)
         counts["writes"] += len(ops)
     counts["threads"] = len(threads)

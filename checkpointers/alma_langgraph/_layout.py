@@ -2,6 +2,10 @@
 
     checkpoint  namespace "lg/<thread_id>/<checkpoint_ns>"                   key checkpoint_id
     write       namespace "lgw/<thread_id>/<checkpoint_ns>/<checkpoint_id>"   key "<task_id>/<idx>"
+    blob        namespace "lgb/<thread_id>/<checkpoint_ns>"                  key "<channel>/<version>"
+
+A blob is one channel's value at one version, written once and shared by every checkpoint that has
+that version (see `_channels`); a checkpoint record (format 2) holds the checkpoint without them.
 
 thread_id and checkpoint_ns are escaped so they hold no "/", which makes "lg/<thread_id>/" the exact
 prefix of one thread. Checkpoint ids are uuid6 (they sort by time), so the latest checkpoint is the
@@ -21,11 +25,15 @@ from typing import Any, TypeVar
 from alma_core.storage import BaseStorage, DeleteRecords, Op, Record
 
 __all__ = [
+    "BLOBS",
     "CHECKPOINTS",
     "META",
+    "SPACES",
     "WRITES",
     "Plan",
     "arun",
+    "blob_key",
+    "blobs_ns",
     "checkpoint_ns",
     "erase_threads",
     "escape",
@@ -37,6 +45,8 @@ __all__ = [
 
 CHECKPOINTS = "lg/"
 WRITES = "lgw/"
+BLOBS = "lgb/"
+SPACES = (CHECKPOINTS, WRITES, BLOBS)  # everything a thread has
 META = "__lg"  # internal metadata entry of a checkpoint record: thread_id, checkpoint_ns, parent, type
 
 _T = TypeVar("_T")
@@ -58,13 +68,9 @@ def thread_prefix(space: str, thread_id: str) -> str:
 
 
 def erase_threads(project_id: str, records: Sequence[Record]) -> list[DeleteRecords]:
-    """`delete_user` hook: a thread with a checkpoint tagged with the user goes whole (checkpoints and writes)."""
+    """`delete_user` hook: a thread with a checkpoint tagged with the user goes whole (checkpoints, writes, blobs)."""
     threads = {r.namespace[len(CHECKPOINTS) :].split("/", 1)[0] for r in records if r.namespace.startswith(CHECKPOINTS)}
-    return [
-        DeleteRecords(project_id, f"{space}{t}/", prefix=True)
-        for t in sorted(threads)
-        for space in (CHECKPOINTS, WRITES)
-    ]
+    return [DeleteRecords(project_id, f"{space}{t}/", prefix=True) for t in sorted(threads) for space in SPACES]
 
 
 def checkpoint_ns(thread_id: str, ns: str) -> str:
@@ -73,6 +79,14 @@ def checkpoint_ns(thread_id: str, ns: str) -> str:
 
 def writes_ns(thread_id: str, ns: str, checkpoint_id: str) -> str:
     return f"{WRITES}{escape(str(thread_id))}/{escape(ns)}/{checkpoint_id}"
+
+
+def blobs_ns(thread_id: str, ns: str) -> str:
+    return f"{BLOBS}{escape(str(thread_id))}/{escape(ns)}"
+
+
+def blob_key(channel: str, version: Any) -> str:
+    return f"{escape(channel)}/{version}"
 
 
 def run(storage: BaseStorage, plan: Plan[_T], *, write: bool) -> _T:

@@ -14,7 +14,8 @@ import builtins
 import os
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -26,6 +27,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     PendingWrite,
     SerializerProtocol,
     get_checkpoint_id,
@@ -46,12 +48,19 @@ from alma_core.storage import (
     open_storage,
 )
 
+from ._channels import Channels
+from ._crypto import KeyRing, key_ring, location
+from ._guards import arun_atomic, guarded_put, needs_guard
+from ._history import delta_history_plan
 from ._layout import (
+    BLOBS,
     CHECKPOINTS,
     META,
-    WRITES,
+    SPACES,
     Plan,
     arun,
+    blob_key,
+    blobs_ns,
     checkpoint_ns,
     run,
     thread_prefix,
@@ -59,11 +68,16 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._rekey import rotate_keys
+from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
+FORMAT = 2  # checkpoint records without their channel values, which are blobs (see `_channels`)
+_KEYS_PER_OP = 500  # blob keys per ListRecords (under SQLite's bound-parameter limit)
+_REMEMBERED = 10_000  # checkpoint ids known to be format 2 (their blobs stored)
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
@@ -89,15 +103,28 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         compress_above: int | str | None = "auto",
         lessons: RunLessons | None = None,
+        ttl: float | Mapping[str, Any] | None = None,
+        keep_last: int | None = None,
+        fencing: bool = False,
+        encryption: KeyRing | str | Mapping[str, bytes | str] | bool | None = None,
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
         (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
         `compress_above`: zstd-compress blobs larger than this many bytes (None: never; "auto": 4096
         when `zstandard` is installed). `lessons` (opt-in): learn an outcome from each finished run
-        (see `RunLessons`)."""
+        (see `RunLessons`). `ttl`: minutes after its last checkpoint at which a thread expires, or
+        `{"default_ttl": minutes, "strategy": "delete" | "keep_latest"}`; `keep_last`: checkpoints kept
+        per thread and namespace; both are applied by `sweep()` (see `_retention`). `fencing`: a put
+        whose parent is no longer the thread's head raises `CheckpointConflict` (see `_guards`).
+        `encryption`: AES-GCM at rest, a `KeyRing` or `"id:base64key,..."` (newest first); None reads
+        `ALMA_CHECKPOINT_KEYS` when it is set; False turns it off (see `_crypto`)."""
         super().__init__(serde=serde or safe_serializer())
-        self.packer = Packer(compress_above)
+        self.packer = Packer(compress_above, key_ring(encryption))
+        self.channels = Channels(self.packer)
         self.lessons = lessons
+        self._stored: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # format-2 checkpoints seen
+        self.retention = Retention(self, ttl, keep_last)
+        self.fencing = bool(fencing)
         if isinstance(alma, ALMA):
             self.storage: BaseStorage = alma.storage
             self.project_id: str = project_id or alma.project_id
@@ -108,13 +135,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     @classmethod
     @contextmanager
     def from_conn_string(
-        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default", **options: Any
     ) -> Iterator[AlmaSaver]:
         """A saver on an ALMA store, closed on exit: a SQLite path (or ":memory:") or a `postgresql://`
-        URI, like LangGraph's `PostgresSaver.from_conn_string`. No embedder is loaded."""
+        URI, like LangGraph's `PostgresSaver.from_conn_string`. No embedder is loaded. `options` go to the
+        constructor (`ttl`, `keep_last`, `fencing`, `encryption`, ...)."""
         storage = open_storage(conn_string)
         try:
-            yield cls(storage, project_id=project_id)
+            yield cls(storage, project_id=project_id, **options)
         finally:
             storage.close()
 
@@ -124,20 +152,101 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     # ---- plans --------------------------------------------------------------------------------
 
-    def _record(
-        self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
-    ) -> tuple[Record, RunnableConfig]:
+    def _put_plan(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Plan[tuple[RunnableConfig, Any]]:
+        """One write step: the checkpoint record (without its channel values) and a blob for each new
+        channel version. A checkpoint whose parent this saver has not seen stored in this format also
+        writes its other channel values (write-once: blobs already stored stay), so a thread written
+        in the old format or by another process never loses a value. The fencing / retention seam:
+        checks that must hold in the same transaction go before this plan's write step."""
         thread_id, ns, parent = _ids(config)
-        type_, blob = self.packer.dumps(self.serde, checkpoint)
+        values, versions = checkpoint["channel_values"], checkpoint["channel_versions"]
+        namespace = blobs_ns(thread_id, ns)
+        blobs, learned = self.channels.encode(self.serde, self.project_id, namespace, values, new_versions)
+        ops: list[Op] = [PutRecord(r) for r in blobs]
+        if parent is None or (thread_id, ns, parent) not in self._stored:
+            rest = {k: versions[k] for k in values if k in versions and k not in new_versions}
+            more, _ = self.channels.encode(self.serde, self.project_id, namespace, values, rest)
+            ops.extend(PutRecord(r, if_absent=True) for r in more)
+        inline = {k: v for k, v in values.items() if k not in versions and k not in new_versions}
+        stripped = {**checkpoint, "channel_values": inline}
+        cp_ns = checkpoint_ns(thread_id, ns)
+        type_, blob = self.packer.dumps(self.serde, stripped, location(self.project_id, cp_ns, checkpoint["id"]))
         meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
-        meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_}
-        record = Record(self.project_id, checkpoint_ns(thread_id, ns), checkpoint["id"], blob, meta)
-        return record, _config(thread_id, ns, checkpoint["id"])
+        meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": FORMAT}
+        record = Record(self.project_id, cp_ns, checkpoint["id"], blob, meta)
+        ops = [PutRecord(record), *ops, *self.retention.on_put(config, thread_id)]
+        if needs_guard(self.fencing, ns, parent):  # checked in the same write transaction, before writing
+            yield from guarded_put(self.project_id, thread_id, ns, record.key, parent, self.fencing, ops)
+        else:
+            yield ops
+        return _config(thread_id, ns, checkpoint["id"]), learned
 
-    def _tuple(self, record: Record, writes: Sequence[Record]) -> CheckpointTuple:
+    def _stored_put(self, saved: RunnableConfig, learned: Any) -> None:
+        """After the put committed: its list versions become delta bases, its id a known parent."""
+        self.channels.learn(learned)
+        conf = saved["configurable"]
+        self._remember(conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
+
+    def _remember(self, thread_id: str, ns: str, checkpoint_id: str) -> None:
+        self._stored[(thread_id, ns, checkpoint_id)] = None
+        if len(self._stored) > _REMEMBERED:
+            self._stored.popitem(last=False)
+
+    def _forget(self, thread_id: str) -> None:
+        """Blobs of the thread may have gone: remember nothing of it."""
+        self.channels.forget(thread_id)
+        for key in [k for k in self._stored if k[0] == thread_id]:
+            del self._stored[key]
+
+    def _load_plan(
+        self, records: Sequence[Record], extra: Sequence[Op] = ()
+    ) -> Plan[tuple[list[Checkpoint], list[Any]]]:
+        """The checkpoints of `records` with their channel values, gathered in one query per blob
+        namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step."""
+        checkpoints: list[Checkpoint] = []
+        wanted: dict[str, set[str]] = {}
+        for r in records:
+            info = r.metadata[META]
+            cp = self._load(info["type"], r)
+            checkpoints.append(cp)
+            if info.get("v") == FORMAT:
+                keys = wanted.setdefault(blobs_ns(info["thread_id"], info["ns"]), set())
+                keys.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
+        fetch = _fetch_ops(self.project_id, wanted)
+        results = (yield [*extra, *fetch]) if fetch or extra else []
+        extra_results, fetched = results[: len(extra)], results[len(extra) :]
+        found = _by_ns(fetch, fetched)
+        missing: dict[str, set[str]] = {}
+        for r, cp in zip(records, checkpoints, strict=True):
+            info = r.metadata[META]
+            if info.get("v") == FORMAT:
+                namespace = blobs_ns(info["thread_id"], info["ns"])
+                keys = self.channels.missing(cp["channel_versions"], found.get(namespace, {}))
+                if keys:
+                    missing.setdefault(namespace, set()).update(keys)
+        if missing:
+            more = _fetch_ops(self.project_id, missing)
+            for namespace, by_key in _by_ns(more, (yield more)).items():
+                found.setdefault(namespace, {}).update(by_key)
+        for r, cp in zip(records, checkpoints, strict=True):
+            info = r.metadata[META]
+            if info.get("v") == FORMAT:
+                thread_id, ns = info["thread_id"], info["ns"]
+                blobs = found.get(blobs_ns(thread_id, ns), {})
+                values = self.channels.decode(self.serde, blobs_ns(thread_id, ns), cp["channel_versions"], blobs)
+                cp["channel_values"] = {**cp["channel_values"], **values}
+                self._remember(thread_id, ns, r.key)
+        return checkpoints, extra_results
+
+    def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
         info = record.metadata[META]
         thread_id, ns, parent = info["thread_id"], info["ns"], info["parent"]
-        checkpoint = self.packer.loads(self.serde, info["type"], record.value)
         metadata = {k: v for k, v in record.metadata.items() if k != META}
         return CheckpointTuple(
             config=_config(thread_id, ns, record.key),
@@ -152,23 +261,41 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             return writes_sort_key(w.metadata.get("path", ""), w.metadata["task_id"], w.metadata["idx"])
 
         return [
-            (w.metadata["task_id"], w.metadata["channel"], self.packer.loads(self.serde, w.metadata["type"], w.value))
+            (w.metadata["task_id"], w.metadata["channel"], self._load(w.metadata["type"], w))
             for w in sorted(writes, key=order)
         ]
 
-    def _get_plan(self, config: RunnableConfig) -> Plan[tuple[Record, list[Record]] | None]:
+    def _load(self, type_: str, record: Record) -> Any:
+        """A stored blob's value, opened for the record it was read from (see `_crypto`)."""
+        where = location(record.project_id, record.namespace, record.key)
+        return self.packer.loads(self.serde, type_, record.value, where)
+
+    def _moved(self, r: Record, namespace: str, meta: dict[str, Any], type_: str) -> Record:
+        """`r` copied to `namespace`: an encrypted blob is re-sealed for its new place."""
+        value = r.value
+        if self.packer.cipher is not None:
+            plain = self.packer.unseal(type_, value, location(r.project_id, r.namespace, r.key))
+            value = self.packer.seal(type_, plain, location(r.project_id, namespace, r.key))
+        return Record(r.project_id, namespace, r.key, value, meta)
+
+    def _get_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
         thread_id, ns, checkpoint_id = _ids(config)
         if checkpoint_id:
             found, writes = yield [
                 GetRecord(self.project_id, checkpoint_ns(thread_id, ns), checkpoint_id),
                 ListRecords(self.project_id, writes_ns(thread_id, ns, checkpoint_id)),
             ]
-            return (found, writes) if found else None
+            if found is None:
+                return None
+            (checkpoint,), _ = yield from self._load_plan([found])
+            return self._tuple(found, checkpoint, writes)
         (latest,) = yield [ListRecords(self.project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1)]
         if not latest:
             return None
-        (writes,) = yield [ListRecords(self.project_id, writes_ns(thread_id, ns, latest[0].key))]
-        return latest[0], writes
+        (checkpoint,), (writes,) = yield from self._load_plan(
+            latest, [ListRecords(self.project_id, writes_ns(thread_id, ns, latest[0].key))]
+        )
+        return self._tuple(latest[0], checkpoint, writes)
 
     def _list_plan(
         self,
@@ -176,7 +303,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-    ) -> Plan[list[tuple[Record, list[Record]]]]:
+    ) -> Plan[list[CheckpointTuple]]:
         if config is None:
             namespace, prefix, only = CHECKPOINTS, True, None
         else:
@@ -199,8 +326,10 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             found = [r for r in found if r.key == only][:limit]
         if not found:
             return []
-        writes = yield [ListRecords(self.project_id, _writes_ns_of(r)) for r in found]
-        return list(zip(found, writes, strict=True))
+        checkpoints, writes = yield from self._load_plan(
+            found, [ListRecords(self.project_id, _writes_ns_of(r)) for r in found]
+        )
+        return [self._tuple(*t) for t in zip(found, checkpoints, writes, strict=True)]
 
     def _put_writes_plan(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -212,18 +341,17 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         records = []
         for i, (channel, value) in enumerate(writes):
             idx = WRITES_IDX_MAP.get(channel, i)
-            type_, blob = self.packer.dumps(self.serde, value)
+            key = f"{task_id}/{idx}"
+            type_, blob = self.packer.dumps(self.serde, value, location(self.project_id, namespace, key))
             meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
-            records.append(Record(self.project_id, namespace, f"{task_id}/{idx}", blob, meta))
+            records.append(Record(self.project_id, namespace, key, blob, meta))
         if records:  # one batch: regular writes are written once, special ones (errors, interrupts) replaced
             yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
         return None
 
     def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
-        yield [
-            DeleteRecords(self.project_id, thread_prefix(CHECKPOINTS, thread_id), prefix=True),
-            DeleteRecords(self.project_id, thread_prefix(WRITES, thread_id), prefix=True),
-        ]
+        self._forget(thread_id)
+        yield [DeleteRecords(self.project_id, thread_prefix(space, thread_id), prefix=True) for space in SPACES]
         return None
 
     def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
@@ -238,21 +366,60 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         doomed = [r for records in found for r in records]
         if doomed:
             yield _delete_checkpoints(doomed)
+            yield from self._collect_plan({(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
+        return None
+
+    def _collect_plan(self, spaces: set[tuple[str, str]]) -> Plan[None]:
+        """Delete the blobs of these (thread, ns) that no remaining checkpoint needs (its channel
+        versions and their delta chains)."""
+        spaces_ = sorted(spaces)
+        for thread_id, _ in spaces_:
+            self._forget(thread_id)
+        if not spaces_:
+            return None
+        found = yield [
+            op
+            for thread_id, ns in spaces_
+            for op in (
+                ListRecords(self.project_id, checkpoint_ns(thread_id, ns)),
+                ListRecords(self.project_id, blobs_ns(thread_id, ns), with_values=False),
+            )
+        ]
+        ops: list[Op] = []
+        for i, (thread_id, ns) in enumerate(spaces_):
+            checkpoints, blobs = found[2 * i], found[2 * i + 1]
+            needed: set[str] = set()
+            for r in checkpoints:
+                info = r.metadata[META]
+                if info.get("v") == FORMAT:
+                    cp = self._load(info["type"], r)
+                    needed.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
+            for b in blobs:
+                if b.key in needed and "d" in b.metadata:
+                    channel = b.key.split("/", 1)[0]
+                    needed.update(f"{channel}/{v}" for v in b.metadata["d"])
+            doomed = tuple(b.key for b in blobs if b.key not in needed)
+            if doomed:
+                ops.append(DeleteRecords(self.project_id, blobs_ns(thread_id, ns), doomed))
+        if ops:
+            yield ops
         return None
 
     def _copy_thread_plan(self, source: str, target: str) -> Plan[None]:
-        src_cp, src_w = thread_prefix(CHECKPOINTS, source), thread_prefix(WRITES, source)
-        checkpoints, writes = yield [
-            ListRecords(self.project_id, src_cp, prefix=True, order_by="key", descending=False),
-            ListRecords(self.project_id, src_w, prefix=True, descending=False),
+        self._forget(target)
+        spaces = yield [
+            ListRecords(self.project_id, thread_prefix(space, source), prefix=True, order_by="key", descending=False)
+            for space in SPACES
         ]
         ops: list[Op] = []
-        dst_cp, dst_w = thread_prefix(CHECKPOINTS, target), thread_prefix(WRITES, target)
-        for r in checkpoints:
-            meta = {**r.metadata, META: {**r.metadata[META], "thread_id": str(target)}}
-            ops.append(PutRecord(Record(r.project_id, dst_cp + r.namespace[len(src_cp) :], r.key, r.value, meta)))
-        for r in writes:
-            ops.append(PutRecord(Record(r.project_id, dst_w + r.namespace[len(src_w) :], r.key, r.value, r.metadata)))
+        for space, records in zip(SPACES, spaces, strict=True):
+            src, dst = thread_prefix(space, source), thread_prefix(space, target)
+            for r in records:
+                meta = r.metadata
+                if space == CHECKPOINTS:
+                    meta = {**meta, META: {**meta[META], "thread_id": str(target)}}
+                type_ = meta[META]["type"] if space == CHECKPOINTS else meta["t"] if space == BLOBS else meta["type"]
+                ops.append(PutRecord(self._moved(r, dst + r.namespace[len(src) :], meta, type_)))
         if ops:
             yield ops
         return None
@@ -269,10 +436,10 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 yield from self._keep_latest_plan(thread_id)
         return None
 
-    def _keep_latest_plan(self, thread_id: str) -> Plan[None]:
-        """Keep each namespace's latest checkpoint (with its writes), and, for a thread that uses a
-        DeltaChannel, every ancestor back to the nearest one holding a stored value for each delta
-        channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
+    def _keep_latest_plan(self, thread_id: str, keep: int = 1) -> Plan[None]:
+        """Keep each namespace's latest `keep` checkpoints (with their writes and blobs), and, for a thread that
+        uses a DeltaChannel, every ancestor back to the nearest one holding a stored value for each
+        delta channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
         (records,) = yield [
             ListRecords(self.project_id, thread_prefix(CHECKPOINTS, thread_id), prefix=True, order_by="key",
                         with_values=False)
@@ -283,16 +450,15 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         doomed: list[Record] = []
         orphans: list[Record] = []
         for namespace, chain in by_ns.items():
-            latest = chain[max(chain)]
-            kept = [latest]
-            delta = set(latest.metadata.get("counters_since_delta_snapshot") or {})
-            parent = latest.metadata[META]["parent"]
+            kept = [chain[k] for k in sorted(chain, reverse=True)[:keep]]
+            delta = set(kept[-1].metadata.get("counters_since_delta_snapshot") or {})
+            parent = kept[-1].metadata[META]["parent"]
             while delta and parent in chain:
                 (ancestor,) = yield [GetRecord(self.project_id, namespace, parent)]
                 if ancestor is None:
                     break
                 kept.append(ancestor)
-                values = self.packer.loads(self.serde, ancestor.metadata[META]["type"], ancestor.value)
+                (values,), _ = yield from self._load_plan([ancestor])
                 delta -= set(values.get("channel_values", {}))
                 parent = ancestor.metadata[META]["parent"]
             kept_ids = {r.key for r in kept}
@@ -310,14 +476,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                     meta = {**r.metadata, META: {**r.metadata[META], "parent": None}}
                     ops.append(PutRecord(Record(r.project_id, r.namespace, r.key, r.value, meta)))
         yield ops
+        yield from self._collect_plan({(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
         return None
 
     # ---- sync API ------------------------------------------------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
-        found = run(self.storage, self._get_plan(config), write=False)
-        return self._tuple(*found) if found else None
+        return run(self.storage, self._get_plan(config), write=False)
 
     def list(
         self,
@@ -328,8 +494,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first, filtered by thread / namespace, metadata equality, `before`, `limit`."""
-        for record, writes in run(self.storage, self._list_plan(config, filter, before, limit), write=False):
-            yield self._tuple(record, writes)
+        yield from run(self.storage, self._list_plan(config, filter, before, limit), write=False)
 
     def put(
         self,
@@ -338,9 +503,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Store a checkpoint (its channel values included) as one record."""
-        record, saved = self._record(config, checkpoint, metadata)
-        self.storage.batch([PutRecord(record)])
+        """Store a checkpoint and its new channel versions in one transaction (see `_put_plan`)."""
+        saved, learned = run(self.storage, self._put_plan(config, checkpoint, metadata, new_versions), write=True)
+        self._stored_put(saved, learned)
         if self.lessons is not None:
             self.lessons.on_put(saved, checkpoint, metadata)
         return saved
@@ -369,6 +534,35 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """`"keep_latest"` (DeltaChannel-safe, see `_keep_latest_plan`) or `"delete"`, per thread."""
         run(self.storage, self._prune_plan(thread_ids, strategy), write=True)
 
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Each channel's writes along the parent chain down to its seed, in a few queries (see `_history`)."""
+        return run(self.storage, delta_history_plan(self, config, channels), write=False)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await arun(self.storage, delta_history_plan(self, config, channels))
+
+    def sweep(self, *, now: float | None = None) -> SweepResult:
+        """Delete the threads whose TTL has passed and cut threads to `keep_last` checkpoints; safe
+        from several processes at once. Returns the counts this call removed (see `_retention`)."""
+        return self.retention.sweep(now)
+
+    async def asweep(self, *, now: float | None = None) -> SweepResult:
+        return await asyncio.to_thread(self.retention.sweep, now)
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every blob under the key ring's newest key (rows written in plaintext before
+        encryption was on included); returns how many it rewrote. See `_rekey`."""
+        return rotate_keys(self)
+
+    def set_ttl(self, thread_id: str, ttl: float | Mapping[str, Any] | None) -> None:
+        """Give one thread its own TTL in minutes (or `{"ttl": minutes, "strategy": ...}`); None removes
+        it. A run's config can do the same: `{"configurable": {"thread_id": ..., "ttl": 60}}`."""
+        self.retention.set_ttl(str(thread_id), ttl)
+
     def get_next_version(self, current: str | None, channel: None) -> str:
         """Monotonic string versions, like LangGraph's own savers."""
         if current is None:
@@ -387,8 +581,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     # ---- async API -----------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        found = await arun(self.storage, self._get_plan(config))
-        return self._tuple(*found) if found else None
+        return await arun(self.storage, self._get_plan(config))
 
     async def alist(
         self,
@@ -398,8 +591,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for record, writes in await arun(self.storage, self._list_plan(config, filter, before, limit)):
-            yield self._tuple(record, writes)
+        for found in await arun(self.storage, self._list_plan(config, filter, before, limit)):
+            yield found
 
     async def aput(
         self,
@@ -408,8 +601,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        record, saved = self._record(config, checkpoint, metadata)
-        await self.storage.abatch([PutRecord(record)])
+        saved, learned = await arun_atomic(self.storage, self._put_plan(config, checkpoint, metadata, new_versions))
+        self._stored_put(saved, learned)
         if self.lessons is not None:
             await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved
@@ -445,18 +638,35 @@ class AsyncAlmaSaver(AlmaSaver):
     @classmethod
     @asynccontextmanager
     async def from_conn_string(  # type: ignore[override]
-        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default"
+        cls, conn_string: str | os.PathLike[str], *, project_id: str = "default", **options: Any
     ) -> AsyncIterator[AsyncAlmaSaver]:
         """Like `AlmaSaver.from_conn_string`; a store with an async pool (PostgreSQL) closes it too."""
         storage = open_storage(conn_string)
         try:
-            yield cls(storage, project_id=project_id)
+            yield cls(storage, project_id=project_id, **options)
         finally:
             aclose = getattr(storage, "aclose", None)
             if aclose is not None:
                 await aclose()
             else:
                 storage.close()
+
+
+def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
+    """ListRecords of these keys per namespace, in chunks."""
+    ops: list[Op] = []
+    for namespace, keys in wanted.items():
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), _KEYS_PER_OP):
+            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + _KEYS_PER_OP])))
+    return ops
+
+
+def _by_ns(ops: Sequence[Op], results: Sequence[list[Record]]) -> dict[str, dict[str, Record]]:
+    found: dict[str, dict[str, Record]] = {}
+    for op, records in zip(ops, results, strict=True):
+        found.setdefault(op.namespace, {}).update((r.key, r) for r in records)  # type: ignore[union-attr]
+    return found
 
 
 def _writes_ns_of(record: Record) -> str:

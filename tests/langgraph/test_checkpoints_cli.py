@@ -71,3 +71,28 @@ def test_a_sqlite_saver_file_is_imported_and_its_threads_resume(
 def test_importing_a_missing_file_is_a_clear_error(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["checkpoints", "import", "/nonexistent/lg.db", "--config", str(config)]) == 1
     assert "no SqliteSaver file" in capsys.readouterr().err
+
+
+def test_sweep_deletes_expired_threads_and_cuts_long_ones(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    alma = _alma(config)
+    try:
+        saver = AlmaSaver(alma)
+        conf: Any = {"configurable": {"thread_id": "gone", "checkpoint_ns": "", "ttl": 1e-9}}  # expired at once
+        saver.put(conf, empty_checkpoint(), {}, {})
+        parent = None
+        for _ in range(4):
+            long: Any = {"configurable": {"thread_id": "long", "checkpoint_ns": "", "checkpoint_id": parent}}
+            parent = saver.put(long, empty_checkpoint(), {}, {})["configurable"]["checkpoint_id"]
+    finally:
+        alma.close()
+    assert main(["checkpoints", "sweep", "--keep-last", "2", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == "swept 1 expired threads, 2 checkpoints beyond --keep-last"
+    assert main(["checkpoints", "list", "long", "--config", str(config)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    assert main(["checkpoints", "sweep", "--keep-last", "0", "--config", str(config)]) == 1
+    assert "--keep-last must be at least 1" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def test_factories_build_valid_memories_that_a_test_alma_stores_and_finds() -> N
         assert isinstance(alma.storage, MockStorage) and isinstance(alma.embedder, MockEmbedder)
         memories = [create_test_heuristic(), create_test_outcome(), create_test_anti_pattern(),
                     create_test_preference(), create_test_knowledge(fact="Tokens expire after 24 hours")]  # fmt: skip
-        alma._embed(memories)
+        alma.context.embed(memories)
         alma.storage.execute(PutMemories(memories))
         stats = alma.stats()
         assert (stats.heuristics, stats.outcomes, stats.anti_patterns, stats.preferences, stats.knowledge) == (

@@ -1,0 +1,163 @@
+"""Local embedder benchmark: cold load, RSS, query latency and batch throughput, one fresh process per runtime.
+
+    .venv/bin/python benchmarks/bench_embedder.py            # numpy, onnxruntime and sentence-transformers
+    .venv/bin/python benchmarks/bench_embedder.py --quick    # fewer queries, one round
+    .venv/bin/python benchmarks/bench_embedder.py --no-torch # skip sentence-transformers (its import is slow)
+
+Every runtime runs all-MiniLM-L6-v2 through `LocalEmbedder(runtime=..., threads=1)`, so at the same settings:
+one compute thread (one BLAS thread; onnxruntime intra_op_num_threads=1; torch.set_num_threads(1)), the same
+texts (tests/data/minilm_sentences.json: its sentences up to 100 characters are the queries, all 200 the batch),
+each query embedded without the query cache. Runtimes that are not installed are skipped, with a line saying so.
+Rounds alternate the runtimes (numpy, onnxruntime, torch, numpy, ...) so that a change of load hits them alike;
+the load average is printed at the start and the end.
+
+- cold load: from a process that has imported nothing to the first vector (imports, weights, tokenizer); also
+  without numpy's import (an ALMA process has numpy already), and in CPU time (the fair figure on a busy machine).
+- RSS: resident memory after the first vector, and the peak after the batch (VmRSS / VmHWM).
+- query p50 / p95: one short text per call, `embed_documents([text])` (what a cache miss of `embed_query` costs);
+  also the calling thread's CPU time per query (all runtimes compute on it with one thread).
+- batch texts/s: the 200 sentences in one `embed_documents` call (how `learn_many` and `reindex` embed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCES = ROOT / "tests" / "data" / "minilm_sentences.json"
+AIMS = {"cold load": "<= 1 s", "RSS after load": "<= 250 MB", "query p50": "<= 3 ms"}
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _status() -> dict[str, float]:
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM") if k in fields}
+
+
+def _make(runtime: str) -> tuple[Any, str]:
+    """(embed_documents, thread setting) for one runtime, built after the clock started."""
+    from alma_core import LocalEmbedder
+
+    emb = LocalEmbedder(runtime=runtime, threads=1)  # type: ignore[arg-type]
+    if runtime == "numpy":
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads outside ALMA's calls)"
+                for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
+        return emb.embed_documents, f"1 BLAS thread per call; {', '.join(blas) or 'no threadpoolctl'}"
+    if runtime == "onnxruntime":
+        import onnxruntime
+
+        return emb.embed_documents, f"onnxruntime {onnxruntime.__version__}, intra_op_num_threads=1"
+    return emb.embed_documents, "torch.set_num_threads(1)"
+
+
+def worker(runtime: str, n_queries: int) -> dict[str, Any]:
+    """Runs in a fresh process: measures one runtime and returns its figures."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    import numpy as np  # an ALMA process has it already (its store); the model's own part is timed apart
+
+    model_start = time.perf_counter()
+    embed, threads = _make(runtime)
+    embed(["warm up"])
+    end = time.perf_counter()
+    cold, cold_model, cold_cpu = end - start, end - model_start, time.process_time() - start_cpu
+    rss_load = _status()["VmRSS"]
+
+    sentences = json.loads(SENTENCES.read_text(encoding="utf-8"))
+    queries = [s for s in sentences if len(s) <= 100][:n_queries]
+    times, cpu = [], []
+    for query in queries:
+        t, c = time.perf_counter(), time.thread_time()
+        embed([query])
+        times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
+    t = time.perf_counter()
+    vectors = embed(sentences)
+    batch_s = time.perf_counter() - t
+    assert vectors.shape == (len(sentences), 384)
+    from tokenizers import Tokenizer
+
+    from alma_core.embeddings import minilm_path
+
+    tok = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    tok.no_padding()
+    tokens = float(np.mean([len(tok.encode(q).ids) for q in queries]))
+    return {
+        "runtime": runtime, "threads": threads, "cold_s": cold, "cold_model_s": cold_model, "cold_cpu_s": cold_cpu,
+        "rss_load": rss_load, "rss_peak": _status()["VmHWM"], "p50": float(np.percentile(times, 50)),
+        "p95": float(np.percentile(times, 95)), "cpu_p50": float(np.percentile(cpu, 50)), "queries": len(queries),
+        "tokens": tokens, "batch_per_s": len(sentences) / batch_s, "batch": len(sentences),
+    }  # fmt: skip
+
+
+def run(runtime: str, n_queries: int) -> dict[str, Any] | None:
+    cmd = [sys.executable, __file__, "--worker", runtime, "--queries", str(n_queries)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        print(f"  {runtime}: failed\n{result.stderr[-1500:]}")
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="40 queries, one round")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of all runtimes (default 2, quick 1)")
+    parser.add_argument("--queries", type=int, default=None, help="queries per process (default 100, quick 40)")
+    parser.add_argument("--no-torch", action="store_true", help="skip sentence-transformers")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    n_queries = args.queries or (40 if args.quick else 100)
+    if args.worker:
+        print(json.dumps(worker(args.worker, n_queries)))
+        return
+    runtimes = ["numpy"]
+    if _available("onnxruntime"):
+        runtimes.append("onnxruntime")
+    else:
+        print("onnxruntime is not installed: no onnxruntime figures (pip install onnxruntime to compare)")
+    if not args.no_torch:
+        if _available("sentence_transformers"):
+            runtimes.append("sentence-transformers")
+        else:
+            print("sentence-transformers is not installed: numpy only (pip install sentence-transformers to compare)")
+    print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} CPUs")
+    print("env: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_VARS))
+    print(f"aims: {', '.join(f'{k} {v}' for k, v in AIMS.items())}")
+    columns = ("cold", "(model)", "(CPU)", "RSS load", "RSS peak", "query p50", "p95", "(CPU)", "batch")
+    print(f"  {'runtime':<22}" + "".join(f"{c:>10}" for c in columns))
+    rounds, last = args.rounds or (1 if args.quick else 2), None
+    for _ in range(rounds):
+        for runtime in runtimes:
+            r = last = run(runtime, n_queries) or last
+            if r is None or r["runtime"] != runtime:
+                continue
+            print(f"  {r['runtime']:<22}{r['cold_s']:>8.2f} s{r['cold_model_s']:>8.2f} s{r['cold_cpu_s']:>8.2f} s"
+                  f"{r['rss_load']:>7.0f} MB{r['rss_peak']:>7.0f} MB{r['p50']:>7.2f} ms{r['p95']:>7.1f} ms"
+                  f"{r['cpu_p50']:>7.2f} ms{r['batch_per_s']:>8.0f}/s  [{r['threads']}]", flush=True)  # fmt: skip
+    print("cold: wall time to the first vector from a bare process; (model): the same after `import numpy`; "
+          "(CPU): process CPU time; query (CPU): the calling thread's CPU time per query")  # fmt: skip
+    if last is not None:
+        print(f"queries: {last['queries']} texts of <= 100 characters ({last['tokens']:.1f} tokens on average, "
+              f"[CLS] and [SEP] included); batch: {last['batch']} sentences in one call")  # fmt: skip
+    print(f"load average at end: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Channel values stored once per channel version, and append-only lists stored as deltas.
+
+A checkpoint's channel values live in blob records (`_layout.blobs_ns`, key `<channel>/<version>`),
+written when a channel gets a new version and shared by every later checkpoint that keeps that version
+(like PostgresSaver's `checkpoint_blobs`). A blob's metadata is `{"t": stored type}` for a whole
+value. A channel whose value is a list that only grew since the version this saver last wrote (or
+read) of it, such as `add_messages`' message list, is stored as a delta:
+
+    {"t": stored type, "d": [v0, v1, ..., vk], "n": item count}   value: the new items only
+
+Its list is the items of snapshot `v0` followed by the new items of deltas `v1..vk` and of its own,
+so a read fetches the whole chain in one query. Lists are compared in their serialized form: msgpack
+is self-delimiting, so the old list is a prefix of the new one exactly when the new bytes start with
+the old ones (any other change, or a non-msgpack serde, stores a whole snapshot). A chain is at most
+`SNAPSHOT_EVERY` deltas long. Bytes are packed with the saver's `Packer` (compression, a cipher) each
+bound to its record's place (`_crypto.location`: project, thread, ns, channel, version).
+
+What the saver last wrote or read of each list channel is remembered (bounded, least recent first
+out); a process that remembers nothing writes a snapshot, which is always correct. Only a committed
+write is remembered, so a delta never points at a blob that is not stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from alma_core import StorageError
+from alma_core.storage import Record
+
+from ._crypto import location
+from ._layout import BLOBS, blob_key, thread_prefix
+from ._serde import Packer
+
+__all__ = ["SNAPSHOT_EVERY", "Channels", "Known"]
+
+SNAPSHOT_EVERY = 16  # deltas at most between two snapshots: a read joins at most this many + 1 blobs
+_MEMORY = 64 << 20  # bytes of list bodies remembered across threads
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A list channel's version as stored: its serialized items, their count, and the chain below it."""
+
+    version: Any
+    body: bytes
+    count: int
+    chain: tuple[str, ...]
+
+
+def _array(data: bytes) -> tuple[int, int] | None:
+    """(item count, header length) of a msgpack array, or None."""
+    if not data:
+        return None
+    first = data[0]
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F, 1
+    if first == 0xDC and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big"), 3
+    if first == 0xDD and len(data) >= 5:
+        return int.from_bytes(data[1:5], "big"), 5
+    return None
+
+
+def _header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def _newer(a: Any, b: Any) -> bool:
+    try:
+        return bool(a > b)
+    except TypeError:
+        return False
+
+
+class Channels:
+    """Encode a checkpoint's new channel versions into blob records and decode them back."""
+
+    def __init__(self, packer: Packer, memory: int = _MEMORY) -> None:
+        self.packer = packer
+        self.memory = memory
+        self._known: OrderedDict[tuple[str, str], Known] = OrderedDict()  # (blob namespace, channel)
+        self._size = 0
+        self._lock = threading.Lock()
+
+    # ---- write ----------------------------------------------------------------------------------
+
+    def encode(
+        self, serde: Any, project_id: str, namespace: str, values: Mapping[str, Any], versions: Mapping[str, Any]
+    ) -> tuple[list[Record], list[tuple[tuple[str, str], Known]]]:
+        """Blob records for `values[ch]` at `versions[ch]` (channels without a value get none), and what
+        to remember once they are committed (`learn`)."""
+        records: list[Record] = []
+        learned: list[tuple[tuple[str, str], Known]] = []
+        for channel, version in versions.items():
+            if channel not in values:
+                continue
+            value = values[channel]
+            key = blob_key(channel, version)
+            where = location(project_id, namespace, key)
+            type_, data = serde.dumps_typed(value)
+            meta: dict[str, Any] | None = None
+            array = _array(data) if type(value) is list and type_ == "msgpack" else None
+            if array is not None:
+                count, start = array
+                slot = (namespace, channel)
+                with self._lock:
+                    prev = self._known.get(slot)
+                chain: tuple[str, ...] = ()
+                if (
+                    prev is not None
+                    and len(prev.chain) < SNAPSHOT_EVERY
+                    and count >= prev.count
+                    and str(prev.version) != str(version)
+                    and data.startswith(prev.body, start)
+                ):
+                    chain = (*prev.chain, str(prev.version))
+                    stored, blob = self.packer.pack(type_, data[start + len(prev.body) :], where)
+                    meta = {"t": stored, "d": list(chain), "n": count}
+                learned.append((slot, Known(version, data[start:], count, chain)))
+            if meta is None:
+                stored, blob = self.packer.pack(type_, data, where)
+                meta = {"t": stored}
+            records.append(Record(project_id, namespace, key, blob, meta))
+        return records, learned
+
+    def learn(self, learned: Iterable[tuple[tuple[str, str], Known]]) -> None:
+        """Remember committed list versions as the base of the next deltas (least recent evicted)."""
+        with self._lock:
+            for slot, known in learned:
+                old = self._known.pop(slot, None)
+                if old is not None:
+                    self._size -= len(old.body)
+                    if _newer(old.version, known.version):
+                        known = old
+                self._known[slot] = known
+                self._size += len(known.body)
+            while self._size > self.memory and self._known:
+                _, dropped = self._known.popitem(last=False)
+                self._size -= len(dropped.body)
+
+    def forget(self, thread_id: str) -> None:
+        """Drop what is remembered of a thread (its blobs were deleted or pruned)."""
+        prefix = thread_prefix(BLOBS, thread_id)
+        with self._lock:
+            for slot in [s for s in self._known if s[0].startswith(prefix)]:
+                self._size -= len(self._known.pop(slot).body)
+
+    # ---- read -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def missing(versions: Mapping[str, Any], found: Mapping[str, Record]) -> set[str]:
+        """Keys of the delta chains under the found blobs that were not fetched yet."""
+        keys: set[str] = set()
+        for channel, version in versions.items():
+            record = found.get(blob_key(channel, version))
+            if record is not None and "d" in record.metadata:
+                keys.update(blob_key(channel, v) for v in record.metadata["d"])
+        return keys - found.keys()
+
+    def decode(
+        self, serde: Any, namespace: str, versions: Mapping[str, Any], found: Mapping[str, Record]
+    ) -> dict[str, Any]:
+        """The channel values of a checkpoint with these `versions`, from its blobs and their chains."""
+        values: dict[str, Any] = {}
+        learned = []
+        for channel, version in versions.items():
+            record = found.get(blob_key(channel, version))
+            if record is None:
+                continue
+            type_, data = self._unpack(record)
+            chain = tuple(record.metadata.get("d", ()))
+            if chain:
+                parts = [self._part(namespace, channel, v, found, first=i == 0) for i, v in enumerate(chain)]
+                count = int(record.metadata["n"])
+                body = b"".join((*parts, data))
+                data = _header(count) + body
+            elif type_ == "msgpack" and (array := _array(data)) is not None:
+                count, body = array[0], data[array[1] :]
+            else:
+                values[channel] = serde.loads_typed((type_, data))
+                continue
+            values[channel] = serde.loads_typed((type_, data))
+            if type(values[channel]) is list:
+                learned.append(((namespace, channel), Known(version, body, count, chain)))
+        if learned:
+            self.learn(learned)
+        return values
+
+    def _unpack(self, record: Record) -> tuple[str, bytes]:
+        return self.packer.unpack(record.metadata["t"], record.value, location(*_place(record)))
+
+    def _part(self, namespace: str, channel: str, version: str, found: Mapping[str, Record], first: bool) -> bytes:
+        """The serialized items one blob of a delta chain adds (the first: a snapshot's items)."""
+        record = found.get(blob_key(channel, version))
+        if record is None:
+            raise StorageError(
+                f"checkpoint data under {namespace!r} is incomplete: channel {channel!r} version {version} is missing"
+            )
+        _, data = self._unpack(record)
+        if first:
+            array = _array(data)
+            if array is None or "d" in record.metadata:
+                raise StorageError(f"channel {channel!r} version {version} under {namespace!r} is no list snapshot")
+            return data[array[1] :]
+        return data
+
+
+def _place(record: Record) -> tuple[str, str, str]:
+    return record.project_id, record.namespace, record.key

@@ -1,0 +1,181 @@
+"""Retention for `AlmaSaver`: thread TTLs, `keep_last`, and a sweeper safe from several processes.
+
+Conventions follow LangGraph Platform's `checkpointer.ttl` (langgraph.json): a TTL is in **minutes**,
+`strategy` is `"delete"` (the expired thread goes whole) or `"keep_latest"` (it keeps only its latest
+checkpoint, DeltaChannel-safe, see `AlmaSaver.prune`), and a TTL applies to threads written after it
+is set. A thread's clock restarts with each checkpoint: it expires `ttl` minutes after its last one.
+
+Each thread under a TTL has one index record in namespace `TTL_INDEX` (key: the escaped thread id,
+metadata `{"ttl", "strategy", "exp"}`), written with the checkpoint in the put's transaction: once per
+thread for a saver's default TTL (`if_absent`), on every put for a TTL given in the run's config
+(`configurable["ttl"]`, which then sticks to the thread). `sweep()` reads the index, and for each
+candidate whose `exp` has passed re-checks, inside one write transaction per chunk, that its index
+record still exists and that its newest checkpoint is older than its TTL; only then does it delete the
+thread and the index record together. Write transactions are serialized across processes (SQLite's
+`BEGIN IMMEDIATE`, PostgreSQL's advisory lock), so concurrent sweepers each delete a thread at most
+once and the counts they return sum to the number of threads deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from alma_core import ValidationError
+from alma_core.storage import DeleteRecords, GetRecord, ListRecords, Op, PutRecord, Record
+
+from ._layout import CHECKPOINTS, Plan, escape, run, thread_prefix, unescape
+
+if TYPE_CHECKING:
+    from ._saver import AlmaSaver
+
+__all__ = ["TTL_INDEX", "CheckpointTTL", "Retention", "SweepResult"]
+
+TTL_INDEX = "lgx/ttl"
+STRATEGIES = ("delete", "keep_latest")
+_CHUNK = 500  # threads decided and deleted per write transaction
+
+
+class CheckpointTTL(TypedDict, total=False):
+    """A saver's TTL, shaped like langgraph.json's `checkpointer.ttl`."""
+
+    default_ttl: float
+    """Minutes after a thread's last checkpoint at which it expires."""
+    strategy: Literal["delete", "keep_latest"]
+    """What expiry does: delete the thread (default) or keep only its latest checkpoint."""
+
+
+class SweepResult(TypedDict):
+    """What one `sweep()` did: threads expired (deleted or cut to their latest checkpoint) and
+    checkpoints removed by `keep_last`."""
+
+    threads: int
+    checkpoints: int
+
+
+def parse_ttl(ttl: float | Mapping[str, Any] | None) -> tuple[float | None, str]:
+    """(minutes or None, strategy) from a number of minutes, a `CheckpointTTL`, or a per-thread
+    `{"ttl": minutes, "strategy": ...}` (LangGraph SDK's `threads.create(ttl=...)` shape)."""
+    if ttl is None:
+        return None, "delete"
+    if isinstance(ttl, Mapping):
+        unknown = set(ttl) - {"default_ttl", "ttl", "strategy"}
+        if unknown:
+            raise ValidationError(f"unknown ttl keys {sorted(unknown)} (use default_ttl or ttl, and strategy)")
+        strategy = ttl.get("strategy", "delete")
+        minutes = ttl.get("default_ttl", ttl.get("ttl"))
+    else:
+        strategy, minutes = "delete", ttl
+    if strategy not in STRATEGIES:
+        raise ValidationError(f"ttl strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if minutes is None:
+        return None, strategy
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
+        raise ValidationError(f"ttl must be a positive number of minutes, got {minutes!r}")
+    return float(minutes), strategy
+
+
+def check_keep_last(keep_last: int | None) -> int | None:
+    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
+        raise ValidationError(f"keep_last must be a positive int or None, got {keep_last!r}")
+    return keep_last
+
+
+class Retention:
+    """The retention half of one saver: index writes at put time, and the sweeper."""
+
+    def __init__(self, saver: AlmaSaver, ttl: float | Mapping[str, Any] | None, keep_last: int | None) -> None:
+        self.saver = saver
+        self.ttl, self.strategy = parse_ttl(ttl)
+        self.keep_last = check_keep_last(keep_last)
+
+    # ---- at put time -------------------------------------------------------------------------
+
+    def on_put(self, config: Mapping[str, Any], thread_id: str) -> list[Op]:
+        """The index write that goes into a put's transaction (none without a TTL)."""
+        own = (config.get("configurable") or {}).get("ttl")
+        if own is not None:
+            minutes, strategy = parse_ttl(own if isinstance(own, Mapping) else {"ttl": own})
+            return [self._index_put(thread_id, minutes, strategy, if_absent=False)] if minutes else []
+        if self.ttl is None:
+            return []
+        return [self._index_put(thread_id, self.ttl, self.strategy, if_absent=True)]
+
+    def _index_put(self, thread_id: str, minutes: float | None, strategy: str, *, if_absent: bool) -> PutRecord:
+        meta = {"ttl": minutes, "strategy": strategy, "exp": time.time() + (minutes or 0) * 60}
+        return PutRecord(Record(self.saver.project_id, TTL_INDEX, escape(thread_id), None, meta), if_absent=if_absent)
+
+    def set_ttl(self, thread_id: str, ttl: float | Mapping[str, Any] | None) -> None:
+        """Give one thread its own TTL (minutes, or `{"ttl": minutes, "strategy": ...}`); None removes it."""
+        minutes, strategy = parse_ttl(ttl if ttl is None or isinstance(ttl, Mapping) else {"ttl": ttl})
+        if minutes is None:
+            self.saver.storage.batch([DeleteRecords(self.saver.project_id, TTL_INDEX, (escape(thread_id),))])
+        else:
+            self.saver.storage.batch([self._index_put(thread_id, minutes, strategy, if_absent=False)])
+
+    # ---- the sweeper -------------------------------------------------------------------------
+
+    def sweep(self, now: float | None = None) -> SweepResult:
+        """Expire the threads whose TTL has passed, then apply `keep_last`. Safe to run from several
+        processes at once (see the module docstring). `now` (epoch seconds) is for tests and dry clocks."""
+        now = time.time() if now is None else now
+        saver = self.saver
+        index = saver.storage.execute(ListRecords(saver.project_id, TTL_INDEX, with_values=False))
+        due = [r.key for r in index if r.metadata.get("exp", 0) <= now]
+        threads = 0
+        for start in range(0, len(due), _CHUNK):
+            threads += run(saver.storage, self._expire_plan(due[start : start + _CHUNK], now), write=True)
+        checkpoints = self._keep_last(self.keep_last) if self.keep_last else 0
+        return {"threads": threads, "checkpoints": checkpoints}
+
+    def _expire_plan(self, keys: Sequence[str], now: float) -> Plan[int]:
+        pid = self.saver.project_id
+        entries: list[Record | None] = yield [GetRecord(pid, TTL_INDEX, k) for k in keys]
+        live = [e for e in entries if e is not None]  # None: another sweeper got there first
+        newest = yield [
+            ListRecords(pid, thread_prefix(CHECKPOINTS, unescape(e.key)), prefix=True, order_by="key", limit=1,
+                        with_values=False)
+            for e in live
+        ]  # fmt: skip
+        ops: list[Op] = []
+        gone: list[str] = []
+        expired = 0
+        for entry, latest in zip(live, newest, strict=True):
+            ttl = float(entry.metadata.get("ttl") or 0) * 60
+            if latest and latest[0].updated_at + ttl > now:  # written since by a saver without a TTL
+                meta = {**entry.metadata, "exp": latest[0].updated_at + ttl}
+                ops.append(PutRecord(Record(pid, TTL_INDEX, entry.key, None, meta)))
+                continue
+            gone.append(entry.key)
+            if not latest:
+                continue  # the thread is already gone (deleted by hand): only its index entry goes
+            expired += 1
+            thread_id = unescape(entry.key)
+            if entry.metadata.get("strategy") == "keep_latest":
+                yield from self.saver._keep_latest_plan(thread_id)
+            else:
+                yield from self.saver._delete_thread_plan(thread_id)
+        if gone:
+            ops.append(DeleteRecords(pid, TTL_INDEX, tuple(gone)))
+        if ops:
+            yield ops
+        return expired
+
+    def _keep_last(self, n: int) -> int:
+        """Cut every thread with more than `n` checkpoints in a namespace to its last `n` (one write
+        transaction per thread, so a concurrent sweeper finds nothing left to cut)."""
+        saver = self.saver
+        records = saver.storage.execute(ListRecords(saver.project_id, CHECKPOINTS, prefix=True, with_values=False))
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r.namespace] = counts.get(r.namespace, 0) + 1
+        threads = sorted({ns[len(CHECKPOINTS) :].split("/", 1)[0] for ns, c in counts.items() if c > n})
+        return sum(run(saver.storage, self._count_pruned(unescape(t), n), write=True) for t in threads)
+
+    def _count_pruned(self, thread_id: str, n: int) -> Plan[int]:
+        pid, prefix = self.saver.project_id, thread_prefix(CHECKPOINTS, thread_id)
+        (before,) = yield [ListRecords(pid, prefix, prefix=True, with_values=False)]
+        yield from self.saver._keep_latest_plan(thread_id, keep=n)
+        (after,) = yield [ListRecords(pid, prefix, prefix=True, with_values=False)]
+        return len(before) - len(after)
