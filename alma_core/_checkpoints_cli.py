@@ -1,4 +1,4 @@
-"""`alma checkpoints list|show|import|sweep|rekey`: LangGraph threads in the project's store, from the shell.
+"""`alma checkpoints list|show|diff|import|sweep|rekey`: LangGraph threads in the project's store, from the shell.
 
 Registered by `cli.build_parser`; `alma_langgraph` (extra `langgraph`) is imported only when a command runs.
 """
@@ -31,6 +31,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("thread", help="the thread id")
     p.add_argument("--checkpoint", help="a checkpoint id (default: the latest)")
     p.set_defaults(func=_show)
+
+    p = commands.add_parser("diff", parents=[common], help="What changed between two checkpoints of a thread.")
+    p.add_argument("thread", help="the thread id")
+    p.add_argument("a", nargs="?", help="a checkpoint id (alone: what it changed from its parent; default: the latest)")
+    p.add_argument("b", nargs="?", help="a later checkpoint id: what changed from A to B")
+    p.add_argument("--json", action="store_true", help="print the changes as JSON, values in full")
+    p.set_defaults(func=_diff)
 
     p = commands.add_parser(
         "import", parents=[common], help="Copy a SqliteSaver file's (or a PostgresSaver URI's) threads in."
@@ -101,6 +108,60 @@ def _show(args: argparse.Namespace) -> int:
     }
     print(json.dumps(out, indent=2, ensure_ascii=False, default=_plain))
     return 0
+
+
+def _state(saver: Any, thread: str, checkpoint_id: str | None) -> tuple[str | None, dict[str, Any], str | None]:
+    """(checkpoint id, state values, parent id) of a root-namespace checkpoint; `NotFound` when absent."""
+    from alma_langgraph import state_values
+
+    from ._errors import NotFound
+
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
+    found = saver.get_tuple(config)
+    if found is None:
+        raise NotFound(f"no checkpoint {checkpoint_id or '(latest)'} in thread {thread!r}")
+    parent = (found.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+    values = state_values(found.checkpoint.get("channel_values") or {})
+    return found.config["configurable"]["checkpoint_id"], values, parent
+
+
+def _diff(args: argparse.Namespace) -> int:
+    saver = _saver(args)
+    if args.b is not None:
+        old_id, old, _ = _state(saver, args.thread, args.a)
+        new_id, new, _ = _state(saver, args.thread, args.b)
+    else:
+        new_id, new, parent = _state(saver, args.thread, args.a)
+        old_id, old, _ = _state(saver, args.thread, parent) if parent else (None, {}, None)
+    added = {k: new[k] for k in new if k not in old}
+    removed = {k: old[k] for k in old if k not in new}
+    changed = {k: (old[k], new[k]) for k in new if k in old and _jsonable(old[k]) != _jsonable(new[k])}
+    if args.json:
+        out = {"from": old_id, "to": new_id, "added": added, "changed": changed, "removed": removed}
+        print(json.dumps(out, indent=2, ensure_ascii=False, default=_plain))
+        return 0
+    print(f"{old_id or '(empty)'} -> {new_id}")
+    for k, v in added.items():
+        print(f"+ {k}: {_short(v)}")
+    for k, (a, b) in changed.items():
+        if isinstance(a, list) and isinstance(b, list) and b[: len(a)] == a:
+            print(f"~ {k}: +{len(b) - len(a)} items: {_short(b[len(a) :])}")
+        else:
+            print(f"~ {k}: {_short(a)} -> {_short(b)}")
+    for k, v in removed.items():
+        print(f"- {k}: {_short(v)}")
+    if not (added or changed or removed):
+        print("(no change in state values)")
+    return 0
+
+
+def _jsonable(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain)
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=_plain)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _plain(obj: Any) -> Any:

@@ -3,7 +3,9 @@
 A plan is a generator that yields steps and receives their results:
 
 - a list of storage ops: their results;
-- `Compute(fn, *args)`: CPU work (embedding, ranking), its return value;
+- `Compute(fn, *args)`: CPU work (embedding, a reranker), its return value; `Light(fn, *args)` the same for
+  work of a few milliseconds (ranking ~50 candidates per type), which `arun` does on the event loop:
+  handing it to a thread and back measured slower than doing it (GIL handoffs);
 - `Generation(project_id)`: the project's generation number (it moves with every write of the project);
 - `WRITE`: open the plan's write transaction now, so the reads that follow see what it will write;
 - `InTransaction(fn, *args)`: sync code `fn(tx, *args)` run against the write transaction (the learner's
@@ -33,7 +35,7 @@ from .storage._base import WRITE_OPS
 if TYPE_CHECKING:
     from .storage._base import BaseStorage, Op
 
-__all__ = ["WRITE", "After", "Compute", "Generation", "InTransaction", "Plan", "arun", "native_async", "run"]
+__all__ = ["WRITE", "After", "Compute", "Generation", "InTransaction", "Light", "Plan", "arun", "native_async", "run"]
 
 _T = TypeVar("_T")
 
@@ -48,6 +50,12 @@ class Compute:
 
     def __call__(self) -> Any:
         return self.fn(*self.args, **self.kwargs)
+
+
+class Light(Compute):
+    """A plan step: CPU work too small to be worth a worker thread under `arun`."""
+
+    __slots__ = ()
 
 
 class InTransaction(Compute):
@@ -160,6 +168,8 @@ async def arun(storage: BaseStorage, plan: Plan[_T]) -> _T:
                 elif isinstance(step, InTransaction):
                     bridge = _LoopTransaction(tx, asyncio.get_running_loop())
                     result = await asyncio.to_thread(step.fn, bridge, *step.args, **step.kwargs)
+                elif isinstance(step, Light):
+                    result = step()
                 elif isinstance(step, Compute):
                     result = await asyncio.to_thread(step)
                 elif isinstance(step, Generation):

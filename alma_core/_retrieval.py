@@ -45,7 +45,7 @@ import numpy as np
 from ._cache import copy_memory
 from ._config import RetrievalConfig
 from ._models import AntiPattern, Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
-from ._plans import Compute, Plan, run
+from ._plans import Compute, Light, Plan, run
 from ._slice import MemorySlice
 from .embeddings import Embedder
 from .storage._base import BaseStorage, FindMemories, MemoryFilter, SearchHits, SearchMemories
@@ -458,7 +458,7 @@ class Retriever:
         graph: dict[str, float] | None = None,
     ) -> Plan[MemorySlice]:
         """`retrieve` as a plan (`alma_core._plans`): the search (and the graph's read) are its storage
-        steps, fusion and ranking one `Compute` step."""
+        steps, fusion and ranking one `Light` step (a `Compute` step, for a thread, with a reranker)."""
         start = time.perf_counter()
         # The candidates are only read (scored without changing them): the store may share its own
         # (`SearchMemories.shared`) and `_answer` copies the few it returns. MMR sets vectors on them.
@@ -469,8 +469,9 @@ class Retriever:
             searched = {i: m for i, m in hits.memories.items() if m.memory_type in types}
             find = self.graph_find(base, types, searched, graph)
             found = (yield [find])[0] if find is not None else []
-        result: MemorySlice = yield Compute(self._answer, op, hits, query, top_k, types, reader, mode, user_types,
-                                            graph, found)  # fmt: skip
+        step = Light if self.reranker is None else Compute
+        result: MemorySlice = yield step(self._answer, op, hits, query, top_k, types, reader, mode, user_types,
+                                         graph, found)  # fmt: skip
         result.retrieval_ms = (time.perf_counter() - start) * 1000
         return result
 

@@ -19,12 +19,13 @@ once and the counts they return sum to the number of threads deleted.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from alma_core import ValidationError
 from alma_core.storage import DeleteRecords, GetRecord, ListRecords, Op, PutRecord, Record
 
+from ._guards import arun_atomic
 from ._layout import CHECKPOINTS, Plan, escape, run, thread_prefix, unescape
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ def parse_ttl(ttl: float | Mapping[str, Any] | None) -> tuple[float | None, str]
         return None, "delete"
     if isinstance(ttl, Mapping):
         unknown = set(ttl) - {"default_ttl", "ttl", "strategy"}
+        if "sweep_interval_minutes" in unknown:
+            raise ValidationError(
+                "AlmaSaver runs no background sweeper: call saver.sweep() on your schedule, or run "
+                "`alma checkpoints sweep` from cron (several at once are safe); drop sweep_interval_minutes"
+            )
         if unknown:
             raise ValidationError(f"unknown ttl keys {sorted(unknown)} (use default_ttl or ttl, and strategy)")
         strategy = ttl.get("strategy", "delete")
@@ -120,14 +126,30 @@ class Retention:
         """Expire the threads whose TTL has passed, then apply `keep_last`. Safe to run from several
         processes at once (see the module docstring). `now` (epoch seconds) is for tests and dry clocks."""
         now = time.time() if now is None else now
-        saver = self.saver
-        index = saver.storage.execute(ListRecords(saver.project_id, TTL_INDEX, with_values=False))
-        due = [r.key for r in index if r.metadata.get("exp", 0) <= now]
+        storage, pid = self.saver.storage, self.saver.project_id
+        threads = sum(run(storage, plan, write=True) for plan in self._expire_plans(storage.execute(_index(pid)), now))
+        if not self.keep_last:
+            return {"threads": threads, "checkpoints": 0}
+        plans = self._keep_last_plans(storage.execute(_checkpoints(pid)), self.keep_last)
+        return {"threads": threads, "checkpoints": sum(run(storage, plan, write=True) for plan in plans)}
+
+    async def asweep(self, now: float | None = None) -> SweepResult:
+        """`sweep` from async code: each chunk one write transaction on the backend's async driver."""
+        now = time.time() if now is None else now
+        storage, pid = self.saver.storage, self.saver.project_id
         threads = 0
-        for start in range(0, len(due), _CHUNK):
-            threads += run(saver.storage, self._expire_plan(due[start : start + _CHUNK], now), write=True)
-        checkpoints = self._keep_last(self.keep_last) if self.keep_last else 0
+        for plan in self._expire_plans(await storage.aexecute(_index(pid)), now):
+            threads += await arun_atomic(storage, plan)
+        checkpoints = 0
+        if self.keep_last:
+            for plan in self._keep_last_plans(await storage.aexecute(_checkpoints(pid)), self.keep_last):
+                checkpoints += await arun_atomic(storage, plan)
         return {"threads": threads, "checkpoints": checkpoints}
+
+    def _expire_plans(self, index: Sequence[Record], now: float) -> Iterator[Plan[int]]:
+        due = [r.key for r in index if r.metadata.get("exp", 0) <= now]
+        for start in range(0, len(due), _CHUNK):
+            yield self._expire_plan(due[start : start + _CHUNK], now)
 
     def _expire_plan(self, keys: Sequence[str], now: float) -> Plan[int]:
         pid = self.saver.project_id
@@ -141,6 +163,7 @@ class Retention:
         ops: list[Op] = []
         gone: list[str] = []
         expired = 0
+        doomed: list[str] = []  # deleted together: the saver forgets its caches of them in one pass
         for entry, latest in zip(live, newest, strict=True):
             ttl = float(entry.metadata.get("ttl") or 0) * 60
             if latest and latest[0].updated_at + ttl > now:  # written since by a saver without a TTL
@@ -150,28 +173,29 @@ class Retention:
             gone.append(entry.key)
             if not latest:
                 continue  # the thread is already gone (deleted by hand): only its index entry goes
-            expired += 1
             thread_id = unescape(entry.key)
             if entry.metadata.get("strategy") == "keep_latest":
                 yield from self.saver._keep_latest_plan(thread_id)
             else:
-                yield from self.saver._delete_thread_plan(thread_id)
+                doomed.append(thread_id)
+            expired += 1
+        if doomed:
+            yield from self.saver._delete_thread_plan(*doomed)
         if gone:
             ops.append(DeleteRecords(pid, TTL_INDEX, tuple(gone)))
         if ops:
             yield ops
         return expired
 
-    def _keep_last(self, n: int) -> int:
-        """Cut every thread with more than `n` checkpoints in a namespace to its last `n` (one write
-        transaction per thread, so a concurrent sweeper finds nothing left to cut)."""
-        saver = self.saver
-        records = saver.storage.execute(ListRecords(saver.project_id, CHECKPOINTS, prefix=True, with_values=False))
+    def _keep_last_plans(self, records: Sequence[Record], n: int) -> Iterator[Plan[int]]:
+        """One plan per thread with more than `n` checkpoints in a namespace, cutting it to its last `n`
+        (each its own write transaction, so a concurrent sweeper finds nothing left to cut)."""
         counts: dict[str, int] = {}
         for r in records:
             counts[r.namespace] = counts.get(r.namespace, 0) + 1
         threads = sorted({ns[len(CHECKPOINTS) :].split("/", 1)[0] for ns, c in counts.items() if c > n})
-        return sum(run(saver.storage, self._count_pruned(unescape(t), n), write=True) for t in threads)
+        for t in threads:
+            yield self._count_pruned(unescape(t), n)
 
     def _count_pruned(self, thread_id: str, n: int) -> Plan[int]:
         pid, prefix = self.saver.project_id, thread_prefix(CHECKPOINTS, thread_id)
@@ -179,3 +203,11 @@ class Retention:
         yield from self.saver._keep_latest_plan(thread_id, keep=n)
         (after,) = yield [ListRecords(pid, prefix, prefix=True, with_values=False)]
         return len(before) - len(after)
+
+
+def _index(project_id: str) -> ListRecords:
+    return ListRecords(project_id, TTL_INDEX, with_values=False)
+
+
+def _checkpoints(project_id: str) -> ListRecords:
+    return ListRecords(project_id, CHECKPOINTS, prefix=True, with_values=False)

@@ -198,10 +198,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         if len(self._stored) > _REMEMBERED:
             self._stored.popitem(last=False)
 
-    def _forget(self, thread_id: str) -> None:
-        """Blobs of the thread may have gone: remember nothing of it."""
-        self.channels.forget(thread_id)
-        for key in [k for k in self._stored if k[0] == thread_id]:
+    def _forget(self, *thread_ids: str) -> None:
+        """Blobs of the threads may have gone: remember nothing of them (one pass for all)."""
+        self.channels.forget(*thread_ids)
+        gone = set(thread_ids)
+        for key in [k for k in self._stored if k[0] in gone]:
             del self._stored[key]
 
     def _load_plan(
@@ -349,9 +350,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
         return None
 
-    def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
-        self._forget(thread_id)
-        yield [DeleteRecords(self.project_id, thread_prefix(space, thread_id), prefix=True) for space in SPACES]
+    def _delete_thread_plan(self, *thread_ids: str) -> Plan[None]:
+        self._forget(*thread_ids)
+        yield [
+            DeleteRecords(self.project_id, thread_prefix(space, t), prefix=True) for t in thread_ids for space in SPACES
+        ]
         return None
 
     def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
@@ -420,6 +423,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                     meta = {**meta, META: {**meta[META], "thread_id": str(target)}}
                 type_ = meta[META]["type"] if space == CHECKPOINTS else meta["t"] if space == BLOBS else meta["type"]
                 ops.append(PutRecord(self._moved(r, dst + r.namespace[len(src) :], meta, type_)))
+        if spaces[0]:  # the copy expires like a thread this saver wrote
+            ops.extend(self.retention.on_put({}, str(target)))
         if ops:
             yield ops
         return None
@@ -551,7 +556,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         return self.retention.sweep(now)
 
     async def asweep(self, *, now: float | None = None) -> SweepResult:
-        return await asyncio.to_thread(self.retention.sweep, now)
+        return await self.retention.asweep(now)
 
     def rotate_keys(self) -> int:
         """Re-encrypt every blob under the key ring's newest key (rows written in plaintext before

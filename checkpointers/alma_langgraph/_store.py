@@ -91,6 +91,9 @@ class AlmaStore(BaseStore):
         self.alma = alma
         self.ttl_config = ttl
         self.index = index  # embed items for query search (False: filter-only search, no embedder calls)
+        from ._store_migrations import migrate_store  # (imports this module)
+
+        migrate_store(alma.storage, alma.project_id)  # items of older versions: once per project
 
     # ---- the two BaseStore methods --------------------------------------------------------------
 

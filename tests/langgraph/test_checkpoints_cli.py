@@ -96,3 +96,28 @@ def test_sweep_deletes_expired_threads_and_cuts_long_ones(
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
     assert main(["checkpoints", "sweep", "--keep-last", "0", "--config", str(config)]) == 1
     assert "--keep-last must be at least 1" in capsys.readouterr().err
+
+
+def test_diff_shows_what_a_checkpoint_changed_and_what_changed_between_two(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_dropin import _graph
+
+    monkeypatch.chdir(tmp_path)
+    alma = _alma(config)
+    try:
+        graph = _graph(AlmaSaver(alma))
+        graph.invoke({"n": 0, "log": []}, _cfg("t"))
+        ids = [s.config["configurable"]["checkpoint_id"] for s in graph.get_state_history(_cfg("t"))]  # newest first
+    finally:
+        alma.close()
+    assert main(["checkpoints", "diff", "t", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{ids[1]} -> {ids[0]}", "~ n: 1 -> 2", '~ log: +1 items: ["two"]']
+    assert main(["checkpoints", "diff", "t", ids[-1], "--config", str(config)]) == 0  # the input checkpoint
+    assert capsys.readouterr().out.splitlines()[0] == f"(empty) -> {ids[-1]}"
+    assert main(["checkpoints", "diff", "t", ids[-2], ids[0], "--json", "--config", str(config)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["from"], out["to"], out["added"], out["removed"]) == (ids[-2], ids[0], {}, {})
+    assert out["changed"] == {"n": [0, 2], "log": [[], ["one", "two"]]}
+    assert main(["checkpoints", "diff", "t", "nope", "--config", str(config)]) == 1
+    assert "no checkpoint nope" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 
 from alma_core import ValidationError
 from alma_core.storage import PutRecord, Record
-from alma_langgraph import AlmaSaver
+from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 from alma_langgraph._layout import escape
 from alma_langgraph._retention import TTL_INDEX
 
@@ -58,6 +58,14 @@ def test_a_thread_expires_ttl_minutes_after_its_last_checkpoint(tmp_path: Path) 
     assert saver.sweep(now=time.time() + HOUR + 1) == {"threads": 1, "checkpoints": 0}
     assert _count(saver, "old") == 0
     assert saver.sweep(now=time.time() + HOUR + 1)["threads"] == 0  # deleted once
+
+
+def test_a_copied_thread_gets_the_saver_ttl_too(tmp_path: Path) -> None:
+    saver = AlmaSaver(tmp_path / "a.db", ttl=60)
+    _put(AlmaSaver(tmp_path / "a.db"), "src")  # written without a TTL: never expires
+    saver.copy_thread("src", "copy")
+    assert saver.sweep(now=time.time() + HOUR + 1)["threads"] == 1
+    assert saver.thread_ids() == ["src"]
 
 
 def test_a_run_config_ttl_sticks_to_its_thread_and_set_ttl_changes_it(tmp_path: Path) -> None:
@@ -158,21 +166,22 @@ def pg_database(pg_uri: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def test_sweep_runs_on_postgres(pg_database: str) -> None:
-    with AlmaSaver.from_conn_string(pg_database) as saver:
-        saver.setup()
-        saver.retention.keep_last = 1
+async def test_asweep_runs_on_postgres_native_async_driver(pg_database: str) -> None:
+    async with AsyncAlmaSaver.from_conn_string(pg_database, keep_last=1) as saver:
+        await saver.setup()
         _put(saver, "a", ttl=1)
         first = _put(saver, "b")
         _put(saver, "b", parent=first)
-        assert saver.sweep(now=time.time() + 61) == {"threads": 1, "checkpoints": 1}
+        assert await saver.asweep(now=time.time() + 61) == {"threads": 1, "checkpoints": 1}
         assert saver.thread_ids() == ["b"]
+        assert await saver.asweep(now=time.time() + 61) == {"threads": 0, "checkpoints": 0}
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"ttl": -1}, "positive"), ({"ttl": {"strategy": "archive", "default_ttl": 1}}, "strategy"),
-     ({"ttl": {"sweep_every": 1}}, "unknown ttl"), ({"keep_last": 0}, "keep_last")],
+     ({"ttl": {"sweep_every": 1}}, "unknown ttl"), ({"ttl": {"sweep_interval_minutes": 5}}, "cron"),
+     ({"keep_last": 0}, "keep_last")],
 )  # fmt: skip
 def test_bad_retention_settings_raise_a_validation_error(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValidationError, match=match):
