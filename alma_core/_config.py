@@ -74,7 +74,7 @@ class RetrievalConfig(_Strict):
         description="Hybrid fusion: normalised scores combined by dense_weight (a confident lexical match keeps"
         " its lexical score), or reciprocal-rank fusion. `gated` is the old name of `weighted`.",
     )
-    dense_weight: float = Field(0.5, ge=0, le=1, description="Dense share of weighted fusion (lexical gets the rest).")
+    dense_weight: float = Field(0.6, ge=0, le=1, description="Dense share of weighted fusion (lexical gets the rest).")
     w_relevance: float = Field(0.75, ge=0, description="The share of quality no other factor can take away.")
     w_recency: float = Field(0.1, ge=0)
     w_success: float = Field(0.1, ge=0)

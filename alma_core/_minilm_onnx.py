@@ -2,8 +2,9 @@
 
 numpy multiplies by each weight matrix through BLAS, which repacks the whole matrix on every call: for a short
 query (a few rows) the repacking costs about as much as the arithmetic. onnxruntime packs constant weights once,
-when the session starts. The graph is the same computation as `_minilm.MiniLM._layer`, over the same packed
-weights, written straight as ONNX protobuf bytes (the few message types it needs are encoded below); the
+when the session starts. The graph is the same computation as `_minilm.MiniLM._layer`, over the weights as the
+file stores them (memory-mapped, handed to the session without a copy; only query/key/value are fused into one
+copy), written straight as ONNX protobuf bytes (the few message types it needs are encoded below); the
 embeddings, the pooling and the tokenizer stay those of `MiniLM`.
 """
 
@@ -59,8 +60,9 @@ def _attr(name: str, value: float | int | list[int]) -> bytes:
     return _field(1, name) + _field(3, value) + _field(20, _ATTR_INT)
 
 
-def _value_info(name: str, elem_type: int, dims: list[str]) -> bytes:
-    shape = b"".join(_field(1, _field(2, d)) for d in dims)
+def _value_info(name: str, elem_type: int, dims: list[str | int]) -> bytes:
+    """A tensor's type; a str dimension is symbolic (dim_param), an int fixed (dim_value)."""
+    shape = b"".join(_field(1, _field(1, d) if isinstance(d, int) else _field(2, d)) for d in dims)
     return _field(1, name) + _field(2, _field(1, _field(1, elem_type) + _field(2, shape)))
 
 
@@ -74,6 +76,8 @@ class _Graph:
         self._n = 0
 
     def const(self, name: str, array: np.ndarray) -> str:
+        if array.dtype != np.int64:
+            array = array.astype(np.float32, copy=False)  # the graph computes in float32 (a float16 file too)
         external = array.size >= 1024 and array.dtype == np.float32 and array.flags.c_contiguous
         self.inits.append(_tensor(name, array, external))
         if external:
@@ -146,25 +150,26 @@ def build_model(w: dict[str, np.ndarray], layers: int, eps: float, dim: int) -> 
         x = _layer(g, x, w, f"encoder.layer.{i}", eps)
     g.nodes.append(_field(1, x) + _field(2, "y") + _field(4, "Identity"))
     inputs = [
-        _value_info("x", _FLOAT, ["tokens", str(dim)]),
-        _value_info("bias", _FLOAT, ["batch", "1", "1", "length"]),
-        _value_info("shape5", _INT64, ["5"]),
+        _value_info("x", _FLOAT, ["tokens", dim]),
+        _value_info("bias", _FLOAT, ["batch", 1, 1, "length"]),
+        _value_info("shape5", _INT64, [5]),
     ]
-    return g.model(inputs, [_value_info("y", _FLOAT, ["tokens", str(dim)])]), g.external
+    return g.model(inputs, [_value_info("y", _FLOAT, ["tokens", dim])]), g.external
 
 
 class OnnxMiniLM(MiniLM):
     """`MiniLM` whose transformer layers run on onnxruntime (one intra-op thread unless `threads` says more)."""
 
     def __init__(self, model_dir: Path, *, threads: int | None = 1, max_tokens: int | None = None) -> None:
-        self._threads = threads
+        import onnxruntime  # first: without it, fail before reading any weights
+
+        self._ort, self._threads = onnxruntime, threads
         super().__init__(model_dir, max_tokens=max_tokens)
 
     def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
         """An onnxruntime session over the file's weights, read in place (memory-mapped) and packed once by the
         session for its kernels; only query/key/value are copied (fused)."""
-        import onnxruntime as ort
-
+        ort = self._ort
         scale = 1 / np.sqrt(self.dim // self.heads)
         w = dict(w)
         for i in range(count):

@@ -4,7 +4,9 @@ relevance, and a ranking in which relevance comes first.
 relevance (per query, over every type at once, so scores compare across types):
     dense   = cosine / the best candidate's cosine (clipped at 0)
     lexical = BM25 / best BM25, times the share of the query's topic words the memory holds
-    hybrid  = `fusion="weighted"`: dense_weight * dense + (1 - dense_weight) * lexical, except that a
+    hybrid  = `fusion="weighted"`: dense_weight * calibrated dense + (1 - dense_weight) * lexical, where
+              calibrated dense = (cosine - background) / (1 - background), the background being the lowest
+              candidate cosine: a flat list of low cosines (a weak dense side) carries little weight; a
               confident lexical match (one memory holding every topic word of the query, or a rare exact
               term such as a name or an id) keeps at least its lexical score; `"rrf"`: reciprocal-rank
               fusion normalised by its maximum
@@ -129,11 +131,30 @@ def _normalised_dense(dense: dict[MemoryType, list[tuple[str, float]]]) -> dict[
     return {i: s / best for i, s in sims.items()} if best > 1e-9 else dict.fromkeys(sims, 0.0)
 
 
+_BACKGROUND_CANDIDATES = 10  # fewer dense candidates than this: no background to read (it is 0)
+
+
+def _calibrated_dense(dense: dict[MemoryType, list[tuple[str, float]]]) -> dict[str, float]:
+    """Each cosine's height above the query's background over the room above it, (cos - bg) / (1 - bg),
+    bg = the lowest candidate cosine (what an unrelated memory scores for this query and embedder).
+
+    Divide-by-best gives the best candidate 1 however weak the list is, so a flat list of low cosines
+    outweighed a confident lexical match; here it stays low, a cosine far above the rest stays high, and
+    no constant of one embedder is needed (an anisotropic embedder has a high background). Chosen on the
+    dev splits of three regimes (`benchmarks/tune_fusion.py`) over divide-by-best, RRF (k 2-60), z-scores,
+    CombMNZ, a fixed MiniLM calibration and per-query lexical-confidence weights.
+    """
+    sims = {i: s for hits in dense.values() for i, s in hits}
+    background = min(sims.values(), default=0.0) if len(sims) >= _BACKGROUND_CANDIDATES else 0.0
+    background = min(max(background, 0.0), 0.99)
+    return {i: max(0.0, (s - background) / (1.0 - background)) for i, s in sims.items()}
+
+
 def fuse(
     hits: SearchHits,
     mode: str,
     fusion: str = "weighted",
-    dense_weight: float = 0.5,
+    dense_weight: float = 0.6,
     coverage: dict[str, float] | None = None,
     exact: set[str] | None = None,
 ) -> dict[str, float]:
@@ -161,8 +182,9 @@ def fuse(
                 fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
         best = max(fused.values(), default=1.0)
         return {i: s / best for i, s in fused.items()}
-    ids = dense_rel.keys() | lex_rel.keys()
-    out = {i: dense_weight * dense_rel.get(i, 0.0) + (1 - dense_weight) * lex_rel.get(i, 0.0) for i in ids}
+    calibrated = _calibrated_dense(hits.dense)
+    ids = calibrated.keys() | lex_rel.keys()
+    out = {i: dense_weight * calibrated.get(i, 0.0) + (1 - dense_weight) * lex_rel.get(i, 0.0) for i in ids}
     for memory_id in exact or ():
         out[memory_id] = max(out[memory_id], lex_rel.get(memory_id, 0.0))
     return out

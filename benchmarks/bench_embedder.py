@@ -16,7 +16,8 @@ the load average is printed at the start and the end.
 - RSS: resident memory after the first vector, and the peak after the batch (VmRSS / VmHWM).
 - query p50 / p95: one short text per call, `embed_documents([text])` (what a cache miss of `embed_query` costs);
   also the calling thread's CPU time per query (all runtimes compute on it with one thread).
-- batch texts/s: the 200 sentences in one `embed_documents` call (how `learn_many` and `reindex` embed).
+- batch texts/s: the 200 sentences in one `embed_documents` call (how `learn_many` and `reindex` embed), and
+  the short queries in one call (a `learn_many` of short outcomes).
 """
 
 from __future__ import annotations
@@ -79,9 +80,12 @@ def worker(runtime: str, n_queries: int) -> dict[str, Any]:
         embed([query])
         times.append((time.perf_counter() - t) * 1000)
         cpu.append((time.thread_time() - c) * 1000)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.thread_time()
     vectors = embed(sentences)
-    batch_s = time.perf_counter() - t
+    batch_s, batch_cpu = time.perf_counter() - t, time.thread_time() - c
+    c = time.thread_time()
+    embed(queries)  # learn_many's kind of batch: many short texts
+    short_cpu = time.thread_time() - c
     assert vectors.shape == (len(sentences), 384)
     from tokenizers import Tokenizer
 
@@ -94,7 +98,9 @@ def worker(runtime: str, n_queries: int) -> dict[str, Any]:
         "runtime": runtime, "threads": threads, "cold_s": cold, "cold_model_s": cold_model, "cold_cpu_s": cold_cpu,
         "rss_load": rss_load, "rss_peak": _status()["VmHWM"], "p50": float(np.percentile(times, 50)),
         "p95": float(np.percentile(times, 95)), "cpu_p50": float(np.percentile(cpu, 50)), "queries": len(queries),
-        "tokens": tokens, "batch_per_s": len(sentences) / batch_s, "batch": len(sentences),
+        "tokens": tokens, "batch_per_s": len(sentences) / batch_s, "batch_cpu_per_s": len(sentences) / batch_cpu,
+        "short_cpu_per_s": len(queries) / short_cpu,
+        "batch": len(sentences),
     }  # fmt: skip
 
 
@@ -140,7 +146,19 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} CPUs")
     print("env: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_VARS))
     print(f"aims: {', '.join(f'{k} {v}' for k, v in AIMS.items())}")
-    columns = ("cold", "(model)", "(CPU)", "RSS load", "RSS peak", "query p50", "p95", "(CPU)", "batch")
+    columns = (
+        "cold",
+        "(model)",
+        "(CPU)",
+        "RSS load",
+        "RSS peak",
+        "query p50",
+        "p95",
+        "(CPU)",
+        "batch",
+        "(CPU)",
+        "short",
+    )
     print(f"  {'runtime':<22}" + "".join(f"{c:>10}" for c in columns))
     rounds, last = args.rounds or (1 if args.quick else 2), None
     for _ in range(rounds):
@@ -150,9 +168,12 @@ def main() -> None:
                 continue
             print(f"  {r['runtime']:<22}{r['cold_s']:>8.2f} s{r['cold_model_s']:>8.2f} s{r['cold_cpu_s']:>8.2f} s"
                   f"{r['rss_load']:>7.0f} MB{r['rss_peak']:>7.0f} MB{r['p50']:>7.2f} ms{r['p95']:>7.1f} ms"
-                  f"{r['cpu_p50']:>7.2f} ms{r['batch_per_s']:>8.0f}/s  [{r['threads']}]", flush=True)  # fmt: skip
+                  f"{r['cpu_p50']:>7.2f} ms{r['batch_per_s']:>8.0f}/s{r['batch_cpu_per_s']:>8.0f}/s"
+                  f"{r['short_cpu_per_s']:>8.0f}/s  [{r['threads']}]",
+                  flush=True)  # fmt: skip
     print("cold: wall time to the first vector from a bare process; (model): the same after `import numpy`; "
-          "(CPU): process CPU time; query (CPU): the calling thread's CPU time per query")  # fmt: skip
+          "(CPU): process CPU time; query and batch (CPU): the calling thread's CPU time; last column: the "
+          "queries in one call, texts per CPU second")  # fmt: skip
     if last is not None:
         print(f"queries: {last['queries']} texts of <= 100 characters ({last['tokens']:.1f} tokens on average, "
               f"[CLS] and [SEP] included); batch: {last['batch']} sentences in one call")  # fmt: skip

@@ -1,10 +1,13 @@
 """Retrieval quality: ALMA's lexical, dense and hybrid modes beside a stand-alone BM25 and a plain dense search.
 
     .venv/bin/python benchmarks/bench_retrieval.py [--split test|dev] [--n 12] [--embedder local|mock]
+    .venv/bin/python benchmarks/bench_retrieval.py --data chatty          # the lexical-strong regime
     .venv/bin/python benchmarks/bench_retrieval.py --data handwritten     # the old in-sample set
 
 Data: `gen_conversations.py` (seeded multi-session conversations, timestamps over 6-12 months, every
-user turn a memory; `dev` to choose parameters, `test` to report). All conversations of a split live in
+user turn a memory; dense-strong with MiniLM) or `gen_chatty.py` (`--data chatty`: long chatty turns
+of two friends on a few recurring themes, questions naming specifics; lexical-strong, like real chat
+logs); `dev` to choose parameters, `test` to report. All conversations of a split live in
 one store (one agent per conversation, so BM25 statistics are store-wide, as in a real store) and each
 question searches its own conversation. Every method sees the same texts and the same question:
 
@@ -34,8 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
+import gen_chatty
+import gen_conversations
 import numpy as np
-from gen_conversations import conversations
 
 from alma_core import ALMA, AlmaConfig
 
@@ -64,7 +68,7 @@ def metrics(ranked: list[str], relevant: set[str]) -> dict[str, float]:
     }
 
 
-def load(data: str, split: str, n: int) -> tuple[dict[str, list[tuple[str, str, Any]]], list[dict[str, Any]]]:
+def load(data: str, split: str, n: int | None) -> tuple[dict[str, list[tuple[str, str, Any]]], list[dict[str, Any]]]:
     """Memories per agent [(label, text, created_at)] and questions [{agent, q, kind, relevant}]."""
     if data == "handwritten":
         raw = json.loads(HANDWRITTEN.read_text())
@@ -72,7 +76,8 @@ def load(data: str, split: str, n: int) -> tuple[dict[str, list[tuple[str, str, 
         return memories, [{"agent": "bench", "q": q["q"], "kind": q["kind"], "relevant": q["relevant"]}
                           for q in raw["queries"]]  # fmt: skip
     memories, questions = {}, []
-    for conv in conversations(split, n):
+    generator = {"generated": gen_conversations, "chatty": gen_chatty}[data]
+    for conv in generator.conversations(split, n) if n else generator.conversations(split):
         memories[conv.id] = [(t.id, t.text, t.at) for t in conv.turns]
         questions += [{"agent": conv.id, "q": q.text, "kind": q.kind, "relevant": q.evidence} for q in conv.questions]
     return memories, questions
@@ -162,9 +167,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, dict[str, float]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="generated", choices=["generated", "handwritten"])
+    parser.add_argument("--data", default="generated", choices=["generated", "chatty", "handwritten"])
     parser.add_argument("--split", default="test", choices=["dev", "test"])
-    parser.add_argument("--n", type=int, default=12, help="conversations of the split")
+    parser.add_argument("--n", type=int, help="conversations of the split (default: generated 12, chatty 6)")
     parser.add_argument("--embedder", default="local", choices=["local", "mock"])
     parser.add_argument("--store", help="reuse this store file (built on the first run) instead of a fresh one")
     parser.add_argument("--only", help="comma-separated substrings of the method names to run")
@@ -172,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     results, n_memories, n_questions = run(args)
     defaults = AlmaConfig().retrieval
-    source = "handwritten set (in-sample)" if args.data == "handwritten" else f"generated, split {args.split}"
+    source = "handwritten set (in-sample)" if args.data == "handwritten" else f"{args.data}, split {args.split}"
     print(
         f"{source}: {n_memories} memories, {n_questions} questions, {args.embedder} embeddings; ALMA defaults:"
         f" fusion={defaults.fusion} dense_weight={defaults.dense_weight} candidates={defaults.candidates}"

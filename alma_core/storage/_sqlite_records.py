@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._blas import single_blas_thread
 from ._base import Record, SearchRecords
 from ._record_search import filter_sql
 
@@ -54,33 +55,106 @@ def search_records(
     clause = f"{_RANGE} AND {_LIVE} AND {where}"
     now = time.time()
     if op.vector is None or op.vectors is None:
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM records WHERE {clause} ORDER BY seq DESC, namespace, key LIMIT ? OFFSET ?",
-            [*span, now, *args, op.limit, op.offset],
-        ).fetchall()
-        return [(_record(row), None) for row in rows]
+        return [(record, None) for record in _newest(conn, op, where, args, now)]
     items = _items(conn, cache, op.project_id, op.namespace, op.vectors, writes)
-    if op.filter:  # the filter runs in SQL; its rows are found in the cache by rowid
-        found = conn.execute(f"SELECT rowid FROM records WHERE {clause}", [*span, now, *args]).fetchall()
-        wanted = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=len(found))
-        at = np.searchsorted(items.rowids, wanted)
-        at = at[(at < len(items.rowids)) & (items.rowids[np.minimum(at, len(items.rowids) - 1)] == wanted)]
-    else:  # every live item, without reading a row
-        at = np.flatnonzero(items.expires > now)
+    if op.filter:
+        return _ranked_filtered(conn, items, op, clause, [*span, now, *args], now)
+    at = np.flatnonzero(items.expires > now)  # every live item, without reading a row
     if not len(at):
         return []
-    scored = items.has[at] & (items.matrix.shape[1] == len(op.vector))
-    scores = np.full(len(at), -np.inf, dtype=np.float32)
-    if scored.any():  # every row at once (no copy of the matrix), then the candidates' scores
-        query = np.asarray(op.vector, dtype=np.float32)
-        every = items.matrix @ (query / (float(np.linalg.norm(query)) or 1.0))
-        scores[scored] = every[at[scored]]
+    scores = _scores(items, at, op.vector)
     end = op.offset + op.limit
     top = np.argpartition(-scores, end - 1)[:end] if end < len(scores) else np.arange(len(scores))
     top = top[np.lexsort((-at[top], -scores[top]))][op.offset : end]  # best first, then newest row
-    records = _fetch(conn, [int(items.rowids[at[i]]) for i in top])
-    return [(records[rowid], float(scores[i]) if scored[i] else None)
-            for i in top if (rowid := int(items.rowids[at[i]])) in records]  # fmt: skip
+    return _page(conn, items, at, scores, top.tolist())
+
+
+def _page(
+    conn: sqlite3.Connection, items: RecordVectors, at: np.ndarray, scores: np.ndarray, page: list[int]
+) -> list[tuple[Record, float | None]]:
+    """The records of `page` (indices into `at`, the items' positions) with their scores (None: unscored)."""
+    records = _fetch(conn, [int(items.rowids[at[i]]) for i in page])
+    return [(records[rowid], float(scores[i]) if np.isfinite(scores[i]) else None)
+            for i in page if (rowid := int(items.rowids[at[i]])) in records]  # fmt: skip
+
+
+def _newest(conn: sqlite3.Connection, op: SearchRecords, where: str, args: list[Any], now: float) -> list[Record]:
+    """The page of matching records, newest seq first. When the prefix holds few namespaces, each is
+    read in its `records_seq` index order and stops at the page's end (a filter is checked only on the
+    rows read); else one statement sorts them all."""
+    end = op.offset + op.limit
+    namespaces = _namespaces(conn, op.project_id, op.namespace)
+    if namespaces is None:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM records WHERE {_RANGE} AND {_LIVE} AND {where} "
+            "ORDER BY seq DESC, namespace, key LIMIT ? OFFSET ?",
+            [op.project_id, op.namespace, op.namespace + _MAX_CHAR, now, *args, op.limit, op.offset],
+        ).fetchall()
+        return [_record(row) for row in rows]
+    sql = (
+        f"SELECT {_COLUMNS} FROM records WHERE project_id = ? AND namespace = ? AND {_LIVE} AND {where} "
+        "ORDER BY seq DESC LIMIT ?"
+    )
+    rows = [row for ns in namespaces for row in conn.execute(sql, [op.project_id, ns, now, *args, end])]
+    rows.sort(key=lambda row: (-row[5], row[1], row[2]))  # seq DESC, namespace, key
+    return [_record(row) for row in rows[op.offset : end]]
+
+
+def _namespaces(conn: sqlite3.Connection, project_id: str, prefix: str, most: int = 16) -> list[str] | None:
+    """The namespaces under `prefix` (one index seek each), or None when there are more than `most`."""
+    found = conn.execute(
+        """WITH RECURSIVE ns(name) AS (
+               SELECT MIN(namespace) FROM records WHERE project_id = ?1 AND namespace >= ?2 AND namespace < ?3
+               UNION ALL
+               SELECT (SELECT MIN(namespace) FROM records WHERE project_id = ?1 AND namespace > ns.name
+                       AND namespace < ?3) FROM ns WHERE ns.name IS NOT NULL LIMIT ?4)
+           SELECT name FROM ns WHERE name IS NOT NULL""",
+        (project_id, prefix, prefix + _MAX_CHAR, most + 1),
+    ).fetchall()
+    return None if len(found) > most else [row[0] for row in found]
+
+
+_CHECK_FIRST = 4096  # best-ranked rows whose filter is checked row by row before filtering them all
+
+
+def _ranked_filtered(
+    conn: sqlite3.Connection, items: RecordVectors, op: SearchRecords, clause: str, args: list[Any], now: float
+) -> list[tuple[Record, float | None]]:
+    """The page of live items matching the filter, by similarity (then newest row; unscored last). The
+    filter is checked in SQL on the best-ranked rows first, in growing batches, so a page is found
+    without reading every row; a selective filter (few matches among the first rows) runs on all."""
+    assert op.vector is not None
+    at = np.flatnonzero(items.expires > now)
+    scores = _scores(items, at, op.vector)
+    order = np.lexsort((-at, -scores)).tolist()  # indices into `at`: the ranking of every live item
+    rowids = items.rowids[at].tolist()
+    end, start, size = op.offset + op.limit, 0, max(64, 4 * (op.offset + op.limit))
+    matched: list[int] = []
+    while start < len(order) and len(matched) < end:
+        if start >= _CHECK_FIRST:  # the rest at once: the filter's rows, found by rowid
+            keep = set(itertools.chain.from_iterable(conn.execute(f"SELECT rowid FROM records WHERE {clause}", args)))
+            matched.extend(i for i in order[start:] if rowids[i] in keep)
+            break
+        chunk = order[start : start + size]
+        keep = set(itertools.chain.from_iterable(conn.execute(
+            f"SELECT rowid FROM records WHERE rowid IN ({','.join('?' * len(chunk))}) AND {clause}",
+            [*(rowids[i] for i in chunk), *args],
+        )))  # fmt: skip
+        matched.extend(i for i in chunk if rowids[i] in keep)
+        start, size = start + size, size * 2
+    return _page(conn, items, at, scores, matched[op.offset : end])
+
+
+def _scores(items: RecordVectors, at: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the items at positions `at` to `vector` (-inf: no vector of that size)."""
+    scores = np.full(len(at), -np.inf, dtype=np.float32)
+    scored = items.has[at] & (items.matrix.shape[1] == len(vector))
+    if scored.any():
+        query = np.asarray(vector, dtype=np.float32)
+        with single_blas_thread():  # memory-bound: see `_vectors`
+            every = items.matrix @ (query / (float(np.linalg.norm(query)) or 1.0))
+        scores[scored] = every[at[scored]]
+    return scores
 
 
 def _items(

@@ -364,7 +364,13 @@ class _Tx:
         return _record(row) if row else None
 
     def list_records(self, op: ListRecords) -> list[Record]:
-        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        if op.namespaces is not None:
+            if not op.namespaces:
+                return []
+            clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
+            args: list[Any] = [op.project_id, *op.namespaces]
+        else:
+            clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
         clauses.append("(expires_at IS NULL OR expires_at > ?)")
         args.append(time.time())
         if op.before_seq is not None:

@@ -146,11 +146,11 @@ class Channels:
                 _, dropped = self._known.popitem(last=False)
                 self._size -= len(dropped.body)
 
-    def forget(self, thread_id: str) -> None:
-        """Drop what is remembered of a thread (its blobs were deleted or pruned)."""
-        prefix = thread_prefix(BLOBS, thread_id)
+    def forget(self, *thread_ids: str) -> None:
+        """Drop what is remembered of threads (their blobs were deleted or pruned): one pass for all."""
+        prefixes = {thread_prefix(BLOBS, t) for t in thread_ids}
         with self._lock:
-            for slot in [s for s in self._known if s[0].startswith(prefix)]:
+            for slot in [s for s in self._known if _thread_of(s[0]) in prefixes]:
                 self._size -= len(self._known.pop(slot).body)
 
     # ---- read -----------------------------------------------------------------------------------
@@ -215,3 +215,8 @@ class Channels:
 
 def _place(record: Record) -> tuple[str, str, str]:
     return record.project_id, record.namespace, record.key
+
+
+def _thread_of(namespace: str) -> str:
+    """ "lgb/<thread>/" of a blob namespace "lgb/<thread>/<ns>" (the thread part holds no "/")."""
+    return namespace[: namespace.index("/", len(BLOBS)) + 1] if "/" in namespace[len(BLOBS) :] else namespace

@@ -19,6 +19,7 @@ their results. `run` executes a plan in one transaction (sync); `arun` sends eac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
@@ -53,8 +54,10 @@ _T = TypeVar("_T")
 Plan = Generator[list[Op], list[Any], _T]
 
 
+@functools.lru_cache(maxsize=4096)
 def escape(part: str) -> str:
-    """A namespace part without "/" (so prefixes stay exact)."""
+    """A namespace part without "/" (so prefixes stay exact). Cached: the same thread ids and channel
+    names come back on every call."""
     return part.replace("%", "%25").replace("/", "%2F")
 
 

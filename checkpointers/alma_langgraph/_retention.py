@@ -163,6 +163,7 @@ class Retention:
         ops: list[Op] = []
         gone: list[str] = []
         expired = 0
+        doomed: list[str] = []  # deleted together: the saver forgets its caches of them in one pass
         for entry, latest in zip(live, newest, strict=True):
             ttl = float(entry.metadata.get("ttl") or 0) * 60
             if latest and latest[0].updated_at + ttl > now:  # written since by a saver without a TTL
@@ -172,12 +173,14 @@ class Retention:
             gone.append(entry.key)
             if not latest:
                 continue  # the thread is already gone (deleted by hand): only its index entry goes
-            expired += 1
             thread_id = unescape(entry.key)
             if entry.metadata.get("strategy") == "keep_latest":
                 yield from self.saver._keep_latest_plan(thread_id)
             else:
-                yield from self.saver._delete_thread_plan(thread_id)
+                doomed.append(thread_id)
+            expired += 1
+        if doomed:
+            yield from self.saver._delete_thread_plan(*doomed)
         if gone:
             ops.append(DeleteRecords(pid, TTL_INDEX, tuple(gone)))
         if ops:

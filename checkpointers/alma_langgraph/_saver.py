@@ -159,13 +159,21 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> Plan[tuple[RunnableConfig, Any]]:
-        """One write step: the checkpoint record (without its channel values) and a blob for each new
-        channel version. A checkpoint whose parent this saver has not seen stored in this format also
-        writes its other channel values (write-once: blobs already stored stay), so a thread written
-        in the old format or by another process never loses a value. The fencing / retention seam:
-        checks that must hold in the same transaction go before this plan's write step."""
+        """One write step: the checkpoint record and a blob for each new channel version. Small scalar
+        values (None, bool, numbers, short strings) stay inline in the checkpoint record, as in
+        PostgresSaver: a blob of a few bytes would cost a statement for nothing. A checkpoint whose
+        parent this saver has not seen stored in this format also writes its other channel values
+        (write-once: blobs already stored stay), so a thread written in the old format or by another
+        process never loses a value. The fencing / retention seam: checks that must hold in the same
+        transaction go before this plan's write step."""
         thread_id, ns, parent = _ids(config)
-        values, versions = checkpoint["channel_values"], checkpoint["channel_versions"]
+        versions = checkpoint["channel_versions"]
+        inline, values = {}, {}
+        for k, v in checkpoint["channel_values"].items():
+            if _small(v) or (k not in versions and k not in new_versions):
+                inline[k] = v
+            else:
+                values[k] = v
         namespace = blobs_ns(thread_id, ns)
         blobs, learned = self.channels.encode(self.serde, self.project_id, namespace, values, new_versions)
         ops: list[Op] = [PutRecord(r) for r in blobs]
@@ -173,7 +181,6 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             rest = {k: versions[k] for k in values if k in versions and k not in new_versions}
             more, _ = self.channels.encode(self.serde, self.project_id, namespace, values, rest)
             ops.extend(PutRecord(r, if_absent=True) for r in more)
-        inline = {k: v for k, v in values.items() if k not in versions and k not in new_versions}
         stripped = {**checkpoint, "channel_values": inline}
         cp_ns = checkpoint_ns(thread_id, ns)
         type_, blob = self.packer.dumps(self.serde, stripped, location(self.project_id, cp_ns, checkpoint["id"]))
@@ -198,10 +205,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         if len(self._stored) > _REMEMBERED:
             self._stored.popitem(last=False)
 
-    def _forget(self, thread_id: str) -> None:
-        """Blobs of the thread may have gone: remember nothing of it."""
-        self.channels.forget(thread_id)
-        for key in [k for k in self._stored if k[0] == thread_id]:
+    def _forget(self, *thread_ids: str) -> None:
+        """Blobs of the threads may have gone: remember nothing of them (one pass for all)."""
+        self.channels.forget(*thread_ids)
+        gone = set(thread_ids)
+        for key in [k for k in self._stored if k[0] in gone]:
             del self._stored[key]
 
     def _load_plan(
@@ -210,38 +218,37 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """The checkpoints of `records` with their channel values, gathered in one query per blob
         namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step."""
         checkpoints: list[Checkpoint] = []
+        places: list[tuple[str, dict[str, Any]] | None] = []  # blob namespace and versions, per record
         wanted: dict[str, set[str]] = {}
         for r in records:
             info = r.metadata[META]
             cp = self._load(info["type"], r)
             checkpoints.append(cp)
-            if info.get("v") == FORMAT:
-                keys = wanted.setdefault(blobs_ns(info["thread_id"], info["ns"]), set())
-                keys.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
+            if info.get("v") != FORMAT:
+                places.append(None)
+                continue
+            namespace, versions = blobs_ns(info["thread_id"], info["ns"]), _in_blobs(cp)
+            places.append((namespace, versions))
+            if versions:
+                wanted.setdefault(namespace, set()).update(blob_key(c, v) for c, v in versions.items())
         fetch = _fetch_ops(self.project_id, wanted)
         results = (yield [*extra, *fetch]) if fetch or extra else []
         extra_results, fetched = results[: len(extra)], results[len(extra) :]
         found = _by_ns(fetch, fetched)
         missing: dict[str, set[str]] = {}
-        for r, cp in zip(records, checkpoints, strict=True):
-            info = r.metadata[META]
-            if info.get("v") == FORMAT:
-                namespace = blobs_ns(info["thread_id"], info["ns"])
-                keys = self.channels.missing(cp["channel_versions"], found.get(namespace, {}))
-                if keys:
-                    missing.setdefault(namespace, set()).update(keys)
+        for place in places:
+            if place is not None and (keys := self.channels.missing(place[1], found.get(place[0], {}))):
+                missing.setdefault(place[0], set()).update(keys)
         if missing:
             more = _fetch_ops(self.project_id, missing)
             for namespace, by_key in _by_ns(more, (yield more)).items():
                 found.setdefault(namespace, {}).update(by_key)
-        for r, cp in zip(records, checkpoints, strict=True):
-            info = r.metadata[META]
-            if info.get("v") == FORMAT:
-                thread_id, ns = info["thread_id"], info["ns"]
-                blobs = found.get(blobs_ns(thread_id, ns), {})
-                values = self.channels.decode(self.serde, blobs_ns(thread_id, ns), cp["channel_versions"], blobs)
+        for r, cp, place in zip(records, checkpoints, places, strict=True):
+            if place is not None:
+                info = r.metadata[META]
+                values = self.channels.decode(self.serde, place[0], place[1], found.get(place[0], {}))
                 cp["channel_values"] = {**cp["channel_values"], **values}
-                self._remember(thread_id, ns, r.key)
+                self._remember(info["thread_id"], info["ns"], r.key)
         return checkpoints, extra_results
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
@@ -316,20 +323,33 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before_id = get_checkpoint_id(before) if before else None
         if limit is not None and limit <= 0:
             return []
-        (found,) = yield [
+        spaces = [namespace]
+        if config is not None and prefix:  # a thread's namespaces, each read in its key order (no sort of them all)
+            (spaces,) = yield [ListNamespaces(self.project_id, namespace)]
+            prefix = False
+        pages = yield [
             ListRecords(
-                self.project_id, namespace, prefix=prefix, where=where or None, before_key=before_id,
+                self.project_id, space, prefix=prefix, where=where or None, before_key=before_id,
                 order_by="key", limit=None if only else limit,
             )
+            for space in spaces
         ]  # fmt: skip
+        found = pages[0] if len(pages) == 1 else sorted((r for p in pages for r in p), key=_key, reverse=True)[:limit]
         if only:
             found = [r for r in found if r.key == only][:limit]
         if not found:
             return []
-        checkpoints, writes = yield from self._load_plan(
-            found, [ListRecords(self.project_id, _writes_ns_of(r)) for r in found]
-        )
-        return [self._tuple(*t) for t in zip(found, checkpoints, writes, strict=True)]
+        write_spaces = [_writes_ns_of(r) for r in found]
+        writes_ops: list[Op] = [  # every listed checkpoint's writes in one query
+            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + _KEYS_PER_OP]))
+            for i in range(0, len(write_spaces), _KEYS_PER_OP)
+        ]
+        checkpoints, chunks = yield from self._load_plan(found, writes_ops)
+        writes: dict[str, list[Record]] = {}
+        for w in (w for chunk in chunks for w in chunk):
+            writes.setdefault(w.namespace, []).append(w)
+        listed = zip(found, checkpoints, write_spaces, strict=True)
+        return [self._tuple(r, cp, writes.get(space, [])) for r, cp, space in listed]
 
     def _put_writes_plan(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -349,9 +369,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
         return None
 
-    def _delete_thread_plan(self, thread_id: str) -> Plan[None]:
-        self._forget(thread_id)
-        yield [DeleteRecords(self.project_id, thread_prefix(space, thread_id), prefix=True) for space in SPACES]
+    def _delete_thread_plan(self, *thread_ids: str) -> Plan[None]:
+        self._forget(*thread_ids)
+        yield [
+            DeleteRecords(self.project_id, thread_prefix(space, t), prefix=True) for t in thread_ids for space in SPACES
+        ]
         return None
 
     def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
@@ -652,6 +674,25 @@ class AsyncAlmaSaver(AlmaSaver):
                 await aclose()
             else:
                 storage.close()
+
+
+_SMALL = 256  # characters or bytes: a string up to this long is kept inline
+
+
+def _small(value: Any) -> bool:
+    """Kept inline in every checkpoint record rather than as a blob."""
+    kind = type(value)
+    return value is None or kind in (bool, int, float) or (kind in (str, bytes) and len(value) <= _SMALL)
+
+
+def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The channel versions whose values live in blobs (the inline ones are in the record)."""
+    inline = checkpoint["channel_values"]
+    return {c: v for c, v in checkpoint["channel_versions"].items() if c not in inline}
+
+
+def _key(record: Record) -> str:
+    return record.key
 
 
 def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:

@@ -162,8 +162,9 @@ class AlmaStorage:
     def to_record(self, memory: Memory) -> MemoryRecord:
         """An ALMA memory as a CrewAI record (ALMA's id; no vector: ALMA keeps its own)."""
         crew = memory.metadata.get(_META)
+        categories = self.categories_of(memory)
         if crew is not None:
-            content, categories = memory.text, list(crew.get("categories", []))
+            content = memory.text
             metadata = dict(crew.get("metadata", {}))
             importance, source, private = crew.get("importance", 0.5), crew.get("source"), crew.get("private", False)
         else:
@@ -171,7 +172,6 @@ class AlmaStorage:
             if memory.memory_type.value in _LISTED:  # "Don't: ...", "When ...: ... (3/3 succeeded)", "... → failed"
                 lines = MemorySlice(**{f"{memory.memory_type.value}s": [memory]}).to_prompt().splitlines()  # type: ignore[arg-type]
                 content = lines[-1].removeprefix("- ")
-            categories = [memory.memory_type.value, *([memory.category] if memory.category else [])]
             metadata = {"alma_type": memory.memory_type.value, "alma_agent": memory.agent}
             importance, source, private = memory.confidence, None, False
         stamp = _naive_utc(memory.created_at)
@@ -180,6 +180,14 @@ class AlmaStorage:
             importance=importance, created_at=stamp, last_accessed=_naive_utc(memory.updated_at), source=source,
             private=private,
         )  # fmt: skip
+
+    @staticmethod
+    def categories_of(memory: Memory) -> list[str]:
+        """A memory's CrewAI categories: those it was saved with, else `[memory_type, task_type or domain]`."""
+        crew = memory.metadata.get(_META)
+        if crew is not None:
+            return list(crew.get("categories", []))
+        return [memory.memory_type.value, *([memory.category] if memory.category else [])]
 
     def _write(self, record: MemoryRecord) -> Memory:
         crew = {
@@ -217,9 +225,15 @@ class AlmaStorage:
         agent = self.agent_of(scope_prefix)
         return self.alma.list_memories(agent=agent, limit=limit)
 
+    def _scoped(self, scope_prefix: str | None = None, limit: int | None = None) -> list[Memory]:
+        """The memories under a scope, newest first, by their scope alone (no record is built)."""
+        memories = self._memories(scope_prefix, limit)
+        if scope_prefix is None or _norm(scope_prefix) == "/":
+            return memories
+        return [m for m in memories if _under(self.scope_of(m), scope_prefix)]
+
     def _records(self, scope_prefix: str | None = None, limit: int | None = None) -> list[MemoryRecord]:
-        records = (self.to_record(m) for m in self._memories(scope_prefix, limit))
-        return [r for r in records if _under(r.scope, scope_prefix)]
+        return [self.to_record(m) for m in self._scoped(scope_prefix, limit)]
 
     def _forget(self, memory_ids: Sequence[str]) -> None:
         for memory_id in memory_ids:
@@ -320,19 +334,19 @@ class AlmaStorage:
     ) -> int:
         """Delete the memories matching every given criterion; returns how many."""
         if record_ids is not None:  # by id: no scan
-            candidates = [r for r in map(self.get_record, dict.fromkeys(record_ids)) if r is not None]
-            candidates = [r for r in candidates if _under(r.scope, scope_prefix)]
+            candidates = [m for m in map(self._get, dict.fromkeys(record_ids)) if m is not None]
+            candidates = [m for m in candidates if _under(self.scope_of(m), scope_prefix)]
         else:
-            candidates = self._records(scope_prefix)
-        doomed = [
-            r for r in candidates
-            if (record_ids is None or r.id in record_ids)
-            and (not categories or set(categories) & set(r.categories))
-            and (older_than is None or r.created_at < _naive_utc(older_than))
-            and all(r.metadata.get(k) == v for k, v in (metadata_filter or {}).items())
-        ]  # fmt: skip
-        self._forget([r.id for r in doomed])
-        return len(doomed)
+            candidates = self._scoped(scope_prefix)
+        if categories:
+            candidates = [m for m in candidates if set(categories) & set(self.categories_of(m))]
+        if older_than is not None:
+            candidates = [m for m in candidates if _naive_utc(m.created_at) < _naive_utc(older_than)]
+        if metadata_filter:  # the record's metadata (built only for what the other criteria kept)
+            wanted = metadata_filter.items()
+            candidates = [m for m in candidates if all(self.to_record(m).metadata.get(k) == v for k, v in wanted)]
+        self._forget([m.id for m in candidates])
+        return len(candidates)
 
     def update(self, record: MemoryRecord) -> None:
         """Replace a record CrewAI saved (knowledge); learned memories are ALMA's to change."""
@@ -345,37 +359,44 @@ class AlmaStorage:
         record.id = new_id
 
     def get_record(self, record_id: str) -> MemoryRecord | None:
+        memory = self._get(record_id)
+        return None if memory is None else self.to_record(memory)
+
+    def _get(self, record_id: str) -> Memory | None:
         try:
-            return self.to_record(self.alma.get(record_id))
+            return self.alma.get(record_id)
         except NotFound:
             return None
 
     def list_records(self, scope_prefix: str | None = None, limit: int = 200, offset: int = 0) -> list[MemoryRecord]:
         """Records under a scope, newest first (the whole store: only the first `offset + limit` are read)."""
         whole = scope_prefix is None or _norm(scope_prefix) == "/"
-        return self._records(scope_prefix, limit=offset + limit if whole else None)[offset : offset + limit]
+        page = self._scoped(scope_prefix, limit=offset + limit if whole else None)[offset : offset + limit]
+        return [self.to_record(m) for m in page]
 
     def get_scope_info(self, scope: str) -> ScopeInfo:
-        records = self._records(scope)
-        stamps = [r.created_at for r in records]
+        memories = self._scoped(scope)
+        stamps = [_naive_utc(m.created_at) for m in memories]
         return ScopeInfo(
-            path=_norm(scope), record_count=len(records), categories=sorted({c for r in records for c in r.categories}),
+            path=_norm(scope), record_count=len(memories),
+            categories=sorted({c for m in memories for c in self.categories_of(m)}),
             oldest_record=min(stamps, default=None), newest_record=max(stamps, default=None),
-            child_scopes=_children(_norm(scope), records),
+            child_scopes=_children(_norm(scope), map(self.scope_of, memories)),
         )  # fmt: skip
 
     def list_scopes(self, parent: str = "/") -> list[str]:
         """Immediate child scopes of `parent` that hold records."""
-        return _children(_norm(parent), self._records(parent))
+        return _children(_norm(parent), map(self.scope_of, self._scoped(parent)))
 
     def list_categories(self, scope_prefix: str | None = None) -> dict[str, int]:
-        return dict(Counter(c for r in self._records(scope_prefix) for c in r.categories))
+        return dict(Counter(c for m in self._scoped(scope_prefix) for c in self.categories_of(m)))
 
     def count(self, scope_prefix: str | None = None) -> int:
-        """How many records a scope holds: the whole store is counted by ALMA, without reading it."""
+        """How many records a scope holds: the whole store is counted by ALMA, without reading it; a
+        scope by its memories' scopes (one agent's memories when it names one), building no record."""
         if scope_prefix is None or _norm(scope_prefix) == "/":
             return self.alma.stats().total
-        return len(self._records(scope_prefix))
+        return len(self._scoped(scope_prefix))
 
     def reset(self, scope_prefix: str | None = None) -> None:
         self.delete(scope_prefix=scope_prefix)
@@ -412,11 +433,11 @@ class AlmaStorage:
         return f"AlmaStorage({self.alma!r}, agent={self.agent!r}, root_scope={self.root_scope!r})"
 
 
-def _children(parent: str, records: Iterable[MemoryRecord]) -> list[str]:
+def _children(parent: str, scopes: Iterable[str]) -> list[str]:
     base = "" if parent == "/" else parent
     children = set()
-    for record in records:
-        rest = record.scope[len(base) :].strip("/")
-        if rest and record.scope != parent:
+    for scope in scopes:
+        rest = scope[len(base) :].strip("/")
+        if rest and scope != parent:
             children.add(f"{base}/{rest.split('/', 1)[0]}")
     return sorted(children)
