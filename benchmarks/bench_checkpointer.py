@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_checkpointer.py [--quick] [--no-postgres]
     .venv/bin/python benchmarks/bench_checkpointer.py --paging 10000   # list paging over one long thread
     .venv/bin/python benchmarks/bench_checkpointer.py --sweep 10000   # only the TTL sweep of N threads
+    .venv/bin/python benchmarks/bench_checkpointer.py --options       # only AlmaSaver's opt-in features
 
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
 thread's latest checkpoint (p50/p95), list(limit=100) of a thread (p50), a 200-step graph run, and the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import operator
 import random
 import sqlite3
@@ -271,6 +273,34 @@ def _sweep_suite(threads: int) -> None:
         conn.close()
 
 
+def _options_suite(threads: int, checkpoints: int) -> None:
+    """What AlmaSaver's opt-in features cost: puts/s and get_tuple p50 of the same workload with each
+    on, one fresh file each, every saver at the same durability."""
+    key = "k1:" + base64.b64encode(bytes(range(32))).decode()
+    cases: dict[str, dict[str, Any]] = {"default": {}, "ttl=60": {"ttl": 60}, "fencing": {"fencing": True},
+                                        "encryption": {"encryption": key},
+                                        "all three": {"ttl": 60, "fencing": True, "encryption": key}}  # fmt: skip
+    print(f"\nAlmaSaver options, {threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB; "
+          f"{'; '.join(DURABILITY)}")  # fmt: skip
+    print(f"{'options':<14}{'puts/s':>10}{'get p50 ms':>12}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, options in cases.items():
+            saver = AlmaSaver(Path(tmp) / f"{name}.db", **{"encryption": False, **options})
+            _pragmas(saver.storage._conn)  # type: ignore[attr-defined]
+            rng = random.Random(1)
+            cps = [_checkpoint(i, rng) for i in range(checkpoints)]
+            start = time.perf_counter()
+            for t in range(threads):
+                config: Any = {"configurable": {"thread_id": f"t{t}", "checkpoint_ns": ""}}
+                for i, cp in enumerate(cps):
+                    cp = {**cp, "id": empty_checkpoint()["id"]}
+                    config = saver.put(config, cp, {"step": i}, cp["channel_versions"])
+            puts = threads * checkpoints / (time.perf_counter() - start)
+            gets = timed_ms(lambda _, s=saver, r=rng: s.get_tuple(_thread(r, threads)), 300)  # type: ignore[misc]
+            print(f"{name:<14}{puts:>10.0f}{percentile(gets, 50):>12.3f}")
+            saver.storage.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 threads x 20 checkpoints")
@@ -278,7 +308,11 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL peers")
     parser.add_argument("--paging", type=int, metavar="N", help="only list paging over one thread of N checkpoints")
     parser.add_argument("--sweep", type=int, metavar="N", help="only the TTL sweep of N expired threads")
+    parser.add_argument("--options", action="store_true", help="only AlmaSaver's ttl / fencing / encryption costs")
     args = parser.parse_args()
+    if args.options:
+        _options_suite(*((10, 20) if args.quick else (20, 50)))
+        return
     if args.sweep:
         _sweep_suite(args.sweep)
         return

@@ -89,9 +89,13 @@ async def test_async_fenced_puts_are_checked_too(tmp_path: Path) -> None:
             await saver.aput(root, empty_checkpoint(), {}, {})
 
 
-def test_two_processes_putting_on_one_head_one_wins_one_gets_a_conflict(tmp_path: Path) -> None:
-    db = str(tmp_path / "a.db")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_processes_putting_on_one_head_one_wins_one_gets_a_conflict(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = str(tmp_path / "a.db") if backend == "sqlite" else str(request.getfixturevalue("pg_database"))
     with AlmaSaver.from_conn_string(db) as saver:
+        saver.setup()
         saver.put(_cfg("t"), empty_checkpoint(), {}, {})
     reports = run_all(fenced_put, [(db, "t"), (db, "t")])
     assert sorted(kind for kind, _ in reports) == ["conflict", "ok"]
