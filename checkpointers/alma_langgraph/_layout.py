@@ -28,6 +28,7 @@ from alma_core.storage import BaseStorage, DeleteRecords, Op, Record
 __all__ = [
     "BLOBS",
     "CHECKPOINTS",
+    "FORMAT",
     "META",
     "SPACES",
     "WRITES",
@@ -48,6 +49,7 @@ CHECKPOINTS = "lg/"
 WRITES = "lgw/"
 BLOBS = "lgb/"
 SPACES = (CHECKPOINTS, WRITES, BLOBS)  # everything a thread has
+FORMAT = 2  # `META["v"]` of a checkpoint record without its channel values (they are blobs, see `_channels`)
 META = "__lg"  # internal metadata entry of a checkpoint record: thread_id, checkpoint_ns, parent, type
 
 _T = TypeVar("_T")

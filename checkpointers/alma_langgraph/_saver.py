@@ -53,8 +53,8 @@ from ._crypto import KeyRing, key_ring, location
 from ._guards import arun_atomic, guarded_put, needs_guard
 from ._history import delta_history_plan
 from ._layout import (
-    BLOBS,
     CHECKPOINTS,
+    FORMAT,
     META,
     SPACES,
     Plan,
@@ -68,14 +68,19 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._maintenance import (
+    copy_thread_plan,
+    delete_for_runs_plan,
+    keep_latest_plan,
+    prune_plan,
+    writes_ns_of,
+)
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
-PRUNE_STRATEGIES = ("keep_latest", "delete")
-FORMAT = 2  # checkpoint records without their channel values, which are blobs (see `_channels`)
 _KEYS_PER_OP = 500  # blob keys per ListRecords (under SQLite's bound-parameter limit)
 _REMEMBERED = 10_000  # checkpoint ids known to be format 2 (their blobs stored)
 
@@ -377,131 +382,17 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         return None
 
     def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
-        if isinstance(run_ids, str):
-            raise TypeError("run_ids must be a sequence of run IDs, not a str")
-        if not run_ids:
-            return None
-        found = yield [
-            ListRecords(self.project_id, CHECKPOINTS, prefix=True, where={"run_id": str(r)}, with_values=False)
-            for r in run_ids
-        ]
-        doomed = [r for records in found for r in records]
-        if doomed:
-            yield _delete_checkpoints(doomed)
-            yield from self._collect_plan({(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
-        return None
-
-    def _collect_plan(self, spaces: set[tuple[str, str]]) -> Plan[None]:
-        """Delete the blobs of these (thread, ns) that no remaining checkpoint needs (its channel
-        versions and their delta chains)."""
-        spaces_ = sorted(spaces)
-        for thread_id, _ in spaces_:
-            self._forget(thread_id)
-        if not spaces_:
-            return None
-        found = yield [
-            op
-            for thread_id, ns in spaces_
-            for op in (
-                ListRecords(self.project_id, checkpoint_ns(thread_id, ns)),
-                ListRecords(self.project_id, blobs_ns(thread_id, ns), with_values=False),
-            )
-        ]
-        ops: list[Op] = []
-        for i, (thread_id, ns) in enumerate(spaces_):
-            checkpoints, blobs = found[2 * i], found[2 * i + 1]
-            needed: set[str] = set()
-            for r in checkpoints:
-                info = r.metadata[META]
-                if info.get("v") == FORMAT:
-                    cp = self._load(info["type"], r)
-                    needed.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
-            for b in blobs:
-                if b.key in needed and "d" in b.metadata:
-                    channel = b.key.split("/", 1)[0]
-                    needed.update(f"{channel}/{v}" for v in b.metadata["d"])
-            doomed = tuple(b.key for b in blobs if b.key not in needed)
-            if doomed:
-                ops.append(DeleteRecords(self.project_id, blobs_ns(thread_id, ns), doomed))
-        if ops:
-            yield ops
-        return None
+        return delete_for_runs_plan(self, run_ids)
 
     def _copy_thread_plan(self, source: str, target: str) -> Plan[None]:
-        self._forget(target)
-        spaces = yield [
-            ListRecords(self.project_id, thread_prefix(space, source), prefix=True, order_by="key", descending=False)
-            for space in SPACES
-        ]
-        ops: list[Op] = []
-        for space, records in zip(SPACES, spaces, strict=True):
-            src, dst = thread_prefix(space, source), thread_prefix(space, target)
-            for r in records:
-                meta = r.metadata
-                if space == CHECKPOINTS:
-                    meta = {**meta, META: {**meta[META], "thread_id": str(target)}}
-                type_ = meta[META]["type"] if space == CHECKPOINTS else meta["t"] if space == BLOBS else meta["type"]
-                ops.append(PutRecord(self._moved(r, dst + r.namespace[len(src) :], meta, type_)))
-        if spaces[0]:  # the copy expires like a thread this saver wrote
-            ops.extend(self.retention.on_put({}, str(target)))
-        if ops:
-            yield ops
-        return None
+        return copy_thread_plan(self, source, target)
 
     def _prune_plan(self, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
-        if isinstance(thread_ids, str):
-            raise TypeError("thread_ids must be a sequence of thread IDs, not a str")
-        if strategy not in PRUNE_STRATEGIES:
-            raise ValueError(f"Unknown prune strategy: {strategy!r} (use one of {PRUNE_STRATEGIES})")
-        for thread_id in map(str, thread_ids):
-            if strategy == "delete":
-                yield from self._delete_thread_plan(thread_id)
-            else:
-                yield from self._keep_latest_plan(thread_id)
-        return None
+        return prune_plan(self, thread_ids, strategy)
 
     def _keep_latest_plan(self, thread_id: str, keep: int = 1) -> Plan[None]:
-        """Keep each namespace's latest `keep` checkpoints (with their writes and blobs), and, for a thread that
-        uses a DeltaChannel, every ancestor back to the nearest one holding a stored value for each
-        delta channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
-        (records,) = yield [
-            ListRecords(self.project_id, thread_prefix(CHECKPOINTS, thread_id), prefix=True, order_by="key",
-                        with_values=False)
-        ]  # fmt: skip
-        by_ns: dict[str, dict[str, Record]] = {}
-        for r in records:
-            by_ns.setdefault(r.namespace, {})[r.key] = r
-        doomed: list[Record] = []
-        orphans: list[Record] = []
-        for namespace, chain in by_ns.items():
-            kept = [chain[k] for k in sorted(chain, reverse=True)[:keep]]
-            delta = set(kept[-1].metadata.get("counters_since_delta_snapshot") or {})
-            parent = kept[-1].metadata[META]["parent"]
-            while delta and parent in chain:
-                (ancestor,) = yield [GetRecord(self.project_id, namespace, parent)]
-                if ancestor is None:
-                    break
-                kept.append(ancestor)
-                (values,), _ = yield from self._load_plan([ancestor])
-                delta -= set(values.get("channel_values", {}))
-                parent = ancestor.metadata[META]["parent"]
-            kept_ids = {r.key for r in kept}
-            doomed.extend(r for key, r in chain.items() if key not in kept_ids)
-            oldest = kept[-1]
-            if oldest.metadata[META]["parent"] is not None and oldest.metadata[META]["parent"] not in kept_ids:
-                orphans.append(oldest)
-        if not doomed:
-            return None
-        ops = _delete_checkpoints(doomed)
-        if orphans:
-            full = yield [GetRecord(self.project_id, r.namespace, r.key) for r in orphans]
-            for r in full:
-                if r is not None:
-                    meta = {**r.metadata, META: {**r.metadata[META], "parent": None}}
-                    ops.append(PutRecord(Record(r.project_id, r.namespace, r.key, r.value, meta)))
-        yield ops
-        yield from self._collect_plan({(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
-        return None
+        """See `_maintenance.keep_latest_plan` (also used by the sweeper)."""
+        return keep_latest_plan(self, thread_id, keep)
 
     # ---- sync API ------------------------------------------------------------------------------
 
@@ -713,15 +604,4 @@ def _by_ns(ops: Sequence[Op], results: Sequence[list[Record]]) -> dict[str, dict
 
 
 def _writes_ns_of(record: Record) -> str:
-    info = record.metadata[META]
-    return writes_ns(info["thread_id"], info["ns"], record.key)
-
-
-def _delete_checkpoints(records: Sequence[Record]) -> list[Op]:
-    """Delete checkpoint records and their writes."""
-    by_ns: dict[tuple[str, str], list[str]] = {}
-    for r in records:
-        by_ns.setdefault((r.project_id, r.namespace), []).append(r.key)
-    ops: list[Op] = [DeleteRecords(p, ns, tuple(keys)) for (p, ns), keys in by_ns.items()]
-    ops.extend(DeleteRecords(r.project_id, _writes_ns_of(r)) for r in records)
-    return ops
+    return writes_ns_of(record)
