@@ -14,6 +14,7 @@ import builtins
 import os
 import random
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -128,6 +129,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self.channels = Channels(self.packer)
         self.lessons = lessons
         self._stored: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # format-2 checkpoints seen
+        self._stored_lock = threading.Lock()  # LangGraph puts from background threads while reads go on
         self.retention = Retention(self, ttl, keep_last)
         self.fencing = bool(fencing)
         if isinstance(alma, ALMA):
@@ -206,16 +208,18 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self._remember(conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
 
     def _remember(self, thread_id: str, ns: str, checkpoint_id: str) -> None:
-        self._stored[(thread_id, ns, checkpoint_id)] = None
-        if len(self._stored) > _REMEMBERED:
-            self._stored.popitem(last=False)
+        with self._stored_lock:
+            self._stored[(thread_id, ns, checkpoint_id)] = None
+            if len(self._stored) > _REMEMBERED:
+                self._stored.popitem(last=False)
 
     def _forget(self, *thread_ids: str) -> None:
         """Blobs of the threads may have gone: remember nothing of them (one pass for all)."""
         self.channels.forget(*thread_ids)
         gone = set(thread_ids)
-        for key in [k for k in self._stored if k[0] in gone]:
-            del self._stored[key]
+        with self._stored_lock:
+            for key in [k for k in self._stored if k[0] in gone]:
+                del self._stored[key]
 
     def _load_plan(
         self, records: Sequence[Record], extra: Sequence[Op] = ()
