@@ -30,7 +30,7 @@ class BufferedTransaction:
         self.tx = tx
         self._memories: dict[tuple[str, str], Memory] = {}
         self._records: dict[tuple[str, str, str], tuple[Record, str]] = {}  # with its metadata as JSON
-        self._listed: dict[ListRecords, list[Record]] = {}  # store listings: only a flush changes them
+        self._listed: dict[ListRecords, list[tuple[Record, str]]] = {}  # store listings, metadata as JSON
 
     def execute(self, op: Op) -> Any:
         if isinstance(op, PutMemories):
@@ -66,16 +66,18 @@ class BufferedTransaction:
 
     def _record(self, key: tuple[str, str, str], with_value: bool) -> Record:
         record, metadata = self._records[key]
-        return replace(record, value=record.value if with_value else None, metadata=json.loads(metadata))
+        return _fresh(record, metadata, record.value if with_value else None)
 
     def _list_records(self, op: ListRecords) -> list[Record]:
+        """The namespace as the store would list it after a flush; every record a fresh copy (the
+        store's listing is kept with its metadata as JSON, read once per flush)."""
         mine = [k for k in reversed(self._records) if k[0] == op.project_id and k[1] == op.namespace]
         stored = self._listed.get(op)
         if stored is None:
-            stored = self._listed[op] = self.tx.execute(op)
+            stored = self._listed[op] = [(r, json.dumps(r.metadata)) for r in self.tx.execute(op)]
         keys = {k[2] for k in mine}
         return [self._record(k, op.with_values) for k in mine] + [
-            replace(r, metadata=json.loads(json.dumps(r.metadata))) for r in stored if r.key not in keys
+            _fresh(r, metadata, r.value) for r, metadata in stored if r.key not in keys
         ]
 
     def _find_memories(self, op: FindMemories) -> list[Memory]:
@@ -90,6 +92,12 @@ class BufferedTransaction:
         found = self.tx.execute(replace(op, filter=replace(op.filter, ids=rest), limit=None)) if rest else []
         out = sorted([*mine, *found], key=lambda m: m.created_at, reverse=op.descending)
         return out[: op.limit] if op.limit is not None else out
+
+
+def _fresh(r: Record, metadata: str, value: bytes | None) -> Record:
+    """A copy of `r` with `value` and its metadata decoded from JSON (no container shared)."""
+    return Record(r.project_id, r.namespace, r.key, value, json.loads(metadata), r.seq, r.created_at,
+                  r.updated_at, r.expires_at)  # fmt: skip
 
 
 def _is_plain_listing(op: ListRecords) -> bool:
