@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._alma import ALMA
     from ._config import AgentConfig, AlmaConfig, LearningConfig, RetrievalConfig, load_config
+    from ._context import AlmaContext
     from ._erasure import UserErasure, register_erasure_hook
     from ._errors import (
         AlmaError,
@@ -61,6 +62,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "ALMA": "._alma",
     "AgentConfig": "._config",
+    "AlmaContext": "._context",
     "AlmaConfig": "._config",
     "AlmaError": "._errors",
     "AntiPattern": "._models",
@@ -139,6 +141,7 @@ __all__ = [
     "ALMA",
     "AgentConfig",
     "AlmaConfig",
+    "AlmaContext",
     "AlmaError",
     "AntiPattern",
     "Artifact",

@@ -396,11 +396,12 @@ class ALMA(WorkflowAPI):
 
     # ---- stats, health ----------------------------------------------------------------------------
 
-    def stats(self, agent: str | None = None) -> MemoryStats:
+    @planned
+    def stats(self, agent: str | None = None) -> Plan[MemoryStats]:
         """Counts per type (and per agent) for the project, or for one agent."""
         if agent is not None:
             self.scopes.check_agent(agent)
-        counts = self.storage.execute(CountMemories(self.context.filter(agents=(agent,) if agent else None)))
+        counts = (yield [CountMemories(self.context.filter(agents=(agent,) if agent else None))])[0]
         stats = MemoryStats()
         for (owner, memory_type), n in counts.items():
             field = TYPE_FIELDS[memory_type]
@@ -497,5 +498,5 @@ class ALMA(WorkflowAPI):
     adecay_confidence = twin(decay_confidence)
     adelete_user = to_thread(delete_user)
     arepair = to_thread(repair)
-    astats = to_thread(stats)
+    astats = twin(stats)
     ahealth = to_thread(health)

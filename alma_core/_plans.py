@@ -136,15 +136,36 @@ def run(storage: BaseStorage, plan: Plan[_T]) -> _T:
 
 
 class _LoopTransaction:
-    """A sync `Transaction` for a worker thread, executing each op on the event loop's async transaction."""
+    """A sync `Transaction` for a worker thread, executing each op on the event loop's async transaction.
+    Closed when the awaiting task is cancelled: the thread's next op raises, before the transaction ends."""
 
     def __init__(self, tx: Any, loop: Any) -> None:
-        self.tx, self.loop = tx, loop
+        self.tx, self.loop, self.closed = tx, loop, False
 
     def execute(self, op: Op) -> Any:
         import asyncio
 
+        from ._errors import StorageError
+
+        if self.closed:
+            raise StorageError("the transaction's task was cancelled")
         return asyncio.run_coroutine_threadsafe(self.tx.execute(op), self.loop).result()
+
+
+async def _in_thread(step: InTransaction, tx: Any) -> Any:
+    """Run `step` on a worker thread against `tx`; if the task is cancelled, let the thread stop (its
+    next op raises) before the cancellation reaches the transaction, so no op outlives it."""
+    import asyncio
+
+    bridge = _LoopTransaction(tx, asyncio.get_running_loop())
+    future = asyncio.ensure_future(asyncio.to_thread(step.fn, bridge, *step.args, **step.kwargs))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        bridge.closed = True
+        with contextlib.suppress(BaseException):
+            await future
+        raise
 
 
 async def arun(storage: BaseStorage, plan: Plan[_T]) -> _T:
@@ -166,8 +187,7 @@ async def arun(storage: BaseStorage, plan: Plan[_T]) -> _T:
                     after.append(step)
                     result = None
                 elif isinstance(step, InTransaction):
-                    bridge = _LoopTransaction(tx, asyncio.get_running_loop())
-                    result = await asyncio.to_thread(step.fn, bridge, *step.args, **step.kwargs)
+                    result = await _in_thread(step, tx)
                 elif isinstance(step, Light):
                     result = step()
                 elif isinstance(step, Compute):

@@ -11,11 +11,12 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ._async import to_thread
+from ._async import planned, to_thread, twin
 from ._errors import CheckpointConflict, NotFound, ValidationError
 
 if TYPE_CHECKING:  # bound by ALMA() (alma_core._lazy): importing the facade stays cheap
     from ._deferred import *  # noqa: F403
+    from ._plans import Plan
 
 __all__ = ["WorkflowAPI"]
 
@@ -171,6 +172,7 @@ class WorkflowAPI:
 
     # ---- scoped retrieval and learning ------------------------------------------------------------
 
+    @planned
     def retrieve_scoped(
         self,
         query: str,
@@ -178,7 +180,7 @@ class WorkflowAPI:
         agent: str | None = None,
         workflow_id: str | None = None,
         top_k: int = 5,
-    ) -> MemorySlice:
+    ) -> Plan[MemorySlice]:
         """Retrieve within a scope (user preferences are not included; use `retrieve` for them):
 
         - `workflow_only`: memories learned in `workflow_id` (by `agent` and what it may read, if given);
@@ -206,8 +208,9 @@ class WorkflowAPI:
             base = self.context.filter(agents=(agent,))
         else:
             base = self.context.filter(agents=(*self.scopes.readable(agent, True), "*") if agent else None)
-        result = self.retriever.retrieve(base, query, top_k, AGENT_TYPES, agent or "*")
-        self.context.emit(MemoryEventType.ACCESSED, result, agent=agent, scope=kind.value)
+        vector = yield Compute(self.retriever.query_vector, query)
+        result = yield from self.retriever.plan(base, query, top_k, AGENT_TYPES, agent or "*", vector=vector)
+        yield After(self.context.emit, MemoryEventType.ACCESSED, result, agent=agent, scope=kind.value)
         return result
 
     def workflow_learn(
@@ -247,7 +250,7 @@ class WorkflowAPI:
     amerge_states = to_thread(merge_states)
     alink_artifact = to_thread(link_artifact)
     aget_artifacts = to_thread(get_artifacts)
-    aretrieve_scoped = to_thread(retrieve_scoped)
+    aretrieve_scoped = twin(retrieve_scoped)
     aworkflow_learn = to_thread(workflow_learn)
 
 

@@ -1,7 +1,9 @@
 """AlmaSaver vs LangGraph's SqliteSaver and PostgresSaver, side by side in one run (sync and async).
 
     .venv/bin/python benchmarks/bench_checkpointer.py [--quick] [--no-postgres]
+    .venv/bin/python benchmarks/bench_checkpointer.py --paging 10000   # list paging over one long thread
     .venv/bin/python benchmarks/bench_checkpointer.py --sweep 10000   # only the TTL sweep of N threads
+    .venv/bin/python benchmarks/bench_checkpointer.py --options       # only AlmaSaver's opt-in features
 
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
 thread's latest checkpoint (p50/p95), list(limit=100) of a thread (p50), a 200-step graph run, and the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import operator
 import random
 import sqlite3
@@ -181,6 +184,39 @@ def _postgres_suite(threads: int, checkpoints: int) -> None:
             server.cleanup()
 
 
+def _paging_suite(count: int) -> None:
+    """One thread of `count` small checkpoints; `list(limit=100, before=...)` pages from random points."""
+    print(f"list paging: one thread of {count} checkpoints, pages of 100 from 50 random points (p50/p95 ms)")
+    print(f"durability, every saver: {'; '.join(DURABILITY)}")
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
+        _pragmas(conn)
+        peers: dict[str, Any] = {"AlmaSaver": AlmaSaver(Path(tmp) / "alma.db"), "SqliteSaver": SqliteSaver(conn)}
+        _pragmas(peers["AlmaSaver"].storage._conn)
+        peers["SqliteSaver"].setup()
+        for name, saver in peers.items():
+            config: Any = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
+            ids = []
+            for i in range(count):
+                cp = empty_checkpoint()
+                cp["channel_values"] = {"n": i, "note": f"step {i} " + "x" * 100}
+                cp["channel_versions"] = {"n": i + 1, "note": i + 1}
+                config = saver.put(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
+                ids.append(config["configurable"]["checkpoint_id"])
+            points = [ids[rng.randrange(100, count)] for _ in range(50)]
+
+            def page(k: int, saver: Any = saver, points: list[str] = points) -> list[Any]:
+                before = {"configurable": {"thread_id": "long", "checkpoint_ns": "", "checkpoint_id": points[k % 50]}}
+                return list(saver.list({"configurable": {"thread_id": "long"}}, before=before, limit=100))
+
+            assert len(page(0)) == 100
+            times = timed_ms(page, 50)
+            print(f"{name:<14}{percentile(times, 50):>10.2f}{percentile(times, 95):>10.2f}")
+        peers["AlmaSaver"].storage.close()
+        conn.close()
+
+
 def _store_suite(items: int) -> None:
     """AlmaStore.search over `items` items of one namespace (mock embedder, dim 384): p50 ms."""
     from langgraph.store.base import PutOp
@@ -237,18 +273,54 @@ def _sweep_suite(threads: int) -> None:
         conn.close()
 
 
+def _options_suite(threads: int, checkpoints: int) -> None:
+    """What AlmaSaver's opt-in features cost: puts/s and get_tuple p50 of the same workload with each
+    on, one fresh file each, every saver at the same durability."""
+    key = "k1:" + base64.b64encode(bytes(range(32))).decode()
+    cases: dict[str, dict[str, Any]] = {"default": {}, "ttl=60": {"ttl": 60}, "fencing": {"fencing": True},
+                                        "encryption": {"encryption": key},
+                                        "all three": {"ttl": 60, "fencing": True, "encryption": key}}  # fmt: skip
+    print(f"\nAlmaSaver options, {threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB; "
+          f"{'; '.join(DURABILITY)}")  # fmt: skip
+    print(f"{'options':<14}{'puts/s':>10}{'get p50 ms':>12}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, options in cases.items():
+            saver = AlmaSaver(Path(tmp) / f"{name}.db", **{"encryption": False, **options})
+            _pragmas(saver.storage._conn)  # type: ignore[attr-defined]
+            rng = random.Random(1)
+            cps = [_checkpoint(i, rng) for i in range(checkpoints)]
+            start = time.perf_counter()
+            for t in range(threads):
+                config: Any = {"configurable": {"thread_id": f"t{t}", "checkpoint_ns": ""}}
+                for i, cp in enumerate(cps):
+                    cp = {**cp, "id": empty_checkpoint()["id"]}
+                    config = saver.put(config, cp, {"step": i}, cp["channel_versions"])
+            puts = threads * checkpoints / (time.perf_counter() - start)
+            gets = timed_ms(lambda _, s=saver, r=rng: s.get_tuple(_thread(r, threads)), 300)  # type: ignore[misc]
+            print(f"{name:<14}{puts:>10.0f}{percentile(gets, 50):>12.3f}")
+            saver.storage.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 threads x 20 checkpoints")
     parser.add_argument("--store", type=int, metavar="N", help="only AlmaStore.search over N items")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL peers")
+    parser.add_argument("--paging", type=int, metavar="N", help="only list paging over one thread of N checkpoints")
     parser.add_argument("--sweep", type=int, metavar="N", help="only the TTL sweep of N expired threads")
+    parser.add_argument("--options", action="store_true", help="only AlmaSaver's ttl / fencing / encryption costs")
     args = parser.parse_args()
+    if args.options:
+        _options_suite(*((10, 20) if args.quick else (20, 50)))
+        return
     if args.sweep:
         _sweep_suite(args.sweep)
         return
     if args.store:
         _store_suite(args.store)
+        return
+    if args.paging:
+        _paging_suite(args.paging)
         return
     threads, checkpoints = (10, 20) if args.quick else (50, 100)
     print(f"{threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB; chat of {TURNS} turns")

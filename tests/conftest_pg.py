@@ -48,3 +48,19 @@ def pg_uri() -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def pg_database(pg_uri: str) -> Iterator[str]:
+    """The URI of a fresh database on the session's server, dropped afterwards (for code that takes a
+    URI, such as `AlmaSaver.from_conn_string`, or processes that open their own connections)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    database = f"db_{new_schema()}"
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    yield urlunsplit(urlsplit(pg_uri)._replace(path=f"/{database}"))
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

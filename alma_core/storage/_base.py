@@ -239,7 +239,8 @@ class ListRecords:
 
     `where` matches top-level metadata keys by equality. `order_by="key"` orders by key instead of seq
     (for keys that sort by time, such as uuid6 ids); `before_key` keeps keys that sort below it.
-    `keys` keeps only these keys (many records by key in one statement).
+    `keys` keeps only these keys (many records by key in one statement); `namespaces`, when set, reads
+    the records of these namespaces instead of `namespace` (many small namespaces in one statement).
     """
 
     project_id: str
@@ -255,6 +256,7 @@ class ListRecords:
     descending: bool = True
     with_values: bool = True
     keys: tuple[str, ...] | None = None
+    namespaces: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

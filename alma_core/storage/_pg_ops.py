@@ -436,7 +436,13 @@ class OpSteps:
         return search_in_python(records, vectors, op)
 
     def list_records(self, op: ListRecords) -> Steps:
-        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        if op.namespaces is not None:
+            if not op.namespaces:
+                return []
+            clauses = ["project_id = %s", "namespace = ANY(%s)"]
+            args: list[Any] = [op.project_id, list(op.namespaces)]
+        else:
+            clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
         clauses.append("(expires_at IS NULL OR expires_at > %s)")
         args.append(time.time())
         for column, bound in (("seq", op.before_seq), ("key", op.before_key), ("updated_at", op.updated_before)):

@@ -13,7 +13,9 @@ Below the threshold, without usearch, or for a filter that keeps few rows, searc
 
 from __future__ import annotations
 
+import atexit
 import threading
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,25 @@ APPROX_FETCH = 12  # candidates the index proposes per wanted hit (all rescored 
 APPROX_MIN_RECALL = 0.95  # the built index is kept only if it finds this much of the exact top 10 (sampled)
 BUILDING = "building"
 
+# Index builds run on daemon threads inside usearch's C++ code: at interpreter exit they are asked to
+# stop (their progress callback says so) and joined, instead of being killed mid-build (an abort).
+_STOPPING = threading.Event()
+_BUILDERS: set[threading.Thread] = set()
+
+
+def _going_on(processed: int, total: int) -> bool:
+    return not _STOPPING.is_set()
+
+
+_going_on.__annotations__ = {"processed": int, "total": int, "return": bool}  # usearch checks the types
+
+
+@atexit.register
+def _stop_builds() -> None:
+    _STOPPING.set()
+    for thread in list(_BUILDERS):
+        thread.join(timeout=30)
+
 
 class AnnIndex:
     """usearch HNSW over a matrix's row positions (int8: a quarter of the float32 bytes)."""
@@ -38,7 +59,12 @@ class AnnIndex:
         self._lock = threading.Lock()
         self.index = Index(ndim=vectors.shape[1], metric="ip", dtype="i8", connectivity=16, expansion_add=128,
                            expansion_search=128)  # fmt: skip
-        self.index.add(np.arange(len(vectors)), vectors, threads=1)
+        try:
+            self.index.add(np.arange(len(vectors)), vectors, threads=1, progress=_going_on)
+        except RuntimeError as exc:  # "Operation has been terminated": our callback stopped it
+            raise InterruptedError("interpreter exit") from exc
+        if _STOPPING.is_set():
+            raise InterruptedError("interpreter exit")
 
     @classmethod
     def build(cls, vectors: np.ndarray, min_recall: float = 0.0) -> AnnIndex | None:
@@ -47,7 +73,7 @@ class AnnIndex:
         neighbourhood structure, such as random vectors, where exact search is the only right answer)."""
         try:
             index = cls(vectors)
-        except ImportError:
+        except (ImportError, InterruptedError):
             return None
         return index if min_recall <= 0 or index.recall(vectors) >= min_recall else None
 
@@ -112,6 +138,38 @@ class VectorMatrix:
     @property
     def size(self) -> int:
         return len(self.ids)
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[tuple[str, bytes, str | None, str | None, str | None]], capacity: int, generation: int
+    ) -> VectorMatrix | None:
+        """The matrix of rows (id, float32 blob, user id, workflow id, category) read one at a time into
+        one array of `capacity` rows (at least the row count): a load holds the vectors once, not as
+        bytes, then joined bytes, then an array. Rows whose size differs from the first's are skipped.
+        None when there are no rows."""
+        matrix: VectorMatrix | None = None
+        n = 0
+        for memory_id, blob, user_id, workflow_id, category in rows:
+            if matrix is None:
+                dim = len(blob) // 4
+                matrix = cls(dim=dim, generation=generation, matrix=np.empty((max(capacity, 16), dim), np.float32),
+                             valid=np.zeros(max(capacity, 16), dtype=bool))  # fmt: skip
+            if len(blob) != matrix.dim * 4:
+                continue
+            if n == len(matrix.matrix):  # more rows than counted (a concurrent write): grow
+                matrix.matrix = np.vstack([matrix.matrix, np.empty_like(matrix.matrix)])
+                matrix.valid = np.concatenate([matrix.valid, np.zeros(len(matrix.valid), dtype=bool)])
+            matrix.matrix[n] = np.frombuffer(blob, dtype=np.float32)
+            matrix.ids.append(memory_id)
+            matrix.user_ids.append(user_id)
+            matrix.workflow_ids.append(workflow_id)
+            matrix.categories.append(category)
+            n += 1
+        if matrix is None:
+            return None
+        matrix.valid[:n] = True
+        matrix.index = {memory_id: i for i, memory_id in enumerate(matrix.ids)}
+        return matrix
 
     def upsert(self, row: VectorRow) -> None:
         pos = self.index.get(row.id)
@@ -182,13 +240,19 @@ class VectorMatrix:
             self.searches += 1
             if self.searches >= APPROX_AFTER_SEARCHES:
                 with self._lock:
-                    self.ann, snapshot = BUILDING, self.matrix[: len(self.ids)].copy()
-                threading.Thread(target=self._build, args=(snapshot,), name="alma-ann", daemon=True).start()
+                    # a view, not a copy: rows written while the index builds are put again after it
+                    self.ann, snapshot = BUILDING, self.matrix[: len(self.ids)]
+                thread = threading.Thread(target=self._build, args=(snapshot,), name="alma-ann", daemon=True)
+                _BUILDERS.add(thread)
+                thread.start()
         return self.ann if self.ann and self.ann is not BUILDING and count >= APPROX_MIN_ROWS else None
 
     def _build(self, snapshot: np.ndarray) -> None:
         """Build the index off the search path (searches stay exact meanwhile), then catch up on writes."""
-        ann = AnnIndex.build(snapshot, APPROX_MIN_RECALL)
+        try:
+            ann = AnnIndex.build(snapshot, APPROX_MIN_RECALL)
+        finally:
+            _BUILDERS.discard(threading.current_thread())
         with self._lock:
             if ann is not None:
                 for pos in sorted(self._dirty):

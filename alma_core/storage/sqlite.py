@@ -364,7 +364,13 @@ class _Tx:
         return _record(row) if row else None
 
     def list_records(self, op: ListRecords) -> list[Record]:
-        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        if op.namespaces is not None:
+            if not op.namespaces:
+                return []
+            clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
+            args: list[Any] = [op.project_id, *op.namespaces]
+        else:
+            clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
         clauses.append("(expires_at IS NULL OR expires_at > ?)")
         args.append(time.time())
         if op.before_seq is not None:
@@ -614,24 +620,16 @@ class SQLiteStorage(BaseStorage):
         matrix = self._matrices.get(scope)
         if matrix is not None and matrix.generation == generation:
             return matrix
+        self._matrices.pop(scope, None)  # (the old matrix is garbage before the new one is read)
+        where = "WHERE project_id = ? AND agent = ? AND type = ?"
+        (capacity,) = conn.execute(f"SELECT COUNT(*) FROM memories {where}", (project_id, agent, mtype)).fetchone()
         rows = conn.execute(
-            "SELECT id, embedding, user_id, workflow_id, category FROM memories "
-            "WHERE project_id = ? AND agent = ? AND type = ? AND embedding IS NOT NULL",
+            f"SELECT id, embedding, user_id, workflow_id, category FROM memories {where} AND embedding IS NOT NULL",
             (project_id, agent, mtype),
-        ).fetchall()
-        if not rows:
-            self._matrices.pop(scope, None)
-            return None
-        dim = len(rows[0][1]) // 4
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-        matrix = VectorMatrix(dim=dim, generation=generation, matrix=vectors.copy(),
-                              valid=np.ones(len(rows), dtype=bool))  # fmt: skip
-        matrix.ids = [r[0] for r in rows]
-        matrix.index = {memory_id: i for i, memory_id in enumerate(matrix.ids)}
-        matrix.user_ids = [r[2] for r in rows]
-        matrix.workflow_ids = [r[3] for r in rows]
-        matrix.categories = [r[4] for r in rows]
-        self._matrices[scope] = matrix
+        )
+        matrix = VectorMatrix.from_rows(rows, capacity, generation)
+        if matrix is not None:
+            self._matrices[scope] = matrix
         return matrix
 
     def generation(self, project_id: str) -> int:

@@ -18,7 +18,7 @@ from langgraph.checkpoint.base import DeltaChannelHistory, PendingWrite, get_che
 
 from alma_core.storage import GetRecord, ListRecords, Op, Record
 
-from ._layout import META, Plan, blob_key, blobs_ns, checkpoint_ns, writes_ns
+from ._layout import FORMAT, META, Plan, blob_key, blobs_ns, checkpoint_ns, writes_ns
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -33,8 +33,6 @@ PAGE = 200  # checkpoint records per query while walking the chain
 def delta_history_plan(
     saver: AlmaSaver, config: RunnableConfig, channels: Sequence[str]
 ) -> Plan[dict[str, DeltaChannelHistory]]:
-    from ._saver import FORMAT
-
     if not channels:
         return {}
     conf = config["configurable"]

@@ -19,6 +19,7 @@ their results. `run` executes a plan in one transaction (sync); `arun` sends eac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ from alma_core.storage import BaseStorage, DeleteRecords, Op, Record
 __all__ = [
     "BLOBS",
     "CHECKPOINTS",
+    "FORMAT",
     "META",
     "SPACES",
     "WRITES",
@@ -47,14 +49,17 @@ CHECKPOINTS = "lg/"
 WRITES = "lgw/"
 BLOBS = "lgb/"
 SPACES = (CHECKPOINTS, WRITES, BLOBS)  # everything a thread has
+FORMAT = 2  # `META["v"]` of a checkpoint record without its channel values (they are blobs, see `_channels`)
 META = "__lg"  # internal metadata entry of a checkpoint record: thread_id, checkpoint_ns, parent, type
 
 _T = TypeVar("_T")
 Plan = Generator[list[Op], list[Any], _T]
 
 
+@functools.lru_cache(maxsize=4096)
 def escape(part: str) -> str:
-    """A namespace part without "/" (so prefixes stay exact)."""
+    """A namespace part without "/" (so prefixes stay exact). Cached: the same thread ids and channel
+    names come back on every call."""
     return part.replace("%", "%25").replace("/", "%2F")
 
 

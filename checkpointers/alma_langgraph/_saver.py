@@ -14,6 +14,7 @@ import builtins
 import os
 import random
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -53,8 +54,8 @@ from ._crypto import KeyRing, key_ring, location
 from ._guards import arun_atomic, guarded_put, needs_guard
 from ._history import delta_history_plan
 from ._layout import (
-    BLOBS,
     CHECKPOINTS,
+    FORMAT,
     META,
     SPACES,
     Plan,
@@ -68,14 +69,19 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._maintenance import (
+    copy_thread_plan,
+    delete_for_runs_plan,
+    keep_latest_plan,
+    prune_plan,
+    writes_ns_of,
+)
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
-PRUNE_STRATEGIES = ("keep_latest", "delete")
-FORMAT = 2  # checkpoint records without their channel values, which are blobs (see `_channels`)
 _KEYS_PER_OP = 500  # blob keys per ListRecords (under SQLite's bound-parameter limit)
 _REMEMBERED = 10_000  # checkpoint ids known to be format 2 (their blobs stored)
 
@@ -123,6 +129,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self.channels = Channels(self.packer)
         self.lessons = lessons
         self._stored: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # format-2 checkpoints seen
+        self._stored_lock = threading.Lock()  # LangGraph puts from background threads while reads go on
         self.retention = Retention(self, ttl, keep_last)
         self.fencing = bool(fencing)
         if isinstance(alma, ALMA):
@@ -159,13 +166,21 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> Plan[tuple[RunnableConfig, Any]]:
-        """One write step: the checkpoint record (without its channel values) and a blob for each new
-        channel version. A checkpoint whose parent this saver has not seen stored in this format also
-        writes its other channel values (write-once: blobs already stored stay), so a thread written
-        in the old format or by another process never loses a value. The fencing / retention seam:
-        checks that must hold in the same transaction go before this plan's write step."""
+        """One write step: the checkpoint record and a blob for each new channel version. Small scalar
+        values (None, bool, numbers, short strings) stay inline in the checkpoint record, as in
+        PostgresSaver: a blob of a few bytes would cost a statement for nothing. A checkpoint whose
+        parent this saver has not seen stored in this format also writes its other channel values
+        (write-once: blobs already stored stay), so a thread written in the old format or by another
+        process never loses a value. The fencing / retention seam: checks that must hold in the same
+        transaction go before this plan's write step."""
         thread_id, ns, parent = _ids(config)
-        values, versions = checkpoint["channel_values"], checkpoint["channel_versions"]
+        versions = checkpoint["channel_versions"]
+        inline, values = {}, {}
+        for k, v in checkpoint["channel_values"].items():
+            if _small(v) or (k not in versions and k not in new_versions):
+                inline[k] = v
+            else:
+                values[k] = v
         namespace = blobs_ns(thread_id, ns)
         blobs, learned = self.channels.encode(self.serde, self.project_id, namespace, values, new_versions)
         ops: list[Op] = [PutRecord(r) for r in blobs]
@@ -173,7 +188,6 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             rest = {k: versions[k] for k in values if k in versions and k not in new_versions}
             more, _ = self.channels.encode(self.serde, self.project_id, namespace, values, rest)
             ops.extend(PutRecord(r, if_absent=True) for r in more)
-        inline = {k: v for k, v in values.items() if k not in versions and k not in new_versions}
         stripped = {**checkpoint, "channel_values": inline}
         cp_ns = checkpoint_ns(thread_id, ns)
         type_, blob = self.packer.dumps(self.serde, stripped, location(self.project_id, cp_ns, checkpoint["id"]))
@@ -194,16 +208,18 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self._remember(conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
 
     def _remember(self, thread_id: str, ns: str, checkpoint_id: str) -> None:
-        self._stored[(thread_id, ns, checkpoint_id)] = None
-        if len(self._stored) > _REMEMBERED:
-            self._stored.popitem(last=False)
+        with self._stored_lock:
+            self._stored[(thread_id, ns, checkpoint_id)] = None
+            if len(self._stored) > _REMEMBERED:
+                self._stored.popitem(last=False)
 
     def _forget(self, *thread_ids: str) -> None:
         """Blobs of the threads may have gone: remember nothing of them (one pass for all)."""
         self.channels.forget(*thread_ids)
         gone = set(thread_ids)
-        for key in [k for k in self._stored if k[0] in gone]:
-            del self._stored[key]
+        with self._stored_lock:
+            for key in [k for k in self._stored if k[0] in gone]:
+                del self._stored[key]
 
     def _load_plan(
         self, records: Sequence[Record], extra: Sequence[Op] = ()
@@ -211,38 +227,37 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """The checkpoints of `records` with their channel values, gathered in one query per blob
         namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step."""
         checkpoints: list[Checkpoint] = []
+        places: list[tuple[str, dict[str, Any]] | None] = []  # blob namespace and versions, per record
         wanted: dict[str, set[str]] = {}
         for r in records:
             info = r.metadata[META]
             cp = self._load(info["type"], r)
             checkpoints.append(cp)
-            if info.get("v") == FORMAT:
-                keys = wanted.setdefault(blobs_ns(info["thread_id"], info["ns"]), set())
-                keys.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
+            if info.get("v") != FORMAT:
+                places.append(None)
+                continue
+            namespace, versions = blobs_ns(info["thread_id"], info["ns"]), _in_blobs(cp)
+            places.append((namespace, versions))
+            if versions:
+                wanted.setdefault(namespace, set()).update(blob_key(c, v) for c, v in versions.items())
         fetch = _fetch_ops(self.project_id, wanted)
         results = (yield [*extra, *fetch]) if fetch or extra else []
         extra_results, fetched = results[: len(extra)], results[len(extra) :]
         found = _by_ns(fetch, fetched)
         missing: dict[str, set[str]] = {}
-        for r, cp in zip(records, checkpoints, strict=True):
-            info = r.metadata[META]
-            if info.get("v") == FORMAT:
-                namespace = blobs_ns(info["thread_id"], info["ns"])
-                keys = self.channels.missing(cp["channel_versions"], found.get(namespace, {}))
-                if keys:
-                    missing.setdefault(namespace, set()).update(keys)
+        for place in places:
+            if place is not None and (keys := self.channels.missing(place[1], found.get(place[0], {}))):
+                missing.setdefault(place[0], set()).update(keys)
         if missing:
             more = _fetch_ops(self.project_id, missing)
             for namespace, by_key in _by_ns(more, (yield more)).items():
                 found.setdefault(namespace, {}).update(by_key)
-        for r, cp in zip(records, checkpoints, strict=True):
-            info = r.metadata[META]
-            if info.get("v") == FORMAT:
-                thread_id, ns = info["thread_id"], info["ns"]
-                blobs = found.get(blobs_ns(thread_id, ns), {})
-                values = self.channels.decode(self.serde, blobs_ns(thread_id, ns), cp["channel_versions"], blobs)
+        for r, cp, place in zip(records, checkpoints, places, strict=True):
+            if place is not None:
+                info = r.metadata[META]
+                values = self.channels.decode(self.serde, place[0], place[1], found.get(place[0], {}))
                 cp["channel_values"] = {**cp["channel_values"], **values}
-                self._remember(thread_id, ns, r.key)
+                self._remember(info["thread_id"], info["ns"], r.key)
         return checkpoints, extra_results
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
@@ -317,20 +332,33 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before_id = get_checkpoint_id(before) if before else None
         if limit is not None and limit <= 0:
             return []
-        (found,) = yield [
+        spaces = [namespace]
+        if config is not None and prefix:  # a thread's namespaces, each read in its key order (no sort of them all)
+            (spaces,) = yield [ListNamespaces(self.project_id, namespace)]
+            prefix = False
+        pages = yield [
             ListRecords(
-                self.project_id, namespace, prefix=prefix, where=where or None, before_key=before_id,
+                self.project_id, space, prefix=prefix, where=where or None, before_key=before_id,
                 order_by="key", limit=None if only else limit,
             )
+            for space in spaces
         ]  # fmt: skip
+        found = pages[0] if len(pages) == 1 else sorted((r for p in pages for r in p), key=_key, reverse=True)[:limit]
         if only:
             found = [r for r in found if r.key == only][:limit]
         if not found:
             return []
-        checkpoints, writes = yield from self._load_plan(
-            found, [ListRecords(self.project_id, _writes_ns_of(r)) for r in found]
-        )
-        return [self._tuple(*t) for t in zip(found, checkpoints, writes, strict=True)]
+        write_spaces = [_writes_ns_of(r) for r in found]
+        writes_ops: list[Op] = [  # every listed checkpoint's writes in one query
+            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + _KEYS_PER_OP]))
+            for i in range(0, len(write_spaces), _KEYS_PER_OP)
+        ]
+        checkpoints, chunks = yield from self._load_plan(found, writes_ops)
+        writes: dict[str, list[Record]] = {}
+        for w in (w for chunk in chunks for w in chunk):
+            writes.setdefault(w.namespace, []).append(w)
+        listed = zip(found, checkpoints, write_spaces, strict=True)
+        return [self._tuple(r, cp, writes.get(space, [])) for r, cp, space in listed]
 
     def _put_writes_plan(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
@@ -358,131 +386,17 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         return None
 
     def _delete_for_runs_plan(self, run_ids: Sequence[str]) -> Plan[None]:
-        if isinstance(run_ids, str):
-            raise TypeError("run_ids must be a sequence of run IDs, not a str")
-        if not run_ids:
-            return None
-        found = yield [
-            ListRecords(self.project_id, CHECKPOINTS, prefix=True, where={"run_id": str(r)}, with_values=False)
-            for r in run_ids
-        ]
-        doomed = [r for records in found for r in records]
-        if doomed:
-            yield _delete_checkpoints(doomed)
-            yield from self._collect_plan({(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
-        return None
-
-    def _collect_plan(self, spaces: set[tuple[str, str]]) -> Plan[None]:
-        """Delete the blobs of these (thread, ns) that no remaining checkpoint needs (its channel
-        versions and their delta chains)."""
-        spaces_ = sorted(spaces)
-        for thread_id, _ in spaces_:
-            self._forget(thread_id)
-        if not spaces_:
-            return None
-        found = yield [
-            op
-            for thread_id, ns in spaces_
-            for op in (
-                ListRecords(self.project_id, checkpoint_ns(thread_id, ns)),
-                ListRecords(self.project_id, blobs_ns(thread_id, ns), with_values=False),
-            )
-        ]
-        ops: list[Op] = []
-        for i, (thread_id, ns) in enumerate(spaces_):
-            checkpoints, blobs = found[2 * i], found[2 * i + 1]
-            needed: set[str] = set()
-            for r in checkpoints:
-                info = r.metadata[META]
-                if info.get("v") == FORMAT:
-                    cp = self._load(info["type"], r)
-                    needed.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
-            for b in blobs:
-                if b.key in needed and "d" in b.metadata:
-                    channel = b.key.split("/", 1)[0]
-                    needed.update(f"{channel}/{v}" for v in b.metadata["d"])
-            doomed = tuple(b.key for b in blobs if b.key not in needed)
-            if doomed:
-                ops.append(DeleteRecords(self.project_id, blobs_ns(thread_id, ns), doomed))
-        if ops:
-            yield ops
-        return None
+        return delete_for_runs_plan(self, run_ids)
 
     def _copy_thread_plan(self, source: str, target: str) -> Plan[None]:
-        self._forget(target)
-        spaces = yield [
-            ListRecords(self.project_id, thread_prefix(space, source), prefix=True, order_by="key", descending=False)
-            for space in SPACES
-        ]
-        ops: list[Op] = []
-        for space, records in zip(SPACES, spaces, strict=True):
-            src, dst = thread_prefix(space, source), thread_prefix(space, target)
-            for r in records:
-                meta = r.metadata
-                if space == CHECKPOINTS:
-                    meta = {**meta, META: {**meta[META], "thread_id": str(target)}}
-                type_ = meta[META]["type"] if space == CHECKPOINTS else meta["t"] if space == BLOBS else meta["type"]
-                ops.append(PutRecord(self._moved(r, dst + r.namespace[len(src) :], meta, type_)))
-        if spaces[0]:  # the copy expires like a thread this saver wrote
-            ops.extend(self.retention.on_put({}, str(target)))
-        if ops:
-            yield ops
-        return None
+        return copy_thread_plan(self, source, target)
 
     def _prune_plan(self, thread_ids: Sequence[str], strategy: str) -> Plan[None]:
-        if isinstance(thread_ids, str):
-            raise TypeError("thread_ids must be a sequence of thread IDs, not a str")
-        if strategy not in PRUNE_STRATEGIES:
-            raise ValueError(f"Unknown prune strategy: {strategy!r} (use one of {PRUNE_STRATEGIES})")
-        for thread_id in map(str, thread_ids):
-            if strategy == "delete":
-                yield from self._delete_thread_plan(thread_id)
-            else:
-                yield from self._keep_latest_plan(thread_id)
-        return None
+        return prune_plan(self, thread_ids, strategy)
 
     def _keep_latest_plan(self, thread_id: str, keep: int = 1) -> Plan[None]:
-        """Keep each namespace's latest `keep` checkpoints (with their writes and blobs), and, for a thread that
-        uses a DeltaChannel, every ancestor back to the nearest one holding a stored value for each
-        delta channel (their writes rebuild the channel). A kept checkpoint whose parent goes has no parent."""
-        (records,) = yield [
-            ListRecords(self.project_id, thread_prefix(CHECKPOINTS, thread_id), prefix=True, order_by="key",
-                        with_values=False)
-        ]  # fmt: skip
-        by_ns: dict[str, dict[str, Record]] = {}
-        for r in records:
-            by_ns.setdefault(r.namespace, {})[r.key] = r
-        doomed: list[Record] = []
-        orphans: list[Record] = []
-        for namespace, chain in by_ns.items():
-            kept = [chain[k] for k in sorted(chain, reverse=True)[:keep]]
-            delta = set(kept[-1].metadata.get("counters_since_delta_snapshot") or {})
-            parent = kept[-1].metadata[META]["parent"]
-            while delta and parent in chain:
-                (ancestor,) = yield [GetRecord(self.project_id, namespace, parent)]
-                if ancestor is None:
-                    break
-                kept.append(ancestor)
-                (values,), _ = yield from self._load_plan([ancestor])
-                delta -= set(values.get("channel_values", {}))
-                parent = ancestor.metadata[META]["parent"]
-            kept_ids = {r.key for r in kept}
-            doomed.extend(r for key, r in chain.items() if key not in kept_ids)
-            oldest = kept[-1]
-            if oldest.metadata[META]["parent"] is not None and oldest.metadata[META]["parent"] not in kept_ids:
-                orphans.append(oldest)
-        if not doomed:
-            return None
-        ops = _delete_checkpoints(doomed)
-        if orphans:
-            full = yield [GetRecord(self.project_id, r.namespace, r.key) for r in orphans]
-            for r in full:
-                if r is not None:
-                    meta = {**r.metadata, META: {**r.metadata[META], "parent": None}}
-                    ops.append(PutRecord(Record(r.project_id, r.namespace, r.key, r.value, meta)))
-        yield ops
-        yield from self._collect_plan({(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
-        return None
+        """See `_maintenance.keep_latest_plan` (also used by the sweeper)."""
+        return keep_latest_plan(self, thread_id, keep)
 
     # ---- sync API ------------------------------------------------------------------------------
 
@@ -657,6 +571,25 @@ class AsyncAlmaSaver(AlmaSaver):
                 storage.close()
 
 
+_SMALL = 256  # characters or bytes: a string up to this long is kept inline
+
+
+def _small(value: Any) -> bool:
+    """Kept inline in every checkpoint record rather than as a blob."""
+    kind = type(value)
+    return value is None or kind in (bool, int, float) or (kind in (str, bytes) and len(value) <= _SMALL)
+
+
+def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The channel versions whose values live in blobs (the inline ones are in the record)."""
+    inline = checkpoint["channel_values"]
+    return {c: v for c, v in checkpoint["channel_versions"].items() if c not in inline}
+
+
+def _key(record: Record) -> str:
+    return record.key
+
+
 def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
     """ListRecords of these keys per namespace, in chunks."""
     ops: list[Op] = []
@@ -675,15 +608,4 @@ def _by_ns(ops: Sequence[Op], results: Sequence[list[Record]]) -> dict[str, dict
 
 
 def _writes_ns_of(record: Record) -> str:
-    info = record.metadata[META]
-    return writes_ns(info["thread_id"], info["ns"], record.key)
-
-
-def _delete_checkpoints(records: Sequence[Record]) -> list[Op]:
-    """Delete checkpoint records and their writes."""
-    by_ns: dict[tuple[str, str], list[str]] = {}
-    for r in records:
-        by_ns.setdefault((r.project_id, r.namespace), []).append(r.key)
-    ops: list[Op] = [DeleteRecords(p, ns, tuple(keys)) for (p, ns), keys in by_ns.items()]
-    ops.extend(DeleteRecords(r.project_id, _writes_ns_of(r)) for r in records)
-    return ops
+    return writes_ns_of(record)

@@ -123,6 +123,11 @@ def test_list_records_where_limit_offset_and_before_seq(store: BaseStorage, requ
     assert keys(keys=("k4", "k1", "missing")) == ["k4", "k1"]
     assert keys(keys=("k4", "k1"), order_by="key", descending=False, limit=1) == ["k1"]
     assert keys(keys=()) == []
+    store.execute(PutRecord(Record(P, "other", "o1", b"v")))
+    store.execute(PutRecord(Record(P, "nsx", "x1", b"v")))
+    assert sorted(keys(namespaces=("ns", "other"), keys=("k1", "o1"))) == ["k1", "o1"]
+    assert keys(namespaces=("other",)) == ["o1"]
+    assert keys(namespaces=()) == []
 
 
 def test_expired_records_are_absent(store: BaseStorage, require: Callable[..., None]) -> None:

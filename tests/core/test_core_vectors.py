@@ -3,6 +3,7 @@ matrices with usearch installed, HNSW candidates rescored exactly (scores stay e
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -158,3 +159,34 @@ def test_one_blas_thread_holds_on_worker_threads_too() -> None:
         before, inside, after = pool.submit(probe).result()
     assert inside and all(n == 1 for n in inside)
     assert after == before
+
+
+def test_from_rows_reads_each_row_once_into_one_array_and_skips_odd_sizes() -> None:
+    vectors = _clustered(40, dim=8)
+    rows = [(f"m{i}", v.tobytes(), f"u{i}", None, "c") for i, v in enumerate(vectors)]
+    rows.insert(5, ("odd", np.zeros(4, np.float32).tobytes(), None, None, None))  # another model's size
+    m = VectorMatrix.from_rows(iter(rows), capacity=30, generation=7)  # fewer counted than read: it grows
+    assert m is not None and m.generation == 7 and m.size == 40 and "odd" not in m.index
+    assert np.array_equal(m.matrix[:40], vectors) and m.valid[:40].all() and not m.valid[40:].any()
+    assert m.user_ids[3] == "u3" and m.index["m39"] == 39
+    assert [i for i, _ in m.search(vectors[12], 1)] == ["m12"]
+    assert VectorMatrix.from_rows(iter([]), capacity=0, generation=1) is None
+
+
+def test_exiting_while_an_index_builds_stops_the_build_instead_of_aborting() -> None:
+    pytest.importorskip("usearch")
+    code = """
+import atexit, threading
+atexit.register(lambda: print("building at exit:", [t.name for t in threading.enumerate() if t.name == "alma-ann"]))
+import numpy as np
+from alma_core.storage import _vectors
+from alma_core.storage._vectors import VectorMatrix
+_vectors.APPROX_MIN_ROWS, _vectors.APPROX_AFTER_SEARCHES = 1000, 1
+rows = np.random.default_rng(0).normal(size=(30_000, 64)).astype(np.float32)
+m = VectorMatrix.from_rows(((f"m{i}", r.tobytes(), None, None, None) for i, r in enumerate(rows)), len(rows), 1)
+m.search(rows[0], 5)  # starts the build on a thread
+assert m.ann == _vectors.BUILDING
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "building at exit: []" in done.stdout and "terminate" not in done.stderr  # (that print runs last)

@@ -23,8 +23,7 @@ def fenced_put(store: str, thread_id: str, start: Any, out: Any) -> None:
 
     from alma_langgraph import AlmaSaver
 
-    with AlmaSaver.from_conn_string(store) as saver:
-        saver.fencing = True
+    with AlmaSaver.from_conn_string(store, fencing=True) as saver:
         head = saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
         assert head is not None
         start.wait(timeout=120)

@@ -80,6 +80,29 @@ def test_a_fenced_graph_runs_interrupts_and_resumes_but_may_not_fork_the_past(tm
     assert graph.get_state(config).values["log"] == ["one", "note", "ann"]
 
 
+def test_a_fenced_graph_with_a_subgraph_and_parallel_branches_never_conflicts_with_itself(tmp_path: Path) -> None:
+    inner = StateGraph(State)
+    inner.add_node("a", lambda s: {"log": ["inner-a"]})
+    inner.add_node("b", lambda s: {"log": ["inner-b"]})
+    inner.add_edge(START, "a")
+    inner.add_edge("a", "b")
+    outer = StateGraph(State)
+    outer.add_node("left", lambda s: {"log": ["left"]})
+    outer.add_node("right", lambda s: {"log": ["right"]})
+    outer.add_node("sub", inner.compile(checkpointer=True))  # its own checkpoint namespace, kept per thread
+    outer.add_edge(START, "left")
+    outer.add_edge(START, "right")
+    outer.add_edge(["left", "right"], "sub")
+    outer.add_edge("sub", END)
+    saver = AlmaSaver(tmp_path / "a.db", fencing=True)
+    graph = outer.compile(checkpointer=saver)
+    for run in range(2):  # the second run continues the thread (and the subgraph's namespace)
+        out = graph.invoke({"n": run, "log": []}, {"configurable": {"thread_id": "t"}})
+        assert out["log"][-2:] == ["inner-a", "inner-b"] and {"left", "right"} <= set(out["log"])
+    namespaces = {t.config["configurable"]["checkpoint_ns"] for t in saver.list({"configurable": {"thread_id": "t"}})}
+    assert len(namespaces) >= 2  # the subgraph's checkpoints were fenced too
+
+
 async def test_async_fenced_puts_are_checked_too(tmp_path: Path) -> None:
     async with AsyncAlmaSaver.from_conn_string(tmp_path / "a.db") as saver:
         saver.fencing = True
@@ -89,9 +112,13 @@ async def test_async_fenced_puts_are_checked_too(tmp_path: Path) -> None:
             await saver.aput(root, empty_checkpoint(), {}, {})
 
 
-def test_two_processes_putting_on_one_head_one_wins_one_gets_a_conflict(tmp_path: Path) -> None:
-    db = str(tmp_path / "a.db")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_processes_putting_on_one_head_one_wins_one_gets_a_conflict(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = str(tmp_path / "a.db") if backend == "sqlite" else str(request.getfixturevalue("pg_database"))
     with AlmaSaver.from_conn_string(db) as saver:
+        saver.setup()
         saver.put(_cfg("t"), empty_checkpoint(), {}, {})
     reports = run_all(fenced_put, [(db, "t"), (db, "t")])
     assert sorted(kind for kind, _ in reports) == ["conflict", "ok"]

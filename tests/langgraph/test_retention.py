@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from _procs import run_all, sweep
@@ -140,30 +139,23 @@ def test_keep_last_on_a_delta_channel_thread_keeps_what_rebuilds_the_channel(tmp
     assert graph.invoke({"n": 10}, config)["log"] == [f"s{i}" for i in range(20)]
 
 
-def test_three_sweeping_processes_delete_each_expired_thread_once(tmp_path: Path) -> None:
-    db = str(tmp_path / "a.db")
-    saver = AlmaSaver(db, ttl=1)
-    for i in range(300):
-        _put(saver, f"t{i}")
-    _put(AlmaSaver(db, ttl=600), "young")  # its own, longer TTL: no sweeper may take it
-    saver.storage.close()
-    reports = run_all(sweep, [(db, time.time() + 120)] * 3)
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What several processes open at once: a SQLite file, or a database on the session's PostgreSQL."""
+    return str(tmp_path / "a.db") if request.param == "sqlite" else str(request.getfixturevalue("pg_database"))
+
+
+def test_three_sweeping_processes_delete_each_expired_thread_once(store: str) -> None:
+    with AlmaSaver.from_conn_string(store, ttl=1) as saver:
+        saver.setup()
+        for i in range(300):
+            _put(saver, f"t{i}")
+        saver.retention.ttl = 600
+        _put(saver, "young")  # its own, longer TTL: no sweeper may take it
+    reports = run_all(sweep, [(store, time.time() + 120)] * 3)
     assert sum(r["threads"] for r in reports) == 300
-    assert AlmaSaver(db).thread_ids() == ["young"]
-
-
-@pytest.fixture
-def pg_database(pg_uri: str) -> Iterator[str]:
-    """A fresh database on the session's PostgreSQL, dropped afterwards."""
-    import psycopg
-    from conftest_pg import new_schema
-
-    database = f"ret_{new_schema()}"
-    with psycopg.connect(pg_uri, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    yield urlunsplit(urlsplit(pg_uri)._replace(path=f"/{database}"))
-    with psycopg.connect(pg_uri, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with AlmaSaver.from_conn_string(store) as saver:
+        assert saver.thread_ids() == ["young"]
 
 
 async def test_asweep_runs_on_postgres_native_async_driver(pg_database: str) -> None:
