@@ -124,13 +124,14 @@ def retrieve_bench(embedder: object, n: int, runs: int, tmp: Path, label: str) -
         embed_q = [f"{q} (embed)" for q in queries]
         embed = time_calls(lambda i: alma.embedder.embed_documents([embed_q[i]]), runs)
     p50, p95, e50 = percentile(total, 50), percentile(total, 95), percentile(embed, 50)
+    size = f"{n // 1000}k" if n >= 1000 else str(n)
     if label == "mock":
         aim = AIMS.get(f"retrieve {n // 1000}k mock", "")
-        row(f"retrieve p50/p95 @ {n // 1000}k ({label})",
+        row(f"retrieve p50/p95 @ {size} ({label})",
             f"{p50:.2f} / {p95:.2f} ms (excl. embed {p50 - e50:.2f})", aim)  # fmt: skip
     else:
-        row(f"retrieve p50/p95 @ {n // 1000}k ({label})", f"{p50:.1f} / {p95:.1f} ms", "")
-        row(f"  query embedding alone p50 @ {n // 1000}k", f"{e50:.1f} ms (ratio {p50 / e50:.2f}x)",
+        row(f"retrieve p50/p95 @ {size} ({label})", f"{p50:.1f} / {p95:.1f} ms", "")
+        row(f"  query embedding alone p50 @ {size}", f"{e50:.1f} ms (ratio {p50 / e50:.2f}x)",
             AIMS["retrieve local"])  # fmt: skip
 
 
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--peer-path", help="also run alma-memory 0.11 installed in this dir (bench_peer.py)")
     args = parser.parse_args()
     runs = 30 if args.quick else 200
-    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    sizes = [300, 1_000, 10_000] if args.quick else [300, 1_000, 10_000, 100_000]
     print(f"ALMA core benchmark ({'quick' if args.quick else 'full'}), python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"  {'measure':<38} {'value':<34} aim")
@@ -162,12 +163,13 @@ def main() -> None:
             n_local = 50 if args.quick else 200
             row("learn/s (local MiniLM)", f"{learn_rate(local, n_local, False, tmp):,.0f}/s")
             row("learn_many/s (local MiniLM)", f"{learn_rate(local, n_local * 5, True, tmp):,.0f}/s")
-            for n in sizes[:2]:
+            for n in sizes[1:3]:
                 retrieve_bench(local, n, max(20, runs // 4), tmp, "local")
             row("max RSS after local runs", f"{rss_mb():.0f} MB")
     if args.peer_path:  # the seed's own package beside ours, same run and settings
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_peer.py"), "--peer-path", args.peer_path,
-                        "--n", "300" if args.quick else "1000", "--runs", str(min(runs, 50))], check=True)  # fmt: skip
+                        "--n", "300,1000,10000" if args.quick else "300,1000,10000,100000", "--learned", "300",
+                        "--runs", str(min(runs, 50))], check=True)  # fmt: skip
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
 
 
