@@ -71,7 +71,7 @@ class RetrievalConfig(_Strict):
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     fusion: Literal["weighted", "rrf", "gated"] = Field(
         "weighted",
-        description="Hybrid fusion: normalised scores combined by dense_weight (a confident lexical match keeps"
+        description="Hybrid fusion: calibrated scores combined by dense_weight (a confident lexical match keeps"
         " its lexical score), or reciprocal-rank fusion. `gated` is the old name of `weighted`.",
     )
     dense_weight: float = Field(0.6, ge=0, le=1, description="Dense share of weighted fusion (lexical gets the rest).")

@@ -148,13 +148,22 @@ def probe(alma: ALMA | None, policy: str, world: World, rng: random.Random) -> t
     return best / len(TYPES), stale / len(TYPES)
 
 
-def simulate(policy: str, seed: int, tasks_per_type: int, embedder: str, root: Path) -> dict[str, float]:
+def simulate(
+    policy: str,
+    seed: int,
+    tasks_per_type: int,
+    embedder: str,
+    root: Path,
+    learning: dict[str, float] | None = None,
+    min_occurrences: int | None = None,
+) -> dict[str, float]:
     rng = random.Random(seed)
     probe_rng = random.Random(seed + 10_000)  # probes never shift the stream's random draws
     world = World.make(rng)
     stream = [t for t in TYPES for _ in range(tasks_per_type)]
     rng.shuffle(stream)
-    config = AlmaConfig(project_id="bench", retrieval={"cache_size": 0})
+    agents = {} if min_occurrences is None else {"agent": {"min_occurrences_for_heuristic": min_occurrences}}
+    config = AlmaConfig(project_id="bench", retrieval={"cache_size": 0}, learning=learning or {}, agents=agents)
     alma = None if policy == "no-memory" else ALMA(config=config, storage=root / f"{policy}-{seed}.db",
                                                    embedder=embedder)  # fmt: skip
     probe_at = {round(p * len(stream)) - 1: p for p in PROBES}
@@ -216,17 +225,23 @@ def main() -> None:
     parser.add_argument("--embedder", default="mock", choices=["mock", "local"])
     parser.add_argument("--split", default="test", choices=["dev", "test"], help="seeds 1000+ (dev) or 0+ (test)")
     parser.add_argument("--policies", default="no-memory,dense-only,lexical,alma,alma-flat", help="comma-separated")
+    parser.add_argument("--learning", default="", help="LearningConfig overrides: key=value,...")
+    parser.add_argument("--min-occurrences", type=int, help="successes before a strategy becomes a heuristic")
     args = parser.parse_args()
+    learning = {k: float(v) for k, v in (item.split("=", 1) for item in args.learning.split(",") if item)}
     print(
         f"{len(TYPES)} task types x {len(RATES)} strategies, {args.tasks} tasks per type, {args.seeds} {args.split}"
         f" seeds, {args.embedder} embeddings, ALMA defaults"
+        + (f" but learning {learning}" if learning else "")
+        + (f", min_occurrences_for_heuristic {args.min_occurrences}" if args.min_occurrences else "")
     )
     columns = ("best@1", "stale", "best@1 end", "stale end", "ap_recall")
     print(f"{'policy':<12}" + "".join(f"{c:>13}" for c in columns) + f"{'duplicates':>12}")
     with tempfile.TemporaryDirectory() as tmp:
         for policy in args.policies.split(","):
             seeds = range(args.seeds) if args.split == "test" else range(1000, 1000 + args.seeds)
-            runs = [simulate(policy, seed, args.tasks, args.embedder, Path(tmp)) for seed in seeds]
+            runs = [simulate(policy, seed, args.tasks, args.embedder, Path(tmp), learning, args.min_occurrences)
+                    for seed in seeds]  # fmt: skip
             cells = "".join(f"{summary([r[c] for r in runs]):>13}" for c in columns)
             print(f"{policy:<12}{cells}{sum(r['duplicates'] for r in runs):>12.0f}")
 
