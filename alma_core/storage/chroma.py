@@ -39,6 +39,7 @@ from ._base import (
     SearchMemories,
     user_filter,
 )
+from ._filters import matches_nothing
 from .sqlite import SQLiteStorage
 
 if TYPE_CHECKING:
@@ -70,10 +71,6 @@ def _where(f: MemoryFilter) -> dict[str, Any] | None:
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _empty(f: MemoryFilter) -> bool:
-    return any(v is not None and len(v) == 0 for v in (f.agents, f.types, f.ids, f.categories))
 
 
 def _metadata(m: Memory) -> dict[str, Any]:
@@ -141,7 +138,7 @@ class _Tx:
         return len(op.memories)
 
     def _deletememories(self, op: DeleteMemories) -> int:
-        if _empty(op.filter):
+        if matches_nothing(op.filter):
             return 0
         col = self.store._collection(op.filter.project_id)
         ids = col.get(ids=list(op.filter.ids) if op.filter.ids else None, where=_where(op.filter), include=[])["ids"]
@@ -156,7 +153,7 @@ class _Tx:
         return col.get(ids=list(f.ids) if f.ids else None, where=_where(f), include=include)  # type: ignore[arg-type]
 
     def _findmemories(self, op: FindMemories) -> list[Memory]:
-        if _empty(op.filter):
+        if matches_nothing(op.filter):
             return []
         include = ["metadatas", "embeddings"] if op.with_embeddings else ["metadatas"]
         got = self._get(op.filter, include)
@@ -177,7 +174,7 @@ class _Tx:
 
     def _countmemories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
         counts: dict[tuple[str, MemoryType], int] = {}
-        if _empty(op.filter):
+        if matches_nothing(op.filter):
             return counts
         for meta in self._get(op.filter, ["metadatas"])["metadatas"]:
             key = (str(meta["agent"]), MemoryType(meta["type"]))
@@ -189,7 +186,7 @@ class _Tx:
         docstring); the candidates come back with the query (no second read)."""
         f = op.filter
         out = SearchHits()
-        if op.k <= 0 or op.vector is None or _empty(f):
+        if op.k <= 0 or op.vector is None or matches_nothing(f):
             return out
         vector = np.asarray(op.vector, dtype=np.float32)
         include = ["metadatas", "embeddings"] if op.with_embeddings else ["metadatas"]

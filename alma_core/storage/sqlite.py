@@ -48,6 +48,7 @@ from ._base import (
     SearchRecords,
     user_filter,
 )
+from ._filters import dense_mask, matches_nothing, memory_where
 from ._lexical import DocCounts, selective_match, tokens
 from ._parsed import ParsedMemories
 from ._sqlite_records import RecordVectors, search_records
@@ -65,43 +66,6 @@ _RECORD_ORDER = {"seq": "seq", "key": "key"}
 
 def _scope(project_id: str, agent: str | None = None, mtype: str | None = None) -> str:
     return project_id if agent is None else f"{project_id}\x1f{agent}\x1f{mtype}"
-
-
-def _memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
-    p = f"{alias}." if alias else ""
-    clauses: list[str] = [f"{p}project_id = ?"]
-    args: list[Any] = [f.project_id]
-
-    # With ids, the primary key is the best index; `+column` keeps the planner off the scope index.
-    plus = "+" if f.ids is not None else ""
-
-    def _in(column: str, values: Sequence[Any]) -> None:
-        clauses.append(f"{plus if column != 'id' else ''}{p}{column} IN ({','.join('?' * len(values))})")
-        args.extend(values)
-
-    if f.agents is not None:
-        _in("agent", f.agents)
-    if f.types is not None:
-        _in("type", [str(t) for t in f.types])
-    if f.ids is not None:
-        _in("id", f.ids)
-    if f.categories is not None:
-        _in("category", f.categories)
-    for column, value in (("user_id", f.user_id), ("workflow_id", f.workflow_id)):
-        if value is not None:
-            clauses.append(f"{p}{column} = ?")
-            args.append(value)
-    for column, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
-        if stamp is not None:
-            clauses.append(f"{p}{column} < ?")
-            args.append(stamp.timestamp())
-    if f.created_after is not None:
-        clauses.append(f"{p}created_at >= ?")
-        args.append(f.created_after.timestamp())
-    if f.confidence_below is not None:
-        clauses.append(f"{p}confidence < ?")
-        args.append(f.confidence_below)
-    return " AND ".join(clauses), args
 
 
 _LexRow = tuple[str, str, str | None, float]  # id, type, user_id, BM25 score (higher is better)
@@ -199,7 +163,7 @@ class _Tx:
         return len(rows)
 
     def delete_memories(self, op: DeleteMemories) -> int:
-        where, args = _memory_where(op.filter)
+        where, args = memory_where(op.filter)
         gone = self.conn.execute(f"DELETE FROM memories WHERE {where} RETURNING id, agent, type", args).fetchall()
         scopes = []
         for memory_id, agent, mtype in gone:
@@ -213,7 +177,7 @@ class _Tx:
     def find_memories(self, op: FindMemories, shared: bool = False, generation: int | None = None) -> list[Memory]:
         """`shared`: memories the caller only reads may be the store's kept ones (`ParsedMemories`);
         `generation`: the project's, in a read transaction (kept with what is parsed)."""
-        where, args = _memory_where(op.filter)
+        where, args = memory_where(op.filter)
         vectors = "embedding" if op.with_embeddings else "NULL"
         sql = f"SELECT type, data, {vectors}, id FROM memories WHERE {where} ORDER BY {_ORDER[op.order_by]}"
         sql += " DESC, rowid DESC" if op.descending else " ASC, rowid ASC"
@@ -234,7 +198,7 @@ class _Tx:
         return out
 
     def count_memories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
-        where, args = _memory_where(op.filter)
+        where, args = memory_where(op.filter)
         rows = self.conn.execute(f"SELECT agent, type, COUNT(*) FROM memories WHERE {where} GROUP BY agent, type", args)
         return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
 
@@ -244,7 +208,7 @@ class _Tx:
         f = op.filter
         types = list(MemoryType) if f.types is None else list(dict.fromkeys(f.types))
         out = SearchHits()
-        if op.k <= 0 or not types or _empty(f):
+        if op.k <= 0 or not types or matches_nothing(f):
             return out
         pushed = f if op.user_types is None else replace(f, user_id=None)  # the user, per type, below
         if op.terms:
@@ -290,7 +254,7 @@ class _Tx:
         )
         if not needs_sql:
             return None
-        where, args = _memory_where(f)
+        where, args = memory_where(f)
         return {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
 
     def _dense(self, f: MemoryFilter, query: np.ndarray, k: int, allowed: set[str] | None) -> list[tuple[str, float]]:
@@ -311,7 +275,7 @@ class _Tx:
                 continue
             matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
             if matrix is not None and matrix.size > 0:
-                hits.extend(matrix.search(query, k, _dense_mask(matrix, f, allowed)))
+                hits.extend(matrix.search(query, k, dense_mask(matrix, f, allowed)))
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
@@ -321,7 +285,7 @@ class _Tx:
         match = selective_match(self.conn, tokens(query), None if self.write else self.store._doc_counts)
         if not match:
             return {}
-        where, args = _memory_where(f, "m")
+        where, args = memory_where(f, "m")
         rows = self.conn.execute(
             f"""SELECT m.id, m.type, m.user_id, -bm25(memories_fts) AS s FROM memories_fts
                 JOIN memories m ON m.rowid = memories_fts.rowid
@@ -444,27 +408,6 @@ class _Tx:
             [*args, -1 if op.limit is None else op.limit, op.offset],
         )
         return [r[0] for r in rows]
-
-
-def _empty(f: MemoryFilter) -> bool:
-    """A filter that matches nothing (an empty list of agents, types, ids or categories)."""
-    return any(v is not None and len(v) == 0 for v in (f.agents, f.types, f.ids, f.categories))
-
-
-def _dense_mask(matrix: VectorMatrix, f: MemoryFilter, allowed: set[str] | None) -> np.ndarray | None:
-    """The matrix rows the filter's user, workflow, categories and `allowed` ids keep (None: all)."""
-    masks = [
-        matrix.column_mask(column, values)
-        for column, values in (
-            ("user_ids", None if f.user_id is None else {f.user_id}),
-            ("workflow_ids", None if f.workflow_id is None else {f.workflow_id}),
-            ("categories", None if f.categories is None else set(f.categories)),
-        )
-        if values is not None
-    ]
-    if allowed is not None:
-        masks.append(np.fromiter((i in allowed for i in matrix.ids), dtype=bool, count=matrix.size))
-    return np.logical_and.reduce(masks) if masks else None
 
 
 def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
