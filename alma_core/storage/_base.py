@@ -110,6 +110,15 @@ class MemoryFilter:
         if self.agents is not None:  # agent names are case-insensitive (see _scopes)
             object.__setattr__(self, "agents", tuple(agent_key(a) for a in self.agents))
 
+    def scalar_conditions(self) -> list[tuple[str, str, Any]]:
+        """The single-value conditions as (column, "=" | "<" | ">=", value), for each backend to render."""
+        stamps = [("created_at", "<", self.created_before), ("updated_at", "<", self.updated_before),
+                  ("created_at", ">=", self.created_after)]  # fmt: skip
+        found = [("user_id", "=", self.user_id), ("workflow_id", "=", self.workflow_id),
+                 *((column, op, t.timestamp()) for column, op, t in stamps if t is not None),
+                 ("confidence", "<", self.confidence_below)]  # fmt: skip
+        return [(column, op, value) for column, op, value in found if value is not None]
+
 
 @dataclass(frozen=True, slots=True)
 class Record:

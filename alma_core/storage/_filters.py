@@ -35,20 +35,9 @@ def memory_where(f: MemoryFilter, alias: str = "") -> tuple[str, list[Any]]:
         _in("id", f.ids)
     if f.categories is not None:
         _in("category", f.categories)
-    for column, value in (("user_id", f.user_id), ("workflow_id", f.workflow_id)):
-        if value is not None:
-            clauses.append(f"{p}{column} = ?")
-            args.append(value)
-    for column, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
-        if stamp is not None:
-            clauses.append(f"{p}{column} < ?")
-            args.append(stamp.timestamp())
-    if f.created_after is not None:
-        clauses.append(f"{p}created_at >= ?")
-        args.append(f.created_after.timestamp())
-    if f.confidence_below is not None:
-        clauses.append(f"{p}confidence < ?")
-        args.append(f.confidence_below)
+    for column, op, value in f.scalar_conditions():
+        clauses.append(f"{p}{column} {op} ?")
+        args.append(value)
     return " AND ".join(clauses), args
 
 

@@ -127,20 +127,9 @@ def memory_where(f: MemoryFilter) -> tuple[str, list[Any]]:
         if values is not None:
             clauses.append(f"{column} = ANY(%s)")
             args.append([str(v) for v in values])
-    for column, value in (("user_id", f.user_id), ("workflow_id", f.workflow_id)):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            args.append(value)
-    for column, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
-        if stamp is not None:
-            clauses.append(f"{column} < %s")
-            args.append(stamp.timestamp())
-    if f.created_after is not None:
-        clauses.append("created_at >= %s")
-        args.append(f.created_after.timestamp())
-    if f.confidence_below is not None:
-        clauses.append("confidence < %s")
-        args.append(f.confidence_below)
+    for column, op, value in f.scalar_conditions():
+        clauses.append(f"{column} {op} %s")
+        args.append(value)
     return " AND ".join(clauses), args
 
 

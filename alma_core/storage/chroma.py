@@ -50,6 +50,7 @@ __all__ = ["ChromaStorage"]
 _MEMORY_OPS = (PutMemories, DeleteMemories, FindMemories, CountMemories, SearchMemories)
 _INCLUDE_ALL = ["embeddings", "metadatas", "documents"]
 _EXACT_BELOW = 2_000  # a filtered dense search over at most this many rows is exact
+_CHROMA_OPS = {"=": "$eq", "<": "$lt", ">=": "$gte"}
 
 
 def _where(f: MemoryFilter) -> dict[str, Any] | None:
@@ -58,16 +59,8 @@ def _where(f: MemoryFilter) -> dict[str, Any] | None:
     for key, values in (("agent", f.agents), ("type", f.types), ("category", f.categories)):
         if values is not None:
             clauses.append({key: {"$in": [str(v) for v in values]}})
-    for key, value in (("user_id", f.user_id), ("workflow_id", f.workflow_id)):
-        if value is not None:
-            clauses.append({key: {"$eq": value}})
-    for key, stamp in (("created_at", f.created_before), ("updated_at", f.updated_before)):
-        if stamp is not None:
-            clauses.append({key: {"$lt": stamp.timestamp()}})
-    if f.created_after is not None:
-        clauses.append({"created_at": {"$gte": f.created_after.timestamp()}})
-    if f.confidence_below is not None:
-        clauses.append({"confidence": {"$lt": f.confidence_below}})
+    for column, op, value in f.scalar_conditions():
+        clauses.append({column: {_CHROMA_OPS[op]: value}})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
