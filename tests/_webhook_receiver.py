@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SECRET = "whsec_" + base64.b64encode(b"a test secret of 24 bytes").decode()
+
+
+class FailingOutbox:
+    """An outbox that fails inside the write's transaction, as a full disk would."""
+
+    def outbox_records(self, storage: object, events: object) -> list[object]:
+        raise RuntimeError("disk full")
+
+    def committed(self, storage: object) -> None:
+        pass
+
+
+def wait_deliveries(alma: Any, status: str, count: int = 1, timeout: float = 60.0) -> list[Any]:
+    """The store's deliveries in `status` once there are `count` (the worker delivers every committed
+    one: the generous limit is only reached by a hang)."""
+    from alma_core.webhooks import deliveries
+
+    deadline = time.monotonic() + timeout
+    while len(found := deliveries(alma.storage, status)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
 
 
 @dataclass

@@ -8,14 +8,12 @@ import time
 from pathlib import Path
 
 import pytest
-from _webhook_receiver import Receiver
+from _webhook_receiver import SECRET, FailingOutbox, Receiver, wait_deliveries
 
 from alma_core import ALMA, ValidationError
 from alma_core._errors import WebhookVerificationError
 from alma_core.events import EventEmitter, WebhookConfig, WebhookManager
 from alma_core.webhooks import deliveries, retry_delivery, sign, verify
-
-SECRET = "whsec_" + base64.b64encode(b"a test secret of 24 bytes").decode()
 
 
 def _alma(db_path: Path, emitter: EventEmitter) -> ALMA:
@@ -26,16 +24,6 @@ def _hook(receiver: Receiver, **kwargs: object) -> WebhookConfig:
     settings: dict[str, object] = {"url": receiver.url, "secret": SECRET, "retry_count": 3, "retry_delay": 0.05,
                                    "allow_private": True, **kwargs}  # fmt: skip
     return WebhookConfig(**settings)  # type: ignore[arg-type]
-
-
-def _wait_status(alma: ALMA, status: str, count: int = 1, timeout: float = 20.0) -> list:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = deliveries(alma.storage, status)  # type: ignore[arg-type]
-        if len(found) >= count:
-            return found
-        time.sleep(0.02)
-    return deliveries(alma.storage, status)  # type: ignore[arg-type]
 
 
 def test_sign_and_verify_follow_standard_webhooks() -> None:
@@ -67,7 +55,7 @@ def test_failing_twice_then_ok_gets_exactly_one_more_delivery_with_the_same_id(
     emitter = EventEmitter()
     with _alma(db_path, emitter) as alma, WebhookManager(alma, webhooks=[_hook(receiver)]).start(emitter):
         fact = alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
-        (delivered,) = _wait_status(alma, "delivered")
+        (delivered,) = wait_deliveries(alma, "delivered")
         time.sleep(0.5)  # several backoff periods: nothing more may arrive
     got = receiver.requests
     assert len(got) == 3 and delivered.attempts == 3
@@ -85,23 +73,16 @@ def test_only_subscribed_event_types_are_queued(db_path: Path, receiver: Receive
         fact = alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
         alma.retrieve("tokens", agent="bot")  # ACCESSED is never queued
         alma.delete(fact.id)
-        (delivered,) = _wait_status(alma, "delivered")
+        (delivered,) = wait_deliveries(alma, "delivered")
     assert delivered.event_type == "deleted" and len(receiver.requests) == 1
 
 
 def test_a_rolled_back_write_queues_nothing(db_path: Path, receiver: Receiver) -> None:
-    class Boom:
-        def outbox_records(self, storage: object, events: object) -> list[object]:
-            raise RuntimeError("disk full")
-
-        def committed(self, storage: object) -> None:
-            pass
-
     emitter = EventEmitter()
     with _alma(db_path, emitter) as alma:
         manager = WebhookManager(alma, webhooks=[_hook(receiver)])
         emitter.add_outbox(manager)
-        emitter.add_outbox(Boom())  # fails inside the transaction, after the webhook records were staged
+        emitter.add_outbox(FailingOutbox())  # fails inside the transaction, after the webhook records were staged
         with pytest.raises(RuntimeError, match="disk full"):
             alma.learn("bot", "Deploy", True, strategy_used="blue-green", task_type="ops")
         assert alma.stats().total == 0 and deliveries(alma.storage) == []  # type: ignore[arg-type]
@@ -115,11 +96,11 @@ def test_dead_after_the_cap_is_kept_and_can_be_retried(db_path: Path, receiver: 
         WebhookManager(alma, webhooks=[_hook(receiver, retry_count=1)]).start(emitter) as manager,
     ):
         alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
-        (dead,) = _wait_status(alma, "dead")
+        (dead,) = wait_deliveries(alma, "dead")
         assert dead.attempts == 2 and dead.last_error == "HTTP 503" and len(receiver.requests) == 2
         retry_delivery(alma.storage, dead.id)  # type: ignore[arg-type]
         manager.committed(alma.storage)
-        (delivered,) = _wait_status(alma, "delivered")
+        (delivered,) = wait_deliveries(alma, "delivered")
     assert delivered.id == dead.id and len(receiver.requests) == 3
 
 
@@ -131,7 +112,7 @@ def test_redirects_are_not_followed(db_path: Path, receiver: Receiver) -> None:
         WebhookManager(alma, webhooks=[_hook(receiver, retry_count=0)]).start(emitter),
     ):
         alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
-        (dead,) = _wait_status(alma, "dead")
+        (dead,) = wait_deliveries(alma, "dead")
     assert dead.last_error == "HTTP 302" and [r.path for r in receiver.requests] == ["/hook"]
 
 
@@ -148,7 +129,7 @@ def test_private_and_loopback_receivers_are_refused_unless_allowed(db_path: Path
         WebhookManager(alma, webhooks=[{"url": named, "retry_delay": 0}]).start(emitter),
     ):
         alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
-        (dead,) = _wait_status(alma, "dead")
+        (dead,) = wait_deliveries(alma, "dead")
     assert "refused" in (dead.last_error or "") and receiver.requests == []
 
 
@@ -166,7 +147,7 @@ def test_config_webhooks_start_with_the_alma_and_resume_what_is_pending(db_path:
     config = AlmaConfig(project_id="hooks", webhooks=[_hook(receiver).model_dump()])
     with ALMA(config=config, storage=db_path, embedder="mock", emitter=EventEmitter()) as alma:
         assert alma.webhooks is not None
-        (delivered,) = _wait_status(alma, "delivered")
+        (delivered,) = wait_deliveries(alma, "delivered")
     assert delivered.id == pending.id and receiver.requests[0].headers["webhook-id"] == pending.id
 
 
@@ -206,7 +187,7 @@ def test_killed_with_pending_deliveries_they_arrive_after_a_restart(db_path: Pat
         assert len(pending) == 3 and failed_ids <= pending
         hook = _hook(receiver, retry_count=20, retry_delay=0.2)
         with WebhookManager(alma, webhooks=[hook]).start(alma.events):
-            delivered = _wait_status(alma, "delivered", count=3)
+            delivered = wait_deliveries(alma, "delivered", count=3)
     assert {d.id for d in delivered} == pending
     ok = [r for r in receiver.requests if r.status == 200]
     assert sorted(r.headers["webhook-id"] for r in ok) == sorted(pending)  # each exactly once, same ids

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
-from _webhook_receiver import Receiver
+from _webhook_receiver import Receiver, wait_deliveries
 
 from alma_core import ALMA, load_config
 from alma_core.cli import main
 from alma_core.events import EventEmitter, WebhookManager
-from alma_core.webhooks import deliveries, verify
+from alma_core.webhooks import verify
 
 
 def test_list_retry_and_test_from_the_command_line(
@@ -28,9 +27,7 @@ def test_list_retry_and_test_from_the_command_line(
         WebhookManager(alma, webhooks=[hook]).start(emitter) as manager,
     ):
         alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
-        deadline = time.monotonic() + 20
-        while not deliveries(alma.storage, "dead") and time.monotonic() < deadline:  # type: ignore[arg-type]
-            time.sleep(0.02)
+        wait_deliveries(alma, "dead")
         manager.stop()
     assert main(["webhooks", "deliveries", "--status", "dead", "--config", str(config), "--json"]) == 0
     (dead,) = json.loads(capsys.readouterr().out)

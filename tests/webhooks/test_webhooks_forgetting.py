@@ -3,34 +3,22 @@ subscribers after the commit and the webhook outbox inside the write's transacti
 
 from __future__ import annotations
 
-import base64
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _webhook_receiver import Receiver
+from _webhook_receiver import SECRET, FailingOutbox, Receiver, wait_deliveries
 
 from alma_core import ALMA
 from alma_core.events import EventEmitter, MemoryEvent, WebhookConfig, WebhookManager
 from alma_core.webhooks import deliveries, verify
 
-SECRET = "whsec_" + base64.b64encode(b"a test secret of 24 bytes").decode()
 OLD = datetime.now(UTC) - timedelta(days=360)
 
 
 def _hook(receiver: Receiver) -> WebhookConfig:
     return WebhookConfig(url=receiver.url, secret=SECRET, events=["updated", "deleted"], retry_delay=0.05,
                          allow_private=True)  # fmt: skip
-
-
-def _delivered(alma: ALMA, count: int) -> list[object]:
-    """The delivered webhooks once there are `count` (the worker delivers every committed one: the
-    generous limit is only reached by a hang)."""
-    deadline = time.monotonic() + 60
-    while len(found := deliveries(alma.storage, "delivered")) < count and time.monotonic() < deadline:  # type: ignore[arg-type]
-        time.sleep(0.02)
-    return found  # type: ignore[return-value]
 
 
 def test_decay_and_forget_reach_subscribers_and_webhooks(db_path: Path, receiver: Receiver) -> None:
@@ -56,7 +44,7 @@ def test_decay_and_forget_reach_subscribers_and_webhooks(db_path: Path, receiver
         assert [(e.type.value, e.memory_id, e.payload) for e in seen[2:]] == [
             ("deleted", m.id, {"reason": "forget"}) for m in gone
         ]
-        delivered = _delivered(alma, 4)
+        delivered = wait_deliveries(alma, "delivered", 4)
     assert len(delivered) == 4  # the two creations are not subscribed to
     bodies = [verify(r.body, r.headers, SECRET) for r in receiver.requests]
     got = sorted((b["type"], b["data"]["memory_id"], b["data"]["payload"]["reason"]) for b in bodies)
@@ -65,17 +53,10 @@ def test_decay_and_forget_reach_subscribers_and_webhooks(db_path: Path, receiver
 
 
 def test_a_forget_whose_events_cannot_be_staged_deletes_nothing(db_path: Path) -> None:
-    class Boom:
-        def outbox_records(self, storage: object, events: object) -> list[object]:
-            raise RuntimeError("disk full")
-
-        def committed(self, storage: object) -> None:
-            pass
-
     emitter = EventEmitter()
     with ALMA(project_id="hooks", storage=db_path, embedder="mock", emitter=emitter) as alma:
         fact = alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly", created_at=OLD)
-        emitter.add_outbox(Boom())
+        emitter.add_outbox(FailingOutbox())
         with pytest.raises(RuntimeError, match="disk full"):
             alma.forget(older_than_days=30)
         with pytest.raises(RuntimeError, match="disk full"):
