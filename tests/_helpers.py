@@ -54,3 +54,13 @@ def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     finally:
         os.chdir(previous)
     return subprocess.CompletedProcess(["alma", *args], code, out.getvalue(), err.getvalue())
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server process: terminate, and kill it if it has not exited within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

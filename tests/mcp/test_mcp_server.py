@@ -18,6 +18,7 @@ import anyio
 import httpx
 import pytest
 import yaml
+from _helpers import stop
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -153,12 +154,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
                 ) from None
             time.sleep(0.1)
     yield HttpServer(config, f"http://127.0.0.1:{port}/mcp", proc)
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
     log.close()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from _helpers import stop
 
 from alma_core import ALMA, load_config
 from alma_core.storage import ListRecords
@@ -84,15 +85,6 @@ def start_server(config: Path, *args: str, wait: float = 30) -> Server:
             raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
         time.sleep(0.1)
     return Server(config, f"http://127.0.0.1:{port}", proc, log)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ import threading
 from pathlib import Path
 
 import yaml
+from _helpers import stop
 from conftest_pg import drop_schemas, new_schema
 
-from .conftest import PROJECT, TOKEN, start_server, stop
+from .conftest import PROJECT, TOKEN, start_server
 
 
 def test_two_workers_on_postgres_serve_every_write(tmp_path: Path, pg_uri: str) -> None:
