@@ -49,15 +49,20 @@ def _checkpoint(i: int, rng: random.Random) -> Any:
     return cp
 
 
-def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random, chat: bool = True) -> dict[str, float]:
-    cps = [_checkpoint(i, rng) for i in range(checkpoints)]
+def _puts_per_second(saver: Any, threads: int, cps: list[Any], meta: dict[str, Any]) -> float:
+    """Put `cps` (fresh ids) as the chain of each of `threads` threads; puts per second."""
     start = time.perf_counter()
     for t in range(threads):
         config: Any = {"configurable": {"thread_id": f"t{t}", "checkpoint_ns": ""}}
         for i, cp in enumerate(cps):
             cp = {**cp, "id": empty_checkpoint()["id"]}
-            config = saver.put(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
-    puts = threads * checkpoints / (time.perf_counter() - start)
+            config = saver.put(config, cp, {**meta, "step": i}, cp["channel_versions"])
+    return threads * len(cps) / (time.perf_counter() - start)
+
+
+def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random, chat: bool = True) -> dict[str, float]:
+    cps = [_checkpoint(i, rng) for i in range(checkpoints)]
+    puts = _puts_per_second(saver, threads, cps, {"source": "loop"})
     gets = timed_ms(lambda _: saver.get_tuple(_thread(rng, threads)), 300)
     lists = timed_ms(lambda _: list(saver.list(_thread(rng, threads), limit=100)), 30)
     found = {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
@@ -288,14 +293,7 @@ def _options_suite(threads: int, checkpoints: int) -> None:
             saver = AlmaSaver(Path(tmp) / f"{name}.db", **{"encryption": False, **options})
             _pragmas(saver.storage._conn)  # type: ignore[attr-defined]
             rng = random.Random(1)
-            cps = [_checkpoint(i, rng) for i in range(checkpoints)]
-            start = time.perf_counter()
-            for t in range(threads):
-                config: Any = {"configurable": {"thread_id": f"t{t}", "checkpoint_ns": ""}}
-                for i, cp in enumerate(cps):
-                    cp = {**cp, "id": empty_checkpoint()["id"]}
-                    config = saver.put(config, cp, {"step": i}, cp["channel_versions"])
-            puts = threads * checkpoints / (time.perf_counter() - start)
+            puts = _puts_per_second(saver, threads, [_checkpoint(i, rng) for i in range(checkpoints)], {})
             gets = timed_ms(lambda _, s=saver, r=rng: s.get_tuple(_thread(r, threads)), 300)  # type: ignore[misc]
             print(f"{name:<14}{puts:>10.0f}{percentile(gets, 50):>12.3f}")
             saver.storage.close()
