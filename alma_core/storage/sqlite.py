@@ -439,6 +439,24 @@ _HANDLERS: dict[type, Any] = {
 _ONE_STATEMENT_READS = frozenset({GetRecord, ListRecords, ListNamespaces, CountMemories, FindMemories})
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL, waiting out another process that is switching it at the same moment.
+
+    SQLite answers "database is locked" at once, without its busy handler, when two connections that both
+    read the file race to change its journal mode (each would wait on the other), so we retry until `timeout`.
+    """
+    deadline, pause = time.monotonic() + timeout, 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 class SQLiteStorage(BaseStorage):
     """ALMA's embedded store in one SQLite file (or ":memory:"). Thread-safe; safe across processes."""
 
@@ -460,7 +478,7 @@ class SQLiteStorage(BaseStorage):
             if not isinstance(path, sqlite3.Connection):
                 self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(self._conn, timeout)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             # Reads of a retrieve touch rows all over the file (FTS joins, candidate loads): a 64 MB page
             # cache (a ceiling, allocated as used), memory-mapped reads and in-memory temp b-trees.

@@ -5,7 +5,9 @@ Every storage operation's semantics are tested once for all backends in tests/ba
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,25 @@ def test_a_deleted_newest_record_never_gives_its_seq_again(store: SQLiteStorage)
     assert store.execute(PutRecord(Record(P, "ns", "c", b"v"))).seq == newest + 1 > first
     store.execute(DeleteRecords(P, "ns"))  # the whole namespace
     assert store.execute(PutRecord(Record(P, "ns", "d", b"v"))).seq == newest + 2
+
+
+def test_opening_waits_for_another_connection_switching_the_journal(db_path: Path) -> None:
+    """Two processes opening a new file race to switch it to WAL; SQLite then fails the loser at once
+    ("database is locked", no busy wait). Opening must wait for the winner instead (it failed CI once)."""
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (i)")
+    other.execute("BEGIN IMMEDIATE")  # what the winner holds while it switches the journal mode
+    other.execute("INSERT INTO t VALUES (1)")
+    probe = contextlib.closing(sqlite3.connect(db_path, timeout=5))
+    with probe as conn, pytest.raises(sqlite3.OperationalError, match="locked"):
+        conn.execute("PRAGMA journal_mode=WAL")  # the race: SQLite refuses at once
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    store = SQLiteStorage(db_path)
+    try:
+        release.join()
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("SELECT i FROM t").fetchall() == [(1,)]
+    finally:
+        store.close()
+        other.close()
