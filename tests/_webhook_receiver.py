@@ -50,7 +50,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     delay: float = 0.0
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         while len(self.requests) < count and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(
     PID = __import__("os").getpid()
 
     async def start(alma):
-        handler = Review(timeout=20).run(text="release notes")
+        handler = Review(timeout=120).run(text="release notes")
         async for event in handler.stream_events():
             if isinstance(event, InputRequiredEvent):
                 print("checkpoint", save_context(alma, "review-1", handler.ctx, metadata={"step": "approval"}).id)
@@ -50,7 +50,7 @@ SCRIPT = textwrap.dedent(
         await handler.cancel_run()
 
     async def resume(alma):
-        workflow = Review(timeout=20)
+        workflow = Review(timeout=120)
         handler = workflow.run(ctx=restore_context(alma, "review-1", workflow))
         handler.ctx.send_event(HumanResponseEvent(response="approved"))
         print("result", await handler)
@@ -62,7 +62,7 @@ SCRIPT = textwrap.dedent(
 
 
 def run(script: Path, db: Path, mode: str) -> str:
-    result = subprocess.run([sys.executable, str(script), str(db), mode], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, str(script), str(db), mode], capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

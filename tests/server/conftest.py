@@ -66,7 +66,7 @@ class Server:
         return httpx.Client(base_url=f"{self.url}/v1/projects/{project}", headers=headers, timeout=30)
 
 
-def start_server(config: Path, *args: str, wait: float = 30) -> Server:
+def start_server(config: Path, *args: str, wait: float = 120) -> Server:
     """`python -m alma_core.server` (what `alma serve` runs) on a free port; returns once it accepts."""
     port = free_port()
     log = config.parent / f"server-{port}.log"
