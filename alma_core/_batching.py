@@ -68,6 +68,18 @@ class BufferedTransaction:
         record, metadata = self._records[key]
         return _fresh(record, metadata, record.value if with_value else None)
 
+    def peek_records(self, project_id: str, namespace: str) -> list[Record]:
+        """The namespace's records without their values, as `ListRecords` would list them, but shared,
+        not copied: for callers that only read them (the learner's best-alternative scan, once per
+        outcome, would otherwise decode every record's metadata each time)."""
+        op = ListRecords(project_id, namespace, with_values=False)
+        stored = self._listed.get(op)
+        if stored is None:
+            stored = self._listed[op] = [(r, json.dumps(r.metadata)) for r in self.tx.execute(op)]
+        mine = [self._records[k][0] for k in reversed(self._records) if k[0] == project_id and k[1] == namespace]
+        keys = {r.key for r in mine}
+        return mine + [r for r, _ in stored if r.key not in keys]
+
     def _list_records(self, op: ListRecords) -> list[Record]:
         """The namespace as the store would list it after a flush; every record a fresh copy (the
         store's listing is kept with its metadata as JSON, read once per flush)."""

@@ -440,7 +440,11 @@ class Learner:
 
     def _strategies(self, tx: Transaction, outcome: Outcome) -> list[Record]:
         """The strategy evidence records of the outcome's task type (without their vectors)."""
-        records = tx.execute(ListRecords(outcome.project_id, self._namespace(outcome), with_values=False))
+        ns = self._namespace(outcome)
+        if isinstance(tx, BufferedTransaction):  # read only here: no copies
+            records = tx.peek_records(outcome.project_id, ns)
+        else:
+            records = tx.execute(ListRecords(outcome.project_id, ns, with_values=False))
         return [r for r in records if r.metadata.get("kind") == "strategy"]
 
     def _refresh_alternatives(self, tx: Transaction, outcome: Outcome, key: str) -> list[tuple[Memory, bool]]:
