@@ -123,36 +123,32 @@ class HttpServer:
 def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
     """One HTTP server subprocess for the module, on a free loopback port, with a known token."""
     config = write_config(tmp_path_factory.mktemp("mcp-http"))
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "alma_core.mcp",
-        "--config",
-        str(config),
-        "--transport",
-        "http",
-        "--port",
-        str(port),
-        "--token",
-        TOKEN,
-    ]
-    log = (config.parent / "server.log").open("wb")  # a file, not a pipe: a full pipe would stall the server
-    proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 120  # start-up on a loaded machine; a dead server ends the wait at once
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    for _attempt in range(5):  # a port picked free can be taken before the server binds it: then another
+        port = free_port()
+        cmd = [sys.executable, "-m", "alma_core.mcp", "--config", str(config), "--transport", "http"]
+        cmd += ["--port", str(port), "--token", TOKEN]
+        log_path = config.parent / f"server-{port}.log"
+        log = log_path.open("wb")  # a file, not a pipe: a full pipe would stall the server
+        proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 120  # start-up on a loaded machine; a dead server ends the wait at once
+        while proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    stop(proc)
+                    log.close()
+                    raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        if proc.poll() is None:
             break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                log.close()
-                raise RuntimeError(
-                    f"server did not start: {(config.parent / 'server.log').read_text()[-2000:]}"
-                ) from None
-            time.sleep(0.1)
+        proc.wait()
+        log.close()
+        if "address already in use" not in log_path.read_text().lower():
+            raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}")
+    else:
+        raise RuntimeError("server did not start: every port picked was taken before it could bind")
     yield HttpServer(config, f"http://127.0.0.1:{port}/mcp", proc)
     stop(proc)
     log.close()
