@@ -40,35 +40,43 @@ export async function startServer({ projectId = 'sdk-test', token = 'sdk-test-to
   const dir = await mkdtemp(join(tmpdir(), 'alma-sdk-'));
   const config = join(dir, 'config.yaml');
   await writeFile(config, `alma:\n  project_id: ${projectId}\n  storage_dir: ${dir}\n  embedding_provider: mock\n${agents}`);
-  const port = await freePort();
   const env = { ...process.env, PYTHONUNBUFFERED: '1' };
   delete env.ALMA_TOKEN;
-  const child = spawn(ALMA_BIN, ['serve', '--config', config, '--port', String(port), '--token', token, ...extraArgs], {
-    env, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr.on('data', (chunk) => { log += chunk; });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/v1/health`)).ok) break;
-    } catch { /* not listening yet */ }
-    if (child.exitCode !== null || Date.now() > deadline) {
+  // A port picked free can be taken before the server binds it (another test run): then another port.
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(ALMA_BIN, ['serve', '--config', config, '--port', String(port), '--token', token, ...extraArgs], {
+      env, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr.on('data', (chunk) => { log += chunk; });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const closed = new Promise((resolve) => child.on('close', resolve)); // stderr read to its end too
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 120_000;
+    let up = false;
+    for (;;) {
+      try {
+        if ((await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(1_000) })).ok) { up = true; break; }
+      } catch { /* not listening yet */ }
+      if (child.exitCode !== null || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!up) {
       child.kill('SIGKILL');
+      await closed;
+      if (attempt < 4 && /address already in use/i.test(log)) continue;
       throw new Error(`alma serve (${ALMA_BIN}) did not start: ${log.slice(-2000)}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    return {
+      url, port, token, projectId, dir,
+      async stop() {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
   }
-  return {
-    url, port, token, projectId, dir,
-    async stop() {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
