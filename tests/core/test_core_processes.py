@@ -108,7 +108,7 @@ ONE_WRITE = """
 
 def _run(code: str, *args: str) -> str:
     child = _spawn(code, *args)
-    out, err = child.communicate(timeout=60)
+    out, err = child.communicate(timeout=240)
     assert child.returncode == 0, err
     return out.strip()
 

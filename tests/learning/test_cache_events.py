@@ -57,7 +57,7 @@ def test_a_write_from_another_process_invalidates(open_alma: ALMA, db_path: Path
     open_alma.add_domain_knowledge("bot", "auth", "Tokens expire after one hour")
     assert len(open_alma.retrieve("token", "bot").knowledge) == 1
     child = spawn(WRITER, str(db_path))
-    _out, err = child.communicate(timeout=60)
+    _out, err = child.communicate(timeout=240)
     assert child.returncode == 0, err
     assert len(open_alma.retrieve("token", "bot").knowledge) == 2
 

@@ -67,24 +67,28 @@ class Server:
 
 
 def start_server(config: Path, *args: str, wait: float = 120) -> Server:
-    """`python -m alma_core.server` (what `alma serve` runs) on a free port; returns once it accepts."""
-    port = free_port()
-    log = config.parent / f"server-{port}.log"
-    cmd = [sys.executable, "-m", "alma_core.server", "--config", str(config), "--port", str(port), *args]
-    with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server
-        proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=out)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-    return Server(config, f"http://127.0.0.1:{port}", proc, log)
+    """`python -m alma_core.server` (what `alma serve` runs) on a free port; returns once it accepts.
+    A port picked free can be taken before the server binds it (another test run): then a new port."""
+    for _attempt in range(5):
+        port = free_port()
+        log = config.parent / f"server-{port}.log"
+        cmd = [sys.executable, "-m", "alma_core.server", "--config", str(config), "--port", str(port), *args]
+        with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server
+            proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=out)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                    return Server(config, f"http://127.0.0.1:{port}", proc, log)
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None and "address already in use" in log.read_text().lower():
+                break  # lost the port: try another
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(proc)
+                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+    raise RuntimeError("server did not start: every port picked was taken before it could bind")
 
 
 @pytest.fixture(scope="module")

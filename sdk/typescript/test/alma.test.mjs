@@ -76,7 +76,7 @@ describe('the seed quick start', () => {
     const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
     await writeFile(join(dir, 'quickstart.mjs'), js.outputText);
     const run = spawnSync(process.execPath, [join(dir, 'quickstart.mjs')], {
-      env: { ...process.env, ALMA_TOKEN: server.token }, encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, ALMA_TOKEN: server.token }, encoding: 'utf8', timeout: 240_000,
     });
     assert.equal(run.status, 0, run.stderr);
 
@@ -249,7 +249,7 @@ describe('retries and cancellation', () => {
       const pending = s.client({ retryBaseMs: 60_000 }).stats({}, { signal: controller.signal });
       setTimeout(() => controller.abort(), 50);
       await assert.rejects(pending, { name: 'AbortError' });
-      assert.ok(Date.now() - started < 5_000);
+      assert.ok(Date.now() - started < 30_000); // not the 60 s retry wait: a loaded machine is no hang
     } finally {
       await s.close();
     }

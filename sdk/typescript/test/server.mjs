@@ -50,7 +50,7 @@ export async function startServer({ projectId = 'sdk-test', token = 'sdk-test-to
   child.stderr.on('data', (chunk) => { log += chunk; });
   const exited = new Promise((resolve) => child.on('exit', resolve));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   for (;;) {
     try {
       if ((await fetch(`${url}/v1/health`)).ok) break;
