@@ -335,8 +335,10 @@ class WebhookManager:
         self._emitter = emitter or get_emitter()
         self._emitter.add_outbox(self)
         if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="alma-webhooks", daemon=True)
+            # Each worker has its own stop flag: one that outlived `stop()`'s join (mid-send on a loaded
+            # machine) finishes its attempt and exits, instead of running on beside the new one.
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop,), name="alma-webhooks", daemon=True)
             self._thread.start()
         self._wake.set()
         return self
@@ -357,15 +359,17 @@ class WebhookManager:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            next_due = self.deliver_due()
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            next_due = self.deliver_due(stop)
             wait = self.poll_interval if next_due is None else max(0.0, min(self.poll_interval, next_due - time.time()))
             self._wake.wait(wait)
             self._wake.clear()
 
-    def deliver_due(self) -> float | None:
-        """One pass: attempt every pending delivery that is due; returns when the next one falls due."""
+    def deliver_due(self, stop: threading.Event | None = None) -> float | None:
+        """One pass: attempt every pending delivery that is due; returns when the next one falls due.
+        `stop` (default: the current worker's flag) ends the pass early."""
+        stop = self._stop if stop is None else stop
         next_due: float | None = None
         for storage in list(self._stores):
             try:
@@ -374,7 +378,7 @@ class WebhookManager:
                 log.debug("webhook outbox of %r not readable", storage, exc_info=True)
                 continue
             for delivery in reversed(pending):  # oldest first
-                if self._stop.is_set():
+                if stop.is_set():
                     return None
                 config = self._configs.get(delivery.url)
                 if config is None:

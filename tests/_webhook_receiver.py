@@ -43,12 +43,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers each POST with the next scripted status (the last one repeats); records every request."""
+    """Answers each POST with the next scripted status (the last one repeats); records every request.
+    With a `gate`, each POST sets `arrived` and waits for the gate to open before answering."""
 
     url: str
     script: list[int] = field(default_factory=lambda: [200])
     requests: list[Received] = field(default_factory=list)
-    delay: float = 0.0
+    gate: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
 
     def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         deadline = time.monotonic() + timeout
@@ -64,8 +66,9 @@ def start_receiver() -> tuple[Receiver, ThreadingHTTPServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            if state.delay:
-                time.sleep(state.delay)
+            state.arrived.set()
+            if state.gate is not None:
+                state.gate.wait(60)
             index = min(len(state.requests), len(state.script) - 1)
             status = state.script[index]
             headers = {k.lower(): v for k, v in self.headers.items()}

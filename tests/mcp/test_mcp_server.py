@@ -98,7 +98,7 @@ async def stdio_session(config: Path) -> AsyncIterator[ClientSession]:
 
 @asynccontextmanager
 async def http_session(url: str, token: str = TOKEN) -> AsyncIterator[ClientSession]:
-    client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    client = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120)
     async with (
         client,
         streamable_http_client(url, http_client=client) as (read, write, _),

@@ -63,7 +63,7 @@ class Server:
 
     def client(self, token: str | None = TOKEN, project: str = PROJECT) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=f"{self.url}/v1/projects/{project}", headers=headers, timeout=30)
+        return httpx.Client(base_url=f"{self.url}/v1/projects/{project}", headers=headers, timeout=120)
 
 
 def start_server(config: Path, *args: str, wait: float = 120) -> Server:

@@ -18,7 +18,7 @@ def test_two_workers_on_postgres_serve_every_write(tmp_path: Path, pg_uri: str) 
     data = {"project_id": PROJECT, "storage": "postgres", "embedding_provider": "mock",
             "postgres": {"uri": pg_uri, "schema": schema, "max_pool_size": 3}}  # fmt: skip
     config.write_text(yaml.safe_dump({"alma": data}), encoding="utf-8")
-    running = start_server(config, "--token", TOKEN, "--workers", "2", wait=90)
+    running = start_server(config, "--token", TOKEN, "--workers", "2")
     errors: list[str] = []
 
     def client_run(k: int) -> None:

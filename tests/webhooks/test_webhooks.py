@@ -4,6 +4,7 @@ written in the write's transaction, retries with backoff, dead letters, SSRF ref
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +63,32 @@ def test_failing_twice_then_ok_gets_exactly_one_more_delivery_with_the_same_id(
     assert len({r.headers["webhook-id"] for r in got}) == 1 and got[0].headers["webhook-id"] == delivered.id
     payload = verify(got[-1].body, got[-1].headers, SECRET)
     assert payload["type"] == "memory.created" and payload["data"]["memory_id"] == fact.id
+
+
+def test_a_worker_that_outlives_stop_exits_after_its_attempt_instead_of_running_beside_the_next(
+    db_path: Path, receiver: Receiver
+) -> None:
+    """`stop()` waits a bounded time; a worker still mid-send then finishes its attempt and exits. It used
+    to run on beside the worker of the next `start()` (its stop flag was cleared again)."""
+    receiver.gate = threading.Event()  # every request waits here: the worker stays mid-send
+    emitter = EventEmitter()
+    before = set(threading.enumerate())
+    with _alma(db_path, emitter) as alma:
+        manager = WebhookManager(alma, webhooks=[_hook(receiver)]).start(emitter)
+        try:
+            alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
+            assert receiver.arrived.wait(60)
+            [old] = [t for t in threading.enumerate() if t.name == "alma-webhooks" and t not in before]
+            manager.stop(timeout=0.01)
+            assert old.is_alive()  # held by the receiver's gate
+            manager.start(emitter)
+            receiver.gate.set()
+            old.join(60)  # only a worker that runs on reaches the limit
+            assert not old.is_alive(), "the stopped worker runs on beside the new one"
+            (delivered,) = wait_deliveries(alma, "delivered")  # at least once (both may have sent it)
+        finally:
+            manager.stop()
+    assert delivered.attempts >= 1 and {r.headers["webhook-id"] for r in receiver.requests} == {delivered.id}
 
 
 def test_only_subscribed_event_types_are_queued(db_path: Path, receiver: Receiver) -> None:
