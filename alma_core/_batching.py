@@ -7,6 +7,10 @@ once, the memories in one `PutMemories`. Any operation the buffer cannot answer 
 first, so the wrapped code sees the same results as without it. Records written through the buffer get
 one `seq` each at the flush instead of one per rewrite.
 
+With `shared=True` nothing is copied: reads return the very objects that were put (and puts keep the
+caller's objects). For callers that never change an object after putting it, nor change a read one
+without putting it back: the learner, whose copies and JSON round trips cost more than its logic.
+
 `DeferredTransaction` does the same for one outcome: its memory writes go in one `PutMemories`.
 """
 
@@ -26,8 +30,9 @@ __all__ = ["BufferedTransaction", "DeferredTransaction"]
 class BufferedTransaction:
     """A `Transaction` that holds memory and record writes until `flush()` (see the module docstring)."""
 
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, shared: bool = False) -> None:
         self.tx = tx
+        self.shared = shared
         self._memories: dict[tuple[str, str], Memory] = {}
         self._records: dict[tuple[str, str, str], tuple[Record, str]] = {}  # with its metadata as JSON
         self._listed: dict[ListRecords, list[tuple[Record, str]]] = {}  # store listings, metadata as JSON
@@ -35,13 +40,13 @@ class BufferedTransaction:
     def execute(self, op: Op) -> Any:
         if isinstance(op, PutMemories):
             for memory in op.memories:
-                self._memories[(memory.project_id, memory.id)] = copy_memory(memory)
+                self._memories[(memory.project_id, memory.id)] = memory if self.shared else copy_memory(memory)
             return len(op.memories)
         if isinstance(op, PutRecord) and not op.if_absent:  # write-once puts go to the store (after a flush)
             r = op.record
             key = (r.project_id, r.namespace, r.key)
             self._records.pop(key, None)  # newest write last, like the store's seq
-            self._records[key] = (r, json.dumps(r.metadata, default=str))
+            self._records[key] = (r, "" if self.shared else json.dumps(r.metadata, default=str))
             return r
         if isinstance(op, GetRecord):  # a key not buffered reads the same from the store
             key = (op.project_id, op.namespace, op.key)
@@ -66,6 +71,8 @@ class BufferedTransaction:
 
     def _record(self, key: tuple[str, str, str], with_value: bool) -> Record:
         record, metadata = self._records[key]
+        if self.shared:
+            return record if with_value or record.value is None else replace(record, value=None)
         return _fresh(record, metadata, record.value if with_value else None)
 
     def peek_records(self, project_id: str, namespace: str) -> list[Record]:
@@ -94,7 +101,8 @@ class BufferedTransaction:
 
     def _find_memories(self, op: FindMemories) -> list[Memory]:
         ids, project = op.filter.ids or (), op.filter.project_id
-        mine = [copy_memory(self._memories[(project, i)]) for i in ids if (project, i) in self._memories]
+        copy = (lambda m: m) if self.shared and op.with_embeddings else copy_memory
+        mine = [copy(self._memories[(project, i)]) for i in ids if (project, i) in self._memories]
         if not mine:
             return self.tx.execute(op)  # type: ignore[no-any-return]
         for memory in mine:

@@ -47,6 +47,7 @@ def check_text(name: str, value: Any) -> str:
 
 MAX_DEPTH = 32  # nesting of metadata values (JSON parsers and our readers recurse)
 _LEAVES = (str, int, float, type(None), datetime, date, UUID)
+_PLAIN = frozenset({str, int, bool, float, type(None), datetime})
 
 
 def _bad_leaf(value: Any) -> str | None:
@@ -69,6 +70,10 @@ def check_json(name: str, value: Any) -> None:
     strings (no lone surrogates), finite numbers, bools, None, lists and string-keyed dicts at most
     `MAX_DEPTH` deep (datetimes, dates and UUIDs are stored as strings). Iterative, so a 50,000-level
     value costs no recursion."""
+    if type(value) in _PLAIN:  # most fields of a memory: nothing to walk
+        if (why := _bad_leaf(value)) is not None:
+            raise ValidationError(f"{name} {why}")
+        return
     stack: list[tuple[str, Any, int]] = [(name, value, 0)]
     while stack:
         where, item, depth = stack.pop()

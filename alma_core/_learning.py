@@ -307,7 +307,7 @@ class Learner:
         buffered: BufferedTransaction | DeferredTransaction
         if len(outcomes) > 1:
             tx.execute(PutMemories(list(outcomes)))
-            buffered = BufferedTransaction(tx)
+            buffered = BufferedTransaction(tx, shared=True)  # _apply_one puts back all it changes
         else:
             buffered = DeferredTransaction(tx)
             buffered.execute(PutMemories(list(outcomes)))

@@ -76,6 +76,8 @@ class ScopePolicy:
         a `ScopeViolation` instead of a `general` memory.
         """
         cfg = self.config(agent)
+        if not cfg.can_learn and not cfg.cannot_learn:
+            return default
         words = _stems(text)
         best, best_overlap = default, 0
         for category in (*cfg.can_learn, *cfg.cannot_learn):

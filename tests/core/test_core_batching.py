@@ -3,12 +3,15 @@ buffered writes, re-indexing follows text changes, search leaves the caller's BL
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from _helpers import lexical
+from conftest_pg import drop_schemas, new_schema
 
 from alma_core import ALMA
 from alma_core._batching import BufferedTransaction
@@ -30,25 +33,77 @@ ITEMS: list[dict[str, Any]] = [
      "error_message": None if i % 4 != 3 else "timeout on submit", "timestamp": START + timedelta(minutes=i)}
     for i in range(24)
 ]  # fmt: skip
+_STRATEGIES = ["wait for the form", "Waiting for forms", "retry the click", "click once and pray", ""]
+_ERRORS = ["Timeout after 30000ms", "Timeout after 45000ms", "element 0xdeadbeef detached", "login refused"]
+# Two agents, two task types each; repeated and paraphrased strategies (one normalised form); a strategy
+# that fails into an anti-pattern and later recovers; one error (volatile numbers masked) recurring across
+# strategies; outcomes without a strategy; a per-user outcome (counted in the evidence).
+STREAM: list[dict[str, Any]] = [
+    {"agent": ["bot", "helper"][i % 7 == 0], "task": f"task {i} on the login page",
+     "task_type": ["auth", "search"][(i // 5) % 2], "strategy_used": _STRATEGIES[(i * 7) % 5],
+     "outcome": (i * 7) % 5 != 3 and i % 6 != 5,
+     "error_message": _ERRORS[i % 2] if i % 6 == 5 else _ERRORS[2 + i % 2] if (i * 7) % 5 == 3 else None,
+     "timestamp": START + timedelta(minutes=i), "metadata": {"user_id": "u1"} if i % 9 == 0 else None}
+    for i in range(40)
+] + [
+    {"agent": "bot", "task": f"task {i} on the login page", "task_type": "auth", "outcome": True,
+     "strategy_used": "click once and pray", "timestamp": START + timedelta(minutes=i)}
+    for i in range(40, 60)
+]  # fmt: skip
 
 
-def _learned(alma: ALMA) -> dict[str, Any]:
-    """Derived memories (without their write times) and evidence records of the agent `bot`."""
+def _learned(alma: ALMA, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Derived memories (without their write times) and every evidence record the items touched."""
     memories = alma.list_memories(memory_types=["heuristic", "anti_pattern"])
     derived = {m.id: m.model_dump(exclude={"created_at", "updated_at"}) for m in memories}
-    records = alma.storage.execute(ListRecords(alma.project_id, "learn/bot/auth"))
-    return {"memories": derived, "evidence": {r.key: r.metadata for r in records}}
+    spaces = sorted({f"learn/{item['agent']}/{item.get('task_type', 'general')}" for item in items})
+    records = [r for ns in spaces for r in alma.storage.execute(ListRecords(alma.project_id, ns))]
+    return {"memories": derived, "evidence": {(r.namespace, r.key): r.metadata for r in records}}
 
 
-def test_learn_many_equals_learning_one_by_one(tmp_path: Path) -> None:
-    with ALMA(project_id="p", storage=tmp_path / "one.db", embedder="mock") as one:
-        for item in ITEMS:
-            one.learn(**item)
-        expected = _learned(one)
-    with ALMA(project_id="p", storage=tmp_path / "many.db", embedder="mock") as many:
-        many.learn_many(ITEMS)
-        got = _learned(many)
-    assert expected["memories"] and expected["evidence"]
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_alma(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], ALMA]]:
+    """Empty ALMAs of one project on the backend under test (a file or a schema each)."""
+    made: list[ALMA] = []
+    schemas: list[str] = []
+
+    def make(name: str) -> ALMA:
+        if request.param == "sqlite":
+            alma = ALMA(project_id="p", storage=tmp_path / f"{name}.db", embedder="mock")
+        else:
+            from alma_core.storage.postgres import PostgresStorage
+
+            schemas.append(new_schema())
+            store = PostgresStorage(request.getfixturevalue("pg_uri"), schema=schemas[-1], min_pool_size=0,
+                                    max_pool_size=2)  # fmt: skip
+            alma = ALMA(project_id="p", storage=store, embedder="mock")
+        made.append(alma)
+        return alma
+
+    yield make
+    for alma in made:
+        alma.close()
+    if schemas:
+        drop_schemas(request.getfixturevalue("pg_uri"), *schemas)
+
+
+@pytest.mark.parametrize("items", [ITEMS, STREAM], ids=["one_agent", "mixed_stream"])
+def test_learn_many_equals_learning_one_by_one(make_alma: Callable[[str], ALMA], items: list[dict[str, Any]]) -> None:
+    one = make_alma("one")
+    for item in items:
+        one.learn(**item)
+    expected = _learned(one, items)
+    many = make_alma("many")
+    many.learn_many(items[:7])  # two batches: the second one starts from stored evidence
+    many.learn_many(items[7:])
+    got = _learned(many, items)
+    kinds = {type(m).__name__ for m in many.list_memories(memory_types=["heuristic", "anti_pattern"])}
+    assert kinds == {"Heuristic", "AntiPattern"} and expected["evidence"]
+    if items is STREAM:  # the stream exercises the paths it is meant to
+        anti = [m for m in many.list_memories(memory_types=["anti_pattern"])]
+        assert any(m.metadata.get("kind") == "recurring_error" for m in anti)
+        assert any(m.metadata.get("retired") for m in anti)  # the strategy that recovered
+        assert any("users" in meta for meta in expected["evidence"].values())
     assert got == expected
 
 
