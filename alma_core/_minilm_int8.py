@@ -40,14 +40,6 @@ _KINDS = {"attention.self.qkv": "qkv", "attention.output.dense": "out", "interme
 _SMOOTHED = frozenset({"qkv", "out", "up"})
 
 CALIBRATION = (
-    "The login test fails at random when the page loads slowly.",
-    "Use data-testid selectors instead of CSS classes for stable end-to-end tests.",
-    "User prefers short answers with code examples in Python.",
-    "Deploy to staging every Friday after the integration suite passes.",
-    "The API returns 429 Too Many Requests: retry with exponential backoff and jitter.",
-    "SELECT id, name FROM users WHERE created_at > now() - interval '7 days' ORDER BY id;",
-    "def retry(fn, attempts=3):\n    for i in range(attempts):\n        try:\n            return fn()\n        except IOError:\n            time.sleep(2 ** i)",  # noqa: E501
-    "Error: ECONNREFUSED 127.0.0.1:5432 - is the database running?",
     "My sister moved to Lisbon last spring and works as a nurse at the hospital there.",
     "Remind me to renew the car insurance before the end of March.",
     "The order #48213 from Gearbarn arrived damaged; a replacement ships on Tuesday.",
@@ -56,25 +48,10 @@ CALIBRATION = (
     "Le déploiement a échoué à cause d'une variable d'environnement manquante.",
     "El cliente prefiere reuniones cortas por la mañana.",
     "ユーザーは日本語での回答を好みます。",
-    "用户希望每周收到一次进度报告。",
-    "Great job on the release 🎉🚀 the dashboard looks much faster now!",
-    "git rebase -i HEAD~3 && git push --force-with-lease origin feature/login",
-    "https://example.com/docs/v2/authentication#refresh-tokens explains token rotation.",
-    "Temperature 21.5 C, humidity 43%, battery 87%, last sync 2024-11-03T08:15:00Z.",
-    "Agents should cite the source document and page number for every claim.",
-    "How do I configure the vector index for a large SQLite store?",
-    "what did we decide about the pricing page?",
-    "ok",
-    "The patient is allergic to penicillin and latex; note it on every prescription.",
-    "Keep the cache warm by prefetching the top 100 queries at startup.",
-    "TypeError: Cannot read properties of undefined (reading 'map') at UserList.render",
-    "Flight LX 1612 to Zurich departs at 07:40 from gate B12.",
-    "I adopted a beagle called Mochi; she hates the vacuum cleaner.",
-    "Refactor the payment service so retries never charge a card twice (idempotency keys).",
-    "Quarterly revenue grew 12% year over year, driven by the enterprise plan.",
 )
-"""Texts whose activations set the smoothing scales: agent memories, code, logs, several languages, emoji;
-none of them is in the parity set (tests/data/minilm_sentences.json)."""
+"""Texts whose activations set the smoothing scales (none is in the parity set, tests/data/): the largest
+inputs sit in the same few channels whatever the text, so 4, 8, 16 or 32 texts gave the same dev-set cosines
+(min 0.9977-0.9979); these 8 (160 tokens) cost ~0.05 s of CPU at load, 32 texts ~0.3 s."""
 
 
 def _key(name: str) -> str | None:

@@ -146,7 +146,7 @@ class LocalEmbedder:
     `import alma_core` and ALMA() stay cheap. `threads=1` (default) runs the math on one thread: on small
     shared CPUs that is several times faster than a contended pool for short texts; `None` leaves the
     runtime's default. `precision="int8"` (onnxruntime only) runs 17 of the 24 matrix products in int8:
-    ~1.25x less CPU per query, vectors within a cosine of 0.993 of the float32 ones (same name recorded:
+    ~1.3x less CPU per query, vectors within a cosine of 0.994 of sentence-transformers' (same name recorded:
     docs/performance.md).
     """
 
