@@ -35,8 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from alma_core import MemoryType, Outcome  # noqa: E402
 from alma_core._blas import single_blas_thread  # noqa: E402
-from alma_core.storage import MemoryFilter, PutMemories, SearchMemories, SQLiteStorage  # noqa: E402
-from alma_core.storage import _quantised, _vectors  # noqa: E402
+from alma_core.storage import MemoryFilter, PutMemories, SearchMemories, SQLiteStorage, _quantised, _vectors  # noqa: E402  # noqa: E402
 from alma_core.storage._vectors import VectorMatrix  # noqa: E402
 
 MARGINS = (0, 4, 8, 16, 32)
@@ -94,8 +93,9 @@ def matrix_rows(name: str, vectors: np.ndarray, queries: np.ndarray) -> None:
         for k in (10, 50):
             for margin in MARGINS:
                 _vectors.QUANT_MARGIN = margin
-                print(f"{'':>8} {'':>7} | k {k:>2} margin {margin:>2}: recall@{k} dev {recall(m, fetch, vectors, dev, k):.4f}"
-                      f" test {recall(m, fetch, vectors, test, k):.4f}", flush=True)  # fmt: skip
+                r_dev, r_test = recall(m, fetch, vectors, dev, k), recall(m, fetch, vectors, test, k)
+                print(f"{'':>8} {'':>7} | k {k:>2} margin {margin:>2}: recall@{k} dev {r_dev:.4f} test {r_test:.4f}",
+                      flush=True)  # fmt: skip
     finally:
         _vectors.QUANT_MARGIN = saved
 
