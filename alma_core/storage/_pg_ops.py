@@ -521,11 +521,18 @@ class OpSteps:
         return count
 
     def list_namespaces(self, op: ListNamespaces) -> Steps:
-        clauses, args = _ns_where(op.project_id, op.prefix, True)
+        """A skip scan: one index seek per namespace, not a scan of every record under the prefix."""
+        end = op.prefix + _MAX_CHAR
         rows = yield (
-            f"SELECT DISTINCT namespace FROM alma_records WHERE {' AND '.join(clauses)} "
-            "ORDER BY namespace LIMIT %s OFFSET %s",
-            [*args, op.limit, op.offset],
+            """WITH RECURSIVE ns(name) AS (
+                   SELECT min(namespace) FROM alma_records
+                    WHERE project_id = %(p)s AND namespace >= %(lo)s AND namespace < %(hi)s
+                   UNION ALL
+                   SELECT (SELECT min(namespace) FROM alma_records
+                            WHERE project_id = %(p)s AND namespace > ns.name AND namespace < %(hi)s)
+                     FROM ns WHERE ns.name IS NOT NULL)
+               SELECT name FROM ns WHERE name IS NOT NULL LIMIT %(limit)s OFFSET %(offset)s""",
+            {"p": op.project_id, "lo": op.prefix, "hi": end, "limit": op.limit, "offset": op.offset},
             "all",
         )
         return [r[0] for r in rows]

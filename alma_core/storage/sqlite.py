@@ -52,7 +52,7 @@ from ._base import (
 from ._filters import dense_mask, matches_nothing, memory_where
 from ._lexical import DocCounts, selective_match, tokens
 from ._parsed import ParsedMemories
-from ._sqlite_records import RecordVectors, search_records
+from ._sqlite_records import RecordVectors, distinct_namespaces, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
 from ._sqlite_schema import migrate
 from ._vectors import VectorMatrix, VectorRow
@@ -410,12 +410,7 @@ class _Tx:
         return search_records(self.conn, self.store._record_vectors, op, writes)
 
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
-        clauses, args = _ns_where(op.project_id, op.prefix, True)
-        rows = self.conn.execute(
-            f"SELECT DISTINCT namespace FROM records WHERE {' AND '.join(clauses)} ORDER BY namespace LIMIT ? OFFSET ?",
-            [*args, -1 if op.limit is None else op.limit, op.offset],
-        )
-        return [r[0] for r in rows]
+        return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
 
 
 # `PutRecords`' statement: seq = 1 + the namespace's highest, live or deleted (see `delete_records`);

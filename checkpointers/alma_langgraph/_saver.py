@@ -210,12 +210,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             more = _fetch_ops(self.project_id, missing)
             for namespace, by_key in _by_ns(more, (yield more)).items():
                 found.setdefault(namespace, {}).update(by_key)
-        for r, cp, place in zip(records, checkpoints, places, strict=True):
+        for cp, place in zip(checkpoints, places, strict=True):
             if place is not None:
-                info = r.metadata[META]
                 values = self.channels.decode(self.serde, place[0], place[1], found.get(place[0], {}))
-                cp["channel_values"] = {**cp["channel_values"], **values}
-                self._remember(info["thread_id"], info["ns"], r.key)
+                if values:
+                    cp["channel_values"] = {**cp["channel_values"], **values}
+        if records and places[0] is not None:  # the newest read: the parent of a put to come
+            info = records[0].metadata[META]
+            self._remember(info["thread_id"], info["ns"], records[0].key)
         return checkpoints, extra_results
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
