@@ -50,6 +50,7 @@ __all__ = [
     "SearchMemories",
     "SearchRecords",
     "Storage",
+    "StoreVersion",
     "Transaction",
 ]
 
@@ -309,6 +310,15 @@ class SearchRecords:
     offset: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StoreVersion:
+    """In a write transaction: `(before, after)`, tokens of the store's whole state when this transaction
+    began and once it commits (if nothing else writes in between); None in a read transaction, or when
+    the backend cannot tell cheaply. A cache of what a transaction read and wrote is still right in a
+    later transaction whose `before` equals that transaction's `after`: nothing was written in between,
+    by any process (the learner's evidence cache, `alma_core._evidence_cache`)."""
+
+
 Op = (
     PutMemories
     | DeleteMemories
@@ -321,6 +331,7 @@ Op = (
     | DeleteRecords
     | ListNamespaces
     | SearchRecords
+    | StoreVersion
 )
 
 WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, DeleteRecords)
