@@ -93,42 +93,54 @@ class CachedTransaction:
         self.cache = cache
 
     def execute(self, op: Op) -> Any:
-        cache = self.cache
         if isinstance(op, GetRecord):
-            key = (op.project_id, op.namespace, op.key)
-            if key in cache.records:
-                return cache.records[key]
-            found: Record | None = self.tx.execute(op)
-            if found is None or found.expires_at is None:  # one that expires may vanish without a write
-                cache.records[key] = found
-            return found
+            return self._get_record(op)
         if isinstance(op, ListRecords) and not op.with_values and is_plain_listing(op):
-            listing = cache.listings.get((op.project_id, op.namespace))
-            if listing is None:
-                listing = self.tx.execute(op)
-                if all(r.expires_at is None for r in listing):
-                    cache.listings[(op.project_id, op.namespace)] = listing
-            return listing
+            return self._list_records(op)
         if isinstance(op, FindMemories) and op.with_embeddings and is_id_lookup(op) and len(op.filter.ids or ()) == 1:
-            key = (op.filter.project_id, (op.filter.ids or ("",))[0])
-            if key in cache.memories:
-                memory = cache.memories[key]
-                return [] if memory is None else [memory]
-            memories: list[Memory] = self.tx.execute(op)
-            cache.memories[key] = memories[0] if memories else None
-            return memories
+            return self._find_memory(op)
         if isinstance(op, PutRecord):
             return self._put_record(op)
         if isinstance(op, PutMemories):
-            count = self.tx.execute(op)
-            for memory in op.memories:
-                key = (memory.project_id, memory.id)
-                if memory.memory_type in _DERIVED or key in cache.memories:
-                    cache.memories[key] = memory
-            return count
+            return self._put_memories(op)
         if isinstance(op, (DeleteMemories, DeleteRecords)):
             self._drop()
         return self.tx.execute(op)
+
+    def _get_record(self, op: GetRecord) -> Record | None:
+        key = (op.project_id, op.namespace, op.key)
+        if key in self.cache.records:
+            return self.cache.records[key]
+        found: Record | None = self.tx.execute(op)
+        if found is None or found.expires_at is None:  # one that expires may vanish without a write
+            self.cache.records[key] = found
+        return found
+
+    def _list_records(self, op: ListRecords) -> list[Record]:
+        """A whole namespace without values: the caller only reads the list."""
+        listing = self.cache.listings.get((op.project_id, op.namespace))
+        if listing is None:
+            listing = self.tx.execute(op)
+            if all(r.expires_at is None for r in listing):
+                self.cache.listings[(op.project_id, op.namespace)] = listing
+        return listing
+
+    def _find_memory(self, op: FindMemories) -> list[Memory]:
+        key = (op.filter.project_id, (op.filter.ids or ("",))[0])
+        if key in self.cache.memories:
+            memory = self.cache.memories[key]
+            return [] if memory is None else [memory]
+        memories: list[Memory] = self.tx.execute(op)
+        self.cache.memories[key] = memories[0] if memories else None
+        return memories
+
+    def _put_memories(self, op: PutMemories) -> int:
+        count: int = self.tx.execute(op)
+        for memory in op.memories:
+            key = (memory.project_id, memory.id)
+            if memory.memory_type in _DERIVED or key in self.cache.memories:
+                self.cache.memories[key] = memory
+        return count
 
     def _put_record(self, op: PutRecord) -> Record:
         cache = self.cache
