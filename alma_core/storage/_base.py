@@ -45,6 +45,7 @@ __all__ = [
     "Op",
     "PutMemories",
     "PutRecord",
+    "PutRecords",
     "Record",
     "SearchHits",
     "SearchMemories",
@@ -235,6 +236,18 @@ class PutRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PutRecords:
+    """Insert or replace many records at once (one statement where the backend can): each gets its
+    namespace's next seq, as with `PutRecord`, but nothing is read back (returns None). The write path
+    of callers that only append, such as a LangGraph checkpoint with its channel blobs. Records apply
+    in order, as that many `PutRecord`s would. `if_absent=True`: a live record of a key is kept.
+    """
+
+    records: tuple[Record, ...]
+    if_absent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GetRecord:
     """Returns the Record, or None (expired records count as absent)."""
 
@@ -326,6 +339,7 @@ Op = (
     | CountMemories
     | SearchMemories
     | PutRecord
+    | PutRecords
     | GetRecord
     | ListRecords
     | DeleteRecords
@@ -334,7 +348,7 @@ Op = (
     | StoreVersion
 )
 
-WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, DeleteRecords)
+WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords)
 
 
 class Transaction(Protocol):
