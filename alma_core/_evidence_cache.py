@@ -11,7 +11,7 @@ None, and the learner reads as before (PostgreSQL, Chroma).
 `CachedTransaction` wraps the write transaction: reads the cache holds are answered from it with the
 very objects (shared: the learner never changes one without putting it back, as with
 `BufferedTransaction(shared=True)`), writes go to the store and into the cache (write-through), and
-everything else goes to the store. A delete, or a transaction that does not commit, drops the cache.
+everything else goes to the store. Any other write, or a transaction that does not commit, drops the cache.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from typing import Any
 from ._batching import is_id_lookup, is_plain_listing
 from ._models import Memory, MemoryType
 from .storage._base import (
-    DeleteMemories,
-    DeleteRecords,
+    WRITE_OPS,
     FindMemories,
     GetRecord,
     ListRecords,
@@ -103,7 +102,7 @@ class CachedTransaction:
             return self._put_record(op)
         if isinstance(op, PutMemories):
             return self._put_memories(op)
-        if isinstance(op, (DeleteMemories, DeleteRecords)):
+        if isinstance(op, WRITE_OPS):  # a delete, or records put without being read back
             self._drop()
         return self.tx.execute(op)
 
