@@ -45,11 +45,13 @@ __all__ = [
     "Op",
     "PutMemories",
     "PutRecord",
+    "PutRecords",
     "Record",
     "SearchHits",
     "SearchMemories",
     "SearchRecords",
     "Storage",
+    "StoreVersion",
     "Transaction",
 ]
 
@@ -234,6 +236,18 @@ class PutRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PutRecords:
+    """Insert or replace many records at once (one statement where the backend can): each gets its
+    namespace's next seq, as with `PutRecord`, but nothing is read back (returns None). The write path
+    of callers that only append, such as a LangGraph checkpoint with its channel blobs. Records apply
+    in order, as that many `PutRecord`s would. `if_absent=True`: a live record of a key is kept.
+    """
+
+    records: tuple[Record, ...]
+    if_absent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GetRecord:
     """Returns the Record, or None (expired records count as absent)."""
 
@@ -309,6 +323,15 @@ class SearchRecords:
     offset: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StoreVersion:
+    """In a write transaction: `(before, after)`, tokens of the store's whole state when this transaction
+    began and once it commits (if nothing else writes in between); None in a read transaction, or when
+    the backend cannot tell cheaply. A cache of what a transaction read and wrote is still right in a
+    later transaction whose `before` equals that transaction's `after`: nothing was written in between,
+    by any process (the learner's evidence cache, `alma_core._evidence_cache`)."""
+
+
 Op = (
     PutMemories
     | DeleteMemories
@@ -316,14 +339,16 @@ Op = (
     | CountMemories
     | SearchMemories
     | PutRecord
+    | PutRecords
     | GetRecord
     | ListRecords
     | DeleteRecords
     | ListNamespaces
     | SearchRecords
+    | StoreVersion
 )
 
-WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, DeleteRecords)
+WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords)
 
 
 class Transaction(Protocol):
