@@ -14,6 +14,7 @@ Below the threshold, without usearch, or for a filter that keeps few rows, searc
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
@@ -29,6 +30,8 @@ APPROX_AFTER_SEARCHES = 8  # a matrix builds its index once it served this many 
 APPROX_FETCH = 12  # candidates the index proposes per wanted hit (all rescored exactly); at least 128
 APPROX_MIN_RECALL = 0.95  # the built index is kept only if it finds this much of the exact top 10 (sampled)
 BUILDING = "building"
+
+log = logging.getLogger("alma_core.storage")
 
 # Index builds run on daemon threads inside usearch's C++ code: at interpreter exit they are asked to
 # stop (their progress callback says so) and joined, instead of being killed mid-build (an abort).
@@ -248,9 +251,14 @@ class VectorMatrix:
         return self.ann if self.ann and self.ann is not BUILDING and count >= APPROX_MIN_ROWS else None
 
     def _build(self, snapshot: np.ndarray) -> None:
-        """Build the index off the search path (searches stay exact meanwhile), then catch up on writes."""
+        """Build the index off the search path (searches stay exact meanwhile), then catch up on writes.
+        A build that fails (usearch out of memory, ...) is logged and the matrix stays exact: it used to
+        stay "building" for good, collecting every later write's row as one to catch up on."""
         try:
             ann = AnnIndex.build(snapshot, APPROX_MIN_RECALL)
+        except Exception:
+            log.warning("HNSW index build failed for %d rows; searches stay exact", len(snapshot), exc_info=True)
+            ann = None
         finally:
             _BUILDERS.discard(threading.current_thread())
         with self._lock:
