@@ -176,7 +176,12 @@ class LexicalIndex:
         self.alive[at] = True
         for i, name in enumerate((*COLUMNS, *NUMBERS)):
             values = [row[2 + i] for row in docs]
-            self.columns[name][at] = [np.nan if v is None else v for v in values] if name in NUMBERS else values
+            if name in NUMBERS:
+                values = [np.nan if v is None else v for v in values]
+            elif name != "id":  # few distinct values: one string object each
+                seen: dict[Any, Any] = {}
+                values = [seen.setdefault(v, v) for v in values]
+            self.columns[name][at] = values
         self.terms, self.key = terms, key
 
     def _grow(self, size: int) -> None:
