@@ -45,6 +45,7 @@ __all__ = [
     "Op",
     "PutMemories",
     "PutRecord",
+    "PutRecords",
     "Record",
     "SearchHits",
     "SearchMemories",
@@ -234,6 +235,18 @@ class PutRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PutRecords:
+    """Insert or replace many records at once (one statement where the backend can): each gets its
+    namespace's next seq, as with `PutRecord`, but nothing is read back (returns None). The write path
+    of callers that only append, such as a LangGraph checkpoint with its channel blobs. Records apply
+    in order, as that many `PutRecord`s would. `if_absent=True`: a live record of a key is kept.
+    """
+
+    records: tuple[Record, ...]
+    if_absent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GetRecord:
     """Returns the Record, or None (expired records count as absent)."""
 
@@ -316,6 +329,7 @@ Op = (
     | CountMemories
     | SearchMemories
     | PutRecord
+    | PutRecords
     | GetRecord
     | ListRecords
     | DeleteRecords
@@ -323,7 +337,7 @@ Op = (
     | SearchRecords
 )
 
-WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, DeleteRecords)
+WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords)
 
 
 class Transaction(Protocol):

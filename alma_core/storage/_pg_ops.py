@@ -30,6 +30,7 @@ from ._base import (
     Op,
     PutMemories,
     PutRecord,
+    PutRecords,
     Record,
     SearchHits,
     SearchMemories,
@@ -170,6 +171,53 @@ def put_record_step(r: Record, if_absent: bool, shared_lock: int | None) -> Step
             RETURNING {_RECORD_COLUMNS.format(value="value")}""",
         args,
         "one",
+    )
+
+
+def put_records_step(records: Sequence[Record], if_absent: bool, shared_lock: int | None) -> Step:
+    """`PutRecords` in one statement: each namespace's seq moves once by its count of records (its row
+    locked in (project, namespace) order, so concurrent puts cannot deadlock), then one multi-row upsert."""
+    now = time.time()
+    latest: dict[tuple[str, str, str], Record] = {}
+    for r in records:  # one row per key, as the records applied in order would leave it (and rank it)
+        key = (r.project_id, r.namespace, r.key)
+        if not if_absent:
+            latest.pop(key, None)
+        latest.setdefault(key, r)
+    rows = list(latest.values())
+    lock = ", (SELECT pg_advisory_xact_lock_shared(%s::bigint)) AS l" if shared_lock is not None else ""
+    keep = "WHERE alma_records.expires_at <= %s" if if_absent else ""
+    args: list[Any] = [[r.project_id for r in rows], [r.namespace for r in rows], [r.key for r in rows],
+                       [r.value for r in rows], [json.dumps(r.metadata, default=str) for r in rows],
+                       [r.created_at or now for r in rows], [r.updated_at or now for r in rows],
+                       [r.expires_at for r in rows]]  # fmt: skip
+    if shared_lock is not None:
+        args.append(shared_lock)
+    if if_absent:
+        args.append(now)
+    return (
+        f"""WITH r AS (
+                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::jsonb[],
+                    %s::float8[], %s::float8[], %s::float8[]) WITH ORDINALITY
+                    AS r(project_id, namespace, key, value, metadata, created_at, updated_at, expires_at, n)),
+            s AS (
+                INSERT INTO alma_record_seq (project_id, namespace, seq)
+                SELECT project_id, namespace, count(*) FROM r{lock} GROUP BY project_id, namespace
+                ORDER BY project_id, namespace
+                ON CONFLICT (project_id, namespace) DO UPDATE SET seq = alma_record_seq.seq + EXCLUDED.seq
+                RETURNING project_id, namespace, seq)
+            INSERT INTO alma_records (project_id, namespace, key, seq, value, metadata, created_at,
+                updated_at, expires_at)
+            SELECT r.project_id, r.namespace, r.key,
+                s.seq - count(*) OVER w + row_number() OVER (w ORDER BY r.n),
+                r.value, r.metadata, r.created_at, r.updated_at, r.expires_at
+            FROM r JOIN s ON s.project_id = r.project_id AND s.namespace = r.namespace
+            WINDOW w AS (PARTITION BY r.project_id, r.namespace)
+            ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq = EXCLUDED.seq,
+                value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at,
+                expires_at = EXCLUDED.expires_at {keep}""",
+        args,
+        "none",
     )
 
 
@@ -407,6 +455,11 @@ class OpSteps:
             if kept is not None:
                 return kept
 
+    def put_records(self, op: PutRecords) -> Steps:
+        if op.records:
+            yield put_records_step(op.records, op.if_absent, self.shared_lock)
+        return None
+
     def get_record(self, op: GetRecord) -> Steps:
         row = yield (
             f"SELECT {_RECORD_COLUMNS.format(value='value')} FROM alma_records "
@@ -468,11 +521,18 @@ class OpSteps:
         return count
 
     def list_namespaces(self, op: ListNamespaces) -> Steps:
-        clauses, args = _ns_where(op.project_id, op.prefix, True)
+        """A skip scan: one index seek per namespace, not a scan of every record under the prefix."""
+        end = op.prefix + _MAX_CHAR
         rows = yield (
-            f"SELECT DISTINCT namespace FROM alma_records WHERE {' AND '.join(clauses)} "
-            "ORDER BY namespace LIMIT %s OFFSET %s",
-            [*args, op.limit, op.offset],
+            """WITH RECURSIVE ns(name) AS (
+                   SELECT min(namespace) FROM alma_records
+                    WHERE project_id = %(p)s AND namespace >= %(lo)s AND namespace < %(hi)s
+                   UNION ALL
+                   SELECT (SELECT min(namespace) FROM alma_records
+                            WHERE project_id = %(p)s AND namespace > ns.name AND namespace < %(hi)s)
+                     FROM ns WHERE ns.name IS NOT NULL)
+               SELECT name FROM ns WHERE name IS NOT NULL LIMIT %(limit)s OFFSET %(offset)s""",
+            {"p": op.project_id, "lo": op.prefix, "hi": end, "limit": op.limit, "offset": op.offset},
             "all",
         )
         return [r[0] for r in rows]
@@ -485,10 +545,11 @@ _HANDLERS: dict[type, Any] = {
     CountMemories: OpSteps.count_memories,
     SearchMemories: OpSteps.search_memories,
     PutRecord: OpSteps.put_record,
+    PutRecords: OpSteps.put_records,
     GetRecord: OpSteps.get_record,
     ListRecords: OpSteps.list_records,
     SearchRecords: OpSteps.search_records,
     DeleteRecords: OpSteps.delete_records,
     ListNamespaces: OpSteps.list_namespaces,
 }
-_WRITES = {PutMemories, DeleteMemories, PutRecord, DeleteRecords}
+_WRITES = {PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords}

@@ -22,7 +22,7 @@ from .._blas import single_blas_thread
 from ._base import Record, SearchRecords
 from ._record_search import filter_sql
 
-__all__ = ["RecordVectors", "search_records"]
+__all__ = ["RecordVectors", "distinct_namespaces", "search_records"]
 
 _MAX_CHAR = "\U0010ffff"
 _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
@@ -100,18 +100,28 @@ def _newest(conn: sqlite3.Connection, op: SearchRecords, where: str, args: list[
     return [_record(row) for row in rows[op.offset : end]]
 
 
-def _namespaces(conn: sqlite3.Connection, project_id: str, prefix: str, most: int = 16) -> list[str] | None:
-    """The namespaces under `prefix` (one index seek each), or None when there are more than `most`."""
-    found = conn.execute(
+def distinct_namespaces(
+    conn: sqlite3.Connection, project_id: str, prefix: str, limit: int | None = None, offset: int = 0
+) -> list[str]:
+    """The namespaces under `prefix`, sorted: one index seek per namespace (a skip scan), so a prefix
+    with few namespaces and many records (a long LangGraph thread) costs a few seeks, not a scan."""
+    end = -1 if limit is None else offset + limit
+    rows = conn.execute(
         """WITH RECURSIVE ns(name) AS (
                SELECT MIN(namespace) FROM records WHERE project_id = ?1 AND namespace >= ?2 AND namespace < ?3
                UNION ALL
                SELECT (SELECT MIN(namespace) FROM records WHERE project_id = ?1 AND namespace > ns.name
                        AND namespace < ?3) FROM ns WHERE ns.name IS NOT NULL LIMIT ?4)
-           SELECT name FROM ns WHERE name IS NOT NULL""",
-        (project_id, prefix, prefix + _MAX_CHAR, most + 1),
+           SELECT name FROM ns WHERE name IS NOT NULL LIMIT -1 OFFSET ?5""",
+        (project_id, prefix, prefix + _MAX_CHAR, end, offset),
     ).fetchall()
-    return None if len(found) > most else [row[0] for row in found]
+    return [row[0] for row in rows]
+
+
+def _namespaces(conn: sqlite3.Connection, project_id: str, prefix: str, most: int = 16) -> list[str] | None:
+    """The namespaces under `prefix`, or None when there are more than `most`."""
+    found = distinct_namespaces(conn, project_id, prefix, most + 1)
+    return None if len(found) > most else found
 
 
 _CHECK_FIRST = 4096  # best-ranked rows whose filter is checked row by row before filtering them all

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import MissingDependency, StorageError
-from ._base import WRITE_OPS, BaseStorage, Op, PutRecord
+from ._base import WRITE_OPS, BaseStorage, Op, PutRecord, PutRecords
 from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps, TermStats
 
 if TYPE_CHECKING:
@@ -118,7 +118,9 @@ class _ATx:
 
 
 def _blind_puts(ops: Sequence[Op]) -> bool:
-    """Record writes to one namespace only (see `PostgresStorage._put_unlocked`)."""
+    """Record writes to one namespace only, or one `PutRecords` (see `PostgresStorage._put_unlocked`)."""
+    if len(ops) == 1 and type(ops[0]) is PutRecords:
+        return True  # one statement, which locks its namespaces' seq rows in one global order
     return (
         bool(ops)
         and all(type(op) is PutRecord for op in ops)
@@ -438,10 +440,11 @@ class PostgresStorage(BaseStorage):
             return self._put_unlocked(ops)
         return super().batch(ops)
 
-    # Blind record writes (a batch of PutRecord to one namespace: a checkpoint, a task's writes) read
-    # nothing, so they need not queue behind the exclusive write lock. Each statement takes it in shared
-    # mode instead (read-modify-write transactions still exclude them), and the namespace's seq row lock
-    # orders them. One put is one autocommit statement; several are pipelined in one transaction.
+    # Blind record writes (a batch of PutRecord to one namespace, or one PutRecords: a checkpoint, a
+    # task's writes) read nothing, so they need not queue behind the exclusive write lock. Each statement
+    # takes it in shared mode instead (read-modify-write transactions still exclude them), and the
+    # namespaces' seq row locks order them. One put is one autocommit statement; several are pipelined
+    # in one transaction.
 
     def _put_unlocked(self, ops: Sequence[Op]) -> list[Any]:
         psycopg = _import_psycopg()
@@ -460,7 +463,7 @@ class PostgresStorage(BaseStorage):
                     return [_finish(conn, g, c.fetchone()) for g, c in zip(gens, curs, strict=True)]
         except psycopg.Error as exc:
             self._recover(exc)
-            raise StorageError(f"PostgreSQL error in PutRecord: {exc}") from exc
+            raise StorageError(f"PostgreSQL error in {type(ops[0]).__name__}: {exc}") from exc
 
     async def _aput_unlocked(self, ops: Sequence[Op]) -> list[Any]:
         psycopg = _import_psycopg()
@@ -483,7 +486,7 @@ class PostgresStorage(BaseStorage):
                 finally:
                     await conn.set_autocommit(False)
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL error in PutRecord: {exc}") from exc
+            raise StorageError(f"PostgreSQL error in {type(ops[0]).__name__}: {exc}") from exc
 
     def generation(self, project_id: str) -> int:
         """The project's generation: one autocommit statement (no BEGIN/COMMIT round trips) unless a

@@ -40,6 +40,7 @@ from ._base import (
     Op,
     PutMemories,
     PutRecord,
+    PutRecords,
     Record,
     SearchHits,
     SearchMemories,
@@ -51,7 +52,7 @@ from ._filters import dense_mask, matches_nothing, memory_where
 from ._lexical import DocCounts
 from ._lexindex import COLUMNS, NUMBERS, Change, LexicalIndex
 from ._parsed import ParsedMemories
-from ._sqlite_records import RecordVectors, search_records
+from ._sqlite_records import RecordVectors, distinct_namespaces, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
 from ._sqlite_schema import migrate
 from ._vectors import VectorMatrix, VectorRow
@@ -325,6 +326,13 @@ class _Tx:
         ).fetchone()  # fmt: skip
         return replace(r, seq=seq, created_at=created, updated_at=r.updated_at or now)
 
+    def put_records(self, op: PutRecords) -> None:
+        """One `executemany` of one cached statement; nothing read back (see `PutRecords`)."""
+        now = time.time()
+        rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
+                 r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
+        self.conn.executemany(_PUT_IF_ABSENT if op.if_absent else _PUT, rows)
+
     def get_record(self, op: GetRecord) -> Record | None:
         row = self.conn.execute(
             "SELECT project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at "
@@ -409,12 +417,22 @@ class _Tx:
         return search_records(self.conn, self.store._record_vectors, op, writes)
 
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
-        clauses, args = _ns_where(op.project_id, op.prefix, True)
-        rows = self.conn.execute(
-            f"SELECT DISTINCT namespace FROM records WHERE {' AND '.join(clauses)} ORDER BY namespace LIMIT ? OFFSET ?",
-            [*args, -1 if op.limit is None else op.limit, op.offset],
-        )
-        return [r[0] for r in rows]
+        return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
+
+
+# `PutRecords`' statement: seq = 1 + the namespace's highest, live or deleted (see `delete_records`);
+# with if_absent, a live record of the key is kept (an expired one is replaced). ?9 is the time of the
+# put (it is in the SELECT's WHERE, always true, which SQLite's upsert syntax needs there).
+_UPSERT = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at, expires_at)
+    SELECT ?1, ?2, ?3, 1 + MAX(
+        COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
+        COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
+        ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
+    ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,
+        metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
+_PUT = _UPSERT
+_json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record
+_PUT_IF_ABSENT = _UPSERT + " WHERE records.expires_at <= ?9"
 
 
 def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
@@ -435,6 +453,7 @@ _HANDLERS: dict[type, Any] = {
     CountMemories: _Tx.count_memories,
     SearchMemories: _Tx.search_memories,
     PutRecord: _Tx.put_record,
+    PutRecords: _Tx.put_records,
     GetRecord: _Tx.get_record,
     ListRecords: _Tx.list_records,
     DeleteRecords: _Tx.delete_records,

@@ -104,7 +104,7 @@ class Channels:
                 continue
             value = values[channel]
             key = blob_key(channel, version)
-            where = location(project_id, namespace, key)
+            where = location(project_id, namespace, key) if self.packer.cipher is not None else None
             type_, data = serde.dumps_typed(value)
             meta: dict[str, Any] | None = None
             array = _array(data) if type(value) is list and type_ == "msgpack" else None

@@ -32,7 +32,6 @@ from langgraph.checkpoint.base import (
     PendingWrite,
     SerializerProtocol,
     get_checkpoint_id,
-    get_checkpoint_metadata,
     writes_sort_key,
 )
 
@@ -51,7 +50,7 @@ from alma_core.storage import (
 
 from ._channels import Channels
 from ._crypto import KeyRing, key_ring, location
-from ._guards import arun_atomic, guarded_put, needs_guard
+from ._guards import arun_atomic
 from ._history import delta_history_plan
 from ._layout import (
     CHECKPOINTS,
@@ -76,6 +75,7 @@ from ._maintenance import (
     prune_plan,
     writes_ns_of,
 )
+from ._puts import prepare_put, put_plan
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
@@ -159,48 +159,6 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     # ---- plans --------------------------------------------------------------------------------
 
-    def _put_plan(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> Plan[tuple[RunnableConfig, Any]]:
-        """One write step: the checkpoint record and a blob for each new channel version. Small scalar
-        values (None, bool, numbers, short strings) stay inline in the checkpoint record, as in
-        PostgresSaver: a blob of a few bytes would cost a statement for nothing. A checkpoint whose
-        parent this saver has not seen stored in this format also writes its other channel values
-        (write-once: blobs already stored stay), so a thread written in the old format or by another
-        process never loses a value. The fencing / retention seam: checks that must hold in the same
-        transaction go before this plan's write step."""
-        thread_id, ns, parent = _ids(config)
-        versions = checkpoint["channel_versions"]
-        inline, values = {}, {}
-        for k, v in checkpoint["channel_values"].items():
-            if _small(v) or (k not in versions and k not in new_versions):
-                inline[k] = v
-            else:
-                values[k] = v
-        namespace = blobs_ns(thread_id, ns)
-        blobs, learned = self.channels.encode(self.serde, self.project_id, namespace, values, new_versions)
-        ops: list[Op] = [PutRecord(r) for r in blobs]
-        if parent is None or (thread_id, ns, parent) not in self._stored:
-            rest = {k: versions[k] for k in values if k in versions and k not in new_versions}
-            more, _ = self.channels.encode(self.serde, self.project_id, namespace, values, rest)
-            ops.extend(PutRecord(r, if_absent=True) for r in more)
-        stripped = {**checkpoint, "channel_values": inline}
-        cp_ns = checkpoint_ns(thread_id, ns)
-        type_, blob = self.packer.dumps(self.serde, stripped, location(self.project_id, cp_ns, checkpoint["id"]))
-        meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
-        meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": FORMAT}
-        record = Record(self.project_id, cp_ns, checkpoint["id"], blob, meta)
-        ops = [PutRecord(record), *ops, *self.retention.on_put(config, thread_id)]
-        if needs_guard(self.fencing, ns, parent):  # checked in the same write transaction, before writing
-            yield from guarded_put(self.project_id, thread_id, ns, record.key, parent, self.fencing, ops)
-        else:
-            yield ops
-        return _config(thread_id, ns, checkpoint["id"]), learned
-
     def _stored_put(self, saved: RunnableConfig, learned: Any) -> None:
         """After the put committed: its list versions become delta bases, its id a known parent."""
         self.channels.learn(learned)
@@ -252,12 +210,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             more = _fetch_ops(self.project_id, missing)
             for namespace, by_key in _by_ns(more, (yield more)).items():
                 found.setdefault(namespace, {}).update(by_key)
-        for r, cp, place in zip(records, checkpoints, places, strict=True):
+        for cp, place in zip(checkpoints, places, strict=True):
             if place is not None:
-                info = r.metadata[META]
                 values = self.channels.decode(self.serde, place[0], place[1], found.get(place[0], {}))
-                cp["channel_values"] = {**cp["channel_values"], **values}
-                self._remember(info["thread_id"], info["ns"], r.key)
+                if values:
+                    cp["channel_values"] = {**cp["channel_values"], **values}
+        if records and places[0] is not None:  # the newest read: the parent of a put to come
+            info = records[0].metadata[META]
+            self._remember(info["thread_id"], info["ns"], records[0].key)
         return checkpoints, extra_results
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
@@ -422,9 +382,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Store a checkpoint and its new channel versions in one transaction (see `_put_plan`)."""
-        saved, learned = run(self.storage, self._put_plan(config, checkpoint, metadata, new_versions), write=True)
-        self._stored_put(saved, learned)
+        """Store a checkpoint and its new channel versions in one transaction (see `_puts`)."""
+        put = prepare_put(self, config, checkpoint, metadata, new_versions)
+        if put.guarded:
+            run(self.storage, put_plan(self, put), write=True)
+        else:
+            self.storage.batch(put.ops)
+        saved = put.saved
+        self._stored_put(saved, put.learned)
         if self.lessons is not None:
             self.lessons.on_put(saved, checkpoint, metadata)
         return saved
@@ -520,8 +485,13 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        saved, learned = await arun_atomic(self.storage, self._put_plan(config, checkpoint, metadata, new_versions))
-        self._stored_put(saved, learned)
+        put = prepare_put(self, config, checkpoint, metadata, new_versions)
+        if put.guarded:
+            await arun_atomic(self.storage, put_plan(self, put))
+        else:
+            await self.storage.abatch(put.ops)
+        saved = put.saved
+        self._stored_put(saved, put.learned)
         if self.lessons is not None:
             await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved
@@ -569,15 +539,6 @@ class AsyncAlmaSaver(AlmaSaver):
                 await aclose()
             else:
                 storage.close()
-
-
-_SMALL = 256  # characters or bytes: a string up to this long is kept inline
-
-
-def _small(value: Any) -> bool:
-    """Kept inline in every checkpoint record rather than as a blob."""
-    kind = type(value)
-    return value is None or kind in (bool, int, float) or (kind in (str, bytes) and len(value) <= _SMALL)
 
 
 def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:

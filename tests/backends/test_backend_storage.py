@@ -25,6 +25,7 @@ from alma_core.storage import (
     MemoryFilter,
     PutMemories,
     PutRecord,
+    PutRecords,
     Record,
     SearchMemories,
 )
@@ -128,6 +129,42 @@ def test_list_records_where_limit_offset_and_before_seq(store: BaseStorage, requ
     assert sorted(keys(namespaces=("ns", "other"), keys=("k1", "o1"))) == ["k1", "o1"]
     assert keys(namespaces=("other",)) == ["o1"]
     assert keys(namespaces=()) == []
+
+
+def test_put_records_applies_in_order_with_fresh_seqs(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "records")
+    first = store.execute(PutRecord(Record(P, "a", "k0", b"old", {"n": 0})))
+    gone = store.execute(PutRecord(Record(P, "a", "gone", b"x")))
+    store.execute(DeleteRecords(P, "a", ("gone",)))
+    batch = (Record(P, "a", "k1", b"1", {"n": 1}), Record(P, "b", "k", b"x"),
+             Record(P, "a", "k0", b"new", {"n": 2}), Record(P, "a", "k1", b"1b", {"n": 3}))  # fmt: skip
+    assert store.execute(PutRecords(batch)) is None
+    listed = store.execute(ListRecords(P, "a"))
+    assert [(r.key, r.value, r.metadata) for r in listed] == [("k1", b"1b", {"n": 3}), ("k0", b"new", {"n": 2})]
+    assert min(r.seq for r in listed) > gone.seq  # never a deleted record's seq; the later write ranks higher
+    assert listed[1].created_at == first.created_at  # an overwrite keeps created_at
+    assert store.execute(GetRecord(P, "b", "k")).seq == 1  # each namespace has its own sequence
+    after = store.execute(PutRecord(Record(P, "a", "k2", b"2")))
+    assert after.seq > listed[0].seq
+    assert store.execute(PutRecords(())) is None
+
+
+def test_put_records_if_absent_keeps_live_records(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "records")
+    store.execute(PutRecord(Record(P, "ns", "live", b"one")))
+    store.execute(PutRecord(Record(P, "ns", "old", b"old", expires_at=time.time() - 1)))
+    batch = (Record(P, "ns", "live", b"two"), Record(P, "ns", "old", b"new"),
+             Record(P, "ns", "fresh", b"f"), Record(P, "ns", "fresh", b"g"))  # fmt: skip
+    store.execute(PutRecords(batch, if_absent=True))
+    kept = {r.key: r.value for r in store.execute(ListRecords(P, "ns"))}
+    assert kept == {"live": b"one", "old": b"new", "fresh": b"f"}
+
+
+async def test_async_put_records(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "records")
+    await store.aexecute(PutRecords((Record(P, "x", "a", b"1"), Record(P, "y", "b", b"2", {"m": True}))))
+    (a,), (b,) = await store.abatch([ListRecords(P, "x"), ListRecords(P, "y")])
+    assert (a.value, b.value, b.metadata) == (b"1", b"2", {"m": True})
 
 
 def test_expired_records_are_absent(store: BaseStorage, require: Callable[..., None]) -> None:
