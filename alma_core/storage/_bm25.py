@@ -204,7 +204,7 @@ def _totals(conn: sqlite3.Connection, cache: DocCounts) -> tuple[int, int]:
     """The index's document count and token count (its averages record, as bm25() reads it)."""
     if cache.totals is None:
         row = conn.execute("SELECT block FROM memories_fts_data WHERE id = 1").fetchone()
-        values = varints(row[0]) if row else [0, 0]
+        values = [*(varints(row[0]) if row else []), 0, 0]  # (absent or short while the index is empty)
         cache.totals = (values[0], values[1])
     return cache.totals
 

@@ -170,3 +170,17 @@ def test_a_write_transaction_searches_its_own_uncommitted_rows(filled: SQLiteSto
         hits = tx.execute(SearchMemories(MemoryFilter(project_id=P), terms=("quokka",), k=5))
         assert [i for i, _ in hits.lexical[MemoryType.KNOWLEDGE]] == [fresh.id]
     assert [i for i, _ in _search(filled, FILTERS[0], "quokka", 5)[MemoryType.KNOWLEDGE]] == [fresh.id]
+
+
+def test_an_empty_store_finds_nothing_then_finds_its_first_memory(db_path: Path) -> None:
+    store = SQLiteStorage(db_path)
+    try:
+        for _ in range(3):  # the FTS index's totals record is empty until the first row
+            assert _search(store, MemoryFilter(project_id=P), "quokka", 5) == {}
+        fresh = DomainKnowledge(project_id=P, agent="a", domain="d1", fact="quokka")
+        fresh.embedding = np.ones(8, dtype=np.float32)
+        store.execute(PutMemories([fresh]))
+        for _ in range(2):
+            assert _search(store, MemoryFilter(project_id=P), "quokka", 5) == _fts5(db_path, FILTERS[0], "quokka", 5)
+    finally:
+        store.close()
