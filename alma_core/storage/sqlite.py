@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from .._errors import StorageError
 from .._models import Memory, MemoryType
+from . import _vectors
 from ._base import (
     WRITE_OPS,
     BaseStorage,
@@ -270,9 +272,16 @@ class _Tx:
                 continue
             matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
             if matrix is not None and matrix.size > 0:
-                hits.extend(matrix.search(query, k, dense_mask(matrix, f, allowed)))
+                hits.extend(
+                    matrix.search(query, k, dense_mask(matrix, f, allowed), partial(self._stored_vectors, f.project_id))
+                )
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
+
+    def _stored_vectors(self, project_id: str, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors of `ids`: a matrix of int8 codes rescores its candidates with them."""
+        sql = f"SELECT id, embedding FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(ids))})"
+        return dict(self.conn.execute(sql, [project_id, *ids]).fetchall())
 
     def _lexical_rows(self, f: MemoryFilter, query: str) -> dict[str, list[_LexRow]]:
         """BM25 matches by type, best first. Rows come sorted by (type, score) and are split by
@@ -610,7 +619,7 @@ class SQLiteStorage(BaseStorage):
             f"SELECT id, embedding, user_id, workflow_id, category FROM memories {where} AND embedding IS NOT NULL",
             (project_id, agent, mtype),
         )
-        matrix = VectorMatrix.from_rows(rows, capacity, generation)
+        matrix = VectorMatrix.from_rows(rows, capacity, generation, _vectors.QUANT_MIN_ROWS)
         if matrix is not None:
             self._matrices[scope] = matrix
         return matrix
