@@ -51,9 +51,9 @@ class BufferedTransaction:
         if isinstance(op, GetRecord):  # a key not buffered reads the same from the store
             key = (op.project_id, op.namespace, op.key)
             return self._record(key, with_value=True) if key in self._records else self.tx.execute(op)
-        if isinstance(op, ListRecords) and _is_plain_listing(op):
+        if isinstance(op, ListRecords) and is_plain_listing(op):
             return self._list_records(op)
-        if isinstance(op, FindMemories) and _is_id_lookup(op):
+        if isinstance(op, FindMemories) and is_id_lookup(op):
             return self._find_memories(op)
         self.flush()
         return self.tx.execute(op)
@@ -120,12 +120,12 @@ def _fresh(r: Record, metadata: str, value: bytes | None) -> Record:
                   r.updated_at, r.expires_at)  # fmt: skip
 
 
-def _is_plain_listing(op: ListRecords) -> bool:
+def is_plain_listing(op: ListRecords) -> bool:
     """A whole namespace, newest first, unfiltered: what the buffer can merge its records into."""
     return op == ListRecords(op.project_id, op.namespace, with_values=op.with_values)
 
 
-def _is_id_lookup(op: FindMemories) -> bool:
+def is_id_lookup(op: FindMemories) -> bool:
     f = op.filter
     return f.ids is not None and f == f.__class__(project_id=f.project_id, ids=f.ids) and op.order_by == "created_at"
 
@@ -144,7 +144,7 @@ class DeferredTransaction:
         if isinstance(op, PutMemories):
             self._pending.extend(op.memories)
             return len(op.memories)
-        if isinstance(op, FindMemories) and _is_id_lookup(op):
+        if isinstance(op, FindMemories) and is_id_lookup(op):
             pending = {(m.project_id, m.id) for m in self._pending}
             if any((op.filter.project_id, i) in pending for i in op.filter.ids or ()):
                 self.flush()

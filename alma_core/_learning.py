@@ -37,6 +37,7 @@ import numpy as np
 from ._batching import BufferedTransaction, DeferredTransaction
 from ._checks import as_utc, build_model, check_memory, check_optional_text, check_text, parse_success
 from ._errors import ValidationError
+from ._evidence_cache import CachedTransaction, CacheSlot, EvidenceCache
 from ._models import AntiPattern, Heuristic, Memory, Outcome, utcnow
 from ._plans import After, Compute, InTransaction, Plan, arun, run
 from ._text import WORD, stem
@@ -190,6 +191,7 @@ class Learner:
         self._strategy_index = _StrategyIndex()
         self._recent_owner: object = None  # the embedder those vectors came from
         self._recent_lock = threading.Lock()
+        self._evidence = CacheSlot()  # what the last committed learn read and wrote (`_evidence_cache`)
 
     @property
     def config(self) -> LearningConfig:
@@ -237,12 +239,20 @@ class Learner:
             check_memory(outcome)
             ctx.check_scope(outcome)
         prepared = yield Compute(self.prepare, outcomes)  # embeds the outcomes too, in the same call
-        derived: list[tuple[Memory, bool]] = yield InTransaction(self.apply, outcomes, prepared)
+        derived, cache = yield InTransaction(self._apply_cached, outcomes, prepared)
+        yield After(self._evidence.keep, cache)
         created = [*outcomes, *(m for m, new in derived if new)]
         updated = [m for m, new in derived if not new]
         yield [*ctx.staged(MemoryEventType.CREATED, created), *ctx.staged(MemoryEventType.UPDATED, updated)]
         yield After(self._announce, outcomes, created[len(outcomes) :], updated)
         return outcomes
+
+    def _apply_cached(
+        self, tx: Transaction, outcomes: Sequence[Outcome], prepared: Sequence[_Prepared | None]
+    ) -> tuple[list[tuple[Memory, bool]], EvidenceCache | None]:
+        """`apply` with the reads the last learn's cache answers (when the store says it is current)."""
+        cache = self._evidence.take(tx)
+        return self.apply(tx if cache is None else CachedTransaction(tx, cache), outcomes, prepared), cache
 
     def _announce(self, outcomes: list[Outcome], created: list[Memory], updated: list[Memory]) -> None:
         self.context.emit(MemoryEventType.CREATED, outcomes)

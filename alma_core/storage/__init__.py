@@ -27,6 +27,7 @@ from ._base import (
     SearchMemories,
     SearchRecords,
     Storage,
+    StoreVersion,
     Transaction,
 )
 from ._record_search import encode_vector
@@ -55,6 +56,7 @@ __all__ = [
     "SearchMemories",
     "SearchRecords",
     "Storage",
+    "StoreVersion",
     "Transaction",
     "encode_vector",
     "matches_filter",

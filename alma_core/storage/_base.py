@@ -51,6 +51,7 @@ __all__ = [
     "SearchMemories",
     "SearchRecords",
     "Storage",
+    "StoreVersion",
     "Transaction",
 ]
 
@@ -322,6 +323,15 @@ class SearchRecords:
     offset: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class StoreVersion:
+    """In a write transaction: `(before, after)`, tokens of the store's whole state when this transaction
+    began and once it commits (if nothing else writes in between); None in a read transaction, or when
+    the backend cannot tell cheaply. A cache of what a transaction read and wrote is still right in a
+    later transaction whose `before` equals that transaction's `after`: nothing was written in between,
+    by any process (the learner's evidence cache, `alma_core._evidence_cache`)."""
+
+
 Op = (
     PutMemories
     | DeleteMemories
@@ -335,6 +345,7 @@ Op = (
     | DeleteRecords
     | ListNamespaces
     | SearchRecords
+    | StoreVersion
 )
 
 WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords)
@@ -392,6 +403,12 @@ class BaseStorage(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has run: every later call raises `StorageError` (background workers
+        use it to tell a closed store from a failing one)."""
+        return bool(getattr(self, "_closed", False))
 
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction (a write transaction if any op writes)."""

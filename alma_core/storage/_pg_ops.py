@@ -35,6 +35,7 @@ from ._base import (
     SearchHits,
     SearchMemories,
     SearchRecords,
+    StoreVersion,
     user_filter,
 )
 from ._lexical import choose_terms
@@ -538,6 +539,11 @@ class OpSteps:
         )
         return [r[0] for r in rows]
 
+    def store_version(self, op: StoreVersion) -> Steps:
+        """None: no cheap token of the whole store here, so caches built on it stay off."""
+        yield from ()
+        return None
+
 
 _HANDLERS: dict[type, Any] = {
     PutMemories: OpSteps.put_memories,
@@ -552,5 +558,6 @@ _HANDLERS: dict[type, Any] = {
     SearchRecords: OpSteps.search_records,
     DeleteRecords: OpSteps.delete_records,
     ListNamespaces: OpSteps.list_namespaces,
+    StoreVersion: OpSteps.store_version,
 }
 _WRITES = {PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords}

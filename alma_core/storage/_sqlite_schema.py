@@ -7,7 +7,7 @@ import time
 
 from .._errors import StorageError
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "UPSERT_MEMORY", "UPSERT_MEMORY_SAME_KEYS", "migrate"]
 
 MIGRATIONS: list[str] = [
     # 1: memories, their full-text index, the record space, generations
@@ -94,7 +94,30 @@ MIGRATIONS: list[str] = [
     ALTER TABLE records_v3 RENAME TO records;
     CREATE INDEX records_seq ON records (project_id, namespace, seq);
     """,
+    # 4: the user and workflow indexes hold only the rows that have one: most memories have neither, and
+    # each write of one touched two index pages for nothing (filters `user_id = ?` still use them)
+    """
+    DROP INDEX memories_user;
+    CREATE INDEX memories_user ON memories (project_id, user_id) WHERE user_id IS NOT NULL;
+    DROP INDEX memories_workflow;
+    CREATE INDEX memories_workflow ON memories (project_id, workflow_id) WHERE workflow_id IS NOT NULL;
+    """,
 ]
+
+
+_INSERT_MEMORY = """INSERT INTO memories (project_id, id, agent, type, category, user_id, workflow_id, text,
+    confidence, created_at, updated_at, data, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+    ON CONFLICT (project_id, id) DO UPDATE SET text=excluded.text, confidence=excluded.confidence,
+    updated_at=excluded.updated_at, data=excluded.data, embedding=excluded.embedding"""
+# A memory's upsert when its indexed columns are unchanged: SQLite rewrites an index entry whenever the
+# SET list names one of its columns, equal or not. Rows whose indexed columns differ are left alone
+# (not counted in the statement's changes); `UPSERT_MEMORY` then sets every column.
+UPSERT_MEMORY_SAME_KEYS = f"""{_INSERT_MEMORY} WHERE memories.agent IS excluded.agent
+    AND memories.type IS excluded.type AND memories.category IS excluded.category
+    AND memories.user_id IS excluded.user_id AND memories.workflow_id IS excluded.workflow_id
+    AND memories.created_at IS excluded.created_at"""
+UPSERT_MEMORY = f"""{_INSERT_MEMORY}, agent=excluded.agent, type=excluded.type, category=excluded.category,
+    user_id=excluded.user_id, workflow_id=excluded.workflow_id, created_at=excluded.created_at"""
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

@@ -1,21 +1,25 @@
-"""In-memory vector matrices for exact cosine search, one per (project, agent, type).
+"""In-memory vectors for cosine search, one matrix per (project, agent, type).
 
 Each matrix remembers the store generation it reflects. The owning store applies its own commits to
 the matrix in place (append, overwrite, tombstone) and reloads it when another process has written.
 
-A search is one matrix-vector product, which is memory-bound: it runs with one BLAS thread
-(`alma_core/_blas.py` says why). At 100k rows that product reads 154 MB per query, so a matrix of at
-least `APPROX_MIN_ROWS` rows that keeps serving searches gets an HNSW index (usearch, int8 vectors) when
-usearch is installed: the index proposes candidates, the float32 rows rescore them, so scores stay exact
-cosines and only recall is approximate (benchmarks/bench_vectors.py measures it against exact search).
-Below the threshold, without usearch, or for a filter that keeps few rows, search stays exact.
+A small matrix holds float32 rows, and a search is one matrix-vector product with one BLAS thread
+(`alma_core/_blas.py` says why). A store's matrix of at least `QUANT_MIN_ROWS` rows holds int8 codes
+instead (`_quantised.py`: a quarter of the memory and of the bytes a search reads): a scan of the codes
+proposes `k + QUANT_MARGIN` candidates, whose float32 vectors the store reads back (`fetch`) to rescore
+them exactly, so scores stay exact cosines and only recall is approximate (1.0 of the exact top 10 on
+random and MiniLM vectors: benchmarks/bench_quantised.py). A matrix of at least `APPROX_MIN_ROWS` rows
+that keeps serving searches also gets an HNSW index when usearch is installed (extra `ann`), whose
+candidates are rescored the same way (benchmarks/bench_vectors.py). A filter that keeps few rows reads
+only those rows.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +27,21 @@ from typing import Any
 import numpy as np
 
 from .._blas import single_blas_thread
+from .._errors import StorageError
+from ._quantised import Int8Rows, quantise
 
+QUANT_MIN_ROWS = 16_384  # a store's matrix holds int8 codes (no float32 rows) from this many rows
+QUANT_MARGIN = 16  # candidates the int8 scan proposes beyond the k wanted (all rescored exactly)
 APPROX_MIN_ROWS = 20_000  # rows eligible for a search (valid and in its filter) before the index is used
 APPROX_AFTER_SEARCHES = 8  # a matrix builds its index once it served this many searches without a reload
 APPROX_FETCH = 12  # candidates the index proposes per wanted hit (all rescored exactly); at least 128
 APPROX_MIN_RECALL = 0.95  # the built index is kept only if it finds this much of the exact top 10 (sampled)
 BUILDING = "building"
+_LOAD_BATCH = 4096  # rows a quantised load converts at once
+
+Fetch = Callable[[Sequence[str]], dict[str, bytes]]  # ids -> their float32 vectors as stored
+
+log = logging.getLogger("alma_core.storage")
 
 # Index builds run on daemon threads inside usearch's C++ code: at interpreter exit they are asked to
 # stop (their progress callback says so) and joined, instead of being killed mid-build (an abort).
@@ -50,57 +63,65 @@ def _stop_builds() -> None:
         thread.join(timeout=30)
 
 
+def _codes(vectors: np.ndarray) -> np.ndarray:
+    """Int8 rows as the index stores them (cosine is blind to each row's scale)."""
+    return vectors if vectors.dtype == np.int8 else quantise(vectors)[0]
+
+
 class AnnIndex:
-    """usearch HNSW over a matrix's row positions (int8: a quarter of the float32 bytes)."""
+    """usearch HNSW over a matrix's row positions (int8 codes, cosine: a quarter of the float32 bytes)."""
 
     def __init__(self, vectors: np.ndarray) -> None:
         from usearch.index import Index
 
         self._lock = threading.Lock()
-        self.index = Index(ndim=vectors.shape[1], metric="ip", dtype="i8", connectivity=16, expansion_add=128,
+        self.index = Index(ndim=vectors.shape[1], metric="cos", dtype="i8", connectivity=16, expansion_add=128,
                            expansion_search=128)  # fmt: skip
         try:
-            self.index.add(np.arange(len(vectors)), vectors, threads=1, progress=_going_on)
+            self.index.add(np.arange(len(vectors)), _codes(vectors), threads=1, progress=_going_on)
         except RuntimeError as exc:  # "Operation has been terminated": our callback stopped it
             raise InterruptedError("interpreter exit") from exc
         if _STOPPING.is_set():
             raise InterruptedError("interpreter exit")
 
     @classmethod
-    def build(cls, vectors: np.ndarray, min_recall: float = 0.0) -> AnnIndex | None:
-        """The index of `vectors`; None when usearch is not installed (`pip install 'alma-core[ann]'`) or when
-        the index finds less than `min_recall` of the exact top 10 for sample queries (data with no
-        neighbourhood structure, such as random vectors, where exact search is the only right answer)."""
+    def build(cls, matrix: VectorMatrix, n: int, min_recall: float = 0.0) -> AnnIndex | None:
+        """The index of the matrix's first `n` rows; None when usearch is not installed (`pip install
+        'alma-core[ann]'`) or when the index finds less than `min_recall` of the exhaustive top 10 for sample
+        queries (data with no neighbourhood structure, such as random vectors, where a scan is the only right
+        answer)."""
         try:
-            index = cls(vectors)
+            index = cls(matrix.index_rows(n))
         except (ImportError, InterruptedError):
             return None
-        return index if min_recall <= 0 or index.recall(vectors) >= min_recall else None
+        return index if min_recall <= 0 or index.recall(matrix, n) >= min_recall else None
 
-    def recall(self, vectors: np.ndarray, samples: int = 24, k: int = 10) -> float:
-        """Mean recall@k against exact search, for queries near stored rows (a row plus a little noise: what
-        a query about something remembered looks like; midpoints between unrelated rows understate it)."""
-        rng = np.random.default_rng(len(vectors))
-        queries = vectors[rng.integers(0, len(vectors), samples)] + rng.normal(0, 0.05, (samples, vectors.shape[1]))
+    def recall(self, matrix: VectorMatrix, n: int, samples: int = 24, k: int = 10) -> float:
+        """Mean recall@k against the matrix's exhaustive scan, for queries near stored rows (a row plus a
+        little noise: what a query about something remembered looks like; midpoints between unrelated rows
+        understate it)."""
+        rng = np.random.default_rng(n)
+        picks = matrix.float_rows(rng.integers(0, n, samples))
+        queries = picks + rng.normal(0, 0.05, picks.shape)
         queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
         found = 0
         for query in queries:
-            exact = set(np.argpartition(-(vectors @ query), k)[:k].tolist())
+            scores = matrix.scan(query, n)
+            exact = set(np.argpartition(-scores, k)[:k].tolist())
             rows = self.candidates(query, max(128, k * APPROX_FETCH))
-            rows = rows[(rows >= 0) & (rows < len(vectors))]
-            best = rows[np.argsort(-(vectors[rows] @ query))[:k]]
-            found += len(exact & set(best.tolist()))
+            rows = rows[(rows >= 0) & (rows < n)]
+            found += len(exact & set(rows[np.argsort(-scores[rows])[:k]].tolist()))
         return found / (samples * k)
 
     def put(self, pos: int, vector: np.ndarray) -> None:
         with self._lock:
             if self.index.contains(pos):
                 self.index.remove(pos)
-            self.index.add(pos, vector)
+            self.index.add(pos, _codes(vector))
 
     def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
         with self._lock:
-            return np.asarray(self.index.search(query, count, threads=1).keys, dtype=np.int64)
+            return np.asarray(self.index.search(quantise(query)[0], count, threads=1).keys, dtype=np.int64)
 
 
 @dataclass
@@ -114,7 +135,8 @@ class VectorRow:
 
 @dataclass
 class VectorMatrix:
-    """Rows of unit vectors with the few columns dense search filters on."""
+    """Rows of unit vectors (float32, or int8 codes once `quantise_at` rows) with the few columns dense
+    search filters on. A matrix with codes holds no float32 rows: its searches need `fetch`."""
 
     dim: int
     generation: int = -1
@@ -127,6 +149,8 @@ class VectorMatrix:
     categories: list[str | None] = field(default_factory=list)
     searches: int = 0
     ann: Any = None  # None, BUILDING, an AnnIndex, or False (no usearch, or data where it would miss)
+    codes: Int8Rows | None = None  # set once the matrix has `quantise_at` rows; `matrix` is then empty
+    quantise_at: int | None = None  # None: float32 rows whatever the size (no `fetch` needed)
     _dirty: set[int] = field(default_factory=set)  # rows written while the index was building
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,25 +165,32 @@ class VectorMatrix:
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[tuple[str, bytes, str | None, str | None, str | None]], capacity: int, generation: int
+        cls,
+        rows: Iterable[tuple[str, bytes, str | None, str | None, str | None]],
+        capacity: int,
+        generation: int,
+        quantise_at: int | None = None,
     ) -> VectorMatrix | None:
         """The matrix of rows (id, float32 blob, user id, workflow id, category) read one at a time into
         one array of `capacity` rows (at least the row count): a load holds the vectors once, not as
-        bytes, then joined bytes, then an array. Rows whose size differs from the first's are skipped.
-        None when there are no rows."""
+        bytes, then joined bytes, then an array; with `capacity >= quantise_at`, as int8 codes (converted
+        a batch at a time). Rows whose size differs from the first's are skipped. None when there are no rows."""
         matrix: VectorMatrix | None = None
+        batch: list[bytes] = []
         n = 0
         for memory_id, blob, user_id, workflow_id, category in rows:
             if matrix is None:
-                dim = len(blob) // 4
-                matrix = cls(dim=dim, generation=generation, matrix=np.empty((max(capacity, 16), dim), np.float32),
-                             valid=np.zeros(max(capacity, 16), dtype=bool))  # fmt: skip
+                matrix = cls._empty(len(blob) // 4, max(capacity, 16), generation, quantise_at)
             if len(blob) != matrix.dim * 4:
                 continue
-            if n == len(matrix.matrix):  # more rows than counted (a concurrent write): grow
-                matrix.matrix = np.vstack([matrix.matrix, np.empty_like(matrix.matrix)])
-                matrix.valid = np.concatenate([matrix.valid, np.zeros(len(matrix.valid), dtype=bool)])
-            matrix.matrix[n] = np.frombuffer(blob, dtype=np.float32)
+            if n == len(matrix.valid):  # more rows than counted (a concurrent write): grow
+                matrix._grow(len(matrix.valid))
+            if matrix.codes is None:
+                matrix.matrix[n] = np.frombuffer(blob, dtype=np.float32)
+            else:
+                batch.append(blob)
+                if len(batch) == _LOAD_BATCH:
+                    matrix._load_codes(n + 1 - len(batch), batch)
             matrix.ids.append(memory_id)
             matrix.user_ids.append(user_id)
             matrix.workflow_ids.append(workflow_id)
@@ -167,18 +198,37 @@ class VectorMatrix:
             n += 1
         if matrix is None:
             return None
+        matrix._load_codes(n - len(batch), batch)
         matrix.valid[:n] = True
         matrix.index = {memory_id: i for i, memory_id in enumerate(matrix.ids)}
         return matrix
+
+    @classmethod
+    def _empty(cls, dim: int, capacity: int, generation: int, quantise_at: int | None) -> VectorMatrix:
+        quantised = quantise_at is not None and capacity >= quantise_at
+        return cls(dim=dim, generation=generation, quantise_at=quantise_at,
+                   matrix=np.zeros((0, dim), np.float32) if quantised else np.empty((capacity, dim), np.float32),
+                   valid=np.zeros(capacity, dtype=bool),
+                   codes=Int8Rows(dim, capacity) if quantised else None)  # fmt: skip
+
+    def _load_codes(self, start: int, batch: list[bytes]) -> None:
+        if batch and self.codes is not None:
+            self.codes.set(start, np.frombuffer(b"".join(batch), dtype=np.float32).reshape(-1, self.dim))
+            batch.clear()
+
+    def _grow(self, extra: int) -> None:
+        self.valid = np.concatenate([self.valid, np.zeros(extra, dtype=bool)])
+        if self.codes is None:
+            self.matrix = np.vstack([self.matrix, np.zeros((extra, self.dim), dtype=np.float32)])
+        else:
+            self.codes.grow(len(self.valid))
 
     def upsert(self, row: VectorRow) -> None:
         pos = self.index.get(row.id)
         if pos is None:
             pos = len(self.ids)
-            if pos >= self.matrix.shape[0]:
-                grow = max(16, self.matrix.shape[0])
-                self.matrix = np.vstack([self.matrix, np.zeros((grow, self.dim), dtype=np.float32)])
-                self.valid = np.concatenate([self.valid, np.zeros(grow, dtype=bool)])
+            if pos >= len(self.valid):
+                self._grow(max(16, len(self.valid)))
             self.ids.append(row.id)
             self.user_ids.append(row.user_id)
             self.workflow_ids.append(row.workflow_id)
@@ -187,21 +237,47 @@ class VectorMatrix:
         else:
             self.user_ids[pos], self.workflow_ids[pos] = row.user_id, row.workflow_id
             self.categories[pos] = row.category
-        self.matrix[pos] = row.vector
+        if self.codes is None:
+            self.matrix[pos] = row.vector
+        else:
+            self.codes.set(pos, np.asarray(row.vector, dtype=np.float32)[None, :])
         self.valid[pos] = True
+        if self.codes is None and self.quantise_at is not None and self.size >= self.quantise_at:
+            self.codes = Int8Rows.of(self.matrix[: self.size], len(self.valid))
+            self.matrix = np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             if self.ann is BUILDING:
                 self._dirty.add(pos)
             elif self.ann:
-                self.ann.put(pos, self.matrix[pos])
+                self.ann.put(pos, self.index_rows(pos + 1)[pos])
 
     def remove(self, memory_id: str) -> None:
         pos = self.index.get(memory_id)
         if pos is not None:
             self.valid[pos] = False
 
-    def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
-        """Top-k (id, cosine) among valid rows, and among `mask` rows when given."""
+    def index_rows(self, n: int) -> np.ndarray:
+        """The first `n` rows as the index takes them (int8 codes or float32; a view, not a copy)."""
+        return self.matrix[:n] if self.codes is None else self.codes.codes[:n]
+
+    def float_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Float32 rows at `rows` (dequantised codes for a matrix that holds codes)."""
+        if self.codes is None:
+            return self.matrix[rows]
+        return self.codes.codes[rows].astype(np.float32) * self.codes.scales[rows, None]
+
+    def scan(self, query: np.ndarray, n: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Every one of the first `n` rows' score (or of `rows`): exact cosines, or int8 estimates."""
+        if self.codes is not None:
+            return self.codes.scores(query, n, rows)
+        with single_blas_thread():
+            return (self.matrix[:n] if rows is None else self.matrix[rows]) @ query
+
+    def search(
+        self, query: np.ndarray, k: int, mask: np.ndarray | None = None, fetch: Fetch | None = None
+    ) -> list[tuple[str, float]]:
+        """Top-k (id, cosine) among valid rows, and among `mask` rows when given. A matrix holding int8
+        codes rescores its candidates with the float32 vectors `fetch` returns for their ids."""
         n = len(self.ids)
         if n == 0 or k <= 0:
             return []
@@ -212,19 +288,41 @@ class VectorMatrix:
         k = min(k, count)
         ann = self._ann(count)
         if ann is not None and count * 4 >= n:
-            hits = self._approximate(ann, query, k, keep, n / count)
-            if hits is not None:
-                return hits
+            found = self._approximate(ann, query, k, keep, n / count)
+            if found is not None:
+                return self._best(found, self.scan(query, n, found), query, k, fetch)
         if count * 4 < n:  # a filter that keeps few rows: read only those
             rows = np.flatnonzero(keep)
-            with single_blas_thread():
-                return self._top(rows, self.matrix[rows] @ query, k)
+            sims = self.scan(query, n, rows)
+        else:
+            rows = np.arange(n)
+            sims = np.where(keep, self.scan(query, n), -np.inf)
+        wanted = k if self.codes is None else k + QUANT_MARGIN
+        if wanted < len(rows):
+            part = np.argpartition(-sims, wanted - 1)[:wanted]
+            rows, sims = rows[part], sims[part]
+        finite = np.isfinite(sims)
+        return self._best(rows[finite], sims[finite], query, k, fetch)
+
+    def _best(
+        self, rows: np.ndarray, sims: np.ndarray, query: np.ndarray, k: int, fetch: Fetch | None
+    ) -> list[tuple[str, float]]:
+        """The k best of `rows` by exact cosine, given `sims` from `scan`: exact already for float32 rows;
+        for codes, the `k + QUANT_MARGIN` best estimates are rescored with the vectors `fetch` returns."""
+        if self.codes is None:
+            return self._top(rows, sims, k)
+        if len(rows) > k + QUANT_MARGIN:
+            rows = rows[np.argpartition(-sims, k + QUANT_MARGIN - 1)[: k + QUANT_MARGIN]]
+        if fetch is None:
+            raise StorageError("a quantised vector matrix needs `fetch` to rescore its candidates")
+        blobs = fetch([self.ids[r] for r in rows])
+        width = self.dim * 4
+        found = [(r, blob) for r in rows.tolist() if len(blob := blobs.get(self.ids[r], b"")) == width]
+        if not found:
+            return []
+        vectors = np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32).reshape(-1, self.dim)
         with single_blas_thread():
-            sims = self.matrix[:n] @ query
-        sims = np.where(keep, sims, -np.inf)
-        top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
-        top = top[np.isfinite(sims[top])]
-        return self._top(top, sims[top], k)
+            return self._top(np.array([r for r, _ in found], dtype=np.int64), vectors @ query, k)
 
     def _top(self, rows: np.ndarray, sims: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k best of `rows` (positions) by `sims`, best first; ties keep row order."""
@@ -240,38 +338,39 @@ class VectorMatrix:
             self.searches += 1
             if self.searches >= APPROX_AFTER_SEARCHES:
                 with self._lock:
-                    # a view, not a copy: rows written while the index builds are put again after it
-                    self.ann, snapshot = BUILDING, self.matrix[: len(self.ids)]
-                thread = threading.Thread(target=self._build, args=(snapshot,), name="alma-ann", daemon=True)
+                    # rows written while the index builds are put again after it
+                    self.ann, size = BUILDING, self.size
+                thread = threading.Thread(target=self._build, args=(size,), name="alma-ann", daemon=True)
                 _BUILDERS.add(thread)
                 thread.start()
         return self.ann if self.ann and self.ann is not BUILDING and count >= APPROX_MIN_ROWS else None
 
-    def _build(self, snapshot: np.ndarray) -> None:
-        """Build the index off the search path (searches stay exact meanwhile), then catch up on writes."""
+    def _build(self, n: int) -> None:
+        """Build the index off the search path (searches stay exhaustive meanwhile), then catch up on writes.
+        A build that fails (usearch out of memory, ...) is logged and the matrix stays exhaustive: it used to
+        stay "building" for good, collecting every later write's row as one to catch up on."""
         try:
-            ann = AnnIndex.build(snapshot, APPROX_MIN_RECALL)
+            ann = AnnIndex.build(self, n, APPROX_MIN_RECALL)
+        except Exception:
+            log.warning("HNSW index build failed for %d rows; searches stay exhaustive", n, exc_info=True)
+            ann = None
         finally:
             _BUILDERS.discard(threading.current_thread())
         with self._lock:
             if ann is not None:
                 for pos in sorted(self._dirty):
-                    ann.put(pos, self.matrix[pos])
+                    ann.put(pos, self.index_rows(pos + 1)[pos])
             self._dirty.clear()
             self.ann = ann or False
 
     def _approximate(
         self, ann: AnnIndex, query: np.ndarray, k: int, keep: np.ndarray, spread: float
-    ) -> list[tuple[str, float]] | None:
-        """Candidates from the index, rescored exactly; None when too few pass the filter (search exactly)."""
+    ) -> np.ndarray | None:
+        """Candidate rows from the index that pass the filter; None when fewer than k (search exhaustively)."""
         rows = ann.candidates(query, int(max(128, k * APPROX_FETCH) * spread))
         rows = rows[(rows >= 0) & (rows < len(keep))]
         rows = rows[keep[rows]]
-        if len(rows) < k:
-            return None
-        with single_blas_thread():
-            sims = self.matrix[rows] @ query
-        return self._top(rows, sims, k)
+        return rows if len(rows) >= k else None
 
     def column_mask(self, column: str, allowed: AbstractSet[str | None]) -> np.ndarray:
         values = getattr(self, column)

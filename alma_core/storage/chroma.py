@@ -37,6 +37,7 @@ from ._base import (
     PutMemories,
     SearchHits,
     SearchMemories,
+    StoreVersion,
     user_filter,
 )
 from ._filters import matches_nothing
@@ -88,6 +89,8 @@ class _Tx:
         self.undo: list[tuple[str, str, dict[str, Any] | None]] = []  # (project, id, previous state)
 
     def execute(self, op: Op) -> Any:
+        if isinstance(op, StoreVersion):  # the sidecar's version does not cover what Chroma holds
+            return None
         if not isinstance(op, _MEMORY_OPS):
             return self.sidecar.execute(op)
         if isinstance(op, (PutMemories, DeleteMemories)) and not self.write:
@@ -301,6 +304,10 @@ class ChromaStorage(BaseStorage):
 
     def generation(self, project_id: str) -> int:
         return self.sidecar.generation(project_id)
+
+    @property
+    def closed(self) -> bool:
+        return self.sidecar.closed
 
     def close(self) -> None:
         self.sidecar.close()

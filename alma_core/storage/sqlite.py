@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from .._errors import StorageError
 from .._models import Memory, MemoryType
+from . import _vectors
 from ._base import (
     WRITE_OPS,
     BaseStorage,
@@ -47,6 +49,7 @@ from ._base import (
     SearchHits,
     SearchMemories,
     SearchRecords,
+    StoreVersion,
     user_filter,
 )
 from ._filters import dense_mask, matches_nothing, memory_where
@@ -54,7 +57,7 @@ from ._lexical import DocCounts, selective_match, tokens
 from ._parsed import ParsedMemories
 from ._sqlite_records import RecordVectors, distinct_namespaces, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
-from ._sqlite_schema import migrate
+from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS, migrate
 from ._vectors import VectorMatrix, VectorRow
 
 __all__ = ["SQLiteStorage"]
@@ -129,18 +132,20 @@ class _Tx:
     # -- memories -------------------------------------------------------------------------------
 
     def put_memories(self, op: PutMemories) -> int:
+        """Upsert the memories. A row whose indexed columns (agent, type, category, user, workflow,
+        creation time) are unchanged is updated without touching its index entries (a heuristic's
+        counts change at each outcome: 1 page written instead of 4); if any row's did change, one more
+        statement rewrites every column."""
         rows = []
         scopes: list[str] = []
         for m in op.memories:
             vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
             blob = None if vec is None else vec.tobytes()
-            data = m.to_dict()
-            data.pop("type")
             rows.append(
                 (
                     m.project_id, m.id, m.agent, m.memory_type.value, m.category, m.user_id_value,
                     m.workflow_id, m.text, m.confidence, m.created_at.timestamp(),
-                    m.updated_at.timestamp(), json.dumps(data, separators=(",", ":")), blob,
+                    m.updated_at.timestamp(), m.model_dump_json(), blob,
                 )
             )  # fmt: skip
             scope = _scope(m.project_id, m.agent, m.memory_type.value)
@@ -150,17 +155,8 @@ class _Tx:
                     VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
                 )
         self.bump_all(scopes)
-        self.conn.executemany(
-            """INSERT INTO memories (project_id, id, agent, type, category, user_id, workflow_id, text,
-                   confidence, created_at, updated_at, data, embedding)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-               ON CONFLICT (project_id, id) DO UPDATE SET
-                   agent=excluded.agent, type=excluded.type, category=excluded.category,
-                   user_id=excluded.user_id, workflow_id=excluded.workflow_id, text=excluded.text,
-                   confidence=excluded.confidence, created_at=excluded.created_at,
-                   updated_at=excluded.updated_at, data=excluded.data, embedding=excluded.embedding""",
-            rows,
-        )
+        if self.conn.executemany(UPSERT_MEMORY_SAME_KEYS, rows).rowcount != len(rows):
+            self.conn.executemany(UPSERT_MEMORY, rows)
         return len(rows)
 
     def delete_memories(self, op: DeleteMemories) -> int:
@@ -276,9 +272,16 @@ class _Tx:
                 continue
             matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
             if matrix is not None and matrix.size > 0:
-                hits.extend(matrix.search(query, k, dense_mask(matrix, f, allowed)))
+                hits.extend(
+                    matrix.search(query, k, dense_mask(matrix, f, allowed), partial(self._stored_vectors, f.project_id))
+                )
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
+
+    def _stored_vectors(self, project_id: str, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors of `ids`: a matrix of int8 codes rescores its candidates with them."""
+        sql = f"SELECT id, embedding FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(ids))})"
+        return dict(self.conn.execute(sql, [project_id, *ids]).fetchall())
 
     def _lexical_rows(self, f: MemoryFilter, query: str) -> dict[str, list[_LexRow]]:
         """BM25 matches by type, best first. Rows come sorted by (type, score) and are split by
@@ -409,6 +412,15 @@ class _Tx:
         writes = None if self.write else self.store._doc_counts.writes
         return search_records(self.conn, self.store._record_vectors, op, writes)
 
+    def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(data_version, this store's committed write transactions): the first moves when another
+        connection commits, the second when this one does (at this transaction's commit: + 1)."""
+        if not self.write:
+            return None
+        (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
+        writes = self.store._doc_counts.writes
+        return (changes, writes), (changes, writes + 1)
+
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
         return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
 
@@ -452,6 +464,7 @@ _HANDLERS: dict[type, Any] = {
     DeleteRecords: _Tx.delete_records,
     ListNamespaces: _Tx.list_namespaces,
     SearchRecords: _Tx.search_records,
+    StoreVersion: _Tx.store_version,
 }
 
 
@@ -606,7 +619,7 @@ class SQLiteStorage(BaseStorage):
             f"SELECT id, embedding, user_id, workflow_id, category FROM memories {where} AND embedding IS NOT NULL",
             (project_id, agent, mtype),
         )
-        matrix = VectorMatrix.from_rows(rows, capacity, generation)
+        matrix = VectorMatrix.from_rows(rows, capacity, generation, _vectors.QUANT_MIN_ROWS)
         if matrix is not None:
             self._matrices[scope] = matrix
         return matrix

@@ -1,4 +1,5 @@
-"""Backends under test: every conformance test runs on sqlite, postgres and chroma.
+"""Backends under test: every conformance test runs on sqlite, postgres and chroma, and on sqlite again with
+every vector matrix held as int8 codes (`sqlite-int8`: the path of stores above `QUANT_MIN_ROWS` rows).
 
 PostgreSQL (with pgvector) is the session's server (`pg_uri`, from tests/conftest_pg.py): if it cannot
 start, the postgres tests FAIL, they are never skipped. Each test gets its own schema (postgres),
@@ -14,21 +15,25 @@ from typing import Any
 import pytest
 from conftest_pg import drop_schemas, new_schema
 
-from alma_core.storage import BaseStorage, SQLiteStorage
+from alma_core.storage import BaseStorage, SQLiteStorage, _vectors
 
-BACKENDS = ["sqlite", "postgres", "chroma"]
+BACKENDS = ["sqlite", "sqlite-int8", "postgres", "chroma"]
 
 
 @pytest.fixture
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., BaseStorage]]:
+def make_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., BaseStorage]]:
     """A factory of stores of the backend under test; stores made twice with the same `name` share data."""
     backend: str = request.param
+    if backend == "sqlite-int8":
+        monkeypatch.setattr(_vectors, "QUANT_MIN_ROWS", 1)
     made: list[BaseStorage] = []
     names: dict[str, Any] = {}
 
     def make(name: str = "main") -> BaseStorage:
         store: BaseStorage
-        if backend == "sqlite":
+        if backend in ("sqlite", "sqlite-int8"):
             store = SQLiteStorage(tmp_path / f"{name}.db")
         elif backend == "postgres":
             from alma_core.storage.postgres import PostgresStorage

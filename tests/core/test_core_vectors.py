@@ -3,13 +3,16 @@ matrices with usearch installed, HNSW candidates rescored exactly (scores stay e
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
+from alma_core import StorageError
 from alma_core.storage import _vectors
 from alma_core.storage._vectors import VectorMatrix, VectorRow
 
@@ -138,6 +141,28 @@ def test_an_index_that_misses_neighbours_is_dropped_for_exact_search(
     assert [h[0] for h in m.search(q, 10)] == _exact(vectors, q, 10, np.ones(3000, dtype=bool))
 
 
+def test_a_failed_index_build_leaves_the_matrix_exact_instead_of_building_forever(
+    small_threshold: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail(cls: type, matrix: object, n: int, min_recall: float = 0.0) -> None:
+        raise MemoryError("usearch could not allocate the graph")  # what a build can hit on a big matrix
+
+    monkeypatch.setattr(_vectors.AnnIndex, "build", classmethod(fail))
+    vectors = _clustered(1500)
+    m = _matrix(vectors)
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.WARNING, logger="alma_core.storage"):
+        for q in vectors[:2]:
+            m.search(q, 5)
+        for thread in [t for t in threading.enumerate() if t.name == "alma-ann" and t not in before]:
+            thread.join(60)
+    m.upsert(VectorRow("m0", vectors[1], user_id="u0", workflow_id=None, category=None))
+    assert m.ann is False and not m._dirty, "the matrix stays 'building' and collects every write"
+    assert "index build failed" in caplog.text
+    q = vectors[1]
+    assert [h[0] for h in m.search(q, 5)][:2] in (["m0", "m1"], ["m1", "m0"])
+
+
 def test_one_blas_thread_holds_on_worker_threads_too() -> None:
     # The retriever embeds queries on a worker thread; OpenBLAS keeps a per-thread count there, and a
     # contended pool made the local embedder 10-25x slower on that thread (docs/performance.md).
@@ -179,6 +204,7 @@ def test_exiting_while_an_index_builds_stops_the_build_instead_of_aborting() -> 
 import atexit, threading
 atexit.register(lambda: print("building at exit:", [t.name for t in threading.enumerate() if t.name == "alma-ann"]))
 import numpy as np
+from alma_core import StorageError
 from alma_core.storage import _vectors
 from alma_core.storage._vectors import VectorMatrix
 _vectors.APPROX_MIN_ROWS, _vectors.APPROX_AFTER_SEARCHES = 1000, 1
@@ -190,3 +216,29 @@ assert m.ann == _vectors.BUILDING
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "building at exit: []" in done.stdout and "terminate" not in done.stderr  # (that print runs last)
+
+
+def test_a_matrix_turns_to_int8_codes_when_it_grows_past_its_threshold() -> None:
+    vectors = _clustered(300)
+    m = VectorMatrix(dim=64, quantise_at=200)
+    for i, v in enumerate(vectors):
+        m.upsert(VectorRow(f"m{i}", v, user_id=None, workflow_id=None, category=None))
+    assert m.codes is not None and m.matrix.size == 0  # the float32 rows are dropped
+    with pytest.raises(StorageError, match="fetch"):  # nothing left here to rescore with
+        m.search(vectors[0], 5)
+    hits = m.search(vectors[3], 5, fetch=lambda ids: {i: vectors[int(i[1:])].tobytes() for i in ids})
+    assert [h[0] for h in hits] == _exact(vectors, vectors[3], 5, np.ones(300, dtype=bool))
+    assert hits[0][1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_quantised_load_converts_batches_grows_and_skips_odd_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_vectors, "_LOAD_BATCH", 7)
+    vectors = _clustered(40, dim=8)
+    rows = [(f"m{i}", v.tobytes(), f"u{i}", None, "c") for i, v in enumerate(vectors)]
+    rows.insert(5, ("odd", np.zeros(4, np.float32).tobytes(), None, None, None))
+    m = VectorMatrix.from_rows(iter(rows), capacity=30, generation=7, quantise_at=20)
+    assert m is not None and m.codes is not None and m.size == 40 and "odd" not in m.index
+    assert np.allclose(m.float_rows(np.arange(40)), vectors, atol=0.01) and m.valid[:40].all()
+    assert m.user_ids[3] == "u3" and m.index["m39"] == 39
+    small = VectorMatrix.from_rows(iter(rows), capacity=30, generation=7, quantise_at=31)
+    assert small is not None and small.codes is None  # counted under the threshold: float32 rows
