@@ -414,7 +414,8 @@ class _Tx:
 
     def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """(data_version, this store's committed write transactions): the first moves when another
-        connection commits, the second when this one does (at this transaction's commit: + 1)."""
+        connection commits, the second when this one does (at this transaction's commit: + 1). SQL run
+        on a connection passed in, outside the store's transactions, is not seen."""
         if not self.write:
             return None
         (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
