@@ -139,7 +139,7 @@ class _Tx:
         rows = []
         scopes: list[str] = []
         for m in op.memories:
-            vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
+            vec = None if (embedding := m.embedding) is None else np.asarray(embedding, dtype=np.float32)
             blob = None if vec is None else vec.tobytes()
             rows.append(
                 (
@@ -320,7 +320,8 @@ class _Tx:
             (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
              created, r.updated_at or now, r.expires_at),
         ).fetchone()  # fmt: skip
-        return replace(r, seq=seq, created_at=created, updated_at=r.updated_at or now)
+        return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created, r.updated_at or now,
+                      r.expires_at)  # fmt: skip
 
     def put_records(self, op: PutRecords) -> None:
         """One `executemany` of one cached statement; nothing read back (see `PutRecords`)."""
