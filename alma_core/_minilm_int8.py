@@ -85,7 +85,7 @@ class Int8Plan:
         names = [f"encoder.layer.{k.split('.')[0]}.{n}" for k in sorted(products) for n, kind in _KINDS.items()
                  if kind == k.split(".")[1] and kind in _SMOOTHED]  # fmt: skip
         peak = {n: np.zeros(w[f"{n}.weight"].shape[1], dtype=np.float32) for n in names}
-        for text in CALIBRATION:
+        for text in CALIBRATION if names else ():
             ids = np.asarray(model.tokenizer.encode(text).ids, dtype=np.intp)[None, :]
             for name, tensor in zip(names, model.run(model.embed_tokens(ids), ids.shape, None, names), strict=True):
                 np.maximum(peak[name], np.abs(tensor).max(axis=0), out=peak[name])

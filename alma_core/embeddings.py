@@ -268,13 +268,17 @@ class LangChainEmbedder:
 
 
 def make_embedder(spec: Any, dim: int = 384) -> Embedder:
-    """`"local"`, `"mock"`, an `Embedder`, or a LangChain-style embeddings object -> an `Embedder`."""
+    """`"local"`, `"local-int8"`, `"mock"`, an `Embedder`, or a LangChain-style embeddings object -> an `Embedder`."""
     if spec is None or spec == "local":
         return LocalEmbedder()
+    if spec == "local-int8":
+        return LocalEmbedder(precision="int8")
     if spec == "mock":
         return MockEmbedder(dim)
     if isinstance(spec, str):
-        raise ConfigError(f"embedding_provider must be 'local', 'mock' or an embeddings object, got {spec!r}")
+        raise ConfigError(
+            f"embedding_provider must be 'local', 'local-int8', 'mock' or an embeddings object, got {spec!r}"
+        )
     if isinstance(spec, Embedder) and isinstance(getattr(spec, "dim", None), int):
         return spec
     return LangChainEmbedder(spec)

@@ -72,6 +72,15 @@ def test_int8_vectors_stay_within_0_99_of_sentence_transformers(int8: LocalEmbed
     assert int8.name == LocalEmbedder().name
 
 
+def test_local_int8_is_a_config_value() -> None:
+    from alma_core import AlmaConfig
+
+    embedder = make_embedder(AlmaConfig(embedding_provider="local-int8").embedding_provider)
+    assert isinstance(embedder, LocalEmbedder) and embedder.precision == "int8" and not embedder.loaded
+    with pytest.raises(ConfigError, match="local-int8"):
+        make_embedder("local-int4")
+
+
 def test_int8_reads_a_float32_store_and_keeps_the_ranking(int8: LocalEmbedder, tmp_path: Path) -> None:
     texts = ["flaky selectors break login tests", "bake sourdough at 250C with steam", "rotate the API keys monthly"]
     with ALMA("p", storage=tmp_path / "a.db", embedder=LocalEmbedder()) as alma:
