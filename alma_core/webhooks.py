@@ -261,7 +261,11 @@ def retry_delivery(storage: BaseStorage, delivery_id: str) -> Delivery:
         record = tx.execute(GetRecord(SYSTEM_PROJECT, NAMESPACE, delivery_id))
         if record is None:
             raise ValidationError(f"no webhook delivery {delivery_id!r}")
-        delivery = Delivery.model_validate(record.metadata).model_copy(
+        try:
+            delivery = Delivery.model_validate(record.metadata)
+        except _PydanticError:
+            raise ValidationError(f"webhook outbox record {delivery_id!r} is not a delivery") from None
+        delivery = delivery.model_copy(
             update={"status": "pending", "attempts": 0, "next_attempt_at": 0.0, "last_error": None}
         )
         tx.execute(PutRecord(Record(SYSTEM_PROJECT, NAMESPACE, delivery.id, None, delivery.model_dump())))

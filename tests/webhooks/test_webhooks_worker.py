@@ -19,7 +19,7 @@ from alma_core import ALMA, SQLiteStorage, ValidationError
 from alma_core.events import EventEmitter, WebhookConfig, WebhookManager
 from alma_core.storage import PutRecord, Record
 from alma_core.storage._base import SYSTEM_PROJECT
-from alma_core.webhooks import NAMESPACE, deliveries
+from alma_core.webhooks import NAMESPACE, deliveries, retry_delivery
 
 
 def _hook(url: str, **kwargs: object) -> WebhookConfig:
@@ -129,6 +129,8 @@ def test_an_outbox_record_that_is_not_a_delivery_is_skipped_and_the_others_go_ou
             alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
             (delivered,) = wait_deliveries(alma, "delivered")
         assert reported.is_set() and [r.headers["webhook-id"] for r in receiver.requests] == [delivered.id]
+        with pytest.raises(ValidationError, match="'msg_bad' is not a delivery"):
+            retry_delivery(alma.storage, "msg_bad")  # type: ignore[arg-type]
 
 
 @pytest.fixture
