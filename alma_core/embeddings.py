@@ -145,8 +145,8 @@ class LocalEmbedder:
     store, since their vectors agree to a cosine above 0.9999. The model loads on first use, so
     `import alma_core` and ALMA() stay cheap. `threads=1` (default) runs the math on one thread: on small
     shared CPUs that is several times faster than a contended pool for short texts; `None` leaves the
-    runtime's default. `precision="int8"` (onnxruntime only) runs 17 of the 24 matrix products in int8:
-    ~1.3x less CPU per query, vectors within a cosine of 0.994 of sentence-transformers' (same name recorded:
+    runtime's default. `precision="int8"` (onnxruntime only) runs 22 of the 24 matrix products in int8:
+    ~1.7x less CPU per query, vectors within a cosine of 0.993 of sentence-transformers' (same name recorded:
     docs/performance.md).
     """
 
