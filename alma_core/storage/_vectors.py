@@ -29,7 +29,7 @@ from .._blas import single_blas_thread
 from .._errors import StorageError
 from ._quantised import Int8Rows, quantise
 
-QUANT_MIN_ROWS = 16_384  # a store's matrix holds int8 codes (no float32 rows) from this many rows
+QUANT_MIN_ROWS = 8_192  # a store's matrix holds int8 codes (no float32 rows) from this many rows
 QUANT_MARGIN = 16  # candidates the int8 scan proposes beyond the k wanted (all rescored exactly)
 APPROX_MIN_ROWS = 20_000  # rows eligible for a search (valid and in its filter) before the index is used
 APPROX_AFTER_SEARCHES = 8  # a matrix builds its index once it served this many searches without a reload
