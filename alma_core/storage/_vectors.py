@@ -30,7 +30,7 @@ from .._errors import StorageError
 from ._quantised import Int8Rows, quantise
 
 QUANT_MIN_ROWS = 8_192  # a store's matrix holds int8 codes (no float32 rows) from this many rows
-QUANT_MARGIN = 16  # candidates the int8 scan proposes beyond the k wanted (all rescored exactly)
+QUANT_MARGIN = 8  # candidates the int8 scan proposes beyond the k wanted (all rescored exactly; dev-set choice)
 APPROX_MIN_ROWS = 131_072  # eligible rows (valid, in the filter) before the index is built and used
 APPROX_AFTER_SEARCHES = 8  # a matrix builds its index once it served this many searches without a reload
 APPROX_FETCH = 12  # candidates the index proposes per wanted hit (all rescored exactly); at least 128
