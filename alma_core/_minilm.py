@@ -143,17 +143,17 @@ class MiniLM:
         self.eps = float(config["layer_norm_eps"])
         buf, tensors = _map_safetensors(model_dir / "model.safetensors")
         w = {k.removeprefix("bert."): v for k, v in tensors.items()}
-        self._load_layers(w, int(config["num_hidden_layers"]))
         self.word = w["embeddings.word_embeddings.weight"]  # stays mapped: only the rows of used tokens page in
         # position + token-type 0 (every text is one segment), summed once
         self.position = _f32(w["embeddings.position_embeddings.weight"][: self.max_tokens])
         self.position += w["embeddings.token_type_embeddings.weight"][0]
         self.norm0 = _f32(w["embeddings.LayerNorm.weight"]), _f32(w["embeddings.LayerNorm.bias"])
-        if hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            buf.madvise(mmap.MADV_DONTNEED)  # drop the file pages read while packing (they page back in if read)
         self.tokenizer: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.no_padding()
+        self._load_layers(w, int(config["num_hidden_layers"]))  # last: a runtime may embed texts to calibrate
+        if hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            buf.madvise(mmap.MADV_DONTNEED)  # drop the file pages read while packing (they page back in if read)
 
     def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
         scale = 1 / np.sqrt(self.dim // self.heads)
@@ -189,13 +189,18 @@ class MiniLM:
             x = self._layer(x, shape, bias, layer)
         return x
 
+    def embed_tokens(self, ids: np.ndarray) -> np.ndarray:
+        """The (batch x length, dim) input of the first layer for a (batch, length) id matrix."""
+        batch, length = ids.shape
+        x = self.word[ids.reshape(-1)].reshape(batch, length, self.dim)
+        x += self.position[:length]
+        return _layer_norm(x.reshape(batch * length, self.dim), *self.norm0, self.eps)
+
     def encode_ids(self, ids: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Mean-pooled, L2-normalised sentence vectors of a (batch, length) id matrix; `mask` marks real
         tokens (None: no padding)."""
         batch, length = ids.shape
-        x = self.word[ids.reshape(-1)].reshape(batch, length, self.dim)
-        x += self.position[:length]
-        x = _layer_norm(x.reshape(batch * length, self.dim), *self.norm0, self.eps)
+        x = self.embed_tokens(ids)
         bias = None
         if mask is not None and not mask.all():
             bias = np.where(mask[:, None, None, :], np.float32(0), np.float32(-1e9)).astype(np.float32)

@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -69,6 +70,7 @@ log = logging.getLogger("alma.webhooks")
 NAMESPACE = "webhooks/outbox"
 _WRITE_EVENTS: list[MemoryEventType] = [t for t in MemoryEventType if t is not MemoryEventType.ACCESSED]
 Status = Literal["pending", "delivered", "dead"]
+MAX_BACKOFF = 60.0  # seconds: the longest pause before a failing store is tried again
 
 
 class WebhookConfig(BaseModel):
@@ -100,6 +102,8 @@ class WebhookConfig(BaseModel):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be an http(s) URL with a host, got {url!r}")
+        if any(c.isspace() or not c.isprintable() for c in url):  # http.client refuses them at each attempt
+            raise ValueError(f"must not contain spaces or control characters, got {url!r}")
         return url
 
     @model_validator(mode="after")
@@ -232,10 +236,23 @@ def _put(storage: BaseStorage, delivery: Delivery) -> None:
 
 
 def deliveries(storage: BaseStorage, status: Status | None = None, limit: int | None = None) -> list[Delivery]:
-    """The outbox's deliveries, newest first (optionally of one status)."""
+    """The outbox's deliveries, newest first (optionally of one status). A record that is not a delivery
+    (edited by hand, a future version's) is skipped and logged once: it never blocks the others."""
     where = {"status": status} if status else None
     records = storage.execute(ListRecords(SYSTEM_PROJECT, NAMESPACE, where=where, limit=limit))
-    return [Delivery.model_validate(r.metadata) for r in records]
+    found = []
+    for record in records:
+        try:
+            found.append(Delivery.model_validate(record.metadata))
+        except _PydanticError as exc:
+            if record.key not in _UNREADABLE and len(_UNREADABLE) < 10_000:
+                _UNREADABLE.add(record.key)
+                log.warning("webhook outbox record %r is not a delivery; skipped (%s)", record.key,
+                            str(exc).splitlines()[0])  # fmt: skip
+    return found
+
+
+_UNREADABLE: set[str] = set()  # outbox keys already reported as unreadable
 
 
 def retry_delivery(storage: BaseStorage, delivery_id: str) -> Delivery:
@@ -244,7 +261,11 @@ def retry_delivery(storage: BaseStorage, delivery_id: str) -> Delivery:
         record = tx.execute(GetRecord(SYSTEM_PROJECT, NAMESPACE, delivery_id))
         if record is None:
             raise ValidationError(f"no webhook delivery {delivery_id!r}")
-        delivery = Delivery.model_validate(record.metadata).model_copy(
+        try:
+            delivery = Delivery.model_validate(record.metadata)
+        except _PydanticError:
+            raise ValidationError(f"webhook outbox record {delivery_id!r} is not a delivery") from None
+        delivery = delivery.model_copy(
             update={"status": "pending", "attempts": 0, "next_attempt_at": 0.0, "last_error": None}
         )
         tx.execute(PutRecord(Record(SYSTEM_PROJECT, NAMESPACE, delivery.id, None, delivery.model_dump())))
@@ -266,6 +287,7 @@ class WebhookManager:
         writes through the emitter is picked up as well."""
         self._configs: dict[str, WebhookConfig] = {}
         self._stores: list[BaseStorage] = []
+        self._states: dict[int, _StoreState] = {}  # id(store) -> what the worker keeps about it
         if alma is not None:
             self._stores.append(alma.storage)
         if storage is not None and storage not in self._stores:
@@ -273,6 +295,7 @@ class WebhookManager:
         self.poll_interval = poll_interval
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._started = False
         self._thread: threading.Thread | None = None
         self._emitter: EventEmitter | None = None
         self._lock = threading.Lock()
@@ -319,6 +342,9 @@ class WebhookManager:
 
     def committed(self, storage: Any) -> None:
         self._wake.set()
+        with self._lock:
+            if self._started:
+                self._spawn()  # the worker leaves once every store it knew was closed: this one is new
 
     def _track(self, storage: BaseStorage) -> None:
         with self._lock:
@@ -334,24 +360,32 @@ class WebhookManager:
 
         self._emitter = emitter or get_emitter()
         self._emitter.add_outbox(self)
+        with self._lock:
+            self._started = True
+            self._spawn()
+        self._wake.set()
+        return self
+
+    def _spawn(self) -> None:
+        """Start a worker unless one runs (called under the lock)."""
         if self._thread is None or not self._thread.is_alive():
             # Each worker has its own stop flag: one that outlived `stop()`'s join (mid-send on a loaded
             # machine) finishes its attempt and exits, instead of running on beside the new one.
             self._stop = threading.Event()
             self._thread = threading.Thread(target=self._run, args=(self._stop,), name="alma-webhooks", daemon=True)
             self._thread.start()
-        self._wake.set()
-        return self
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop queueing and delivering (pending deliveries stay in the outbox for the next start)."""
         if self._emitter is not None:
             self._emitter.remove_outbox(self)
-        self._stop.set()
+        with self._lock:
+            self._started = False
+            thread, self._thread = self._thread, None
+            self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if thread is not None:
+            thread.join(timeout)
 
     def __enter__(self) -> WebhookManager:
         return self
@@ -360,39 +394,83 @@ class WebhookManager:
         self.stop()
 
     def _run(self, stop: threading.Event) -> None:
+        """Deliver until stopped, or until every known store was closed (a later write to another store
+        starts a worker again). A failing store never ends it: see `_deliver_store`."""
         while not stop.is_set():
             next_due = self.deliver_due(stop)
+            with self._lock:
+                if not self._stores:
+                    if self._thread is threading.current_thread():
+                        self._thread = None
+                    return
             wait = self.poll_interval if next_due is None else max(0.0, min(self.poll_interval, next_due - time.time()))
             self._wake.wait(wait)
             self._wake.clear()
 
     def deliver_due(self, stop: threading.Event | None = None) -> float | None:
         """One pass: attempt every pending delivery that is due; returns when the next one falls due.
-        `stop` (default: the current worker's flag) ends the pass early."""
+        `stop` (default: the current worker's flag) ends the pass early. Never raises."""
         stop = self._stop if stop is None else stop
         next_due: float | None = None
-        for storage in list(self._stores):
-            try:
-                pending = deliveries(storage, "pending")
-            except Exception:  # a closed or broken store: skip it this round
-                log.debug("webhook outbox of %r not readable", storage, exc_info=True)
+        with self._lock:
+            stores = list(self._stores)
+        for storage in stores:
+            if stop.is_set():
+                return None
+            state = self._states.setdefault(id(storage), _StoreState())
+            if state.retry_at > time.time():  # failed lately: left alone until its backoff ends
+                next_due = _earliest(next_due, state.retry_at)
                 continue
-            for delivery in reversed(pending):  # oldest first
-                if stop.is_set():
-                    return None
-                config = self._configs.get(delivery.url)
-                if config is None:
-                    continue  # no manager knows this receiver's secret yet: it waits
-                if delivery.next_attempt_at > time.time():
-                    due = delivery.next_attempt_at
-                    next_due = due if next_due is None else min(next_due, due)
-                    continue
-                updated = self._attempt(config, delivery)
-                _put(storage, updated)
-                if updated.status == "pending":
-                    due = updated.next_attempt_at
-                    next_due = due if next_due is None else min(next_due, due)
+            next_due = _earliest(next_due, self._deliver_store(storage, state, stop))
         return next_due
+
+    def _deliver_store(self, storage: BaseStorage, state: _StoreState, stop: threading.Event) -> float | None:
+        """`_deliver_from`, with its failures handled: a closed store is dropped (its pending deliveries
+        wait in the file for the next manager); any other error ("database is locked", a lost server) is
+        logged and the store is retried after a backoff, from what the worker kept."""
+        try:
+            due = self._deliver_from(storage, state, stop)
+        except Exception as exc:
+            if getattr(storage, "closed", False):  # a store without the property is never "closed"
+                self._drop(storage)
+                log.info("webhook outbox: %r was closed; no longer delivering from it", storage)
+                return None
+            state.failures += 1
+            pause = min(max(self.poll_interval, 0.01) * 2 ** (state.failures - 1), MAX_BACKOFF)
+            state.retry_at = time.time() + pause
+            log.warning("webhook outbox of %r failed (%s: %s); retrying in %.1f s", storage, type(exc).__name__,
+                        exc, pause, exc_info=state.failures == 1)  # fmt: skip
+            return state.retry_at
+        state.failures, state.retry_at = 0, 0.0
+        return due
+
+    def _deliver_from(self, storage: BaseStorage, state: _StoreState, stop: threading.Event) -> float | None:
+        # The result of an attempt the store could not take is written before anything is sent again:
+        # the receiver got that message once, and its attempt is counted once.
+        for delivery in list(state.unsaved.values()):
+            _put(storage, delivery)
+            state.unsaved.pop(delivery.id, None)
+        next_due: float | None = None
+        for delivery in reversed(deliveries(storage, "pending")):  # oldest first
+            if stop.is_set():
+                return None
+            config = self._configs.get(delivery.url)
+            if config is None:
+                continue  # no manager knows this receiver's secret yet: it waits
+            if delivery.next_attempt_at > time.time():
+                next_due = _earliest(next_due, delivery.next_attempt_at)
+                continue
+            updated = state.unsaved[delivery.id] = self._attempt(config, delivery)
+            _put(storage, updated)
+            state.unsaved.pop(delivery.id, None)
+            if updated.status == "pending":
+                next_due = _earliest(next_due, updated.next_attempt_at)
+        return next_due
+
+    def _drop(self, storage: BaseStorage) -> None:
+        with self._lock:
+            self._stores = [s for s in self._stores if s is not storage]
+            self._states.pop(id(storage), None)
 
     def _attempt(self, config: WebhookConfig, delivery: Delivery) -> Delivery:
         attempts = delivery.attempts + 1
@@ -402,7 +480,7 @@ class WebhookManager:
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except RefusedAddress as exc:  # retrying cannot help
             return delivery.model_copy(update={"status": "dead", "attempts": attempts, "last_error": str(exc)})
-        except OSError as exc:
+        except Exception as exc:  # network errors, a malformed response (http.client.HTTPException), ...
             error = f"{type(exc).__name__}: {exc}"
         if error is None:
             return delivery.model_copy(update={"status": "delivered", "attempts": attempts, "last_status": status,
@@ -413,6 +491,19 @@ class WebhookManager:
             "status": "dead" if dead else "pending", "attempts": attempts, "last_status": status,
             "last_error": error, "next_attempt_at": time.time() + _backoff(config, attempts),
         })  # fmt: skip
+
+
+@dataclass
+class _StoreState:
+    """What the worker keeps about one store between passes."""
+
+    unsaved: dict[str, Delivery] = field(default_factory=dict)  # attempted, but the store failed to record it
+    failures: int = 0  # passes in a row that failed
+    retry_at: float = 0.0  # not before (unix seconds) after a failure
+
+
+def _earliest(current: float | None, due: float | None) -> float | None:
+    return due if current is None else current if due is None else min(current, due)
 
 
 def from_config(alma: ALMA) -> WebhookManager | None:

@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/bench_embedder.py            # numpy, onnxruntime and sentence-transformers
     .venv/bin/python benchmarks/bench_embedder.py --quick    # fewer queries, one round
     .venv/bin/python benchmarks/bench_embedder.py --no-torch # skip sentence-transformers (its import is slow)
+    .venv/bin/python benchmarks/bench_embedder.py --threads 2 --only onnxruntime   # two compute threads
 
 Every runtime runs all-MiniLM-L6-v2 through `LocalEmbedder(runtime=..., threads=1)`, so at the same settings:
-one compute thread (one BLAS thread; onnxruntime intra_op_num_threads=1; torch.set_num_threads(1)), the same
+one compute thread (one BLAS thread; onnxruntime intra_op_num_threads=1; torch.set_num_threads(1); `--threads`
+sets another count for all), the same
 texts (tests/data/minilm_sentences.json: its sentences up to 100 characters are the queries, all 200 the batch),
 each query embedded without the query cache. Runtimes that are not installed are skipped, with a line saying so.
 Rounds alternate the runtimes (numpy, onnxruntime, torch, numpy, ...) so that a change of load hits them alike;
@@ -15,7 +17,9 @@ the load average is printed at the start and the end.
   without numpy's import (an ALMA process has numpy already), and in CPU time (the fair figure on a busy machine).
 - RSS: resident memory after the first vector, and the peak after the batch (VmRSS / VmHWM).
 - query p50 / p95: one short text per call, `embed_documents([text])` (what a cache miss of `embed_query` costs);
-  also the calling thread's CPU time per query (all runtimes compute on it with one thread).
+  also the process's CPU time per query (every thread's: with more than one compute thread, the pool's too).
+- onnxruntime-int8: `LocalEmbedder(precision="int8")`, with its cosine to sentence-transformers' vectors
+  (tests/data/minilm_reference.npy) on the 200 sentences, min / median (every runtime prints it).
 - batch texts/s: the 200 sentences in one `embed_documents` call (how `learn_many` and `reindex` embed), and
   the short queries in one call (a `learn_many` of short outcomes).
 """
@@ -42,31 +46,34 @@ def _status() -> dict[str, float]:
     return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM") if k in fields}
 
 
-def _make(runtime: str) -> tuple[Any, str]:
+def _make(runtime: str, threads: int) -> tuple[Any, str]:
     """(embed_documents, thread setting) for one runtime, built after the clock started."""
     from alma_core import LocalEmbedder
 
-    emb = LocalEmbedder(runtime=runtime, threads=1)  # type: ignore[arg-type]
+    if runtime == "onnxruntime-int8":
+        emb = LocalEmbedder(runtime="onnxruntime", threads=threads, precision="int8")
+    else:
+        emb = LocalEmbedder(runtime=runtime, threads=threads)  # type: ignore[arg-type]
     if runtime == "numpy":
         from threadpoolctl import threadpool_info
 
         blas = [f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads outside ALMA's calls)"
                 for i in threadpool_info() if i["user_api"] == "blas"]  # fmt: skip
-        return emb.embed_documents, f"1 BLAS thread per call; {', '.join(blas) or 'no threadpoolctl'}"
-    if runtime == "onnxruntime":
+        return emb.embed_documents, f"{threads} BLAS thread(s) per call; {', '.join(blas) or 'no threadpoolctl'}"
+    if runtime.startswith("onnxruntime"):
         import onnxruntime
 
-        return emb.embed_documents, f"onnxruntime {onnxruntime.__version__}, intra_op_num_threads=1"
-    return emb.embed_documents, "torch.set_num_threads(1)"
+        return emb.embed_documents, f"onnxruntime {onnxruntime.__version__}, intra_op_num_threads={threads}"
+    return emb.embed_documents, f"torch.set_num_threads({threads})"
 
 
-def worker(runtime: str, n_queries: int) -> dict[str, Any]:
+def worker(runtime: str, n_queries: int, threads: int) -> dict[str, Any]:
     """Runs in a fresh process: measures one runtime and returns its figures."""
     start, start_cpu = time.perf_counter(), time.process_time()
     import numpy as np  # an ALMA process has it already (its store); the model's own part is timed apart
 
     model_start = time.perf_counter()
-    embed, threads = _make(runtime)
+    embed, setting = _make(runtime, threads)
     embed(["warm up"])
     end = time.perf_counter()
     cold, cold_model, cold_cpu = end - start, end - model_start, time.process_time() - start_cpu
@@ -76,17 +83,19 @@ def worker(runtime: str, n_queries: int) -> dict[str, Any]:
     queries = [s for s in sentences if len(s) <= 100][:n_queries]
     times, cpu = [], []
     for query in queries:
-        t, c = time.perf_counter(), time.thread_time()
+        t, c = time.perf_counter(), time.process_time()
         embed([query])
         times.append((time.perf_counter() - t) * 1000)
-        cpu.append((time.thread_time() - c) * 1000)
-    t, c = time.perf_counter(), time.thread_time()
+        cpu.append((time.process_time() - c) * 1000)
+    t, c = time.perf_counter(), time.process_time()
     vectors = embed(sentences)
-    batch_s, batch_cpu = time.perf_counter() - t, time.thread_time() - c
-    c = time.thread_time()
+    batch_s, batch_cpu = time.perf_counter() - t, time.process_time() - c
+    c = time.process_time()
     embed(queries)  # learn_many's kind of batch: many short texts
-    short_cpu = time.thread_time() - c
+    short_cpu = time.process_time() - c
     assert vectors.shape == (len(sentences), 384)
+    reference = np.load(ROOT / "tests" / "data" / "minilm_reference.npy").astype(np.float32)
+    cosine = (vectors * reference).sum(axis=1) / np.linalg.norm(reference, axis=1)
     from tokenizers import Tokenizer
 
     from alma_core.embeddings import minilm_path
@@ -95,17 +104,17 @@ def worker(runtime: str, n_queries: int) -> dict[str, Any]:
     tok.no_padding()
     tokens = float(np.mean([len(tok.encode(q).ids) for q in queries]))
     return {
-        "runtime": runtime, "threads": threads, "cold_s": cold, "cold_model_s": cold_model, "cold_cpu_s": cold_cpu,
+        "runtime": runtime, "threads": setting, "cold_s": cold, "cold_model_s": cold_model, "cold_cpu_s": cold_cpu,
         "rss_load": rss_load, "rss_peak": _status()["VmHWM"], "p50": float(np.percentile(times, 50)),
         "p95": float(np.percentile(times, 95)), "cpu_p50": float(np.percentile(cpu, 50)), "queries": len(queries),
         "tokens": tokens, "batch_per_s": len(sentences) / batch_s, "batch_cpu_per_s": len(sentences) / batch_cpu,
         "short_cpu_per_s": len(queries) / short_cpu,
-        "batch": len(sentences),
+        "batch": len(sentences), "cos_min": float(cosine.min()), "cos_median": float(np.median(cosine)),
     }  # fmt: skip
 
 
-def run(runtime: str, n_queries: int) -> dict[str, Any] | None:
-    cmd = [sys.executable, __file__, "--worker", runtime, "--queries", str(n_queries)]
+def run(runtime: str, n_queries: int, threads: int) -> dict[str, Any] | None:
+    cmd = [sys.executable, __file__, "--worker", runtime, "--queries", str(n_queries), "--threads", str(threads)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -127,15 +136,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="rounds of all runtimes (default 2, quick 1)")
     parser.add_argument("--queries", type=int, default=None, help="queries per process (default 100, quick 40)")
     parser.add_argument("--no-torch", action="store_true", help="skip sentence-transformers")
+    parser.add_argument("--threads", type=int, default=1, help="compute threads of every runtime (default 1)")
+    parser.add_argument("--only", help="comma-separated runtimes to run (numpy, onnxruntime, onnxruntime-int8, ...)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n_queries = args.queries or (40 if args.quick else 100)
     if args.worker:
-        print(json.dumps(worker(args.worker, n_queries)))
+        print(json.dumps(worker(args.worker, n_queries, args.threads)))
         return
     runtimes = ["numpy"]
     if _available("onnxruntime"):
-        runtimes.append("onnxruntime")
+        runtimes += ["onnxruntime", "onnxruntime-int8"]
     else:
         print("onnxruntime is not installed: no onnxruntime figures (pip install onnxruntime to compare)")
     if not args.no_torch:
@@ -143,6 +154,8 @@ def main() -> None:
             runtimes.append("sentence-transformers")
         else:
             print("sentence-transformers is not installed: numpy only (pip install sentence-transformers to compare)")
+    if args.only:
+        runtimes = [r for r in runtimes if r in args.only.split(",")]
     print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} CPUs")
     print("env: " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_VARS))
     print(f"aims: {', '.join(f'{k} {v}' for k, v in AIMS.items())}")
@@ -158,22 +171,25 @@ def main() -> None:
         "batch",
         "(CPU)",
         "short",
+        "cos min",
+        "median",
     )
     print(f"  {'runtime':<22}" + "".join(f"{c:>10}" for c in columns))
     rounds, last = args.rounds or (1 if args.quick else 2), None
     for _ in range(rounds):
         for runtime in runtimes:
-            r = last = run(runtime, n_queries) or last
+            r = last = run(runtime, n_queries, args.threads) or last
             if r is None or r["runtime"] != runtime:
                 continue
             print(f"  {r['runtime']:<22}{r['cold_s']:>8.2f} s{r['cold_model_s']:>8.2f} s{r['cold_cpu_s']:>8.2f} s"
                   f"{r['rss_load']:>7.0f} MB{r['rss_peak']:>7.0f} MB{r['p50']:>7.2f} ms{r['p95']:>7.1f} ms"
                   f"{r['cpu_p50']:>7.2f} ms{r['batch_per_s']:>8.0f}/s{r['batch_cpu_per_s']:>8.0f}/s"
-                  f"{r['short_cpu_per_s']:>8.0f}/s  [{r['threads']}]",
+                  f"{r['short_cpu_per_s']:>8.0f}/s{r['cos_min']:>10.5f}{r['cos_median']:>10.5f}  [{r['threads']}]",
                   flush=True)  # fmt: skip
     print("cold: wall time to the first vector from a bare process; (model): the same after `import numpy`; "
-          "(CPU): process CPU time; query and batch (CPU): the calling thread's CPU time; last column: the "
-          "queries in one call, texts per CPU second")  # fmt: skip
+          "(CPU): process CPU time; query and batch (CPU): the process's CPU time (all threads); short: the "
+          "queries in one call, texts per CPU second; cos: the batch's vectors against sentence-transformers' "
+          "(committed reference)")  # fmt: skip
     if last is not None:
         print(f"queries: {last['queries']} texts of <= 100 characters ({last['tokens']:.1f} tokens on average, "
               f"[CLS] and [SEP] included); batch: {last['batch']} sentences in one call")  # fmt: skip

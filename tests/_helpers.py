@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def started_url(proc: subprocess.Popen[bytes], log: Path, prefix: str, timeout: float = 120) -> str:
+    """The URL on a server's start-up line (`<prefix> http://host:port...`), read from its stderr log.
+    Started with `--port 0`, the server binds a free port itself and prints it: nothing can take the port
+    in between. The line is printed once the socket listens, or the process exits (then: RuntimeError)."""
+    pattern = re.compile(re.escape(prefix) + r" (https?://\S+)")
+    deadline = time.monotonic() + timeout
+    while not (match := pattern.search(log.read_text(errors="replace"))):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    return match.group(1)

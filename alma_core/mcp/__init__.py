@@ -35,7 +35,7 @@ def build_parser(prog: str = "alma mcp") -> argparse.ArgumentParser:
     )
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (loopback unless --allow-remote)")
-    parser.add_argument("--port", type=int, default=8765, help="HTTP port")
+    parser.add_argument("--port", type=int, default=8765, help="HTTP port (0: a free one, named on the start-up line)")
     parser.add_argument("--token", default=None, help="HTTP bearer token (default: $ALMA_MCP_TOKEN, else generated)")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (needs a token)")
     parser.add_argument("--allowed-origin", action="append", default=[], metavar="URL",
@@ -61,11 +61,13 @@ def run_server(argv: Sequence[str] | None = None) -> int:
     # Logs go to stderr only: on stdio, stdout carries protocol messages and nothing else.
     logging.basicConfig(stream=sys.stderr, level=args.log_level, format="alma mcp: %(levelname)s %(name)s: %(message)s")
     try:
-        token = None
+        token, sock = None, None
         if args.transport == "http":
+            from .._listen import listen
             from ._auth import resolve_token
 
             token = resolve_token(args.token, args.host, args.allow_remote)
+            sock = listen(args.host, args.port)  # --port 0: the OS picks a free port, named on the start-up line
         from ..cli import open_alma
 
         alma = open_alma(args.config)
@@ -83,8 +85,8 @@ def run_server(argv: Sequence[str] | None = None) -> int:
         else:
             from ._server import serve_http
 
-            assert token is not None
-            serve_http(server, args.host, args.port, token, args.allowed_origin)
+            assert token is not None and sock is not None
+            serve_http(server, sock, token, args.allowed_origin)
     except KeyboardInterrupt:
         pass
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -100,11 +101,15 @@ async def serve_stdio(server: AlmaMCP) -> None:
         await server._mcp_server.run(read, write, server._mcp_server.create_initialization_options())
 
 
-def serve_http(server: AlmaMCP, host: str, port: int, token: str, allowed_origins: list[str]) -> None:
-    """Streamable HTTP at http://host:port/mcp behind the token and Origin guard, run by uvicorn."""
+def serve_http(server: AlmaMCP, sock: socket.socket, token: str, allowed_origins: list[str]) -> None:
+    """Streamable HTTP at http://host:port/mcp on `sock` (bound by `alma_core._listen.listen`) behind the
+    token and Origin guard, run by uvicorn."""
     import uvicorn
 
+    from .._listen import url_of
+
     app = BearerOriginGuard(server.streamable_http_app(), token, allowed_origins)
-    print(f"alma mcp: serving streamable HTTP on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
+    print(f"alma mcp: serving streamable HTTP on {url_of(sock)}/mcp", file=sys.stderr, flush=True)
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])

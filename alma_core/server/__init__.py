@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import AlmaError, ConfigError, MissingDependency
+from .._listen import listen, serve_workers, url_of
 
 __all__ = ["build_app", "build_parser", "run_server"]
 
@@ -32,7 +33,8 @@ def build_parser(prog: str = _PROG) -> argparse.ArgumentParser:
     p.add_argument("--config", default=".alma/config.yaml", metavar="PATH",
                    help="ALMA config (defaults if it does not exist)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless --allow-remote)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--port", type=int, default=8765,
+                   help="port (default 8765; 0: a free one, named on the start-up line)")  # fmt: skip
     p.add_argument("--token", default=None,
                    help="the config's project's token (default: $ALMA_TOKEN, else generated and printed)")  # fmt: skip
     p.add_argument("--project-token", action="append", default=[], metavar="PROJECT=TOKEN",
@@ -113,22 +115,24 @@ def run_server(argv: Sequence[str] | None = None) -> int:
         settings = ServeSettings(config=args.config, tokens=_tokens(args), allowed_origins=args.allowed_origin,
                                  cors_origins=args.cors_origin, loopback_only=not args.allow_remote,
                                  **extra)  # fmt: skip
+        sock = listen(args.host, args.port)  # --port 0: the OS picks a free port, named on the line below
         app = None if args.workers > 1 else app_module.create_app(ProjectRegistry.open(settings), settings)
     except (AlmaError, ValueError) as exc:  # MissingDependency and pydantic errors included
         print(f"alma serve: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     import uvicorn
 
-    where = f"http://{args.host}:{args.port}"
-    print(f"alma serve: serving {where} (projects: {', '.join(sorted(settings.tokens))})", file=sys.stderr, flush=True)
-    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": args.log_level.lower(),
+    projects = ", ".join(sorted(settings.tokens))
+    print(f"alma serve: serving {url_of(sock)} (projects: {projects})", file=sys.stderr, flush=True)
+    options: dict[str, Any] = {"host": args.host, "port": sock.getsockname()[1], "log_level": args.log_level.lower(),
                                "access_log": False, "lifespan": "on"}  # fmt: skip
     try:
         if app is None:
             os.environ[SETTINGS_ENV] = settings.to_env()
-            uvicorn.run("alma_core.server._app:app_from_env", factory=True, workers=args.workers, **options)
+            config = uvicorn.Config("alma_core.server._app:app_from_env", factory=True, workers=args.workers, **options)
+            serve_workers(config, sock)
         else:
-            uvicorn.Server(uvicorn.Config(app, **options)).run()
+            uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     return 0

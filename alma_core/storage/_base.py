@@ -404,6 +404,12 @@ class BaseStorage(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has run: every later call raises `StorageError` (background workers
+        use it to tell a closed store from a failing one)."""
+        return bool(getattr(self, "_closed", False))
+
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction (a write transaction if any op writes)."""
         write = any(isinstance(op, WRITE_OPS) for op in ops)

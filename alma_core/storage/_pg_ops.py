@@ -177,7 +177,8 @@ def put_record_step(r: Record, if_absent: bool, shared_lock: int | None) -> Step
 
 def put_records_step(records: Sequence[Record], if_absent: bool, shared_lock: int | None) -> Step:
     """`PutRecords` in one statement: each namespace's seq moves once by its count of records (its row
-    locked in (project, namespace) order, so concurrent puts cannot deadlock), then one multi-row upsert."""
+    locked in (project, namespace) order, so concurrent puts cannot deadlock), then one multi-row upsert.
+    The columns go as binary arrays (`%b`): text arrays would be quoted and escaped value by value."""
     now = time.time()
     latest: dict[tuple[str, str, str], Record] = {}
     for r in records:  # one row per key, as the records applied in order would leave it (and rank it)
@@ -198,8 +199,8 @@ def put_records_step(records: Sequence[Record], if_absent: bool, shared_lock: in
         args.append(now)
     return (
         f"""WITH r AS (
-                SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[], %s::jsonb[],
-                    %s::float8[], %s::float8[], %s::float8[]) WITH ORDINALITY
+                SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[], %b::text[]::jsonb[],
+                    %b::float8[], %b::float8[], %b::float8[]) WITH ORDINALITY
                     AS r(project_id, namespace, key, value, metadata, created_at, updated_at, expires_at, n)),
             s AS (
                 INSERT INTO alma_record_seq (project_id, namespace, seq)

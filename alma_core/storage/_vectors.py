@@ -17,6 +17,7 @@ only those rows.
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -39,6 +40,8 @@ BUILDING = "building"
 _LOAD_BATCH = 4096  # rows a quantised load converts at once
 
 Fetch = Callable[[Sequence[str]], dict[str, bytes]]  # ids -> their float32 vectors as stored
+
+log = logging.getLogger("alma_core.storage")
 
 # Index builds run on daemon threads inside usearch's C++ code: at interpreter exit they are asked to
 # stop (their progress callback says so) and joined, instead of being killed mid-build (an abort).
@@ -345,9 +348,14 @@ class VectorMatrix:
         return self.ann if self.ann and self.ann is not BUILDING and count >= APPROX_MIN_ROWS else None
 
     def _build(self, n: int) -> None:
-        """Build the index off the search path (searches stay exhaustive meanwhile), then catch up on writes."""
+        """Build the index off the search path (searches stay exhaustive meanwhile), then catch up on writes.
+        A build that fails (usearch out of memory, ...) is logged and the matrix stays exhaustive: it used to
+        stay "building" for good, collecting every later write's row as one to catch up on."""
         try:
             ann = AnnIndex.build(self, n, APPROX_MIN_RECALL)
+        except Exception:
+            log.warning("HNSW index build failed for %d rows; searches stay exhaustive", n, exc_info=True)
+            ann = None
         finally:
             _BUILDERS.discard(threading.current_thread())
         with self._lock:

@@ -305,6 +305,10 @@ class ChromaStorage(BaseStorage):
     def generation(self, project_id: str) -> int:
         return self.sidecar.generation(project_id)
 
+    @property
+    def closed(self) -> bool:
+        return self.sidecar.closed
+
     def close(self) -> None:
         self.sidecar.close()
         self._collections.clear()

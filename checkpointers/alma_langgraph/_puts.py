@@ -15,22 +15,29 @@ by another process never loses a value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, get_checkpoint_metadata
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    get_checkpoint_metadata,
+)
 
 from alma_core.storage import Op, PutRecords, Record
 
 from ._crypto import location
 from ._guards import guarded_put, needs_guard
-from ._layout import FORMAT, META, Plan, blobs_ns, checkpoint_ns
+from ._layout import FORMAT, META, Plan, blobs_ns, checkpoint_ns, writes_ns
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
-__all__ = ["Put", "prepare_put", "put_plan"]
+__all__ = ["Put", "prepare_put", "put_plan", "writes_ops"]
 
 _SMALL = 256  # characters or bytes: a string up to this long is kept inline
 
@@ -100,3 +107,28 @@ def put_plan(saver: AlmaSaver, put: Put) -> Plan[None]:
     else:
         yield put.ops
     return None
+
+
+def writes_ops(
+    saver: AlmaSaver, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
+) -> list[Op]:
+    """A task's pending writes as at most two `PutRecords`: regular writes written once (a retried task
+    keeps its first), special ones (errors, interrupts: negative indexes) replaced."""
+    conf = config["configurable"]
+    checkpoint_id = conf.get("checkpoint_id")
+    if checkpoint_id is None:
+        raise ValueError("put_writes needs a config with a checkpoint_id")
+    namespace = writes_ns(str(conf["thread_id"]), str(conf.get("checkpoint_ns", "") or ""), checkpoint_id)
+    sealed = saver.packer.cipher is not None
+    regular: list[Record] = []
+    special: list[Record] = []
+    for i, (channel, value) in enumerate(writes):
+        idx = WRITES_IDX_MAP.get(channel, i)
+        key = f"{task_id}/{idx}"
+        type_, blob = saver.packer.dumps(
+            saver.serde, value, location(saver.project_id, namespace, key) if sealed else None
+        )
+        meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
+        (regular if idx >= 0 else special).append(Record(saver.project_id, namespace, key, blob, meta))
+    ops: list[Op] = [PutRecords(tuple(regular), if_absent=True)] if regular else []
+    return [*ops, PutRecords(tuple(special))] if special else ops

@@ -2,8 +2,9 @@
 
 Checkpoints and writes are records of the project (see `_layout`), so they live in the same store as
 the memories (one SQLite file holds both) and move to any backend that implements the record
-operations. Each method is a plan run by `_layout.run` (sync, one transaction) or `_layout.arun`
-(async, through `storage.abatch`). Serialization is LangGraph's `JsonPlusSerializer` with pickle off
+operations. Puts and pending writes are one batch of `PutRecords` (see `_puts`); every other
+method is a plan run by `_layout.run` (sync, one transaction) or `_layout.arun` (async, through
+`storage.abatch`). Serialization is LangGraph's `JsonPlusSerializer` with pickle off
 and the strict msgpack allow-list: loading bytes from the store never imports or runs arbitrary code.
 """
 
@@ -22,7 +23,6 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
@@ -43,7 +43,6 @@ from alma_core.storage import (
     ListNamespaces,
     ListRecords,
     Op,
-    PutRecord,
     Record,
     open_storage,
 )
@@ -75,7 +74,7 @@ from ._maintenance import (
     prune_plan,
     writes_ns_of,
 )
-from ._puts import prepare_put, put_plan
+from ._puts import prepare_put, put_plan, writes_ops
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
@@ -320,24 +319,6 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         listed = zip(found, checkpoints, write_spaces, strict=True)
         return [self._tuple(r, cp, writes.get(space, [])) for r, cp, space in listed]
 
-    def _put_writes_plan(
-        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
-    ) -> Plan[None]:
-        thread_id, ns, checkpoint_id = _ids(config)
-        if checkpoint_id is None:
-            raise ValueError("put_writes needs a config with a checkpoint_id")
-        namespace = writes_ns(thread_id, ns, checkpoint_id)
-        records = []
-        for i, (channel, value) in enumerate(writes):
-            idx = WRITES_IDX_MAP.get(channel, i)
-            key = f"{task_id}/{idx}"
-            type_, blob = self.packer.dumps(self.serde, value, location(self.project_id, namespace, key))
-            meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
-            records.append(Record(self.project_id, namespace, key, blob, meta))
-        if records:  # one batch: regular writes are written once, special ones (errors, interrupts) replaced
-            yield [PutRecord(r, if_absent=r.metadata["idx"] >= 0) for r in records]
-        return None
-
     def _delete_thread_plan(self, *thread_ids: str) -> Plan[None]:
         self._forget(*thread_ids)
         yield [
@@ -397,8 +378,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def put_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        """Store a task's pending writes for the checkpoint of `config`."""
-        run(self.storage, self._put_writes_plan(config, writes, task_id, task_path), write=True)
+        """Store a task's pending writes for the checkpoint of `config` (one blind batch, see `_puts`)."""
+        if ops := writes_ops(self, config, writes, task_id, task_path):
+            self.storage.batch(ops)
         if self.lessons is not None:
             self.lessons.on_writes(self, config, writes)
 
@@ -499,7 +481,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     async def aput_writes(
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
-        await arun(self.storage, self._put_writes_plan(config, writes, task_id, task_path))
+        if ops := writes_ops(self, config, writes, task_id, task_path):
+            await self.storage.abatch(ops)
         if self.lessons is not None:
             await self.lessons.aon_writes(self, config, writes)
 

@@ -3,8 +3,10 @@ matrices with usearch installed, HNSW candidates rescored exactly (scores stay e
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -137,6 +139,28 @@ def test_an_index_that_misses_neighbours_is_dropped_for_exact_search(
     assert m.ann is False
     q = _unit(vectors[5] + vectors[6])
     assert [h[0] for h in m.search(q, 10)] == _exact(vectors, q, 10, np.ones(3000, dtype=bool))
+
+
+def test_a_failed_index_build_leaves_the_matrix_exact_instead_of_building_forever(
+    small_threshold: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail(cls: type, matrix: object, n: int, min_recall: float = 0.0) -> None:
+        raise MemoryError("usearch could not allocate the graph")  # what a build can hit on a big matrix
+
+    monkeypatch.setattr(_vectors.AnnIndex, "build", classmethod(fail))
+    vectors = _clustered(1500)
+    m = _matrix(vectors)
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.WARNING, logger="alma_core.storage"):
+        for q in vectors[:2]:
+            m.search(q, 5)
+        for thread in [t for t in threading.enumerate() if t.name == "alma-ann" and t not in before]:
+            thread.join(60)
+    m.upsert(VectorRow("m0", vectors[1], user_id="u0", workflow_id=None, category=None))
+    assert m.ann is False and not m._dirty, "the matrix stays 'building' and collects every write"
+    assert "index build failed" in caplog.text
+    q = vectors[1]
+    assert [h[0] for h in m.search(q, 5)][:2] in (["m0", "m1"], ["m1", "m0"])
 
 
 def test_one_blas_thread_holds_on_worker_threads_too() -> None:

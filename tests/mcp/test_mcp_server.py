@@ -1,14 +1,12 @@
 """The MCP server through real clients: stdio (a spawned subprocess) and streamable HTTP (a server
-subprocess on a free loopback port, one per module)."""
+subprocess on the loopback port it binds itself with `--port 0`, one per module)."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +16,7 @@ import anyio
 import httpx
 import pytest
 import yaml
-from _helpers import stop
+from _helpers import started_url, stop
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -108,12 +106,6 @@ async def http_session(url: str, token: str = TOKEN) -> AsyncIterator[ClientSess
         yield session
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class HttpServer:
     def __init__(self, config: Path, url: str, proc: subprocess.Popen[bytes]) -> None:
         self.config, self.url, self.proc = config, url, proc
@@ -121,37 +113,18 @@ class HttpServer:
 
 @pytest.fixture(scope="module")
 def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """One HTTP server subprocess for the module, on a free loopback port, with a known token."""
+    """One HTTP server subprocess for the module, on the loopback port it binds itself (`--port 0`) and
+    prints, with a known token."""
     config = write_config(tmp_path_factory.mktemp("mcp-http"))
-    for _attempt in range(5):  # a port picked free can be taken before the server binds it: then another
-        port = free_port()
-        cmd = [sys.executable, "-m", "alma_core.mcp", "--config", str(config), "--transport", "http"]
-        cmd += ["--port", str(port), "--token", TOKEN]
-        log_path = config.parent / f"server-{port}.log"
-        log = log_path.open("wb")  # a file, not a pipe: a full pipe would stall the server
+    cmd = [sys.executable, "-m", "alma_core.mcp", "--config", str(config), "--transport", "http"]
+    cmd += ["--port", "0", "--token", TOKEN]
+    log_path = config.parent / "server.log"
+    with log_path.open("wb") as log:  # a file, not a pipe: a full pipe would stall the server
         proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 120  # start-up on a loaded machine; a dead server ends the wait at once
-        while proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    stop(proc)
-                    log.close()
-                    raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}") from None
-                time.sleep(0.1)
-        if proc.poll() is None:
-            break
-        proc.wait()
-        log.close()
-        if "address already in use" not in log_path.read_text().lower():
-            raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}")
-    else:
-        raise RuntimeError("server did not start: every port picked was taken before it could bind")
-    yield HttpServer(config, f"http://127.0.0.1:{port}/mcp", proc)
+    url = started_url(proc, log_path, "alma mcp: serving streamable HTTP on")
+    httpx.get(url, timeout=120)  # any answer (401 without the token): uvicorn accepts; tests keep short timeouts
+    yield HttpServer(config, url, proc)
     stop(proc)
-    log.close()
 
 
 # ---- every tool, once, with good arguments ------------------------------------------------------------

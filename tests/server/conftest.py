@@ -1,13 +1,12 @@
-"""A real `alma serve` subprocess on a free loopback port (one per module), serving two projects of one
-store, and helpers to read that store from the outside."""
+"""A real `alma serve` subprocess (one per module) on a loopback port it picks itself (`--port 0`), serving
+two projects of one store, and helpers to read that store from the outside."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from _helpers import stop
+from _helpers import started_url, stop
 
 from alma_core import ALMA, load_config
 from alma_core.storage import ListRecords
@@ -42,12 +41,6 @@ def write_config(directory: Path, project_id: str = PROJECT, agents: dict[str, A
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def server_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("ALMA_TOKEN", None)
@@ -67,28 +60,20 @@ class Server:
 
 
 def start_server(config: Path, *args: str, wait: float = 120) -> Server:
-    """`python -m alma_core.server` (what `alma serve` runs) on a free port; returns once it accepts.
-    A port picked free can be taken before the server binds it (another test run): then a new port."""
-    for _attempt in range(5):
-        port = free_port()
-        log = config.parent / f"server-{port}.log"
-        cmd = [sys.executable, "-m", "alma_core.server", "--config", str(config), "--port", str(port), *args]
-        with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server
-            proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=out)
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                    return Server(config, f"http://127.0.0.1:{port}", proc, log)
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None and "address already in use" in log.read_text().lower():
-                break  # lost the port: try another
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop(proc)
-                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-    raise RuntimeError("server did not start: every port picked was taken before it could bind")
+    """`python -m alma_core.server` (what `alma serve` runs) on `--port 0`: it binds a free port and prints
+    it (no race for a port). Returns once /v1/health answers (a request made before the server accepts
+    waits in the socket's backlog)."""
+    log = config.parent / f"server-{uuid.uuid4().hex[:8]}.log"
+    cmd = [sys.executable, "-m", "alma_core.server", "--config", str(config), "--port", "0", *args]
+    with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the server
+        proc = subprocess.Popen(cmd, env=server_env(), stdout=subprocess.DEVNULL, stderr=out)
+    url = started_url(proc, log, "alma serve: serving", wait)
+    try:
+        assert httpx.get(f"{url}/v1/health", timeout=wait).status_code == 200
+    except (httpx.HTTPError, AssertionError):
+        stop(proc)
+        raise RuntimeError(f"server did not answer: {log.read_text(errors='replace')[-2000:]}") from None
+    return Server(config, url, proc, log)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ problem document, and nothing is written by a refused request."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -222,6 +223,18 @@ def test_serve_refuses_two_projects_sharing_a_token(tmp_path: Path, capsys: pyte
     config = str(write_config(tmp_path))
     assert main(["serve", "--config", config, "--token", "same", "--project-token", "b=same"]) == 2
     assert "share a token" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["mcp", "--transport", "http"]])
+def test_a_port_in_use_is_a_clear_error_at_once(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The servers bind their socket themselves (which is what lets `--port 0` name the port it got)."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        args = ["--config", str(write_config(tmp_path)), "--token", "t" * 24, "--port", str(port)]
+        assert main([*command, *args]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_a_generated_token_is_printed_once_and_serves_the_config_project(

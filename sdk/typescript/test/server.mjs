@@ -1,8 +1,7 @@
-// Starts a real `alma serve` on a free loopback port for the tests (and for `npm run gen`).
+// Starts a real `alma serve` on a loopback port it picks itself (`--port 0`) for the tests (and for `npm run gen`).
 // The `alma` executable is $ALMA_BIN (the Makefile passes the venv's), else ../../.venv/bin/alma.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,18 +18,6 @@ export const AGENTS = `
       can_learn: [api_patterns]
 `;
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * `alma serve` on a fresh store with mock embeddings. Resolves once /v1/health answers.
  * @param {{projectId?: string, token?: string, agents?: string, extraArgs?: string[]}} options
@@ -42,41 +29,37 @@ export async function startServer({ projectId = 'sdk-test', token = 'sdk-test-to
   await writeFile(config, `alma:\n  project_id: ${projectId}\n  storage_dir: ${dir}\n  embedding_provider: mock\n${agents}`);
   const env = { ...process.env, PYTHONUNBUFFERED: '1' };
   delete env.ALMA_TOKEN;
-  // A port picked free can be taken before the server binds it (another test run): then another port.
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    const child = spawn(ALMA_BIN, ['serve', '--config', config, '--port', String(port), '--token', token, ...extraArgs], {
-      env, stdio: ['ignore', 'ignore', 'pipe'],
+  // `--port 0`: the server binds a free port itself and names it on its start-up line, so no other
+  // process can take the port in between (no free-port guess, no retry on another port).
+  const child = spawn(ALMA_BIN, ['serve', '--config', config, '--port', '0', '--token', token, ...extraArgs], {
+    env, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`alma serve did not start within 120 s: ${log.slice(-2000)}`)), 120_000);
+    child.stderr.on('data', (chunk) => {
+      log += chunk;
+      const found = /alma serve: serving (http:\/\/\S+)/.exec(log);
+      if (found) { clearTimeout(timer); resolve(found[1]); }
     });
-    let log = '';
-    child.stderr.on('data', (chunk) => { log += chunk; });
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    const closed = new Promise((resolve) => child.on('close', resolve)); // stderr read to its end too
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 120_000;
-    let up = false;
-    for (;;) {
-      try {
-        if ((await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(1_000) })).ok) { up = true; break; }
-      } catch { /* not listening yet */ }
-      if (child.exitCode !== null || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    if (!up) {
-      child.kill('SIGKILL');
-      await closed;
-      if (attempt < 4 && /address already in use/i.test(log)) continue;
-      throw new Error(`alma serve (${ALMA_BIN}) did not start: ${log.slice(-2000)}`);
-    }
-    return {
-      url, port, token, projectId, dir,
-      async stop() {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
+    child.on('close', () => { clearTimeout(timer); reject(new Error(`alma serve (${ALMA_BIN}) did not start: ${log.slice(-2000)}`)); });
+  }).catch((error) => { child.kill('SIGKILL'); throw error; });
+  // The socket listens from that line on: this request waits in its backlog until the server accepts.
+  const health = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(120_000) }).catch((error) => error);
+  if (!(health instanceof Response) || !health.ok) {
+    child.kill('SIGKILL');
+    throw new Error(`alma serve did not answer /v1/health (${health}): ${log.slice(-2000)}`);
   }
+  const port = Number(new URL(url).port);
+  return {
+    url, port, token, projectId, dir,
+    async stop() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
