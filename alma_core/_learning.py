@@ -24,6 +24,7 @@ of a task type (see `_error_anti_pattern`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -73,6 +74,7 @@ _MAX_ERROR_STRATEGIES = 5
 _VOLATILE = re.compile(r"0x[0-9a-f]+|[0-9a-f]{8,}|\d{4,}")  # addresses, ids, hashes, timings
 
 
+@functools.lru_cache(maxsize=4096)  # strategies repeat: one is normalised at every learn
 def normalise_strategy(text: str) -> str:
     """Case, punctuation, stop words, plural/tense suffixes and word order removed: a comparison key."""
     words = {stem(w, _SUFFIXES) for w in WORD.findall(text.lower()) if w not in _STOP}

@@ -31,6 +31,7 @@ class ScopePolicy:
 
     def __init__(self, agents: dict[str, AgentConfig]) -> None:
         self.agents = agents
+        self._open_config = AgentConfig()  # every agent's, when none is configured (read, never changed)
         self._readers: dict[str, list[str]] = {name: [] for name in agents}
         for owner, cfg in agents.items():
             for reader in cfg.share_with:  # a reader the config does not define yet is kept for when it is
@@ -47,7 +48,7 @@ class ScopePolicy:
     def config(self, agent: str) -> AgentConfig:
         """The agent's config (an open default when no agents are configured)."""
         self.check_agent(agent)
-        return self.agents.get(agent_key(agent)) or AgentConfig()
+        return self.agents.get(agent_key(agent)) or self._open_config
 
     def check_agent(self, agent: str) -> str:
         """The canonical (lower-case) name of `agent`; `UnknownAgent` if the config does not define it,

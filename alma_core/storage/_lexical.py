@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from typing import Any
 
 __all__ = [
     "LEXICAL_POSTINGS_BUDGET",
@@ -20,6 +21,7 @@ __all__ = [
     "DocCounts",
     "choose_terms",
     "selective_match",
+    "selective_words",
     "term_cap",
     "tokens",
 ]
@@ -36,14 +38,18 @@ def tokens(text: str) -> list[str]:
 
 
 class DocCounts:
-    """A store's cache of FTS document counts, kept while the file is unchanged: its key is the
-    largest rowid, SQLite's `data_version` (moves when another connection commits) and `writes`
-    (this connection's committed write transactions, counted by the store)."""
+    """A store's cache of FTS document counts (and the in-memory BM25's postings and totals, see
+    `_bm25`), kept while the file is unchanged: its key is the largest rowid, SQLite's `data_version`
+    (moves when another connection commits) and `writes` (this connection's committed write
+    transactions, counted by the store)."""
 
     def __init__(self) -> None:
         self.writes = 0
         self.key: tuple[int, int, int] = (-1, -1, -1)
         self.counts: dict[tuple[str, int], int] = {}
+        self.postings: dict[str, Any] = {}  # term -> `_bm25.TermPostings`
+        self.cached_rows = 0  # postings kept over all terms
+        self.totals: tuple[int, int] | None = None  # the FTS index's (documents, tokens)
 
     def current(self, conn: sqlite3.Connection, total: int) -> dict[tuple[str, int], int]:
         """The counts valid for the file as the current transaction sees it."""
@@ -51,6 +57,7 @@ class DocCounts:
         key = (total, int(version), self.writes)
         if key != self.key:
             self.key, self.counts = key, {}
+            self.postings, self.cached_rows, self.totals = {}, 0, None
         if len(self.counts) > 50_000:
             self.counts.clear()
         return self.counts
@@ -80,8 +87,13 @@ def choose_terms(df: dict[str, float], total: float) -> list[str]:
 def selective_match(conn: sqlite3.Connection, words: list[str], cache: DocCounts | None = None) -> str:
     """The FTS query over the terms of `words` that `choose_terms` keeps. `cache`: only in read
     transactions (a write transaction's own changes do not move its key)."""
+    return " OR ".join(f'"{w}"' for w in selective_words(conn, words, cache))
+
+
+def selective_words(conn: sqlite3.Connection, words: list[str], cache: DocCounts | None = None) -> list[str]:
+    """The words of `words` that `choose_terms` keeps, rarest first (see `selective_match`)."""
     if not words:
-        return ""
+        return []
     (total,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
     known = {} if cache is None else cache.current(conn, total)
 
@@ -98,7 +110,7 @@ def selective_match(conn: sqlite3.Connection, words: list[str], cache: DocCounts
     df = {word: _count(word, min(cap, LEXICAL_POSTINGS_BUDGET)) for word in words}
     if cap > LEXICAL_POSTINGS_BUDGET and min(df.values()) > LEXICAL_POSTINGS_BUDGET:
         df = {word: _count(word, cap) for word in words}
-    return " OR ".join(f'"{w}"' for w in choose_terms(dict(df), total))
+    return choose_terms(dict(df), total)
 
 
 def _doc_count(conn: sqlite3.Connection, word: str, cap: int) -> int:

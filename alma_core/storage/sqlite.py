@@ -12,9 +12,7 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
-import operator
 import os
 import sqlite3
 import threading
@@ -52,8 +50,10 @@ from ._base import (
     StoreVersion,
     user_filter,
 )
+from ._bm25 import lexical_hits
 from ._filters import dense_mask, matches_nothing, memory_where
-from ._lexical import DocCounts, selective_match, tokens
+from ._lexical import DocCounts
+from ._lexindex import COLUMNS, NUMBERS, Change, LexicalIndex
 from ._parsed import ParsedMemories
 from ._sqlite_records import RecordVectors, distinct_namespaces, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
@@ -72,9 +72,6 @@ def _scope(project_id: str, agent: str | None = None, mtype: str | None = None) 
     return project_id if agent is None else f"{project_id}\x1f{agent}\x1f{mtype}"
 
 
-_LexRow = tuple[str, str, str | None, float]  # id, type, user_id, BM25 score (higher is better)
-
-
 class _Tx:
     """One open transaction on the store's connection."""
 
@@ -83,6 +80,8 @@ class _Tx:
         self.bumped: dict[str, tuple[int, int]] = {}  # scope -> (generation before, after)
         self.vector_changes: dict[str, list[VectorRow | str]] = {}  # scope -> upserts / deleted ids
         self.project_generations: dict[str, dict[str, int]] = {}  # read transactions: project -> scopes
+        # the memory rows this transaction replaces, writes and deletes, for the lexical index (when built)
+        self.lexical: list[Change] | None = [] if write and store._lexical.built else None
 
     def execute(self, op: Op) -> Any:
         handler = _HANDLERS.get(type(op))
@@ -155,15 +154,41 @@ class _Tx:
                     VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
                 )
         self.bump_all(scopes)
+        if self.lexical is not None:
+            self._record_rows(op.memories, "del")
         if self.conn.executemany(UPSERT_MEMORY_SAME_KEYS, rows).rowcount != len(rows):
             self.conn.executemany(UPSERT_MEMORY, rows)
+        if self.lexical is not None:
+            self._record_rows(op.memories, "put")
         return len(rows)
+
+    def _record_rows(self, memories: Sequence[Memory], kind: str) -> None:
+        """Record the stored rows of `memories` for the lexical index: before a write the rows it
+        replaces ("del": rowid, text), after it the rows written ("put": rowid, text, columns)."""
+        assert self.lexical is not None
+        names = "rowid, text, " + ", ".join((*COLUMNS, *NUMBERS))
+        by_project: dict[str, list[str]] = {}
+        for m in memories:
+            by_project.setdefault(m.project_id, []).append(m.id)
+        for project_id, ids in by_project.items():
+            ids = list(dict.fromkeys(ids))
+            for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+                chunk = ids[start : start + 500]
+                found = self.conn.execute(
+                    f"SELECT {names} FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))})",
+                    [project_id, *chunk],
+                )
+                self.lexical.extend((kind, r[0], r[1], None if kind == "del" else r[2:]) for r in found)
 
     def delete_memories(self, op: DeleteMemories) -> int:
         where, args = memory_where(op.filter)
-        gone = self.conn.execute(f"DELETE FROM memories WHERE {where} RETURNING id, agent, type", args).fetchall()
+        gone = self.conn.execute(
+            f"DELETE FROM memories WHERE {where} RETURNING id, agent, type, rowid, text", args
+        ).fetchall()
         scopes = []
-        for memory_id, agent, mtype in gone:
+        for memory_id, agent, mtype, rowid, text in gone:
+            if self.lexical is not None:
+                self.lexical.append(("del", rowid, text, None))
             scope = _scope(op.filter.project_id, agent, mtype)
             scopes.append(scope)
             self.vector_changes.setdefault(scope, []).append(memory_id)
@@ -200,8 +225,8 @@ class _Tx:
         return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
 
     def search_memories(self, op: SearchMemories) -> SearchHits:
-        """Every type's dense and lexical top-k: BM25 in one statement for all types (split by type
-        here), cosine over the in-memory matrices, then one statement loads the candidates."""
+        """Every type's dense and lexical top-k: BM25 from cached postings for all types (`_bm25`),
+        cosine over the in-memory matrices, then one statement loads the candidates."""
         f = op.filter
         types = list(MemoryType) if f.types is None else list(dict.fromkeys(f.types))
         out = SearchHits()
@@ -209,13 +234,10 @@ class _Tx:
             return out
         pushed = f if op.user_types is None else replace(f, user_id=None)  # the user, per type, below
         if op.terms:
-            groups = self._lexical_rows(pushed, " ".join(op.terms))
-            for t in types:
-                rows: Iterable[_LexRow] = groups.get(t.value, [])
-                user = user_filter(f, t, op.user_types)
-                if user is not None and pushed.user_id is None:
-                    rows = (r for r in rows if r[2] == user)
-                out.lexical[t] = [(r[0], r[3]) for r in itertools.islice(rows, op.k)]
+            users = {t: user_filter(f, t, op.user_types) if pushed.user_id is None else None for t in types}
+            cache = None if self.write else self.store._doc_counts
+            index = self.store._lexical
+            out.lexical = lexical_hits(self.conn, cache, pushed, op.terms, types, users, op.k, index)
         if op.vector is not None:
             query = np.asarray(op.vector, dtype=np.float32)
             allowed = self._allowed(pushed)
@@ -282,21 +304,6 @@ class _Tx:
         """The stored vectors of `ids`: a matrix of int8 codes rescores its candidates with them."""
         sql = f"SELECT id, embedding FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(ids))})"
         return dict(self.conn.execute(sql, [project_id, *ids]).fetchall())
-
-    def _lexical_rows(self, f: MemoryFilter, query: str) -> dict[str, list[_LexRow]]:
-        """BM25 matches by type, best first. Rows come sorted by (type, score) and are split by
-        `groupby`, so no Python code runs per row (a common-word query matches ~1,000 rows)."""
-        match = selective_match(self.conn, tokens(query), None if self.write else self.store._doc_counts)
-        if not match:
-            return {}
-        where, args = memory_where(f, "m")
-        rows = self.conn.execute(
-            f"""SELECT m.id, m.type, m.user_id, -bm25(memories_fts) AS s FROM memories_fts
-                JOIN memories m ON m.rowid = memories_fts.rowid
-                WHERE memories_fts MATCH ? AND {where} ORDER BY m.type, s DESC, m.id""",
-            [match, *args],
-        ).fetchall()
-        return {mtype: list(group) for mtype, group in itertools.groupby(rows, key=operator.itemgetter(1))}
 
     # -- records --------------------------------------------------------------------------------
 
@@ -525,6 +532,7 @@ class SQLiteStorage(BaseStorage):
         self._matrices: dict[str, VectorMatrix] = {}
         self._record_vectors: dict[tuple[str, str, str], RecordVectors] = {}  # SearchRecords' vectors
         self._doc_counts = DocCounts()  # FTS document counts, valid until the file changes
+        self._lexical = LexicalIndex()  # the FTS index in memory, for BM25 (`_bm25`)
         self._parsed = ParsedMemories()  # memories parsed from unchanged rows
         self._closed = False
         self.setup()
@@ -565,6 +573,7 @@ class SQLiteStorage(BaseStorage):
             finally:
                 self._active = None
             self._apply_vector_changes(tx)
+            self._after_commit(tx)
 
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction; a lone read that is one SQL statement runs without BEGIN and
@@ -583,6 +592,19 @@ class SQLiteStorage(BaseStorage):
                     finally:
                         self._active = None
         return super().batch(ops)
+
+    def _after_commit(self, tx: _Tx) -> None:
+        """Bring the lexical index along with this connection's commit (it drops itself if another
+        connection committed since it was built: `data_version` moved)."""
+        if tx.lexical is None:
+            return
+        try:
+            (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:  # (the commit stands; the index is read again when next needed)
+            self._lexical.clear()
+            return
+        writes = self._doc_counts.writes
+        self._lexical.apply(tx.lexical, (version, writes - 1), (version, writes))
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:

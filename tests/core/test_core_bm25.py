@@ -1,0 +1,186 @@
+"""The SQLite store's in-memory BM25 (`storage/_bm25.py`, `_lexindex.py`) answers exactly as FTS5's bm25().
+
+Every search is compared with FTS5 itself, asked on a separate connection to the same file: the same ids in
+the same order and the same scores, bit for bit, for rare and common words, stemmed forms, scoped filters,
+and after updates, deletes and another connection's commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alma_core import DomainKnowledge, MemoryType, UserPreference
+from alma_core.storage import DeleteMemories, FindMemories, MemoryFilter, PutMemories, SearchMemories, SQLiteStorage
+from alma_core.storage._lexical import selective_match, tokens
+
+P, Q = "proj", "other"
+COMMON = ["login", "form", "email", "password", "selector"]
+RARE = [f"zephyr{i}" for i in range(40)]
+STEMMED = ["running", "runs", "runner", "connection", "connected", "connects"]
+ODD = ["café", "naïve", "foo_bar", "x2y", "日本語"]
+QUERIES = [
+    "login", "zephyr3", "zephyr3 zephyr7 login", "running connection", "runs form email password",
+    "connected zephyr12 selector", "café naïve", "foo_bar zephyr1", "日本語 form", "the and of",
+    "login form email password selector", "zephyr39 runner connects x2y", "absent words only",
+]  # fmt: skip
+
+
+def _memories(rng: np.random.Generator, n: int, start: int = 0) -> list:
+    words = COMMON * 6 + RARE + STEMMED * 2 + ODD
+    out = []
+    for i in range(start, start + n):
+        text = " ".join(rng.choice(words, size=int(rng.integers(2, 25))))
+        project, agent = (Q if i % 7 == 0 else P), ("a" if i % 3 else "b")
+        created = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=i)
+        if i % 4 == 0:
+            memory = UserPreference(project_id=project, agent=agent, user_id=f"u{i % 3}", preference=text,
+                                    category="style" if i % 8 else "tools", created_at=created)  # fmt: skip
+        else:
+            memory = DomainKnowledge(project_id=project, agent=agent, domain="d1" if i % 5 else "d2", fact=text,
+                                     created_at=created)  # fmt: skip
+        memory.embedding = np.ones(8, dtype=np.float32)
+        out.append(memory)
+    return out
+
+
+def _fts5(path: Path, f: MemoryFilter, query: str, k: int, user: str | None = None) -> dict[MemoryType, list]:
+    """FTS5's own answer, per type: the terms the store keeps, `-bm25()`, best first, ties by id."""
+    conn = sqlite3.connect(path)
+    try:
+        match = selective_match(conn, tokens(query))
+        if not match:
+            return {}
+        clauses, args = ["m.project_id = ?"], [f.project_id]
+        for column, values in (("agent", f.agents), ("category", f.categories)):
+            if values is not None:
+                clauses.append(f"m.{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        if f.created_after is not None:
+            clauses.append("m.created_at >= ?")
+            args.append(f.created_after.timestamp())
+        rows = conn.execute(
+            f"""SELECT m.id, m.type, m.user_id, -bm25(memories_fts) AS s FROM memories_fts
+                JOIN memories m ON m.rowid = memories_fts.rowid
+                WHERE memories_fts MATCH ? AND {" AND ".join(clauses)} ORDER BY s DESC, m.id""",
+            [match, *args],
+        ).fetchall()
+    finally:
+        conn.close()
+    out: dict[MemoryType, list] = {}
+    for memory_id, mtype, user_id, score in rows:
+        if user is not None and mtype == MemoryType.PREFERENCE.value and user_id != user:
+            continue
+        hits = out.setdefault(MemoryType(mtype), [])
+        if len(hits) < k:
+            hits.append((memory_id, score))
+    return out
+
+
+def _search(store: SQLiteStorage, f: MemoryFilter, query: str, k: int, user_types=None) -> dict[MemoryType, list]:
+    hits = store.execute(SearchMemories(f, terms=tuple(query.split()), k=k, user_types=user_types))
+    return {t: found for t, found in hits.lexical.items() if found}
+
+
+FILTERS = [
+    MemoryFilter(project_id=P),
+    MemoryFilter(project_id=P, agents=("a",)),
+    MemoryFilter(project_id=P, agents=("a", "b"), categories=("d1", "style")),
+    MemoryFilter(project_id=Q),
+    MemoryFilter(project_id=P, created_after=datetime(2025, 3, 1, tzinfo=UTC)),
+]
+
+
+@pytest.fixture
+def filled(db_path: Path):
+    store = SQLiteStorage(db_path)
+    store.execute(PutMemories(_memories(np.random.default_rng(3), 600)))
+    yield store
+    store.close()
+
+
+def _check_all(store: SQLiteStorage, path: Path) -> None:
+    for f in FILTERS:
+        for query in QUERIES:
+            for k in (3, 50):
+                assert _search(store, f, query, k) == _fts5(path, f, query, k), (f, query, k)
+
+
+def test_scores_and_order_equal_fts5_bm25_for_every_query_and_scope(filled: SQLiteStorage, db_path: Path) -> None:
+    _search(filled, FILTERS[0], "login", 5)  # the index is built on the second search at an unchanged file
+    _check_all(filled, db_path)
+    assert filled._lexical.built  # (the answers above came from it)
+    user = MemoryFilter(project_id=P, user_id="u1")
+    for query in QUERIES:
+        expected = _fts5(db_path, user, query, 10, user="u1")
+        assert _search(filled, user, query, 10, user_types=(MemoryType.PREFERENCE,)) == expected
+
+
+def test_the_index_follows_updates_and_deletes_of_its_own_store(filled: SQLiteStorage, db_path: Path) -> None:
+    for _ in range(2):
+        _search(filled, FILTERS[0], "login", 5)
+    assert filled._lexical.built
+    rng = np.random.default_rng(11)
+    kept = filled.execute(FindMemories(MemoryFilter(project_id=P), limit=40))
+    for memory in kept[:20]:  # new texts (and one unchanged) under the same ids
+        memory.embedding = np.ones(8, dtype=np.float32)
+        if isinstance(memory, DomainKnowledge):
+            memory.fact = " ".join(rng.choice(RARE + COMMON, size=int(rng.integers(1, 30))))
+    filled.execute(PutMemories(kept[:20]))
+    filled.execute(DeleteMemories(MemoryFilter(project_id=P, ids=tuple(m.id for m in kept[20:40]))))
+    filled.execute(PutMemories(_memories(rng, 50, start=1000)))
+    with filled.transaction() as tx:  # several changes to one row in one transaction
+        again = _memories(rng, 1, start=2001)  # a DomainKnowledge
+        tx.execute(PutMemories(again))
+        again[0].fact = "zephyr3 zephyr3 login"
+        tx.execute(PutMemories(again))
+        tx.execute(DeleteMemories(MemoryFilter(project_id=P, ids=(kept[0].id,))))
+    assert filled._lexical.built  # followed, not dropped
+    _check_all(filled, db_path)
+
+
+def test_another_connections_commit_is_seen(filled: SQLiteStorage, db_path: Path) -> None:
+    for _ in range(2):
+        _search(filled, FILTERS[0], "zephyr5", 5)
+    other = SQLiteStorage(db_path)
+    try:
+        fresh = DomainKnowledge(project_id=P, agent="a", domain="d1", fact="zephyr5 zephyr5 written elsewhere")
+        fresh.embedding = np.ones(8, dtype=np.float32)
+        other.execute(PutMemories([fresh]))
+        other.execute(DeleteMemories(MemoryFilter(project_id=P, agents=("b",))))
+    finally:
+        other.close()
+    found = _search(filled, FILTERS[0], "zephyr5", 5)
+    assert found[MemoryType.KNOWLEDGE][0][0] == fresh.id
+    assert found == _fts5(db_path, FILTERS[0], "zephyr5", 5)
+    _check_all(filled, db_path)
+
+
+def test_a_write_transaction_searches_its_own_uncommitted_rows(filled: SQLiteStorage) -> None:
+    for _ in range(2):
+        _search(filled, FILTERS[0], "login", 5)
+    fresh = DomainKnowledge(project_id=P, agent="a", domain="d1", fact="quokka sighting")
+    fresh.embedding = np.ones(8, dtype=np.float32)
+    with filled.transaction() as tx:
+        tx.execute(PutMemories([fresh]))
+        hits = tx.execute(SearchMemories(MemoryFilter(project_id=P), terms=("quokka",), k=5))
+        assert [i for i, _ in hits.lexical[MemoryType.KNOWLEDGE]] == [fresh.id]
+    assert [i for i, _ in _search(filled, FILTERS[0], "quokka", 5)[MemoryType.KNOWLEDGE]] == [fresh.id]
+
+
+def test_an_empty_store_finds_nothing_then_finds_its_first_memory(db_path: Path) -> None:
+    store = SQLiteStorage(db_path)
+    try:
+        for _ in range(3):  # the FTS index's totals record is empty until the first row
+            assert _search(store, MemoryFilter(project_id=P), "quokka", 5) == {}
+        fresh = DomainKnowledge(project_id=P, agent="a", domain="d1", fact="quokka")
+        fresh.embedding = np.ones(8, dtype=np.float32)
+        store.execute(PutMemories([fresh]))
+        for _ in range(2):
+            assert _search(store, MemoryFilter(project_id=P), "quokka", 5) == _fts5(db_path, FILTERS[0], "quokka", 5)
+    finally:
+        store.close()
