@@ -138,7 +138,7 @@ class _Tx:
         rows = []
         scopes: list[str] = []
         for m in op.memories:
-            vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
+            vec = None if (embedding := m.embedding) is None else np.asarray(embedding, dtype=np.float32)
             blob = None if vec is None else vec.tobytes()
             rows.append(
                 (
@@ -327,7 +327,8 @@ class _Tx:
             (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
              created, r.updated_at or now, r.expires_at),
         ).fetchone()  # fmt: skip
-        return replace(r, seq=seq, created_at=created, updated_at=r.updated_at or now)
+        return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created, r.updated_at or now,
+                      r.expires_at)  # fmt: skip
 
     def put_records(self, op: PutRecords) -> None:
         """One `executemany` of one cached statement; nothing read back (see `PutRecords`)."""
@@ -421,7 +422,8 @@ class _Tx:
 
     def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """(data_version, this store's committed write transactions): the first moves when another
-        connection commits, the second when this one does (at this transaction's commit: + 1)."""
+        connection commits, the second when this one does (at this transaction's commit: + 1). SQL run
+        on a connection passed in, outside the store's transactions, is not seen."""
         if not self.write:
             return None
         (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
