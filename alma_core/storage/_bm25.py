@@ -104,15 +104,18 @@ def _ranked(
     column = gather(_needed(f, users), unique, first)
     keep = column.pop("alive", None)
     keep = _mask(column, f) if keep is None else keep & _mask(column, f)
-    ids, kinds = column["id"], column["type"]
-    out: dict[MemoryType, Hits] = {}
-    for t in types:
-        mask = keep & (kinds == t.value)
-        user = users.get(t)
-        if user is not None:
-            mask &= column["user_id"] == user
-        out[t] = _top(np.flatnonzero(mask), scores, ids, k)
-    return out
+    at = np.flatnonzero(keep)  # the documents the filter keeps; then split by type
+    kinds = column["type"][at]
+    by_type = {t: at[kinds == t.value] for t in types} if len(types) > 1 else {types[0]: at}
+    if any(user is not None for user in users.values()):
+        owners = column["user_id"]
+        by_type = {
+            t: found if users.get(t) is None else found[owners[found] == users[t]] for t, found in by_type.items()
+        }
+    best = {t: _best(found, scores, k) for t, found in by_type.items()}
+    chosen = np.concatenate(list(best.values()))
+    ids = dict(zip(chosen.tolist(), gather(["id"], unique[chosen], first[chosen])["id"].tolist(), strict=True))
+    return {t: _ordered(found, scores, ids, k) for t, found in best.items()}
 
 
 def _gather(postings: Sequence[TermPostings]) -> Gather:
@@ -125,9 +128,11 @@ def _gather(postings: Sequence[TermPostings]) -> Gather:
 
 
 def _needed(f: MemoryFilter, users: dict[MemoryType, str | None]) -> list[str]:
-    """The columns a filter reads (besides id and type, which every search reads)."""
-    names = ["id", "type", "project_id"]
-    names += [name for name, values in (("agent", f.agents), ("category", f.categories)) if values is not None]
+    """The columns a filter reads (besides the type and project, which every search reads)."""
+    names = ["type", "project_id"]
+    names += [
+        name for name, values in (("agent", f.agents), ("id", f.ids), ("category", f.categories)) if values is not None
+    ]
     names += [name for name, _, _ in f.scalar_conditions() if name not in names]
     if any(user is not None for user in users.values()) and "user_id" not in names:
         names.append("user_id")
@@ -154,15 +159,20 @@ def _mask(column: dict[str, np.ndarray], f: MemoryFilter) -> np.ndarray:
     return mask
 
 
-def _top(at: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int) -> Hits:
-    """The `k` best of the documents `at`: score descending, then id."""
-    if k <= 0 or not len(at):
-        return []
+def _best(at: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The `k` best-scored of the documents `at`, and any tied with the k-th (ties break by id, later)."""
+    if k <= 0:
+        return at[:0]
     if len(at) > k:
         threshold = np.partition(scores[at], len(at) - k)[len(at) - k]
-        at = at[scores[at] >= threshold]  # the k best and any ties with the k-th
-    best = sorted(zip((-scores[at]).tolist(), ids[at].tolist(), strict=True))[:k]
-    return [(memory_id, -negated) for negated, memory_id in best]
+        at = at[scores[at] >= threshold]
+    return at
+
+
+def _ordered(at: np.ndarray, scores: np.ndarray, ids: dict[int, str], k: int) -> Hits:
+    """The documents `at` best first (score descending, then id), at most `k`."""
+    found = sorted(zip((-scores[at]).tolist(), [ids[i] for i in at.tolist()], strict=True))[:k]
+    return [(memory_id, -negated) for negated, memory_id in found]
 
 
 # ---- what is cached ---------------------------------------------------------------------------------

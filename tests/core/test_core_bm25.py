@@ -38,11 +38,11 @@ def _memories(rng: np.random.Generator, n: int, start: int = 0) -> list:
         project, agent = (Q if i % 7 == 0 else P), ("a" if i % 3 else "b")
         created = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=i)
         if i % 4 == 0:
-            memory = UserPreference(project_id=project, agent=agent, user_id=f"u{i % 3}", preference=text,
+            memory = UserPreference(id=f"m{i}", project_id=project, agent=agent, user_id=f"u{i % 3}", preference=text,
                                     category="style" if i % 8 else "tools", created_at=created)  # fmt: skip
         else:
-            memory = DomainKnowledge(project_id=project, agent=agent, domain="d1" if i % 5 else "d2", fact=text,
-                                     created_at=created)  # fmt: skip
+            memory = DomainKnowledge(id=f"m{i}", project_id=project, agent=agent, domain="d1" if i % 5 else "d2",
+                                     fact=text, created_at=created)  # fmt: skip
         memory.embedding = np.ones(8, dtype=np.float32)
         out.append(memory)
     return out
@@ -63,6 +63,12 @@ def _fts5(path: Path, f: MemoryFilter, query: str, k: int, user: str | None = No
         if f.created_after is not None:
             clauses.append("m.created_at >= ?")
             args.append(f.created_after.timestamp())
+        if f.user_id is not None and user is None:  # (`user`: the user applies to preferences only)
+            clauses.append("m.user_id = ?")
+            args.append(f.user_id)
+        if f.ids is not None:
+            clauses.append(f"m.id IN ({','.join('?' * len(f.ids))})")
+            args.extend(f.ids)
         rows = conn.execute(
             f"""SELECT m.id, m.type, m.user_id, -bm25(memories_fts) AS s FROM memories_fts
                 JOIN memories m ON m.rowid = memories_fts.rowid
@@ -92,6 +98,8 @@ FILTERS = [
     MemoryFilter(project_id=P, agents=("a", "b"), categories=("d1", "style")),
     MemoryFilter(project_id=Q),
     MemoryFilter(project_id=P, created_after=datetime(2025, 3, 1, tzinfo=UTC)),
+    MemoryFilter(project_id=P, user_id="u2"),
+    MemoryFilter(project_id=P, ids=tuple(f"m{i}" for i in range(0, 600, 3))),
 ]
 
 
