@@ -13,8 +13,6 @@ table) and updates the postings. A commit by another connection drops it; it is 
 from __future__ import annotations
 
 import functools
-import itertools
-import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -23,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from ._lexical import LEXICAL_TERM_CAP
+
 __all__ = ["COLUMNS", "NUMBERS", "Change", "Gather", "LexicalIndex", "TermPostings", "fts_tokens", "varints", "vocab"]
 
 COLUMNS = ("id", "project_id", "agent", "type", "user_id", "workflow_id", "category")  # object arrays
 NUMBERS = ("created_at", "updated_at", "confidence")  # float64 arrays (NaN: NULL)
 _TOKENIZE = "porter unicode61"  # the `memories_fts` tokenizer (`_sqlite_schema`)
-_VOCAB = "alma_fts_instances"  # a temp fts5vocab table over `memories_fts`, per connection
+_VOCAB = "alma_fts_vocab"  # temp fts5vocab tables over `memories_fts`, per connection
 BUILD_AFTER = 2  # lexical queries at one unchanged file before the index is built
 
 # (names, unique rowids, index of each one's first posting) -> the documents' columns
@@ -47,10 +47,12 @@ class TermPostings:
     columns: dict[str, np.ndarray]
 
 
-def vocab(conn: sqlite3.Connection) -> str:
-    """This connection's temp fts5vocab table over `memories_fts` (created once; temp tables are private)."""
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{_VOCAB} USING fts5vocab (main, memories_fts, instance)")
-    return f"temp.{_VOCAB}"
+def vocab(conn: sqlite3.Connection, kind: str = "instance") -> str:
+    """This connection's temp fts5vocab table of `kind` over `memories_fts` ("instance": one row per
+    token; "row": each term's document count), created once (temp tables are private)."""
+    name = f"temp.{_VOCAB}_{kind}"
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING fts5vocab (main, memories_fts, {kind})")
+    return name
 
 
 def varints(blob: bytes) -> list[int]:
@@ -128,10 +130,13 @@ class LexicalIndex:
     def __init__(self) -> None:
         self.key: tuple[int, int] | None = None  # (data_version, own writes) it reflects; None: not built
         self.terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> (rowids, tf)
+        # terms in more than LEXICAL_TERM_CAP documents: never ranked (`choose_terms`), so only counted
+        self.counts: dict[str, int] = {}
         self.length = np.zeros(0)
         self.alive = np.zeros(0, dtype=bool)  # rowids with a memory row
         self.columns: dict[str, np.ndarray] = {}
         self._waiting: tuple[tuple[int, int] | None, int] = (None, 0)  # a key and the queries seen at it
+        self.stale = False  # (while applying a commit: a counted term became rankable)
 
     @property
     def built(self) -> bool:
@@ -151,38 +156,45 @@ class LexicalIndex:
         return True
 
     def clear(self) -> None:
-        self.key, self.terms, self.columns = None, {}, {}
+        self.key, self.terms, self.counts, self.columns = None, {}, {}, {}
         self.length, self.alive = np.zeros(0), np.zeros(0, dtype=bool)
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
-        """Read every posting, length and memory row (in the caller's read transaction)."""
+        """Read every posting, length and memory row (in the caller's read transaction), in chunks."""
         table = vocab(conn)
-        names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
-        docs = conn.execute(
-            f"SELECT m.rowid, d.sz, {names} FROM memories AS m JOIN memories_fts_docsize AS d ON d.id = m.rowid"
-        ).fetchall()
         terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        top = max((row[0] for row in docs), default=0)
-        for term, group in itertools.groupby(
-            conn.execute(f"SELECT term, doc, COUNT(*) FROM {table} GROUP BY term, doc"), key=operator.itemgetter(0)
-        ):
-            found = np.array([row[1:] for row in group], dtype=np.int64)
+        counts: dict[str, int] = {}
+        top = 0
+        for term, n in conn.execute(f"SELECT term, doc FROM {vocab(conn, 'row')}").fetchall():
+            if n > LEXICAL_TERM_CAP:
+                counts[term] = n
+                continue
+            found = np.array(
+                conn.execute(f"SELECT doc, COUNT(*) FROM {table} WHERE term = ? GROUP BY doc", (term,)).fetchall(),
+                dtype=np.int64,
+            ).reshape(-1, 2)
             terms[term] = (found[:, 0].copy(), found[:, 1].astype(np.float64))
-            top = max(top, int(found[-1, 0]))
+            top = max(top, int(found[:, 0].max(initial=0)))
         self.clear()
-        self._grow(top + 1)
-        at = np.array([row[0] for row in docs], dtype=np.int64)
-        self.length[at] = [varints(row[1])[0] for row in docs]
-        self.alive[at] = True
-        for i, name in enumerate((*COLUMNS, *NUMBERS)):
-            values = [row[2 + i] for row in docs]
-            if name in NUMBERS:
-                values = [np.nan if v is None else v for v in values]
-            elif name != "id":  # few distinct values: one string object each
-                seen: dict[Any, Any] = {}
-                values = [seen.setdefault(v, v) for v in values]
-            self.columns[name][at] = values
-        self.terms, self.key = terms, key
+        (last,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
+        self._grow(max(top, last) + 1)
+        names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
+        cursor = conn.execute(
+            f"SELECT m.rowid, d.sz, {names} FROM memories AS m JOIN memories_fts_docsize AS d ON d.id = m.rowid"
+        )
+        seen: dict[Any, Any] = {}  # few distinct scope values: one string object each
+        while docs := cursor.fetchmany(4096):
+            at = np.array([row[0] for row in docs], dtype=np.int64)
+            self.length[at] = [varints(row[1])[0] for row in docs]
+            self.alive[at] = True
+            for i, name in enumerate((*COLUMNS, *NUMBERS)):
+                values = [row[2 + i] for row in docs]
+                if name in NUMBERS:
+                    values = [np.nan if v is None else v for v in values]
+                elif name != "id":
+                    values = [seen.setdefault(v, v) for v in values]
+                self.columns[name][at] = values
+        self.terms, self.counts, self.key = terms, counts, key
 
     def _grow(self, size: int) -> None:
         if size <= len(self.alive):
@@ -201,7 +213,7 @@ class LexicalIndex:
     def docs(self, term: str) -> int:
         """How many documents hold `term`."""
         found = self.terms.get(term)
-        return 0 if found is None else len(found[0])
+        return self.counts.get(term, 0) if found is None else len(found[0])
 
     def postings(self, term: str) -> TermPostings:
         rowids, tf = self.terms.get(term, (np.zeros(0, dtype=np.int64), np.zeros(0)))
@@ -222,6 +234,7 @@ class LexicalIndex:
         if self.key != before:
             self.clear()
             return
+        self.stale = False
         removed: dict[int, str | None] = {}
         added: dict[int, tuple[str | None, tuple[Any, ...] | None]] = {}
         for kind, rowid, text, columns in changes:
@@ -239,6 +252,8 @@ class LexicalIndex:
         for rowid in removed.keys() - added.keys():
             self.alive[rowid] = False
         self.key = after
+        if self.stale:
+            self.clear()
 
     def _unindex(self, removed: dict[int, str | None]) -> None:
         by_term: dict[str, list[int]] = {}
@@ -246,6 +261,11 @@ class LexicalIndex:
             for term, _ in _document(text or "")[0]:
                 by_term.setdefault(term, []).append(rowid)
         for term, rowids in by_term.items():
+            if term in self.counts:
+                self.counts[term] -= len(rowids)
+                if self.counts[term] <= LEXICAL_TERM_CAP:  # rankable again: its postings are needed
+                    self.stale = True
+                continue
             found = self.terms.get(term)
             if found is None:
                 continue
@@ -267,6 +287,9 @@ class LexicalIndex:
             for term, n in counts:
                 by_term.setdefault(term, []).append((rowid, n))
         for term, postings in by_term.items():
+            if term in self.counts:
+                self.counts[term] += len(postings)
+                continue
             new = np.array(postings, dtype=np.int64)
             found = self.terms.get(term)
             rowids, tf = new[:, 0], new[:, 1].astype(np.float64)
