@@ -26,7 +26,7 @@ ODD = ["café", "naïve", "foo_bar", "x2y", "日本語"]
 QUERIES = [
     "login", "zephyr3", "zephyr3 zephyr7 login", "running connection", "runs form email password",
     "connected zephyr12 selector", "café naïve", "foo_bar zephyr1", "日本語 form", "the and of",
-    "login form email password selector", "zephyr39 runner connects x2y", "absent words only",
+    "login form email password selector", "zephyr39 runner connects x2y", "absent words only", "quokka zephyr3",
 ]  # fmt: skip
 
 
@@ -147,6 +147,11 @@ def test_the_index_follows_updates_and_deletes_of_its_own_store(filled: SQLiteSt
         again[0].fact = "zephyr3 zephyr3 login"
         tx.execute(PutMemories(again))
         tx.execute(DeleteMemories(MemoryFilter(project_id=P, ids=(kept[0].id,))))
+    fresh = _memories(rng, 3, start=3001)  # DomainKnowledge: written, rewritten, deleted, unsearched between
+    filled.execute(PutMemories(fresh))
+    fresh[0].fact = "zephyr3 login login quokka"
+    filled.execute(PutMemories(fresh[:1]))
+    filled.execute(DeleteMemories(MemoryFilter(project_id=P, ids=(fresh[1].id,))))
     assert filled._lexical.built  # followed, not dropped
     _check_all(filled, db_path)
 
