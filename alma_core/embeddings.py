@@ -145,8 +145,8 @@ class LocalEmbedder:
     store, since their vectors agree to a cosine above 0.9999. The model loads on first use, so
     `import alma_core` and ALMA() stay cheap. `threads=1` (default) runs the math on one thread: on small
     shared CPUs that is several times faster than a contended pool for short texts; `None` leaves the
-    runtime's default. `precision="int8"` (onnxruntime only) runs 17 of the 24 matrix products in int8:
-    ~1.3x less CPU per query, vectors within a cosine of 0.994 of sentence-transformers' (same name recorded:
+    runtime's default. `precision="int8"` (onnxruntime only) runs 22 of the 24 matrix products in int8:
+    ~1.7x less CPU per query, vectors within a cosine of 0.993 of sentence-transformers' (same name recorded:
     docs/performance.md).
     """
 
@@ -268,13 +268,17 @@ class LangChainEmbedder:
 
 
 def make_embedder(spec: Any, dim: int = 384) -> Embedder:
-    """`"local"`, `"mock"`, an `Embedder`, or a LangChain-style embeddings object -> an `Embedder`."""
+    """`"local"`, `"local-int8"`, `"mock"`, an `Embedder`, or a LangChain-style embeddings object -> an `Embedder`."""
     if spec is None or spec == "local":
         return LocalEmbedder()
+    if spec == "local-int8":
+        return LocalEmbedder(precision="int8")
     if spec == "mock":
         return MockEmbedder(dim)
     if isinstance(spec, str):
-        raise ConfigError(f"embedding_provider must be 'local', 'mock' or an embeddings object, got {spec!r}")
+        raise ConfigError(
+            f"embedding_provider must be 'local', 'local-int8', 'mock' or an embeddings object, got {spec!r}"
+        )
     if isinstance(spec, Embedder) and isinstance(getattr(spec, "dim", None), int):
         return spec
     return LangChainEmbedder(spec)

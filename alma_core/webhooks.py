@@ -236,10 +236,23 @@ def _put(storage: BaseStorage, delivery: Delivery) -> None:
 
 
 def deliveries(storage: BaseStorage, status: Status | None = None, limit: int | None = None) -> list[Delivery]:
-    """The outbox's deliveries, newest first (optionally of one status)."""
+    """The outbox's deliveries, newest first (optionally of one status). A record that is not a delivery
+    (edited by hand, a future version's) is skipped and logged once: it never blocks the others."""
     where = {"status": status} if status else None
     records = storage.execute(ListRecords(SYSTEM_PROJECT, NAMESPACE, where=where, limit=limit))
-    return [Delivery.model_validate(r.metadata) for r in records]
+    found = []
+    for record in records:
+        try:
+            found.append(Delivery.model_validate(record.metadata))
+        except _PydanticError as exc:
+            if record.key not in _UNREADABLE and len(_UNREADABLE) < 10_000:
+                _UNREADABLE.add(record.key)
+                log.warning("webhook outbox record %r is not a delivery; skipped (%s)", record.key,
+                            str(exc).splitlines()[0])  # fmt: skip
+    return found
+
+
+_UNREADABLE: set[str] = set()  # outbox keys already reported as unreadable
 
 
 def retry_delivery(storage: BaseStorage, delivery_id: str) -> Delivery:
@@ -248,7 +261,11 @@ def retry_delivery(storage: BaseStorage, delivery_id: str) -> Delivery:
         record = tx.execute(GetRecord(SYSTEM_PROJECT, NAMESPACE, delivery_id))
         if record is None:
             raise ValidationError(f"no webhook delivery {delivery_id!r}")
-        delivery = Delivery.model_validate(record.metadata).model_copy(
+        try:
+            delivery = Delivery.model_validate(record.metadata)
+        except _PydanticError:
+            raise ValidationError(f"webhook outbox record {delivery_id!r} is not a delivery") from None
+        delivery = delivery.model_copy(
             update={"status": "pending", "attempts": 0, "next_attempt_at": 0.0, "last_error": None}
         )
         tx.execute(PutRecord(Record(SYSTEM_PROJECT, NAMESPACE, delivery.id, None, delivery.model_dump())))

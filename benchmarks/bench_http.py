@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,7 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import yaml
-from _common import percentile, timed_ms
+from _common import percentile, start_server, timed_ms
 
 from alma_core import ALMA, load_config
 
@@ -59,24 +57,10 @@ def seed(config: Path, n: int) -> None:
 
 @contextmanager
 def server(config: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "alma_core.server", "--config", str(config), "--port", str(port), "--token", TOKEN]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise SystemExit("alma serve did not start") from None
-            time.sleep(0.1)
+    cmd = [sys.executable, "-m", "alma_core.server", "--config", str(config), "--port", "0", "--token", TOKEN]
+    proc, url = start_server(cmd, "alma serve: serving")
     try:
+        httpx.get(f"{url}/v1/health", timeout=120).raise_for_status()  # waits in the backlog until it accepts
         yield f"{url}/v1/projects/{PROJECT}"
     finally:
         proc.terminate()

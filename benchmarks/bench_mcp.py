@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable
@@ -22,7 +20,7 @@ from typing import Any
 import anyio
 import httpx
 import yaml
-from _common import atimed_ms, percentile
+from _common import atimed_ms, percentile, start_server
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -49,32 +47,11 @@ async def stdio(config: Path) -> AsyncIterator[ClientSession]:
 
 @asynccontextmanager
 async def http(config: Path) -> AsyncIterator[ClientSession]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [
-        sys.executable,
-        "-m",
-        "alma_core.mcp",
-        "--config",
-        str(config),
-        "--transport",
-        "http",
-        "--port",
-        str(port),
-        "--token",
-        TOKEN,
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "alma_core.mcp", "--config", str(config), "--transport", "http", "--port", "0",
+           "--token", TOKEN]  # fmt: skip
+    proc, url = start_server(cmd, "alma mcp: serving streamable HTTP on")
     try:
-        for _ in range(600):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                await anyio.sleep(0.1)
         client = httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
-        url = f"http://127.0.0.1:{port}/mcp"
         async with (
             client,
             streamable_http_client(url, http_client=client) as (read, write, _),

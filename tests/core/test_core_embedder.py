@@ -57,7 +57,7 @@ def int8() -> LocalEmbedder:
 
 
 def test_int8_vectors_stay_within_0_99_of_sentence_transformers(int8: LocalEmbedder) -> None:
-    """Its own parity figures (0.994 min, 0.9987 median when written): int8 moves vectors, but not out of the
+    """Its own parity figures (0.9936 min, 0.9983 median when written): int8 moves vectors, but not out of the
     float32 model's space, so it records the same embedder name."""
     sentences = json.loads((DATA / "minilm_sentences.json").read_text(encoding="utf-8"))
     reference = np.load(DATA / "minilm_reference.npy").astype(np.float32)
@@ -65,11 +65,20 @@ def test_int8_vectors_stay_within_0_99_of_sentence_transformers(int8: LocalEmbed
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     cosine = (vectors * reference).sum(axis=1) / np.linalg.norm(reference, axis=1)
     assert cosine.min() >= 0.99, (cosine.argmin(), cosine.min())
-    assert np.median(cosine) >= 0.998
+    assert np.median(cosine) >= 0.997  # 0.9983 here; other CPUs' int8 kernels round differently
     assert cosine.max() < 0.99999  # really int8: the float32 graph agrees to 0.99999 on every sentence
     singles = np.stack([int8.embed_documents([s])[0] for s in sentences[:40]])  # one uint8 range per call
     assert ((singles * reference[:40]).sum(axis=1) / np.linalg.norm(reference[:40], axis=1)).min() >= 0.99
     assert int8.name == LocalEmbedder().name
+
+
+def test_local_int8_is_a_config_value() -> None:
+    from alma_core import AlmaConfig
+
+    embedder = make_embedder(AlmaConfig(embedding_provider="local-int8").embedding_provider)
+    assert isinstance(embedder, LocalEmbedder) and embedder.precision == "int8" and not embedder.loaded
+    with pytest.raises(ConfigError, match="local-int8"):
+        make_embedder("local-int4")
 
 
 def test_int8_reads_a_float32_store_and_keeps_the_ranking(int8: LocalEmbedder, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ memories' scopes (agents, users, projects)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,32 @@ def test_a_kuzu_graph_lives_beside_the_sqlite_file_and_survives_reopening(tmp_pa
     again = ALMA(project_id="g", storage=tmp_path / "store" / "a.db", embedder="mock", graph="kuzu")
     assert again.graph.store.get_entity("alice").memory_ids == [fact.id]  # type: ignore[union-attr]
     again.close()
+
+
+def test_a_failed_background_extraction_is_logged_and_counted_and_the_worker_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The background worker survives an extractor that raises (an LLM extractor whose model is down)."""
+    import logging
+
+    graph = {"backend": "memory", "extraction": "background"}
+    config = parse_config({"project_id": "g", "embedding_provider": "mock", "graph": graph})
+    with ALMA(config=config, storage=tmp_path / "alma.db") as alma:
+        assert alma.graph is not None
+        rules = alma.graph.extractor
+
+        class Flaky:
+            def extract(self, text: str) -> tuple[list[Any], list[Any]]:
+                if "Acme" in text:
+                    raise RuntimeError("the extractor's model is down")
+                return rules.extract(text)
+
+        alma.graph.extractor = Flaky()
+        with caplog.at_level(logging.ERROR, logger="alma_core.graph"):
+            alma.add_domain_knowledge("helena", "testing_strategies", "Alice works for Acme Corp.")
+            alma.graph.flush()
+            later = alma.add_domain_knowledge("helena", "testing_strategies", "Bob lives in Paris.")
+            alma.graph.flush()
+        assert alma.graph.errors == 1 and "graph extraction failed for 1 memories" in caplog.text
+        paris = alma.graph.store.get_entity("paris")
+        assert paris is not None and paris.memory_ids == [later.id]

@@ -1,5 +1,5 @@
 """The MCP server through real clients: stdio (a spawned subprocess) and streamable HTTP (a server
-subprocess on a free loopback port, one per module)."""
+subprocess on the loopback port it binds itself with `--port 0`, one per module)."""
 
 from __future__ import annotations
 
