@@ -99,7 +99,7 @@ def _ranked(
     keep = _mask(column, f) if keep is None else keep & _mask(column, f)
     at = np.flatnonzero(keep)  # the documents the filter keeps; then split by type
     kinds = column["type"][at]
-    by_type = {t: at[kinds == t.value] for t in types} if len(types) > 1 else {types[0]: at}
+    by_type = {t: at[kinds == t.value] for t in types}
     if any(user is not None for user in users.values()):
         owners = column["user_id"]
         by_type = {

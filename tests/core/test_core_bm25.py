@@ -56,7 +56,8 @@ def _fts5(path: Path, f: MemoryFilter, query: str, k: int, user: str | None = No
         if not match:
             return {}
         clauses, args = ["m.project_id = ?"], [f.project_id]
-        for column, values in (("agent", f.agents), ("category", f.categories)):
+        types = None if f.types is None else tuple(t.value for t in f.types)
+        for column, values in (("agent", f.agents), ("category", f.categories), ("type", types)):
             if values is not None:
                 clauses.append(f"m.{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
@@ -99,6 +100,7 @@ FILTERS = [
     MemoryFilter(project_id=Q),
     MemoryFilter(project_id=P, created_after=datetime(2025, 3, 1, tzinfo=UTC)),
     MemoryFilter(project_id=P, user_id="u2"),
+    MemoryFilter(project_id=P, types=(MemoryType.PREFERENCE,)),
     MemoryFilter(project_id=P, ids=tuple(f"m{i}" for i in range(0, 600, 3))),
 ]
 
