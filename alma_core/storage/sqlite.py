@@ -57,7 +57,7 @@ from ._lexindex import COLUMNS, NUMBERS, Change, LexicalIndex
 from ._parsed import ParsedMemories
 from ._sqlite_records import RecordVectors, distinct_namespaces, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
-from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS, migrate
+from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT, migrate
 from ._vectors import VectorMatrix, VectorRow
 
 __all__ = ["SQLiteStorage"]
@@ -335,7 +335,7 @@ class _Tx:
         now = time.time()
         rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
                  r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
-        self.conn.executemany(_PUT_IF_ABSENT if op.if_absent else _PUT, rows)
+        self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
 
     def get_record(self, op: GetRecord) -> Record | None:
         row = self.conn.execute(
@@ -434,19 +434,7 @@ class _Tx:
         return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
 
 
-# `PutRecords`' statement: seq = 1 + the namespace's highest, live or deleted (see `delete_records`);
-# with if_absent, a live record of the key is kept (an expired one is replaced). ?9 is the time of the
-# put (it is in the SELECT's WHERE, always true, which SQLite's upsert syntax needs there).
-_UPSERT = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at, expires_at)
-    SELECT ?1, ?2, ?3, 1 + MAX(
-        COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
-        COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
-        ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
-    ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,
-        metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
-_PUT = _UPSERT
 _json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record
-_PUT_IF_ABSENT = _UPSERT + " WHERE records.expires_at <= ?9"
 
 
 def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
