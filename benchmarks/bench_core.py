@@ -53,6 +53,16 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def vm_rss_mb() -> float:
+    """The resident set now (Linux: /proc/self/status VmRSS), NaN elsewhere."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return float("nan")
+    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), "nan")
+    return float(kb) / 1024
+
+
 # ---- import time ------------------------------------------------------------------------------------------
 
 
@@ -142,6 +152,7 @@ def retrieve_bench(embedder: object, n: int, runs: int, tmp: Path, label: str) -
     with ALMA(project_id="bench", storage=tmp / f"r-{label}-{n}.db", embedder=embedder) as alma:
         fill(alma, n, alma.embedder.dim)
         total = time_calls(lambda i: alma.retrieve(task=queries[i], agent="a", top_k=5), runs)
+        resident = vm_rss_mb()  # the store open, its matrices loaded
         embed_q = [f"{q} (embed)" for q in queries]
         embed = time_calls(lambda i: alma.embedder.embed_documents([embed_q[i]]), runs)
     p50, p95, e50 = percentile(total, 50), percentile(total, 95), percentile(embed, 50)
@@ -150,6 +161,7 @@ def retrieve_bench(embedder: object, n: int, runs: int, tmp: Path, label: str) -
         aim = AIMS.get(f"retrieve {n // 1000}k mock", "")
         row(f"retrieve p50/p95 @ {size} ({label})",
             f"{p50:.2f} / {p95:.2f} ms (excl. embed {p50 - e50:.2f})", aim)  # fmt: skip
+        row(f"  VmRSS after the retrieves @ {size}", f"{resident:.0f} MB", "<= 400 MB at 100k" if n >= 100_000 else "")
     else:
         row(f"retrieve p50/p95 @ {size} ({label})", f"{p50:.1f} / {p95:.1f} ms", "")
         row(f"  query embedding alone p50 @ {size}", f"{e50:.1f} ms (ratio {p50 / e50:.2f}x)",
@@ -160,10 +172,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short run: fewer samples, no 100k store")
     parser.add_argument("--no-local", action="store_true", help="skip the MiniLM (local) figures")
+    parser.add_argument("--sizes", help="store sizes to retrieve from, comma-separated (e.g. 100000)")
     parser.add_argument("--peer-path", help="also run alma-memory 0.11 installed in this dir (bench_peer.py)")
     args = parser.parse_args()
     runs = 30 if args.quick else 200
     sizes = [300, 1_000, 10_000] if args.quick else [300, 1_000, 10_000, 100_000]
+    if args.sizes:
+        sizes = [int(size) for size in args.sizes.split(",")]
     print(f"ALMA core benchmark ({'quick' if args.quick else 'full'}), python {sys.version.split()[0]}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"  {'measure':<38} {'value':<34} aim")

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_quantised.py                    # random vectors, 10k and 100k rows
     .venv/bin/python benchmarks/bench_quantised.py --quick            # random vectors, 10k rows
+    .venv/bin/python benchmarks/bench_quantised.py --sizes 2000,5000  # other sizes (where int8 starts to pay)
     .venv/bin/python benchmarks/bench_quantised.py --vectors F.npy    # also these (e.g. MiniLM) vectors
 
 A matrix of int8 codes (`alma_core/storage/_quantised.py`) proposes k + margin candidates that are then
@@ -123,11 +124,14 @@ def store_rows(vectors: np.ndarray, queries: np.ndarray, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10k rows only")
+    parser.add_argument("--sizes", help="row counts, comma-separated (default 10000,100000)")
     parser.add_argument("--vectors", help="an .npy of unit vectors; its last --queries rows are the queries")
     parser.add_argument("--queries", type=int, default=400, help="queries per dataset, half dev, half test")
     parser.add_argument("--no-store", action="store_true", help="skip the SQLite store rows")
     args = parser.parse_args()
     sizes = [10_000] if args.quick else [10_000, 100_000]
+    if args.sizes:
+        sizes = [int(size) for size in args.sizes.split(",")]
     print(f"int8 codes vs exact float32: dim 384, margins {MARGINS} (store: {_vectors.QUANT_MARGIN}), "
           f"{args.queries} queries (half dev, half test), numkong {'yes' if _quantised.numkong() else 'no'}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")  # fmt: skip

@@ -44,6 +44,7 @@ def cpu_ms(alma: ALMA, queries: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200, help="retrieves per store (default 200)")
+    parser.add_argument("--filled", default="10000", help="sizes of the filled stores, comma-separated (10000)")
     args = parser.parse_args()
     print(f"tree {Path(alma_core.__file__).parent.parent}, load {os.getloadavg()[0]:.1f}")
     rng = np.random.default_rng(1)
@@ -52,10 +53,13 @@ def main() -> None:
             for i in range(300):
                 alma.learn("a", task_text(rng), "success" if i % 3 else "failure", f"strategy {i % 23}")
             learned = cpu_ms(alma, [task_text(rng, 8) for _ in range(args.runs + 1)])
-        with ALMA("bench", storage=Path(tmp) / "filled.db", embedder=MockEmbedder()) as alma:
-            fill(alma, 10_000, alma.embedder.dim)
-            filled = cpu_ms(alma, [task_text(rng, 8) for _ in range(args.runs + 1)])
-    print(f"CPU per retrieve p50: {learned:.2f} ms @ 300 learned | {filled:.2f} ms @ 10k filled")
+        filled = {}
+        for n in (int(size) for size in args.filled.split(",")):
+            with ALMA("bench", storage=Path(tmp) / f"filled-{n}.db", embedder=MockEmbedder()) as alma:
+                fill(alma, n, alma.embedder.dim)
+                filled[n] = cpu_ms(alma, [task_text(rng, 8) for _ in range(args.runs + 1)])
+    print(f"CPU per retrieve p50: {learned:.2f} ms @ 300 learned | "
+          + " | ".join(f"{ms:.2f} ms @ {n // 1000}k filled" for n, ms in filled.items()))  # fmt: skip
 
 
 if __name__ == "__main__":

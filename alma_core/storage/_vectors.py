@@ -30,9 +30,9 @@ from .._blas import single_blas_thread
 from .._errors import StorageError
 from ._quantised import Int8Rows, quantise
 
-QUANT_MIN_ROWS = 16_384  # a store's matrix holds int8 codes (no float32 rows) from this many rows
-QUANT_MARGIN = 16  # candidates the int8 scan proposes beyond the k wanted (all rescored exactly)
-APPROX_MIN_ROWS = 20_000  # rows eligible for a search (valid and in its filter) before the index is used
+QUANT_MIN_ROWS = 8_192  # a store's matrix holds int8 codes (no float32 rows) from this many rows
+QUANT_MARGIN = 8  # candidates the int8 scan proposes beyond the k wanted (all rescored exactly; dev-set choice)
+APPROX_MIN_ROWS = 131_072  # eligible rows (valid, in the filter) before the index is built and used
 APPROX_AFTER_SEARCHES = 8  # a matrix builds its index once it served this many searches without a reload
 APPROX_FETCH = 12  # candidates the index proposes per wanted hit (all rescored exactly); at least 128
 APPROX_MIN_RECALL = 0.95  # the built index is kept only if it finds this much of the exact top 10 (sampled)
@@ -291,18 +291,20 @@ class VectorMatrix:
             found = self._approximate(ann, query, k, keep, n / count)
             if found is not None:
                 return self._best(found, self.scan(query, n, found), query, k, fetch)
+        rows: np.ndarray | None = None
         if count * 4 < n:  # a filter that keeps few rows: read only those
             rows = np.flatnonzero(keep)
             sims = self.scan(query, n, rows)
         else:
-            rows = np.arange(n)
-            sims = np.where(keep, self.scan(query, n), -np.inf)
-        wanted = k if self.codes is None else k + QUANT_MARGIN
-        if wanted < len(rows):
-            part = np.argpartition(-sims, wanted - 1)[:wanted]
-            rows, sims = rows[part], sims[part]
+            sims = self.scan(query, n)  # a fresh array
+            if count < n:
+                sims[~keep] = -np.inf
+        wanted = min(len(sims), k if self.codes is None else k + QUANT_MARGIN)
+        best = np.argpartition(sims, len(sims) - wanted)[len(sims) - wanted :]  # no negated copy of sims
+        sims = sims[best]
+        best = best if rows is None else rows[best]
         finite = np.isfinite(sims)
-        return self._best(rows[finite], sims[finite], query, k, fetch)
+        return self._best(best[finite], sims[finite], query, k, fetch)
 
     def _best(
         self, rows: np.ndarray, sims: np.ndarray, query: np.ndarray, k: int, fetch: Fetch | None
