@@ -126,8 +126,14 @@ def is_plain_listing(op: ListRecords) -> bool:
 
 
 def is_id_lookup(op: FindMemories) -> bool:
+    """Memories by id and nothing else (the fields compared one by one: a filter built to compare with
+    cost more than the rest of a learn's lookups)."""
     f = op.filter
-    return f.ids is not None and f == f.__class__(project_id=f.project_id, ids=f.ids) and op.order_by == "created_at"
+    return (
+        f.ids is not None and op.order_by == "created_at" and f.agents is None and f.types is None
+        and f.categories is None and f.user_id is None and f.workflow_id is None and f.created_before is None
+        and f.updated_before is None and f.created_after is None and f.confidence_below is None
+    )  # fmt: skip
 
 
 class DeferredTransaction:

@@ -17,7 +17,6 @@ everything else goes to the store. Any other write, or a transaction that does n
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import Any
 
 from ._batching import is_id_lookup, is_plain_listing
@@ -153,7 +152,8 @@ class CachedTransaction:
         cache.records[key] = stored
         listing = cache.listings.get(ns)
         if listing is not None:  # its new seq is the namespace's highest: first, newest first
-            cache.listings[ns] = [replace(stored, value=None), *(x for x in listing if x.key != r.key)]
+            listed = Record(r.project_id, r.namespace, r.key, None, r.metadata, r.seq, r.created_at, r.updated_at)
+            cache.listings[ns] = [listed, *(x for x in listing if x.key != r.key)]
         return stored
 
     def _drop(self) -> None:

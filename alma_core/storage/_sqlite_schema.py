@@ -7,7 +7,14 @@ import time
 
 from .._errors import StorageError
 
-__all__ = ["MIGRATIONS", "UPSERT_MEMORY", "UPSERT_MEMORY_SAME_KEYS", "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "UPSERT_MEMORY",
+    "UPSERT_MEMORY_SAME_KEYS",
+    "UPSERT_RECORD",
+    "UPSERT_RECORD_IF_ABSENT",
+    "migrate",
+]
 
 MIGRATIONS: list[str] = [
     # 1: memories, their full-text index, the record space, generations
@@ -118,6 +125,19 @@ UPSERT_MEMORY_SAME_KEYS = f"""{_INSERT_MEMORY} WHERE memories.agent IS excluded.
     AND memories.created_at IS excluded.created_at"""
 UPSERT_MEMORY = f"""{_INSERT_MEMORY}, agent=excluded.agent, type=excluded.type, category=excluded.category,
     user_id=excluded.user_id, workflow_id=excluded.workflow_id, created_at=excluded.created_at"""
+
+# `PutRecords`' statement: seq = 1 + the namespace's highest, live or deleted (see `delete_records`);
+# with if_absent, a live record of the key is kept (an expired one is replaced). ?9 is the time of the
+# put (it is in the SELECT's WHERE, always true, which SQLite's upsert syntax needs there).
+UPSERT_RECORD = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at,
+        expires_at)
+    SELECT ?1, ?2, ?3, 1 + MAX(
+        COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
+        COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
+        ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
+    ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,
+        metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
+UPSERT_RECORD_IF_ABSENT = UPSERT_RECORD + " WHERE records.expires_at <= ?9"
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

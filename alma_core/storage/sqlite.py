@@ -57,7 +57,7 @@ from ._lexindex import COLUMNS, NUMBERS, Change, LexicalIndex
 from ._parsed import ParsedMemories
 from ._sqlite_records import RecordVectors, distinct_namespaces, search_records
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
-from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS, migrate
+from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT, migrate
 from ._vectors import VectorMatrix, VectorRow
 
 __all__ = ["SQLiteStorage"]
@@ -138,7 +138,7 @@ class _Tx:
         rows = []
         scopes: list[str] = []
         for m in op.memories:
-            vec = None if m.embedding is None else np.asarray(m.embedding, dtype=np.float32)
+            vec = None if (embedding := m.embedding) is None else np.asarray(embedding, dtype=np.float32)
             blob = None if vec is None else vec.tobytes()
             rows.append(
                 (
@@ -327,14 +327,15 @@ class _Tx:
             (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
              created, r.updated_at or now, r.expires_at),
         ).fetchone()  # fmt: skip
-        return replace(r, seq=seq, created_at=created, updated_at=r.updated_at or now)
+        return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created, r.updated_at or now,
+                      r.expires_at)  # fmt: skip
 
     def put_records(self, op: PutRecords) -> None:
         """One `executemany` of one cached statement; nothing read back (see `PutRecords`)."""
         now = time.time()
         rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
                  r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
-        self.conn.executemany(_PUT_IF_ABSENT if op.if_absent else _PUT, rows)
+        self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
 
     def get_record(self, op: GetRecord) -> Record | None:
         row = self.conn.execute(
@@ -421,7 +422,8 @@ class _Tx:
 
     def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """(data_version, this store's committed write transactions): the first moves when another
-        connection commits, the second when this one does (at this transaction's commit: + 1)."""
+        connection commits, the second when this one does (at this transaction's commit: + 1). SQL run
+        on a connection passed in, outside the store's transactions, is not seen."""
         if not self.write:
             return None
         (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
@@ -432,19 +434,7 @@ class _Tx:
         return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
 
 
-# `PutRecords`' statement: seq = 1 + the namespace's highest, live or deleted (see `delete_records`);
-# with if_absent, a live record of the key is kept (an expired one is replaced). ?9 is the time of the
-# put (it is in the SELECT's WHERE, always true, which SQLite's upsert syntax needs there).
-_UPSERT = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at, expires_at)
-    SELECT ?1, ?2, ?3, 1 + MAX(
-        COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
-        COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
-        ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
-    ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,
-        metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
-_PUT = _UPSERT
 _json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record
-_PUT_IF_ABSENT = _UPSERT + " WHERE records.expires_at <= ?9"
 
 
 def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:

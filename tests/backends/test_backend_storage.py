@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -165,6 +166,28 @@ async def test_async_put_records(store: BaseStorage, require: Callable[..., None
     await store.aexecute(PutRecords((Record(P, "x", "a", b"1"), Record(P, "y", "b", b"2", {"m": True}))))
     (a,), (b,) = await store.abatch([ListRecords(P, "x"), ListRecords(P, "y")])
     assert (a.value, b.value, b.metadata) == (b"1", b"2", {"m": True})
+
+
+def test_concurrent_put_records_over_the_same_namespaces_never_deadlock(
+    make_store: Callable[..., BaseStorage], require: Callable[..., None]
+) -> None:
+    """Two writers (two store objects, as two processes would be) put records into the same two
+    namespaces, listed in opposite orders: every put lands, each with its own seq."""
+    stores = [make_store(), make_store()]
+    require(stores[0], "records")
+    rounds = 40
+
+    def writer(i: int) -> None:
+        spaces = ["ns/a", "ns/b"] if i == 0 else ["ns/b", "ns/a"]
+        for n in range(rounds):
+            stores[i].execute(PutRecords(tuple(Record(P, ns, f"w{i}-{n}", b"v") for ns in spaces)))
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(writer, i) for i in range(2)]:
+            done.result(timeout=120)  # a deadlock raises (PostgreSQL) or hangs: never a timing assumption
+    for ns in ("ns/a", "ns/b"):
+        seqs = [r.seq for r in stores[0].execute(ListRecords(P, ns))]
+        assert len(seqs) == 2 * rounds and len(set(seqs)) == len(seqs)
 
 
 def test_expired_records_are_absent(store: BaseStorage, require: Callable[..., None]) -> None:

@@ -181,6 +181,10 @@ def test_the_default_path_learns_and_retrieves_without_importing_torch(tmp_path:
             alma.add_knowledge("a", "testing", "sign-in forms need stable selectors")
             hits = alma.retrieve("how to check the sign-in page?", agent="a")
             assert hits.knowledge, hits
+        import importlib.util
+        from alma_core import LocalEmbedder
+        if importlib.util.find_spec("onnxruntime"):
+            assert LocalEmbedder(precision="int8").embed_query("and the int8 path").shape == (384,)
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "sentence_transformers", "transformers"))
         print("HEAVY", heavy)
         """,

@@ -151,3 +151,21 @@ def test_an_upsert_that_changes_indexed_columns_moves_the_memory(open_alma: ALMA
     by_workflow = open_alma.storage.execute(FindMemories(MemoryFilter(project_id=project, workflow_id="wf")))
     assert [m.id for m in by_user] == [m.id for m in by_workflow] == [facts[1].id]
     assert open_alma.get(facts[0].id).confidence == 0.5
+
+
+def test_an_id_lookup_is_one_whose_filter_holds_nothing_but_ids() -> None:
+    from dataclasses import fields
+    from datetime import UTC, datetime
+
+    from alma_core._batching import is_id_lookup
+
+    base = MemoryFilter(project_id="p", ids=("m1",))
+    assert is_id_lookup(FindMemories(base, with_embeddings=True))
+    assert not is_id_lookup(FindMemories(base, order_by="confidence"))
+    samples = {"agents": ("bot",), "types": (), "categories": ("auth",), "user_id": "u", "workflow_id": "w",
+               "created_before": datetime.now(UTC), "updated_before": datetime.now(UTC),
+               "created_after": datetime.now(UTC), "confidence_below": 0.5}  # fmt: skip
+    others = [f.name for f in fields(MemoryFilter) if f.name not in ("project_id", "ids")]
+    assert sorted(others) == sorted(samples)  # a new filter field needs a look at is_id_lookup
+    for name in others:
+        assert not is_id_lookup(FindMemories(replace(base, **{name: samples[name]}))), name
