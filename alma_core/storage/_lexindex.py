@@ -29,6 +29,7 @@ COLUMNS = ("id", "project_id", "agent", "type", "user_id", "workflow_id", "categ
 NUMBERS = ("created_at", "updated_at", "confidence")  # float64 arrays (NaN: NULL)
 _TOKENIZE = "porter unicode61"  # the `memories_fts` tokenizer (`_sqlite_schema`)
 _VOCAB = "alma_fts_vocab"  # temp fts5vocab tables over `memories_fts`, per connection
+_MAX_UNAPPLIED = 20_000  # row changes kept for the next search before the index is dropped instead
 BUILD_AFTER = 2  # lexical queries at one unchanged file before the index is built
 
 # (names, unique rowids, index of each one's first posting) -> the documents' columns
@@ -156,7 +157,8 @@ class LexicalIndex:
         self.alive = np.zeros(0, dtype=bool)  # rowids with a memory row
         self.columns: dict[str, np.ndarray] = {}
         self._waiting: tuple[int | None, int] = (None, 0)  # a data_version and the queries seen at it
-        self.stale = False  # (while applying a commit: a counted term became rankable)
+        self.stale = False  # a counted term became rankable: read it all again
+        self.unapplied: list[Change] = []  # committed changes not merged yet
 
     @property
     def built(self) -> bool:
@@ -167,9 +169,12 @@ class LexicalIndex:
         BUILD_AFTER-th lexical query while no other connection committed (own commits in between are
         fine: the index follows them once built)."""
         if self.key == key:
-            return True
+            if self.unapplied:
+                self._merge()
+            if not self.stale:
+                return True
         if self.key is not None:
-            self.clear()  # another connection committed: stale
+            self.clear()  # another connection committed (or a counted term became rankable): stale
         seen = self._waiting[1] + 1 if self._waiting[0] == key[0] else 1
         self._waiting = (key[0], seen)
         if seen < BUILD_AFTER:
@@ -179,6 +184,7 @@ class LexicalIndex:
 
     def clear(self) -> None:
         self.key, self.terms, self.counts, self.columns, self.pending = None, {}, {}, {}, {}
+        self.unapplied, self.stale = [], False
         self.length, self.alive = np.zeros(0), np.zeros(0, dtype=bool)
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
@@ -266,10 +272,17 @@ class LexicalIndex:
     def apply(self, changes: Sequence[Change], before: tuple[int, int], after: tuple[int, int]) -> None:
         """Follow one committed transaction of this store (`changes` in order: each replaced or deleted
         row's rowid and old text, each written row's rowid, text and columns), if the index reflected the
-        file just before it; else drop it."""
-        if self.key != before:
-            self.clear()
+        file just before it; else drop it. The changes are merged at the next search (`current`), those
+        of several commits together."""
+        if self.key != before or len(self.unapplied) + len(changes) > _MAX_UNAPPLIED:
+            self.clear()  # (many writes and no search: cheaper to read it all again when next searched)
             return
+        self.unapplied.extend(changes)
+        self.key = after
+
+    def _merge(self) -> None:
+        """Merge the changes of the commits since the last search (see `apply`)."""
+        changes, self.unapplied = self.unapplied, []
         self.stale = False
         removed: dict[int, str | None] = {}
         added: dict[int, tuple[str | None, tuple[Any, ...] | None]] = {}
@@ -291,9 +304,6 @@ class LexicalIndex:
             self._set_columns(rowid, columns)
         for rowid in removed.keys() - added.keys():
             self.alive[rowid] = False
-        self.key = after
-        if self.stale:
-            self.clear()
 
     def _unindex(self, rowid: int, document: Document) -> None:
         """Take the document `rowid` out of its terms' postings (the change is merged when next read)."""
