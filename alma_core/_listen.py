@@ -19,16 +19,17 @@ __all__ = ["listen", "serve_workers", "url_of"]
 
 def listen(host: str, port: int) -> socket.socket:
     """A TCP socket bound to `host:port` and listening (port 0: any free port). Raises ConfigError when
-    the address cannot be bound (in use, not local)."""
+    the address cannot be bound (in use, not local, a port out of range)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port outside 0-65535
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
     sock.set_inheritable(True)  # uvicorn's worker processes serve it too
     return sock
 

@@ -71,6 +71,7 @@ NAMESPACE = "webhooks/outbox"
 _WRITE_EVENTS: list[MemoryEventType] = [t for t in MemoryEventType if t is not MemoryEventType.ACCESSED]
 Status = Literal["pending", "delivered", "dead"]
 MAX_BACKOFF = 60.0  # seconds: the longest pause before a failing store is tried again
+_UNREADABLE: set[str] = set()  # outbox keys already reported as not a delivery (each is logged once)
 
 
 class WebhookConfig(BaseModel):
@@ -250,9 +251,6 @@ def deliveries(storage: BaseStorage, status: Status | None = None, limit: int | 
                 log.warning("webhook outbox record %r is not a delivery; skipped (%s)", record.key,
                             str(exc).splitlines()[0])  # fmt: skip
     return found
-
-
-_UNREADABLE: set[str] = set()  # outbox keys already reported as unreadable
 
 
 def retry_delivery(storage: BaseStorage, delivery_id: str) -> Delivery:

@@ -14,8 +14,8 @@ The store rows time `SearchMemories` with a vector only (no lexical side) throug
 scan plus rescoring from the database, against the float32 matrix (the same store, the threshold moved).
 
 `--vectors` takes an .npy of unit vectors (rows); its last `--queries` rows are the queries. The MiniLM
-figures in docs/performance.md used sentences from docstrings of the installed packages, embedded with
-`LocalEmbedder` (see the doc for the command).
+figures in docs/performance.md used `benchmarks/gen_minilm_vectors.py minilm.npy` (110,000 docstring
+sentences of the installed packages, embedded with `LocalEmbedder`).
 """
 
 from __future__ import annotations

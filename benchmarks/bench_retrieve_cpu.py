@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_retrieve_cpu.py            # 300 learned memories and a 10k store
     PYTHONPATH=OTHER_TREE .venv/bin/python benchmarks/bench_retrieve_cpu.py   # the same for another tree
+    .venv/bin/python benchmarks/bench_retrieve_cpu.py --fts5     # lexical search by FTS5's own bm25() statement
 
 Wall-clock latency on a shared machine moves with its load; the CPU time of the calling thread
 (`time.thread_time`) moves much less, so two trees run alternately compare fairly. Stores: 300 outcomes
@@ -45,8 +46,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200, help="retrieves per store (default 200)")
     parser.add_argument("--filled", default="10000", help="sizes of the filled stores, comma-separated (10000)")
+    parser.add_argument(
+        "--fts5", action="store_true", help="rank with FTS5's bm25() statement, not the in-memory index"
+    )
     args = parser.parse_args()
-    print(f"tree {Path(alma_core.__file__).parent.parent}, load {os.getloadavg()[0]:.1f}")
+    if args.fts5:  # the index is then never built: every lexical search is the SQL statement it replaces
+        from alma_core.storage import _lexindex
+
+        _lexindex.BUILD_AFTER = 1 << 62
+    print(f"tree {Path(alma_core.__file__).parent.parent}, load {os.getloadavg()[0]:.1f}, "
+          f"lexical: {'FTS5 bm25()' if args.fts5 else 'in-memory index'}")  # fmt: skip
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as tmp:
         with ALMA("bench", storage=Path(tmp) / "learned.db", embedder=MockEmbedder()) as alma:

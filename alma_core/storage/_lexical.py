@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import Any
 
 __all__ = [
     "LEXICAL_POSTINGS_BUDGET",
@@ -38,17 +37,15 @@ def tokens(text: str) -> list[str]:
 
 
 class DocCounts:
-    """A store's cache of FTS document counts (and the in-memory BM25's postings and totals, see
-    `_bm25`), kept while the file is unchanged: its key is the largest rowid, SQLite's `data_version`
-    (moves when another connection commits) and `writes` (this connection's committed write
-    transactions, counted by the store)."""
+    """A store's cache of FTS document counts (and the FTS index's totals, see `_bm25`), kept while
+    the file is unchanged: its key is the largest rowid, SQLite's `data_version` (moves when another
+    connection commits) and `writes` (this connection's committed write transactions, counted by the
+    store)."""
 
     def __init__(self) -> None:
         self.writes = 0
         self.key: tuple[int, int, int] = (-1, -1, -1)
         self.counts: dict[tuple[str, int], int] = {}
-        self.postings: dict[str, Any] = {}  # term -> `_bm25.TermPostings`
-        self.cached_rows = 0  # postings kept over all terms
         self.totals: tuple[int, int] | None = None  # the FTS index's (documents, tokens)
 
     def current(self, conn: sqlite3.Connection, total: int) -> dict[tuple[str, int], int]:
@@ -57,7 +54,7 @@ class DocCounts:
         key = (total, int(version), self.writes)
         if key != self.key:
             self.key, self.counts = key, {}
-            self.postings, self.cached_rows, self.totals = {}, 0, None
+            self.totals = None
         if len(self.counts) > 50_000:
             self.counts.clear()
         return self.counts

@@ -1,20 +1,18 @@
 """The FTS index of the SQLite store's memories, held in memory for BM25 (`_bm25`).
 
-`LexicalIndex` holds every term's postings (document rowids and term frequencies) and, by rowid,
-each document's length in tokens and its memory's scope columns. It is built from the FTS index
-itself (an `fts5vocab` table: the same terms, frequencies and lengths FTS5 scores with) once a
-second lexical query meets an unchanged file, so a process that searches once (a CLI call) never
-pays for it. It stays valid while nothing else commits (SQLite's `data_version`) and follows this
-store's own commits: a write transaction records the memory rows it replaces, writes and deletes,
-and after its commit `apply` tokenizes their texts with FTS5's own tokenizer (a private in-memory
-table) and updates the postings. A commit by another connection drops it; it is built again.
+`LexicalIndex` holds every rankable term's postings (document rowids and term frequencies; a term in
+more than LEXICAL_TERM_CAP documents is never ranked, so only counted) and, by rowid, each document's
+length in tokens and its memory's scope columns. It is built from the FTS index itself (`fts5vocab`
+tables: the terms, frequencies and lengths FTS5 scores with) at the second lexical query while no other
+connection commits, so a process that searches once (a CLI call) never pays for it (10k memories:
+~0.3 s; 100k: ~1.5 s of CPU). It follows this store's own commits: a write transaction records the
+memory rows it replaces, writes and deletes, and after its commit `apply` tokenizes their texts with
+FTS5's own tokenizer (a private in-memory table) and updates the postings. A commit by another
+connection (SQLite's `data_version` moves) drops it; it is built again.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -23,12 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from ._lexical import LEXICAL_TERM_CAP
+
 __all__ = ["COLUMNS", "NUMBERS", "Change", "Gather", "LexicalIndex", "TermPostings", "fts_tokens", "varints", "vocab"]
 
 COLUMNS = ("id", "project_id", "agent", "type", "user_id", "workflow_id", "category")  # object arrays
 NUMBERS = ("created_at", "updated_at", "confidence")  # float64 arrays (NaN: NULL)
 _TOKENIZE = "porter unicode61"  # the `memories_fts` tokenizer (`_sqlite_schema`)
-_VOCAB = "alma_fts_instances"  # a temp fts5vocab table over `memories_fts`, per connection
+_VOCAB = "alma_fts_vocab"  # temp fts5vocab tables over `memories_fts`, per connection
+_MAX_UNAPPLIED = 20_000  # row changes kept for the next search before the index is dropped instead
 BUILD_AFTER = 2  # lexical queries at one unchanged file before the index is built
 
 # (names, unique rowids, index of each one's first posting) -> the documents' columns
@@ -38,19 +39,20 @@ Change = tuple[str, int, str | None, tuple[Any, ...] | None]  # ("del" | "put", 
 
 @dataclass(frozen=True, slots=True)
 class TermPostings:
-    """One term's postings: what scoring reads, and (read from SQL per term) the documents' columns."""
+    """One term's postings: what BM25 reads."""
 
     docs: int  # documents holding the term (FTS5's nHit)
     rowid: np.ndarray  # int64
     tf: np.ndarray  # float64: occurrences in the document
     length: np.ndarray  # float64: the document's tokens
-    columns: dict[str, np.ndarray]
 
 
-def vocab(conn: sqlite3.Connection) -> str:
-    """This connection's temp fts5vocab table over `memories_fts` (created once; temp tables are private)."""
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{_VOCAB} USING fts5vocab (main, memories_fts, instance)")
-    return f"temp.{_VOCAB}"
+def vocab(conn: sqlite3.Connection, kind: str = "instance") -> str:
+    """This connection's temp fts5vocab table of `kind` over `memories_fts` ("instance": one row per
+    token; "row": each term's document count), created once (temp tables are private)."""
+    name = f"temp.{_VOCAB}_{kind}"
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {name} USING fts5vocab (main, memories_fts, {kind})")
+    return name
 
 
 def varints(blob: bytes) -> list[int]:
@@ -79,19 +81,20 @@ _tokenizer: sqlite3.Connection | None = None
 
 
 def _tokenize(texts: Sequence[str], sql: str) -> list[Any]:
-    """Rows of `sql` over the private table holding `texts` (rowids 1, 2, ...)."""
+    """Rows of `sql` over a private FTS5 table holding `texts` (rowids 1, 2, ...), rolled back after."""
     global _tokenizer
     with _tokenizer_lock:
         if _tokenizer is None:
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            conn.execute(f"CREATE VIRTUAL TABLE t USING fts5 (x, tokenize='{_TOKENIZE}')")
+            conn.execute(f"CREATE VIRTUAL TABLE t USING fts5 (x, content='', columnsize=0, tokenize='{_TOKENIZE}')")
             conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab (t, instance)")
             _tokenizer = conn
-        _tokenizer.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", enumerate(texts, 1))
+        _tokenizer.execute("BEGIN")
         try:
+            _tokenizer.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", enumerate(texts, 1))
             return _tokenizer.execute(sql).fetchall()
         finally:
-            _tokenizer.execute("DELETE FROM t")
+            _tokenizer.execute("ROLLBACK")
 
 
 _words: dict[str, tuple[str, ...]] = {}  # word -> its terms (bounded: cleared when full)
@@ -112,11 +115,29 @@ def fts_tokens(words: Sequence[str]) -> list[tuple[str, ...]]:
         return [_words[w] for w in words]
 
 
-@functools.lru_cache(maxsize=4096)  # a heuristic's text is written again each time it learns
-def _document(text: str) -> tuple[tuple[tuple[str, int], ...], int]:
-    """A text's terms with their frequencies, and its length in tokens, as FTS5 indexes it."""
-    counts = _tokenize([text], "SELECT term, COUNT(*) FROM v GROUP BY term")
-    return tuple((term, n) for term, n in counts), sum(n for _, n in counts)
+Document = tuple[tuple[tuple[str, int], ...], int]  # (term, frequency) pairs, length in tokens
+_documents: dict[str, Document] = {}  # the texts tokenized last (a heuristic's is written again each time)
+
+
+def documents(texts: Sequence[str]) -> dict[str, Document]:
+    """Each text's terms with their frequencies, and its length in tokens, as FTS5 indexes it; the
+    texts not seen lately are tokenized together, in one statement."""
+    with _tokenizer_lock:
+        new = [t for t in dict.fromkeys(texts) if t not in _documents]
+        if new:
+            found: dict[int, list[tuple[str, int]]] = {}
+            for doc, term, n in _tokenize(new, "SELECT doc, term, COUNT(*) FROM v GROUP BY doc, term"):
+                found.setdefault(doc, []).append((term, n))
+            if len(_documents) > 4096:
+                _documents.clear()
+            for i, text in enumerate(new, 1):
+                counts = tuple(found.get(i, ()))
+                _documents[text] = (counts, sum(n for _, n in counts))
+        return {t: _documents[t] for t in texts}
+
+
+_NO_POSTINGS = (np.zeros(0, dtype=np.int64), np.zeros(0))
+_NOTHING: tuple[dict[int, int], set[int]] = ({}, set())
 
 
 # ---- the index --------------------------------------------------------------------------------------
@@ -128,61 +149,80 @@ class LexicalIndex:
     def __init__(self) -> None:
         self.key: tuple[int, int] | None = None  # (data_version, own writes) it reflects; None: not built
         self.terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> (rowids, tf)
+        # terms in more than LEXICAL_TERM_CAP documents: never ranked (`choose_terms`), so only counted
+        self.counts: dict[str, int] = {}
+        # commits since a term was last read: its new postings (rowid -> tf) and the rowids it lost
+        self.pending: dict[str, tuple[dict[int, int], set[int]]] = {}
         self.length = np.zeros(0)
         self.alive = np.zeros(0, dtype=bool)  # rowids with a memory row
         self.columns: dict[str, np.ndarray] = {}
-        self._waiting: tuple[tuple[int, int] | None, int] = (None, 0)  # a key and the queries seen at it
+        self._waiting: tuple[int | None, int] = (None, 0)  # a data_version and the queries seen at it
+        self.stale = False  # a counted term became rankable: read it all again
+        self.unapplied: list[Change] = []  # committed changes not merged yet
 
     @property
     def built(self) -> bool:
         return self.key is not None
 
     def current(self, conn: sqlite3.Connection, key: tuple[int, int]) -> bool:
-        """Whether the index reflects the file at `key`; built here at the BUILD_AFTER-th query at one key."""
+        """Whether the index reflects the file at `key` (data_version, own writes); built here at the
+        BUILD_AFTER-th lexical query while no other connection committed (own commits in between are
+        fine: the index follows them once built)."""
         if self.key == key:
-            return True
+            if self.unapplied:
+                self._merge()
+            if not self.stale:
+                return True
         if self.key is not None:
-            self.clear()  # another connection committed: stale
-        seen = self._waiting[1] + 1 if self._waiting[0] == key else 1
-        self._waiting = (key, seen)
+            self.clear()  # another connection committed (or a counted term became rankable): stale
+        seen = self._waiting[1] + 1 if self._waiting[0] == key[0] else 1
+        self._waiting = (key[0], seen)
         if seen < BUILD_AFTER:
             return False
         self.build(conn, key)
         return True
 
     def clear(self) -> None:
-        self.key, self.terms, self.columns = None, {}, {}
+        self.key, self.terms, self.counts, self.columns, self.pending = None, {}, {}, {}, {}
+        self.unapplied, self.stale = [], False
         self.length, self.alive = np.zeros(0), np.zeros(0, dtype=bool)
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
-        """Read every posting, length and memory row (in the caller's read transaction)."""
+        """Read every posting, length and memory row (in the caller's read transaction), in chunks."""
         table = vocab(conn)
-        names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
-        docs = conn.execute(
-            f"SELECT m.rowid, d.sz, {names} FROM memories AS m JOIN memories_fts_docsize AS d ON d.id = m.rowid"
-        ).fetchall()
         terms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        top = max((row[0] for row in docs), default=0)
-        for term, group in itertools.groupby(
-            conn.execute(f"SELECT term, doc, COUNT(*) FROM {table} GROUP BY term, doc"), key=operator.itemgetter(0)
-        ):
-            found = np.array([row[1:] for row in group], dtype=np.int64)
+        counts: dict[str, int] = {}
+        top = 0
+        for term, n in conn.execute(f"SELECT term, doc FROM {vocab(conn, 'row')}").fetchall():
+            if n > LEXICAL_TERM_CAP:
+                counts[term] = n
+                continue
+            found = np.array(
+                conn.execute(f"SELECT doc, COUNT(*) FROM {table} WHERE term = ? GROUP BY doc", (term,)).fetchall(),
+                dtype=np.int64,
+            ).reshape(-1, 2)
             terms[term] = (found[:, 0].copy(), found[:, 1].astype(np.float64))
-            top = max(top, int(found[-1, 0]))
+            top = max(top, int(found[:, 0].max(initial=0)))
         self.clear()
-        self._grow(top + 1)
-        at = np.array([row[0] for row in docs], dtype=np.int64)
-        self.length[at] = [varints(row[1])[0] for row in docs]
-        self.alive[at] = True
-        for i, name in enumerate((*COLUMNS, *NUMBERS)):
-            values = [row[2 + i] for row in docs]
-            if name in NUMBERS:
-                values = [np.nan if v is None else v for v in values]
-            elif name != "id":  # few distinct values: one string object each
-                seen: dict[Any, Any] = {}
-                values = [seen.setdefault(v, v) for v in values]
-            self.columns[name][at] = values
-        self.terms, self.key = terms, key
+        (last,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
+        self._grow(max(top, last) + 1)
+        names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
+        cursor = conn.execute(
+            f"SELECT m.rowid, d.sz, {names} FROM memories AS m JOIN memories_fts_docsize AS d ON d.id = m.rowid"
+        )
+        seen: dict[Any, Any] = {}  # few distinct scope values: one string object each
+        while docs := cursor.fetchmany(4096):
+            at = np.array([row[0] for row in docs], dtype=np.int64)
+            self.length[at] = [varints(row[1])[0] for row in docs]
+            self.alive[at] = True
+            for i, name in enumerate((*COLUMNS, *NUMBERS)):
+                values = [row[2 + i] for row in docs]
+                if name in NUMBERS:
+                    values = [np.nan if v is None else v for v in values]
+                elif name != "id":
+                    values = [seen.setdefault(v, v) for v in values]
+                self.columns[name][at] = values
+        self.terms, self.counts, self.key = terms, counts, key
 
     def _grow(self, size: int) -> None:
         if size <= len(self.alive):
@@ -201,11 +241,25 @@ class LexicalIndex:
     def docs(self, term: str) -> int:
         """How many documents hold `term`."""
         found = self.terms.get(term)
-        return 0 if found is None else len(found[0])
+        if found is None:
+            return self.counts.get(term, 0)
+        adds, drops = self.pending.get(term, _NOTHING)
+        return len(found[0]) + len(adds) - len(drops)
 
     def postings(self, term: str) -> TermPostings:
-        rowids, tf = self.terms.get(term, (np.zeros(0, dtype=np.int64), np.zeros(0)))
-        return TermPostings(len(rowids), rowids, tf, self.length[rowids], {})
+        """The term's postings, with the changes of commits since it was last read merged in."""
+        rowids, tf = self.terms.get(term, _NO_POSTINGS)
+        changes = self.pending.pop(term, None)
+        if changes is not None:
+            adds, drops = changes
+            if drops:
+                keep = ~np.isin(rowids, list(drops))
+                rowids, tf = rowids[keep], tf[keep]
+            if adds:
+                rowids = np.concatenate([rowids, np.fromiter(adds, dtype=np.int64, count=len(adds))])
+                tf = np.concatenate([tf, np.fromiter(adds.values(), dtype=np.float64, count=len(adds))])
+            self.terms[term] = (rowids, tf)
+        return TermPostings(len(rowids), rowids, tf, self.length[rowids])
 
     def gather(self, names: list[str], unique: np.ndarray, first: np.ndarray) -> dict[str, np.ndarray]:
         """The columns of the documents `unique` (rowids), and whether each has a memory row."""
@@ -218,10 +272,18 @@ class LexicalIndex:
     def apply(self, changes: Sequence[Change], before: tuple[int, int], after: tuple[int, int]) -> None:
         """Follow one committed transaction of this store (`changes` in order: each replaced or deleted
         row's rowid and old text, each written row's rowid, text and columns), if the index reflected the
-        file just before it; else drop it."""
-        if self.key != before:
-            self.clear()
+        file just before it; else drop it. The changes are merged at the next search (`current`), those
+        of several commits together."""
+        if self.key != before or len(self.unapplied) + len(changes) > _MAX_UNAPPLIED:
+            self.clear()  # (many writes and no search: cheaper to read it all again when next searched)
             return
+        self.unapplied.extend(changes)
+        self.key = after
+
+    def _merge(self) -> None:
+        """Merge the changes of the commits since the last search (see `apply`)."""
+        changes, self.unapplied = self.unapplied, []
+        self.stale = False
         removed: dict[int, str | None] = {}
         added: dict[int, tuple[str | None, tuple[Any, ...] | None]] = {}
         for kind, rowid, text, columns in changes:
@@ -232,47 +294,41 @@ class LexicalIndex:
             else:
                 added[rowid] = (text, columns)
         same = {r for r, (text, _) in added.items() if r in removed and removed[r] == text}
-        self._unindex({r: t for r, t in removed.items() if r not in same})
-        self._index({r: v for r, v in added.items() if r not in same})
-        for rowid, (_, columns) in added.items():
+        old = {r: text or "" for r, text in removed.items() if r not in same}
+        texts = documents([*old.values(), *(text or "" for r, (text, _) in added.items() if r not in same)])
+        for rowid, text in old.items():
+            self._unindex(rowid, texts[text])
+        for rowid, (text, columns) in added.items():
+            if rowid not in same:
+                self._index(rowid, texts[text or ""])
             self._set_columns(rowid, columns)
         for rowid in removed.keys() - added.keys():
             self.alive[rowid] = False
-        self.key = after
 
-    def _unindex(self, removed: dict[int, str | None]) -> None:
-        by_term: dict[str, list[int]] = {}
-        for rowid, text in removed.items():
-            for term, _ in _document(text or "")[0]:
-                by_term.setdefault(term, []).append(rowid)
-        for term, rowids in by_term.items():
-            found = self.terms.get(term)
-            if found is None:
-                continue
-            keep = ~np.isin(found[0], rowids)
-            if keep.all():
-                continue
-            if keep.any():
-                self.terms[term] = (found[0][keep], found[1][keep])
-            else:
-                del self.terms[term]
+    def _unindex(self, rowid: int, document: Document) -> None:
+        """Take the document `rowid` out of its terms' postings (the change is merged when next read)."""
+        for term, _ in document[0]:
+            if term in self.counts:
+                self.counts[term] -= 1
+                if self.counts[term] <= LEXICAL_TERM_CAP:  # rankable again: its postings are needed
+                    self.stale = True
+            elif term in self.terms:
+                adds, drops = self.pending.setdefault(term, ({}, set()))
+                if adds.pop(rowid, None) is None:
+                    drops.add(rowid)
 
-    def _index(self, added: dict[int, tuple[str | None, tuple[Any, ...] | None]]) -> None:
-        if added:
-            self._grow(max(added) + 1)
-        by_term: dict[str, list[tuple[int, int]]] = {}
-        for rowid, (text, _) in added.items():
-            counts, length = _document(text or "")
-            self.length[rowid] = length
-            for term, n in counts:
-                by_term.setdefault(term, []).append((rowid, n))
-        for term, postings in by_term.items():
-            new = np.array(postings, dtype=np.int64)
-            found = self.terms.get(term)
-            rowids, tf = new[:, 0], new[:, 1].astype(np.float64)
-            if found is not None:
-                rowids, tf = np.concatenate([found[0], rowids]), np.concatenate([found[1], tf])
-            self.terms[term] = (rowids, tf)
+    def _index(self, rowid: int, document: Document) -> None:
+        """Add the document `rowid` to its terms' postings (merged when next read)."""
+        counts, length = document
+        self._grow(rowid + 1)
+        self.length[rowid] = length
+        for term, n in counts:
+            if term in self.counts:
+                self.counts[term] += 1
+                continue
+            if term not in self.terms:
+                self.terms[term] = _NO_POSTINGS
+            self.pending.setdefault(term, ({}, set()))[0][rowid] = n
 
     def _set_columns(self, rowid: int, columns: tuple[Any, ...] | None) -> None:
         self._grow(rowid + 1)

@@ -26,7 +26,7 @@ ODD = ["café", "naïve", "foo_bar", "x2y", "日本語"]
 QUERIES = [
     "login", "zephyr3", "zephyr3 zephyr7 login", "running connection", "runs form email password",
     "connected zephyr12 selector", "café naïve", "foo_bar zephyr1", "日本語 form", "the and of",
-    "login form email password selector", "zephyr39 runner connects x2y", "absent words only",
+    "login form email password selector", "zephyr39 runner connects x2y", "absent words only", "quokka zephyr3",
 ]  # fmt: skip
 
 
@@ -38,11 +38,11 @@ def _memories(rng: np.random.Generator, n: int, start: int = 0) -> list:
         project, agent = (Q if i % 7 == 0 else P), ("a" if i % 3 else "b")
         created = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=i)
         if i % 4 == 0:
-            memory = UserPreference(project_id=project, agent=agent, user_id=f"u{i % 3}", preference=text,
+            memory = UserPreference(id=f"m{i}", project_id=project, agent=agent, user_id=f"u{i % 3}", preference=text,
                                     category="style" if i % 8 else "tools", created_at=created)  # fmt: skip
         else:
-            memory = DomainKnowledge(project_id=project, agent=agent, domain="d1" if i % 5 else "d2", fact=text,
-                                     created_at=created)  # fmt: skip
+            memory = DomainKnowledge(id=f"m{i}", project_id=project, agent=agent, domain="d1" if i % 5 else "d2",
+                                     fact=text, created_at=created)  # fmt: skip
         memory.embedding = np.ones(8, dtype=np.float32)
         out.append(memory)
     return out
@@ -56,13 +56,20 @@ def _fts5(path: Path, f: MemoryFilter, query: str, k: int, user: str | None = No
         if not match:
             return {}
         clauses, args = ["m.project_id = ?"], [f.project_id]
-        for column, values in (("agent", f.agents), ("category", f.categories)):
+        types = None if f.types is None else tuple(t.value for t in f.types)
+        for column, values in (("agent", f.agents), ("category", f.categories), ("type", types)):
             if values is not None:
                 clauses.append(f"m.{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
         if f.created_after is not None:
             clauses.append("m.created_at >= ?")
             args.append(f.created_after.timestamp())
+        if f.user_id is not None and user is None:  # (`user`: the user applies to preferences only)
+            clauses.append("m.user_id = ?")
+            args.append(f.user_id)
+        if f.ids is not None:
+            clauses.append(f"m.id IN ({','.join('?' * len(f.ids))})")
+            args.extend(f.ids)
         rows = conn.execute(
             f"""SELECT m.id, m.type, m.user_id, -bm25(memories_fts) AS s FROM memories_fts
                 JOIN memories m ON m.rowid = memories_fts.rowid
@@ -92,6 +99,9 @@ FILTERS = [
     MemoryFilter(project_id=P, agents=("a", "b"), categories=("d1", "style")),
     MemoryFilter(project_id=Q),
     MemoryFilter(project_id=P, created_after=datetime(2025, 3, 1, tzinfo=UTC)),
+    MemoryFilter(project_id=P, user_id="u2"),
+    MemoryFilter(project_id=P, types=(MemoryType.PREFERENCE,)),
+    MemoryFilter(project_id=P, ids=tuple(f"m{i}" for i in range(0, 600, 3))),
 ]
 
 
@@ -139,6 +149,11 @@ def test_the_index_follows_updates_and_deletes_of_its_own_store(filled: SQLiteSt
         again[0].fact = "zephyr3 zephyr3 login"
         tx.execute(PutMemories(again))
         tx.execute(DeleteMemories(MemoryFilter(project_id=P, ids=(kept[0].id,))))
+    fresh = _memories(rng, 3, start=3001)  # DomainKnowledge: written, rewritten, deleted, unsearched between
+    filled.execute(PutMemories(fresh))
+    fresh[0].fact = "zephyr3 login login quokka"
+    filled.execute(PutMemories(fresh[:1]))
+    filled.execute(DeleteMemories(MemoryFilter(project_id=P, ids=(fresh[1].id,))))
     assert filled._lexical.built  # followed, not dropped
     _check_all(filled, db_path)
 

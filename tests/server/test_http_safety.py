@@ -235,6 +235,8 @@ def test_a_port_in_use_is_a_clear_error_at_once(
         args = ["--config", str(write_config(tmp_path)), "--token", "t" * 24, "--port", str(port)]
         assert main([*command, *args]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main([*command, *args[:-1], "70000"]) == 2
+    assert "cannot listen on 127.0.0.1:70000: bind(): port must be 0-65535" in capsys.readouterr().err
 
 
 def test_a_generated_token_is_printed_once_and_serves_the_config_project(
