@@ -399,10 +399,18 @@ class Retriever:
         return [_scored(memory, score, factors) for memory, score, factors in self.scores(memories, relevance)]
 
     def scores(
-        self, memories: dict[str, Memory], relevance: dict[str, float]
+        self, memories: dict[str, Memory], relevance: dict[str, float], top_k: int | None = None
     ) -> list[tuple[Memory, float, dict[str, float]]]:
         """(memory, score, score breakdown) of every candidate, best first, retired ones dropped; the
-        memories are only read (`rank` sets the scores on them)."""
+        memories are only read (`rank` sets the scores on them).
+
+        `top_k`: enough for each type's `top_k` best, not every candidate. A score is at most the
+        memory's relevance times a bound of its lesson factor (its other factors are at most 1), so
+        candidates are scored by relevance, highest first, until each type has `top_k` scores above
+        what any candidate left could score (`_enough`): the best of each type (and which
+        recurring-error warnings `cap_error_warnings` keeps among them) are then those of the full
+        list. Without that bound (extra factors, a success or confidence above 1), all are scored.
+        """
         cfg = self.config
         w_rel, w_rec, w_suc, w_conf = cfg.w_relevance, cfg.w_recency, cfg.w_success, cfg.w_confidence
         extra = self.factors
@@ -410,11 +418,15 @@ class Retriever:
         timeless = {MemoryType(t) for t in cfg.timeless_types}
         half_life, boost, min_rel = cfg.recency_half_life_days, cfg.lesson_boost, cfg.min_relevance
         now_ts = utcnow().timestamp()
+        kept = [(relevance.get(i, 0.0), i, m) for i, m in memories.items()]
+        kept = [c for c in kept if c[0] >= min_rel and not c[2].metadata.get("retired")]
+        bounded = top_k is not None and not extra and all(success_factor(m) <= 1.0 >= m.confidence for _, _, m in kept)
+        if bounded:
+            kept.sort(key=operator.itemgetter(0), reverse=True)
         ranked: list[tuple[float, str, Memory, dict[str, float]]] = []
-        for memory_id, memory in memories.items():
-            rel = relevance.get(memory_id, 0.0)
-            if rel < min_rel or memory.metadata.get("retired"):
-                continue
+        for at, (rel, memory_id, memory) in enumerate(kept):
+            if bounded and at and at % 8 == 0 and _enough(ranked, kept, at, top_k or 0, boost):
+                break
             recency = 1.0 if memory.memory_type in timeless else recency_factor(memory, half_life, now_ts)
             success, confidence = success_factor(memory), memory.confidence
             factors = {"relevance": rel, "recency": recency, "success": success, "confidence": confidence}
@@ -494,7 +506,7 @@ class Retriever:
             memories, relevance = self.graph_fuse(op.filter, memories, relevance, graph, found, user_types)
         diversity = self.config.diversity
         by_type: dict[MemoryType, list[tuple[Memory, float, dict[str, float]]]] = {}
-        scored = self.scores(memories, relevance)
+        scored = self.scores(memories, relevance, top_k if diversity <= 0 else None)
         for entry in cap_error_warnings(scored, self.config.max_error_warnings, key=operator.itemgetter(0)):
             by_type.setdefault(entry[0].memory_type, []).append(entry)
         result = MemorySlice(query=query, agent=reader)
@@ -512,6 +524,39 @@ class Retriever:
                     memory.metadata["shared_from"] = memory.agent
                 result.add(memory)
         return result
+
+
+def _enough(
+    ranked: list[tuple[float, str, Memory, dict[str, float]]],
+    kept: list[tuple[float, str, Memory]],
+    at: int,
+    top_k: int,
+    boost: float,
+) -> bool:
+    """Whether every type with candidates left (`kept[at:]`, by relevance descending) has `top_k` scored
+    memories that no candidate left can pass, none of them a recurring-error warning (those may be
+    dropped: `cap_error_warnings`). A score is at most relevance x the most its lesson factor can be
+    over 1 + boost (`lesson_factor`; quality is at most 1); 1e-9 for rounding."""
+    limit: dict[MemoryType, float] = {}
+    for rel, _, memory in kept[at:]:
+        if memory.memory_type not in limit:  # (the first of a type left is its most relevant)
+            if isinstance(memory, Heuristic):
+                most = 1.0
+            elif isinstance(memory, AntiPattern):
+                most = (1.0 + 0.4 * boost) / (1.0 + boost)
+            else:
+                most = 1.0 / (1.0 + boost)
+            limit[memory.memory_type] = rel * most * (1.0 + 1e-9)
+    solid: dict[MemoryType, int] = {}
+    for score, _, memory, _ in ranked:
+        mtype = memory.memory_type
+        if mtype in limit and score > limit[mtype] and not _is_warning(memory):
+            solid[mtype] = solid.get(mtype, 0) + 1
+    return all(solid.get(t, 0) >= top_k for t in limit)
+
+
+def _is_warning(memory: Memory) -> bool:
+    return isinstance(memory, AntiPattern) and memory.metadata.get("kind") == "recurring_error"
 
 
 def _exact_matches(
