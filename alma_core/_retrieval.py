@@ -208,7 +208,7 @@ class Retriever:
             searched.append(MemoryType.OUTCOME)  # lessons inherit their outcomes' relevance (then dropped)
         vectors = self.config.diversity > 0
         return SearchMemories(
-            replace(base, types=tuple(searched)),
+            base.narrowed(types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
             k=self.config.candidates,
