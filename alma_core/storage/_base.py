@@ -294,8 +294,9 @@ class ListLinked:
     `key`, with `rest = ns[len(base):]`:
 
     - its children: the live records of namespace `children + rest + "/" + key` (a checkpoint's writes);
-    - its references: the live records of namespace `refs + rest` whose keys its metadata lists (a JSON
-      list of strings) under the path `refs_path` (a checkpoint's channel blobs).
+    - its references: the live records of namespace `refs + rest` whose keys its metadata names under
+      the path `refs_path`: a JSON list of keys, or an object whose values are keys (empty ones are
+      skipped), such as a checkpoint's channel blobs or the rows holding its channel values.
 
     Returns `Linked`. A backend without the capability answers it from `ListRecords` (`expand_linked`).
     """
@@ -328,7 +329,9 @@ def linked_spaces(op: ListLinked, record: Record) -> tuple[str | None, str | Non
     keys: Any = record.metadata
     for part in op.refs_path:
         keys = keys.get(part) if isinstance(keys, dict) else None
-    listed = [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+    if isinstance(keys, dict):
+        keys = list(keys.values())
+    listed = [k for k in keys if isinstance(k, str) and k] if isinstance(keys, list) else []
     return children, op.refs + rest, listed
 
 

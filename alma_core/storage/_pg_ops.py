@@ -550,13 +550,15 @@ class OpSteps:
             parts.append(
                 f"""SELECT 2, 0, {cols} FROM (
                         SELECT DISTINCT h.project_id, %s || substr(h.namespace, %s) AS ns, k.key
-                        FROM h, jsonb_array_elements_text(CASE WHEN jsonb_typeof(h.metadata #> %s) = 'array'
-                            THEN h.metadata #> %s ELSE '[]'::jsonb END) AS k(key)
-                        WHERE left(h.namespace, %s) = %s) x
+                        FROM h, LATERAL (SELECT h.metadata #> %s AS v) m,
+                            jsonb_array_elements(CASE jsonb_typeof(m.v) WHEN 'array' THEN m.v
+                                WHEN 'object' THEN jsonb_path_query_array(m.v, '$.*') ELSE '[]' END) AS e(v),
+                            LATERAL (SELECT e.v #>> '{}' AS key) k
+                        WHERE left(h.namespace, %s) = %s AND jsonb_typeof(e.v) = 'string' AND k.key <> '') x
                     JOIN alma_records r ON r.project_id = x.project_id AND r.namespace = x.ns AND r.key = x.key
                     WHERE {live}"""
             )
-            params += [op.refs, cut, path, path, len(op.base), op.base, now]
+            params += [op.refs, cut, path, len(op.base), op.base, now]
         rows = yield (f"WITH h AS MATERIALIZED ({head}) {' UNION ALL '.join(parts)}", [*args, *params], "all")
         out = Linked()
         heads: list[tuple[int, Record]] = []

@@ -104,7 +104,7 @@ def blob_keys(
     saver: AlmaSaver, namespace: str, inline: dict[str, Any], versions: ChannelVersions, learned: list[Any]
 ) -> list[str]:
     """The keys of the blobs a read of this checkpoint needs: one per channel version not inline, and
-    the delta chains under them that this saver knows (a reader fetches any other; see `_reads`)."""
+    the delta chains under them that this saver knows (a reader fetches any other; see `_linked`)."""
     chains = {slot[1]: known.chain for slot, known in learned}
     keys: list[str] = []
     for channel, version in versions.items():

@@ -75,7 +75,7 @@ from ._maintenance import (
     writes_ns_of,
 )
 from ._puts import prepare_put, put_plan, writes_ops
-from ._reads import BLOB_KEYS, get_plan, linked, list_plan, run_steps
+from ._linked import BLOB_KEYS, get_plan, linked, list_plan, run_steps
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
@@ -187,7 +187,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> Plan[tuple[list[Checkpoint], list[Any]]]:
         """The checkpoints of `records` with their channel values, gathered in one query per blob
         namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step.
-        `have`: the blobs read with the records (`_reads`); a record that lists its blob keys needs no
+        `have`: the blobs read with the records (`_linked`); a record that lists its blob keys needs no
         other (a listed key not in `have` is not stored)."""
         checkpoints: list[Checkpoint] = []
         places: list[tuple[str, dict[str, Any]] | None] = []  # blob namespace and versions, per record
