@@ -553,7 +553,7 @@ class OpSteps:
                         FROM h, LATERAL (SELECT h.metadata #> %s AS v) m,
                             jsonb_array_elements(CASE jsonb_typeof(m.v) WHEN 'array' THEN m.v
                                 WHEN 'object' THEN jsonb_path_query_array(m.v, '$.*') ELSE '[]' END) AS e(v),
-                            LATERAL (SELECT e.v #>> '{}' AS key) k
+                            LATERAL (SELECT e.v #>> '{{}}' AS key) k
                         WHERE left(h.namespace, %s) = %s AND jsonb_typeof(e.v) = 'string' AND k.key <> '') x
                     JOIN alma_records r ON r.project_id = x.project_id AND r.namespace = x.ns AND r.key = x.key
                     WHERE {live}"""

@@ -67,6 +67,7 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._linked import BLOB_KEYS, get_plan, linked, list_plan, run_steps
 from ._maintenance import (
     copy_thread_plan,
     delete_for_runs_plan,
@@ -75,7 +76,6 @@ from ._maintenance import (
     writes_ns_of,
 )
 from ._puts import prepare_put, put_plan, writes_ops
-from ._linked import BLOB_KEYS, get_plan, linked, list_plan, run_steps
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer

@@ -133,7 +133,9 @@ def _linked_data(pg: PostgresStorage) -> None:
                     Record("p", "cp/a/x", "k1", b"1", {"m": {"refs": ["r1", "r2", "gone"]}}),
                     Record("p", "cp/a/x", "k2", b"2", {"m": {"refs": ["r2"]}, "tag": "t"}),
                     Record("p", "cp/a/x", "k3", b"3", {"m": {"refs": "not a list"}}),
-                    Record("p", "cp/a/y", "k4", b"4", {}),
+                    Record(
+                        "p", "cp/a/y", "k4", b"4", {"m": {"refs": {"a": "r1", "b": "", "c": 5}}}
+                    ),  # an object's values
                     Record("p", "w/a/x/k1", "t/0", b"w10", {"i": 0}),
                     Record("p", "w/a/x/k1", "t/1", b"w11", {"i": 1}),
                     Record("p", "w/a/x/k2", "t/0", b"w20", {"i": 0}, expires_at=1.0),  # expired: absent
@@ -195,4 +197,7 @@ def test_list_linked_is_one_statement_and_answers_like_its_expansion(
     if records.limit is None and records.keys is None and records.where is None and records.namespace == "cp/a/":
         assert [r.key for r in found.records] == (["k1"] if records.before_key else ["k4", "k3", "k2", "k1"])
         assert set(found.children) == ({"w/a/x/k1"} if records.before_key else {"w/a/x/k1", "w/a/y/k4"})
-        assert {k: r.value for k, r in found.refs.items()} == {("b/a/x", "r1"): b"blob1", ("b/a/x", "r2"): b"blob2"}
+        refs = {("b/a/x", "r1"): b"blob1", ("b/a/x", "r2"): b"blob2"}
+        if not records.before_key:
+            refs[("b/a/y", "r1")] = b"other namespace"
+        assert {k: r.value for k, r in found.refs.items()} == refs
