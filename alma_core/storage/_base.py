@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from .._candidates import Candidate
 from .._config import agent_key
 from .._models import Memory, MemoryType
 
@@ -187,7 +188,9 @@ class SearchMemories:
     Returns `SearchHits`: raw scores, best first, per type, and the candidate memories themselves
     (vectors loaded when `with_embeddings`). Fusion and ranking are the core's, never the backend's.
     `shared`: the caller only reads the candidates (it copies those it changes or returns), so the store
-    may hand out memories it keeps for later reads instead of building each one (SQLite does).
+    may hand out memories it keeps for later reads instead of building each one (SQLite does). `rows`:
+    the caller ranks `Candidate`s and builds only the memories it returns, so the store may answer with
+    `SearchHits.candidates` made from its rows (`Candidate.of_row`) instead of `SearchHits.memories`.
     """
 
     filter: MemoryFilter
@@ -197,6 +200,7 @@ class SearchMemories:
     user_types: tuple[MemoryType, ...] | None = None
     with_embeddings: bool = False
     shared: bool = False
+    rows: bool = False
 
 
 Hits = list[tuple[str, float]]
@@ -206,11 +210,13 @@ Hits = list[tuple[str, float]]
 class SearchHits:
     """What `SearchMemories` returns: per type, the dense and the lexical candidates `[(id, score)]`
     best first (cosine similarity; the backend's full-text score, higher is better), and every
-    candidate memory by id."""
+    candidate memory by id: as models in `memories`, or (when the search asked for `rows`) as
+    `Candidate`s in `candidates`, which the caller then reads instead."""
 
     dense: dict[MemoryType, Hits] = field(default_factory=dict)
     lexical: dict[MemoryType, Hits] = field(default_factory=dict)
     memories: dict[str, Memory] = field(default_factory=dict)
+    candidates: dict[str, Candidate] = field(default_factory=dict)
 
     def flat(self, kind: Literal["dense", "lexical"], k: int | None = None) -> Hits:
         """One list over every type, best first (ties by id), at most `k` long."""
