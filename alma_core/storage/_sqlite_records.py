@@ -172,10 +172,10 @@ def _ranked_filtered(
     matched: list[int] = []
     while start < len(at) and len(matched) < want:
         if start >= _CHECK_FIRST:  # the rest at once: the filter's rows, found by rowid
-            keep = np.fromiter(itertools.chain.from_iterable(
+            every = np.fromiter(itertools.chain.from_iterable(
                 conn.execute(f"SELECT rowid FROM records WHERE {clause}", args)), dtype=np.int64)  # fmt: skip
             rest = _order(scores, at, len(at))[start:]
-            matched.extend(rest[np.isin(rowids[rest], keep)].tolist())
+            matched.extend(rest[np.isin(rowids[rest], every)].tolist())
             break
         chunk = order[start : start + size]
         keep = set(itertools.chain.from_iterable(conn.execute(
