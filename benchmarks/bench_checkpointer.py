@@ -94,7 +94,7 @@ def _chat_bytes(saver: Any) -> float:
 
 def _size(saver: Any) -> int:
     """Bytes the store's file holds (WAL checkpointed into it first)."""
-    conn = saver.storage._conn if isinstance(saver, AlmaSaver) else saver.conn
+    conn = saver.storage._conn if isinstance(saver, AlmaSaver) else saver.conn  # type: ignore[attr-defined]
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     (free,) = conn.execute("PRAGMA freelist_count").fetchone()
@@ -249,10 +249,10 @@ def _puts_suite(rounds: int) -> None:
     with (
         _postgres_databases() as (alma_uri, peer_uri),
         AlmaSaver.from_conn_string(alma_uri) as alma,
-        PostgresSaver.from_conn_string(peer_uri) as peer,
+        PostgresSaver.from_conn_string(peer_uri) as pg_peer,
     ):
-        peer.setup()
-        _interleaved({"AlmaSaver": alma, "PostgresSaver": peer}, rounds, cps)
+        pg_peer.setup()
+        _interleaved({"AlmaSaver": alma, "PostgresSaver": pg_peer}, rounds, cps)
 
 
 def _paging_suite(count: int) -> None:
@@ -395,7 +395,7 @@ def main() -> None:
     print(f"durability, every saver: {'; '.join(DURABILITY)}")
     with tempfile.TemporaryDirectory() as tmp:
         with AlmaSaver.from_conn_string(Path(tmp) / "alma.db") as alma_saver:
-            _pragmas(alma_saver.storage._conn)
+            _pragmas(alma_saver.storage._conn)  # type: ignore[attr-defined]
             alma = _sync_suite(alma_saver, threads, checkpoints, random.Random(1))
         conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
         _pragmas(conn)

@@ -1,4 +1,5 @@
-"""`SearchRecords` on SQLite: the filter runs in SQL; vectors come from a per-prefix matrix cache.
+"""The record space on SQLite (`RecordOps`); `SearchRecords`' filter runs in SQL, its vectors come from a
+per-prefix matrix cache.
 
 The cache of a (project, items prefix, vectors prefix) holds the items' unit vectors by item rowid.
 It is valid while both prefixes' `(count, sum of seq)` are unchanged: every put gives a record a seq
@@ -19,10 +20,22 @@ from typing import Any
 import numpy as np
 
 from .._blas import single_blas_thread
-from ._base import Record, SearchRecords
+from ._base import (
+    DeleteRecords,
+    GetRecord,
+    ListNamespaces,
+    ListRecords,
+    PutRecord,
+    PutRecords,
+    Record,
+    SearchRecords,
+    StoreVersion,
+)
 from ._record_search import filter_sql
+from ._sqlite_schema import UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT
+from ._sqlite_tx import TxState
 
-__all__ = ["RecordVectors", "distinct_namespaces", "search_records"]
+__all__ = ["RecordOps", "RecordVectors", "distinct_namespaces", "search_records"]
 
 _MAX_CHAR = "\U0010ffff"
 _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
@@ -222,3 +235,145 @@ def _fetch(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, Record]:
 def _record(row: tuple[Any, ...]) -> Record:
     project_id, namespace, key, value, metadata, seq, created, updated, expires = row
     return Record(project_id, namespace, key, value, json.loads(metadata), seq, created, updated, expires)
+
+
+_RECORD_ORDER = {"seq": "seq", "key": "key"}
+
+
+class RecordOps(TxState):
+    """The record space's operations (`PutRecord` ... `ListNamespaces`, and `StoreVersion`)."""
+
+    def put_record(self, op: PutRecord) -> Record:
+        r, now = op.record, time.time()
+        if op.if_absent and (kept := self.get_record(GetRecord(r.project_id, r.namespace, r.key))) is not None:
+            return kept  # write-once: the write transaction is serialized, so read-then-insert is atomic
+        # one statement: seq = 1 + the namespace's highest seq, live or deleted (see `delete_records`)
+        created = r.created_at or now
+        seq, created = self.conn.execute(
+            """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at,
+                   updated_at, expires_at)
+               SELECT ?1, ?2, ?3, 1 + MAX(
+                   COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
+                   COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
+                   ?4, ?5, ?6, ?7, ?8 WHERE true
+               ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq,
+                   value=excluded.value, metadata=excluded.metadata, updated_at=excluded.updated_at,
+                   expires_at=excluded.expires_at
+               RETURNING seq, created_at""",
+            (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
+             created, r.updated_at or now, r.expires_at),
+        ).fetchone()  # fmt: skip
+        return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created, r.updated_at or now,
+                      r.expires_at)  # fmt: skip
+
+    def put_records(self, op: PutRecords) -> None:
+        """One `executemany` of one cached statement; nothing read back (see `PutRecords`)."""
+        now = time.time()
+        rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
+                 r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
+        self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
+
+    def get_record(self, op: GetRecord) -> Record | None:
+        row = self.conn.execute(
+            "SELECT project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at "
+            "FROM records WHERE project_id = ? AND namespace = ? AND key = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (op.project_id, op.namespace, op.key, time.time()),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def list_records(self, op: ListRecords) -> list[Record]:
+        if op.namespaces is not None:
+            if not op.namespaces:
+                return []
+            clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
+            args: list[Any] = [op.project_id, *op.namespaces]
+        else:
+            clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        clauses.append("(expires_at IS NULL OR expires_at > ?)")
+        args.append(time.time())
+        if op.before_seq is not None:
+            clauses.append("seq < ?")
+            args.append(op.before_seq)
+        if op.before_key is not None:
+            clauses.append("key < ?")
+            args.append(op.before_key)
+        if op.updated_before is not None:
+            clauses.append("updated_at < ?")
+            args.append(op.updated_before)
+        if op.keys is not None:
+            if not op.keys:
+                return []
+            clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
+            args.extend(op.keys)
+        post_filter: dict[str, Any] = {}
+        for key, value in (op.where or {}).items():
+            if value is None or isinstance(value, (str, int, float, bool)):
+                path = '$."' + str(key).replace('"', '""') + '"'
+                if value is None:
+                    clauses.append("json_type(metadata, ?) = 'null'")
+                    args.append(path)
+                else:
+                    clauses.append("json_extract(metadata, ?) = ?")
+                    args.extend([path, value])
+            else:
+                post_filter[key] = value
+        order = "DESC" if op.descending else "ASC"
+        value_col = "value" if op.with_values else "NULL"
+        sql = (
+            f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
+            f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_RECORD_ORDER[op.order_by]} {order}"
+        )
+        if not post_filter:
+            sql += " LIMIT ? OFFSET ?"
+            args.extend([-1 if op.limit is None else op.limit, op.offset])
+        records = [_record(row) for row in self.conn.execute(sql, args)]
+        if post_filter:
+            records = [r for r in records if all(r.metadata.get(k) == v for k, v in post_filter.items())]
+            end = None if op.limit is None else op.offset + op.limit
+            records = records[op.offset : end]
+        return records
+
+    def delete_records(self, op: DeleteRecords) -> int:
+        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        if op.keys is not None:
+            if not op.keys:
+                return 0
+            clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
+            args.extend(op.keys)
+        where = " AND ".join(clauses)
+        # keep each namespace's highest seq, so a later put never reuses the seq of a deleted record
+        self.conn.execute(
+            f"""INSERT INTO record_seq (project_id, namespace, seq)
+                SELECT project_id, namespace, MAX(seq) FROM records WHERE {where} GROUP BY project_id, namespace
+                ON CONFLICT (project_id, namespace) DO UPDATE SET seq = MAX(seq, excluded.seq)""",
+            args,
+        )
+        cur = self.conn.execute(f"DELETE FROM records WHERE {where}", args)
+        return cur.rowcount
+
+    def search_records(self, op: SearchRecords) -> list[tuple[Record, float | None]]:
+        writes = None if self.write else self.store._doc_counts.writes
+        return search_records(self.conn, self.store._record_vectors, op, writes)
+
+    def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(data_version, this store's committed write transactions): the first moves when another
+        connection commits, the second when this one does (at this transaction's commit: + 1). SQL run
+        on a connection passed in, outside the store's transactions, is not seen."""
+        if not self.write:
+            return None
+        (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
+        writes = self.store._doc_counts.writes
+        return (changes, writes), (changes, writes + 1)
+
+    def list_namespaces(self, op: ListNamespaces) -> list[str]:
+        return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
+
+
+_json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record
+
+
+def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
+    if prefix:
+        return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + _MAX_CHAR]
+    return ["project_id = ?", "namespace = ?"], [project_id, namespace]
