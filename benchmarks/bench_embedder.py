@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ROOT / "tests" / "data" / "minilm_sentences.json"
@@ -55,7 +55,7 @@ def _make(runtime: str, threads: int) -> tuple[Any, str]:
     from alma_core import LocalEmbedder
 
     if runtime.startswith("onnxruntime"):
-        precision = "int8" if runtime == "onnxruntime-int8" else "float32"
+        precision: Literal["int8", "float32"] = "int8" if runtime == "onnxruntime-int8" else "float32"
         emb = LocalEmbedder(runtime="onnxruntime", threads=threads, precision=precision)
     else:
         emb = LocalEmbedder(runtime=runtime, threads=threads)  # type: ignore[arg-type]
