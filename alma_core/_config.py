@@ -367,7 +367,7 @@ alma:
   storage: sqlite                 # sqlite (one file) | postgres | chroma
   storage_dir: .alma              # where the SQLite file lives
   db_name: alma.db
-  embedding_provider: local       # local (all-MiniLM-L6-v2, offline) | mock (hash embeddings, tests)
+  embedding_provider: local       # local (all-MiniLM-L6-v2, offline) | local-float32 | mock (hash embeddings)
   embedding_dim: 384
 
   # Agents (example). With agents configured, only these may learn. A write whose category
