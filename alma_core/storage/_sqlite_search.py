@@ -8,10 +8,12 @@ from functools import partial
 
 import numpy as np
 
+from .._candidates import Candidate
 from .._models import Memory, MemoryType
 from ._base import CountMemories, FindMemories, MemoryFilter, SearchHits, SearchMemories, user_filter
 from ._bm25 import lexical_hits
 from ._filters import dense_mask, matches_nothing, memory_where
+from ._parsed import ROW_COLUMNS
 from ._sqlite_tx import TxState, scope_of
 
 __all__ = ["MemoryReads"]
@@ -71,9 +73,27 @@ class MemoryReads(TxState):
                 scoped = replace(pushed, types=(t,), user_id=user_filter(f, t, op.user_types))
                 out.dense[t] = self._dense(scoped, query, op.k, allowed)
         ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
-        if ids:
+        if ids and op.rows and not op.with_embeddings:
+            out.candidates = self._candidate_rows(f.project_id, ids)
+        elif ids:
             out.memories = self._candidates(f.project_id, ids, op.shared and not op.with_embeddings, op.with_embeddings)
         return out
+
+    def _candidate_rows(self, project_id: str, ids: tuple[str, ...]) -> dict[str, Candidate]:
+        """The candidates of `ids` made from their rows (`ParsedMemories.candidate`: nothing validated);
+        those kept at the project's current generation are not read again. A bad row is skipped (`BadRows`)."""
+        generation = None if self.write else self.generations(project_id, [project_id]).get(project_id)
+        parsed = self.store._parsed
+        kept = {} if generation is None else parsed.current_candidates(project_id, ids, generation)
+        missing = [i for i in ids if i not in kept] if kept else ids
+        if missing:
+            sql = f"SELECT {ROW_COLUMNS} FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(missing))})"
+            for row in self.conn.execute(sql, [project_id, *missing]):
+                try:
+                    kept[row[0]] = parsed.candidate(project_id, row, generation)
+                except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+                    self.store.bad_rows.report(project_id, row[0], row[8], exc)
+        return kept
 
     def _candidates(self, project_id: str, ids: tuple[str, ...], shared: bool, vectors: bool) -> dict[str, Memory]:
         """The memories of `ids` by id; shared ones parsed at the project's current generation are not
@@ -118,7 +138,7 @@ class MemoryReads(TxState):
         for (agent, mtype), scope in zip(pairs, scopes, strict=True):
             if scope not in generations:  # never written: nothing to search
                 continue
-            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
+            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope], len(query))
             if matrix is not None and matrix.size > 0:
                 hits.extend(
                     matrix.search(query, k, dense_mask(matrix, f, allowed), partial(self._stored_vectors, f.project_id))
