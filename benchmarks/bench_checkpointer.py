@@ -167,16 +167,29 @@ def _pragmas(conn: sqlite3.Connection) -> None:
 
 
 def _postgres_suite(threads: int, checkpoints: int) -> None:
-    """AlmaSaver and PostgresSaver on one private PostgreSQL server, a database each."""
+    """AlmaSaver and PostgresSaver on one private PostgreSQL server, a database each, each on a
+    connection pool of the same size (a graph's background puts may overlap on either)."""
     from langgraph.checkpoint.postgres import PostgresSaver
 
     with _postgres_databases() as (alma_uri, peer_uri):
         with AlmaSaver.from_conn_string(alma_uri) as saver:
+            size = (saver.storage.config.min_pool_size, saver.storage.config.max_pool_size)  # type: ignore[attr-defined]
             alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
-        with PostgresSaver.from_conn_string(peer_uri) as peer:
+        with _peer_pool(peer_uri, *size) as pool:
+            peer = PostgresSaver(pool)  # type: ignore[arg-type]
             peer.setup()
             lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
+        print(f"connection pools: {size[0]}..{size[1]} connections each (AlmaSaver also keeps one for lone statements)")
         _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
+
+
+def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
+    """PostgresSaver's pool, set up as its docs say (autocommit, dict rows, statements prepared at once)."""
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    return ConnectionPool(uri, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True)
 
 
 @contextlib.contextmanager

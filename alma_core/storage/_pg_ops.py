@@ -43,7 +43,7 @@ from ._base import (
 from ._lexical import choose_terms
 from ._record_search import search_in_python
 
-Fetch = Literal["all", "one", "none", "many"]
+Fetch = Literal["all", "one", "none", "many", "binary"]  # "binary": all rows, sent in binary (bytea unescaped)
 Step = tuple[str, Any, Fetch]
 Steps = Generator[Step, Any, Any]
 
@@ -523,7 +523,7 @@ class OpSteps:
         query = list_sql(op)
         if query is None:
             return []
-        rows = yield (query[0], query[1], "all")
+        rows = yield (query[0], query[1], "binary" if op.with_values else "all")
         return [_record(row) for row in rows]
 
     def list_linked(self, op: ListLinked) -> Steps:
@@ -559,7 +559,7 @@ class OpSteps:
                     WHERE {live}"""
             )
             params += [op.refs, cut, path, len(op.base), op.base, now]
-        rows = yield (f"WITH h AS MATERIALIZED ({head}) {' UNION ALL '.join(parts)}", [*args, *params], "all")
+        rows = yield (f"WITH h AS MATERIALIZED ({head}) {' UNION ALL '.join(parts)}", [*args, *params], "binary")
         out = Linked()
         heads: list[tuple[int, Record]] = []
         for row in rows:

@@ -70,8 +70,8 @@ def _run(cur: Any, step: Step) -> Any:
     if fetch == "many":
         cur.executemany(sql, params)
         return None
-    cur.execute(sql, params)
-    if fetch == "all":
+    cur.execute(sql, params, binary=fetch == "binary")
+    if fetch in ("all", "binary"):
         return cur.fetchall()
     if fetch == "one":
         return cur.fetchone()
@@ -83,8 +83,8 @@ async def _arun(cur: Any, step: Step) -> Any:
     if fetch == "many":
         await cur.executemany(sql, params)
         return None
-    await cur.execute(sql, params)
-    if fetch == "all":
+    await cur.execute(sql, params, binary=fetch == "binary")
+    if fetch in ("all", "binary"):
         return await cur.fetchall()
     if fetch == "one":
         return await cur.fetchone()
