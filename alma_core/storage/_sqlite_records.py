@@ -1,7 +1,8 @@
 """The record space on SQLite (`RecordOps`); `SearchRecords`' filter runs in SQL, its vectors come from a
 per-prefix matrix cache.
 
-The cache of a (project, items prefix, vectors prefix) holds the items' unit vectors by item rowid.
+The cache of a (project, items prefix, vectors prefix) holds the items' unit vectors by item rowid
+(`_record_vectors`: float32, or int8 codes for large prefixes whose candidates are rescored exactly).
 It is valid while both prefixes' `(count, sum of seq)` are unchanged: every put gives a record a seq
 greater than any before in its namespace and every delete lowers the count, so any change moves the
 pair (read from the `records_seq` index, without touching the rows). While nothing was committed at
@@ -14,12 +15,10 @@ import itertools
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .._blas import single_blas_thread
 from ._base import (
     DeleteRecords,
     GetRecord,
@@ -32,8 +31,10 @@ from ._base import (
     StoreVersion,
 )
 from ._record_search import filter_sql
+from ._record_vectors import RecordVectors, load_record_vectors
 from ._sqlite_schema import UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT
 from ._sqlite_tx import TxState
+from ._vectors import QUANT_MARGIN
 
 __all__ = ["RecordOps", "RecordVectors", "distinct_namespaces", "search_records"]
 
@@ -42,19 +43,6 @@ _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, update
 _RANGE = "project_id = ? AND namespace >= ? AND namespace < ?"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _MAX_CACHED = 16  # prefixes
-
-
-@dataclass
-class RecordVectors:
-    """One prefix's items by rowid (sorted): expiry (inf: never), whether each has a vector, and the
-    unit vectors (zero rows for items without one)."""
-
-    fingerprint: tuple[float, ...]
-    rowids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    expires: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    has: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    unchanged: tuple[int, int] = (-1, -1)  # (data_version, this connection's writes) when last checked
 
 
 def search_records(
@@ -75,11 +63,38 @@ def search_records(
     at = np.flatnonzero(items.expires > now)  # every live item, without reading a row
     if not len(at):
         return []
-    scores = _scores(items, at, op.vector)
+    scores = items.scores(at, op.vector)
     end = op.offset + op.limit
-    top = np.argpartition(-scores, end - 1)[:end] if end < len(scores) else np.arange(len(scores))
-    top = top[np.lexsort((-at[top], -scores[top]))][op.offset : end]  # best first, then newest row
+    want = end + QUANT_MARGIN if items.approximate else end
+    top = _ranked(conn, items, at, scores, _best(scores, at, want), op.vector)[op.offset : end]
     return _page(conn, items, at, scores, top.tolist())
+
+
+def _best(scores: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` best by score, then newest row (ties at the cut keep the newest), unordered."""
+    if n >= len(scores):
+        return np.arange(len(scores))
+    cut = scores[np.argpartition(-scores, n - 1)[n - 1]]
+    better = np.flatnonzero(scores > cut)
+    tied = np.flatnonzero(scores == cut)
+    return np.concatenate([better, tied[np.argsort(-at[tied], kind="stable")][: n - len(better)]])
+
+
+def _order(scores: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` best by score, then newest row, in that order (a total order: rows are unique)."""
+    best = _best(scores, at, n)
+    return best[np.lexsort((-at[best], -scores[best]))]
+
+
+def _ranked(
+    conn: sqlite3.Connection, items: RecordVectors, at: np.ndarray, scores: np.ndarray, pool: np.ndarray, vector: Any
+) -> np.ndarray:
+    """`pool` (indices into `at`) best first, then newest row; int8 estimates in `scores` are first
+    replaced by the exact cosines of the pool's items (see `_record_vectors`)."""
+    if items.approximate:
+        scored = pool[np.isfinite(scores[pool])]
+        scores[scored] = items.rescore(conn, at[scored], vector)
+    return pool[np.lexsort((-at[pool], -scores[pool]))]
 
 
 def _page(
@@ -145,39 +160,33 @@ def _ranked_filtered(
 ) -> list[tuple[Record, float | None]]:
     """The page of live items matching the filter, by similarity (then newest row; unscored last). The
     filter is checked in SQL on the best-ranked rows first, in growing batches, so a page is found
-    without reading every row; a selective filter (few matches among the first rows) runs on all."""
+    without reading every row; a selective filter (few matches among the first rows) runs on all. With
+    int8 estimates, `QUANT_MARGIN` more matches are found and rescored exactly."""
     assert op.vector is not None
     at = np.flatnonzero(items.expires > now)
-    scores = _scores(items, at, op.vector)
-    order = np.lexsort((-at, -scores)).tolist()  # indices into `at`: the ranking of every live item
-    rowids = items.rowids[at].tolist()
+    scores = items.scores(at, op.vector)
+    order = _order(scores, at, _CHECK_FIRST)  # indices into `at`: the best-ranked live items, in order
+    rowids = items.rowids[at]
     end, start, size = op.offset + op.limit, 0, max(64, 4 * (op.offset + op.limit))
+    want = end + QUANT_MARGIN if items.approximate else end
     matched: list[int] = []
-    while start < len(order) and len(matched) < end:
+    while start < len(at) and len(matched) < want:
         if start >= _CHECK_FIRST:  # the rest at once: the filter's rows, found by rowid
-            keep = set(itertools.chain.from_iterable(conn.execute(f"SELECT rowid FROM records WHERE {clause}", args)))
-            matched.extend(i for i in order[start:] if rowids[i] in keep)
+            every = np.fromiter(itertools.chain.from_iterable(
+                conn.execute(f"SELECT rowid FROM records WHERE {clause}", args)), dtype=np.int64)  # fmt: skip
+            rest = _order(scores, at, len(at))[start:]
+            matched.extend(rest[np.isin(rowids[rest], every)].tolist())
             break
         chunk = order[start : start + size]
         keep = set(itertools.chain.from_iterable(conn.execute(
             f"SELECT rowid FROM records WHERE rowid IN ({','.join('?' * len(chunk))}) AND {clause}",
-            [*(rowids[i] for i in chunk), *args],
+            [*rowids[chunk].tolist(), *args],
         )))  # fmt: skip
-        matched.extend(i for i in chunk if rowids[i] in keep)
-        start, size = start + size, size * 2
+        matched.extend(i for i, rowid in zip(chunk.tolist(), rowids[chunk].tolist(), strict=True) if rowid in keep)
+        start, size = start + len(chunk), size * 2
+    if items.approximate:
+        matched = _ranked(conn, items, at, scores, np.array(matched[:want], dtype=np.int64), op.vector).tolist()
     return _page(conn, items, at, scores, matched[op.offset : end])
-
-
-def _scores(items: RecordVectors, at: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """Cosine similarity of the items at positions `at` to `vector` (-inf: no vector of that size)."""
-    scores = np.full(len(at), -np.inf, dtype=np.float32)
-    scored = items.has[at] & (items.matrix.shape[1] == len(vector))
-    if scored.any():
-        query = np.asarray(vector, dtype=np.float32)
-        with single_blas_thread():  # memory-bound: see `_vectors`
-            every = items.matrix @ (query / (float(np.linalg.norm(query)) or 1.0))
-        scores[scored] = every[at[scored]]
-    return scores
 
 
 def _items(
@@ -204,25 +213,14 @@ def _items(
     if cached is not None and cached.fingerprint == fingerprint:
         cached.unchanged = (version, -1 if writes is None else writes)
         return cached
-    rows = conn.execute(
-        """SELECT r.rowid, r.expires_at, v.value FROM records AS r LEFT JOIN records AS v
-               ON v.project_id = r.project_id AND v.namespace = ? || substr(r.namespace, ?) AND v.key = r.key
-            WHERE r.project_id = ? AND r.namespace >= ? AND r.namespace < ? ORDER BY r.rowid""",
-        [prefix, len(items) + 1, project_id, items, items + _MAX_CHAR],
-    ).fetchall()
-    dim = next((len(row[2]) // 4 for row in rows if row[2]), 0)
-    has = np.array([row[2] is not None and len(row[2]) == dim * 4 for row in rows], dtype=bool)
-    zero = bytes(dim * 4)
-    blob = b"".join(row[2] if ok else zero for row, ok in zip(rows, has, strict=True))
-    matrix = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dim).copy()
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix /= np.where(norms == 0, 1.0, norms)
-    expires = np.array([np.inf if row[1] is None else row[1] for row in rows], dtype=np.float64)
+    cache.pop(key, None)  # the stale copy goes before the load: never two in memory
+    del cached
+    loaded = load_record_vectors(conn, [project_id, items, items + _MAX_CHAR], prefix, int(fingerprint[0]), fingerprint)
+    loaded.unchanged = (version, -1 if writes is None else writes)
     if len(cache) >= _MAX_CACHED:
         cache.pop(next(iter(cache)))
-    rowids = np.array([row[0] for row in rows], dtype=np.int64)
-    cache[key] = RecordVectors(fingerprint, rowids, expires, has, matrix, (version, -1 if writes is None else writes))
-    return cache[key]
+    cache[key] = loaded
+    return loaded
 
 
 def _fetch(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, Record]:

@@ -137,7 +137,7 @@ class MemoryReads(TxState):
         for (agent, mtype), scope in zip(pairs, scopes, strict=True):
             if scope not in generations:  # never written: nothing to search
                 continue
-            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
+            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope], len(query))
             if matrix is not None and matrix.size > 0:
                 hits.extend(
                     matrix.search(query, k, dense_mask(matrix, f, allowed), partial(self._stored_vectors, f.project_id))

@@ -146,6 +146,12 @@ class Channels:
                 _, dropped = self._known.popitem(last=False)
                 self._size -= len(dropped.body)
 
+    def chain(self, namespace: str, channel: str, version: Any) -> tuple[str, ...]:
+        """The delta chain under a list channel's version, when this saver knows it (else empty)."""
+        with self._lock:
+            known = self._known.get((namespace, channel))
+        return known.chain if known is not None and str(known.version) == str(version) else ()
+
     def forget(self, *thread_ids: str) -> None:
         """Drop what is remembered of threads (their blobs were deleted or pruned): one pass for all."""
         prefixes = {thread_prefix(BLOBS, t) for t in thread_ids}

@@ -32,7 +32,7 @@ from alma_core.storage import Op, PutRecords, Record
 
 from ._crypto import location
 from ._guards import guarded_put, needs_guard
-from ._layout import FORMAT, META, Plan, blobs_ns, checkpoint_ns, writes_ns
+from ._layout import FORMAT, META, Plan, blob_key, blobs_ns, checkpoint_ns, writes_ns
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -89,7 +89,8 @@ def prepare_put(
     aad = location(project_id, cp_ns, checkpoint_id) if saver.packer.cipher is not None else None
     type_, blob = saver.packer.dumps(saver.serde, {**checkpoint, "channel_values": inline}, aad)
     meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
-    meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": FORMAT}
+    meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": FORMAT,
+                  "b": blob_keys(saver, namespace, inline, versions, learned)}  # fmt: skip
     ops.insert(0, PutRecords((Record(project_id, cp_ns, checkpoint_id, blob, meta), *blobs)))
     ops.extend(saver.retention.on_put(config, thread_id))
     saved: RunnableConfig = {
@@ -97,6 +98,22 @@ def prepare_put(
     }
     guarded = needs_guard(saver.fencing, ns, parent)
     return Put(ops, saved, learned, guarded, (thread_id, ns, checkpoint_id, parent))
+
+
+def blob_keys(
+    saver: AlmaSaver, namespace: str, inline: dict[str, Any], versions: ChannelVersions, learned: list[Any]
+) -> list[str]:
+    """The keys of the blobs a read of this checkpoint needs: one per channel version not inline, and
+    the delta chains under them that this saver knows (a reader fetches any other; see `_linked`)."""
+    chains = {slot[1]: known.chain for slot, known in learned}
+    keys: list[str] = []
+    for channel, version in versions.items():
+        if channel in inline:
+            continue
+        keys.append(blob_key(channel, version))
+        chain = chains[channel] if channel in chains else saver.channels.chain(namespace, channel, version)
+        keys.extend(blob_key(channel, v) for v in chain)
+    return keys
 
 
 def put_plan(saver: AlmaSaver, put: Put) -> Plan[None]:

@@ -67,6 +67,7 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._linked import BLOB_KEYS, get_plan, linked, list_plan, run_steps
 from ._maintenance import (
     copy_thread_plan,
     delete_for_runs_plan,
@@ -179,10 +180,15 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 del self._stored[key]
 
     def _load_plan(
-        self, records: Sequence[Record], extra: Sequence[Op] = ()
+        self,
+        records: Sequence[Record],
+        extra: Sequence[Op] = (),
+        have: Mapping[tuple[str, str], Record] | None = None,
     ) -> Plan[tuple[list[Checkpoint], list[Any]]]:
         """The checkpoints of `records` with their channel values, gathered in one query per blob
-        namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step."""
+        namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step.
+        `have`: the blobs read with the records (`_linked`); a record that lists its blob keys needs no
+        other (a listed key not in `have` is not stored)."""
         checkpoints: list[Checkpoint] = []
         places: list[tuple[str, dict[str, Any]] | None] = []  # blob namespace and versions, per record
         wanted: dict[str, set[str]] = {}
@@ -195,12 +201,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 continue
             namespace, versions = blobs_ns(info["thread_id"], info["ns"]), _in_blobs(cp)
             places.append((namespace, versions))
-            if versions:
+            if versions and (have is None or BLOB_KEYS not in info):
                 wanted.setdefault(namespace, set()).update(blob_key(c, v) for c, v in versions.items())
         fetch = _fetch_ops(self.project_id, wanted)
         results = (yield [*extra, *fetch]) if fetch or extra else []
         extra_results, fetched = results[: len(extra)], results[len(extra) :]
         found = _by_ns(fetch, fetched)
+        for (namespace, key), blob in (have or {}).items():
+            found.setdefault(namespace, {})[key] = blob
         missing: dict[str, set[str]] = {}
         for place in places:
             if place is not None and (keys := self.channels.missing(place[1], found.get(place[0], {}))):
@@ -343,6 +351,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
+        if linked(self.storage):
+            return run_steps(self.storage, get_plan(self, config))
         return run(self.storage, self._get_plan(config), write=False)
 
     def list(
@@ -354,6 +364,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first, filtered by thread / namespace, metadata equality, `before`, `limit`."""
+        if linked(self.storage):
+            yield from run_steps(self.storage, list_plan(self, config, filter, before, limit))
+            return
         yield from run(self.storage, self._list_plan(config, filter, before, limit), write=False)
 
     def put(
@@ -447,7 +460,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     # ---- async API -----------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await arun(self.storage, self._get_plan(config))
+        return await arun(self.storage, get_plan(self, config) if linked(self.storage) else self._get_plan(config))
 
     async def alist(
         self,
@@ -457,7 +470,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for found in await arun(self.storage, self._list_plan(config, filter, before, limit)):
+        plan = list_plan if linked(self.storage) else AlmaSaver._list_plan
+        for found in await arun(self.storage, plan(self, config, filter, before, limit)):
             yield found
 
     async def aput(

@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module", params=["numpy", "onnxruntime"])
 def local(request: pytest.FixtureRequest) -> LocalEmbedder:
-    """Each runtime that runs MiniLM without torch; the onnxruntime one only where it is installed."""
+    """Each runtime that runs MiniLM without torch in float32; the onnxruntime one only where it is installed."""
     if request.param == "onnxruntime":
         pytest.importorskip("onnxruntime")
-    embedder = LocalEmbedder(runtime=request.param)
+    embedder = LocalEmbedder(runtime=request.param, precision="float32")
     embedder.embed_query("load")
-    assert embedder.runtime == request.param
+    assert embedder.runtime == request.param and embedder.precision == "float32"
     return embedder
 
 
@@ -72,18 +72,28 @@ def test_int8_vectors_stay_within_0_99_of_sentence_transformers(int8: LocalEmbed
     assert int8.name == LocalEmbedder().name
 
 
-def test_local_int8_is_a_config_value() -> None:
+@pytest.mark.parametrize("precision", ["int8", "float32"])
+def test_local_precisions_are_config_values(precision: str) -> None:
     from alma_core import AlmaConfig
 
-    embedder = make_embedder(AlmaConfig(embedding_provider="local-int8").embedding_provider)
-    assert isinstance(embedder, LocalEmbedder) and embedder.precision == "int8" and not embedder.loaded
-    with pytest.raises(ConfigError, match="local-int8"):
+    embedder = make_embedder(AlmaConfig(embedding_provider=f"local-{precision}").embedding_provider)
+    assert isinstance(embedder, LocalEmbedder) and embedder.precision == precision and not embedder.loaded
+    with pytest.raises(ConfigError, match="local-float32"):
         make_embedder("local-int4")
+
+
+@pytest.mark.parametrize(("runtime", "resolved"), [("auto", "int8"), ("onnxruntime", "int8"), ("numpy", "float32")])
+def test_the_default_precision_is_int8_on_onnxruntime_and_float32_in_numpy(runtime: str, resolved: str) -> None:
+    pytest.importorskip("onnxruntime")
+    embedder = LocalEmbedder(runtime=runtime)  # type: ignore[arg-type]
+    assert embedder.precision == "auto"
+    vector = embedder.embed_query("how do I test a login form?")
+    assert embedder.precision == resolved and vector.shape == (384,)
 
 
 def test_int8_reads_a_float32_store_and_keeps_the_ranking(int8: LocalEmbedder, tmp_path: Path) -> None:
     texts = ["flaky selectors break login tests", "bake sourdough at 250C with steam", "rotate the API keys monthly"]
-    with ALMA("p", storage=tmp_path / "a.db", embedder=LocalEmbedder()) as alma:
+    with ALMA("p", storage=tmp_path / "a.db", embedder=LocalEmbedder(precision="float32")) as alma:
         for text in texts:
             alma.add_knowledge("a", "notes", text)
     with ALMA("p", storage=tmp_path / "a.db", embedder=int8) as alma:  # same identity: no mismatch, no reindex
@@ -224,22 +234,30 @@ def test_a_missing_model_or_tokenizer_names_what_to_install(
     assert install in message
 
 
-def test_auto_falls_back_to_numpy_without_onnxruntime_with_the_same_vectors(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("precision", "cosine"), [("auto", 0.99), ("float32", 0.99999)])
+def test_auto_falls_back_to_numpy_without_onnxruntime_with_the_same_vectors(
+    precision: str, cosine: float, tmp_path: Path
+) -> None:
+    """Without onnxruntime the default embedder runs in numpy (float32): the vectors stay in the same space."""
     pytest.importorskip("onnxruntime")
-    code = """
+    code = f"""
         import sys
-        {block}
+        {{block}}
         from alma_core import LocalEmbedder
-        emb = LocalEmbedder()
+        emb = LocalEmbedder(precision={precision!r})
         vector = emb.embed_query("the login test is flaky")
-        print(emb.runtime, *vector.tolist())
+        print(emb.runtime, emb.precision, *vector.tolist())
         """
     fast = _run(code.format(block=""), tmp_path)
     fallback = _run(code.format(block="sys.modules['onnxruntime'] = None"), tmp_path)
     assert fast.returncode == 0 and fallback.returncode == 0, (fast.stderr[-2000:], fallback.stderr[-2000:])
-    (fast_runtime, *a), (fallback_runtime, *b) = fast.stdout.split(), fallback.stdout.split()
+    (fast_runtime, fast_precision, *a), (fallback_runtime, fallback_precision, *b) = (
+        fast.stdout.split(),
+        fallback.stdout.split(),
+    )
     assert (fast_runtime, fallback_runtime) == ("onnxruntime", "numpy")
-    assert float(np.dot(np.array(a, dtype=float), np.array(b, dtype=float))) > 0.99999
+    assert (fast_precision, fallback_precision) == ("int8" if precision == "auto" else "float32", "float32")
+    assert float(np.dot(np.array(a, dtype=float), np.array(b, dtype=float))) > cosine
 
 
 def test_missing_dependency_keeps_the_extra_hint_by_default() -> None:
