@@ -133,3 +133,18 @@ def test_a_stored_row_that_is_not_a_memory_is_skipped_and_reported(
     search_op = Retriever.search_op
     monkeypatch.setattr(Retriever, "search_op", lambda *a, **k: dataclasses.replace(search_op(*a, **k), rows=False))
     assert knowledge() == from_rows  # as when every candidate was validated on reading
+
+
+def test_candidates_read_by_rowid_equal_those_read_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alma_core.storage._sqlite_search import MemoryReads
+
+    monkeypatch.setattr("alma_core._retrieval.utcnow", lambda: NOW)
+    path = tmp_path / "s.db"
+    _fill(path, 11)
+    used: list[bool] = []
+    rowids = MemoryReads._rowids
+    monkeypatch.setattr(MemoryReads, "_rowids", lambda self, p: used.append(bool(r := rowids(self, p))) or r)
+    by_rowid = _rankings(path, 11)
+    assert sum(used) > len(used) // 2  # the lexical index was current: most reads went by rowid
+    monkeypatch.setattr(MemoryReads, "_rowids", lambda self, p: None)
+    assert _rankings(path, 11) == by_rowid
