@@ -22,8 +22,16 @@ __all__ = ["RetrievalCache", "copy_memory", "copy_slice"]
 _V = TypeVar("_V")
 
 
+_FLAT = (str, int, float, bool, type(None))  # immutable: shared by a copy
+
+
 def _copy_value(value: Any) -> Any:
-    return copy.deepcopy(value) if isinstance(value, (dict, list, set)) else value
+    """A metadata value copied deeply enough to share nothing mutable (a flat container: its `copy()`)."""
+    if isinstance(value, dict):
+        return value.copy() if all(type(v) in _FLAT for v in value.values()) else copy.deepcopy(value)
+    if isinstance(value, (list, set)):
+        return value.copy() if all(type(v) in _FLAT for v in value) else copy.deepcopy(value)
+    return value
 
 
 def copy_memory(memory: Memory) -> Memory:
