@@ -148,3 +148,23 @@ def test_candidates_read_by_rowid_equal_those_read_by_id(tmp_path: Path, monkeyp
     assert sum(used) > len(used) // 2  # the lexical index was current: most reads went by rowid
     monkeypatch.setattr(MemoryReads, "_rowids", lambda self, p: None)
     assert _rankings(path, 11) == by_rowid
+
+
+def test_a_cache_hit_equals_the_retrieve_it_repeats_whatever_the_caller_changed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _fill(path, 5)
+    with ALMA("p", agents=AGENTS, storage=path, embedder="mock") as alma:
+        first = alma.retrieve("login form email", "b", top_k=5)
+        expected = [
+            m.to_dict() | {"score": m.score, "breakdown": dict(m.score_breakdown or {})} for m in first.ranked()
+        ]
+        assert any(m.metadata.get("shared_from") == "a" for m in first)
+        for memory in first:  # the caller's own copies: changing them reaches nothing kept
+            memory.metadata["changed"] = True
+            memory.confidence = 0.0
+            (memory.score_breakdown or {}).clear()
+        first.heuristics.clear()
+        hits = alma._cache.hits
+        again = alma.retrieve("login form email", "b", top_k=5)
+        assert alma._cache.hits == hits + 1
+        assert [m.to_dict() | {"score": m.score, "breakdown": m.score_breakdown} for m in again.ranked()] == expected
