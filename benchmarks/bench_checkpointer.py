@@ -225,20 +225,24 @@ def _block(saver: Any, thread: str, cps: list[Any]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _interleaved(savers: dict[str, Any], rounds: int, cps: list[Any]) -> None:
+def _interleaved(savers: dict[str, Any], rounds: int, cps: list[Any], wal: Any = None) -> None:
     """Blocks of puts alternating between the savers (first one first in even rounds, last in odd
-    ones), so a load that drifts during the run weighs on both alike."""
-    totals = {name: [0.0, 0.0] for name in savers}
+    ones), so a load that drifts during the run weighs on both alike. `wal()`: the server's WAL
+    position in bytes (PostgreSQL), to print the WAL each saver writes per put."""
+    totals = {name: [0.0, 0.0, 0.0] for name in savers}
     for saver in savers.values():
         _block(saver, "warm-up", cps)
     for r in range(rounds):
         for name, saver in savers.items() if r % 2 == 0 else reversed(savers.items()):
+            before = wal() if wal else 0
             wall, cpu = _block(saver, f"t{r}", cps)
             totals[name][0] += wall
             totals[name][1] += cpu
+            totals[name][2] += (wal() - before) if wal else 0
     n = rounds * len(cps)
-    for name, (wall, cpu) in totals.items():
-        print(f"{name:<16}{n / wall:>10.0f} puts/s{wall / n * 1e6:>10.0f} us wall{cpu / n * 1e6:>8.0f} us CPU (client)")
+    for name, (wall, cpu, wal_bytes) in totals.items():
+        line = f"{name:<16}{n / wall:>10.0f} puts/s{wall / n * 1e6:>10.0f} us wall{cpu / n * 1e6:>8.0f} us CPU (client)"
+        print(line + (f"{wal_bytes / n:>9.0f} B WAL/put" if wal else ""))
     (a, b) = (totals[name][0] for name in savers)
     print(f"{'alma/peer':<16}{b / a:>10.2f}x puts/s")
 
@@ -258,15 +262,22 @@ def _puts_suite(rounds: int) -> None:
         _interleaved({"AlmaSaver": alma, "SqliteSaver": peer}, rounds, cps)
         alma.storage.close()
         conn.close()
+    import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
 
     with (
         _postgres_databases() as (alma_uri, peer_uri),
         AlmaSaver.from_conn_string(alma_uri) as alma,
         PostgresSaver.from_conn_string(peer_uri) as pg_peer,
+        psycopg.connect(alma_uri, autocommit=True) as admin,
     ):
         pg_peer.setup()
-        _interleaved({"AlmaSaver": alma, "PostgresSaver": pg_peer}, rounds, cps)
+
+        def wal() -> int:
+            row = admin.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+            return int(row[0]) if row else 0
+
+        _interleaved({"AlmaSaver": alma, "PostgresSaver": pg_peer}, rounds, cps, wal)
 
 
 def _paging_suite(count: int) -> None:
