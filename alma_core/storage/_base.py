@@ -41,6 +41,7 @@ __all__ = [
     "GetRecord",
     "ListNamespaces",
     "ListRecords",
+    "ListWithChildren",
     "MemoryFilter",
     "Op",
     "PutMemories",
@@ -241,10 +242,13 @@ class PutRecords:
     namespace's next seq, as with `PutRecord`, but nothing is read back (returns None). The write path
     of callers that only append, such as a LangGraph checkpoint with its channel blobs. Records apply
     in order, as that many `PutRecord`s would. `if_absent=True`: a live record of a key is kept.
+    `sequenced=False`: the records need no seq (their keys order them, such as uuid6 checkpoint ids),
+    so the backend may store 0 and skip the namespace's sequence upkeep (SQLite does; others may number them).
     """
 
     records: tuple[Record, ...]
     if_absent: bool = False
+    sequenced: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +284,16 @@ class ListRecords:
     with_values: bool = True
     keys: tuple[str, ...] | None = None
     namespaces: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListWithChildren:
+    """The records `records` lists and, with each, the live records of the namespace `children + its key`
+    (a LangGraph checkpoint and its pending writes), in one statement where the backend can. Returns
+    `[(record, [child, ...])]` in `records`' order, each record's children in key order."""
+
+    records: ListRecords
+    children: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,10 +340,12 @@ class SearchRecords:
 @dataclass(frozen=True, slots=True)
 class StoreVersion:
     """In a write transaction: `(before, after)`, tokens of the store's whole state when this transaction
-    began and once it commits (if nothing else writes in between); None in a read transaction, or when
-    the backend cannot tell cheaply. A cache of what a transaction read and wrote is still right in a
-    later transaction whose `before` equals that transaction's `after`: nothing was written in between,
-    by any process (the learner's evidence cache, `alma_core._evidence_cache`)."""
+    began and once it commits (if nothing else writes in between); in a read transaction `(now, now)`;
+    None when the backend cannot tell cheaply. A token read before a read is never newer than what the
+    read sees, so a cache stamped with it is dropped, never wrongly kept, when a commit falls in between.
+    A cache of what a transaction read and wrote is still right in a later transaction whose `before`
+    equals that transaction's `after`: nothing was written in between, by any process (the learner's
+    evidence cache, `alma_core._evidence_cache`)."""
 
 
 Op = (
@@ -342,6 +358,7 @@ Op = (
     | PutRecords
     | GetRecord
     | ListRecords
+    | ListWithChildren
     | DeleteRecords
     | ListNamespaces
     | SearchRecords

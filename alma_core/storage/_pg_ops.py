@@ -26,6 +26,7 @@ from ._base import (
     GetRecord,
     ListNamespaces,
     ListRecords,
+    ListWithChildren,
     MemoryFilter,
     Op,
     PutMemories,
@@ -512,6 +513,20 @@ class OpSteps:
         )
         return [_record(row) for row in rows]
 
+    def list_with_children(self, op: ListWithChildren) -> Steps:
+        """Correct, not yet one statement: the listing, then every listed record's children at once."""
+        parents = yield from self.list_records(op.records)
+        if not parents:
+            return []
+        spaces = tuple(op.children + r.key for r in parents)
+        kids = yield from self.list_records(
+            ListRecords(op.records.project_id, "", namespaces=spaces, order_by="key", descending=False)
+        )
+        by_ns: dict[str, list[Record]] = {}
+        for c in kids:
+            by_ns.setdefault(c.namespace, []).append(c)
+        return [(r, by_ns.get(op.children + r.key, [])) for r in parents]
+
     def delete_records(self, op: DeleteRecords) -> Steps:
         clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
         if op.keys is not None:
@@ -555,6 +570,7 @@ _HANDLERS: dict[type, Any] = {
     PutRecords: OpSteps.put_records,
     GetRecord: OpSteps.get_record,
     ListRecords: OpSteps.list_records,
+    ListWithChildren: OpSteps.list_with_children,
     SearchRecords: OpSteps.search_records,
     DeleteRecords: OpSteps.delete_records,
     ListNamespaces: OpSteps.list_namespaces,

@@ -1,4 +1,5 @@
-"""`SearchRecords` on SQLite: the filter runs in SQL; vectors come from a per-prefix matrix cache.
+"""Record reads on SQLite: listings as SQL (with their children, `ListWithChildren`) and `SearchRecords`,
+whose filter runs in SQL and whose vectors come from a per-prefix matrix cache.
 
 The cache of a (project, items prefix, vectors prefix) holds the items' unit vectors by item rowid.
 It is valid while both prefixes' `(count, sum of seq)` are unchanged: every put gives a record a seq
@@ -13,16 +14,17 @@ import itertools
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .._blas import single_blas_thread
-from ._base import Record, SearchRecords
+from ._base import ListRecords, ListWithChildren, Record, SearchRecords
 from ._record_search import filter_sql
 
-__all__ = ["RecordVectors", "distinct_namespaces", "search_records"]
+__all__ = ["RecordVectors", "distinct_namespaces", "list_sql", "list_with_children", "ns_where", "search_records"]
 
 _MAX_CHAR = "\U0010ffff"
 _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
@@ -222,3 +224,109 @@ def _fetch(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, Record]:
 def _record(row: tuple[Any, ...]) -> Record:
     project_id, namespace, key, value, metadata, seq, created, updated, expires = row
     return Record(project_id, namespace, key, value, json.loads(metadata), seq, created, updated, expires)
+
+
+_RECORD_ORDER = {"seq": "seq", "key": "key"}
+_CHILD_COLUMNS = "c.project_id, c.namespace, c.key, c.value, c.metadata, c.seq, c.created_at, c.updated_at, " + (
+    "c.expires_at"
+)
+
+
+def _second(row: tuple[Any, ...]) -> Any:
+    return row[1]
+
+
+def _fourth(row: tuple[Any, ...]) -> Any:
+    return row[4]  # (tag, n, project_id, namespace, key): a child's key
+
+
+def _key_of(record: Record) -> str:
+    return record.key
+
+
+def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
+    """`ListRecords` as SQL: (statement, arguments, the `where` entries checked in Python after it);
+    None when it matches nothing."""
+    if op.namespaces is not None:
+        if not op.namespaces:
+            return None
+        clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
+        args: list[Any] = [op.project_id, *op.namespaces]
+    else:
+        clauses, args = ns_where(op.project_id, op.namespace, op.prefix)
+    clauses.append("(expires_at IS NULL OR expires_at > ?)")
+    args.append(time.time())
+    if op.before_seq is not None:
+        clauses.append("seq < ?")
+        args.append(op.before_seq)
+    if op.before_key is not None:
+        clauses.append("key < ?")
+        args.append(op.before_key)
+    if op.updated_before is not None:
+        clauses.append("updated_at < ?")
+        args.append(op.updated_before)
+    if op.keys is not None:
+        if not op.keys:
+            return None
+        clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
+        args.extend(op.keys)
+    post_filter: dict[str, Any] = {}
+    for key, value in (op.where or {}).items():
+        if value is None or isinstance(value, (str, int, float, bool)):
+            path = '$."' + str(key).replace('"', '""') + '"'
+            if value is None:
+                clauses.append("json_type(metadata, ?) = 'null'")
+                args.append(path)
+            else:
+                clauses.append("json_extract(metadata, ?) = ?")
+                args.extend([path, value])
+        else:
+            post_filter[key] = value
+    order = "DESC" if op.descending else "ASC"
+    value_col = "value" if op.with_values else "NULL"
+    sql = (
+        f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
+        f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_RECORD_ORDER[op.order_by]} {order}"
+    )
+    if not post_filter:
+        sql += " LIMIT ? OFFSET ?"
+        args.extend([-1 if op.limit is None else op.limit, op.offset])
+    return sql, args, post_filter
+
+
+def list_with_children(
+    conn: sqlite3.Connection, op: ListWithChildren, list_records: Callable[[ListRecords], list[Record]]
+) -> list[tuple[Record, list[Record]]]:
+    """One statement: the listing as a subquery, its rows' children joined to it (tagged, in order)."""
+    listing = list_sql(op.records)
+    if listing is None:
+        return []
+    sql, args, post_filter = listing
+    if post_filter:  # (the listing is cut in Python: its children in a second statement)
+        parents = list_records(op.records)
+        spaces = tuple(op.children + r.key for r in parents)
+        kids = list_records(ListRecords(op.records.project_id, "", namespaces=spaces)) if spaces else []
+        by_ns: dict[str, list[Record]] = {}
+        for c in sorted(kids, key=_key_of):
+            by_ns.setdefault(c.namespace, []).append(c)
+        return [(r, by_ns.get(op.children + r.key, [])) for r in parents]
+    order = f"{_RECORD_ORDER[op.records.order_by]} {'DESC' if op.records.descending else 'ASC'}"
+    rows = conn.execute(
+        f"""WITH p AS ({sql}) SELECT 0, ROW_NUMBER() OVER (ORDER BY {order}), p.* FROM p UNION ALL
+            SELECT 1, 0, {_CHILD_COLUMNS} FROM p JOIN records AS c ON c.project_id = p.project_id
+              AND c.namespace = ? || p.key AND (c.expires_at IS NULL OR c.expires_at > ?)""",
+        [*args, op.children, time.time()],
+    ).fetchall()
+    found: list[tuple[Record, list[Record]]] = [
+        (_record(row[2:]), []) for row in sorted((row for row in rows if row[0] == 0), key=_second)
+    ]
+    at = {op.children + r.key: kids for r, kids in found}
+    for row in sorted((row for row in rows if row[0] == 1), key=_fourth):
+        at[row[3]].append(_record(row[2:]))
+    return found
+
+
+def ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
+    if prefix:
+        return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + _MAX_CHAR]
+    return ["project_id = ?", "namespace = ?"], [project_id, namespace]

@@ -38,6 +38,7 @@ from ._base import (
     GetRecord,
     ListNamespaces,
     ListRecords,
+    ListWithChildren,
     MemoryFilter,
     Op,
     PutMemories,
@@ -55,9 +56,17 @@ from ._filters import dense_mask, matches_nothing, memory_where
 from ._lexical import DocCounts
 from ._lexindex import COLUMNS, NUMBERS, Change, LexicalIndex
 from ._parsed import ParsedMemories
-from ._sqlite_records import RecordVectors, distinct_namespaces, search_records
+from ._sqlite_records import RecordVectors, distinct_namespaces, list_sql, list_with_children, ns_where, search_records
+from ._sqlite_schema import (
+    INSERT_UNSEQUENCED,
+    INSERT_UNSEQUENCED_IF_ABSENT,
+    UPSERT_MEMORY,
+    UPSERT_MEMORY_SAME_KEYS,
+    UPSERT_RECORD,
+    UPSERT_RECORD_IF_ABSENT,
+    migrate,
+)
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
-from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT, migrate
 from ._vectors import VectorMatrix, VectorRow
 
 __all__ = ["SQLiteStorage"]
@@ -65,7 +74,6 @@ __all__ = ["SQLiteStorage"]
 _MAX_CHAR = "\U0010ffff"
 
 _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
-_RECORD_ORDER = {"seq": "seq", "key": "key"}
 
 
 def _scope(project_id: str, agent: str | None = None, mtype: str | None = None) -> str:
@@ -335,7 +343,10 @@ class _Tx:
         now = time.time()
         rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
                  r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
-        self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
+        if op.sequenced:
+            self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
+        else:
+            self.conn.executemany(INSERT_UNSEQUENCED_IF_ABSENT if op.if_absent else INSERT_UNSEQUENCED, rows)
 
     def get_record(self, op: GetRecord) -> Record | None:
         row = self.conn.execute(
@@ -347,50 +358,10 @@ class _Tx:
         return _record(row) if row else None
 
     def list_records(self, op: ListRecords) -> list[Record]:
-        if op.namespaces is not None:
-            if not op.namespaces:
-                return []
-            clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
-            args: list[Any] = [op.project_id, *op.namespaces]
-        else:
-            clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
-        clauses.append("(expires_at IS NULL OR expires_at > ?)")
-        args.append(time.time())
-        if op.before_seq is not None:
-            clauses.append("seq < ?")
-            args.append(op.before_seq)
-        if op.before_key is not None:
-            clauses.append("key < ?")
-            args.append(op.before_key)
-        if op.updated_before is not None:
-            clauses.append("updated_at < ?")
-            args.append(op.updated_before)
-        if op.keys is not None:
-            if not op.keys:
-                return []
-            clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
-            args.extend(op.keys)
-        post_filter: dict[str, Any] = {}
-        for key, value in (op.where or {}).items():
-            if value is None or isinstance(value, (str, int, float, bool)):
-                path = '$."' + str(key).replace('"', '""') + '"'
-                if value is None:
-                    clauses.append("json_type(metadata, ?) = 'null'")
-                    args.append(path)
-                else:
-                    clauses.append("json_extract(metadata, ?) = ?")
-                    args.extend([path, value])
-            else:
-                post_filter[key] = value
-        order = "DESC" if op.descending else "ASC"
-        value_col = "value" if op.with_values else "NULL"
-        sql = (
-            f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
-            f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_RECORD_ORDER[op.order_by]} {order}"
-        )
-        if not post_filter:
-            sql += " LIMIT ? OFFSET ?"
-            args.extend([-1 if op.limit is None else op.limit, op.offset])
+        listing = list_sql(op)
+        if listing is None:
+            return []
+        sql, args, post_filter = listing
         records = [_record(row) for row in self.conn.execute(sql, args)]
         if post_filter:
             records = [r for r in records if all(r.metadata.get(k) == v for k, v in post_filter.items())]
@@ -398,8 +369,11 @@ class _Tx:
             records = records[op.offset : end]
         return records
 
+    def list_with_children(self, op: ListWithChildren) -> list[tuple[Record, list[Record]]]:
+        return list_with_children(self.conn, op, self.list_records)
+
     def delete_records(self, op: DeleteRecords) -> int:
-        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        clauses, args = ns_where(op.project_id, op.namespace, op.prefix)
         if op.keys is not None:
             if not op.keys:
                 return 0
@@ -422,25 +396,19 @@ class _Tx:
 
     def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """(data_version, this store's committed write transactions): the first moves when another
-        connection commits, the second when this one does (at this transaction's commit: + 1). SQL run
-        on a connection passed in, outside the store's transactions, is not seen."""
-        if not self.write:
+        connection commits, the second when this one does (at this transaction's commit: + 1). None on
+        a connection passed in: SQL run on it outside the store's transactions would not be seen."""
+        if not self.store._owns_conn:
             return None
         (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
         writes = self.store._doc_counts.writes
-        return (changes, writes), (changes, writes + 1)
+        return (changes, writes), (changes, writes + 1 if self.write else writes)
 
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
         return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
 
 
 _json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record
-
-
-def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
-    if prefix:
-        return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + _MAX_CHAR]
-    return ["project_id = ?", "namespace = ?"], [project_id, namespace]
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -458,6 +426,7 @@ _HANDLERS: dict[type, Any] = {
     PutRecords: _Tx.put_records,
     GetRecord: _Tx.get_record,
     ListRecords: _Tx.list_records,
+    ListWithChildren: _Tx.list_with_children,
     DeleteRecords: _Tx.delete_records,
     ListNamespaces: _Tx.list_namespaces,
     SearchRecords: _Tx.search_records,
@@ -465,7 +434,17 @@ _HANDLERS: dict[type, Any] = {
 }
 
 
-_ONE_STATEMENT_READS = frozenset({GetRecord, ListRecords, ListNamespaces, CountMemories, FindMemories})
+_ONE_STATEMENT_READS = frozenset(
+    {GetRecord, ListRecords, ListWithChildren, ListNamespaces, CountMemories, FindMemories, StoreVersion}
+)
+
+
+def _one_statement(op: Op) -> bool:
+    """A `ListWithChildren` whose `where` is checked in Python takes two statements (see its handler)."""
+    if type(op) is not ListWithChildren:
+        return True
+    where = op.records.where or {}
+    return all(v is None or isinstance(v, (str, int, float, bool)) for v in where.values())
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -568,7 +547,7 @@ class SQLiteStorage(BaseStorage):
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction; a lone read that is one SQL statement runs without BEGIN and
         COMMIT (one statement already reads one consistent snapshot)."""
-        if len(ops) == 1 and type(ops[0]) in _ONE_STATEMENT_READS:
+        if len(ops) == 1 and type(ops[0]) in _ONE_STATEMENT_READS and _one_statement(ops[0]):
             if self._closed:
                 raise StorageError("the store is closed")
             with self._lock:
