@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -232,14 +233,6 @@ _CHILD_COLUMNS = "c.project_id, c.namespace, c.key, c.value, c.metadata, c.seq, 
 )
 
 
-def _second(row: tuple[Any, ...]) -> Any:
-    return row[1]
-
-
-def _fourth(row: tuple[Any, ...]) -> Any:
-    return row[4]  # (tag, n, project_id, namespace, key): a child's key
-
-
 def _key_of(record: Record) -> str:
     return record.key
 
@@ -310,19 +303,18 @@ def list_with_children(
         for c in sorted(kids, key=_key_of):
             by_ns.setdefault(c.namespace, []).append(c)
         return [(r, by_ns.get(op.children + r.key, [])) for r in parents]
-    order = f"{_RECORD_ORDER[op.records.order_by]} {'DESC' if op.records.descending else 'ASC'}"
     rows = conn.execute(
-        f"""WITH p AS ({sql}) SELECT 0, ROW_NUMBER() OVER (ORDER BY {order}), p.* FROM p UNION ALL
-            SELECT 1, 0, {_CHILD_COLUMNS} FROM p JOIN records AS c ON c.project_id = p.project_id
+        f"""WITH p AS ({sql}) SELECT 0, p.* FROM p UNION ALL
+            SELECT 1, {_CHILD_COLUMNS} FROM p JOIN records AS c ON c.project_id = p.project_id
               AND c.namespace = ? || p.key AND (c.expires_at IS NULL OR c.expires_at > ?)""",
         [*args, op.children, time.time()],
     ).fetchall()
-    found: list[tuple[Record, list[Record]]] = [
-        (_record(row[2:]), []) for row in sorted((row for row in rows if row[0] == 0), key=_second)
-    ]
+    column = 3 if op.records.order_by == "key" else 6  # (tag, project_id, namespace, key, value, metadata, seq)
+    heads = sorted((row for row in rows if row[0] == 0), key=itemgetter(column), reverse=op.records.descending)
+    found: list[tuple[Record, list[Record]]] = [(_record(row[1:]), []) for row in heads]
     at = {op.children + r.key: kids for r, kids in found}
-    for row in sorted((row for row in rows if row[0] == 1), key=_fourth):
-        at[row[3]].append(_record(row[2:]))
+    for row in sorted((row for row in rows if row[0] == 1), key=itemgetter(3)):
+        at[row[2]].append(_record(row[1:]))
     return found
 
 

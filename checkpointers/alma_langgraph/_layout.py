@@ -20,7 +20,7 @@ their results. `run` executes a plan in one transaction (sync); `arun` sends eac
 from __future__ import annotations
 
 import functools
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 from alma_core.storage import BaseStorage, DeleteRecords, Op, Record
@@ -40,6 +40,7 @@ __all__ = [
     "erase_threads",
     "escape",
     "run",
+    "run_read",
     "thread_prefix",
     "unescape",
     "writes_ns",
@@ -103,6 +104,23 @@ def run(storage: BaseStorage, plan: Plan[_T], *, write: bool) -> _T:
                 ops = plan.send([tx.execute(op) for op in ops])
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+
+
+def run_read(storage: BaseStorage, make: Callable[[], Plan[_T]]) -> _T:
+    """Run a read plan: a plan of one step of one operation runs it alone (one statement on SQLite, a
+    snapshot of its own, without BEGIN and COMMIT); a plan that goes on runs again, whole, in one
+    read transaction (its steps must see one snapshot)."""
+    plan = make()
+    ops = next(plan)
+    if len(ops) != 1:
+        plan.close()
+        return run(storage, make(), write=False)
+    try:
+        plan.send(storage.batch(ops))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    plan.close()
+    return run(storage, make(), write=False)
 
 
 async def arun(storage: BaseStorage, plan: Plan[_T]) -> _T:

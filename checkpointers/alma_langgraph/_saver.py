@@ -39,29 +39,27 @@ from alma_core import ALMA
 from alma_core.storage import (
     BaseStorage,
     DeleteRecords,
-    GetRecord,
     ListNamespaces,
     ListRecords,
+    ListWithChildren,
     Op,
     Record,
     open_storage,
 )
 
-from ._channels import Channels
+from ._channels import Channels, Held
 from ._crypto import KeyRing, key_ring, location
 from ._guards import arun_atomic
 from ._history import delta_history_plan
 from ._layout import (
     CHECKPOINTS,
-    FORMAT,
     META,
     SPACES,
     Plan,
     arun,
-    blob_key,
-    blobs_ns,
     checkpoint_ns,
     run,
+    run_read,
     thread_prefix,
     unescape,
     writes_ns,
@@ -74,15 +72,16 @@ from ._maintenance import (
     prune_plan,
     writes_ns_of,
 )
-from ._puts import prepare_put, put_plan, writes_ops
+from ._puts import Put, prepare_put, put_plan, writes_ops
+from ._reads import load_plan
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
-_KEYS_PER_OP = 500  # blob keys per ListRecords (under SQLite's bound-parameter limit)
-_REMEMBERED = 10_000  # checkpoint ids known to be format 2 (their blobs stored)
+_KEYS_PER_OP = 500  # namespaces per ListRecords (under SQLite's bound-parameter limit)
+_REMEMBERED = 10_000  # checkpoints whose entries' places this saver knows (see `_remember`)
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
@@ -127,7 +126,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self.packer = Packer(compress_above, key_ring(encryption))
         self.channels = Channels(self.packer)
         self.lessons = lessons
-        self._stored: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # format-2 checkpoints seen
+        self._stored: OrderedDict[tuple[str, str, str], Held] = OrderedDict()  # see `_remember`
         self._stored_lock = threading.Lock()  # LangGraph puts from background threads while reads go on
         self.retention = Retention(self, ttl, keep_last)
         self.fencing = bool(fencing)
@@ -158,20 +157,28 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     # ---- plans --------------------------------------------------------------------------------
 
-    def _stored_put(self, saved: RunnableConfig, learned: Any) -> None:
-        """After the put committed: its list versions become delta bases, its id a known parent."""
-        self.channels.learn(learned)
-        conf = saved["configurable"]
-        self._remember(conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
+    def _stored_put(self, put: Put) -> None:
+        """After the put committed: its list versions become delta bases, its entries' places known."""
+        self.channels.learn(put.learned)
+        thread_id, ns, checkpoint_id, _ = put.where
+        self._remember(thread_id, ns, checkpoint_id, put.held)
 
-    def _remember(self, thread_id: str, ns: str, checkpoint_id: str) -> None:
+    def _remember(self, thread_id: str, ns: str, checkpoint_id: str, held: Held) -> None:
+        """Where the entries a checkpoint needs live (see `_channels.Held`): a put on top of it points there."""
         with self._stored_lock:
-            self._stored[(thread_id, ns, checkpoint_id)] = None
+            self._stored[(thread_id, ns, checkpoint_id)] = held
             if len(self._stored) > _REMEMBERED:
                 self._stored.popitem(last=False)
 
+    def _located(self, thread_id: str, ns: str, checkpoint_id: str | None) -> Held | None:
+        """What `_remember` holds of a checkpoint (None: nothing)."""
+        if checkpoint_id is None:
+            return None
+        with self._stored_lock:
+            return self._stored.get((thread_id, ns, checkpoint_id))
+
     def _forget(self, *thread_ids: str) -> None:
-        """Blobs of the threads may have gone: remember nothing of them (one pass for all)."""
+        """Entries of the threads may have moved or gone: remember nothing of them (one pass for all)."""
         self.channels.forget(*thread_ids)
         gone = set(thread_ids)
         with self._stored_lock:
@@ -181,43 +188,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def _load_plan(
         self, records: Sequence[Record], extra: Sequence[Op] = ()
     ) -> Plan[tuple[list[Checkpoint], list[Any]]]:
-        """The checkpoints of `records` with their channel values, gathered in one query per blob
-        namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step."""
-        checkpoints: list[Checkpoint] = []
-        places: list[tuple[str, dict[str, Any]] | None] = []  # blob namespace and versions, per record
-        wanted: dict[str, set[str]] = {}
-        for r in records:
-            info = r.metadata[META]
-            cp = self._load(info["type"], r)
-            checkpoints.append(cp)
-            if info.get("v") != FORMAT:
-                places.append(None)
-                continue
-            namespace, versions = blobs_ns(info["thread_id"], info["ns"]), _in_blobs(cp)
-            places.append((namespace, versions))
-            if versions:
-                wanted.setdefault(namespace, set()).update(blob_key(c, v) for c, v in versions.items())
-        fetch = _fetch_ops(self.project_id, wanted)
-        results = (yield [*extra, *fetch]) if fetch or extra else []
-        extra_results, fetched = results[: len(extra)], results[len(extra) :]
-        found = _by_ns(fetch, fetched)
-        missing: dict[str, set[str]] = {}
-        for place in places:
-            if place is not None and (keys := self.channels.missing(place[1], found.get(place[0], {}))):
-                missing.setdefault(place[0], set()).update(keys)
-        if missing:
-            more = _fetch_ops(self.project_id, missing)
-            for namespace, by_key in _by_ns(more, (yield more)).items():
-                found.setdefault(namespace, {}).update(by_key)
-        for cp, place in zip(checkpoints, places, strict=True):
-            if place is not None:
-                values = self.channels.decode(self.serde, place[0], place[1], found.get(place[0], {}))
-                if values:
-                    cp["channel_values"] = {**cp["channel_values"], **values}
-        if records and places[0] is not None:  # the newest read: the parent of a put to come
-            info = records[0].metadata[META]
-            self._remember(info["thread_id"], info["ns"], records[0].key)
-        return checkpoints, extra_results
+        """The checkpoints of `records` with their channel values (see `_reads`); `extra` ops run in the
+        first step."""
+        return load_plan(self, records, extra)
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
         info = record.metadata[META]
@@ -255,22 +228,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def _get_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
         thread_id, ns, checkpoint_id = _ids(config)
-        if checkpoint_id:
-            found, writes = yield [
-                GetRecord(self.project_id, checkpoint_ns(thread_id, ns), checkpoint_id),
-                ListRecords(self.project_id, writes_ns(thread_id, ns, checkpoint_id)),
-            ]
-            if found is None:
-                return None
-            (checkpoint,), _ = yield from self._load_plan([found])
-            return self._tuple(found, checkpoint, writes)
-        (latest,) = yield [ListRecords(self.project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1)]
-        if not latest:
+        head = ListRecords(self.project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1,
+                           keys=(checkpoint_id,) if checkpoint_id else None)  # fmt: skip
+        (found,) = yield [ListWithChildren(head, writes_ns(thread_id, ns, ""))]
+        if not found:
             return None
-        (checkpoint,), (writes,) = yield from self._load_plan(
-            latest, [ListRecords(self.project_id, writes_ns(thread_id, ns, latest[0].key))]
-        )
-        return self._tuple(latest[0], checkpoint, writes)
+        record, writes = found[0]
+        (checkpoint,), _ = yield from self._load_plan([record])
+        return self._tuple(record, checkpoint, writes)
 
     def _list_plan(
         self,
@@ -295,29 +260,34 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         if config is not None and prefix:  # a thread's namespaces, each read in its key order (no sort of them all)
             (spaces,) = yield [ListNamespaces(self.project_id, namespace)]
             prefix = False
-        pages = yield [
+        listings: list[Any] = [
             ListRecords(
                 self.project_id, space, prefix=prefix, where=where or None, before_key=before_id,
-                order_by="key", limit=None if only else limit,
+                order_by="key", limit=None if only else limit, keys=(only,) if only else None,
             )
             for space in spaces
         ]  # fmt: skip
-        found = pages[0] if len(pages) == 1 else sorted((r for p in pages for r in p), key=_key, reverse=True)[:limit]
-        if only:
-            found = [r for r in found if r.key == only][:limit]
+        if prefix:  # every thread: the writes of records from many namespaces, in one more query
+            (records,) = yield listings
+            found: list[tuple[Record, list[Record]]] = [(r, []) for r in records]
+        else:
+            pages = yield [ListWithChildren(op, writes_ns(*_thread_ns(op.namespace), "")) for op in listings]
+            found = pages[0] if len(pages) == 1 else sorted((f for p in pages for f in p), key=_key, reverse=True)
+            found = found[:limit]
         if not found:
             return []
-        write_spaces = [_writes_ns_of(r) for r in found]
-        writes_ops: list[Op] = [  # every listed checkpoint's writes in one query
-            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + _KEYS_PER_OP]))
-            for i in range(0, len(write_spaces), _KEYS_PER_OP)
-        ]
-        checkpoints, chunks = yield from self._load_plan(found, writes_ops)
-        writes: dict[str, list[Record]] = {}
-        for w in (w for chunk in chunks for w in chunk):
-            writes.setdefault(w.namespace, []).append(w)
-        listed = zip(found, checkpoints, write_spaces, strict=True)
-        return [self._tuple(r, cp, writes.get(space, [])) for r, cp, space in listed]
+        extra: list[Op] = []
+        if prefix:
+            spaces = [writes_ns_of(r) for r, _ in found]
+            extra = [ListRecords(self.project_id, "", namespaces=tuple(spaces[i : i + _KEYS_PER_OP]))
+                     for i in range(0, len(spaces), _KEYS_PER_OP)]  # fmt: skip
+        checkpoints, chunks = yield from self._load_plan([r for r, _ in found], extra)
+        if prefix:
+            writes: dict[str, list[Record]] = {}
+            for w in (w for chunk in chunks for w in chunk):
+                writes.setdefault(w.namespace, []).append(w)
+            found = [(r, writes.get(writes_ns_of(r), [])) for r, _ in found]
+        return [self._tuple(r, cp, kids) for (r, kids), cp in zip(found, checkpoints, strict=True)]
 
     def _delete_thread_plan(self, *thread_ids: str) -> Plan[None]:
         self._forget(*thread_ids)
@@ -343,7 +313,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
-        return run(self.storage, self._get_plan(config), write=False)
+        return run_read(self.storage, lambda: self._get_plan(config))
 
     def list(
         self,
@@ -370,7 +340,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         else:
             self.storage.batch(put.ops)
         saved = put.saved
-        self._stored_put(saved, put.learned)
+        self._stored_put(put)
         if self.lessons is not None:
             self.lessons.on_put(saved, checkpoint, metadata)
         return saved
@@ -473,7 +443,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         else:
             await self.storage.abatch(put.ops)
         saved = put.saved
-        self._stored_put(saved, put.learned)
+        self._stored_put(put)
         if self.lessons is not None:
             await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved
@@ -524,32 +494,11 @@ class AsyncAlmaSaver(AlmaSaver):
                 storage.close()
 
 
-def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:
-    """The channel versions whose values live in blobs (the inline ones are in the record)."""
-    inline = checkpoint["channel_values"]
-    return {c: v for c, v in checkpoint["channel_versions"].items() if c not in inline}
+def _key(found: tuple[Record, list[Record]]) -> str:
+    return found[0].key
 
 
-def _key(record: Record) -> str:
-    return record.key
-
-
-def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
-    """ListRecords of these keys per namespace, in chunks."""
-    ops: list[Op] = []
-    for namespace, keys in wanted.items():
-        ordered = sorted(keys)
-        for i in range(0, len(ordered), _KEYS_PER_OP):
-            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + _KEYS_PER_OP])))
-    return ops
-
-
-def _by_ns(ops: Sequence[Op], results: Sequence[list[Record]]) -> dict[str, dict[str, Record]]:
-    found: dict[str, dict[str, Record]] = {}
-    for op, records in zip(ops, results, strict=True):
-        found.setdefault(op.namespace, {}).update((r.key, r) for r in records)  # type: ignore[union-attr]
-    return found
-
-
-def _writes_ns_of(record: Record) -> str:
-    return writes_ns_of(record)
+def _thread_ns(namespace: str) -> tuple[str, str]:
+    """(thread_id, checkpoint_ns) of a checkpoint namespace "lg/<thread>/<ns>" (both unescaped)."""
+    thread, ns = namespace[len(CHECKPOINTS) :].split("/", 1)
+    return unescape(thread), unescape(ns)
