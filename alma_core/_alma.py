@@ -469,9 +469,11 @@ class ALMA(WorkflowAPI):
     def close(self) -> None:
         if self.webhooks is not None:
             self.webhooks.stop()
-        if self.graph is not None:
-            self.graph.close()
-        self.storage.close()
+        try:
+            if self.graph is not None:
+                self.graph.close()  # FlushTimeout when its extractor hangs: the memory store closes anyway
+        finally:
+            self.storage.close()
 
     def __enter__(self) -> ALMA:
         return self

@@ -10,6 +10,7 @@
     ├── StorageError                   the backend failed; nothing was half-written
     ├── EmbeddingMismatch              the store was built with another embedder
     ├── EncryptionError                an encrypted blob does not open (tampered, moved, plaintext, unknown key)
+    ├── FlushTimeout(TimeoutError)     background work (graph extraction) stalled; it stays queued (names it)
     ├── SerializationError(TypeError)  a value outside the allow-list (names the key path)
     └── MissingDependency(ImportError) an optional extra is not installed (names the extra)
     ConfigError > ValidationError > WebhookVerificationError   a received webhook's signature does not hold
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "EmbeddingMismatch",
     "EncryptionError",
+    "FlushTimeout",
     "MissingDependency",
     "NotFound",
     "ScopeViolation",
@@ -95,6 +97,17 @@ class EmbeddingMismatch(AlmaError):
 class EncryptionError(AlmaError):
     """An encrypted blob cannot be opened: tampered with, moved from another row, plaintext while
     encryption is on, or sealed under a key the key ring lacks. Nothing is returned in the clear."""
+
+
+class FlushTimeout(AlmaError, TimeoutError):
+    """Waiting for background work (graph memory's extraction worker) ran out of time: the worker made no
+    progress for the timeout (a hung extractor, such as a chat model that never answers). Nothing was
+    dropped: what is pending stays queued and goes in once the worker moves again. `pending` lists the
+    memory ids not in the graph yet, those being extracted first."""
+
+    def __init__(self, message: str, pending: list[str]) -> None:
+        self.pending = pending
+        super().__init__(message)
 
 
 class SerializationError(AlmaError, TypeError):

@@ -1,16 +1,8 @@
 """Retrieval: one search of the store (dense + lexical candidates of every type), fusion into one
 relevance, and a ranking in which relevance comes first.
 
-relevance (per query, over every type at once, so scores compare across types):
-    dense   = cosine / the best candidate's cosine (clipped at 0)
-    lexical = BM25 / best BM25, times the share of the query's topic words the memory holds
-    hybrid  = `fusion="weighted"`: dense_weight * calibrated dense + (1 - dense_weight) * lexical, where
-              calibrated dense = (cosine - background) / (1 - background), the background being the lowest
-              candidate cosine: a flat list of low cosines (a weak dense side) carries little weight; a
-              confident lexical match (one memory holding every topic word of the query, or a rare exact
-              term such as a name or an id) keeps at least its lexical score; `"rrf"`: reciprocal-rank
-              fusion normalised by its maximum
-A lesson (heuristic or anti-pattern) is at least as relevant as the best outcome of its task type.
+relevance: see `_fusion` (dense and lexical scores fused per query, over every type at once; a lesson is at
+least as relevant as the best outcome of its task type).
 score = relevance * quality * lesson
     quality = (w_relevance + w_recency*recency + w_success*success + w_confidence*confidence)
               / (w_relevance + w_recency + w_success + w_confidence)
@@ -28,13 +20,12 @@ Each returned memory carries `score` and `score_breakdown` (every factor by name
 graph's, adds its name to the breakdown and its weight to `quality`). Retired heuristics and
 anti-patterns (metadata["retired"]) are skipped; recurring-error warnings are merged per (task type,
 error) and capped (`max_error_warnings`). With `diversity > 0`, each type's list is re-ranked by MMR.
+Ranking reads `Candidate`s (`_candidates`): only the memories returned are built as models.
 """
 
 from __future__ import annotations
 
-import functools
 import operator
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -43,8 +34,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ._cache import copy_memory
+from ._candidates import Candidate, as_candidates, success_of
 from ._config import RetrievalConfig
-from ._models import AntiPattern, Heuristic, Memory, MemoryType, Outcome, idle_days, utcnow
+from ._fusion import coverage_of, exact_matches, fuse, inherit_task_relevance, lexical_query, lexical_terms
+from ._models import Memory, MemoryType, idle_days, utcnow
 from ._plans import Compute, Light, Plan, run
 from ._slice import MemorySlice
 from .embeddings import Embedder
@@ -53,53 +46,18 @@ from .storage._base import BaseStorage, FindMemories, MemoryFilter, SearchHits, 
 if TYPE_CHECKING:
     from ._context import AlmaContext
 
-__all__ = ["Retriever", "fuse", "lexical_query", "recency_factor", "success_factor"]
+__all__ = ["Retriever", "fuse", "lexical_query", "lexical_terms", "recency_factor", "success_factor"]
 
 _T = TypeVar("_T")
-_RRF_K = 60.0
-_WORD = re.compile(r"[\w][\w:.-]*[\w]|\w", re.UNICODE)
-# Function words carry no topic: matching them only adds noise to BM25 (they are dropped from the
-# lexical query, never from the stored text).
-_STOP = frozenset({
-    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because",
-    "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "each", "for",
-    "from", "get", "gets", "got", "had", "has", "have", "having", "he", "her", "here", "him", "his", "how", "i",
-    "if", "in", "into", "is", "it", "its", "just", "keep", "keeps", "let", "like", "make", "me", "more", "most",
-    "my", "no", "not", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same",
-    "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these",
-    "they", "this", "those", "through", "to", "too", "up", "us", "very", "was", "we", "were", "what", "when",
-    "where", "which", "while", "who", "why", "will", "with", "without", "would", "you", "your",
-})  # fmt: skip
-
-
-@functools.lru_cache(maxsize=16_384)  # the same memories come back query after query
-def _topic_words(text: str) -> frozenset[str]:
-    return frozenset(w.lower()[:6] for w in _WORD.findall(text) if w.lower() not in _STOP)
-
-
-def lexical_terms(text: str) -> tuple[str, ...]:
-    """The query's topic words (function words dropped), or all its words when nothing is left."""
-    words = _WORD.findall(text)
-    return tuple(w for w in words if w.lower() not in _STOP) or tuple(words)
-
-
-def lexical_query(text: str) -> str:
-    """The query's topic words as one string (see `lexical_terms`)."""
-    return " ".join(lexical_terms(text)) or text
+_ANTI, _HEURISTIC = MemoryType.ANTI_PATTERN, MemoryType.HEURISTIC
 
 
 def success_factor(memory: Memory) -> float:
     """How well this memory's advice works now: for a learned heuristic a lower bound on its recent
     success rate (see `_learning.success_lower_bound`), else (successes + 1) / (trials + 2)."""
-    if isinstance(memory, Heuristic):
-        if "success_lcb" in memory.metadata:
-            return float(memory.metadata["success_lcb"])
-        if "evidence_key" in memory.metadata:
-            return memory.confidence
-        return (memory.success_count + 1) / (memory.occurrence_count + 2)
-    if isinstance(memory, Outcome):
-        return 1.0 if memory.success else 0.25
-    return 1.0  # a confirmed warning, a preference or a fact is always worth showing
+    fields = memory.__dict__
+    return success_of(memory.memory_type, memory.metadata, memory.confidence, fields.get("success"),
+                      fields.get("success_count", 0), fields.get("occurrence_count", 1))  # fmt: skip
 
 
 def recency_factor(memory: Memory, half_life_days: float, now_ts: float) -> float:
@@ -107,87 +65,22 @@ def recency_factor(memory: Memory, half_life_days: float, now_ts: float) -> floa
     return float(0.5 ** (idle_days(memory, now_ts) / half_life_days))
 
 
-def lesson_factor(memory: Memory, boost: float) -> float:
+def _recency(stamp: float, half_life_days: float, now_ts: float) -> float:
+    """`recency_factor` of a candidate (`stamp`: its last validation or update, as a timestamp)."""
+    return float(0.5 ** (max(0.0, (now_ts - stamp) / 86400.0) / half_life_days))
+
+
+def lesson_factor(candidate: Candidate, boost: float) -> float:
     """How much more a lesson is worth than one raw memory: 1 + boost * (0.5 + 0.5 * its success factor)
     for a heuristic (a lower bound that grows with evidence), 1 + 0.4 * boost * confidence * min(1, evidence / 5)
     for a strategy anti-pattern (the strategy to use comes before those to avoid), half that for a
     recurring-error warning, else 1."""
-    if isinstance(memory, Heuristic):
-        return 1.0 + boost * (0.5 + 0.5 * success_factor(memory))
-    if isinstance(memory, AntiPattern):
-        weight = 0.2 if memory.metadata.get("kind") == "recurring_error" else 0.4
-        return 1.0 + weight * boost * memory.confidence * min(1.0, memory.occurrence_count / 5)
+    if candidate.memory_type is _HEURISTIC:
+        return 1.0 + boost * (0.5 + 0.5 * candidate.success)
+    if candidate.memory_type is _ANTI:
+        weight = 0.2 if candidate.warning else 0.4
+        return 1.0 + weight * boost * candidate.confidence * min(1.0, candidate.occurrences / 5)
     return 1.0
-
-
-_ID_LIKE = re.compile(r"\d|[A-Z].*[A-Z]|\w[_:./-]\w")  # ids, versions, codes, acronyms, paths
-
-
-def _normalised_dense(dense: dict[MemoryType, list[tuple[str, float]]]) -> dict[str, float]:
-    """Cosines over every type's candidates divided by the best one (clipped at 0): 1 for the best.
-    (Min-max normalisation scored a little lower on the dev split, and zeroes the weakest candidate.)"""
-    sims = {i: max(0.0, s) for hits in dense.values() for i, s in hits}
-    best = max(sims.values(), default=0.0)
-    return {i: s / best for i, s in sims.items()} if best > 1e-9 else dict.fromkeys(sims, 0.0)
-
-
-_BACKGROUND_CANDIDATES = 10  # fewer dense candidates than this: no background to read (it is 0)
-
-
-def _calibrated_dense(dense: dict[MemoryType, list[tuple[str, float]]]) -> dict[str, float]:
-    """Each cosine's height above the query's background over the room above it, (cos - bg) / (1 - bg),
-    bg = the lowest candidate cosine (what an unrelated memory scores for this query and embedder).
-
-    Divide-by-best gives the best candidate 1 however weak the list is, so a flat list of low cosines
-    outweighed a confident lexical match; here it stays low, a cosine far above the rest stays high, and
-    no constant of one embedder is needed (an anisotropic embedder has a high background). Chosen on the
-    dev splits of three regimes (`benchmarks/tune_fusion.py`) over divide-by-best, RRF (k 2-60), z-scores,
-    CombMNZ, a fixed MiniLM calibration and per-query lexical-confidence weights.
-    """
-    sims = {i: s for hits in dense.values() for i, s in hits}
-    background = min(sims.values(), default=0.0) if len(sims) >= _BACKGROUND_CANDIDATES else 0.0
-    background = min(max(background, 0.0), 0.99)
-    return {i: max(0.0, (s - background) / (1.0 - background)) for i, s in sims.items()}
-
-
-def fuse(
-    hits: SearchHits,
-    mode: str,
-    fusion: str = "weighted",
-    dense_weight: float = 0.6,
-    coverage: dict[str, float] | None = None,
-    exact: set[str] | None = None,
-) -> dict[str, float]:
-    """Dense similarities and lexical scores of one search -> relevance in [0, 1] (module docstring).
-
-    `coverage`: the share of the query's topic words each lexical hit holds (a weak match on one word of
-    a long query stays weak); `exact`: the lexical hits holding every topic word, or a rare exact term
-    (an id, a name): their lexical score is trusted whatever the dense side says.
-    """
-    dense_rel = _normalised_dense(hits.dense)
-    lex_scores = {i: s for per_type in hits.lexical.values() for i, s in per_type}
-    top = max(lex_scores.values(), default=0.0)
-    lex_rel = {
-        i: (1.0 if coverage is None else coverage.get(i, 0.0)) * s / top if top > 0 else 0.0
-        for i, s in lex_scores.items()
-    }
-    if mode == "dense":
-        return dense_rel
-    if mode == "lexical":
-        return lex_rel
-    if fusion == "rrf":
-        fused: dict[str, float] = {}
-        for scores in (dense_rel, lex_rel):
-            for rank, memory_id in enumerate(sorted(scores, key=lambda i: (-scores[i], i))):
-                fused[memory_id] = fused.get(memory_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
-        best = max(fused.values(), default=1.0)
-        return {i: s / best for i, s in fused.items()}
-    calibrated = _calibrated_dense(hits.dense)
-    ids = calibrated.keys() | lex_rel.keys()
-    out = {i: dense_weight * calibrated.get(i, 0.0) + (1 - dense_weight) * lex_rel.get(i, 0.0) for i in ids}
-    for memory_id in exact or ():
-        out[memory_id] = max(out[memory_id], lex_rel.get(memory_id, 0.0))
-    return out
 
 
 def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:
@@ -212,18 +105,20 @@ def mmr(ranked: list[Memory], k: int, diversity: float) -> list[Memory]:
 
 
 Factor = Callable[[Memory], float]  # a memory -> a value in [0, 1]
+Scored = tuple[Candidate, float, dict[str, float]]  # a candidate, its score and its score breakdown
 
 
-def cap_error_warnings(ranked: list[_T], cap: int, key: Callable[[_T], Memory] | None = None) -> list[_T]:
+def cap_error_warnings(ranked: list[_T], cap: int, key: Callable[[_T], Memory | Candidate] | None = None) -> list[_T]:
     """`ranked` with recurring-error warnings merged per (task type, error) (the best-ranked one of
     each stays) and at most `cap` of them kept: they say what fails, not which strategy to avoid.
-    `key`: the memory of an item of `ranked` (default: the item itself)."""
+    `key`: the memory or candidate of an item of `ranked` (default: the item itself)."""
     seen: set[tuple[str, str]] = set()
     out: list[_T] = []
     for item in ranked:
-        memory: Any = item if key is None else key(item)
-        if isinstance(memory, AntiPattern) and memory.metadata.get("kind") == "recurring_error":
-            warning = (memory.task_type or "", " ".join(memory.pattern.casefold().split()))
+        found: Any = item if key is None else key(item)
+        candidate = found if isinstance(found, Candidate) else Candidate.of(found)
+        if candidate.warning:
+            warning = (candidate.task_type or "", " ".join((candidate.pattern or "").casefold().split()))
             if warning in seen or len(seen) >= cap:
                 continue
             seen.add(warning)
@@ -238,19 +133,19 @@ def _scored(memory: Memory, score: float, factors: dict[str, float]) -> Memory:
     return memory
 
 
-def inherit_task_relevance(memories: dict[str, Memory], relevance: dict[str, float]) -> dict[str, float]:
-    """A lesson (heuristic or anti-pattern) is as relevant as the most relevant outcome of its task type:
-    it was distilled from those outcomes, though its own text ("checkout tasks: use data-testid
-    selectors") rarely shares the words of a task."""
-    by_type: dict[str, float] = {}
-    for memory_id, memory in memories.items():
-        if isinstance(memory, Outcome):
-            by_type[memory.task_type] = max(by_type.get(memory.task_type, 0.0), relevance.get(memory_id, 0.0))
-    out = dict(relevance)
-    for memory_id, memory in memories.items():
-        if isinstance(memory, (Heuristic, AntiPattern)) and memory.task_type in by_type:
-            out[memory_id] = max(out.get(memory_id, 0.0), by_type[memory.task_type])
-    return out
+class _BadRow(Exception):
+    """A candidate whose stored row does not build a valid memory (see `Retriever._answer`)."""
+
+    def __init__(self, candidate: Candidate, error: Exception) -> None:
+        super().__init__(candidate.id)
+        self.candidate, self.error = candidate, error
+
+
+def _build(candidate: Candidate) -> Memory:
+    try:
+        return candidate.build()
+    except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+        raise _BadRow(candidate, exc) from exc
 
 
 class Retriever:
@@ -287,9 +182,9 @@ class Retriever:
         mode: str | None = None,
         vector: np.ndarray | None = None,
         user_types: tuple[MemoryType, ...] | None = None,
-    ) -> tuple[dict[str, Memory], dict[str, float]]:
-        """Candidate memories and their fused relevance in [0, 1], from one `SearchMemories`."""
-        op = self.search_op(base, query, types, mode, vector, user_types)
+    ) -> tuple[dict[str, Candidate], dict[str, float]]:
+        """Candidates and their fused relevance in [0, 1], from one `SearchMemories`."""
+        op = self.search_op(base, query, types, mode, vector, user_types, shared=True)
         return self.relevance(op, self.storage.execute(op), query, types, mode)
 
     def search_op(
@@ -303,47 +198,57 @@ class Retriever:
         shared: bool = False,
     ) -> SearchMemories:
         """The one `SearchMemories` of a retrieve (embeds the query when `vector` is missing; `shared`:
-        the caller only reads the candidates, see `SearchMemories.shared`)."""
+        the caller only reads the candidates, see `SearchMemories.shared`; the store may then answer
+        with `Candidate` rows, `SearchMemories.rows`, unless MMR needs the memories' vectors)."""
         mode = mode or self.config.mode
         if mode in ("hybrid", "dense") and vector is None:
             vector = self.embedder.embed_query(query)
         searched = list(types)
         if {MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN} & set(types) and MemoryType.OUTCOME not in types:
             searched.append(MemoryType.OUTCOME)  # lessons inherit their outcomes' relevance (then dropped)
+        vectors = self.config.diversity > 0
         return SearchMemories(
             replace(base, types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
             k=self.config.candidates,
             user_types=user_types,
-            with_embeddings=self.config.diversity > 0,
+            with_embeddings=vectors,
             shared=shared,
+            rows=shared and not vectors,
         )
 
     def relevance(
-        self, op: SearchMemories, hits: SearchHits, query: str, types: Sequence[MemoryType], mode: str | None = None
-    ) -> tuple[dict[str, Memory], dict[str, float]]:
-        """The candidates of `types` among a search's hits, and their fused relevance in [0, 1]."""
+        self,
+        op: SearchMemories,
+        hits: SearchHits,
+        query: str,
+        types: Sequence[MemoryType],
+        mode: str | None = None,
+        candidates: dict[str, Candidate] | None = None,
+    ) -> tuple[dict[str, Candidate], dict[str, float]]:
+        """The candidates of `types` among a search's hits (or `candidates`: those of the hits that are
+        left), and their fused relevance in [0, 1]."""
         mode = mode or self.config.mode
-        memories = hits.memories
-        words = _topic_words(query)
-        lex_ids = {i for per_type in hits.lexical.values() for i, _ in per_type if i in memories}
-        coverage = {i: len(words & _topic_words(memories[i].text)) / len(words) for i in lex_ids} if words else None
-        exact = _exact_matches(query, memories, lex_ids, coverage)
+        if candidates is None:
+            candidates = hits.candidates or as_candidates(hits.memories)
+        lex_ids = {i for per_type in hits.lexical.values() for i, _ in per_type if i in candidates}
+        coverage = coverage_of(query, candidates, lex_ids)
+        exact = exact_matches(query, candidates, lex_ids, coverage)
         relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
-        relevance = inherit_task_relevance(memories, relevance)
+        relevance = inherit_task_relevance(candidates, relevance)
         if len(op.filter.types or ()) > len(types):
-            memories = {i: m for i, m in memories.items() if m.memory_type in types}
+            candidates = {i: c for i, c in candidates.items() if c.memory_type in types}
         if self.reranker is not None and relevance:
-            relevance = self._rerank(query, memories, relevance)
-        return memories, relevance
+            relevance = self._rerank(query, candidates, relevance)
+        return candidates, relevance
 
-    def _rerank(self, query: str, memories: dict[str, Memory], relevance: dict[str, float]) -> dict[str, float]:
+    def _rerank(self, query: str, candidates: dict[str, Candidate], relevance: dict[str, float]) -> dict[str, float]:
         """The reranker's scores, min-max normalised, for the best candidates; the rest keep theirs
         scaled below the lowest reranked one."""
         assert self.reranker is not None
         top = sorted(relevance, key=lambda i: (-relevance[i], i))[: self.config.rerank_candidates]
-        scores = [float(s) for s in self.reranker(query, [memories[i] for i in top])]
+        scores = [float(s) for s in self.reranker(query, [_build(candidates[i]) for i in top])]
         low, high = min(scores), max(scores)
         span = high - low or 1.0
         out = {i: 0.5 * relevance[i] * min(relevance[j] for j in top) for i in relevance}
@@ -354,23 +259,24 @@ class Retriever:
         self,
         base: MemoryFilter,
         types: Sequence[MemoryType],
-        memories: dict[str, Memory],
+        candidates: dict[str, Candidate],
         relevance: dict[str, float],
         graph: dict[str, float],
         user_types: tuple[MemoryType, ...] | None = None,
-    ) -> tuple[dict[str, Memory], dict[str, float]]:
+    ) -> tuple[dict[str, Candidate], dict[str, float]]:
         """Add the memories graph memory leads to (within `base`: the same scopes) and fuse the graph score
         into relevance as a noisy-or, 1 - (1 - relevance) * (1 - graph_weight * graph): never lower, and a
         memory the text search missed enters with at most `graph_weight`."""
-        find = self.graph_find(base, types, memories, graph)
+        find = self.graph_find(base, types, candidates, graph)
         found = self.storage.execute(find) if find is not None else []
-        return self.graph_fuse(base, memories, relevance, graph, found, user_types)
+        return self.graph_fuse(base, candidates, relevance, graph, found, user_types)
 
     def graph_find(
-        self, base: MemoryFilter, types: Sequence[MemoryType], memories: Mapping[str, Memory], graph: dict[str, float]
+        self, base: MemoryFilter, types: Sequence[MemoryType], found: Mapping[str, Any], graph: dict[str, float]
     ) -> FindMemories | None:
-        """The read of the memories graph memory leads to that the search did not find (None: none)."""
-        missing = tuple(i for i in graph if i not in memories)
+        """The read of the memories graph memory leads to that the search did not find (`found`: by id;
+        None: none)."""
+        missing = tuple(i for i in graph if i not in found)
         if not missing:
             return None
         return FindMemories(replace(base, ids=missing, types=tuple(types), user_id=None),
@@ -379,30 +285,30 @@ class Retriever:
     def graph_fuse(
         self,
         base: MemoryFilter,
-        memories: dict[str, Memory],
+        candidates: dict[str, Candidate],
         relevance: dict[str, float],
         graph: dict[str, float],
         found: Sequence[Memory],
         user_types: tuple[MemoryType, ...] | None = None,
-    ) -> tuple[dict[str, Memory], dict[str, float]]:
+    ) -> tuple[dict[str, Candidate], dict[str, float]]:
         """`with_graph`'s fusion, given what `graph_find` read."""
         user = base.user_id  # (as in the search) the user applies to `user_types` only
         found = [m for m in found if user is None or m.user_id_value in (None, user) or
                  (user_types is not None and m.memory_type not in user_types)]  # fmt: skip
-        memories = {**memories, **{m.id: m for m in found}}
+        candidates = {**candidates, **{m.id: Candidate.of(m) for m in found}}
         weight = self.graph_weight
-        fused = {i: 1.0 - (1.0 - relevance.get(i, 0.0)) * (1.0 - weight * graph.get(i, 0.0)) for i in memories}
-        return memories, fused
+        fused = {i: 1.0 - (1.0 - relevance.get(i, 0.0)) * (1.0 - weight * graph.get(i, 0.0)) for i in candidates}
+        return candidates, fused
 
-    def rank(self, memories: dict[str, Memory], relevance: dict[str, float]) -> list[Memory]:
+    def rank(self, memories: Mapping[str, Memory | Candidate], relevance: dict[str, float]) -> list[Memory]:
         """Score every candidate (see the module docstring), best first; retired memories are dropped."""
-        return [_scored(memory, score, factors) for memory, score, factors in self.scores(memories, relevance)]
+        return [_scored(_build(c), score, factors) for c, score, factors in self.scores(memories, relevance)]
 
     def scores(
-        self, memories: dict[str, Memory], relevance: dict[str, float], top_k: int | None = None
-    ) -> list[tuple[Memory, float, dict[str, float]]]:
-        """(memory, score, score breakdown) of every candidate, best first, retired ones dropped; the
-        memories are only read (`rank` sets the scores on them).
+        self, memories: Mapping[str, Memory | Candidate], relevance: dict[str, float], top_k: int | None = None
+    ) -> list[Scored]:
+        """(candidate, score, score breakdown) of every candidate (memories are wrapped: `Candidate.of`),
+        best first, retired ones dropped; nothing is changed (`rank` sets the scores on the memories).
 
         `top_k`: enough for each type's `top_k` best, not every candidate. A score is at most the
         memory's relevance times a bound of its lesson factor (its other factors are at most 1), so
@@ -418,28 +324,29 @@ class Retriever:
         timeless = {MemoryType(t) for t in cfg.timeless_types}
         half_life, boost, min_rel = cfg.recency_half_life_days, cfg.lesson_boost, cfg.min_relevance
         now_ts = utcnow().timestamp()
-        kept = [(relevance.get(i, 0.0), i, m) for i, m in memories.items()]
-        kept = [c for c in kept if c[0] >= min_rel and not c[2].metadata.get("retired")]
-        bounded = top_k is not None and not extra and all(success_factor(m) <= 1.0 >= m.confidence for _, _, m in kept)
+        get = relevance.get
+        kept = [(rel, i, c) for i, c in as_candidates(memories).items()
+                if (rel := get(i, 0.0)) >= min_rel and not c.retired]  # fmt: skip
+        bounded = top_k is not None and not extra and all(c.success <= 1.0 >= c.confidence for _, _, c in kept)
         if bounded:
             kept.sort(key=operator.itemgetter(0), reverse=True)
-        ranked: list[tuple[float, str, Memory, dict[str, float]]] = []
-        for at, (rel, memory_id, memory) in enumerate(kept):
+        ranked: list[tuple[float, str, Candidate, dict[str, float]]] = []
+        for at, (rel, memory_id, c) in enumerate(kept):
             if bounded and at and at % 8 == 0 and _enough(ranked, kept, at, top_k or 0, boost):
                 break
-            recency = 1.0 if memory.memory_type in timeless else recency_factor(memory, half_life, now_ts)
-            success, confidence = success_factor(memory), memory.confidence
+            recency = 1.0 if c.memory_type in timeless else _recency(c.stamp, half_life, now_ts)
+            success, confidence = c.success, c.confidence
             factors = {"relevance": rel, "recency": recency, "success": success, "confidence": confidence}
             boosted = w_rec * recency + w_suc * success + w_conf * confidence
             for name, (weight, fn) in extra.items():
-                factors[name] = value = fn(memory)
+                factors[name] = value = fn(_build(c))
                 boosted += weight * value
             quality = (w_rel + boosted) / total
-            lesson = lesson_factor(memory, boost)
+            lesson = lesson_factor(c, boost)
             factors["quality"], factors["lesson"] = quality, lesson
-            ranked.append((rel * quality * lesson / (1.0 + boost), memory_id, memory, factors))
+            ranked.append((rel * quality * lesson / (1.0 + boost), memory_id, c, factors))
         ranked.sort(key=lambda r: (-r[0], r[1]))
-        return [(memory, score, factors) for score, _, memory, factors in ranked]
+        return [(c, score, factors) for score, _, c, factors in ranked]
 
     def retrieve(
         self,
@@ -478,8 +385,8 @@ class Retriever:
         hits: SearchHits = (yield [op])[0]
         found: list[Memory] = []
         if graph is not None:
-            searched = {i: m for i, m in hits.memories.items() if m.memory_type in types}
-            find = self.graph_find(base, types, searched, graph)
+            searched = {i for i, c in (hits.candidates or hits.memories).items() if c.memory_type in types}
+            find = self.graph_find(base, types, dict.fromkeys(searched), graph)
             found = (yield [find])[0] if find is not None else []
         step = Light if self.reranker is None else Compute
         result: MemorySlice = yield step(self._answer, op, hits, query, top_k, types, reader, mode, user_types,
@@ -500,18 +407,43 @@ class Retriever:
         graph: dict[str, float] | None,
         found: Sequence[Memory],
     ) -> MemorySlice:
-        """Fusion, ranking and the slice, from a search's hits (and what the graph led to)."""
-        memories, relevance = self.relevance(op, hits, query, types, mode)
+        """Fusion, ranking and the slice, from a search's hits (and what the graph led to). A candidate
+        whose stored row turns out not to be a valid memory when built is skipped (`BadRows`), as reading
+        it would have: the answer is then computed again without it."""
+        candidates = hits.candidates or as_candidates(hits.memories)
+        while True:
+            try:
+                return self._slice(op, hits, candidates, query, top_k, types, reader, mode, user_types, graph, found)
+            except _BadRow as bad:
+                self.storage.bad_rows.report(op.filter.project_id, bad.candidate.id, bad.candidate.data, bad.error)
+                candidates = {i: c for i, c in candidates.items() if i != bad.candidate.id}
+
+    def _slice(
+        self,
+        op: SearchMemories,
+        hits: SearchHits,
+        candidates: dict[str, Candidate],
+        query: str,
+        top_k: int,
+        types: Sequence[MemoryType],
+        reader: str,
+        mode: str | None,
+        user_types: tuple[MemoryType, ...] | None,
+        graph: dict[str, float] | None,
+        found: Sequence[Memory],
+    ) -> MemorySlice:
+        candidates, relevance = self.relevance(op, hits, query, types, mode, candidates)
         if graph is not None:
-            memories, relevance = self.graph_fuse(op.filter, memories, relevance, graph, found, user_types)
+            candidates, relevance = self.graph_fuse(op.filter, candidates, relevance, graph, found, user_types)
         diversity = self.config.diversity
-        by_type: dict[MemoryType, list[tuple[Memory, float, dict[str, float]]]] = {}
-        scored = self.scores(memories, relevance, top_k if diversity <= 0 else None)
+        by_type: dict[MemoryType, list[Scored]] = {}
+        scored = self.scores(candidates, relevance, top_k if diversity <= 0 else None)
         for entry in cap_error_warnings(scored, self.config.max_error_warnings, key=operator.itemgetter(0)):
             by_type.setdefault(entry[0].memory_type, []).append(entry)
         result = MemorySlice(query=query, agent=reader)
         for memory_type in MemoryType:
-            entries = by_type.get(memory_type, [])
+            entries = [(_build(c), score, factors) for c, score, factors in by_type.get(memory_type, [])[
+                : None if diversity > 0 else top_k]]  # fmt: skip
             if diversity > 0:  # (the memories are the caller's own here: see `plan`)
                 chosen = mmr([_scored(*entry) for entry in entries], top_k, diversity)
                 entries = [(memory, memory.score or 0.0, memory.score_breakdown or {}) for memory in chosen]
@@ -527,8 +459,8 @@ class Retriever:
 
 
 def _enough(
-    ranked: list[tuple[float, str, Memory, dict[str, float]]],
-    kept: list[tuple[float, str, Memory]],
+    ranked: list[tuple[float, str, Candidate, dict[str, float]]],
+    kept: list[tuple[float, str, Candidate]],
     at: int,
     top_k: int,
     boost: float,
@@ -538,36 +470,20 @@ def _enough(
     dropped: `cap_error_warnings`). A score is at most relevance x the most its lesson factor can be
     over 1 + boost (`lesson_factor`; quality is at most 1); 1e-9 for rounding."""
     limit: dict[MemoryType, float] = {}
-    for rel, _, memory in kept[at:]:
-        if memory.memory_type not in limit:  # (the first of a type left is its most relevant)
-            if isinstance(memory, Heuristic):
+    for rel, _, c in kept[at:]:
+        if c.memory_type not in limit:  # (the first of a type left is its most relevant)
+            if c.memory_type is _HEURISTIC:
                 most = 1.0
-            elif isinstance(memory, AntiPattern):
+            elif c.memory_type is _ANTI:
                 most = (1.0 + 0.4 * boost) / (1.0 + boost)
             else:
                 most = 1.0 / (1.0 + boost)
-            limit[memory.memory_type] = rel * most * (1.0 + 1e-9)
+            limit[c.memory_type] = rel * most * (1.0 + 1e-9)
+            if len(limit) == len(MemoryType):
+                break
     solid: dict[MemoryType, int] = {}
-    for score, _, memory, _ in ranked:
-        mtype = memory.memory_type
-        if mtype in limit and score > limit[mtype] and not _is_warning(memory):
+    for score, _, c, _ in ranked:
+        mtype = c.memory_type
+        if mtype in limit and score > limit[mtype] and not c.warning:
             solid[mtype] = solid.get(mtype, 0) + 1
     return all(solid.get(t, 0) >= top_k for t in limit)
-
-
-def _is_warning(memory: Memory) -> bool:
-    return isinstance(memory, AntiPattern) and memory.metadata.get("kind") == "recurring_error"
-
-
-def _exact_matches(
-    query: str, memories: dict[str, Memory], lex_ids: set[str], coverage: dict[str, float] | None
-) -> set[str]:
-    """Lexical hits that match the query confidently: every topic word of a query of two or more, or
-    an id-like term of the query (digits, inner capitals, `a_b`, `a-b`, `a.b`) written out exactly."""
-    if coverage is None:
-        return set()
-    out = {i for i in lex_ids if coverage.get(i, 0.0) >= 1.0 and len(_topic_words(query)) >= 2}
-    ids = [w for w in _WORD.findall(query) if _ID_LIKE.search(w)]
-    if ids:
-        out |= {i for i in lex_ids if any(w in memories[i].text for w in ids)}
-    return out

@@ -95,7 +95,7 @@ async def _bench(alma: ALMA, levels: list[int], rounds: int) -> None:
     await _rounds(thread, 4, 3)
     print(f"{'concurrency':>11} {'path':>8} {'retrieves/s':>12} {'p50 ms':>8} {'p95 ms':>8}")
     for level in levels:
-        results = {}
+        results: dict[str, Any] = {}
         for name, call in (("thread", thread), ("native", native), ("thread", thread), ("native", native)):
             got = await _rounds(call, level, rounds)
             results.setdefault(name, []).append(got)

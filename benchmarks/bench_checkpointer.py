@@ -23,6 +23,7 @@ import base64
 import contextlib
 import operator
 import random
+import resource
 import sqlite3
 import tempfile
 import time
@@ -94,7 +95,7 @@ def _chat_bytes(saver: Any) -> float:
 
 def _size(saver: Any) -> int:
     """Bytes the store's file holds (WAL checkpointed into it first)."""
-    conn = saver.storage._conn if isinstance(saver, AlmaSaver) else saver.conn
+    conn = saver.storage._conn if isinstance(saver, AlmaSaver) else saver.conn  # type: ignore[attr-defined]
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     (free,) = conn.execute("PRAGMA freelist_count").fetchone()
@@ -166,16 +167,29 @@ def _pragmas(conn: sqlite3.Connection) -> None:
 
 
 def _postgres_suite(threads: int, checkpoints: int) -> None:
-    """AlmaSaver and PostgresSaver on one private PostgreSQL server, a database each."""
+    """AlmaSaver and PostgresSaver on one private PostgreSQL server, a database each, each on a
+    connection pool of the same size (a graph's background puts may overlap on either)."""
     from langgraph.checkpoint.postgres import PostgresSaver
 
     with _postgres_databases() as (alma_uri, peer_uri):
         with AlmaSaver.from_conn_string(alma_uri) as saver:
+            size = (saver.storage.config.min_pool_size, saver.storage.config.max_pool_size)  # type: ignore[attr-defined]
             alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
-        with PostgresSaver.from_conn_string(peer_uri) as peer:
+        with _peer_pool(peer_uri, *size) as pool:
+            peer = PostgresSaver(pool)  # type: ignore[arg-type]
             peer.setup()
             lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
+        print(f"connection pools: {size[0]}..{size[1]} connections each (AlmaSaver also keeps one for lone statements)")
         _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
+
+
+def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
+    """PostgresSaver's pool, set up as its docs say (autocommit, dict rows, statements prepared at once)."""
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    return ConnectionPool(uri, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True)
 
 
 @contextlib.contextmanager
@@ -249,10 +263,10 @@ def _puts_suite(rounds: int) -> None:
     with (
         _postgres_databases() as (alma_uri, peer_uri),
         AlmaSaver.from_conn_string(alma_uri) as alma,
-        PostgresSaver.from_conn_string(peer_uri) as peer,
+        PostgresSaver.from_conn_string(peer_uri) as pg_peer,
     ):
-        peer.setup()
-        _interleaved({"AlmaSaver": alma, "PostgresSaver": peer}, rounds, cps)
+        pg_peer.setup()
+        _interleaved({"AlmaSaver": alma, "PostgresSaver": pg_peer}, rounds, cps)
 
 
 def _paging_suite(count: int) -> None:
@@ -288,27 +302,61 @@ def _paging_suite(count: int) -> None:
         conn.close()
 
 
-def _store_suite(items: int) -> None:
-    """AlmaStore.search over `items` items of one namespace (mock embedder, dim 384): p50 ms."""
+def store_search(items: int) -> dict[str, float]:
+    """AlmaStore.search over `items` items of one namespace (mock embedder, dim 384): p50 ms of each case
+    (30 calls after one warm-up) with the vectors held as the store holds them at that size (int8 codes
+    from `QUANT_MIN_ROWS` items, candidates rescored exactly); then the ranked cases again with float32
+    vectors (the exact answer), and recall@10 of the first against it over 30 distinct queries."""
     from langgraph.store.base import PutOp
 
     from alma_core import ALMA
+    from alma_core.storage import _vectors
     from alma_langgraph import AlmaStore
 
+    out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         alma = ALMA(project_id="bench", storage=Path(tmp) / "store.db", embedder="mock")
         store = AlmaStore(alma)
         for start in range(0, items, 1000):
             store.batch([PutOp(("docs",), f"d{i}", {"text": f"item {i} on topic {i % 37}", "n": i, "even": i % 2 == 0})
                          for i in range(start, min(items, start + 1000))])  # fmt: skip
-        cases = {"query": {"query": "topic 5"}, "filter": {"filter": {"even": True, "n": {"$gte": items // 2}}},
-                 "query+filter": {"query": "topic 5", "filter": {"even": True}}, "no query": {}}  # fmt: skip
-        print(f"\nAlmaStore.search, {items} items, limit 10 (p50 ms, 30 calls after one warm-up)")
-        for name, kwargs in cases.items():
-            store.search(("docs",), limit=10, **kwargs)  # type: ignore[arg-type]
-            times = timed_ms(lambda _, kw=kwargs: store.search(("docs",), limit=10, **kw), 30)  # type: ignore[misc]
-            print(f"{name:<14}{percentile(times, 50):>10.2f}")
+        cases: dict[str, dict[str, Any]] = {
+            "query": {"query": "topic 5"},
+            "filter": {"filter": {"even": True, "n": {"$gte": items // 2}}},
+            "query+filter": {"query": "topic 5", "filter": {"even": True}},
+            "no query": {},
+        }
+        queries = [f"what about topic {i} and item {i * 7}" for i in range(30)]
+        held = _vectors.QUANT_MIN_ROWS
+        answers: dict[int, list[list[str]]] = {}
+        for threshold in (held, items + 1):  # as held at this size, then float32 (exact)
+            _vectors.QUANT_MIN_ROWS = threshold
+            alma.storage._record_vectors.clear()  # type: ignore[attr-defined]
+            tag = "" if threshold == held else " (float32)"
+            for name, kwargs in cases.items():
+                if tag and "query" not in kwargs:
+                    continue
+                store.search(("docs",), limit=10, **kwargs)  # type: ignore[arg-type]
+                times = timed_ms(lambda _, kw=kwargs: store.search(("docs",), limit=10, **kw), 30)  # type: ignore[misc]
+                out[name + tag] = percentile(times, 50)
+            answers[threshold] = [[i.key for i in store.search(("docs",), query=q, limit=10)] for q in queries]
+            [vectors] = alma.storage._record_vectors.values()  # type: ignore[attr-defined]
+            out["vector MB" + tag] = (
+                vectors.matrix.nbytes + (vectors.codes.codes.nbytes if vectors.codes else 0)
+            ) / 1e6
+        _vectors.QUANT_MIN_ROWS = held
+        hits = [len(set(a) & set(b)) for a, b in zip(answers[held], answers[items + 1], strict=True)]
+        out["recall@10"] = sum(hits) / (10 * len(hits))
         alma.close()
+    return out
+
+
+def _store_suite(items: int) -> None:
+    figures = store_search(items)
+    print(f"\nAlmaStore.search, {items} items, limit 10 (p50 ms, 30 calls after one warm-up; mock embedder)")
+    for name, value in figures.items():
+        print(f"{name:<24}{value:>10.3f}" if name == "recall@10" else f"{name:<24}{value:>10.2f}")
+    print(f"max RSS of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 def _sweep_suite(threads: int) -> None:
@@ -395,7 +443,7 @@ def main() -> None:
     print(f"durability, every saver: {'; '.join(DURABILITY)}")
     with tempfile.TemporaryDirectory() as tmp:
         with AlmaSaver.from_conn_string(Path(tmp) / "alma.db") as alma_saver:
-            _pragmas(alma_saver.storage._conn)
+            _pragmas(alma_saver.storage._conn)  # type: ignore[attr-defined]
             alma = _sync_suite(alma_saver, threads, checkpoints, random.Random(1))
         conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
         _pragmas(conn)

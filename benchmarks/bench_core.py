@@ -90,8 +90,10 @@ def task_text(rng: np.random.Generator, n_words: int = 10) -> str:
 def learn_rate(embedder: Any, n: int, many: bool, tmp: Path) -> tuple[float, float]:
     """Outcomes per second, and per second of the time not spent in the embedder (the aims exclude it)."""
     rng = np.random.default_rng(1)
-    items = [{"agent": "a", "task": task_text(rng), "outcome": bool(i % 3), "strategy_used": f"strategy {i % 23}"}
-             for i in range(n)]  # fmt: skip
+    items: list[dict[str, Any]] = [
+        {"agent": "a", "task": task_text(rng), "outcome": bool(i % 3), "strategy_used": f"strategy {i % 23}"}
+        for i in range(n)
+    ]
     embedding = [0.0]
     embed = embedder.embed_documents
 

@@ -68,7 +68,7 @@ async def bench(session: ClientSession, calls: int, seed: int) -> dict[str, list
     async def call(name: str, args: dict[str, Any]) -> None:
         result = await session.call_tool(name, args)
         if result.isError:
-            raise RuntimeError(result.content[0].text)
+            raise RuntimeError(getattr(result.content[0], "text", result.content[0]))
 
     def learn(i: int) -> Awaitable[None]:
         return call(
@@ -98,8 +98,8 @@ async def main_async(args: argparse.Namespace) -> None:
                     rows.append((name, tool, percentile(ms, 50), percentile(ms, 95), len(ms)))
     print(f"\nMCP round trips ({args.embedder} embedder, {args.seed_memories} seeded outcomes)")
     print(f"{'transport':<10}{'tool':<16}{'p50 ms':>9}{'p95 ms':>9}{'calls':>7}")
-    for transport, tool, p50, p95, n in rows:
-        print(f"{transport:<10}{tool:<16}{p50:>9.2f}{p95:>9.2f}{n:>7}")
+    for kind, tool, p50, p95, n in rows:
+        print(f"{kind:<10}{tool:<16}{p50:>9.2f}{p95:>9.2f}{n:>7}")
 
 
 def main() -> None:

@@ -115,7 +115,7 @@ def store_rows(vectors: np.ndarray, queries: np.ndarray, tmp: Path) -> None:
         times = {}
         for label, threshold in (("float32 matrix", n + 1), ("int8 codes", 1)):
             _vectors.QUANT_MIN_ROWS = threshold
-            store._matrices.clear()
+            store._matrices.clear()  # type: ignore[attr-defined]
             times[label] = cpu_ms(lambda q: store.execute(SearchMemories(f, vector=q, k=50)), queries[:50])
         print(f"   store {n:>7,} | SearchMemories (vector only, k=50, candidates loaded) CPU p50: "
               + ", ".join(f"{label} {t:.2f} ms" for label, t in times.items()), flush=True)  # fmt: skip

@@ -51,7 +51,8 @@ def receiver(delay: float) -> tuple[ThreadingHTTPServer, list[int]]:
 def run(label: str, learns: int, delay: float | None, directory: Path) -> None:
     emitter = EventEmitter()
     alma = ALMA(project_id="bench", storage=directory / f"{label}.db", embedder="mock", emitter=emitter)
-    manager, server, got = None, None, []
+    manager, server = None, None
+    got: list[int] = []
     if delay is not None:
         server, got = receiver(delay)
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"

@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from _common import percentile
 
@@ -49,7 +50,7 @@ def bench_cleanup(alma: ALMA, count: int) -> tuple[float, float, int]:
     start = time.perf_counter()
     with alma.storage.transaction() as tx:
         for i in range(count):
-            meta = {"workflow_id": f"wf-{i % 100}", "agent": None, "parent_id": None, "meta": {}}
+            meta: dict[str, Any] = {"workflow_id": f"wf-{i % 100}", "agent": None, "parent_id": None, "meta": {}}
             tx.execute(PutRecord(Record(alma.project_id, f"wf/wf-{i % 100}/checkpoints", uuid.uuid4().hex, value,
                                         meta, created_at=old, updated_at=old)))  # fmt: skip
     insert_s = time.perf_counter() - start

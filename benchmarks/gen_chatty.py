@@ -177,9 +177,16 @@ def _turn_text(rng: random.Random, facts: list[str], friends: list[str]) -> str:
     if rng.random() < 0.5:
         parts.append(rng.choice(FRIEND_TALK).format(f=rng.choice(friends)))
     for _ in range(rng.randrange(3)):
-        parts.append(str(rng.choice(rng.choice(TOPICS)["filler"])))  # type: ignore[call-overload]
+        parts.append(_pick(rng, rng.choice(TOPICS), "filler"))
     rng.shuffle(parts)
     return " ".join(parts)
+
+
+def _pick(rng: random.Random, topic: dict[str, object], key: str) -> str:
+    """One of a topic's sentences under `key`."""
+    options = topic[key]
+    assert isinstance(options, list)
+    return str(rng.choice(options))
 
 
 def _event_question(rng: random.Random, topic: dict[str, object], speaker: str, x: str, who: str) -> Question:
@@ -212,15 +219,16 @@ def _conversation(seed: int) -> Conversation:
             for x in rng.sample(xs, rng.randrange(4, 7)):
                 who = rng.choice(friends)
                 says = topic["say"] if rng.random() < 0.7 else PLAIN_SAY  # the topic's words, or none
-                say = str(rng.choice(says)).format(x=x, who=who)  # type: ignore[call-overload]
+                assert isinstance(says, list)
+                say = str(rng.choice(says)).format(x=x, who=who)
                 plan.append((rng.randrange(20), s_i, [say], (topic, x, who)))
                 for _ in range(rng.randrange(2, 5)):  # the specifics again, without the event
                     side = rng.randrange(2)
                     echo = rng.choice(ECHO if side == 0 else ECHO_REPLY).format(x=x, who=rng.choice(friends))
                     plan.append((rng.randrange(20), s_i if side == 0 else 1 - s_i, [echo], None))
             for _ in range(5):  # same-topic turns without specifics, and the friend's replies
-                plan.append((rng.randrange(20), s_i, [str(rng.choice(topic["filler"]))], None))  # type: ignore[call-overload]
-                plan.append((rng.randrange(20), 1 - s_i, [str(rng.choice(topic["react"]))], None))  # type: ignore[call-overload]
+                plan.append((rng.randrange(20), s_i, [_pick(rng, topic, "filler")], None))
+                plan.append((rng.randrange(20), 1 - s_i, [_pick(rng, topic, "react")], None))
     for s in range(20):
         for _ in range(rng.randrange(4, 8)):
             plan.append((s, rng.randrange(2), [], None))  # small talk only

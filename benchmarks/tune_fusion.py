@@ -57,8 +57,8 @@ def record(data: str, embedder: str, store: Path) -> list[dict[str, Any]]:
             for q in questions:
                 alma.retrieve(q["q"], q["agent"], top_k=10, memory_types=["knowledge"], mode="hybrid")
                 hits, coverage, exact = calls.pop()
-                label = {i: m.metadata["label"] for i, m in hits.memories.items()}
-                out.append({**q, "hits": hits, "coverage": coverage, "exact": exact, "label": label})
+                labels = {i: m.metadata["label"] for i, m in hits.memories.items()}
+                out.append({**q, "hits": hits, "coverage": coverage, "exact": exact, "label": labels})
         finally:
             retrieval.fuse = original  # type: ignore[assignment]
     return out

@@ -1,9 +1,10 @@
 """`GraphIndex`: keeps a project's graph in step with its memories, and expands queries through it.
 
 ALMA calls it when a graph is configured: `index(memories)` after every write (extraction "sync", on a
-background thread "background", or "off"), `forget(memory_ids)` / `forget_user(user_id)` after deletes,
-and `expand(query, readers)` at retrieval. Every entity and edge carries the memory it came from, its
-agent and its user, so the graph obeys the memories' scopes: a query only walks the readers' graph.
+background thread "background": `_queue.ExtractionQueue`, `flush(timeout)`; or "off"), `forget(memory_ids)` /
+`forget_user(user_id)` after deletes (dropping queued memories: never waiting on the extractor), and
+`expand(query, readers)` at retrieval. Every entity and edge carries the memory it came from, its agent and
+its user, so the graph obeys the memories' scopes: a query only walks the readers' graph.
 
 expand: the query's entities (rule extraction, plus its words and word pairs as ids) are looked up;
 from them the walk goes `hops` steps along edges and along co-mentions (two entities named in one
@@ -14,12 +15,9 @@ scaled so the best memory scores 1.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import queue
 import re
-import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -28,12 +26,13 @@ from .._models import Memory
 from ._backend import create_graph_backend
 from ._extract import EntityExtractor
 from ._models import Entity, EntityQuery, GraphScope, RelationQuery, Relationship, entity_id, evolve
+from ._queue import FLUSH_TIMEOUT, ExtractionQueue
 from ._store import BackendGraphStore, replace_store
 
 __all__ = ["Extractor", "GraphIndex"]
 
-log = logging.getLogger("alma_core.graph")
 Mode = Literal["off", "sync", "background"]
+Extracted = tuple[list[Entity], list[Relationship]]
 _WORD = re.compile(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _STOP = frozenset(
     str.split(
@@ -88,9 +87,12 @@ class GraphIndex:
         self.store, self.mode, self.hops = store, mode, hops
         self.rules = EntityExtractor(entity_types)
         self.extractor: Extractor = extractor or self.rules
-        self.errors = 0  # background extractions that failed (logged)
-        self._queue: queue.Queue[list[Memory] | None] = queue.Queue()
-        self._worker: threading.Thread | None = None
+        self._queue: ExtractionQueue[Extracted] = ExtractionQueue(self._extract, self._write)
+
+    @property
+    def errors(self) -> int:
+        """Background extractions that failed (each logged)."""
+        return self._queue.errors
 
     # ---- writes -------------------------------------------------------------------------------------
 
@@ -99,66 +101,49 @@ class GraphIndex:
         if self.mode == "off" or not memories:
             return
         if self.mode == "sync":
-            self._index_now(list(memories))
-            return
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._run, name="alma-graph-index", daemon=True)
-            self._worker.start()
-        self._queue.put([m.model_copy() for m in memories])
+            self._write([self._extract(m) for m in memories])
+        else:
+            self._queue.put(memories)
 
-    def _index_now(self, memories: list[Memory]) -> None:
-        entities: list[Entity] = []
-        relationships: list[Relationship] = []
-        for memory in memories:
-            found, rels = self.extractor.extract(memory.text)
-            stamp: dict[str, Any] = {"project_id": memory.project_id, "agent": memory.agent,
-                                     "user_id": memory.user_id_value, "memory_ids": [memory.id]}  # fmt: skip
-            entities += [evolve(e, **stamp) for e in found]
-            relationships += [evolve(r, valid_from=memory.created_at, **stamp) for r in rels]
+    def _extract(self, memory: Memory) -> Extracted:
+        """One memory's entities and relationships, stamped with where they came from."""
+        found, rels = self.extractor.extract(memory.text)
+        stamp: dict[str, Any] = {"project_id": memory.project_id, "agent": memory.agent,
+                                 "user_id": memory.user_id_value, "memory_ids": [memory.id]}  # fmt: skip
+        return [evolve(e, **stamp) for e in found], [evolve(r, valid_from=memory.created_at, **stamp) for r in rels]
+
+    def _write(self, extracted: list[Extracted]) -> None:
+        entities = [e for found, _ in extracted for e in found]
+        relationships = [r for _, rels in extracted for r in rels]
         if entities or relationships:
             self.store.add(entities, relationships)
 
-    def _run(self) -> None:
-        """The background worker: whatever queued up meanwhile goes to the graph in one write."""
-        stop = False
-        while not stop:
-            batches = [self._queue.get()]
-            while len(batches) < 256:
-                try:
-                    batches.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = None in batches
-            memories = [m for batch in batches if batch is not None for m in batch]
-            try:
-                if memories:
-                    self._index_now(memories)
-            except Exception:  # a failed extraction never stops the worker; it is logged and counted
-                self.errors += 1
-                log.exception("graph extraction failed for %d memories", len(memories))
-            finally:
-                for _ in batches:
-                    self._queue.task_done()
+    def flush(self, timeout: float | None = FLUSH_TIMEOUT) -> None:
+        """Wait until every queued memory is in the graph (background mode). Raises `FlushTimeout` (naming
+        the pending memories, which stay queued) when extraction makes no progress for `timeout` seconds
+        (default 120; None waits for ever)."""
+        self._queue.flush(timeout)
 
-    def flush(self) -> None:
-        """Wait until every queued memory is in the graph (background mode)."""
-        if self._worker is not None and self._worker.is_alive():
-            self._queue.join()
+    def pending(self) -> list[str]:
+        """Ids of the memories the background worker has not put in the graph yet."""
+        return self._queue.pending()
 
     def forget(self, memory_ids: Iterable[str]) -> int:
-        """Remove what these memories taught the graph; returns how many entities and edges went."""
-        self.flush()
-        return self.store.delete_by_memory(memory_ids)
+        """Remove what these memories taught the graph; returns how many entities and edges went. Queued
+        ones are dropped, so this never waits on the extractor."""
+        doomed = set(memory_ids)
+        with self._queue.dropping(lambda m: m.id in doomed):
+            return self.store.delete_by_memory(doomed)
 
     def forget_user(self, user_id: str) -> int:
-        """Remove the entities and edges that belong to one user alone."""
-        self.flush()
-        return self.store.delete_by_user(user_id)
+        """Remove the entities and edges that belong to one user alone (and drop the user's queued memories)."""
+        with self._queue.dropping(lambda m: m.user_id_value == user_id):
+            return self.store.delete_by_user(user_id)
 
-    def close(self) -> None:
-        if self._worker is not None and self._worker.is_alive():
-            self._queue.put(None)
-            self._worker.join()
+    def close(self, timeout: float | None = FLUSH_TIMEOUT) -> None:
+        """Flush and stop the background worker, then close the graph store. On `FlushTimeout` the store
+        stays open, so the worker can still finish what it holds."""
+        self._queue.close(timeout)
         self.store.close()
 
     # ---- reads --------------------------------------------------------------------------------------

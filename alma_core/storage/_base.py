@@ -21,13 +21,14 @@ import json
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from .._candidates import Candidate
 from .._config import agent_key
 from .._models import Memory, MemoryType
 
@@ -39,9 +40,10 @@ __all__ = [
     "DeleteRecords",
     "FindMemories",
     "GetRecord",
+    "Linked",
+    "ListLinked",
     "ListNamespaces",
     "ListRecords",
-    "ListWithChildren",
     "MemoryFilter",
     "Op",
     "PutMemories",
@@ -54,6 +56,8 @@ __all__ = [
     "Storage",
     "StoreVersion",
     "Transaction",
+    "expand_linked",
+    "linked_spaces",
 ]
 
 SYSTEM_PROJECT = "__alma__"  # store-wide metadata (embedder name and dimension) lives here
@@ -184,7 +188,9 @@ class SearchMemories:
     Returns `SearchHits`: raw scores, best first, per type, and the candidate memories themselves
     (vectors loaded when `with_embeddings`). Fusion and ranking are the core's, never the backend's.
     `shared`: the caller only reads the candidates (it copies those it changes or returns), so the store
-    may hand out memories it keeps for later reads instead of building each one (SQLite does).
+    may hand out memories it keeps for later reads instead of building each one (SQLite does). `rows`:
+    the caller ranks `Candidate`s and builds only the memories it returns, so the store may answer with
+    `SearchHits.candidates` made from its rows (`Candidate.of_row`) instead of `SearchHits.memories`.
     """
 
     filter: MemoryFilter
@@ -194,6 +200,7 @@ class SearchMemories:
     user_types: tuple[MemoryType, ...] | None = None
     with_embeddings: bool = False
     shared: bool = False
+    rows: bool = False
 
 
 Hits = list[tuple[str, float]]
@@ -203,11 +210,13 @@ Hits = list[tuple[str, float]]
 class SearchHits:
     """What `SearchMemories` returns: per type, the dense and the lexical candidates `[(id, score)]`
     best first (cosine similarity; the backend's full-text score, higher is better), and every
-    candidate memory by id."""
+    candidate memory by id: as models in `memories`, or (when the search asked for `rows`) as
+    `Candidate`s in `candidates`, which the caller then reads instead."""
 
     dense: dict[MemoryType, Hits] = field(default_factory=dict)
     lexical: dict[MemoryType, Hits] = field(default_factory=dict)
     memories: dict[str, Memory] = field(default_factory=dict)
+    candidates: dict[str, Candidate] = field(default_factory=dict)
 
     def flat(self, kind: Literal["dense", "lexical"], k: int | None = None) -> Hits:
         """One list over every type, best first (ties by id), at most `k` long."""
@@ -287,13 +296,84 @@ class ListRecords:
 
 
 @dataclass(frozen=True, slots=True)
-class ListWithChildren:
-    """The records `records` lists and, with each, the live records of the namespace `children + its key`
-    (a LangGraph checkpoint and its pending writes), in one statement where the backend can. Returns
-    `[(record, [child, ...])]` in `records`' order, each record's children in key order."""
+class ListLinked:
+    """`records` and, in the same read, what each record found links to: one statement on a backend
+    with the "linked" capability (PostgreSQL, SQLite), where reading a record and then what it names would
+    cost a round trip per step. For a found record of namespace `ns` (which starts with `base`) and key
+    `key`, with `rest = ns[len(base):]`:
+
+    - its children: the live records of namespace `children + rest + "/" + key` (a checkpoint's writes);
+    - its references: the live records of namespace `refs + rest` whose keys its metadata names under
+      the path `refs_path`: a JSON list of keys, or an object whose values are keys (empty ones are
+      skipped), such as a checkpoint's channel blobs or the rows holding its channel values.
+
+    Returns `Linked`. A backend without the capability answers it from `ListRecords` (`expand_linked`).
+    """
 
     records: ListRecords
-    children: str
+    base: str
+    children: str | None = None
+    refs: str | None = None
+    refs_path: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Linked:
+    """What `ListLinked` returns: the records found, in `ListRecords` order; the children of each by
+    their namespace; the referenced records by (namespace, key)."""
+
+    records: list[Record] = field(default_factory=list)
+    children: dict[str, list[Record]] = field(default_factory=dict)
+    refs: dict[tuple[str, str], Record] = field(default_factory=dict)
+
+
+def linked_spaces(op: ListLinked, record: Record) -> tuple[str | None, str | None, list[str]]:
+    """A found record's children namespace, references namespace and referenced keys (see `ListLinked`)."""
+    if not record.namespace.startswith(op.base):
+        return None, None, []
+    rest = record.namespace[len(op.base) :]
+    children = None if op.children is None else f"{op.children}{rest}/{record.key}"
+    if op.refs is None:
+        return children, None, []
+    keys: Any = record.metadata
+    for part in op.refs_path:
+        keys = keys.get(part) if isinstance(keys, dict) else None
+    if isinstance(keys, dict):
+        keys = list(keys.values())
+    listed = [k for k in keys if isinstance(k, str) and k] if isinstance(keys, list) else []
+    return children, op.refs + rest, listed
+
+
+def expand_linked(op: ListLinked, chunk: int = 500) -> Generator[list[Any], list[Any], Linked]:
+    """`op` answered with `ListRecords` in two steps (a plan: yields ops, receives their results), for
+    backends without the "linked" capability. `chunk`: namespaces or keys per `ListRecords`."""
+    (records,) = yield [op.records]
+    out = Linked(list(records))
+    spaces: list[str] = []
+    wanted: dict[str, set[str]] = {}
+    for r in out.records:
+        children, refs, keys = linked_spaces(op, r)
+        if children is not None:
+            spaces.append(children)
+        if refs is not None and keys:
+            wanted.setdefault(refs, set()).update(keys)
+    pid = op.records.project_id
+    ops: list[Any] = [
+        ListRecords(pid, "", namespaces=tuple(spaces[i : i + chunk])) for i in range(0, len(spaces), chunk)
+    ]
+    n_children = len(ops)
+    for namespace, listed in wanted.items():
+        ordered = sorted(listed)
+        ops += [ListRecords(pid, namespace, keys=tuple(ordered[i : i + chunk])) for i in range(0, len(ordered), chunk)]
+    if not ops:
+        return out
+    results = yield ops
+    for found in results[:n_children]:
+        for r in found:
+            out.children.setdefault(r.namespace, []).append(r)
+    for found in results[n_children:]:
+        out.refs.update(((r.namespace, r.key), r) for r in found)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +438,7 @@ Op = (
     | PutRecords
     | GetRecord
     | ListRecords
-    | ListWithChildren
+    | ListLinked
     | DeleteRecords
     | ListNamespaces
     | SearchRecords

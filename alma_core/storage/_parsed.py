@@ -7,6 +7,10 @@ row whose text is unchanged is answered with the kept memory itself when the cal
 (`SearchMemories.shared`: the retriever copies the few it returns), else with a copy (`copy_memory`:
 nothing mutable shared); any other row is validated as before. A changed row never matches (its text
 differs), so nothing needs invalidating.
+
+A retrieve ranks `Candidate`s (`alma_core._candidates`): they are made from the row's columns and its JSON
+read as plain data (`candidate`), without validation, and kept the same way; only the few memories a
+retrieve returns are then validated (`Candidate.build`, once per kept candidate).
 """
 
 from __future__ import annotations
@@ -16,12 +20,29 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic_core import from_json
+
 from .._cache import copy_memory
+from .._candidates import Candidate
 from .._models import Memory, MemoryType, memory_class
 
-__all__ = ["ParsedMemories"]
+__all__ = ["ROW_COLUMNS", "ParsedMemories"]
 
 _MODELS: dict[str, Any] = {t.value: memory_class(t) for t in MemoryType}
+# The columns of a `memories` row that `candidate` reads, in its order.
+ROW_COLUMNS = "id, type, agent, text, user_id, category, confidence, updated_at, data"
+Row = tuple[str, str, str, str, "str | None", "str | None", float, float, str]
+
+
+def _candidate(row: Row) -> Candidate:
+    """The candidate of a row (`ROW_COLUMNS`); a row the plain reading does not cover is validated as a
+    model first (raises pydantic's ValidationError, a ValueError, or KeyError, when it is not a memory)."""
+    memory_id, mtype, agent, text, user_id, category, confidence, updated_at, data = row
+    try:
+        fields = from_json(data)
+        return Candidate.of_row(mtype, memory_id, agent, text, user_id, category, confidence, updated_at, fields, data)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return Candidate.of(_MODELS[mtype].model_validate_json(data))
 
 
 class ParsedMemories:
@@ -35,6 +56,7 @@ class ParsedMemories:
     def __init__(self, size: int = 8192) -> None:
         self.size = size
         self._items: OrderedDict[tuple[str, str], tuple[str, str, Memory, int | None]] = OrderedDict()
+        self._rows: OrderedDict[tuple[str, str], tuple[str, str, Candidate, int | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def parse(
@@ -77,6 +99,36 @@ class ParsedMemories:
                     out[memory_id] = hit[2]
         return out
 
+    def candidate(self, project_id: str, row: Row, generation: int | None = None) -> Candidate:
+        """The candidate of a stored row (`ROW_COLUMNS`), kept while the row's JSON is unchanged (shared:
+        never changed by callers). `generation`: as for `parse`. Raises ValueError or KeyError for a bad row."""
+        key, mtype, data = (project_id, row[0]), row[1], row[8]
+        with self._lock:
+            hit = self._rows.get(key)
+            if hit is not None and hit[1] == data and hit[0] == mtype:
+                self._rows[key] = (mtype, data, hit[2], generation)
+                self._rows.move_to_end(key)
+                return hit[2]
+        candidate = _candidate(row)
+        if self.size > 0:
+            with self._lock:
+                self._rows[key] = (mtype, data, candidate, generation)
+                if len(self._rows) > self.size:
+                    self._rows.popitem(last=False)
+        return candidate
+
+    def current_candidates(self, project_id: str, ids: Iterable[str], generation: int) -> dict[str, Candidate]:
+        """The kept candidates among `ids` read at `generation` (see `current`)."""
+        out: dict[str, Candidate] = {}
+        with self._lock:
+            rows = self._rows
+            for memory_id in ids:
+                hit = rows.get((project_id, memory_id))
+                if hit is not None and hit[3] == generation:
+                    out[memory_id] = hit[2]
+        return out
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._rows.clear()

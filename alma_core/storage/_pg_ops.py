@@ -24,9 +24,10 @@ from ._base import (
     DeleteRecords,
     FindMemories,
     GetRecord,
+    Linked,
+    ListLinked,
     ListNamespaces,
     ListRecords,
-    ListWithChildren,
     MemoryFilter,
     Op,
     PutMemories,
@@ -42,7 +43,7 @@ from ._base import (
 from ._lexical import choose_terms
 from ._record_search import search_in_python
 
-Fetch = Literal["all", "one", "none", "many"]
+Fetch = Literal["all", "one", "none", "many", "binary"]  # "binary": all rows, sent in binary (bytea unescaped)
 Step = tuple[str, Any, Fetch]
 Steps = Generator[Step, Any, Any]
 
@@ -234,6 +235,44 @@ def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str],
     if prefix:
         return ["project_id = %s", "namespace >= %s", "namespace < %s"], [project_id, namespace, namespace + _MAX_CHAR]
     return ["project_id = %s", "namespace = %s"], [project_id, namespace]
+
+
+def list_sql(op: ListRecords, numbered: bool = False) -> tuple[str, list[Any]] | None:
+    """The SELECT of a `ListRecords` and its parameters (None: it matches nothing). `numbered`: each row
+    first gets its place in the order (`n`)."""
+    if op.namespaces is not None:
+        if not op.namespaces:
+            return None
+        clauses = ["project_id = %s", "namespace = ANY(%s)"]
+        args: list[Any] = [op.project_id, list(op.namespaces)]
+    else:
+        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+    clauses.append("(expires_at IS NULL OR expires_at > %s)")
+    args.append(time.time())
+    for column, bound in (("seq", op.before_seq), ("key", op.before_key), ("updated_at", op.updated_before)):
+        if bound is not None:
+            clauses.append(f"{column} < %s")
+            args.append(bound)
+    if op.keys is not None:
+        if not op.keys:
+            return None
+        clauses.append("key = ANY(%s)")
+        args.append(list(op.keys))
+    for key, value in (op.where or {}).items():
+        clauses.append("metadata -> %s = %s::jsonb")
+        args.extend([str(key), json.dumps(value, default=str)])
+    order = "DESC" if op.descending else "ASC"
+    by = "key" if op.order_by == "key" else "seq"
+    order_by = f"{by} {order}, namespace {order}, key {order}"
+    columns = _RECORD_COLUMNS.format(value="value" if op.with_values else "NULL::bytea AS value")
+    if numbered:
+        columns = f"row_number() OVER (ORDER BY {order_by}) AS n, {columns}"
+    sql = f"SELECT {columns} FROM alma_records WHERE {' AND '.join(clauses)} ORDER BY {order_by} LIMIT %s OFFSET %s"
+    return sql, [*args, op.limit, op.offset]
+
+
+def _first(pair: tuple[int, Record]) -> int:
+    return pair[0]
 
 
 def dense_step(f: MemoryFilter, vector: np.ndarray, k: int) -> Step:
@@ -481,51 +520,58 @@ class OpSteps:
         return search_in_python(records, vectors, op)
 
     def list_records(self, op: ListRecords) -> Steps:
-        if op.namespaces is not None:
-            if not op.namespaces:
-                return []
-            clauses = ["project_id = %s", "namespace = ANY(%s)"]
-            args: list[Any] = [op.project_id, list(op.namespaces)]
-        else:
-            clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
-        clauses.append("(expires_at IS NULL OR expires_at > %s)")
-        args.append(time.time())
-        for column, bound in (("seq", op.before_seq), ("key", op.before_key), ("updated_at", op.updated_before)):
-            if bound is not None:
-                clauses.append(f"{column} < %s")
-                args.append(bound)
-        if op.keys is not None:
-            if not op.keys:
-                return []
-            clauses.append("key = ANY(%s)")
-            args.append(list(op.keys))
-        for key, value in (op.where or {}).items():
-            clauses.append("metadata -> %s = %s::jsonb")
-            args.extend([str(key), json.dumps(value, default=str)])
-        order = "DESC" if op.descending else "ASC"
-        by = "key" if op.order_by == "key" else "seq"
-        columns = _RECORD_COLUMNS.format(value="value" if op.with_values else "NULL::bytea")
-        rows = yield (
-            f"SELECT {columns} FROM alma_records WHERE {' AND '.join(clauses)} "
-            f"ORDER BY {by} {order}, namespace {order}, key {order} LIMIT %s OFFSET %s",
-            [*args, op.limit, op.offset],
-            "all",
-        )
+        query = list_sql(op)
+        if query is None:
+            return []
+        rows = yield (query[0], query[1], "binary" if op.with_values else "all")
         return [_record(row) for row in rows]
 
-    def list_with_children(self, op: ListWithChildren) -> Steps:
-        """Correct, not yet one statement: the listing, then every listed record's children at once."""
-        parents = yield from self.list_records(op.records)
-        if not parents:
-            return []
-        spaces = tuple(op.children + r.key for r in parents)
-        kids = yield from self.list_records(
-            ListRecords(op.records.project_id, "", namespaces=spaces, order_by="key", descending=False)
-        )
-        by_ns: dict[str, list[Record]] = {}
-        for c in kids:
-            by_ns.setdefault(c.namespace, []).append(c)
-        return [(r, by_ns.get(op.children + r.key, [])) for r in parents]
+    def list_linked(self, op: ListLinked) -> Steps:
+        """The records and what they link to in one statement: the found rows (numbered, so their order
+        survives), then their children and their references joined to them (see `ListLinked`)."""
+        query = list_sql(op.records, numbered=True)
+        if query is None:
+            return Linked()
+        head, args = query
+        cut, now = len(op.base) + 1, time.time()
+        live = "(r.expires_at IS NULL OR r.expires_at > %s)"
+        cols = "r." + ", r.".join(_RECORD_COLUMNS.format(value="value").split(", "))
+        parts = [f"SELECT 0 AS part, h.n, {_RECORD_COLUMNS.format(value='value')} FROM h"]
+        params: list[Any] = []
+        if op.children is not None:
+            parts.append(
+                f"""SELECT 1, 0, {cols} FROM h JOIN alma_records r ON r.project_id = h.project_id
+                    AND r.namespace = %s || substr(h.namespace, %s) || '/' || h.key
+                    WHERE left(h.namespace, %s) = %s AND {live}"""
+            )
+            params += [op.children, cut, len(op.base), op.base, now]
+        if op.refs is not None:
+            path = list(op.refs_path)
+            parts.append(
+                f"""SELECT 2, 0, {cols} FROM (
+                        SELECT DISTINCT h.project_id, %s || substr(h.namespace, %s) AS ns, k.key
+                        FROM h, LATERAL (SELECT h.metadata #> %s AS v) m,
+                            jsonb_array_elements(CASE jsonb_typeof(m.v) WHEN 'array' THEN m.v
+                                WHEN 'object' THEN jsonb_path_query_array(m.v, '$.*') ELSE '[]' END) AS e(v),
+                            LATERAL (SELECT e.v #>> '{{}}' AS key) k
+                        WHERE left(h.namespace, %s) = %s AND jsonb_typeof(e.v) = 'string' AND k.key <> '') x
+                    JOIN alma_records r ON r.project_id = x.project_id AND r.namespace = x.ns AND r.key = x.key
+                    WHERE {live}"""
+            )
+            params += [op.refs, cut, path, len(op.base), op.base, now]
+        rows = yield (f"WITH h AS MATERIALIZED ({head}) {' UNION ALL '.join(parts)}", [*args, *params], "binary")
+        out = Linked()
+        heads: list[tuple[int, Record]] = []
+        for row in rows:
+            part, n, record = row[0], row[1], _record(row[2:])
+            if part == 0:
+                heads.append((n, record))
+            elif part == 1:
+                out.children.setdefault(record.namespace, []).append(record)
+            else:
+                out.refs[(record.namespace, record.key)] = record
+        out.records = [r for _, r in sorted(heads, key=_first)]
+        return out
 
     def delete_records(self, op: DeleteRecords) -> Steps:
         clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
@@ -570,7 +616,7 @@ _HANDLERS: dict[type, Any] = {
     PutRecords: OpSteps.put_records,
     GetRecord: OpSteps.get_record,
     ListRecords: OpSteps.list_records,
-    ListWithChildren: OpSteps.list_with_children,
+    ListLinked: OpSteps.list_linked,
     SearchRecords: OpSteps.search_records,
     DeleteRecords: OpSteps.delete_records,
     ListNamespaces: OpSteps.list_namespaces,

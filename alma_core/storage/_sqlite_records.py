@@ -1,7 +1,8 @@
-"""Record reads on SQLite: listings as SQL (with their children, `ListWithChildren`) and `SearchRecords`,
-whose filter runs in SQL and whose vectors come from a per-prefix matrix cache.
+"""The record space on SQLite (`RecordOps`); `SearchRecords`' filter runs in SQL, its vectors come from a
+per-prefix matrix cache.
 
-The cache of a (project, items prefix, vectors prefix) holds the items' unit vectors by item rowid.
+The cache of a (project, items prefix, vectors prefix) holds the items' unit vectors by item rowid
+(`_record_vectors`: float32, or int8 codes for large prefixes whose candidates are rescored exactly).
 It is valid while both prefixes' `(count, sum of seq)` are unchanged: every put gives a record a seq
 greater than any before in its namespace and every delete lowers the count, so any change moves the
 pair (read from the `records_seq` index, without touching the rows). While nothing was committed at
@@ -14,37 +15,37 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
-from .._blas import single_blas_thread
-from ._base import ListRecords, ListWithChildren, Record, SearchRecords
+from ._base import (
+    DeleteRecords,
+    GetRecord,
+    Linked,
+    ListLinked,
+    ListNamespaces,
+    ListRecords,
+    PutRecord,
+    PutRecords,
+    Record,
+    SearchRecords,
+    StoreVersion,
+)
 from ._record_search import filter_sql
+from ._record_vectors import RecordVectors, load_record_vectors
+from ._sqlite_linked import list_linked, list_sql, ns_where
+from ._sqlite_schema import INSERT_UNSEQUENCED, INSERT_UNSEQUENCED_IF_ABSENT, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT
+from ._sqlite_tx import TxState
+from ._vectors import QUANT_MARGIN
 
-__all__ = ["RecordVectors", "distinct_namespaces", "list_sql", "list_with_children", "ns_where", "search_records"]
+__all__ = ["RecordOps", "RecordVectors", "distinct_namespaces", "search_records"]
 
 _MAX_CHAR = "\U0010ffff"
 _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
 _RANGE = "project_id = ? AND namespace >= ? AND namespace < ?"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _MAX_CACHED = 16  # prefixes
-
-
-@dataclass
-class RecordVectors:
-    """One prefix's items by rowid (sorted): expiry (inf: never), whether each has a vector, and the
-    unit vectors (zero rows for items without one)."""
-
-    fingerprint: tuple[float, ...]
-    rowids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    expires: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    has: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    unchanged: tuple[int, int] = (-1, -1)  # (data_version, this connection's writes) when last checked
 
 
 def search_records(
@@ -65,11 +66,32 @@ def search_records(
     at = np.flatnonzero(items.expires > now)  # every live item, without reading a row
     if not len(at):
         return []
-    scores = _scores(items, at, op.vector)
+    scores = items.scores(at, op.vector)
     end = op.offset + op.limit
-    top = np.argpartition(-scores, end - 1)[:end] if end < len(scores) else np.arange(len(scores))
-    top = top[np.lexsort((-at[top], -scores[top]))][op.offset : end]  # best first, then newest row
+    want = end + QUANT_MARGIN if items.approximate else end
+    top = _ranked(conn, items, at, scores, _best(scores, at, want), op.vector)[op.offset : end]
     return _page(conn, items, at, scores, top.tolist())
+
+
+def _best(scores: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` best by score, then newest row (ties at the cut keep the newest), unordered."""
+    if n >= len(scores):
+        return np.arange(len(scores))
+    cut = scores[np.argpartition(-scores, n - 1)[n - 1]]
+    better = np.flatnonzero(scores > cut)
+    tied = np.flatnonzero(scores == cut)
+    return np.concatenate([better, tied[np.argsort(-at[tied], kind="stable")][: n - len(better)]])
+
+
+def _ranked(
+    conn: sqlite3.Connection, items: RecordVectors, at: np.ndarray, scores: np.ndarray, pool: np.ndarray, vector: Any
+) -> np.ndarray:
+    """`pool` (indices into `at`) best first, then newest row; int8 estimates in `scores` are first
+    replaced by the exact cosines of the pool's items (see `_record_vectors`)."""
+    if items.approximate:
+        scored = pool[np.isfinite(scores[pool])]
+        scores[scored] = items.rescore(conn, at[scored], vector)
+    return pool[np.lexsort((-at[pool], -scores[pool]))]
 
 
 def _page(
@@ -135,15 +157,17 @@ def _ranked_filtered(
 ) -> list[tuple[Record, float | None]]:
     """The page of live items matching the filter, by similarity (then newest row; unscored last). The
     filter is checked in SQL on the best-ranked rows first, in growing batches, so a page is found
-    without reading every row; a selective filter (few matches among the first rows) runs on all."""
+    without reading every row; a selective filter (few matches among the first rows) runs on all. With
+    int8 estimates, `QUANT_MARGIN` more matches are found and rescored exactly."""
     assert op.vector is not None
     at = np.flatnonzero(items.expires > now)
-    scores = _scores(items, at, op.vector)
+    scores = items.scores(at, op.vector)
     order = np.lexsort((-at, -scores)).tolist()  # indices into `at`: the ranking of every live item
     rowids = items.rowids[at].tolist()
     end, start, size = op.offset + op.limit, 0, max(64, 4 * (op.offset + op.limit))
+    want = end + QUANT_MARGIN if items.approximate else end
     matched: list[int] = []
-    while start < len(order) and len(matched) < end:
+    while start < len(order) and len(matched) < want:
         if start >= _CHECK_FIRST:  # the rest at once: the filter's rows, found by rowid
             keep = set(itertools.chain.from_iterable(conn.execute(f"SELECT rowid FROM records WHERE {clause}", args)))
             matched.extend(i for i in order[start:] if rowids[i] in keep)
@@ -155,19 +179,9 @@ def _ranked_filtered(
         )))  # fmt: skip
         matched.extend(i for i in chunk if rowids[i] in keep)
         start, size = start + size, size * 2
+    if items.approximate:
+        matched = _ranked(conn, items, at, scores, np.array(matched[:want], dtype=np.int64), op.vector).tolist()
     return _page(conn, items, at, scores, matched[op.offset : end])
-
-
-def _scores(items: RecordVectors, at: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """Cosine similarity of the items at positions `at` to `vector` (-inf: no vector of that size)."""
-    scores = np.full(len(at), -np.inf, dtype=np.float32)
-    scored = items.has[at] & (items.matrix.shape[1] == len(vector))
-    if scored.any():
-        query = np.asarray(vector, dtype=np.float32)
-        with single_blas_thread():  # memory-bound: see `_vectors`
-            every = items.matrix @ (query / (float(np.linalg.norm(query)) or 1.0))
-        scores[scored] = every[at[scored]]
-    return scores
 
 
 def _items(
@@ -194,25 +208,14 @@ def _items(
     if cached is not None and cached.fingerprint == fingerprint:
         cached.unchanged = (version, -1 if writes is None else writes)
         return cached
-    rows = conn.execute(
-        """SELECT r.rowid, r.expires_at, v.value FROM records AS r LEFT JOIN records AS v
-               ON v.project_id = r.project_id AND v.namespace = ? || substr(r.namespace, ?) AND v.key = r.key
-            WHERE r.project_id = ? AND r.namespace >= ? AND r.namespace < ? ORDER BY r.rowid""",
-        [prefix, len(items) + 1, project_id, items, items + _MAX_CHAR],
-    ).fetchall()
-    dim = next((len(row[2]) // 4 for row in rows if row[2]), 0)
-    has = np.array([row[2] is not None and len(row[2]) == dim * 4 for row in rows], dtype=bool)
-    zero = bytes(dim * 4)
-    blob = b"".join(row[2] if ok else zero for row, ok in zip(rows, has, strict=True))
-    matrix = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dim).copy()
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    matrix /= np.where(norms == 0, 1.0, norms)
-    expires = np.array([np.inf if row[1] is None else row[1] for row in rows], dtype=np.float64)
+    cache.pop(key, None)  # the stale copy goes before the load: never two in memory
+    del cached
+    loaded = load_record_vectors(conn, [project_id, items, items + _MAX_CHAR], prefix, int(fingerprint[0]), fingerprint)
+    loaded.unchanged = (version, -1 if writes is None else writes)
     if len(cache) >= _MAX_CACHED:
         cache.pop(next(iter(cache)))
-    rowids = np.array([row[0] for row in rows], dtype=np.int64)
-    cache[key] = RecordVectors(fingerprint, rowids, expires, has, matrix, (version, -1 if writes is None else writes))
-    return cache[key]
+    cache[key] = loaded
+    return loaded
 
 
 def _fetch(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, Record]:
@@ -227,98 +230,101 @@ def _record(row: tuple[Any, ...]) -> Record:
     return Record(project_id, namespace, key, value, json.loads(metadata), seq, created, updated, expires)
 
 
-_RECORD_ORDER = {"seq": "seq", "key": "key"}
-_CHILD_COLUMNS = "c.project_id, c.namespace, c.key, c.value, c.metadata, c.seq, c.created_at, c.updated_at, " + (
-    "c.expires_at"
-)
+class RecordOps(TxState):
+    """The record space's operations (`PutRecord` ... `ListNamespaces`, and `StoreVersion`)."""
 
+    def put_record(self, op: PutRecord) -> Record:
+        r, now = op.record, time.time()
+        if op.if_absent and (kept := self.get_record(GetRecord(r.project_id, r.namespace, r.key))) is not None:
+            return kept  # write-once: the write transaction is serialized, so read-then-insert is atomic
+        # one statement: seq = 1 + the namespace's highest seq, live or deleted (see `delete_records`)
+        created = r.created_at or now
+        seq, created = self.conn.execute(
+            """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at,
+                   updated_at, expires_at)
+               SELECT ?1, ?2, ?3, 1 + MAX(
+                   COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
+                   COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
+                   ?4, ?5, ?6, ?7, ?8 WHERE true
+               ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq,
+                   value=excluded.value, metadata=excluded.metadata, updated_at=excluded.updated_at,
+                   expires_at=excluded.expires_at
+               RETURNING seq, created_at""",
+            (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
+             created, r.updated_at or now, r.expires_at),
+        ).fetchone()  # fmt: skip
+        return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created, r.updated_at or now,
+                      r.expires_at)  # fmt: skip
 
-def _key_of(record: Record) -> str:
-    return record.key
-
-
-def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
-    """`ListRecords` as SQL: (statement, arguments, the `where` entries checked in Python after it);
-    None when it matches nothing."""
-    if op.namespaces is not None:
-        if not op.namespaces:
-            return None
-        clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
-        args: list[Any] = [op.project_id, *op.namespaces]
-    else:
-        clauses, args = ns_where(op.project_id, op.namespace, op.prefix)
-    clauses.append("(expires_at IS NULL OR expires_at > ?)")
-    args.append(time.time())
-    if op.before_seq is not None:
-        clauses.append("seq < ?")
-        args.append(op.before_seq)
-    if op.before_key is not None:
-        clauses.append("key < ?")
-        args.append(op.before_key)
-    if op.updated_before is not None:
-        clauses.append("updated_at < ?")
-        args.append(op.updated_before)
-    if op.keys is not None:
-        if not op.keys:
-            return None
-        clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
-        args.extend(op.keys)
-    post_filter: dict[str, Any] = {}
-    for key, value in (op.where or {}).items():
-        if value is None or isinstance(value, (str, int, float, bool)):
-            path = '$."' + str(key).replace('"', '""') + '"'
-            if value is None:
-                clauses.append("json_type(metadata, ?) = 'null'")
-                args.append(path)
-            else:
-                clauses.append("json_extract(metadata, ?) = ?")
-                args.extend([path, value])
+    def put_records(self, op: PutRecords) -> None:
+        """One `executemany` of one cached statement; nothing read back (see `PutRecords`)."""
+        now = time.time()
+        rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
+                 r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
+        if op.sequenced:
+            self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
         else:
-            post_filter[key] = value
-    order = "DESC" if op.descending else "ASC"
-    value_col = "value" if op.with_values else "NULL"
-    sql = (
-        f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
-        f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_RECORD_ORDER[op.order_by]} {order}"
-    )
-    if not post_filter:
-        sql += " LIMIT ? OFFSET ?"
-        args.extend([-1 if op.limit is None else op.limit, op.offset])
-    return sql, args, post_filter
+            self.conn.executemany(INSERT_UNSEQUENCED_IF_ABSENT if op.if_absent else INSERT_UNSEQUENCED, rows)
+
+    def get_record(self, op: GetRecord) -> Record | None:
+        row = self.conn.execute(
+            "SELECT project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at "
+            "FROM records WHERE project_id = ? AND namespace = ? AND key = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (op.project_id, op.namespace, op.key, time.time()),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def list_records(self, op: ListRecords) -> list[Record]:
+        listing = list_sql(op)
+        if listing is None:
+            return []
+        sql, args, post_filter = listing
+        records = [_record(row) for row in self.conn.execute(sql, args)]
+        if post_filter:
+            records = [r for r in records if all(r.metadata.get(k) == v for k, v in post_filter.items())]
+            end = None if op.limit is None else op.offset + op.limit
+            records = records[op.offset : end]
+        return records
+
+    def delete_records(self, op: DeleteRecords) -> int:
+        clauses, args = ns_where(op.project_id, op.namespace, op.prefix)
+        if op.keys is not None:
+            if not op.keys:
+                return 0
+            clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
+            args.extend(op.keys)
+        where = " AND ".join(clauses)
+        # keep each namespace's highest seq, so a later put never reuses the seq of a deleted record
+        self.conn.execute(
+            f"""INSERT INTO record_seq (project_id, namespace, seq)
+                SELECT project_id, namespace, MAX(seq) FROM records WHERE {where} GROUP BY project_id, namespace
+                ON CONFLICT (project_id, namespace) DO UPDATE SET seq = MAX(seq, excluded.seq)""",
+            args,
+        )
+        cur = self.conn.execute(f"DELETE FROM records WHERE {where}", args)
+        return cur.rowcount
+
+    def search_records(self, op: SearchRecords) -> list[tuple[Record, float | None]]:
+        writes = None if self.write else self.store._doc_counts.writes
+        return search_records(self.conn, self.store._record_vectors, op, writes)
+
+    def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(data_version, this store's committed write transactions): the first moves when another
+        connection commits, the second when this one does (at this transaction's commit: + 1; a read
+        transaction: the same twice). None on a connection passed in: SQL run on it outside the store's
+        transactions would not be seen."""
+        if not self.store._owns_conn:
+            return None
+        (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
+        writes = self.store._doc_counts.writes
+        return (changes, writes), (changes, writes + 1 if self.write else writes)
+
+    def list_linked(self, op: ListLinked) -> Linked:
+        return list_linked(self.conn, op, self.list_records)
+
+    def list_namespaces(self, op: ListNamespaces) -> list[str]:
+        return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
 
 
-def list_with_children(
-    conn: sqlite3.Connection, op: ListWithChildren, list_records: Callable[[ListRecords], list[Record]]
-) -> list[tuple[Record, list[Record]]]:
-    """One statement: the listing as a subquery, its rows' children joined to it (tagged, in order)."""
-    listing = list_sql(op.records)
-    if listing is None:
-        return []
-    sql, args, post_filter = listing
-    if post_filter:  # (the listing is cut in Python: its children in a second statement)
-        parents = list_records(op.records)
-        spaces = tuple(op.children + r.key for r in parents)
-        kids = list_records(ListRecords(op.records.project_id, "", namespaces=spaces)) if spaces else []
-        by_ns: dict[str, list[Record]] = {}
-        for c in sorted(kids, key=_key_of):
-            by_ns.setdefault(c.namespace, []).append(c)
-        return [(r, by_ns.get(op.children + r.key, [])) for r in parents]
-    rows = conn.execute(
-        f"""WITH p AS ({sql}) SELECT 0, p.* FROM p UNION ALL
-            SELECT 1, {_CHILD_COLUMNS} FROM p JOIN records AS c ON c.project_id = p.project_id
-              AND c.namespace = ? || p.key AND (c.expires_at IS NULL OR c.expires_at > ?)""",
-        [*args, op.children, time.time()],
-    ).fetchall()
-    column = 3 if op.records.order_by == "key" else 6  # (tag, project_id, namespace, key, value, metadata, seq)
-    heads = sorted((row for row in rows if row[0] == 0), key=itemgetter(column), reverse=op.records.descending)
-    found: list[tuple[Record, list[Record]]] = [(_record(row[1:]), []) for row in heads]
-    at = {op.children + r.key: kids for r, kids in found}
-    for row in sorted((row for row in rows if row[0] == 1), key=itemgetter(3)):
-        at[row[2]].append(_record(row[1:]))
-    return found
-
-
-def ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
-    if prefix:
-        return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + _MAX_CHAR]
-    return ["project_id = ?", "namespace = ?"], [project_id, namespace]
+_json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record

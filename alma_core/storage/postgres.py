@@ -23,7 +23,19 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import MissingDependency, StorageError
-from ._base import WRITE_OPS, BaseStorage, Op, PutRecord, PutRecords
+from ._base import (
+    WRITE_OPS,
+    BaseStorage,
+    CountMemories,
+    FindMemories,
+    GetRecord,
+    ListLinked,
+    ListNamespaces,
+    ListRecords,
+    Op,
+    PutRecord,
+    PutRecords,
+)
 from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps, TermStats
 
 if TYPE_CHECKING:
@@ -58,8 +70,8 @@ def _run(cur: Any, step: Step) -> Any:
     if fetch == "many":
         cur.executemany(sql, params)
         return None
-    cur.execute(sql, params)
-    if fetch == "all":
+    cur.execute(sql, params, binary=fetch == "binary")
+    if fetch in ("all", "binary"):
         return cur.fetchall()
     if fetch == "one":
         return cur.fetchone()
@@ -71,8 +83,8 @@ async def _arun(cur: Any, step: Step) -> Any:
     if fetch == "many":
         await cur.executemany(sql, params)
         return None
-    await cur.execute(sql, params)
-    if fetch == "all":
+    await cur.execute(sql, params, binary=fetch == "binary")
+    if fetch in ("all", "binary"):
         return await cur.fetchall()
     if fetch == "one":
         return await cur.fetchone()
@@ -128,6 +140,15 @@ def _blind_puts(ops: Sequence[Op]) -> bool:
     )
 
 
+# Reads that are one statement: alone in a batch, they run in autocommit (a statement is its own
+# snapshot), without the BEGIN and COMMIT round trips of a transaction.
+_ONE_STATEMENT_READS = frozenset({GetRecord, ListRecords, ListLinked, ListNamespaces, CountMemories, FindMemories})
+
+
+def _one_statement_read(ops: Sequence[Op]) -> bool:
+    return len(ops) == 1 and type(ops[0]) in _ONE_STATEMENT_READS
+
+
 def _finish(conn: psycopg.Connection[Any], steps: Steps, result: Any) -> Any:
     """Drive an op's remaining steps after its pipelined first one."""
     try:
@@ -162,7 +183,7 @@ class PostgresStorage(BaseStorage):
     """
 
     name = "postgres"
-    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess", "async"})
+    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess", "async", "linked"})
 
     def __init__(
         self,
@@ -430,15 +451,50 @@ class PostgresStorage(BaseStorage):
         """Run `ops` in one transaction on an async connection (no worker thread)."""
         if _blind_puts(ops):
             return await self._aput_unlocked(ops)
+        if _one_statement_read(ops):
+            return [await self._aread_one(ops[0])]
         write = any(isinstance(op, WRITE_OPS) for op in ops)
         async with self.atransaction(write=write) as tx:
             return [await tx.execute(op) for op in ops]
 
     def batch(self, ops: Sequence[Op]) -> list[Any]:
-        """Run `ops` in one transaction; record writes to one namespace skip the exclusive lock."""
-        if _blind_puts(ops) and getattr(self._local, "tx", None) is None:
-            return self._put_unlocked(ops)
+        """Run `ops` in one transaction; record writes to one namespace skip the exclusive lock, and a
+        read of one statement runs alone in autocommit."""
+        if getattr(self._local, "tx", None) is None:
+            if _blind_puts(ops):
+                return self._put_unlocked(ops)
+            if _one_statement_read(ops):
+                return [self._read_one(ops[0])]
         return super().batch(ops)
+
+    def _read_one(self, op: Op) -> Any:
+        psycopg = _import_psycopg()
+        for attempt in range(2):  # a read: once more on a fresh connection when the first one broke
+            try:
+                with self._autocommit() as conn:
+                    return _Tx(conn, self._new_ops(False)).execute(op)
+            except StorageError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, psycopg.Error):
+                    self._recover(cause)
+                if attempt or not isinstance(cause, psycopg.OperationalError):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _aread_one(self, op: Op) -> Any:
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        try:
+            pool = await self._apool()
+            async with pool.connection() as conn:
+                await conn.set_autocommit(True)
+                try:
+                    return await _ATx(conn, self._new_ops(False)).execute(op)
+                finally:
+                    await conn.set_autocommit(False)
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error in {type(op).__name__}: {exc}") from exc
 
     # Blind record writes (a batch of PutRecord to one namespace, or one PutRecords: a checkpoint, a
     # task's writes) read nothing, so they need not queue behind the exclusive write lock. Each statement

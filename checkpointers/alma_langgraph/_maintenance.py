@@ -23,7 +23,7 @@ from ._layout import (
     thread_prefix,
     writes_ns,
 )
-from ._rows import ROWS, handed_over, handover_plan, kept_of
+from ._rows import ROWS, handed_over, handover_plan, kept_of, pointers
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -91,8 +91,9 @@ def collect_plan(saver: AlmaSaver, spaces: set[tuple[str, str]]) -> Plan[None]:
                 cp = saver._load(info["type"], r)
                 needed.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
             elif info.get("v") == ROWS:  # a blob record, or what a row that is gone handed over
-                needed.update(handed_over(k, row) for k, row in (info.get("at") or {}).items() if row not in rows)
-                chains.update((c, row) for c, ids in (info.get("ch") or {}).items() for row in ids if row not in rows)
+                at, ch = pointers(info)
+                needed.update(k if not row else handed_over(k, row) for k, row in at.items() if row not in rows)
+                chains.update((c, row) for c, ids in ch.items() for row in ids if row not in rows)
         for b in blobs:
             if b.key in needed and "d" in b.metadata and "@" not in b.key:
                 channel = b.key.split("/", 1)[0]

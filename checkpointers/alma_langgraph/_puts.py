@@ -34,7 +34,7 @@ from ._channels import Held
 from ._crypto import location
 from ._guards import guarded_put, needs_guard
 from ._layout import META, Plan, blob_key, blobs_ns, checkpoint_ns, escape, writes_ns
-from ._rows import ROWS, pack_row
+from ._rows import ROWS, pack_row, pointing
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -108,10 +108,7 @@ def prepare_put(
     type_, blob = pack_row(saver, {**checkpoint, "channel_values": inline}, entries, aad)
     meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
     meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": ROWS}
-    if at:
-        meta[META]["at"] = at
-    if chains:
-        meta[META]["ch"] = chains
+    meta[META].update(pointing(at, chains))
     ops: list[Op] = [PutRecords((Record(project_id, cp_ns, checkpoint_id, blob, meta),), sequenced=False)]
     ops.extend(saver.retention.on_put(config, thread_id))
     saved: RunnableConfig = {

@@ -17,7 +17,7 @@ from alma_core.storage import ListRecords, Op, Record
 
 from ._channels import Entry, Held
 from ._layout import BLOBS, FORMAT, META, Plan, blob_key, blobs_ns
-from ._rows import ROWS, handed_over, unpack_row
+from ._rows import ROWS, handed_over, pointers, unpack_row
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -62,7 +62,7 @@ def open_record(saver: AlmaSaver, record: Record) -> Opened:
     version = int(info.get("v") or 1)
     if version == ROWS:
         checkpoint, entries = unpack_row(saver, record)
-        return Opened(record, checkpoint, ROWS, namespace, entries, info.get("at") or {}, info.get("ch") or {})
+        return Opened(record, checkpoint, ROWS, namespace, entries, *pointers(info))
     return Opened(record, saver._load(info["type"], record), version, namespace)
 
 
@@ -88,6 +88,13 @@ class _Pool:
         self.rows.add((record.namespace, record.key))
         for key, entry in entries.items():
             self.entries[(blobs, record.key, key)] = entry
+
+    def add(self, saver: AlmaSaver, r: Record) -> None:
+        """A fetched blob record, or a checkpoint row's entries."""
+        if r.namespace.startswith(BLOBS):
+            self.entries[(r.namespace, "", r.key)] = saver.channels.entry(r)
+        elif (info := r.metadata.get(META, {})).get("v") == ROWS and (r.namespace, r.key) not in self.rows:
+            self.add_row(r, blobs_ns(info["thread_id"], info["ns"]), unpack_row(saver, r, checkpoint=False)[1])
 
     def lookup(self, opened: Opened) -> Any:
         own, at, parts = opened.record.key, opened.at, opened.parts
@@ -126,13 +133,23 @@ class _Pool:
 
 
 def load_plan(
-    saver: AlmaSaver, records: Sequence[Record], extra: Sequence[Op] = ()
+    saver: AlmaSaver,
+    records: Sequence[Record],
+    extra: Sequence[Op] = (),
+    have: Mapping[tuple[str, str], Record] | None = None,
 ) -> Plan[tuple[list[Any], list[Any]]]:
-    """The checkpoints of `records` with their channel values; `extra` ops run in the first step."""
+    """The checkpoints of `records` with their channel values; `extra` ops run in the first step;
+    `have`: records read with them (the rows they point to), by (namespace, key)."""
     opened = [open_record(saver, r) for r in records]
     pool = _Pool()
     for o in opened:
         pool.add_row(o.record, o.blobs, o.entries)
+    if have is not None:  # every row the records point to was asked for: what is not here is gone
+        for r in have.values():
+            pool.add(saver, r)
+        for o in opened:
+            pointed = {*o.at.values(), *(row for rows in o.chains.values() for row in rows)} - {""}
+            pool.rows.update((o.record.namespace, row) for row in pointed)
     extra_results: list[Any] = []
     first = True
     while True:
@@ -157,10 +174,7 @@ def load_plan(
             pool.blobs.update((namespace, k) for k in wanted)
         for found in results:
             for r in found:
-                if r.namespace.startswith(BLOBS):
-                    pool.entries[(r.namespace, "", r.key)] = saver.channels.entry(r)
-                elif (info := r.metadata.get(META, {})).get("v") == ROWS:
-                    pool.add_row(r, blobs_ns(info["thread_id"], info["ns"]), unpack_row(saver, r, checkpoint=False)[1])
+                pool.add(saver, r)
     checkpoints = []
     for o in opened:
         cp = o.checkpoint

@@ -3,8 +3,9 @@
     value     packed (zstd above the threshold, sealed when encryption is on) msgpack of
               [checkpoint serde type, checkpoint bytes, [[blob key, serde type, data, chain, count], ...]]
     metadata  the checkpoint's metadata, plus META = {thread_id, ns, parent, type, "v": 3,
-              "at": {blob key: id of the checkpoint row holding it, or "" for a blob record},
-              "ch": {channel: [ids of the rows holding its delta chain's entries, oldest first]}}
+              "rows": [ids of the checkpoint rows it points to],
+              "at": {blob key: the index in rows of the row holding it, -1 for a blob record},
+              "ch": {channel: [the indexes of the rows holding its delta chain's entries, oldest first]}}
 
 The checkpoint keeps its small values inline (as in format 2); each larger channel value is an entry of
 the row that introduced its version (a list that only grew: a delta over the entries of its `chain`, see
@@ -30,10 +31,35 @@ from ._layout import META, Plan, blobs_ns, checkpoint_ns
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
-__all__ = ["ROW", "ROWS", "handed_over", "handover_plan", "kept_of", "pack_row", "unpack_row"]
+__all__ = ["POINTED", "ROW", "ROWS", "handed_over", "handover_plan", "kept_of", "pack_row", "pointers", "pointing",
+           "unpack_row"]  # fmt: skip
 
 ROWS = 3  # `META["v"]` of a checkpoint record that holds its new channel versions
 ROW = "alma-row"  # the serde type of its value (before the packer's suffixes)
+POINTED = "rows"  # META entry: the rows a checkpoint points to (what `ListLinked` fetches with it)
+
+
+def pointing(at: dict[str, str], chains: dict[str, list[str]]) -> dict[str, Any]:
+    """META's pointer entries for these places (row ids, "" for a blob record): each row id once."""
+    rows: dict[str, int] = {}
+    for row in (*at.values(), *(r for ids in chains.values() for r in ids)):
+        if row and row not in rows:
+            rows[row] = len(rows)
+    found: dict[str, Any] = {}
+    if rows:
+        found[POINTED] = list(rows)
+    if at:
+        found["at"] = {key: rows.get(row, -1) for key, row in at.items()}
+    if chains:
+        found["ch"] = {channel: [rows.get(row, -1) for row in ids] for channel, ids in chains.items()}
+    return found
+
+
+def pointers(info: dict[str, Any]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The places `pointing` wrote: (blob key -> row, channel -> the rows of its chain)."""
+    rows = info.get(POINTED) or []
+    at = {key: rows[i] if i >= 0 else "" for key, i in (info.get("at") or {}).items()}
+    return at, {channel: [rows[i] if i >= 0 else "" for i in ids] for channel, ids in (info.get("ch") or {}).items()}
 
 
 def pack_row(saver: AlmaSaver, checkpoint: Any, entries: Mapping[str, Entry], aad: bytes | None) -> tuple[str, bytes]:
@@ -64,11 +90,8 @@ def handover_plan(saver: AlmaSaver, doomed: Sequence[Record], kept: Sequence[Rec
     gone = {(r.namespace, r.key) for r in doomed}
     wanted: dict[tuple[str, str], set[str]] = {}  # (checkpoint namespace, row id) -> blob keys or channels
     for r in kept:
-        info = r.metadata[META]
-        refs = [
-            *(info.get("at") or {}).items(),
-            *((c, row) for c, ids in (info.get("ch") or {}).items() for row in ids),
-        ]
+        at, chains = pointers(r.metadata[META])
+        refs = [*at.items(), *((c, row) for c, ids in chains.items() for row in ids)]
         for ref, row in refs:
             if row and (r.namespace, row) in gone:
                 wanted.setdefault((r.namespace, row), set()).add(ref)

@@ -39,9 +39,9 @@ from alma_core import ALMA
 from alma_core.storage import (
     BaseStorage,
     DeleteRecords,
+    GetRecord,
     ListNamespaces,
     ListRecords,
-    ListWithChildren,
     Op,
     Record,
     open_storage,
@@ -65,6 +65,7 @@ from ._layout import (
     writes_ns,
 )
 from ._lessons import RunLessons
+from ._linked import get_plan, linked, list_plan
 from ._maintenance import (
     copy_thread_plan,
     delete_for_runs_plan,
@@ -80,7 +81,7 @@ from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
-_KEYS_PER_OP = 500  # namespaces per ListRecords (under SQLite's bound-parameter limit)
+_KEYS_PER_OP = 500  # blob keys per ListRecords (under SQLite's bound-parameter limit)
 _REMEMBERED = 10_000  # checkpoints whose entries' places this saver knows (see `_remember`)
 
 
@@ -186,11 +187,14 @@ class AlmaSaver(BaseCheckpointSaver[str]):
                 del self._stored[key]
 
     def _load_plan(
-        self, records: Sequence[Record], extra: Sequence[Op] = ()
+        self,
+        records: Sequence[Record],
+        extra: Sequence[Op] = (),
+        have: Mapping[tuple[str, str], Record] | None = None,
     ) -> Plan[tuple[list[Checkpoint], list[Any]]]:
         """The checkpoints of `records` with their channel values (see `_reads`); `extra` ops run in the
-        first step."""
-        return load_plan(self, records, extra)
+        first step; `have`: records read with them (`_linked`: the rows they point to)."""
+        return load_plan(self, records, extra, have)
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
         info = record.metadata[META]
@@ -228,14 +232,22 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def _get_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
         thread_id, ns, checkpoint_id = _ids(config)
-        head = ListRecords(self.project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1,
-                           keys=(checkpoint_id,) if checkpoint_id else None)  # fmt: skip
-        (found,) = yield [ListWithChildren(head, writes_ns(thread_id, ns, ""))]
-        if not found:
+        if checkpoint_id:
+            found, writes = yield [
+                GetRecord(self.project_id, checkpoint_ns(thread_id, ns), checkpoint_id),
+                ListRecords(self.project_id, writes_ns(thread_id, ns, checkpoint_id)),
+            ]
+            if found is None:
+                return None
+            (checkpoint,), _ = yield from self._load_plan([found])
+            return self._tuple(found, checkpoint, writes)
+        (latest,) = yield [ListRecords(self.project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1)]
+        if not latest:
             return None
-        record, writes = found[0]
-        (checkpoint,), _ = yield from self._load_plan([record])
-        return self._tuple(record, checkpoint, writes)
+        (checkpoint,), (writes,) = yield from self._load_plan(
+            latest, [ListRecords(self.project_id, writes_ns(thread_id, ns, latest[0].key))]
+        )
+        return self._tuple(latest[0], checkpoint, writes)
 
     def _list_plan(
         self,
@@ -260,34 +272,29 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         if config is not None and prefix:  # a thread's namespaces, each read in its key order (no sort of them all)
             (spaces,) = yield [ListNamespaces(self.project_id, namespace)]
             prefix = False
-        listings: list[Any] = [
+        pages = yield [
             ListRecords(
                 self.project_id, space, prefix=prefix, where=where or None, before_key=before_id,
-                order_by="key", limit=None if only else limit, keys=(only,) if only else None,
+                order_by="key", limit=None if only else limit,
             )
             for space in spaces
         ]  # fmt: skip
-        if prefix:  # every thread: the writes of records from many namespaces, in one more query
-            (records,) = yield listings
-            found: list[tuple[Record, list[Record]]] = [(r, []) for r in records]
-        else:
-            pages = yield [ListWithChildren(op, writes_ns(*_thread_ns(op.namespace), "")) for op in listings]
-            found = pages[0] if len(pages) == 1 else sorted((f for p in pages for f in p), key=_key, reverse=True)
-            found = found[:limit]
+        found = pages[0] if len(pages) == 1 else sorted((r for p in pages for r in p), key=_key, reverse=True)[:limit]
+        if only:
+            found = [r for r in found if r.key == only][:limit]
         if not found:
             return []
-        extra: list[Op] = []
-        if prefix:
-            spaces = [writes_ns_of(r) for r, _ in found]
-            extra = [ListRecords(self.project_id, "", namespaces=tuple(spaces[i : i + _KEYS_PER_OP]))
-                     for i in range(0, len(spaces), _KEYS_PER_OP)]  # fmt: skip
-        checkpoints, chunks = yield from self._load_plan([r for r, _ in found], extra)
-        if prefix:
-            writes: dict[str, list[Record]] = {}
-            for w in (w for chunk in chunks for w in chunk):
-                writes.setdefault(w.namespace, []).append(w)
-            found = [(r, writes.get(writes_ns_of(r), [])) for r, _ in found]
-        return [self._tuple(r, cp, kids) for (r, kids), cp in zip(found, checkpoints, strict=True)]
+        write_spaces = [_writes_ns_of(r) for r in found]
+        writes_ops: list[Op] = [  # every listed checkpoint's writes in one query
+            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + _KEYS_PER_OP]))
+            for i in range(0, len(write_spaces), _KEYS_PER_OP)
+        ]
+        checkpoints, chunks = yield from self._load_plan(found, writes_ops)
+        writes: dict[str, list[Record]] = {}
+        for w in (w for chunk in chunks for w in chunk):
+            writes.setdefault(w.namespace, []).append(w)
+        listed = zip(found, checkpoints, write_spaces, strict=True)
+        return [self._tuple(r, cp, writes.get(space, [])) for r, cp, space in listed]
 
     def _delete_thread_plan(self, *thread_ids: str) -> Plan[None]:
         self._forget(*thread_ids)
@@ -313,6 +320,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
+        if linked(self.storage):
+            return run_read(self.storage, lambda: get_plan(self, config))
         return run_read(self.storage, lambda: self._get_plan(config))
 
     def list(
@@ -324,6 +333,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first, filtered by thread / namespace, metadata equality, `before`, `limit`."""
+        if linked(self.storage):
+            yield from run_read(self.storage, lambda: list_plan(self, config, filter, before, limit))
+            return
         yield from run(self.storage, self._list_plan(config, filter, before, limit), write=False)
 
     def put(
@@ -417,7 +429,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     # ---- async API -----------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await arun(self.storage, self._get_plan(config))
+        return await arun(self.storage, get_plan(self, config) if linked(self.storage) else self._get_plan(config))
 
     async def alist(
         self,
@@ -427,7 +439,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for found in await arun(self.storage, self._list_plan(config, filter, before, limit)):
+        plan = list_plan if linked(self.storage) else AlmaSaver._list_plan
+        for found in await arun(self.storage, plan(self, config, filter, before, limit)):
             yield found
 
     async def aput(
@@ -494,11 +507,32 @@ class AsyncAlmaSaver(AlmaSaver):
                 storage.close()
 
 
-def _key(found: tuple[Record, list[Record]]) -> str:
-    return found[0].key
+def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The channel versions whose values live in blobs (the inline ones are in the record)."""
+    inline = checkpoint["channel_values"]
+    return {c: v for c, v in checkpoint["channel_versions"].items() if c not in inline}
 
 
-def _thread_ns(namespace: str) -> tuple[str, str]:
-    """(thread_id, checkpoint_ns) of a checkpoint namespace "lg/<thread>/<ns>" (both unescaped)."""
-    thread, ns = namespace[len(CHECKPOINTS) :].split("/", 1)
-    return unescape(thread), unescape(ns)
+def _key(record: Record) -> str:
+    return record.key
+
+
+def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
+    """ListRecords of these keys per namespace, in chunks."""
+    ops: list[Op] = []
+    for namespace, keys in wanted.items():
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), _KEYS_PER_OP):
+            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + _KEYS_PER_OP])))
+    return ops
+
+
+def _by_ns(ops: Sequence[Op], results: Sequence[list[Record]]) -> dict[str, dict[str, Record]]:
+    found: dict[str, dict[str, Record]] = {}
+    for op, records in zip(ops, results, strict=True):
+        found.setdefault(op.namespace, {}).update((r.key, r) for r in records)  # type: ignore[union-attr]
+    return found
+
+
+def _writes_ns_of(record: Record) -> str:
+    return writes_ns_of(record)

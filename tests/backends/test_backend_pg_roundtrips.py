@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -14,7 +15,19 @@ import pytest
 from _helpers import dense
 
 from alma_core import DomainKnowledge, MemoryType, MockEmbedder, Outcome, StorageError
-from alma_core.storage import ListRecords, MemoryFilter, PutMemories, PutRecord, Record, SearchMemories
+from alma_core.storage import (
+    Linked,
+    ListLinked,
+    ListRecords,
+    MemoryFilter,
+    PutMemories,
+    PutRecord,
+    PutRecords,
+    Record,
+    SearchMemories,
+    postgres,
+)
+from alma_core.storage._base import expand_linked
 from alma_core.storage.postgres import PostgresStorage
 
 EMBED = MockEmbedder(64)
@@ -109,3 +122,82 @@ def test_blind_puts_from_many_threads_keep_every_record_and_seq(pg: PostgresStor
         pg.batch([PutRecord(Record("p", "ns0", "late", b"v"))])
     with pytest.raises(StorageError):
         pg.generation("p")
+
+
+def _linked_data(pg: PostgresStorage) -> None:
+    """Checkpoint-like records: heads in two namespaces, their children, the refs some of them list."""
+    pg.batch(
+        [
+            PutRecords(
+                (
+                    Record("p", "cp/a/x", "k1", b"1", {"m": {"refs": ["r1", "r2", "gone"]}}),
+                    Record("p", "cp/a/x", "k2", b"2", {"m": {"refs": ["r2"]}, "tag": "t"}),
+                    Record("p", "cp/a/x", "k3", b"3", {"m": {"refs": "not a list"}}),
+                    Record(
+                        "p", "cp/a/y", "k4", b"4", {"m": {"refs": {"a": "r1", "b": "", "c": 5}}}
+                    ),  # an object's values
+                    Record("p", "w/a/x/k1", "t/0", b"w10", {"i": 0}),
+                    Record("p", "w/a/x/k1", "t/1", b"w11", {"i": 1}),
+                    Record("p", "w/a/x/k2", "t/0", b"w20", {"i": 0}, expires_at=1.0),  # expired: absent
+                    Record("p", "w/a/y/k4", "t/0", b"w40", {}),
+                    Record("p", "b/a/x", "r1", b"blob1", {"t": "msgpack"}),
+                    Record("p", "b/a/x", "r2", b"blob2", {"t": "msgpack"}),
+                    Record("p", "b/a/y", "r1", b"other namespace", {}),
+                    Record("q", "b/a/x", "r1", b"other project", {}),
+                )
+            )
+        ]
+    )
+
+
+def _plain(linked: Linked) -> tuple[Any, ...]:
+    def key(r: Record) -> tuple[Any, ...]:
+        return (r.namespace, r.key, r.value, r.metadata)
+
+    children = {ns: sorted(key(r) for r in rs) for ns, rs in linked.children.items()}
+    return [key(r) for r in linked.records], children, {k: key(r) for k, r in linked.refs.items()}
+
+
+def _expand(pg: PostgresStorage, op: ListLinked) -> Linked:
+    """`op` answered by the reference expansion, each step one batch."""
+    plan = expand_linked(op)
+    try:
+        ops = next(plan)
+        while True:
+            ops = plan.send(pg.batch(ops))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        ListRecords("p", "cp/a/", prefix=True, order_by="key"),
+        ListRecords("p", "cp/a/x", order_by="key", limit=1),
+        ListRecords("p", "cp/a/x", keys=("k1", "k3")),
+        ListRecords("p", "cp/a/", prefix=True, where={"tag": "t"}),
+        ListRecords("p", "cp/a/", prefix=True, order_by="key", before_key="k2", with_values=False),
+        ListRecords("p", "cp/a/x", keys=()),
+        ListRecords("p", "w/a/", prefix=True),  # outside `base`: no children, no refs
+    ],
+)
+def test_list_linked_is_one_statement_and_answers_like_its_expansion(
+    pg: PostgresStorage, records: ListRecords, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "linked" capability's one statement returns what `expand_linked` gathers with ListRecords."""
+    _linked_data(pg)
+    op = ListLinked(records, "cp/", children="w/", refs="b/", refs_path=("m", "refs"))
+    expected = _expand(pg, op)
+    statements: list[str] = []
+    run = postgres._run
+    monkeypatch.setattr(postgres, "_run", lambda cur, step: statements.append(step[0]) or run(cur, step))
+    found = pg.execute(op)
+    assert len(statements) == (0 if records.keys == () else 1)  # and no BEGIN / COMMIT: autocommit
+    assert _plain(found) == _plain(expected)
+    if records.limit is None and records.keys is None and records.where is None and records.namespace == "cp/a/":
+        assert [r.key for r in found.records] == (["k1"] if records.before_key else ["k4", "k3", "k2", "k1"])
+        assert set(found.children) == ({"w/a/x/k1"} if records.before_key else {"w/a/x/k1", "w/a/y/k4"})
+        refs = {("b/a/x", "r1"): b"blob1", ("b/a/x", "r2"): b"blob2"}
+        if not records.before_key:
+            refs[("b/a/y", "r1")] = b"other namespace"
+        assert {k: r.value for k, r in found.refs.items()} == refs

@@ -1,17 +1,19 @@
-"""Record operations for callers that read a record with its children and write keys that order
-themselves (LangGraph checkpoints): `ListWithChildren`, `PutRecords(sequenced=False)` and
-`StoreVersion` in a read transaction, on every backend."""
+"""Record operations for callers that read a record with what it links to and write keys that order
+themselves (LangGraph checkpoints): `ListLinked`, `PutRecords(sequenced=False)` and `StoreVersion` in a
+read transaction, on every backend."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from alma_core.storage import (
     BaseStorage,
     GetRecord,
+    Linked,
+    ListLinked,
     ListRecords,
-    ListWithChildren,
     PutRecord,
     PutRecords,
     Record,
@@ -21,31 +23,38 @@ from alma_core.storage import (
 P = "proj"
 
 
-def _children(found: list[tuple[Record, list[Record]]]) -> list[tuple[str, list[str]]]:
-    return [(r.key, [c.key for c in kids]) for r, kids in found]
+def _linked(store: BaseStorage, records: ListRecords, **links: Any) -> Linked:
+    return store.execute(ListLinked(records, "cp/", **links))
 
 
-def test_list_with_children_reads_each_record_with_its_children(
+def test_list_linked_reads_records_with_their_children_and_references(
     store: BaseStorage, require: Callable[..., None]
 ) -> None:
     require(store, "records")
-    store.execute(PutRecords(tuple(Record(P, "cp/t", f"c{i}", b"v", {"step": i % 2}) for i in range(4))))
-    store.execute(PutRecords((
-        Record(P, "w/c3", "b", b"2"), Record(P, "w/c3", "a", b"1"), Record(P, "w/c1", "z", b"3"),
-        Record(P, "w/c3", "gone", b"x", expires_at=time.time() - 1), Record(P, "w/c30", "other", b"y"),
-        Record(P, "other/c3", "no", b"n"),
+    refs = {"rows": ["c0", "", "gone", "c1"]}
+    store.execute(PutRecords(tuple(
+        Record(P, "cp/t", f"c{i}", b"v", {"step": i % 2, "__lg": refs if i == 3 else {"rows": ["c0"]}})
+        for i in range(4)
     )))  # fmt: skip
-    newest = store.execute(ListWithChildren(ListRecords(P, "cp/t", order_by="key", limit=1), "w/"))
-    assert _children(newest) == [("c3", ["a", "b"])]  # in key order; expired and look-alike namespaces out
-    assert [c.value for c in newest[0][1]] == [b"1", b"2"] and newest[0][0].metadata == {"step": 1}
-    every = store.execute(ListWithChildren(ListRecords(P, "cp/t", order_by="key", descending=False), "w/"))
-    assert _children(every) == [("c0", []), ("c1", ["z"]), ("c2", []), ("c3", ["a", "b"])]
-    filtered = store.execute(ListWithChildren(ListRecords(P, "cp/", prefix=True, where={"step": 1}), "w/"))
-    assert sorted(_children(filtered)) == [("c1", ["z"]), ("c3", ["a", "b"])]
-    by_dict = store.execute(ListWithChildren(ListRecords(P, "cp/t", where={"step": {"no": "match"}}), "w/"))
-    assert by_dict == []  # a `where` value checked after the statement
-    assert store.execute(ListWithChildren(ListRecords(P, "cp/none"), "w/")) == []
-    assert store.execute(ListWithChildren(ListRecords(P, "cp/t", keys=()), "w/")) == []
+    store.execute(PutRecords((
+        Record(P, "w/t/c3", "b", b"2"), Record(P, "w/t/c3", "a", b"1"), Record(P, "w/t/c1", "z", b"3"),
+        Record(P, "w/t/c3", "old", b"x", expires_at=time.time() - 1), Record(P, "w/t/c30", "other", b"y"),
+        Record(P, "cp/u", "c0", b"elsewhere"),
+    )))  # fmt: skip
+    links = {"children": "w/", "refs": "cp/", "refs_path": ("__lg", "rows")}
+    newest = _linked(store, ListRecords(P, "cp/t", order_by="key", limit=1), **links)
+    assert [r.key for r in newest.records] == ["c3"] and newest.records[0].metadata["step"] == 1
+    kids = {ns: sorted((c.key, c.value) for c in kids) for ns, kids in newest.children.items()}
+    assert kids == {"w/t/c3": [("a", b"1"), ("b", b"2")]}  # expired ones and look-alike namespaces out
+    assert sorted(newest.refs) == [("cp/t", "c0"), ("cp/t", "c1")]  # named, live, in the same space
+    every = _linked(store, ListRecords(P, "cp/t", order_by="key", descending=False), children="w/")
+    assert [r.key for r in every.records] == ["c0", "c1", "c2", "c3"] and not every.refs
+    assert sorted(every.children) == ["w/t/c1", "w/t/c3"]
+    filtered = _linked(store, ListRecords(P, "cp/", prefix=True, where={"step": 1}, order_by="key"), **links)
+    assert [r.key for r in filtered.records] == ["c3", "c1"] and ("cp/t", "c0") in filtered.refs
+    assert not _linked(store, ListRecords(P, "cp/t", where={"step": {"no": "match"}}), **links).records
+    assert _linked(store, ListRecords(P, "cp/none"), **links) == Linked()
+    assert _linked(store, ListRecords(P, "cp/t", keys=()), **links) == Linked()
 
 
 def test_unsequenced_records_read_and_replace_like_others(store: BaseStorage, require: Callable[..., None]) -> None:

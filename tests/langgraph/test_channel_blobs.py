@@ -20,7 +20,7 @@ from alma_core import StorageError
 from alma_core.storage import DeleteRecords, ListRecords, SQLiteStorage
 from alma_langgraph import AlmaSaver, import_checkpoints
 from alma_langgraph._channels import SNAPSHOT_EVERY
-from alma_langgraph._rows import ROWS, unpack_row
+from alma_langgraph._rows import ROWS, pointers, unpack_row
 
 
 class Chat(TypedDict):
@@ -198,7 +198,7 @@ def test_a_missing_chain_blob_is_a_typed_error(tmp_path: Path) -> None:
         _chat(saver, range(5))
         (head,) = saver.storage.execute(ListRecords(saver.project_id, "lg/chat/", order_by="key", limit=1))
         key = next(k for k, e in unpack_row(saver, head)[1].items() if e.chain)
-        snapshot = head.metadata["__lg"]["ch"][key.split("/", 1)[0]][0]  # the chain's first entry's row
+        snapshot = pointers(head.metadata["__lg"])[1][key.split("/", 1)[0]][0]  # the chain's first entry's row
         saver.storage.execute(DeleteRecords(saver.project_id, head.namespace, (snapshot,)))  # the row holding it
     with AlmaSaver.from_conn_string(tmp_path / "a.db") as saver, pytest.raises(StorageError, match="incomplete"):
         _values(saver)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from alma_core import ALMA
-from alma_core.storage import ListRecords, PutRecord, Record, SearchRecords, _sqlite_records, encode_vector
+from alma_core.storage import ListRecords, PutRecord, Record, SearchRecords, _sqlite_records, _vectors, encode_vector
 from alma_core.storage._record_search import matches, search_in_python
 
 FILTERS: list[dict[str, Any] | None] = [None, {"even": True}, {"n": {"$gte": 150}}, {"kind": "rare"}, {"kind": "none"}]
@@ -49,10 +49,15 @@ def test_newest_first_pages_equal_the_full_answer(alma: ALMA, namespaces: int) -
 
 
 @pytest.mark.parametrize("check_first", [64, 4096], ids=["filter on all rows after 64", "batches only"])
+@pytest.mark.parametrize("quantise_at", [None, 1], ids=["float32", "int8 codes"])
 def test_ranked_and_filtered_pages_equal_the_full_answer(
-    alma: ALMA, monkeypatch: pytest.MonkeyPatch, check_first: int
+    alma: ALMA, monkeypatch: pytest.MonkeyPatch, check_first: int, quantise_at: int | None
 ) -> None:
+    """Also with the vectors held as int8 codes (large prefixes): candidates are rescored exactly, so
+    pages and scores are the exact answer's."""
     monkeypatch.setattr(_sqlite_records, "_CHECK_FIRST", check_first)
+    if quantise_at is not None:
+        monkeypatch.setattr(_vectors, "QUANT_MIN_ROWS", quantise_at)
     inserted = _fill(alma, 5, 400, vectors=True)
     listed = {(r.namespace, r.key): r for r in alma.storage.execute(ListRecords("test", "it/", prefix=True))}
     stored = {(r.namespace, r.key): r for r in alma.storage.execute(ListRecords("test", "vec/", prefix=True))}
@@ -69,10 +74,35 @@ def test_ranked_and_filtered_pages_equal_the_full_answer(
         ranked.append((np.inf if score is None else -score, -row, key, json.loads(record.value or b"{}")))
     ranked.sort(key=lambda r: (r[0], r[1]))
     bands = [{"n": {"$gte": lo, "$lt": lo + 40}} for lo in range(0, 400, 40)]  # sparse: several batches
-    for filter in [*FILTERS[1:], *bands]:
+    exact = {key: -s for s, _, key, _ in ranked if s != np.inf}
+    for filter in [{}, *FILTERS[1:], *bands]:
         whole = [key for _, _, key, value in ranked if all(matches(value.get(k), v) for k, v in filter.items())]
         for limit, offset in PAGES:
             op = SearchRecords("test", "it/", filter, query, "vec/", limit=limit, offset=offset)
             got = alma.storage.execute(op)
             assert [r.key for r, _ in got] == whole[offset : offset + limit], (filter, limit, offset)
+            assert all(score is None or abs(score - exact[r.key]) < 1e-5 for r, score in got)
             assert all((score is None) == (r.key in {k for s, _, k, _ in ranked if s == np.inf}) for r, score in got)
+    cached = alma.storage._record_vectors.values()  # type: ignore[attr-defined]
+    assert [v.approximate for v in cached] == [quantise_at is not None]  # the path under test was taken
+
+
+@pytest.mark.parametrize("quantise_at", [None, 1], ids=["float32", "int8 codes"])
+def test_tied_scores_give_the_newest_rows_first(
+    alma: ALMA, monkeypatch: pytest.MonkeyPatch, quantise_at: int | None
+) -> None:
+    """Items with equal vectors tie: a page keeps the newest of them (the order the unranked search uses),
+    also where the page's cut falls among the tied."""
+    if quantise_at is not None:
+        monkeypatch.setattr(_vectors, "QUANT_MIN_ROWS", quantise_at)
+    rng = np.random.default_rng(5)
+    shared, query = rng.normal(size=(2, 8)).astype(np.float32)
+    for i in range(60):
+        vector = shared if i % 2 else rng.normal(size=8).astype(np.float32) * 0.01 - query  # far from the query
+        alma.storage.batch([PutRecord(Record("test", "it/", f"k{i:02d}", b'{"n": 1}')),
+                            PutRecord(Record("test", "vec/", f"k{i:02d}", encode_vector(vector)))])  # fmt: skip
+    tied = [f"k{i:02d}" for i in range(59, 0, -2)]  # the shared vector's items, newest first
+    for filter in ({}, {"n": 1}):
+        for limit, offset in [(5, 0), (4, 3), (40, 0)]:
+            got = alma.storage.execute(SearchRecords("test", "it/", filter, query, "vec/", limit=limit, offset=offset))
+            assert [r.key for r, _ in got][: len(tied) - offset] == tied[offset : offset + limit], (filter, limit)

@@ -1,0 +1,152 @@
+"""Memory reads on SQLite: find, count, and the search of every type (dense over the matrices, BM25)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+
+from .._candidates import Candidate
+from .._models import Memory, MemoryType
+from ._base import CountMemories, FindMemories, MemoryFilter, SearchHits, SearchMemories, user_filter
+from ._bm25 import lexical_hits
+from ._filters import dense_mask, matches_nothing, memory_where
+from ._parsed import ROW_COLUMNS
+from ._sqlite_tx import TxState, scope_of
+
+__all__ = ["MemoryReads"]
+
+_ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
+
+
+class MemoryReads(TxState):
+    """`FindMemories`, `CountMemories` and `SearchMemories`."""
+
+    def find_memories(self, op: FindMemories, shared: bool = False, generation: int | None = None) -> list[Memory]:
+        """`shared`: memories the caller only reads may be the store's kept ones (`ParsedMemories`);
+        `generation`: the project's, in a read transaction (kept with what is parsed)."""
+        where, args = memory_where(op.filter)
+        vectors = "embedding" if op.with_embeddings else "NULL"
+        sql = f"SELECT type, data, {vectors}, id FROM memories WHERE {where} ORDER BY {_ORDER[op.order_by]}"
+        sql += " DESC, rowid DESC" if op.descending else " ASC, rowid ASC"
+        if op.limit is not None:
+            sql += " LIMIT ?"
+            args.append(op.limit)
+        out: list[Memory] = []
+        parsed = self.store._parsed
+        for mtype, data, blob, memory_id in self.conn.execute(sql, args):
+            try:
+                memory = parsed.parse(op.filter.project_id, memory_id, mtype, data, shared, generation)
+            except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+                self.store.bad_rows.report(op.filter.project_id, memory_id, data, exc)
+                continue
+            if op.with_embeddings and blob is not None:
+                memory.embedding = np.frombuffer(blob, dtype=np.float32)
+            out.append(memory)
+        return out
+
+    def count_memories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
+        where, args = memory_where(op.filter)
+        rows = self.conn.execute(f"SELECT agent, type, COUNT(*) FROM memories WHERE {where} GROUP BY agent, type", args)
+        return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
+
+    def search_memories(self, op: SearchMemories) -> SearchHits:
+        """Every type's dense and lexical top-k: BM25 from cached postings for all types (`_bm25`),
+        cosine over the in-memory matrices, then one statement loads the candidates."""
+        f = op.filter
+        types = list(MemoryType) if f.types is None else list(dict.fromkeys(f.types))
+        out = SearchHits()
+        if op.k <= 0 or not types or matches_nothing(f):
+            return out
+        pushed = f if op.user_types is None else replace(f, user_id=None)  # the user, per type, below
+        if op.terms:
+            users = {t: user_filter(f, t, op.user_types) if pushed.user_id is None else None for t in types}
+            cache = None if self.write else self.store._doc_counts
+            index = self.store._lexical
+            out.lexical = lexical_hits(self.conn, cache, pushed, op.terms, types, users, op.k, index)
+        if op.vector is not None:
+            query = np.asarray(op.vector, dtype=np.float32)
+            allowed = self._allowed(pushed)
+            for t in types:
+                scoped = replace(pushed, types=(t,), user_id=user_filter(f, t, op.user_types))
+                out.dense[t] = self._dense(scoped, query, op.k, allowed)
+        ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
+        if ids and op.rows and not op.with_embeddings:
+            out.candidates = self._candidate_rows(f.project_id, ids)
+        elif ids:
+            out.memories = self._candidates(f.project_id, ids, op.shared and not op.with_embeddings, op.with_embeddings)
+        return out
+
+    def _candidate_rows(self, project_id: str, ids: tuple[str, ...]) -> dict[str, Candidate]:
+        """The candidates of `ids` made from their rows (`ParsedMemories.candidate`: nothing validated);
+        those kept at the project's current generation are not read again. A bad row is skipped (`BadRows`)."""
+        generation = None if self.write else self.generations(project_id, [project_id]).get(project_id)
+        parsed = self.store._parsed
+        kept = {} if generation is None else parsed.current_candidates(project_id, ids, generation)
+        missing = [i for i in ids if i not in kept] if kept else ids
+        if missing:
+            sql = f"SELECT {ROW_COLUMNS} FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(missing))})"
+            for row in self.conn.execute(sql, [project_id, *missing]):
+                try:
+                    kept[row[0]] = parsed.candidate(project_id, row, generation)
+                except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+                    self.store.bad_rows.report(project_id, row[0], row[8], exc)
+        return kept
+
+    def _candidates(self, project_id: str, ids: tuple[str, ...], shared: bool, vectors: bool) -> dict[str, Memory]:
+        """The memories of `ids` by id; shared ones parsed at the project's current generation are not
+        read again (`ParsedMemories.current`)."""
+        generation = None
+        if shared and not self.write:
+            generation = self.generations(project_id, [project_id]).get(project_id)
+        kept = {} if generation is None else self.store._parsed.current(project_id, ids, generation)
+        missing = tuple(i for i in ids if i not in kept) if kept else ids
+        if missing:
+            find = FindMemories(MemoryFilter(project_id=project_id, ids=missing), with_embeddings=vectors)
+            kept.update((m.id, m) for m in self.find_memories(find, shared, generation))
+        return kept
+
+    def _allowed(self, f: MemoryFilter) -> set[str] | None:
+        """The ids a dense search may return when the filter has conditions the matrices don't hold."""
+        needs_sql = (
+            f.ids is not None
+            or f.created_before
+            or f.updated_before
+            or f.created_after
+            or f.confidence_below is not None
+        )
+        if not needs_sql:
+            return None
+        where, args = memory_where(f)
+        return {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
+
+    def _dense(self, f: MemoryFilter, query: np.ndarray, k: int, allowed: set[str] | None) -> list[tuple[str, float]]:
+        """Cosine top-k over the matrices of the filter's (agent, type) scopes."""
+        types = [str(t) for t in (f.types or list(MemoryType))]
+        agents = f.agents
+        if agents is None:
+            agents = tuple(
+                r[0] for r in self.conn.execute("SELECT DISTINCT agent FROM memories WHERE project_id = ?",
+                                                (f.project_id,))
+            )  # fmt: skip
+        hits: list[tuple[str, float]] = []
+        pairs = [(agent, mtype) for agent in agents for mtype in types]
+        scopes = [scope_of(f.project_id, agent, mtype) for agent, mtype in pairs]
+        generations = self.generations(f.project_id, scopes)
+        for (agent, mtype), scope in zip(pairs, scopes, strict=True):
+            if scope not in generations:  # never written: nothing to search
+                continue
+            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope])
+            if matrix is not None and matrix.size > 0:
+                hits.extend(
+                    matrix.search(query, k, dense_mask(matrix, f, allowed), partial(self._stored_vectors, f.project_id))
+                )
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:k]
+
+    def _stored_vectors(self, project_id: str, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors of `ids`: a matrix of int8 codes rescores its candidates with them."""
+        sql = f"SELECT id, embedding FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(ids))})"
+        return dict(self.conn.execute(sql, [project_id, *ids]).fetchall())
