@@ -7,8 +7,10 @@ tables: the terms, frequencies and lengths FTS5 scores with) at the second lexic
 connection commits, so a process that searches once (a CLI call) never pays for it (10k memories:
 ~0.3 s; 100k: ~1.5 s of CPU). It follows this store's own commits: a write transaction records the
 memory rows it replaces, writes and deletes, and after its commit `apply` tokenizes their texts with
-FTS5's own tokenizer (a private in-memory table) and updates the postings. A commit by another
-connection (SQLite's `data_version` moves) drops it; it is built again.
+FTS5's own tokenizer (a private in-memory table) and updates the postings. It knows each memory's
+rowid and text hash by id (`known`), so a write that keeps a row's text records only its columns,
+without reading the row (`_sqlite_writes`). A commit by another connection (SQLite's `data_version`
+moves) drops it; it is built again.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ BUILD_AFTER = 2  # lexical queries at one unchanged file before the index is bui
 
 # (names, unique rowids, index of each one's first posting) -> the documents' columns
 Gather = Callable[[list[str], np.ndarray, np.ndarray], dict[str, np.ndarray]]
-Change = tuple[str, int, str | None, tuple[Any, ...] | None]  # ("del" | "put", rowid, text, columns)
+# ("put", rowid, text, columns): a row written; ("set", rowid, None, columns): a row rewritten, its text
+# unchanged; ("del", rowid, old text, (id, project_id)): a row replaced or deleted
+Change = tuple[str, int, str | None, tuple[Any, ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,9 @@ class LexicalIndex:
         self._waiting: tuple[int | None, int] = (None, 0)  # a data_version and the queries seen at it
         self.stale = False  # a counted term became rankable: read it all again
         self.unapplied: list[Change] = []  # committed changes not merged yet
+        # every row's (project -> id -> rowid) and text hash, as of `key` (unapplied changes included)
+        self.ids: dict[str, dict[str, int]] = {}
+        self.hashes = np.zeros(0, dtype=np.int64)
 
     @property
     def built(self) -> bool:
@@ -184,8 +191,13 @@ class LexicalIndex:
 
     def clear(self) -> None:
         self.key, self.terms, self.counts, self.columns, self.pending = None, {}, {}, {}, {}
-        self.unapplied, self.stale = [], False
-        self.length, self.alive = np.zeros(0), np.zeros(0, dtype=bool)
+        self.unapplied, self.stale, self.ids = [], False, {}
+        self.length, self.alive, self.hashes = np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+
+    def known(self, project_id: str, memory_id: str) -> tuple[int, int] | None:
+        """The memory's (rowid, text hash), None when it has no row (see `ids`)."""
+        rowid = self.ids.get(project_id, {}).get(memory_id)
+        return None if rowid is None else (rowid, int(self.hashes[rowid]))
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
         """Read every posting, length and memory row (in the caller's read transaction), in chunks."""
@@ -208,15 +220,19 @@ class LexicalIndex:
         self._grow(max(top, last) + 1)
         names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
         cursor = conn.execute(
-            f"SELECT m.rowid, d.sz, {names} FROM memories AS m JOIN memories_fts_docsize AS d ON d.id = m.rowid"
+            f"SELECT m.rowid, d.sz, m.text, {names} FROM memories AS m JOIN memories_fts_docsize AS d ON d.id = m.rowid"
         )
         seen: dict[Any, Any] = {}  # few distinct scope values: one string object each
         while docs := cursor.fetchmany(4096):
             at = np.array([row[0] for row in docs], dtype=np.int64)
             self.length[at] = [varints(row[1])[0] for row in docs]
             self.alive[at] = True
+            self.hashes[at] = [hash(row[2]) for row in docs]
+            for rowid, memory_id, project_id in zip(at.tolist(), (row[3] for row in docs), (row[4] for row in docs),
+                                                    strict=True):  # fmt: skip
+                self.ids.setdefault(project_id, {})[memory_id] = rowid
             for i, name in enumerate((*COLUMNS, *NUMBERS)):
-                values = [row[2 + i] for row in docs]
+                values = [row[3 + i] for row in docs]
                 if name in NUMBERS:
                     values = [np.nan if v is None else v for v in values]
                 elif name != "id":
@@ -231,6 +247,7 @@ class LexicalIndex:
         old = len(self.alive)
         self.length = np.concatenate([self.length, np.zeros(size - old)])
         self.alive = np.concatenate([self.alive, np.zeros(size - old, dtype=bool)])
+        self.hashes = np.concatenate([self.hashes, np.zeros(size - old, dtype=np.int64)])
         for name in (*COLUMNS, *NUMBERS):
             fill = np.full(size - old, np.nan) if name in NUMBERS else np.full(size - old, None, dtype=object)
             kept = self.columns.get(name)
@@ -277,6 +294,14 @@ class LexicalIndex:
         if self.key != before or len(self.unapplied) + len(changes) > _MAX_UNAPPLIED:
             self.clear()  # (many writes and no search: cheaper to read it all again when next searched)
             return
+        for kind, rowid, text, columns in changes:  # who is where, now (`known`); the postings wait
+            assert columns is not None
+            if kind == "put":
+                self._grow(rowid + 1)
+                self.ids.setdefault(columns[1], {})[columns[0]] = rowid
+                self.hashes[rowid] = hash(text)
+            elif kind == "del" and self.ids.get(columns[1], {}).get(columns[0]) == rowid:
+                del self.ids[columns[1]][columns[0]]
         self.unapplied.extend(changes)
         self.key = after
 
@@ -286,7 +311,15 @@ class LexicalIndex:
         self.stale = False
         removed: dict[int, str | None] = {}
         added: dict[int, tuple[str | None, tuple[Any, ...] | None]] = {}
+        rewritten: dict[int, tuple[Any, ...] | None] = {}  # rows whose text stays: their columns only
         for kind, rowid, text, columns in changes:
+            if kind == "set":
+                if rowid in added:
+                    added[rowid] = (added[rowid][0], columns)
+                else:
+                    rewritten[rowid] = columns
+                continue
+            rewritten.pop(rowid, None)
             if kind == "del":
                 if rowid not in removed and rowid not in added:
                     removed[rowid] = text  # the text the index holds for it
@@ -301,6 +334,8 @@ class LexicalIndex:
         for rowid, (text, columns) in added.items():
             if rowid not in same:
                 self._index(rowid, texts[text or ""])
+            self._set_columns(rowid, columns)
+        for rowid, columns in rewritten.items():
             self._set_columns(rowid, columns)
         for rowid in removed.keys() - added.keys():
             self.alive[rowid] = False

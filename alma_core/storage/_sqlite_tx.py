@@ -35,6 +35,8 @@ class TxState:
         self.project_generations: dict[str, dict[str, int]] = {}  # read transactions: project -> scopes
         # the memory rows this transaction replaces, writes and deletes, for the lexical index (when built)
         self.lexical: list[Change] | None = [] if write and store._lexical.built else None
+        # what the index will know after this transaction: (project, id) -> (rowid, text hash); None: deleted
+        self.lexical_rows: dict[tuple[str, str], tuple[int, int] | None] = {}
 
     def bump(self, scope: str) -> None:
         """Move the scope's generation, once per transaction."""

@@ -1,20 +1,29 @@
-"""Memory writes on SQLite: upserts and deletes, with what they change for the matrices and the lexical index."""
+"""Memory writes on SQLite: upserts and deletes, with what they change for the matrices and the lexical index.
+
+While the lexical index is built (`_lexindex`), a write records the memory rows whose index entries it
+changes, without reading them where the index can tell: a rewritten row the index knows (its rowid and
+text hash by id) whose text is unchanged is recorded from the memory itself ("set": its columns); only
+a changed text is read (its old text, to take its terms out) and only new rows' rowids are read after
+the write.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from .._models import Memory
 from ._base import DeleteMemories, PutMemories
 from ._filters import memory_where
-from ._lexindex import COLUMNS, NUMBERS
 from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS
 from ._sqlite_tx import TxState, scope_of
 from ._vectors import VectorRow
 
 __all__ = ["MemoryWrites"]
+
+Row = tuple[Any, ...]  # a memory's upsert parameters (`UPSERT_MEMORY`'s order)
+_CHUNK = 500  # ids per `IN (...)`: under SQLite's bound-parameter limit
 
 
 class MemoryWrites(TxState):
@@ -39,36 +48,73 @@ class MemoryWrites(TxState):
             )  # fmt: skip
             scope = scope_of(m.project_id, m.agent, m.memory_type.value)
             scopes.extend((scope, scope_of(m.project_id)))
-            if vec is not None:
-                self.vector_changes.setdefault(scope, []).append(
-                    VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
-                )
+            self.vector_changes.setdefault(scope, []).append(
+                m.id if vec is None else VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
+            )  # (a memory written without a vector leaves its scope's matrix)
         self.bump_all(scopes)
-        if self.lexical is not None:
-            self._record_rows(op.memories, "del")
+        latest = {(row[0], row[1]): row for row in rows}  # (an id written twice: its last row stays)
+        new = None if self.lexical is None else self._lexical_before(latest)
         if self.conn.executemany(UPSERT_MEMORY_SAME_KEYS, rows).rowcount != len(rows):
+            self._leave_old_scopes(latest)
             self.conn.executemany(UPSERT_MEMORY, rows)
-        if self.lexical is not None:
-            self._record_rows(op.memories, "put")
+        if new:
+            self._lexical_new(new, latest)
         return len(rows)
 
-    def _record_rows(self, memories: Sequence[Memory], kind: str) -> None:
-        """Record the stored rows of `memories` for the lexical index: before a write the rows it
-        replaces ("del": rowid, text), after it the rows written ("put": rowid, text, columns)."""
+    def _leave_old_scopes(self, latest: dict[tuple[str, str], Row]) -> None:
+        """Before rows whose indexed columns changed are rewritten: a memory that moves to another
+        (agent, type) leaves the old scope's matrix."""
+        moved = []
+        for project_id, chunk in _chunks(list(latest)):
+            sql = f"SELECT id, agent, type FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))})"
+            for memory_id, agent, mtype in self.conn.execute(sql, [project_id, *chunk]):
+                row = latest[(project_id, memory_id)]
+                if (agent, mtype) != (row[2], row[3]):
+                    old = scope_of(project_id, agent, mtype)
+                    self.vector_changes.setdefault(old, []).append(memory_id)
+                    moved.append(old)
+        self.bump_all(moved)
+
+    # -- the lexical index ----------------------------------------------------------------------
+
+    def _known(self, key: tuple[str, str]) -> tuple[int, int] | None:
+        """The (rowid, text hash) of a memory as the index knows it after this transaction's writes."""
+        if key in self.lexical_rows:
+            return self.lexical_rows[key]
+        return self.store._lexical.known(*key)
+
+    def _lexical_before(self, latest: dict[tuple[str, str], Row]) -> list[tuple[str, str]]:
+        """Record the changes of rows the index knows (reading the old text of those whose text
+        changes); the keys of the others (new rows), whose rowids are read after the write."""
         assert self.lexical is not None
-        names = "rowid, text, " + ", ".join((*COLUMNS, *NUMBERS))
-        by_project: dict[str, list[str]] = {}
-        for m in memories:
-            by_project.setdefault(m.project_id, []).append(m.id)
-        for project_id, ids in by_project.items():
-            ids = list(dict.fromkeys(ids))
-            for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-                chunk = ids[start : start + 500]
-                found = self.conn.execute(
-                    f"SELECT {names} FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))})",
-                    [project_id, *chunk],
-                )
-                self.lexical.extend((kind, r[0], r[1], None if kind == "del" else r[2:]) for r in found)
+        new, changed = [], []
+        for key, row in latest.items():
+            known = self._known(key)
+            if known is None:
+                new.append(key)
+            elif hash(row[7]) == known[1]:
+                self.lexical.append(("set", known[0], None, _columns(row)))
+            else:
+                changed.append((known[0], key, row))
+        for start in range(0, len(changed), _CHUNK):
+            chunk = changed[start : start + _CHUNK]
+            sql = f"SELECT rowid, text FROM memories WHERE rowid IN ({','.join('?' * len(chunk))})"
+            old = dict(self.conn.execute(sql, [rowid for rowid, _, _ in chunk]).fetchall())
+            for rowid, key, row in chunk:
+                self.lexical.append(("del", rowid, old.get(rowid), key[::-1]))
+                self.lexical.append(("put", rowid, row[7], _columns(row)))
+                self.lexical_rows[key] = (rowid, hash(row[7]))
+        return new
+
+    def _lexical_new(self, new: list[tuple[str, str]], latest: dict[tuple[str, str], Row]) -> None:
+        """Record the rows the write added (their rowids read back)."""
+        assert self.lexical is not None
+        for project_id, chunk in _chunks(new):
+            sql = f"SELECT rowid, id FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))})"
+            for rowid, memory_id in self.conn.execute(sql, [project_id, *chunk]):
+                row = latest[(project_id, memory_id)]
+                self.lexical.append(("put", rowid, row[7], _columns(row)))
+                self.lexical_rows[(project_id, memory_id)] = (rowid, hash(row[7]))
 
     def delete_memories(self, op: DeleteMemories) -> int:
         where, args = memory_where(op.filter)
@@ -76,12 +122,29 @@ class MemoryWrites(TxState):
             f"DELETE FROM memories WHERE {where} RETURNING id, agent, type, rowid, text", args
         ).fetchall()
         scopes = []
+        project_id = op.filter.project_id
         for memory_id, agent, mtype, rowid, text in gone:
             if self.lexical is not None:
-                self.lexical.append(("del", rowid, text, None))
-            scope = scope_of(op.filter.project_id, agent, mtype)
+                self.lexical.append(("del", rowid, text, (memory_id, project_id)))
+                self.lexical_rows[(project_id, memory_id)] = None
+            scope = scope_of(project_id, agent, mtype)
             scopes.append(scope)
             self.vector_changes.setdefault(scope, []).append(memory_id)
         if gone:
-            self.bump_all([*scopes, scope_of(op.filter.project_id)])
+            self.bump_all([*scopes, scope_of(project_id)])
         return len(gone)
+
+
+def _columns(row: Row) -> tuple[Any, ...]:
+    """The lexical index's columns of a row (`_lexindex.COLUMNS` then `NUMBERS`), as written."""
+    return (row[1], row[0], row[2], row[3], row[5], row[6], row[4], row[9], row[10], row[8])
+
+
+def _chunks(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    """(project, ids) in chunks of at most `_CHUNK` ids."""
+    by_project: dict[str, list[str]] = {}
+    for project_id, memory_id in keys:
+        by_project.setdefault(project_id, []).append(memory_id)
+    for project_id, ids in by_project.items():
+        for start in range(0, len(ids), _CHUNK):
+            yield project_id, ids[start : start + _CHUNK]

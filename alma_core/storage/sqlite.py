@@ -244,24 +244,28 @@ class SQLiteStorage(BaseStorage):
             for change in tx.vector_changes.get(scope, []):
                 if isinstance(change, str):
                     matrix.remove(change)
+                elif len(change.vector) != matrix.dim:  # (a vector of another size: not in this matrix, as
+                    matrix.remove(change.id)  # on a reload; a query of its size loads the scope's matrix of it)
                 else:
                     matrix.upsert(change)
             matrix.generation = after
 
     def _matrix(
-        self, conn: sqlite3.Connection, project_id: str, agent: str, mtype: str, generation: int
+        self, conn: sqlite3.Connection, project_id: str, agent: str, mtype: str, generation: int, dim: int
     ) -> VectorMatrix | None:
-        """The scope's matrix, reloaded when its `generation` has moved."""
+        """The scope's matrix of its `dim`-sized vectors (a query is compared with vectors of its own size
+        only, as on PostgreSQL: a store being re-embedded holds two sizes), reloaded when its `generation`
+        has moved or another size is asked for."""
         scope = scope_of(project_id, agent, mtype)
         matrix = self._matrices.get(scope)
-        if matrix is not None and matrix.generation == generation:
+        if matrix is not None and matrix.generation == generation and matrix.dim == dim:
             return matrix
         self._matrices.pop(scope, None)  # (the old matrix is garbage before the new one is read)
         where = "WHERE project_id = ? AND agent = ? AND type = ?"
         (capacity,) = conn.execute(f"SELECT COUNT(*) FROM memories {where}", (project_id, agent, mtype)).fetchone()
         rows = conn.execute(
-            f"SELECT id, embedding, user_id, workflow_id, category FROM memories {where} AND embedding IS NOT NULL",
-            (project_id, agent, mtype),
+            f"SELECT id, embedding, user_id, workflow_id, category FROM memories {where} AND length(embedding) = ?",
+            (project_id, agent, mtype, dim * 4),
         )
         matrix = VectorMatrix.from_rows(rows, capacity, generation, _vectors.QUANT_MIN_ROWS)
         if matrix is not None:

@@ -359,6 +359,50 @@ def test_upsert_replaces_text_vector_and_fts(store: BaseStorage, require: Callab
     assert store.execute(CountMemories(f)) == {("a", MemoryType.KNOWLEDGE): 1}
 
 
+def test_a_vector_of_another_size_is_refused_or_kept_apart(store: BaseStorage, require: Callable[..., None]) -> None:
+    """A store being re-embedded holds two sizes for a while. A backend either refuses the other size with
+    `StorageError` and keeps nothing of the write (Chroma: a collection has one size), or stores it, and a
+    query then meets only the vectors of its own size (cached matrices included: warmed first)."""
+    require(store, "dense")
+    f = MemoryFilter(project_id=P)
+    mems = _embedded(_fact("alpha one"), _fact("beta two"), _fact("gamma three"))
+    store.execute(PutMemories(mems))
+    wide = EMBED.embed_query("alpha one")
+    assert len(dense(store, f, wide, 10)) == 3  # (caches warm)
+    small = MockEmbedder(16)
+    fresh, again = _fact("delta four"), mems[0].model_copy(deep=True)
+    for memory in (fresh, again):  # a new memory and a re-embedded one, in the other size
+        memory.embedding = small.embed_query(memory.text)
+    try:
+        store.execute(PutMemories([fresh, again]))
+    except StorageError:
+        assert {m.id for m in store.execute(FindMemories(f))} == {m.id for m in mems}
+        assert {h[0] for h in dense(store, f, wide, 10)} == {m.id for m in mems}
+        return
+    assert {m.id for m in store.execute(FindMemories(f))} == {fresh.id, *(m.id for m in mems)}
+    assert {h[0] for h in dense(store, f, wide, 10)} == {mems[1].id, mems[2].id}
+    narrow = dense(store, f, small.embed_query("delta four"), 10)
+    assert [h[0] for h in narrow][:1] == [fresh.id] and {h[0] for h in narrow} == {fresh.id, again.id}
+    assert narrow[0][1] == pytest.approx(1.0, abs=1e-5)
+    later = _embedded(_fact("epsilon five"))  # the wide matrix still follows writes of its own size
+    store.execute(PutMemories(later))
+    assert {h[0] for h in dense(store, f, wide, 10)} == {mems[1].id, mems[2].id, later[0].id}
+
+
+def test_a_memory_moved_to_another_agent_leaves_the_old_agents_search(
+    store: BaseStorage, require: Callable[..., None]
+) -> None:
+    require(store, "dense")
+    mems = _embedded(_fact("alpha one"), _fact("beta two"))
+    store.execute(PutMemories(mems))
+    query = EMBED.embed_query("alpha one")
+    only_a = MemoryFilter(project_id=P, agents=("a",))
+    assert len(dense(store, only_a, query, 10)) == 2  # (caches warm)
+    store.execute(PutMemories([mems[0].model_copy(update={"agent": "b"})]))
+    assert [h[0] for h in dense(store, only_a, query, 10)] == [mems[1].id]
+    assert [h[0] for h in dense(store, MemoryFilter(project_id=P, agents=("b",)), query, 10)] == [mems[0].id]
+
+
 def test_failed_transaction_writes_nothing(store: BaseStorage, require: Callable[..., None]) -> None:
     require(store, "memories", "records")
     mems = _embedded(_fact("kept"))

@@ -61,12 +61,10 @@ def _fts5(path: Path, f: MemoryFilter, query: str, k: int, user: str | None = No
             if values is not None:
                 clauses.append(f"m.{column} IN ({','.join('?' * len(values))})")
                 args.extend(values)
-        if f.created_after is not None:
-            clauses.append("m.created_at >= ?")
-            args.append(f.created_after.timestamp())
-        if f.user_id is not None and user is None:  # (`user`: the user applies to preferences only)
-            clauses.append("m.user_id = ?")
-            args.append(f.user_id)
+        for column, op, value in f.scalar_conditions():
+            if column != "user_id" or user is None:  # (`user`: the user applies to preferences only)
+                clauses.append(f"m.{column} {op} ?")
+                args.append(value)
         if f.ids is not None:
             clauses.append(f"m.id IN ({','.join('?' * len(f.ids))})")
             args.extend(f.ids)
@@ -113,8 +111,8 @@ def filled(db_path: Path):
     store.close()
 
 
-def _check_all(store: SQLiteStorage, path: Path) -> None:
-    for f in FILTERS:
+def _check_all(store: SQLiteStorage, path: Path, filters: list[MemoryFilter] = FILTERS) -> None:
+    for f in filters:
         for query in QUERIES:
             for k in (3, 50):
                 assert _search(store, f, query, k) == _fts5(path, f, query, k), (f, query, k)
@@ -199,3 +197,89 @@ def test_an_empty_store_finds_nothing_then_finds_its_first_memory(db_path: Path)
             assert _search(store, MemoryFilter(project_id=P), "quokka", 5) == _fts5(db_path, FILTERS[0], "quokka", 5)
     finally:
         store.close()
+
+
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
+NUMBER_FILTERS = [  # the columns a rewrite that keeps the text changes
+    MemoryFilter(project_id=P, confidence_below=0.5),
+    MemoryFilter(project_id=P, updated_before=LATER),
+    MemoryFilter(project_id=P, agents=("a",), confidence_below=0.9, updated_before=LATER),
+]
+
+
+def _built(store: SQLiteStorage) -> None:
+    for _ in range(2):
+        _search(store, FILTERS[0], "login", 5)
+    assert store._lexical.built
+
+
+def _statements(store: SQLiteStorage) -> list[str]:
+    """The statements `store`'s connection runs from now on (appended as they run)."""
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_rewrite_that_keeps_the_text_reads_no_row_and_follows_the_numbers(
+    filled: SQLiteStorage, db_path: Path
+) -> None:
+    _built(filled)
+    kept = filled.execute(FindMemories(MemoryFilter(project_id=P), limit=60, with_embeddings=True))
+    for i, memory in enumerate(kept):  # a heuristic's update: counts, confidence and time move, the text stays
+        memory.confidence = (i % 10) / 10
+        memory.updated_at = LATER + timedelta(days=i - 30)
+    seen = _statements(filled)
+    filled.execute(PutMemories(kept))
+    filled.execute(PutMemories(kept[:5]))  # (twice: the second write knows the rows from the first)
+    filled._conn.set_trace_callback(None)
+    assert seen and not [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert filled._lexical.built
+    _check_all(filled, db_path, [*NUMBER_FILTERS, FILTERS[0]])
+
+
+def test_the_index_follows_text_and_scope_changes_under_the_same_ids(filled: SQLiteStorage, db_path: Path) -> None:
+    _built(filled)
+    rng = np.random.default_rng(5)
+    kept = filled.execute(FindMemories(MemoryFilter(project_id=P), limit=80, with_embeddings=True))
+    knowledge = [m for m in kept if isinstance(m, DomainKnowledge)]
+    for i, memory in enumerate(knowledge[:30]):
+        if i % 3 == 0:
+            memory.fact = " ".join(rng.choice(RARE + COMMON, size=int(rng.integers(1, 20))))  # text
+        if i % 3 == 1:
+            memory.agent = "b" if memory.agent == "a" else "a"  # scope, text kept
+        if i % 3 == 2:
+            memory.domain, memory.confidence = "d3", 0.25  # category and a number, text kept
+    moved = [UserPreference(id=m.id, project_id=P, agent=m.agent, user_id="u2", preference=m.fact)
+             for m in knowledge[30:36]]  # another type (and a user) under the same ids, the text kept  # fmt: skip
+    for memory in moved:
+        memory.embedding = np.ones(8, dtype=np.float32)
+    seen = _statements(filled)
+    with filled.transaction() as tx:
+        tx.execute(PutMemories(knowledge[:30]))
+        tx.execute(PutMemories(moved))
+        tx.execute(DeleteMemories(MemoryFilter(project_id=P, ids=(knowledge[36].id, knowledge[0].id))))
+        tx.execute(PutMemories([knowledge[36]]))  # deleted and written again: a new row
+    filled._conn.set_trace_callback(None)
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    # the changed texts' old texts; the old scopes of rows that move (in each of the two puts); the new row's rowid
+    assert len(reads) == 4, reads
+    assert filled._lexical.built
+    _check_all(filled, db_path, [*FILTERS, *NUMBER_FILTERS, MemoryFilter(project_id=P, categories=("d3",))])
+
+
+def test_a_write_after_another_connections_commit_keeps_the_answers_exact(filled: SQLiteStorage, db_path: Path) -> None:
+    _built(filled)
+    kept = filled.execute(FindMemories(MemoryFilter(project_id=P), limit=20, with_embeddings=True))
+    other = SQLiteStorage(db_path)
+    try:  # another connection changes texts and deletes rows the index knows
+        changed = [m.model_copy(deep=True) for m in kept[:10] if isinstance(m, DomainKnowledge)]
+        for memory in changed:
+            memory.fact = "zephyr5 quokka written elsewhere"
+        other.execute(PutMemories(changed))
+        other.execute(DeleteMemories(MemoryFilter(project_id=P, ids=tuple(m.id for m in kept[10:15]))))
+    finally:
+        other.close()
+    for memory in kept[:15]:  # this store writes its own (stale) copies back, its index not read since
+        memory.confidence = 0.3
+    filled.execute(PutMemories(kept[:15]))
+    _check_all(filled, db_path, [*FILTERS, *NUMBER_FILTERS])
