@@ -25,6 +25,7 @@ __all__ = ["MemoryWrites"]
 Row = tuple[Any, ...]  # a memory's upsert parameters (`UPSERT_MEMORY`'s order)
 _CHUNK = 500  # ids per `IN (...)`: under SQLite's bound-parameter limit
 SEQUENTIAL_ROWIDS_BELOW = 2**62  # SQLite numbers new rows max(rowid) + 1 until the largest rowid, 2**63 - 1
+_LARGEST_ROWID = "SELECT COALESCE(MAX(rowid), 0) FROM memories"
 
 
 class MemoryWrites(TxState):
@@ -58,7 +59,7 @@ class MemoryWrites(TxState):
         latest = {(row[0], row[1]): row for row in rows}
         unique = list(latest.values()) if len(latest) < len(rows) else rows
         new = None if self.lexical is None else self._lexical_before(latest)
-        (top,) = self.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
+        (top,) = self.conn.execute(_LARGEST_ROWID).fetchone()
         if self.conn.executemany(UPSERT_MEMORY_SAME_KEYS, unique).rowcount != len(unique):
             self._leave_old_scopes(latest)
             self.conn.executemany(UPSERT_MEMORY, unique)
@@ -68,10 +69,12 @@ class MemoryWrites(TxState):
         return len(rows)
 
     def _index_new_rows(self, top: int, latest: dict[tuple[str, str], Row]) -> None:
-        """The full-text entries of the rows the upsert inserted (rowids above `top`; near the end of
-        the rowid range, where SQLite picks them at random: the written ids without one)."""
+        """The full-text entries of the rows the upsert inserted (rowids above `top`, if any: an update
+        of stored rows does no full-text work; near the end of the rowid range, where SQLite picks them
+        at random: the written ids without one)."""
         if top < SEQUENTIAL_ROWIDS_BELOW:
-            self.conn.execute(INDEX_NEW_MEMORIES, (top,))
+            if self.conn.execute(_LARGEST_ROWID).fetchone()[0] > top:
+                self.conn.execute(INDEX_NEW_MEMORIES, (top,))
             return
         for project_id, chunk in _chunks(list(latest)):
             self.conn.execute(
