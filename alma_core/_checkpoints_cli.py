@@ -59,9 +59,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _saver(args: argparse.Namespace) -> Any:
     """A saver on the config's store and project; no embedder is loaded."""
-    from pathlib import Path
-
-    from ._config import AlmaConfig, load_config
+    from .cli import cli_config
     from .storage import open_storage
 
     try:
@@ -70,8 +68,7 @@ def _saver(args: argparse.Namespace) -> Any:
         from ._errors import MissingDependency
 
         raise MissingDependency("langgraph", "langgraph") from exc
-    path = Path(args.config)
-    config = load_config(path) if path.exists() else AlmaConfig()
+    config = cli_config(getattr(args, "config", None))
     return AlmaSaver(open_storage(config), project_id=config.project_id)
 
 

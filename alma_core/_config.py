@@ -197,7 +197,7 @@ class AlmaConfig(_Strict):
     storage: Literal["sqlite", "postgres", "chroma"] = "sqlite"
     storage_dir: str = ".alma"
     db_name: str = "alma.db"
-    embedding_provider: Literal["local", "local-int8", "mock"] = "local"
+    embedding_provider: Literal["local", "local-int8", "local-float32", "mock"] = "local"
     embedding_dim: int = Field(384, ge=8, le=8192)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -367,7 +367,7 @@ alma:
   storage: sqlite                 # sqlite (one file) | postgres | chroma
   storage_dir: .alma              # where the SQLite file lives
   db_name: alma.db
-  embedding_provider: local       # local (all-MiniLM-L6-v2, offline) | mock (hash embeddings, tests)
+  embedding_provider: local       # local (all-MiniLM-L6-v2, offline) | local-float32 | mock (hash embeddings)
   embedding_dim: 384
 
   # Agents (example). With agents configured, only these may learn. A write whose category

@@ -55,6 +55,20 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return _map_safetensors(path)[1]
 
 
+def pad(encodings: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of several texts as one (texts, longest) id matrix, zero-padded, and the mask of real tokens."""
+    ids = np.zeros((len(encodings), max(map(len, encodings))), dtype=np.intp)
+    mask = np.zeros(ids.shape, dtype=bool)
+    for row, e in enumerate(encodings):
+        ids[row, : len(e)], mask[row, : len(e)] = e, True
+    return ids, mask
+
+
+def attention_bias(mask: np.ndarray) -> np.ndarray:
+    """The (batch, 1, 1, length) scores added before the softmax: 0 for a real token, -1e9 for padding."""
+    return np.where(mask[:, None, None, :], np.float32(0), np.float32(-1e9)).astype(np.float32)
+
+
 def _gelu(x: np.ndarray) -> np.ndarray:
     """The exact (erf) GELU, 0.5 x (1 + erf(x / sqrt 2)), in few passes over `x`."""
     z = np.abs(x)
@@ -203,7 +217,7 @@ class MiniLM:
         x = self.embed_tokens(ids)
         bias = None
         if mask is not None and not mask.all():
-            bias = np.where(mask[:, None, None, :], np.float32(0), np.float32(-1e9)).astype(np.float32)
+            bias = attention_bias(mask)
         x = self._encoder(x, (batch, length), bias).reshape(batch, length, self.dim)
         if bias is None:
             pooled = x.mean(axis=1)
@@ -233,11 +247,5 @@ class MiniLM:
         encodings = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for group in self._batches([len(e) for e in encodings], batch_size):
-            length = len(encodings[group[-1]])
-            ids = np.zeros((len(group), length), dtype=np.intp)
-            mask = np.zeros((len(group), length), dtype=bool)
-            for row, i in enumerate(group):
-                n = len(encodings[i])
-                ids[row, :n], mask[row, :n] = encodings[i], True
-            out[group] = self.encode_ids(ids, mask)
+            out[group] = self.encode_ids(*pad([encodings[i] for i in group]))
         return out

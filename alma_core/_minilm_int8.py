@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._minilm import attention_bias, pad
+
 if TYPE_CHECKING:
     from ._minilm_onnx import OnnxMiniLM, _Graph
 
@@ -69,10 +71,14 @@ def _key(name: str) -> str | None:
 
 
 def quantize_columns(weight: np.ndarray, qmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """(in, out) float weights -> int8 weights in [-qmax, qmax] and one float32 scale per output column."""
-    peak = np.abs(weight).max(axis=0)
+    """(out, in) float32 weights, as the file stores them -> (in, out) int8 weights in [-qmax, qmax] and one float32
+    scale per output column (in place on `weight`, whose rows are contiguous: a few fast passes at load)."""
+    peak = np.abs(weight).max(axis=1)
     scale = np.where(peak > 0, peak / qmax, 1).astype(np.float32)
-    return np.clip(np.rint(weight / scale), -qmax, qmax).astype(np.int8), scale
+    weight /= scale[:, None]
+    np.rint(weight, out=weight)
+    np.clip(weight, -qmax, qmax, out=weight)
+    return np.ascontiguousarray(weight.astype(np.int8).T), scale
 
 
 class Int8Plan:
@@ -92,14 +98,15 @@ class Int8Plan:
         cls, model: OnnxMiniLM, w: dict[str, np.ndarray], products: frozenset[str] = INT8_PRODUCTS
     ) -> Int8Plan:
         """Smoothing scales and split channels from the inputs of `products` that `model`'s float32 session (built
-        with taps) sees on `CALIBRATION`, one text at a time (no padding rows)."""
+        with taps) sees on `CALIBRATION`, in one padded batch (the padding rows left out of the peaks)."""
         names = [f"encoder.layer.{k.split('.')[0]}.{n}" for k in sorted(products) for n, kind in _KINDS.items()
                  if kind == k.split(".")[1]]  # fmt: skip
         peak = {n: np.zeros(w[f"{n}.weight"].shape[1], dtype=np.float32) for n in names}
-        for text in CALIBRATION if names else ():
-            ids = np.asarray(model.tokenizer.encode(text).ids, dtype=np.intp)[None, :]
-            for name, tensor in zip(names, model.run(model.embed_tokens(ids), ids.shape, None, names), strict=True):
-                np.maximum(peak[name], np.abs(tensor).max(axis=0), out=peak[name])
+        if names:
+            ids, mask = pad([e.ids for e in model.tokenizer.encode_batch(list(CALIBRATION))])
+            tensors = model.run(model.embed_tokens(ids), ids.shape, attention_bias(mask), names)
+            for name, tensor in zip(names, tensors, strict=True):
+                peak[name] = np.abs(tensor[mask.reshape(-1)]).max(axis=0)
         smooth, split = {}, {}
         for name in names:
             if _KINDS[name.split(".", 3)[3]] not in _SMOOTHED:
@@ -114,18 +121,20 @@ class Int8Plan:
         """x @ W.T + b as an int8 product if `name` is one of ours, else None (float32)."""
         if _key(name) not in self.products:
             return None
-        weight = np.asarray(w[f"{name}.weight"], dtype=np.float32).T  # (in, out), a copy below
+        weight = np.array(w[f"{name}.weight"], dtype=np.float32)  # (out, in): a copy, quantized in place
         qmax, s, channels, side = 127, self.smooth.get(name), self.split.get(name), None
         if s is not None:
             x = g.op("Mul", x, g.const(f"{name}.unsmooth", (1 / s).astype(np.float32)))
-            weight, qmax = weight * s[:, None], 63
+            weight *= s
+            qmax = 63
         elif channels is not None:  # those input channels in float32, the others in int8
             outliers = g.op("Gather", x, g.const(f"{name}.outliers", channels.astype(np.int64)), axis=1)
-            side = g.op("MatMul", outliers, g.const(f"{name}.outlier_rows", np.ascontiguousarray(weight[channels])))
-            keep = np.ones(weight.shape[0], dtype=np.float32)
+            rows = np.ascontiguousarray(weight[:, channels].T)  # (channels, out)
+            side = g.op("MatMul", outliers, g.const(f"{name}.outlier_rows", rows))
+            keep = np.ones(weight.shape[1], dtype=np.float32)
             keep[channels] = 0
-            x, weight = g.op("Mul", x, g.const(f"{name}.keep", keep)), weight.copy()
-            weight[channels] = 0
+            x = g.op("Mul", x, g.const(f"{name}.keep", keep))
+            weight[:, channels] = 0
         q, scale = quantize_columns(weight, qmax)
         out = g.op("DynamicQuantizeMatMul", x, g.const(f"{name}.int8", np.ascontiguousarray(q)),
                    g.const(f"{name}.scale", scale), "", g.const(f"{name}.bias", w[f"{name}.bias"]),

@@ -79,7 +79,7 @@ class _Graph:
     def const(self, name: str, array: np.ndarray) -> str:
         if array.dtype not in (np.int64, np.int8):
             array = array.astype(np.float32, copy=False)  # the graph computes in float32 (a float16 file too)
-        external = array.size >= 1024 and array.dtype == np.float32 and array.flags.c_contiguous
+        external = array.size >= 1024 and array.dtype != np.int64 and array.flags.c_contiguous
         self.inits.append(_tensor(name, array, external))
         if external:
             self.external[name] = array
@@ -211,13 +211,18 @@ class OnnxMiniLM(MiniLM):
         if self.precision == "int8":
             from ._minilm_int8 import Int8Plan
 
-            self.session = self._session(*build_model(w, count, self.eps, self.dim, taps=True))
+            self.session = self._session(*build_model(w, count, self.eps, self.dim, taps=True), packed=False)
             int8 = Int8Plan.calibrate(self, w)
         self.session = self._session(*build_model(w, count, self.eps, self.dim, int8=int8))
 
-    def _session(self, model: bytes, weights: dict[str, np.ndarray]) -> Any:
+    def _session(self, model: bytes, weights: dict[str, np.ndarray], packed: bool = True) -> Any:
+        """A session over `model`; `packed=False` for one that runs a few times only (int8 calibration): no
+        weight packing and no graph optimisation, which would take longer than its runs."""
         ort = self._ort
         options = ort.SessionOptions()
+        if not packed:
+            options.add_session_config_entry("session.disable_prepacking", "1")
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if self._threads:
             options.intra_op_num_threads, options.inter_op_num_threads = self._threads, 1
         options.log_severity_level = 3

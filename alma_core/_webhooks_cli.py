@@ -10,18 +10,16 @@ import argparse
 import json
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
 
 
 def _storage(args: argparse.Namespace) -> Any:
-    from ._config import AlmaConfig, load_config
+    from .cli import cli_config
     from .storage import open_storage
 
-    path = Path(args.config)
-    return open_storage(load_config(path) if path.exists() else AlmaConfig())
+    return open_storage(cli_config(args.config))
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:

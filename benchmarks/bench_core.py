@@ -66,9 +66,10 @@ def vm_rss_mb() -> float:
 # ---- import time ------------------------------------------------------------------------------------------
 
 
-def import_time(statement: str, runs: int) -> float:
+def import_time(statement: str, runs: int, env: dict[str, str] | None = None) -> float:
+    """Median ms of `statement` in fresh interpreters (`env`: extra environment variables)."""
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     times = [
         float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                              check=True).stdout)

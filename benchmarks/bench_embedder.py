@@ -18,8 +18,11 @@ the load average is printed at the start and the end.
 - RSS: resident memory after the first vector, and the peak after the batch (VmRSS / VmHWM).
 - query p50 / p95: one short text per call, `embed_documents([text])` (what a cache miss of `embed_query` costs);
   also the process's CPU time per query (every thread's: with more than one compute thread, the pool's too).
-- onnxruntime-int8: `LocalEmbedder(precision="int8")`, with its cosine to sentence-transformers' vectors
+- onnxruntime-int8: `LocalEmbedder(precision="int8")`, what the default `local` runs on onnxruntime;
+  onnxruntime: `precision="float32"` (the exact model). Each with its cosine to sentence-transformers' vectors
   (tests/data/minilm_reference.npy) on the 200 sentences, min / median (every runtime prints it).
+- 11-tok p50: one short query ("how do I test a login form?", 11 tokens) embedded as many times as there are
+  queries, wall p50.
 - batch texts/s: the 200 sentences in one `embed_documents` call (how `learn_many` and `reindex` embed), and
   the short queries in one call (a `learn_many` of short outcomes).
 """
@@ -33,10 +36,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ROOT / "tests" / "data" / "minilm_sentences.json"
+SHORT_QUERY = "how do I test a login form?"
 AIMS = {"cold load": "<= 1 s", "RSS after load": "<= 250 MB", "query p50": "<= 3 ms"}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -50,8 +54,9 @@ def _make(runtime: str, threads: int) -> tuple[Any, str]:
     """(embed_documents, thread setting) for one runtime, built after the clock started."""
     from alma_core import LocalEmbedder
 
-    if runtime == "onnxruntime-int8":
-        emb = LocalEmbedder(runtime="onnxruntime", threads=threads, precision="int8")
+    if runtime.startswith("onnxruntime"):
+        precision: Literal["int8", "float32"] = "int8" if runtime == "onnxruntime-int8" else "float32"
+        emb = LocalEmbedder(runtime="onnxruntime", threads=threads, precision=precision)
     else:
         emb = LocalEmbedder(runtime=runtime, threads=threads)  # type: ignore[arg-type]
     if runtime == "numpy":
@@ -63,7 +68,8 @@ def _make(runtime: str, threads: int) -> tuple[Any, str]:
     if runtime.startswith("onnxruntime"):
         import onnxruntime
 
-        return emb.embed_documents, f"onnxruntime {onnxruntime.__version__}, intra_op_num_threads={threads}"
+        version = onnxruntime.__version__
+        return emb.embed_documents, f"onnxruntime {version}, intra_op_num_threads={threads}, {precision}"
     return emb.embed_documents, f"torch.set_num_threads({threads})"
 
 
@@ -87,6 +93,11 @@ def worker(runtime: str, n_queries: int, threads: int) -> dict[str, Any]:
         embed([query])
         times.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
+    short_times = []
+    for _ in queries:
+        t = time.perf_counter()
+        embed([SHORT_QUERY])
+        short_times.append((time.perf_counter() - t) * 1000)
     t, c = time.perf_counter(), time.process_time()
     vectors = embed(sentences)
     batch_s, batch_cpu = time.perf_counter() - t, time.process_time() - c
@@ -107,6 +118,7 @@ def worker(runtime: str, n_queries: int, threads: int) -> dict[str, Any]:
         "runtime": runtime, "threads": setting, "cold_s": cold, "cold_model_s": cold_model, "cold_cpu_s": cold_cpu,
         "rss_load": rss_load, "rss_peak": _status()["VmHWM"], "p50": float(np.percentile(times, 50)),
         "p95": float(np.percentile(times, 95)), "cpu_p50": float(np.percentile(cpu, 50)), "queries": len(queries),
+        "p50_11": float(np.percentile(short_times, 50)),
         "tokens": tokens, "batch_per_s": len(sentences) / batch_s, "batch_cpu_per_s": len(sentences) / batch_cpu,
         "short_cpu_per_s": len(queries) / short_cpu,
         "batch": len(sentences), "cos_min": float(cosine.min()), "cos_median": float(np.median(cosine)),
@@ -168,6 +180,7 @@ def main() -> None:
         "query p50",
         "p95",
         "(CPU)",
+        "11-tok",
         "batch",
         "(CPU)",
         "short",
@@ -183,11 +196,13 @@ def main() -> None:
                 continue
             print(f"  {r['runtime']:<22}{r['cold_s']:>8.2f} s{r['cold_model_s']:>8.2f} s{r['cold_cpu_s']:>8.2f} s"
                   f"{r['rss_load']:>7.0f} MB{r['rss_peak']:>7.0f} MB{r['p50']:>7.2f} ms{r['p95']:>7.1f} ms"
-                  f"{r['cpu_p50']:>7.2f} ms{r['batch_per_s']:>8.0f}/s{r['batch_cpu_per_s']:>8.0f}/s"
-                  f"{r['short_cpu_per_s']:>8.0f}/s{r['cos_min']:>10.5f}{r['cos_median']:>10.5f}  [{r['threads']}]",
+                  f"{r['cpu_p50']:>7.2f} ms{r['p50_11']:>7.2f} ms{r['batch_per_s']:>8.0f}/s"
+                  f"{r['batch_cpu_per_s']:>8.0f}/s{r['short_cpu_per_s']:>8.0f}/s{r['cos_min']:>10.5f}"
+                  f"{r['cos_median']:>10.5f}  [{r['threads']}]",
                   flush=True)  # fmt: skip
     print("cold: wall time to the first vector from a bare process; (model): the same after `import numpy`; "
-          "(CPU): process CPU time; query and batch (CPU): the process's CPU time (all threads); short: the "
+          "(CPU): process CPU time; query and batch (CPU): the process's CPU time (all threads); 11-tok: wall p50 "
+          f"of {SHORT_QUERY!r} (11 tokens); short: the "
           "queries in one call, texts per CPU second; cos: the batch's vectors against sentence-transformers' "
           "(committed reference)")  # fmt: skip
     if last is not None:

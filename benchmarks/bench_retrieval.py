@@ -1,6 +1,6 @@
 """Retrieval quality: ALMA's lexical, dense and hybrid modes beside a stand-alone BM25 and a plain dense search.
 
-    .venv/bin/python benchmarks/bench_retrieval.py [--split test|dev] [--n 12] [--embedder local|local-int8|mock]
+    .venv/bin/python benchmarks/bench_retrieval.py [--split test|dev] [--embedder local|local-float32|mock]
     .venv/bin/python benchmarks/bench_retrieval.py --data chatty          # the lexical-strong regime
     .venv/bin/python benchmarks/bench_retrieval.py --data handwritten     # the old in-sample set
 
@@ -41,7 +41,7 @@ import gen_chatty
 import gen_conversations
 import numpy as np
 
-from alma_core import ALMA, AlmaConfig, LocalEmbedder
+from alma_core import ALMA, AlmaConfig
 
 HANDWRITTEN = Path(__file__).parent / "data" / "retrieval_set.json"
 # name -> (mode, overrides of RetrievalConfig)
@@ -142,8 +142,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, dict[str, float]]
         config = AlmaConfig(project_id="bench", retrieval={"cache_size": 0})
         path = Path(args.store) if args.store else Path(tmp) / "r.db"
         fresh = not path.exists()
-        embedder = LocalEmbedder(precision="int8") if args.embedder == "local-int8" else args.embedder
-        with ALMA(config=config, storage=path, embedder=embedder) as alma:
+        with ALMA(config=config, storage=path, embedder=args.embedder) as alma:
             start = time.perf_counter()
             for agent, rows in memories.items() if fresh else ():
                 for label, text, at in rows:
@@ -171,8 +170,8 @@ def main() -> None:
     parser.add_argument("--data", default="generated", choices=["generated", "chatty", "handwritten"])
     parser.add_argument("--split", default="test", choices=["dev", "test"])
     parser.add_argument("--n", type=int, help="conversations of the split (default: generated 12, chatty 6)")
-    parser.add_argument("--embedder", default="local", choices=["local", "local-int8", "mock"],
-                        help="local-int8: the local embedder with precision='int8'")  # fmt: skip
+    parser.add_argument("--embedder", default="local", choices=["local", "local-int8", "local-float32", "mock"],
+                        help="local: int8 on onnxruntime (its default); local-float32: the exact model")  # fmt: skip
     parser.add_argument("--store", help="reuse this store file (built on the first run) instead of a fresh one")
     parser.add_argument("--only", help="comma-separated substrings of the method names to run")
     parser.add_argument("--try", dest="try_", action="append", default=[], help="a hybrid variant: key=value,...")

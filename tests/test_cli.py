@@ -220,3 +220,15 @@ def test_progress_bar_prints_one_final_line_off_a_terminal(tmp_path: Path) -> No
             bar.update()
     assert path.read_text().startswith("work [########] 4/4")
     assert path.read_text().count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["webhooks", "deliveries"], ["checkpoints", "list"]], ids=lambda a: " ".join(a))
+def test_store_commands_use_the_defaults_without_a_config_and_refuse_a_missing_one(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """As every command: no `--config` and no `.alma/config.yaml` means the built-in defaults; a path given
+    that does not exist is an error, and nothing is created."""
+    assert ok(tmp_path, *args).strip() in ("no deliveries", "")
+    assert (tmp_path / ".alma" / "alma.db").exists()
+    assert_one_line_error(alma(tmp_path, *args, "--config", "missing.yaml"), "missing.yaml")
+    assert not (tmp_path / "missing.yaml").exists()

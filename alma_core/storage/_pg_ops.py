@@ -177,10 +177,13 @@ def put_record_step(r: Record, if_absent: bool, shared_lock: int | None) -> Step
     )
 
 
-def put_records_step(records: Sequence[Record], if_absent: bool, shared_lock: int | None) -> Step:
+def put_records_step(
+    records: Sequence[Record], if_absent: bool, shared_lock: int | None, sequenced: bool = True
+) -> Step:
     """`PutRecords` in one statement: each namespace's seq moves once by its count of records (its row
     locked in (project, namespace) order, so concurrent puts cannot deadlock), then one multi-row upsert.
-    The columns go as binary arrays (`%b`): text arrays would be quoted and escaped value by value."""
+    The columns go as binary arrays (`%b`): text arrays would be quoted and escaped value by value.
+    Unsequenced records (`sequenced=False`) get seq 0, and no namespace's seq row is touched."""
     now = time.time()
     latest: dict[tuple[str, str, str], Record] = {}
     for r in records:  # one row per key, as the records applied in order would leave it (and rank it)
@@ -199,6 +202,21 @@ def put_records_step(records: Sequence[Record], if_absent: bool, shared_lock: in
         args.append(shared_lock)
     if if_absent:
         args.append(now)
+    if not sequenced:
+        return (
+            f"""INSERT INTO alma_records (project_id, namespace, key, seq, value, metadata, created_at,
+                    updated_at, expires_at)
+                SELECT r.project_id, r.namespace, r.key, 0, r.value, r.metadata, r.created_at, r.updated_at,
+                    r.expires_at
+                FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[], %b::text[]::jsonb[], %b::float8[],
+                    %b::float8[], %b::float8[])
+                    AS r(project_id, namespace, key, value, metadata, created_at, updated_at, expires_at){lock}
+                ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq = EXCLUDED.seq,
+                    value = EXCLUDED.value, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at,
+                    expires_at = EXCLUDED.expires_at {keep}""",
+            args,
+            "none",
+        )
     return (
         f"""WITH r AS (
                 SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::bytea[], %b::text[]::jsonb[],

@@ -80,6 +80,12 @@ def _best(scores: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([better, tied[np.argsort(-at[tied], kind="stable")][: n - len(better)]])
 
 
+def _order(scores: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the `n` best by score, then newest row, in that order (a total order: rows are unique)."""
+    best = _best(scores, at, n)
+    return best[np.lexsort((-at[best], -scores[best]))]
+
+
 def _ranked(
     conn: sqlite3.Connection, items: RecordVectors, at: np.ndarray, scores: np.ndarray, pool: np.ndarray, vector: Any
 ) -> np.ndarray:
@@ -159,23 +165,25 @@ def _ranked_filtered(
     assert op.vector is not None
     at = np.flatnonzero(items.expires > now)
     scores = items.scores(at, op.vector)
-    order = np.lexsort((-at, -scores)).tolist()  # indices into `at`: the ranking of every live item
-    rowids = items.rowids[at].tolist()
+    order = _order(scores, at, _CHECK_FIRST)  # indices into `at`: the best-ranked live items, in order
+    rowids = items.rowids[at]
     end, start, size = op.offset + op.limit, 0, max(64, 4 * (op.offset + op.limit))
     want = end + QUANT_MARGIN if items.approximate else end
     matched: list[int] = []
-    while start < len(order) and len(matched) < want:
+    while start < len(at) and len(matched) < want:
         if start >= _CHECK_FIRST:  # the rest at once: the filter's rows, found by rowid
-            keep = set(itertools.chain.from_iterable(conn.execute(f"SELECT rowid FROM records WHERE {clause}", args)))
-            matched.extend(i for i in order[start:] if rowids[i] in keep)
+            every = np.fromiter(itertools.chain.from_iterable(
+                conn.execute(f"SELECT rowid FROM records WHERE {clause}", args)), dtype=np.int64)  # fmt: skip
+            rest = _order(scores, at, len(at))[start:]
+            matched.extend(rest[np.isin(rowids[rest], every)].tolist())
             break
         chunk = order[start : start + size]
         keep = set(itertools.chain.from_iterable(conn.execute(
             f"SELECT rowid FROM records WHERE rowid IN ({','.join('?' * len(chunk))}) AND {clause}",
-            [*(rowids[i] for i in chunk), *args],
+            [*rowids[chunk].tolist(), *args],
         )))  # fmt: skip
-        matched.extend(i for i in chunk if rowids[i] in keep)
-        start, size = start + size, size * 2
+        matched.extend(i for i, rowid in zip(chunk.tolist(), rowids[chunk].tolist(), strict=True) if rowid in keep)
+        start, size = start + len(chunk), size * 2
     if items.approximate:
         matched = _ranked(conn, items, at, scores, np.array(matched[:want], dtype=np.int64), op.vector).tolist()
     return _page(conn, items, at, scores, matched[op.offset : end])

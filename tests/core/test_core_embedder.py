@@ -25,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module", params=["numpy", "onnxruntime"])
 def local(request: pytest.FixtureRequest) -> LocalEmbedder:
-    """Each runtime that runs MiniLM without torch; the onnxruntime one only where it is installed."""
+    """Each runtime that runs MiniLM without torch in float32; the onnxruntime one only where it is installed."""
     if request.param == "onnxruntime":
         pytest.importorskip("onnxruntime")
-    embedder = LocalEmbedder(runtime=request.param)
+    embedder = LocalEmbedder(runtime=request.param, precision="float32")
     embedder.embed_query("load")
-    assert embedder.runtime == request.param
+    assert embedder.runtime == request.param and embedder.precision == "float32"
     return embedder
 
 
@@ -72,18 +72,76 @@ def test_int8_vectors_stay_within_0_99_of_sentence_transformers(int8: LocalEmbed
     assert int8.name == LocalEmbedder().name
 
 
-def test_local_int8_is_a_config_value() -> None:
+def test_int8_weights_reach_the_session_in_place_not_inside_the_graph(int8: LocalEmbedder) -> None:
+    """The int8 weights (11 MB) are handed to the session like the float32 ones: a copy inside the graph's bytes
+    cost 24 MB of RSS."""
+    external = int8._model._weights
+    assert sum(name.endswith(".int8") for name in external) == 22
+
+
+def test_quantize_columns_is_symmetric_per_output_column() -> None:
+    from alma_core._minilm_int8 import quantize_columns
+
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((5, 12)).astype(np.float32) * np.array([[0.01], [1], [30], [0.5], [0]], np.float32)
+    q, scale = quantize_columns(weight.copy(), 63)  # (out, in) -> (in, out)
+    assert q.shape == (12, 5) and q.dtype == np.int8 and q.flags.c_contiguous
+    assert np.abs(q).max(axis=0).tolist() == [63, 63, 63, 63, 0]  # each column's peak maps to qmax
+    assert scale[4] == 1 and not q[:, 4].any()  # an all-zero column: no division by zero
+    np.testing.assert_allclose(q.T * scale[:, None], weight, rtol=0, atol=float(scale[:4].max()) / 2 + 1e-7)
+    assert (np.abs(q.T * scale[:, None] - weight) <= scale[:, None] / 2 + 1e-6).all()
+
+
+def test_int8_calibration_in_one_padded_batch_leaves_the_padding_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calibrating on texts together gives each product's peak over their real tokens only: the same smoothing
+    and split channels as calibrating on each text alone and keeping the larger."""
+    pytest.importorskip("onnxruntime")
+    from alma_core import _minilm_int8
+    from alma_core._minilm import read_safetensors
+    from alma_core._minilm_onnx import OnnxMiniLM, build_model, fuse_qkv
+    from alma_core.embeddings import minilm_path
+
+    model = OnnxMiniLM(minilm_path(), precision="float32")
+    w = {k.removeprefix("bert."): v for k, v in read_safetensors(minilm_path() / "model.safetensors").items()}
+    for i in range(6):
+        w.update(fuse_qkv(w, f"encoder.layer.{i}", 1 / np.sqrt(32)))
+    model.session = model._session(*build_model(w, 6, model.eps, model.dim, taps=True), packed=False)
+    texts = ("ok", "Der Kunde möchte die Rechnung per E-Mail erhalten, nicht per Post, und zwar bis Freitag.")
+    plans = []
+    for calibration in ((texts[0],), (texts[1],), texts):  # the short text padded by ~20 rows in the last
+        monkeypatch.setattr(_minilm_int8, "CALIBRATION", calibration)
+        plans.append(_minilm_int8.Int8Plan.calibrate(model, w))
+    short, long, both = plans
+    assert both.smooth.keys() == short.smooth.keys() and len(both.smooth) == 17
+    for name, scale in both.smooth.items():
+        np.testing.assert_allclose(scale, np.maximum(short.smooth[name], long.smooth[name]), rtol=1e-4)
+    for name in both.split.keys() | short.split.keys() | long.split.keys():
+        expected = set(short.split.get(name, ())) | set(long.split.get(name, ()))
+        assert set(both.split.get(name, ())) == expected
+
+
+@pytest.mark.parametrize("precision", ["int8", "float32"])
+def test_local_precisions_are_config_values(precision: str) -> None:
     from alma_core import AlmaConfig
 
-    embedder = make_embedder(AlmaConfig(embedding_provider="local-int8").embedding_provider)
-    assert isinstance(embedder, LocalEmbedder) and embedder.precision == "int8" and not embedder.loaded
-    with pytest.raises(ConfigError, match="local-int8"):
+    embedder = make_embedder(AlmaConfig(embedding_provider=f"local-{precision}").embedding_provider)
+    assert isinstance(embedder, LocalEmbedder) and embedder.precision == precision and not embedder.loaded
+    with pytest.raises(ConfigError, match="local-float32"):
         make_embedder("local-int4")
+
+
+@pytest.mark.parametrize(("runtime", "resolved"), [("auto", "int8"), ("onnxruntime", "int8"), ("numpy", "float32")])
+def test_the_default_precision_is_int8_on_onnxruntime_and_float32_in_numpy(runtime: str, resolved: str) -> None:
+    pytest.importorskip("onnxruntime")
+    embedder = LocalEmbedder(runtime=runtime)  # type: ignore[arg-type]
+    assert embedder.precision == "auto"
+    vector = embedder.embed_query("how do I test a login form?")
+    assert embedder.precision == resolved and vector.shape == (384,)
 
 
 def test_int8_reads_a_float32_store_and_keeps_the_ranking(int8: LocalEmbedder, tmp_path: Path) -> None:
     texts = ["flaky selectors break login tests", "bake sourdough at 250C with steam", "rotate the API keys monthly"]
-    with ALMA("p", storage=tmp_path / "a.db", embedder=LocalEmbedder()) as alma:
+    with ALMA("p", storage=tmp_path / "a.db", embedder=LocalEmbedder(precision="float32")) as alma:
         for text in texts:
             alma.add_knowledge("a", "notes", text)
     with ALMA("p", storage=tmp_path / "a.db", embedder=int8) as alma:  # same identity: no mismatch, no reindex
@@ -224,22 +282,30 @@ def test_a_missing_model_or_tokenizer_names_what_to_install(
     assert install in message
 
 
-def test_auto_falls_back_to_numpy_without_onnxruntime_with_the_same_vectors(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("precision", "cosine"), [("auto", 0.99), ("float32", 0.99999)])
+def test_auto_falls_back_to_numpy_without_onnxruntime_with_the_same_vectors(
+    precision: str, cosine: float, tmp_path: Path
+) -> None:
+    """Without onnxruntime the default embedder runs in numpy (float32): the vectors stay in the same space."""
     pytest.importorskip("onnxruntime")
-    code = """
+    code = f"""
         import sys
-        {block}
+        {{block}}
         from alma_core import LocalEmbedder
-        emb = LocalEmbedder()
+        emb = LocalEmbedder(precision={precision!r})
         vector = emb.embed_query("the login test is flaky")
-        print(emb.runtime, *vector.tolist())
+        print(emb.runtime, emb.precision, *vector.tolist())
         """
     fast = _run(code.format(block=""), tmp_path)
     fallback = _run(code.format(block="sys.modules['onnxruntime'] = None"), tmp_path)
     assert fast.returncode == 0 and fallback.returncode == 0, (fast.stderr[-2000:], fallback.stderr[-2000:])
-    (fast_runtime, *a), (fallback_runtime, *b) = fast.stdout.split(), fallback.stdout.split()
+    (fast_runtime, fast_precision, *a), (fallback_runtime, fallback_precision, *b) = (
+        fast.stdout.split(),
+        fallback.stdout.split(),
+    )
     assert (fast_runtime, fallback_runtime) == ("onnxruntime", "numpy")
-    assert float(np.dot(np.array(a, dtype=float), np.array(b, dtype=float))) > 0.99999
+    assert (fast_precision, fallback_precision) == ("int8" if precision == "auto" else "float32", "float32")
+    assert float(np.dot(np.array(a, dtype=float), np.array(b, dtype=float))) > cosine
 
 
 def test_missing_dependency_keeps_the_extra_hint_by_default() -> None:

@@ -1,0 +1,143 @@
+"""Issue #19's aims that we call met, re-measured on this tree in one run and printed in one table.
+
+    .venv/bin/python benchmarks/bench_aims.py           # CrewAI count() at 500 / 5,000 / 50,000 memories
+    .venv/bin/python benchmarks/bench_aims.py --quick   # ... at 500 / 5,000 only
+
+Each figure comes from the benchmark that owns it, called, not copied:
+- `from alma_core import ALMA`, cold (bench_core.import_time: median of 5 fresh interpreters), with bytecode
+  cached (a private PYTHONPYCACHEPREFIX, written by one run first: what an installed package has), and as
+  this shell runs it (with PYTHONDONTWRITEBYTECODE=1 and no __pycache__, every module is compiled);
+- CrewAI `AlmaStorage.count()` at each size (bench_crewai.storage_figures, p50 of 20), which must not grow
+  with the store: met when the largest store's p50 is within 2x of the smallest's;
+- `AlmaStore.search` with a query at 10k items (bench_checkpointer.store_search, p50 of 30);
+- the local embedder (default: onnxruntime, int8, one thread) in a fresh process: cold load to the first
+  vector, RSS after it, query p50 (bench_embedder.run, 40 queries);
+- `alma` commands that need no model, each in a fresh process on a store with one memory: whether
+  `alma_core._minilm*`, onnxruntime or sentence_transformers is in `sys.modules` at the end, and whether
+  it printed a loading line; `learn` (which embeds) is the control: it must load and say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_MODULES = ("alma_core._minilm", "onnxruntime", "sentence_transformers", "torch")
+NO_MODEL = [["--help"], ["--version"], ["init", "--config", "fresh.yaml"], ["stats"], ["export", "out.jsonl"],
+            ["export", "--with-embeddings", "all.jsonl"], ["forget", "--older-than-days", "365", "--dry-run"],
+            ["repair"], ["webhooks", "deliveries"], ["checkpoints", "list"]]  # fmt: skip
+LEARN = ["learn", "--agent", "a", "--task", "test the login form", "--outcome", "success"]
+_CLI = """
+import json, sys
+from alma_core.cli import main
+try:
+    code = main({args!r})
+except SystemExit as exit:
+    code = exit.code
+loaded = sorted({{m for m in sys.modules for p in {prefixes!r} if m == p or m.startswith(p)}})
+print("RESULT", json.dumps([code, loaded]))
+"""
+ROWS: list[tuple[str, str, str, bool]] = []
+
+
+def row(measure: str, value: str, aim: str, met: bool) -> None:
+    ROWS.append((measure, value, aim, met))
+    print(f"  {measure:<48} {value:<30} {aim:<26} {'met' if met else 'NOT MET'}", flush=True)
+
+
+def cli(args: list[str], cwd: Path) -> tuple[object, list[str], str]:
+    """(exit code, model modules loaded, stderr) of `alma ARGS` in a fresh interpreter in `cwd`."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    code = textwrap.dedent(_CLI.format(args=args, prefixes=MODEL_MODULES))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd,
+                            check=False)  # fmt: skip
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        return f"failed: {result.stderr[-300:]}", [], result.stderr
+    exit_code, loaded = json.loads(lines[-1].removeprefix("RESULT "))
+    return exit_code, loaded, result.stderr
+
+
+def startup() -> None:
+    from bench_core import import_time
+
+    with tempfile.TemporaryDirectory() as cache:
+        cached = {"PYTHONPYCACHEPREFIX": cache, "PYTHONDONTWRITEBYTECODE": ""}
+        import_time("from alma_core import ALMA", 1, cached)  # writes the bytecode
+        ms = import_time("from alma_core import ALMA", 5, cached)
+    row("from alma_core import ALMA, cold (bytecode cached)", f"{ms:.0f} ms", "<= 150 ms", ms <= 150)
+    bare = import_time("from alma_core import ALMA", 5)
+    setting = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
+    row(f"  as this shell runs it (PYTHONDONTWRITEBYTECODE={setting!r})", f"{bare:.0f} ms", "(reference)", True)
+
+
+def crewai_count(sizes: list[int]) -> None:
+    from bench_crewai import storage_figures
+
+    counts = {n: storage_figures(n, 20)["count()"] for n in sizes}
+    for n, ms in counts.items():
+        print(f"    CrewAI AlmaStorage.count() at {n:,} memories: p50 {ms:.2f} ms", flush=True)
+    ratio = counts[sizes[-1]] / counts[sizes[0]]
+    value = " / ".join(f"{ms:.2f}" for ms in counts.values()) + f" ms ({ratio:.1f}x)"
+    row(f"CrewAI count() p50 at {' / '.join(f'{n:,}' for n in sizes)}", value, "independent of size", ratio <= 2)
+
+
+def store_search() -> None:
+    from bench_checkpointer import store_search
+
+    ms = store_search(10_000)["query"]
+    row("AlmaStore.search (query) p50 at 10k items", f"{ms:.2f} ms", "<= 20 ms", ms <= 20)
+
+
+def embedder() -> None:
+    from bench_embedder import run
+
+    figures = run("onnxruntime-int8", 40, 1)  # the default `local` on onnxruntime (precision="auto": int8)
+    if figures is None:
+        row("local embedder (onnxruntime)", "failed (see above)", "", False)
+        return
+    row("local embedder: cold load to the first vector", f"{figures['cold_s']:.2f} s", "<= 1 s", figures["cold_s"] <= 1)
+    row("local embedder: RSS after the load", f"{figures['rss_load']:.0f} MB", "<= 250 MB", figures["rss_load"] <= 250)
+    row("local embedder: query p50", f"{figures['p50']:.2f} ms", "<= 3 ms", figures["p50"] <= 3)
+
+
+def commands() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp)
+        code, loaded, err = cli(LEARN, cwd)  # one memory in the default store (the control: it embeds)
+        said = "alma: loading" in err
+        row("alma learn (embeds: the control)", f"exit {code}, loads {','.join(loaded) or 'nothing'}",
+            "loads, says so", code == 0 and bool(loaded) and said)  # fmt: skip
+        for args in NO_MODEL:
+            code, loaded, err = cli(args, cwd)
+            ok = code in (0, None) and not loaded and "loading" not in err
+            row(f"alma {' '.join(args)}", f"exit {code}, loads {','.join(loaded) or 'nothing'}", "no model", ok)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CrewAI count() at 500 and 5,000 memories only")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    print(f"#19 aims called met, python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+          f"load {os.getloadavg()[0]:.1f}, mock embedder except the local embedder's rows")  # fmt: skip
+    startup()
+    crewai_count([500, 5_000] if args.quick else [500, 5_000, 50_000])
+    store_search()
+    embedder()
+    commands()
+    missed = [measure for measure, _, _, met in ROWS if not met]
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}; " + (f"NOT MET: {missed}" if missed else "all met"))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
