@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ._cache import copy_memory
-from ._candidates import Candidate, as_candidates, success_of
+from ._candidates import Candidate, UnreadableRow, as_candidates, success_of
 from ._config import RetrievalConfig
 from ._fusion import coverage_of, exact_matches, fuse, inherit_task_relevance, lexical_query, lexical_terms
 from ._models import Memory, MemoryType, idle_days, utcnow
@@ -133,21 +133,6 @@ def _scored(memory: Memory, score: float, factors: dict[str, float]) -> Memory:
     return memory
 
 
-class _BadRow(Exception):
-    """A candidate whose stored row does not build a valid memory (see `Retriever._answer`)."""
-
-    def __init__(self, candidate: Candidate, error: Exception) -> None:
-        super().__init__(candidate.id)
-        self.candidate, self.error = candidate, error
-
-
-def _build(candidate: Candidate) -> Memory:
-    try:
-        return candidate.build()
-    except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
-        raise _BadRow(candidate, exc) from exc
-
-
 class Retriever:
     """Finds and ranks memories for a query within a filter. Backend-independent.
 
@@ -208,7 +193,7 @@ class Retriever:
             searched.append(MemoryType.OUTCOME)  # lessons inherit their outcomes' relevance (then dropped)
         vectors = self.config.diversity > 0
         return SearchMemories(
-            replace(base, types=tuple(searched)),
+            base.narrowed(types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
             k=self.config.candidates,
@@ -248,7 +233,7 @@ class Retriever:
         scaled below the lowest reranked one."""
         assert self.reranker is not None
         top = sorted(relevance, key=lambda i: (-relevance[i], i))[: self.config.rerank_candidates]
-        scores = [float(s) for s in self.reranker(query, [_build(candidates[i]) for i in top])]
+        scores = [float(s) for s in self.reranker(query, [candidates[i].build() for i in top])]
         low, high = min(scores), max(scores)
         span = high - low or 1.0
         out = {i: 0.5 * relevance[i] * min(relevance[j] for j in top) for i in relevance}
@@ -302,7 +287,7 @@ class Retriever:
 
     def rank(self, memories: Mapping[str, Memory | Candidate], relevance: dict[str, float]) -> list[Memory]:
         """Score every candidate (see the module docstring), best first; retired memories are dropped."""
-        return [_scored(_build(c), score, factors) for c, score, factors in self.scores(memories, relevance)]
+        return [_scored(c.build(), score, factors) for c, score, factors in self.scores(memories, relevance)]
 
     def scores(
         self, memories: Mapping[str, Memory | Candidate], relevance: dict[str, float], top_k: int | None = None
@@ -327,7 +312,8 @@ class Retriever:
         get = relevance.get
         kept = [(rel, i, c) for i, c in as_candidates(memories).items()
                 if (rel := get(i, 0.0)) >= min_rel and not c.retired]  # fmt: skip
-        bounded = top_k is not None and not extra and all(c.success <= 1.0 >= c.confidence for _, _, c in kept)
+        bounded = top_k is not None and not extra and all(c.success_at_most_one and c.confidence <= 1.0
+                                                          for _, _, c in kept)  # fmt: skip
         if bounded:
             kept.sort(key=operator.itemgetter(0), reverse=True)
         ranked: list[tuple[float, str, Candidate, dict[str, float]]] = []
@@ -339,7 +325,7 @@ class Retriever:
             factors = {"relevance": rel, "recency": recency, "success": success, "confidence": confidence}
             boosted = w_rec * recency + w_suc * success + w_conf * confidence
             for name, (weight, fn) in extra.items():
-                factors[name] = value = fn(_build(c))
+                factors[name] = value = fn(c.build())
                 boosted += weight * value
             quality = (w_rel + boosted) / total
             lesson = lesson_factor(c, boost)
@@ -414,7 +400,7 @@ class Retriever:
         while True:
             try:
                 return self._slice(op, hits, candidates, query, top_k, types, reader, mode, user_types, graph, found)
-            except _BadRow as bad:
+            except UnreadableRow as bad:
                 self.storage.bad_rows.report(op.filter.project_id, bad.candidate.id, bad.candidate.data, bad.error)
                 candidates = {i: c for i, c in candidates.items() if i != bad.candidate.id}
 
@@ -442,7 +428,7 @@ class Retriever:
             by_type.setdefault(entry[0].memory_type, []).append(entry)
         result = MemorySlice(query=query, agent=reader)
         for memory_type in MemoryType:
-            entries = [(_build(c), score, factors) for c, score, factors in by_type.get(memory_type, [])[
+            entries = [(c.build(), score, factors) for c, score, factors in by_type.get(memory_type, [])[
                 : None if diversity > 0 else top_k]]  # fmt: skip
             if diversity > 0:  # (the memories are the caller's own here: see `plan`)
                 chosen = mmr([_scored(*entry) for entry in entries], top_k, diversity)

@@ -22,7 +22,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -117,6 +117,14 @@ class MemoryFilter:
         if self.agents is not None:  # agent names are case-insensitive (see _scopes)
             object.__setattr__(self, "agents", tuple(agent_key(a) for a in self.agents))
 
+    def narrowed(self, **changes: Any) -> MemoryFilter:
+        """This filter with some fields changed, as `dataclasses.replace` would make it, without
+        normalising the agents again (they already are): a retrieve narrows its filter per type."""
+        narrow = object.__new__(MemoryFilter)
+        for name in _FILTER_FIELDS:
+            object.__setattr__(narrow, name, changes[name] if name in changes else getattr(self, name))
+        return narrow
+
     def scalar_conditions(self) -> list[tuple[str, str, Any]]:
         """The single-value conditions as (column, "=" | "<" | ">=", value), for each backend to render."""
         stamps = [("created_at", "<", self.created_before), ("updated_at", "<", self.updated_before),
@@ -125,6 +133,9 @@ class MemoryFilter:
                  *((column, op, t.timestamp()) for column, op, t in stamps if t is not None),
                  ("confidence", "<", self.confidence_below)]  # fmt: skip
         return [(column, op, value) for column, op, value in found if value is not None]
+
+
+_FILTER_FIELDS = tuple(f.name for f in fields(MemoryFilter))
 
 
 @dataclass(frozen=True, slots=True)

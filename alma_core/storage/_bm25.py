@@ -99,7 +99,11 @@ def _ranked(
     keep = _mask(column, f) if keep is None else keep & _mask(column, f)
     at = np.flatnonzero(keep)  # the documents the filter keeps; then split by type
     kinds = column["type"][at]
-    by_type = {t: at[kinds == t.value] for t in types}
+    present = set(kinds.tolist())  # (usually one or two types: compare only with those)
+    if len(present) == 1:
+        by_type = {t: at if t.value in present else at[:0] for t in types}
+    else:
+        by_type = {t: at[kinds == t.value] if t.value in present else at[:0] for t in types}
     if any(user is not None for user in users.values()):
         owners = column["user_id"]
         by_type = {
@@ -129,8 +133,11 @@ def _mask(column: dict[str, np.ndarray], f: MemoryFilter) -> np.ndarray:
     for name, values in (("agent", f.agents), ("id", f.ids), ("category", f.categories)):
         if values is None:
             continue
-        if len(values) == 1:
-            mask &= column[name] == values[0]
+        if len(values) <= 8:  # a comparison per value over the array (an agent and the project's own "*")
+            found = column[name] == values[0]
+            for value in values[1:]:
+                found |= column[name] == value
+            mask &= found
         else:
             wanted = set(values)
             mask &= np.fromiter((v in wanted for v in column[name]), dtype=bool, count=len(mask))

@@ -8,9 +8,9 @@ row whose text is unchanged is answered with the kept memory itself when the cal
 nothing mutable shared); any other row is validated as before. A changed row never matches (its text
 differs), so nothing needs invalidating.
 
-A retrieve ranks `Candidate`s (`alma_core._candidates`): they are made from the row's columns and its JSON
-read as plain data (`candidate`), without validation, and kept the same way; only the few memories a
-retrieve returns are then validated (`Candidate.build`, once per kept candidate).
+A retrieve ranks `Candidate`s (`alma_core._candidates`): they are made from the row's columns (its JSON
+is read as plain data when ranking first needs it), without validation, and kept the same way; only the
+few memories a retrieve returns are then validated (`Candidate.build`, once per kept candidate).
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
-
-from pydantic_core import from_json
 
 from .._cache import copy_memory
 from .._candidates import Candidate
@@ -35,14 +33,9 @@ Row = tuple[str, str, str, str, "str | None", "str | None", float, float, str]
 
 
 def _candidate(row: Row) -> Candidate:
-    """The candidate of a row (`ROW_COLUMNS`); a row the plain reading does not cover is validated as a
-    model first (raises pydantic's ValidationError, a ValueError, or KeyError, when it is not a memory)."""
+    """The candidate of a row (`ROW_COLUMNS`); raises KeyError for an unknown type."""
     memory_id, mtype, agent, text, user_id, category, confidence, updated_at, data = row
-    try:
-        fields = from_json(data)
-        return Candidate.of_row(mtype, memory_id, agent, text, user_id, category, confidence, updated_at, fields, data)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return Candidate.of(_MODELS[mtype].model_validate_json(data))
+    return Candidate.of_row(mtype, memory_id, agent, text, user_id, category, confidence, updated_at, data)
 
 
 class ParsedMemories:
@@ -101,7 +94,7 @@ class ParsedMemories:
 
     def candidate(self, project_id: str, row: Row, generation: int | None = None) -> Candidate:
         """The candidate of a stored row (`ROW_COLUMNS`), kept while the row's JSON is unchanged (shared:
-        never changed by callers). `generation`: as for `parse`. Raises ValueError or KeyError for a bad row."""
+        never changed by callers). `generation`: as for `parse`. Raises KeyError for an unknown type."""
         key, mtype, data = (project_id, row[0]), row[1], row[8]
         with self._lock:
             hit = self._rows.get(key)

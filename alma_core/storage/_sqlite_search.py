@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -60,7 +59,7 @@ class MemoryReads(TxState):
         out = SearchHits()
         if op.k <= 0 or not types or matches_nothing(f):
             return out
-        pushed = f if op.user_types is None else replace(f, user_id=None)  # the user, per type, below
+        pushed = f if op.user_types is None else f.narrowed(user_id=None)  # the user, per type, below
         if op.terms:
             users = {t: user_filter(f, t, op.user_types) if pushed.user_id is None else None for t in types}
             cache = None if self.write else self.store._doc_counts
@@ -70,7 +69,7 @@ class MemoryReads(TxState):
             query = np.asarray(op.vector, dtype=np.float32)
             allowed = self._allowed(pushed)
             for t in types:
-                scoped = replace(pushed, types=(t,), user_id=user_filter(f, t, op.user_types))
+                scoped = pushed.narrowed(types=(t,), user_id=user_filter(f, t, op.user_types))
                 out.dense[t] = self._dense(scoped, query, op.k, allowed)
         ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
         if ids and op.rows and not op.with_embeddings:

@@ -6,8 +6,9 @@ the matrix in place (append, overwrite, tombstone) and reloads it when another p
 A small matrix holds float32 rows, and a search is one matrix-vector product with one BLAS thread
 (`alma_core/_blas.py` says why). A store's matrix of at least `QUANT_MIN_ROWS` rows holds int8 codes
 instead (`_quantised.py`: a quarter of the memory and of the bytes a search reads): a scan of the codes
-proposes `k + QUANT_MARGIN` candidates, whose float32 vectors the store reads back (`fetch`) to rescore
-them exactly, so scores stay exact cosines and only recall is approximate (1.0 of the exact top 10 on
+proposes `k + QUANT_MARGIN` candidates, whose float32 vectors are rescored exactly (kept beside the codes
+in a matrix of fewer than `EXACT_KEPT_ROWS` rows, else read back from the store: `fetch`), so scores stay
+exact cosines and only recall is approximate (1.0 of the exact top 10 on
 random and MiniLM vectors: benchmarks/bench_quantised.py). A matrix of at least `APPROX_MIN_ROWS` rows
 that keeps serving searches also gets an HNSW index when usearch is installed (extra `ann`), whose
 candidates are rescored the same way (benchmarks/bench_vectors.py). A filter that keeps few rows reads
@@ -31,6 +32,7 @@ from .._errors import StorageError
 from ._quantised import Int8Rows, quantise
 
 QUANT_MIN_ROWS = 8_192  # a store's matrix holds int8 codes (no float32 rows) from this many rows
+EXACT_KEPT_ROWS = 32_768  # below this many rows a matrix of codes keeps its float32 rows to rescore with
 QUANT_MARGIN = 8  # candidates the int8 scan proposes beyond the k wanted (all rescored exactly; dev-set choice)
 APPROX_MIN_ROWS = 131_072  # eligible rows (valid, in the filter) before the index is built and used
 APPROX_AFTER_SEARCHES = 8  # a matrix builds its index once it served this many searches without a reload
@@ -150,6 +152,7 @@ class VectorMatrix:
     searches: int = 0
     ann: Any = None  # None, BUILDING, an AnnIndex, or False (no usearch, or data where it would miss)
     codes: Int8Rows | None = None  # set once the matrix has `quantise_at` rows; `matrix` is then empty
+    exact: np.ndarray | None = None  # with codes, under `EXACT_KEPT_ROWS` rows: the float32 rows, to rescore
     quantise_at: int | None = None  # None: float32 rows whatever the size (no `fetch` needed)
     _dirty: set[int] = field(default_factory=set)  # rows written while the index was building
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -206,14 +209,19 @@ class VectorMatrix:
     @classmethod
     def _empty(cls, dim: int, capacity: int, generation: int, quantise_at: int | None) -> VectorMatrix:
         quantised = quantise_at is not None and capacity >= quantise_at
+        kept = quantised and capacity < EXACT_KEPT_ROWS
         return cls(dim=dim, generation=generation, quantise_at=quantise_at,
                    matrix=np.zeros((0, dim), np.float32) if quantised else np.empty((capacity, dim), np.float32),
                    valid=np.zeros(capacity, dtype=bool),
-                   codes=Int8Rows(dim, capacity) if quantised else None)  # fmt: skip
+                   codes=Int8Rows(dim, capacity) if quantised else None,
+                   exact=np.empty((capacity, dim), np.float32) if kept else None)  # fmt: skip
 
     def _load_codes(self, start: int, batch: list[bytes]) -> None:
         if batch and self.codes is not None:
-            self.codes.set(start, np.frombuffer(b"".join(batch), dtype=np.float32).reshape(-1, self.dim))
+            vectors = np.frombuffer(b"".join(batch), dtype=np.float32).reshape(-1, self.dim)
+            self.codes.set(start, vectors)
+            if self.exact is not None:
+                self.exact[start : start + len(vectors)] = vectors
             batch.clear()
 
     def _grow(self, extra: int) -> None:
@@ -222,6 +230,9 @@ class VectorMatrix:
             self.matrix = np.vstack([self.matrix, np.zeros((extra, self.dim), dtype=np.float32)])
         else:
             self.codes.grow(len(self.valid))
+            if self.exact is not None:  # (past `EXACT_KEPT_ROWS`, candidates are read back from the store)
+                grown = len(self.valid) < EXACT_KEPT_ROWS
+                self.exact = np.vstack([self.exact, np.zeros((extra, self.dim), np.float32)]) if grown else None
 
     def upsert(self, row: VectorRow) -> None:
         pos = self.index.get(row.id)
@@ -241,9 +252,12 @@ class VectorMatrix:
             self.matrix[pos] = row.vector
         else:
             self.codes.set(pos, np.asarray(row.vector, dtype=np.float32)[None, :])
+            if self.exact is not None:
+                self.exact[pos] = row.vector
         self.valid[pos] = True
         if self.codes is None and self.quantise_at is not None and self.size >= self.quantise_at:
             self.codes = Int8Rows.of(self.matrix[: self.size], len(self.valid))
+            self.exact = self.matrix if len(self.valid) < EXACT_KEPT_ROWS else None
             self.matrix = np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             if self.ann is BUILDING:
@@ -310,11 +324,16 @@ class VectorMatrix:
         self, rows: np.ndarray, sims: np.ndarray, query: np.ndarray, k: int, fetch: Fetch | None
     ) -> list[tuple[str, float]]:
         """The k best of `rows` by exact cosine, given `sims` from `scan`: exact already for float32 rows;
-        for codes, the `k + QUANT_MARGIN` best estimates are rescored with the vectors `fetch` returns."""
+        for codes, the `k + QUANT_MARGIN` best estimates are rescored with their float32 rows (`exact`, or
+        the vectors `fetch` returns)."""
         if self.codes is None:
             return self._top(rows, sims, k)
         if len(rows) > k + QUANT_MARGIN:
             rows = rows[np.argpartition(-sims, k + QUANT_MARGIN - 1)[: k + QUANT_MARGIN]]
+        if self.exact is not None:
+            rows = rows.astype(np.int64, copy=False)
+            with single_blas_thread():
+                return self._top(rows, self.exact[rows] @ query, k)
         if fetch is None:
             raise StorageError("a quantised vector matrix needs `fetch` to rescore its candidates")
         blobs = fetch([self.ids[r] for r in rows])

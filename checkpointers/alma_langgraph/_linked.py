@@ -10,7 +10,7 @@ by `AlmaSaver._load_plan` in a second step: reads stay exact, only slower.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
@@ -23,10 +23,9 @@ from ._maintenance import writes_ns_of
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
-__all__ = ["BLOB_KEYS", "get_plan", "linked", "list_plan", "run_steps"]
+__all__ = ["BLOB_KEYS", "get_plan", "linked", "list_plan"]
 
 BLOB_KEYS = "b"  # `META` entry of a checkpoint record: the keys of its blobs (with their delta chains)
-_T = TypeVar("_T")
 
 
 def linked(storage: BaseStorage) -> bool:
@@ -85,13 +84,3 @@ def list_plan(
     )  # fmt: skip
     (found,) = yield [_with_links(records)]
     return (yield from _tuples(saver, found))
-
-
-def run_steps(storage: BaseStorage, plan: Plan[_T]) -> _T:
-    """Run a read plan with each step one `batch` (a lone read: one autocommit statement)."""
-    try:
-        ops = next(plan)
-        while True:
-            ops = plan.send(storage.batch(ops) if ops else [])
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]

@@ -62,12 +62,13 @@ from ._layout import (
     blobs_ns,
     checkpoint_ns,
     run,
+    run_steps,
     thread_prefix,
     unescape,
     writes_ns,
 )
 from ._lessons import RunLessons
-from ._linked import BLOB_KEYS, get_plan, linked, list_plan, run_steps
+from ._linked import BLOB_KEYS, get_plan, linked, list_plan
 from ._maintenance import (
     copy_thread_plan,
     delete_for_runs_plan,

@@ -26,8 +26,9 @@ def make_store(
 ) -> Iterator[Callable[..., BaseStorage]]:
     """A factory of stores of the backend under test; stores made twice with the same `name` share data."""
     backend: str = request.param
-    if backend == "sqlite-int8":
+    if backend == "sqlite-int8":  # (candidates rescored with vectors read back, as above `EXACT_KEPT_ROWS`)
         monkeypatch.setattr(_vectors, "QUANT_MIN_ROWS", 1)
+        monkeypatch.setattr(_vectors, "EXACT_KEPT_ROWS", 0)
     made: list[BaseStorage] = []
     names: dict[str, Any] = {}
 

@@ -50,13 +50,18 @@ def _outcome(i: int, vector: np.ndarray, agent: str = "a") -> Outcome:
     return memory
 
 
-@pytest.fixture
-def quantised(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["kept", "read back"])
+def quantised(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Codes from 1,000 rows; candidates rescored with the float32 rows kept beside them (below
+    `EXACT_KEPT_ROWS`) or read back from the store (above it)."""
     monkeypatch.setattr(_vectors, "QUANT_MIN_ROWS", 1000)
+    if request.param == "read back":
+        monkeypatch.setattr(_vectors, "EXACT_KEPT_ROWS", 0)
+    return str(request.param)
 
 
 @pytest.fixture
-def store(tmp_path: Path, quantised: None) -> Iterator[SQLiteStorage]:
+def store(tmp_path: Path, quantised: str) -> Iterator[SQLiteStorage]:
     with SQLiteStorage(tmp_path / "q.db") as s:
         yield s
 
@@ -79,7 +84,9 @@ def _matrix(store: SQLiteStorage) -> _vectors.VectorMatrix:
 
 
 @pytest.mark.parametrize("kind", ["random", "clustered"])
-def test_a_large_scope_scans_int8_codes_and_returns_exact_cosines(store: SQLiteStorage, kind: str) -> None:
+def test_a_large_scope_scans_int8_codes_and_returns_exact_cosines(
+    store: SQLiteStorage, kind: str, quantised: str
+) -> None:
     rows, queries = _data(kind)
     _fill(store, rows)
     found = 0
@@ -90,7 +97,8 @@ def test_a_large_scope_scans_int8_codes_and_returns_exact_cosines(store: SQLiteS
             assert score == pytest.approx(float(rows[int(memory_id[1:])] @ query), abs=1e-6)
         assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
     matrix = _matrix(store)
-    assert matrix.codes is not None and matrix.matrix.size == 0  # no float32 rows held
+    assert matrix.codes is not None and matrix.matrix.size == 0  # the scan reads codes only
+    assert (matrix.exact is not None) == (quantised == "kept")  # rescored from memory, or from the store
     assert found / (10 * len(queries)) >= 0.98
 
 

@@ -218,17 +218,27 @@ assert m.ann == _vectors.BUILDING
     assert "building at exit: []" in done.stdout and "terminate" not in done.stderr  # (that print runs last)
 
 
-def test_a_matrix_turns_to_int8_codes_when_it_grows_past_its_threshold() -> None:
+@pytest.mark.parametrize("kept", [True, False])
+def test_a_matrix_turns_to_int8_codes_when_it_grows_past_its_threshold(
+    kept: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not kept:  # a matrix past `EXACT_KEPT_ROWS` rescores with vectors read back from the store
+        monkeypatch.setattr(_vectors, "EXACT_KEPT_ROWS", 0)
     vectors = _clustered(300)
     m = VectorMatrix(dim=64, quantise_at=200)
     for i, v in enumerate(vectors):
         m.upsert(VectorRow(f"m{i}", v, user_id=None, workflow_id=None, category=None))
-    assert m.codes is not None and m.matrix.size == 0  # the float32 rows are dropped
-    with pytest.raises(StorageError, match="fetch"):  # nothing left here to rescore with
-        m.search(vectors[0], 5)
-    hits = m.search(vectors[3], 5, fetch=lambda ids: {i: vectors[int(i[1:])].tobytes() for i in ids})
+    assert m.codes is not None and m.matrix.size == 0  # the scan reads codes only
+    assert (m.exact is not None) == kept
+    if kept:  # the float32 rows kept beside the codes rescore
+        hits = m.search(vectors[3], 5)
+    else:
+        with pytest.raises(StorageError, match="fetch"):  # nothing left here to rescore with
+            m.search(vectors[0], 5)
+        hits = m.search(vectors[3], 5, fetch=lambda ids: {i: vectors[int(i[1:])].tobytes() for i in ids})
     assert [h[0] for h in hits] == _exact(vectors, vectors[3], 5, np.ones(300, dtype=bool))
     assert hits[0][1] == pytest.approx(1.0, abs=1e-6)
+    assert [h[1] for h in hits] == pytest.approx([float(vectors[int(i[1:])] @ vectors[3]) for i, _ in hits], abs=1e-6)
 
 
 def test_a_quantised_load_converts_batches_grows_and_skips_odd_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
