@@ -9,6 +9,8 @@ from .._errors import StorageError
 
 __all__ = [
     "INDEX_NEW_MEMORIES",
+    "INSERT_UNSEQUENCED",
+    "INSERT_UNSEQUENCED_IF_ABSENT",
     "MIGRATIONS",
     "UPSERT_MEMORY",
     "UPSERT_MEMORY_SAME_KEYS",
@@ -148,6 +150,13 @@ UPSERT_RECORD = """INSERT INTO records (project_id, namespace, key, seq, value, 
     ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,
         metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
 UPSERT_RECORD_IF_ABSENT = UPSERT_RECORD + " WHERE records.expires_at <= ?9"
+# `PutRecords(sequenced=False)`: the same row with seq 0, without the two lookups of the namespace's seq
+INSERT_UNSEQUENCED = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at,
+        expires_at)
+    SELECT ?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
+    ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=0, value=excluded.value,
+        metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
+INSERT_UNSEQUENCED_IF_ABSENT = INSERT_UNSEQUENCED + " WHERE records.expires_at <= ?9"
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:
