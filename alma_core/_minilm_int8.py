@@ -1,4 +1,4 @@
-"""int8 products for the onnxruntime MiniLM: `LocalEmbedder(precision="int8")`.
+"""int8 products for the onnxruntime MiniLM: the default `LocalEmbedder()` there (`precision="auto"` or "int8").
 
 Built at load from the model's own float32 weights (nothing fetched, nothing shipped): each chosen product
 becomes onnxruntime's `DynamicQuantizeMatMul`, weights int8 per output column (symmetric), activations
@@ -10,7 +10,8 @@ moved vectors to a cosine of 0.970 from sentence-transformers' (200 sentences); 
   context: a few channels of those inputs are 10-20x larger than the rest, so one uint8 range over the
   tensor leaves the others a few levels. Each input channel is divided by s = sqrt(max|x| / max|w|) (a `Mul`)
   and the weight's row multiplied by it, which the per-column weight scales absorb. max|x| is measured at
-  load over `CALIBRATION` (the float32 graph's inputs of each product, one text at a time).
+  load over `CALIBRATION` (the float32 graph's inputs of each product, the texts in one padded batch whose
+  padding rows are left out).
 - Smoothed weights keep 7 bits (+-63): on AVX2 without VNNI, onnxruntime multiplies uint8 by int8 with
   `vpmaddubsw`, which saturates a pair of 8-bit products summed in 16 bits (255 x 127 x 2 > 32767).
 - **Split** for the feed-forward output products (input: the GELU output): smoothing made them worse, but
@@ -19,7 +20,7 @@ moved vectors to a cosine of 0.970 from sentence-transformers' (200 sentences); 
 - **Only `INT8_PRODUCTS`** run in int8. Chosen on a dev set (360 texts from `benchmarks/gen_conversations.py`
   dev seeds, against our float32 vectors): each product alone measured, then products added least cosine loss
   per multiply-add first while the dev minimum stayed >= 0.997 (22: 0.99704; every product: 0.99544);
-  reported on the 200 committed sentences (0.99358 min, 0.99833 median).
+  reported on the 200 committed sentences (0.99350 min, 0.99828 median).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ CALIBRATION = (
 )
 """Texts whose activations set the smoothing scales (none is in the parity set, tests/data/): the largest
 inputs sit in the same few channels whatever the text, so 4, 8, 16 or 32 texts gave the same dev-set cosines
-(min 0.9977-0.9979 with 17 int8 products); these 8 (160 tokens) cost ~0.05 s of CPU at load, 32 texts ~0.3 s."""
+(min 0.9977-0.9979 with 17 int8 products); these 8 (160 tokens) cost ~0.09 s of CPU at load (an unpacked
+session), 32 texts ~0.3 s (packed)."""
 
 
 def _key(name: str) -> str | None:

@@ -202,7 +202,7 @@ class LocalEmbedder:
         """'int8' or 'float32' once loaded ("auto" resolved: int8 on onnxruntime), else the one asked."""
         if self._model is None:
             return self._precision
-        return str(getattr(self._model, "precision", "float32"))
+        return "int8" if self.runtime == "onnxruntime" and self._model.precision == "int8" else "float32"
 
     @property
     def runtime(self) -> str:

@@ -262,10 +262,14 @@ class PutRecords:
     namespace's next seq, as with `PutRecord`, but nothing is read back (returns None). The write path
     of callers that only append, such as a LangGraph checkpoint with its channel blobs. Records apply
     in order, as that many `PutRecord`s would. `if_absent=True`: a live record of a key is kept.
+    `sequenced=False`: the records need no seq (their keys order them, such as uuid6 checkpoint ids),
+    so the backend may store 0 and skip the namespace's sequence upkeep (SQLite and PostgreSQL do; others
+    may number them).
     """
 
     records: tuple[Record, ...]
     if_absent: bool = False
+    sequenced: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +310,7 @@ class ListRecords:
 @dataclass(frozen=True, slots=True)
 class ListLinked:
     """`records` and, in the same read, what each record found links to: one statement on a backend
-    with the "linked" capability (PostgreSQL), where reading a record and then what it names would
+    with the "linked" capability (PostgreSQL, SQLite), where reading a record and then what it names would
     cost a round trip per step. For a found record of namespace `ns` (which starts with `base`) and key
     `key`, with `rest = ns[len(base):]`:
 
@@ -428,10 +432,12 @@ class SearchRecords:
 @dataclass(frozen=True, slots=True)
 class StoreVersion:
     """In a write transaction: `(before, after)`, tokens of the store's whole state when this transaction
-    began and once it commits (if nothing else writes in between); None in a read transaction, or when
-    the backend cannot tell cheaply. A cache of what a transaction read and wrote is still right in a
-    later transaction whose `before` equals that transaction's `after`: nothing was written in between,
-    by any process (the learner's evidence cache, `alma_core._evidence_cache`)."""
+    began and once it commits (if nothing else writes in between); in a read transaction `(now, now)`;
+    None when the backend cannot tell cheaply. A token read before a read is never newer than what the
+    read sees, so a cache stamped with it is dropped, never wrongly kept, when a commit falls in between.
+    A cache of what a transaction read and wrote is still right in a later transaction whose `before`
+    equals that transaction's `after`: nothing was written in between, by any process (the learner's
+    evidence cache, `alma_core._evidence_cache`)."""
 
 
 Op = (

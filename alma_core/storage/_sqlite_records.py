@@ -22,6 +22,8 @@ import numpy as np
 from ._base import (
     DeleteRecords,
     GetRecord,
+    Linked,
+    ListLinked,
     ListNamespaces,
     ListRecords,
     PutRecord,
@@ -32,7 +34,8 @@ from ._base import (
 )
 from ._record_search import filter_sql
 from ._record_vectors import RecordVectors, load_record_vectors
-from ._sqlite_schema import UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT
+from ._sqlite_linked import list_linked, list_sql, ns_where
+from ._sqlite_schema import INSERT_UNSEQUENCED, INSERT_UNSEQUENCED_IF_ABSENT, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT
 from ._sqlite_tx import TxState
 from ._vectors import QUANT_MARGIN
 
@@ -235,9 +238,6 @@ def _record(row: tuple[Any, ...]) -> Record:
     return Record(project_id, namespace, key, value, json.loads(metadata), seq, created, updated, expires)
 
 
-_RECORD_ORDER = {"seq": "seq", "key": "key"}
-
-
 class RecordOps(TxState):
     """The record space's operations (`PutRecord` ... `ListNamespaces`, and `StoreVersion`)."""
 
@@ -269,7 +269,10 @@ class RecordOps(TxState):
         now = time.time()
         rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
                  r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
-        self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
+        if op.sequenced:
+            self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
+        else:
+            self.conn.executemany(INSERT_UNSEQUENCED_IF_ABSENT if op.if_absent else INSERT_UNSEQUENCED, rows)
 
     def get_record(self, op: GetRecord) -> Record | None:
         row = self.conn.execute(
@@ -281,50 +284,10 @@ class RecordOps(TxState):
         return _record(row) if row else None
 
     def list_records(self, op: ListRecords) -> list[Record]:
-        if op.namespaces is not None:
-            if not op.namespaces:
-                return []
-            clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
-            args: list[Any] = [op.project_id, *op.namespaces]
-        else:
-            clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
-        clauses.append("(expires_at IS NULL OR expires_at > ?)")
-        args.append(time.time())
-        if op.before_seq is not None:
-            clauses.append("seq < ?")
-            args.append(op.before_seq)
-        if op.before_key is not None:
-            clauses.append("key < ?")
-            args.append(op.before_key)
-        if op.updated_before is not None:
-            clauses.append("updated_at < ?")
-            args.append(op.updated_before)
-        if op.keys is not None:
-            if not op.keys:
-                return []
-            clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
-            args.extend(op.keys)
-        post_filter: dict[str, Any] = {}
-        for key, value in (op.where or {}).items():
-            if value is None or isinstance(value, (str, int, float, bool)):
-                path = '$."' + str(key).replace('"', '""') + '"'
-                if value is None:
-                    clauses.append("json_type(metadata, ?) = 'null'")
-                    args.append(path)
-                else:
-                    clauses.append("json_extract(metadata, ?) = ?")
-                    args.extend([path, value])
-            else:
-                post_filter[key] = value
-        order = "DESC" if op.descending else "ASC"
-        value_col = "value" if op.with_values else "NULL"
-        sql = (
-            f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
-            f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_RECORD_ORDER[op.order_by]} {order}"
-        )
-        if not post_filter:
-            sql += " LIMIT ? OFFSET ?"
-            args.extend([-1 if op.limit is None else op.limit, op.offset])
+        listing = list_sql(op)
+        if listing is None:
+            return []
+        sql, args, post_filter = listing
         records = [_record(row) for row in self.conn.execute(sql, args)]
         if post_filter:
             records = [r for r in records if all(r.metadata.get(k) == v for k, v in post_filter.items())]
@@ -333,7 +296,7 @@ class RecordOps(TxState):
         return records
 
     def delete_records(self, op: DeleteRecords) -> int:
-        clauses, args = _ns_where(op.project_id, op.namespace, op.prefix)
+        clauses, args = ns_where(op.project_id, op.namespace, op.prefix)
         if op.keys is not None:
             if not op.keys:
                 return 0
@@ -356,22 +319,20 @@ class RecordOps(TxState):
 
     def store_version(self, op: StoreVersion) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """(data_version, this store's committed write transactions): the first moves when another
-        connection commits, the second when this one does (at this transaction's commit: + 1). SQL run
-        on a connection passed in, outside the store's transactions, is not seen."""
-        if not self.write:
+        connection commits, the second when this one does (at this transaction's commit: + 1; a read
+        transaction: the same twice). None on a connection passed in: SQL run on it outside the store's
+        transactions would not be seen."""
+        if not self.store._owns_conn:
             return None
         (changes,) = self.conn.execute("PRAGMA data_version").fetchone()
         writes = self.store._doc_counts.writes
-        return (changes, writes), (changes, writes + 1)
+        return (changes, writes), (changes, writes + 1 if self.write else writes)
+
+    def list_linked(self, op: ListLinked) -> Linked:
+        return list_linked(self.conn, op, self.list_records)
 
     def list_namespaces(self, op: ListNamespaces) -> list[str]:
         return distinct_namespaces(self.conn, op.project_id, op.prefix, op.limit, op.offset)
 
 
 _json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record
-
-
-def _ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
-    if prefix:
-        return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + _MAX_CHAR]
-    return ["project_id = ?", "namespace = ?"], [project_id, namespace]

@@ -8,6 +8,9 @@ import time
 from .._errors import StorageError
 
 __all__ = [
+    "INDEX_NEW_MEMORIES",
+    "INSERT_UNSEQUENCED",
+    "INSERT_UNSEQUENCED_IF_ABSENT",
     "MIGRATIONS",
     "UPSERT_MEMORY",
     "UPSERT_MEMORY_SAME_KEYS",
@@ -109,6 +112,12 @@ MIGRATIONS: list[str] = [
     DROP INDEX memories_workflow;
     CREATE INDEX memories_workflow ON memories (project_id, workflow_id) WHERE workflow_id IS NOT NULL;
     """,
+    # 5: a new memory's full-text entry is written by the store, one statement for the new rows of each
+    # upsert (`INDEX_NEW_MEMORIES`), not by a trigger per row: FTS5 costs ~25 us a row inside a trigger and
+    # ~3 us outside one (updates and deletes keep their triggers: a changed text is rare)
+    """
+    DROP TRIGGER memories_ai;
+    """,
 ]
 
 
@@ -125,6 +134,9 @@ UPSERT_MEMORY_SAME_KEYS = f"""{_INSERT_MEMORY} WHERE memories.agent IS excluded.
     AND memories.created_at IS excluded.created_at"""
 UPSERT_MEMORY = f"""{_INSERT_MEMORY}, agent=excluded.agent, type=excluded.type, category=excluded.category,
     user_id=excluded.user_id, workflow_id=excluded.workflow_id, created_at=excluded.created_at"""
+# The full-text entries of the rows an upsert inserted: those above the largest rowid before it (SQLite gives
+# a new row the largest rowid + 1 until rowids near 2**63, where `put_memories` names the rows instead).
+INDEX_NEW_MEMORIES = "INSERT INTO memories_fts (rowid, text) SELECT rowid, text FROM memories WHERE rowid > ?"
 
 # `PutRecords`' statement: seq = 1 + the namespace's highest, live or deleted (see `delete_records`);
 # with if_absent, a live record of the key is kept (an expired one is replaced). ?9 is the time of the
@@ -138,6 +150,13 @@ UPSERT_RECORD = """INSERT INTO records (project_id, namespace, key, seq, value, 
     ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,
         metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
 UPSERT_RECORD_IF_ABSENT = UPSERT_RECORD + " WHERE records.expires_at <= ?9"
+# `PutRecords(sequenced=False)`: the same row with seq 0, without the two lookups of the namespace's seq
+INSERT_UNSEQUENCED = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at,
+        expires_at)
+    SELECT ?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
+    ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=0, value=excluded.value,
+        metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
+INSERT_UNSEQUENCED_IF_ABSENT = INSERT_UNSEQUENCED + " WHERE records.expires_at <= ?9"
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

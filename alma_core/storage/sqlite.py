@@ -33,6 +33,7 @@ from ._base import (
     DeleteRecords,
     FindMemories,
     GetRecord,
+    ListLinked,
     ListNamespaces,
     ListRecords,
     Op,
@@ -79,6 +80,7 @@ _HANDLERS: dict[type, Any] = {
     PutRecords: _Tx.put_records,
     GetRecord: _Tx.get_record,
     ListRecords: _Tx.list_records,
+    ListLinked: _Tx.list_linked,
     DeleteRecords: _Tx.delete_records,
     ListNamespaces: _Tx.list_namespaces,
     SearchRecords: _Tx.search_records,
@@ -86,7 +88,16 @@ _HANDLERS: dict[type, Any] = {
 }
 
 
-_ONE_STATEMENT_READS = frozenset({GetRecord, ListRecords, ListNamespaces, CountMemories, FindMemories})
+def _one_statement(op: Op) -> bool:
+    """A `ListLinked` whose `where` is checked in Python takes two statements (see `_sqlite_linked`)."""
+    if type(op) is not ListLinked:
+        return True
+    return all(v is None or isinstance(v, (str, int, float, bool)) for v in (op.records.where or {}).values())
+
+
+_ONE_STATEMENT_READS = frozenset(
+    {GetRecord, ListRecords, ListLinked, ListNamespaces, CountMemories, FindMemories, StoreVersion}
+)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -111,7 +122,7 @@ class SQLiteStorage(BaseStorage):
     """ALMA's embedded store in one SQLite file (or ":memory:"). Thread-safe; safe across processes."""
 
     name = "sqlite"
-    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess"})
+    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess", "linked"})
 
     def __init__(
         self, path: str | os.PathLike[str] | sqlite3.Connection = ".alma/alma.db", *, timeout: float = 60.0
@@ -189,7 +200,7 @@ class SQLiteStorage(BaseStorage):
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction; a lone read that is one SQL statement runs without BEGIN and
         COMMIT (one statement already reads one consistent snapshot)."""
-        if len(ops) == 1 and type(ops[0]) in _ONE_STATEMENT_READS:
+        if len(ops) == 1 and type(ops[0]) in _ONE_STATEMENT_READS and _one_statement(ops[0]):
             if self._closed:
                 raise StorageError("the store is closed")
             with self._lock:

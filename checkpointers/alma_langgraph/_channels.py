@@ -1,10 +1,11 @@
 """Channel values stored once per channel version, and append-only lists stored as deltas.
 
-A checkpoint's channel values live in blob records (`_layout.blobs_ns`, key `<channel>/<version>`),
-written when a channel gets a new version and shared by every later checkpoint that keeps that version
-(like PostgresSaver's `checkpoint_blobs`). A blob's metadata is `{"t": stored type}` for a whole
-value. A channel whose value is a list that only grew since the version this saver last wrote (or
-read) of it, such as `add_messages`' message list, is stored as a delta:
+A channel's value at one version is an `Entry` (key `<channel>/<version>`), stored once, when the channel
+gets that version, and shared by every later checkpoint that keeps it (like PostgresSaver's
+`checkpoint_blobs`): inside the checkpoint row that introduced it (format 3, see `_rows`), or as a blob
+record (`_layout.blobs_ns`; format 2, and entries a pruned row handed over), whose metadata is
+`{"t": stored type}` for a whole value. A channel whose value is a list that only grew since the version
+this saver last wrote (or read) of it, such as `add_messages`' message list, is stored as a delta:
 
     {"t": stored type, "d": [v0, v1, ..., vk], "n": item count}   value: the new items only
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,20 +36,39 @@ from ._crypto import location
 from ._layout import BLOBS, blob_key, thread_prefix
 from ._serde import Packer
 
-__all__ = ["SNAPSHOT_EVERY", "Channels", "Known"]
+__all__ = ["SNAPSHOT_EVERY", "Channels", "Entry", "Held", "Known", "Lookup"]
 
 SNAPSHOT_EVERY = 16  # deltas at most between two snapshots: a read joins at most this many + 1 blobs
 _MEMORY = 64 << 20  # bytes of list bodies remembered across threads
 
 
 @dataclass(frozen=True, slots=True)
+class Entry:
+    """One channel version as stored, unpacked: serde type, serialized bytes (a delta: its new items only),
+    the versions of its delta chain (oldest, a snapshot, first) and its item count."""
+
+    type: str
+    data: bytes
+    chain: tuple[str, ...] = ()
+    count: int = 0
+
+
+Lookup = Callable[[str], "tuple[Entry, str] | None"]  # blob key -> (entry, where it lives: row id or "")
+# blob key -> (the row holding its entry, or "" for a blob record; the rows of its delta chain, in order)
+Held = dict[str, tuple[str, tuple[str, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
 class Known:
-    """A list channel's version as stored: its serialized items, their count, and the chain below it."""
+    """A list channel's version as stored: its serialized items, their count, the chain below it, where
+    it lives (a checkpoint row's id, or "" for a blob record) and where each chain entry lives."""
 
     version: Any
     body: bytes
     count: int
     chain: tuple[str, ...]
+    home: str = ""
+    places: tuple[str, ...] = ()
 
 
 def _array(data: bytes) -> tuple[int, int] | None:
@@ -93,20 +113,20 @@ class Channels:
     # ---- write ----------------------------------------------------------------------------------
 
     def encode(
-        self, serde: Any, project_id: str, namespace: str, values: Mapping[str, Any], versions: Mapping[str, Any]
-    ) -> tuple[list[Record], list[tuple[tuple[str, str], Known]]]:
-        """Blob records for `values[ch]` at `versions[ch]` (channels without a value get none), and what
-        to remember once they are committed (`learn`)."""
-        records: list[Record] = []
+        self, serde: Any, namespace: str, values: Mapping[str, Any], versions: Mapping[str, Any], home: str
+    ) -> tuple[dict[str, Entry], list[tuple[tuple[str, str], Known]], dict[str, tuple[str, ...]]]:
+        """Entries for `values[ch]` at `versions[ch]` (channels without a value get none), to live in the
+        row `home`; what to remember once they are committed (`learn`); the rows of each delta's chain."""
+        entries: dict[str, Entry] = {}
         learned: list[tuple[tuple[str, str], Known]] = []
+        places: dict[str, tuple[str, ...]] = {}
         for channel, version in versions.items():
             if channel not in values:
                 continue
             value = values[channel]
             key = blob_key(channel, version)
-            where = location(project_id, namespace, key) if self.packer.cipher is not None else None
             type_, data = serde.dumps_typed(value)
-            meta: dict[str, Any] | None = None
+            entry: Entry | None = None
             array = _array(data) if type(value) is list and type_ == "msgpack" else None
             if array is not None:
                 count, start = array
@@ -114,6 +134,7 @@ class Channels:
                 with self._lock:
                     prev = self._known.get(slot)
                 chain: tuple[str, ...] = ()
+                where: tuple[str, ...] = ()
                 if (
                     prev is not None
                     and len(prev.chain) < SNAPSHOT_EVERY
@@ -121,15 +142,27 @@ class Channels:
                     and str(prev.version) != str(version)
                     and data.startswith(prev.body, start)
                 ):
-                    chain = (*prev.chain, str(prev.version))
-                    stored, blob = self.packer.pack(type_, data[start + len(prev.body) :], where)
-                    meta = {"t": stored, "d": list(chain), "n": count}
-                learned.append((slot, Known(version, data[start:], count, chain)))
-            if meta is None:
-                stored, blob = self.packer.pack(type_, data, where)
-                meta = {"t": stored}
-            records.append(Record(project_id, namespace, key, blob, meta))
-        return records, learned
+                    chain, where = (*prev.chain, str(prev.version)), (*prev.places, prev.home)
+                    entry = Entry(type_, data[start + len(prev.body) :], chain, count)
+                    places[key] = where
+                learned.append((slot, Known(version, data[start:], count, chain, home, where)))
+            entries[key] = entry or Entry(type_, data)
+        return entries, learned, places
+
+    def blob(self, project_id: str, namespace: str, key: str, entry: Entry) -> Record:
+        """An entry as a blob record (packed and sealed for its place)."""
+        where = location(project_id, namespace, key) if self.packer.cipher is not None else None
+        stored, blob = self.packer.pack(entry.type, entry.data, where)
+        meta: dict[str, Any] = {"t": stored}
+        if entry.chain:
+            meta.update(d=list(entry.chain), n=entry.count)
+        return Record(project_id, namespace, key, blob, meta)
+
+    def entry(self, record: Record) -> Entry:
+        """A blob record's entry."""
+        type_, data = self.packer.unpack(record.metadata["t"], record.value, location(*_place(record)))
+        meta = record.metadata
+        return Entry(type_, data, tuple(meta.get("d", ())), int(meta.get("n", 0)))
 
     def learn(self, learned: Iterable[tuple[tuple[str, str], Known]]) -> None:
         """Remember committed list versions as the base of the next deltas (least recent evicted)."""
@@ -146,12 +179,6 @@ class Channels:
                 _, dropped = self._known.popitem(last=False)
                 self._size -= len(dropped.body)
 
-    def chain(self, namespace: str, channel: str, version: Any) -> tuple[str, ...]:
-        """The delta chain under a list channel's version, when this saver knows it (else empty)."""
-        with self._lock:
-            known = self._known.get((namespace, channel))
-        return known.chain if known is not None and str(known.version) == str(version) else ()
-
     def forget(self, *thread_ids: str) -> None:
         """Drop what is remembered of threads (their blobs were deleted or pruned): one pass for all."""
         prefixes = {thread_prefix(BLOBS, t) for t in thread_ids}
@@ -161,62 +188,50 @@ class Channels:
 
     # ---- read -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def missing(versions: Mapping[str, Any], found: Mapping[str, Record]) -> set[str]:
-        """Keys of the delta chains under the found blobs that were not fetched yet."""
-        keys: set[str] = set()
-        for channel, version in versions.items():
-            record = found.get(blob_key(channel, version))
-            if record is not None and "d" in record.metadata:
-                keys.update(blob_key(channel, v) for v in record.metadata["d"])
-        return keys - found.keys()
-
-    def decode(
-        self, serde: Any, namespace: str, versions: Mapping[str, Any], found: Mapping[str, Record]
-    ) -> dict[str, Any]:
-        """The channel values of a checkpoint with these `versions`, from its blobs and their chains."""
+    def decode(self, serde: Any, namespace: str, versions: Mapping[str, Any], lookup: Lookup) -> dict[str, Any]:
+        """The channel values of a checkpoint with these `versions`, from its entries and their chains
+        (`lookup` finds each by blob key; a version without an entry has no value)."""
         values: dict[str, Any] = {}
         learned = []
         for channel, version in versions.items():
-            record = found.get(blob_key(channel, version))
-            if record is None:
+            found = lookup(blob_key(channel, version))
+            if found is None:
                 continue
-            type_, data = self._unpack(record)
-            chain = tuple(record.metadata.get("d", ()))
+            entry, home = found
+            chain, data = entry.chain, entry.data
+            places: tuple[str, ...] = ()
             if chain:
-                parts = [self._part(namespace, channel, v, found, first=i == 0) for i, v in enumerate(chain)]
-                count = int(record.metadata["n"])
-                body = b"".join((*parts, data))
+                parts = [self._part(namespace, channel, v, lookup, first=i == 0) for i, v in enumerate(chain)]
+                places = tuple(p[1] for p in parts)
+                count, body = entry.count, b"".join((*(p[0] for p in parts), data))
                 data = _header(count) + body
-            elif type_ == "msgpack" and (array := _array(data)) is not None:
+            elif entry.type == "msgpack" and (array := _array(data)) is not None:
                 count, body = array[0], data[array[1] :]
             else:
-                values[channel] = serde.loads_typed((type_, data))
+                values[channel] = serde.loads_typed((entry.type, data))
                 continue
-            values[channel] = serde.loads_typed((type_, data))
+            values[channel] = serde.loads_typed((entry.type, data))
             if type(values[channel]) is list:
-                learned.append(((namespace, channel), Known(version, body, count, chain)))
+                learned.append(((namespace, channel), Known(version, body, count, chain, home, places)))
         if learned:
             self.learn(learned)
         return values
 
-    def _unpack(self, record: Record) -> tuple[str, bytes]:
-        return self.packer.unpack(record.metadata["t"], record.value, location(*_place(record)))
-
-    def _part(self, namespace: str, channel: str, version: str, found: Mapping[str, Record], first: bool) -> bytes:
-        """The serialized items one blob of a delta chain adds (the first: a snapshot's items)."""
-        record = found.get(blob_key(channel, version))
-        if record is None:
+    def _part(self, namespace: str, channel: str, version: str, lookup: Lookup, first: bool) -> tuple[bytes, str]:
+        """The serialized items one entry of a delta chain adds (the first: a snapshot's items), and where
+        it lives."""
+        found = lookup(blob_key(channel, version))
+        if found is None:
             raise StorageError(
                 f"checkpoint data under {namespace!r} is incomplete: channel {channel!r} version {version} is missing"
             )
-        _, data = self._unpack(record)
+        entry, home = found
         if first:
-            array = _array(data)
-            if array is None or "d" in record.metadata:
+            array = _array(entry.data)
+            if array is None or entry.chain:
                 raise StorageError(f"channel {channel!r} version {version} under {namespace!r} is no list snapshot")
-            return data[array[1] :]
-        return data
+            return entry.data[array[1] :], home
+        return entry.data, home
 
 
 def _place(record: Record) -> tuple[str, str, str]:

@@ -18,7 +18,9 @@ from langgraph.checkpoint.base import DeltaChannelHistory, PendingWrite, get_che
 
 from alma_core.storage import GetRecord, ListRecords, Op, Record
 
+from ._channels import Entry
 from ._layout import FORMAT, META, Plan, blob_key, blobs_ns, checkpoint_ns, writes_ns
+from ._reads import Opened, open_record
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
@@ -48,6 +50,7 @@ def delta_history_plan(
     path: list[Record] = []  # on-path ancestors, newest first
     seeds: dict[str, tuple[int, Any]] = {}  # channel -> (position on path, version or ("value", v))
     loaded: dict[str, dict[str, Any]] = {}  # checkpoint id -> its checkpoint (without blob values)
+    opened: dict[str, Opened] = {}
     parent = target.metadata[META]["parent"] if target is not None else None
     before = target.key if target is not None else None
     while parent is not None and remaining:
@@ -57,7 +60,8 @@ def delta_history_plan(
         while parent in by_key:
             record = by_key[parent]
             path.append(record)
-            loaded[record.key] = saver._load(record.metadata[META]["type"], record)
+            opened[record.key] = open_record(saver, record)
+            loaded[record.key] = opened[record.key].checkpoint
             parent = record.metadata[META]["parent"]
         keys = {
             blob_key(ch, loaded[r.key]["channel_versions"][ch])
@@ -72,12 +76,15 @@ def delta_history_plan(
             stored_keys = {r.key for r in stored}
         for i in range(start, len(path)):
             cp, v2 = loaded[path[i].key], path[i].metadata[META].get("v") == FORMAT
+            held = opened[path[i].key].wanted()  # format 3: the versions it has an entry for
             for ch in list(remaining):
                 version = cp["channel_versions"].get(ch)
                 if ch in cp["channel_values"]:
                     seeds[ch] = (i, ("value", cp["channel_values"][ch]))
                 elif v2 and version is not None and blob_key(ch, version) in stored_keys:
                     seeds[ch] = (i, version)
+                elif not v2 and version is not None and blob_key(ch, version) in held:
+                    seeds[ch] = (i, ("row", path[i]))
                 else:
                     continue
                 remaining.discard(ch)
@@ -105,17 +112,29 @@ def delta_history_plan(
 
 def _seed_plan(saver: AlmaSaver, blobs: str, seeds: dict[str, tuple[int, Any]]) -> Plan[dict[str, Any]]:
     """The seed values: inline ones as they are, blobs fetched in one query (and their delta chains)."""
-    values = {ch: how[1] for ch, (_, how) in seeds.items() if isinstance(how, tuple)}
+    values = {ch: how[1] for ch, (_, how) in seeds.items() if isinstance(how, tuple) and how[0] == "value"}
+    rows = {ch: how[1] for ch, (_, how) in seeds.items() if isinstance(how, tuple) and how[0] == "row"}
+    if rows:  # format 3: the seeds' checkpoints read whole (their rows and the rows they point to)
+        records = list({r.key: r for r in rows.values()}.values())
+        checkpoints, _ = yield from saver._load_plan(records)
+        by_id = {r.key: cp for r, cp in zip(records, checkpoints, strict=True)}
+        values.update((ch, by_id[r.key]["channel_values"][ch]) for ch, r in rows.items()
+                      if ch in by_id[r.key]["channel_values"])  # fmt: skip
     versions = {ch: how for ch, (_, how) in seeds.items() if not isinstance(how, tuple)}
     if not versions:
         return values
     keys = tuple(sorted(blob_key(ch, v) for ch, v in versions.items()))
     (found,) = yield [ListRecords(saver.project_id, blobs, keys=keys)]
-    by_key = {r.key: r for r in found}
-    missing = saver.channels.missing(versions, by_key)
-    if missing:
-        more: list[Op] = [ListRecords(saver.project_id, blobs, keys=tuple(sorted(missing)))]
+    by_key = {r.key: saver.channels.entry(r) for r in found}
+    chains = {f"{k.split('/', 1)[0]}/{v}" for k, e in by_key.items() for v in e.chain} - by_key.keys()
+    if chains:
+        more: list[Op] = [ListRecords(saver.project_id, blobs, keys=tuple(sorted(chains)))]
         (chain,) = yield more
-        by_key.update((r.key, r) for r in chain)
-    values.update(saver.channels.decode(saver.serde, blobs, versions, by_key))
+        by_key.update((r.key, saver.channels.entry(r)) for r in chain)
+
+    def lookup(key: str) -> tuple[Entry, str] | None:
+        entry = by_key.get(key)
+        return None if entry is None else (entry, "")
+
+    values.update(saver.channels.decode(saver.serde, blobs, versions, lookup))
     return values

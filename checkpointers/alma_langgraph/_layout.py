@@ -19,8 +19,9 @@ their results. `run` executes a plan in one transaction (sync); `arun` sends eac
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 from alma_core.storage import BaseStorage, DeleteRecords, Op, Record
@@ -40,6 +41,8 @@ __all__ = [
     "erase_threads",
     "escape",
     "run",
+    "run_read",
+    "run_steps",
     "thread_prefix",
     "unescape",
     "writes_ns",
@@ -105,8 +108,39 @@ def run(storage: BaseStorage, plan: Plan[_T], *, write: bool) -> _T:
             return stop.value  # type: ignore[no-any-return]
 
 
+def run_read(storage: BaseStorage, make: Callable[[], Plan[_T]]) -> _T:
+    """Run a read plan: a plan of one step of one operation runs it alone (one statement on SQLite, a
+    snapshot of its own, without BEGIN and COMMIT); a plan that goes on runs again, whole, in one
+    read transaction (its steps must see one snapshot)."""
+    plan = make()
+    ops = next(plan)
+    if len(ops) != 1:
+        plan.close()
+        return run(storage, make(), write=False)
+    try:
+        plan.send(storage.batch(ops))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    plan.close()
+    return run(storage, make(), write=False)
+
+
+def run_steps(storage: BaseStorage, plan: Plan[_T]) -> _T:
+    """Run a plan synchronously, each step one `batch` (one transaction; a lone one-statement read
+    on PostgreSQL: one autocommit statement)."""
+    try:
+        ops = next(plan)
+        while True:
+            ops = plan.send(storage.batch(ops) if ops else [])
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
 async def arun(storage: BaseStorage, plan: Plan[_T]) -> _T:
-    """Run a plan asynchronously, each step one `abatch` (one transaction)."""
+    """Run a plan asynchronously, each step one `abatch` (one transaction). A store without a native
+    async driver (SQLite) runs the steps the same way on one worker thread: one hand-off, not one a step."""
+    if "async" not in storage.capabilities:
+        return await asyncio.to_thread(run_steps, storage, plan)
     try:
         ops = next(plan)
         while True:

@@ -1,11 +1,11 @@
-"""`get_tuple` and `list` in one statement on a store with the "linked" capability (PostgreSQL).
+"""`get_tuple` and `list` in one statement on a store with the "linked" capability (PostgreSQL, SQLite).
 
-A checkpoint record lists the keys of its channel blobs (`META["b"]`, written by `_puts`), so one
-`ListLinked` returns the checkpoints with their pending writes (children) and their blobs (references):
+A checkpoint record of format 3 lists the rows it points to (`_rows.POINTED`, written by `_puts`), so one
+`ListLinked` returns the checkpoints with their pending writes (children) and those rows (references):
 one round trip where the generic plan takes a read transaction of three statements. The step runs
-alone, so the store runs it in autocommit, without BEGIN and COMMIT. A blob the put could not list (a
-delta chain written by another process) or a checkpoint written before the list existed is fetched
-by `AlmaSaver._load_plan` in a second step: reads stay exact, only slower.
+alone, so the store runs it without BEGIN and COMMIT. What a pointed row handed over when it was pruned,
+and the blobs of a checkpoint of format 2, are fetched by `_reads.load_plan` in a further step, which
+`_layout.run_read` runs with the first again in one read transaction: reads stay exact, only slower.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
 
 from alma_core.storage import BaseStorage, Linked, ListLinked, ListRecords
 
-from ._layout import BLOBS, CHECKPOINTS, META, WRITES, Plan, checkpoint_ns, thread_prefix
+from ._layout import CHECKPOINTS, META, WRITES, Plan, checkpoint_ns, thread_prefix
 from ._maintenance import writes_ns_of
+from ._rows import POINTED
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
-__all__ = ["BLOB_KEYS", "get_plan", "linked", "list_plan", "run_steps"]
+__all__ = ["get_plan", "linked", "list_plan"]
 
-BLOB_KEYS = "b"  # `META` entry of a checkpoint record: the keys of its blobs (with their delta chains)
 _T = TypeVar("_T")
 
 
@@ -35,7 +35,7 @@ def linked(storage: BaseStorage) -> bool:
 
 
 def _with_links(records: ListRecords) -> ListLinked:
-    return ListLinked(records, CHECKPOINTS, children=WRITES, refs=BLOBS, refs_path=(META, BLOB_KEYS))
+    return ListLinked(records, CHECKPOINTS, children=WRITES, refs=CHECKPOINTS, refs_path=(META, POINTED))
 
 
 def _tuples(saver: AlmaSaver, found: Linked) -> Plan[list[CheckpointTuple]]:
@@ -85,13 +85,3 @@ def list_plan(
     )  # fmt: skip
     (found,) = yield [_with_links(records)]
     return (yield from _tuples(saver, found))
-
-
-def run_steps(storage: BaseStorage, plan: Plan[_T]) -> _T:
-    """Run a read plan with each step one `batch` (a lone read: one autocommit statement)."""
-    try:
-        ops = next(plan)
-        while True:
-            ops = plan.send(storage.batch(ops) if ops else [])
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]

@@ -1,6 +1,7 @@
 """The saver's maintenance plans: `delete_for_runs`, `copy_thread`, `prune` and the collection of
-blobs no remaining checkpoint needs (see `_channels`). Each is a plan (`_layout.Plan`) the saver runs
-in one transaction (sync) or step by step (async)."""
+blobs no remaining checkpoint needs (see `_channels`). Before checkpoint rows go, the entries of theirs
+that a remaining checkpoint points to become blob records (`_rows.handover_plan`). Each is a plan
+(`_layout.Plan`) the saver runs in one transaction (sync) or step by step (async)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ._layout import (
     thread_prefix,
     writes_ns,
 )
+from ._rows import ROWS, handed_over, handover_plan, kept_of, pointers
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -51,8 +53,13 @@ def delete_for_runs_plan(saver: AlmaSaver, run_ids: Sequence[str]) -> Plan[None]
     ]
     doomed = [r for records in found for r in records]
     if doomed:
+        spaces = {(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed}
+        listed = yield kept_of(saver, spaces)
+        gone = {(r.namespace, r.key) for r in doomed}
+        kept = [r for records in listed for r in records if (r.namespace, r.key) not in gone]
+        yield from handover_plan(saver, doomed, kept)
         yield delete_checkpoints(doomed)
-        yield from collect_plan(saver, {(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
+        yield from collect_plan(saver, spaces)
     return None
 
 
@@ -76,16 +83,22 @@ def collect_plan(saver: AlmaSaver, spaces: set[tuple[str, str]]) -> Plan[None]:
     for i, (thread_id, ns) in enumerate(spaces_):
         checkpoints, blobs = found[2 * i], found[2 * i + 1]
         needed: set[str] = set()
+        rows = {r.key for r in checkpoints}
+        chains: set[tuple[str, str]] = set()  # (channel, row gone) of a delta chain a checkpoint still needs
         for r in checkpoints:
             info = r.metadata[META]
             if info.get("v") == FORMAT:
                 cp = saver._load(info["type"], r)
                 needed.update(blob_key(c, v) for c, v in cp["channel_versions"].items())
+            elif info.get("v") == ROWS:  # a blob record, or what a row that is gone handed over
+                at, ch = pointers(info)
+                needed.update(k if not row else handed_over(k, row) for k, row in at.items() if row not in rows)
+                chains.update((c, row) for c, ids in ch.items() for row in ids if row not in rows)
         for b in blobs:
-            if b.key in needed and "d" in b.metadata:
+            if b.key in needed and "d" in b.metadata and "@" not in b.key:
                 channel = b.key.split("/", 1)[0]
                 needed.update(f"{channel}/{v}" for v in b.metadata["d"])
-        doomed = tuple(b.key for b in blobs if b.key not in needed)
+        doomed = tuple(b.key for b in blobs if b.key not in needed and _chain_of(b.key) not in chains)
         if doomed:
             ops.append(DeleteRecords(saver.project_id, blobs_ns(thread_id, ns), doomed))
     if ops:
@@ -140,6 +153,7 @@ def keep_latest_plan(saver: AlmaSaver, thread_id: str, keep: int = 1) -> Plan[No
     for r in records:
         by_ns.setdefault(r.namespace, {})[r.key] = r
     doomed: list[Record] = []
+    survivors: list[Record] = []
     orphans: list[Record] = []
     for namespace, chain in by_ns.items():
         kept = [chain[k] for k in sorted(chain, reverse=True)[:keep]]
@@ -155,11 +169,13 @@ def keep_latest_plan(saver: AlmaSaver, thread_id: str, keep: int = 1) -> Plan[No
             parent = ancestor.metadata[META]["parent"]
         kept_ids = {r.key for r in kept}
         doomed.extend(r for key, r in chain.items() if key not in kept_ids)
+        survivors.extend(kept)
         oldest = kept[-1]
         if oldest.metadata[META]["parent"] is not None and oldest.metadata[META]["parent"] not in kept_ids:
             orphans.append(oldest)
     if not doomed:
         return None
+    yield from handover_plan(saver, doomed, survivors)
     ops = delete_checkpoints(doomed)
     if orphans:
         full = yield [GetRecord(saver.project_id, r.namespace, r.key) for r in orphans]
@@ -170,6 +186,12 @@ def keep_latest_plan(saver: AlmaSaver, thread_id: str, keep: int = 1) -> Plan[No
     yield ops
     yield from collect_plan(saver, {(r.metadata[META]["thread_id"], r.metadata[META]["ns"]) for r in doomed})
     return None
+
+
+def _chain_of(key: str) -> tuple[str, str]:
+    """(channel, the row it came from, "" for a blob of format 2) of a blob record's key."""
+    base, _, row = key.partition("@")
+    return base.split("/", 1)[0], row
 
 
 def writes_ns_of(record: Record) -> str:

@@ -1,16 +1,16 @@
-"""A put as storage operations: the checkpoint record and its new channel blobs in one `PutRecords`.
+"""A put as storage operations: one checkpoint row (format 3, see `_rows`) in one `PutRecords`.
 
-The lean path, taken by every put that needs no read first: one operation (one `executemany` on
-SQLite, one statement on PostgreSQL), nothing read back, and no work for options that are off (no
+The lean path, taken by every put that needs no read first: one operation (one statement), nothing read
+back, no seq kept for the row (its uuid6 key orders it), and no work for options that are off (no
 associated data is built without a cipher, no retention index without a TTL). A put that must read
 before it writes (fencing, or the first checkpoint of a thread, see `_guards`) runs the same operations
 after its checks, in one write transaction.
 
-Small scalar values (None, bool, numbers, short strings) stay inline in the checkpoint record, as in
-PostgresSaver: a blob of a few bytes would cost a row for nothing. Only the channels in `new_versions`
-are serialized; a checkpoint whose parent this saver has not seen stored in this format also writes its
-other channel values (write-once: blobs already stored stay), so a thread written in the old format or
-by another process never loses a value.
+Small scalar values (None, bool, numbers, short strings) stay inline in the checkpoint, as in
+PostgresSaver. The channels in `new_versions` become entries of the row; every other channel points to
+the row that holds its version, as the parent's record said (this saver remembers what it wrote and
+read). A checkpoint whose parent it does not know (another process wrote it, or a thread of format 1)
+holds all of its values itself, so a thread never loses a value.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from langgraph.checkpoint.base import (
 
 from alma_core.storage import Op, PutRecords, Record
 
+from ._channels import Held
 from ._crypto import location
 from ._guards import guarded_put, needs_guard
-from ._layout import FORMAT, META, Plan, blob_key, blobs_ns, checkpoint_ns, writes_ns
+from ._layout import META, Plan, blob_key, blobs_ns, checkpoint_ns, escape, writes_ns
+from ._rows import ROWS, pack_row, pointing
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -52,6 +54,7 @@ class Put:
     learned: list[Any]
     guarded: bool
     where: tuple[str, str, str, str | None]  # thread_id, checkpoint_ns, checkpoint id, parent id
+    held: Held  # where each entry the checkpoint needs lives (see `_channels.Held`)
 
 
 def small(value: Any) -> bool:
@@ -77,43 +80,42 @@ def prepare_put(
             inline[k] = v
         else:
             values[k] = v
-    namespace = blobs_ns(thread_id, ns)
-    blobs, learned = saver.channels.encode(saver.serde, project_id, namespace, values, new_versions)
-    ops: list[Op] = []
-    if parent is None or (thread_id, ns, parent) not in saver._stored:
-        rest = {k: versions[k] for k in values if k in versions and k not in new_versions}
-        if rest:
-            more, _ = saver.channels.encode(saver.serde, project_id, namespace, values, rest)
-            ops.append(PutRecords(tuple(more), if_absent=True))
-    cp_ns = checkpoint_ns(thread_id, ns)
+    namespace, cp_ns = blobs_ns(thread_id, ns), checkpoint_ns(thread_id, ns)
+    known = saver._located(thread_id, ns, parent)
+    at: dict[str, str] = {}  # blob key -> row, for the channels this put keeps
+    chains: dict[str, list[str]] = {}  # channel -> the rows of its entry's delta chain, in chain order
+    held: Held = {}
+    if known is None:  # a parent this saver does not know: every value in this row
+        writing = {k: versions[k] for k in values if k in versions}
+    else:
+        writing = {k: v for k, v in new_versions.items() if k in values}
+        for k in values:
+            if k in writing or k not in versions:
+                continue
+            key = blob_key(k, versions[k])
+            if key in known:  # the version, and its delta chain, where the parent found them
+                held[key] = known[key]
+                at[key] = known[key][0]
+                if known[key][1]:
+                    chains[escape(k)] = list(known[key][1])
+            else:
+                writing[k] = versions[k]
+    entries, learned, places = saver.channels.encode(saver.serde, namespace, values, writing, checkpoint_id)
+    for key, rows in places.items():
+        chains[key.split("/", 1)[0]] = list(rows)
+    held.update((key, (checkpoint_id, places.get(key, ()))) for key in entries)
     aad = location(project_id, cp_ns, checkpoint_id) if saver.packer.cipher is not None else None
-    type_, blob = saver.packer.dumps(saver.serde, {**checkpoint, "channel_values": inline}, aad)
+    type_, blob = pack_row(saver, {**checkpoint, "channel_values": inline}, entries, aad)
     meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
-    meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": FORMAT,
-                  "b": blob_keys(saver, namespace, inline, versions, learned)}  # fmt: skip
-    ops.insert(0, PutRecords((Record(project_id, cp_ns, checkpoint_id, blob, meta), *blobs)))
+    meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": ROWS}
+    meta[META].update(pointing(at, chains))
+    ops: list[Op] = [PutRecords((Record(project_id, cp_ns, checkpoint_id, blob, meta),), sequenced=False)]
     ops.extend(saver.retention.on_put(config, thread_id))
     saved: RunnableConfig = {
         "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
     }
     guarded = needs_guard(saver.fencing, ns, parent)
-    return Put(ops, saved, learned, guarded, (thread_id, ns, checkpoint_id, parent))
-
-
-def blob_keys(
-    saver: AlmaSaver, namespace: str, inline: dict[str, Any], versions: ChannelVersions, learned: list[Any]
-) -> list[str]:
-    """The keys of the blobs a read of this checkpoint needs: one per channel version not inline, and
-    the delta chains under them that this saver knows (a reader fetches any other; see `_linked`)."""
-    chains = {slot[1]: known.chain for slot, known in learned}
-    keys: list[str] = []
-    for channel, version in versions.items():
-        if channel in inline:
-            continue
-        keys.append(blob_key(channel, version))
-        chain = chains[channel] if channel in chains else saver.channels.chain(namespace, channel, version)
-        keys.extend(blob_key(channel, v) for v in chain)
-    return keys
+    return Put(ops, saved, learned, guarded, (thread_id, ns, checkpoint_id, parent), held)
 
 
 def put_plan(saver: AlmaSaver, put: Put) -> Plan[None]:
@@ -130,7 +132,9 @@ def writes_ops(
     saver: AlmaSaver, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
 ) -> list[Op]:
     """A task's pending writes as at most two `PutRecords`: regular writes written once (a retried task
-    keeps its first), special ones (errors, interrupts: negative indexes) replaced."""
+    keeps its first), special ones (errors, interrupts: negative indexes) replaced. Unsequenced: reads
+    order writes by task path, task and index, never by seq (and each checkpoint's writes namespace
+    would otherwise start a seq of its own)."""
     conf = config["configurable"]
     checkpoint_id = conf.get("checkpoint_id")
     if checkpoint_id is None:
@@ -147,5 +151,5 @@ def writes_ops(
         )
         meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
         (regular if idx >= 0 else special).append(Record(saver.project_id, namespace, key, blob, meta))
-    ops: list[Op] = [PutRecords(tuple(regular), if_absent=True)] if regular else []
-    return [*ops, PutRecords(tuple(special))] if special else ops
+    ops: list[Op] = [PutRecords(tuple(regular), if_absent=True, sequenced=False)] if regular else []
+    return [*ops, PutRecords(tuple(special), sequenced=False)] if special else ops

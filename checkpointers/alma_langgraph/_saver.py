@@ -47,27 +47,25 @@ from alma_core.storage import (
     open_storage,
 )
 
-from ._channels import Channels
+from ._channels import Channels, Held
 from ._crypto import KeyRing, key_ring, location
 from ._guards import arun_atomic
 from ._history import delta_history_plan
 from ._layout import (
     CHECKPOINTS,
-    FORMAT,
     META,
     SPACES,
     Plan,
     arun,
-    blob_key,
-    blobs_ns,
     checkpoint_ns,
     run,
+    run_read,
     thread_prefix,
     unescape,
     writes_ns,
 )
 from ._lessons import RunLessons
-from ._linked import BLOB_KEYS, get_plan, linked, list_plan, run_steps
+from ._linked import get_plan, linked, list_plan
 from ._maintenance import (
     copy_thread_plan,
     delete_for_runs_plan,
@@ -75,7 +73,8 @@ from ._maintenance import (
     prune_plan,
     writes_ns_of,
 )
-from ._puts import prepare_put, put_plan, writes_ops
+from ._puts import Put, prepare_put, put_plan, writes_ops
+from ._reads import load_plan
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
@@ -83,7 +82,7 @@ from ._serde import Packer, safe_serializer
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
 _KEYS_PER_OP = 500  # blob keys per ListRecords (under SQLite's bound-parameter limit)
-_REMEMBERED = 10_000  # checkpoint ids known to be format 2 (their blobs stored)
+_REMEMBERED = 10_000  # checkpoints whose entries' places this saver knows (see `_remember`)
 
 
 def _ids(config: RunnableConfig) -> tuple[str, str, str | None]:
@@ -128,7 +127,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self.packer = Packer(compress_above, key_ring(encryption))
         self.channels = Channels(self.packer)
         self.lessons = lessons
-        self._stored: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # format-2 checkpoints seen
+        self._stored: OrderedDict[tuple[str, str, str], Held] = OrderedDict()  # see `_remember`
         self._stored_lock = threading.Lock()  # LangGraph puts from background threads while reads go on
         self.retention = Retention(self, ttl, keep_last)
         self.fencing = bool(fencing)
@@ -159,20 +158,28 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     # ---- plans --------------------------------------------------------------------------------
 
-    def _stored_put(self, saved: RunnableConfig, learned: Any) -> None:
-        """After the put committed: its list versions become delta bases, its id a known parent."""
-        self.channels.learn(learned)
-        conf = saved["configurable"]
-        self._remember(conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"])
+    def _stored_put(self, put: Put) -> None:
+        """After the put committed: its list versions become delta bases, its entries' places known."""
+        self.channels.learn(put.learned)
+        thread_id, ns, checkpoint_id, _ = put.where
+        self._remember(thread_id, ns, checkpoint_id, put.held)
 
-    def _remember(self, thread_id: str, ns: str, checkpoint_id: str) -> None:
+    def _remember(self, thread_id: str, ns: str, checkpoint_id: str, held: Held) -> None:
+        """Where the entries a checkpoint needs live (see `_channels.Held`): a put on top of it points there."""
         with self._stored_lock:
-            self._stored[(thread_id, ns, checkpoint_id)] = None
+            self._stored[(thread_id, ns, checkpoint_id)] = held
             if len(self._stored) > _REMEMBERED:
                 self._stored.popitem(last=False)
 
+    def _located(self, thread_id: str, ns: str, checkpoint_id: str | None) -> Held | None:
+        """What `_remember` holds of a checkpoint (None: nothing)."""
+        if checkpoint_id is None:
+            return None
+        with self._stored_lock:
+            return self._stored.get((thread_id, ns, checkpoint_id))
+
     def _forget(self, *thread_ids: str) -> None:
-        """Blobs of the threads may have gone: remember nothing of them (one pass for all)."""
+        """Entries of the threads may have moved or gone: remember nothing of them (one pass for all)."""
         self.channels.forget(*thread_ids)
         gone = set(thread_ids)
         with self._stored_lock:
@@ -185,47 +192,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         extra: Sequence[Op] = (),
         have: Mapping[tuple[str, str], Record] | None = None,
     ) -> Plan[tuple[list[Checkpoint], list[Any]]]:
-        """The checkpoints of `records` with their channel values, gathered in one query per blob
-        namespace (plus one for delta chains not yet fetched); `extra` ops run in the same step.
-        `have`: the blobs read with the records (`_linked`); a record that lists its blob keys needs no
-        other (a listed key not in `have` is not stored)."""
-        checkpoints: list[Checkpoint] = []
-        places: list[tuple[str, dict[str, Any]] | None] = []  # blob namespace and versions, per record
-        wanted: dict[str, set[str]] = {}
-        for r in records:
-            info = r.metadata[META]
-            cp = self._load(info["type"], r)
-            checkpoints.append(cp)
-            if info.get("v") != FORMAT:
-                places.append(None)
-                continue
-            namespace, versions = blobs_ns(info["thread_id"], info["ns"]), _in_blobs(cp)
-            places.append((namespace, versions))
-            if versions and (have is None or BLOB_KEYS not in info):
-                wanted.setdefault(namespace, set()).update(blob_key(c, v) for c, v in versions.items())
-        fetch = _fetch_ops(self.project_id, wanted)
-        results = (yield [*extra, *fetch]) if fetch or extra else []
-        extra_results, fetched = results[: len(extra)], results[len(extra) :]
-        found = _by_ns(fetch, fetched)
-        for (namespace, key), blob in (have or {}).items():
-            found.setdefault(namespace, {})[key] = blob
-        missing: dict[str, set[str]] = {}
-        for place in places:
-            if place is not None and (keys := self.channels.missing(place[1], found.get(place[0], {}))):
-                missing.setdefault(place[0], set()).update(keys)
-        if missing:
-            more = _fetch_ops(self.project_id, missing)
-            for namespace, by_key in _by_ns(more, (yield more)).items():
-                found.setdefault(namespace, {}).update(by_key)
-        for cp, place in zip(checkpoints, places, strict=True):
-            if place is not None:
-                values = self.channels.decode(self.serde, place[0], place[1], found.get(place[0], {}))
-                if values:
-                    cp["channel_values"] = {**cp["channel_values"], **values}
-        if records and places[0] is not None:  # the newest read: the parent of a put to come
-            info = records[0].metadata[META]
-            self._remember(info["thread_id"], info["ns"], records[0].key)
-        return checkpoints, extra_results
+        """The checkpoints of `records` with their channel values (see `_reads`); `extra` ops run in the
+        first step; `have`: records read with them (`_linked`: the rows they point to)."""
+        return load_plan(self, records, extra, have)
 
     def _tuple(self, record: Record, checkpoint: Checkpoint, writes: Sequence[Record]) -> CheckpointTuple:
         info = record.metadata[META]
@@ -352,8 +321,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
         if linked(self.storage):
-            return run_steps(self.storage, get_plan(self, config))
-        return run(self.storage, self._get_plan(config), write=False)
+            return run_read(self.storage, lambda: get_plan(self, config))
+        return run_read(self.storage, lambda: self._get_plan(config))
 
     def list(
         self,
@@ -365,7 +334,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first, filtered by thread / namespace, metadata equality, `before`, `limit`."""
         if linked(self.storage):
-            yield from run_steps(self.storage, list_plan(self, config, filter, before, limit))
+            yield from run_read(self.storage, lambda: list_plan(self, config, filter, before, limit))
             return
         yield from run(self.storage, self._list_plan(config, filter, before, limit), write=False)
 
@@ -383,7 +352,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         else:
             self.storage.batch(put.ops)
         saved = put.saved
-        self._stored_put(saved, put.learned)
+        self._stored_put(put)
         if self.lessons is not None:
             self.lessons.on_put(saved, checkpoint, metadata)
         return saved
@@ -487,7 +456,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         else:
             await self.storage.abatch(put.ops)
         saved = put.saved
-        self._stored_put(saved, put.learned)
+        self._stored_put(put)
         if self.lessons is not None:
             await self.lessons.aon_put(saved, checkpoint, metadata)
         return saved

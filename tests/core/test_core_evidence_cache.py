@@ -102,9 +102,11 @@ def test_a_learn_that_fails_leaves_nothing_in_the_cache(tmp_path: Path, monkeypa
 def test_the_store_version_moves_with_every_write_from_anywhere(tmp_path: Path) -> None:
     alma = ALMA(project_id="p", storage=tmp_path / "a.db", embedder="mock")
     store = alma.storage
-    assert store.execute(StoreVersion()) is None  # a read transaction cannot say
+    now, same = store.execute(StoreVersion())  # a read transaction: the state it reads, twice
+    assert now == same
     with store.transaction() as tx:
         before, after = tx.execute(StoreVersion())
+    assert before == now
     with store.transaction() as tx:
         assert tx.execute(StoreVersion())[0] == after != before  # our own commit, and nothing else
         after = tx.execute(StoreVersion())[1]

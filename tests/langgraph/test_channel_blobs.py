@@ -20,6 +20,7 @@ from alma_core import StorageError
 from alma_core.storage import DeleteRecords, ListRecords, SQLiteStorage
 from alma_langgraph import AlmaSaver, import_checkpoints
 from alma_langgraph._channels import SNAPSHOT_EVERY
+from alma_langgraph._rows import ROWS, pointers, unpack_row
 
 
 class Chat(TypedDict):
@@ -71,6 +72,16 @@ def _blobs(saver: AlmaSaver, thread: str = "chat") -> list[Any]:
     return saver.storage.execute(ListRecords(saver.project_id, f"lgb/{thread}/", prefix=True))
 
 
+def _entries(saver: AlmaSaver, thread: str = "chat") -> list[tuple[str, tuple[str, ...]]]:
+    """(blob key, delta chain) of every stored channel value of a thread: in its checkpoint rows (format
+    3) and in blob records."""
+    found = [(b.key, tuple(b.metadata.get("d", ()))) for b in _blobs(saver, thread)]
+    for r in saver.storage.execute(ListRecords(saver.project_id, f"lg/{thread}/", prefix=True)):
+        if r.metadata["__lg"].get("v") == ROWS:
+            found.extend((key, e.chain) for key, e in unpack_row(saver, r)[1].items())
+    return found
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """What SqliteSaver reads back at every checkpoint of the 40-turn chat."""
@@ -100,9 +111,10 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlmaSaver]
 def test_every_checkpoint_reads_back_what_sqlite_saver_reads(saver: AlmaSaver, reference: list[Any]) -> None:
     _chat(saver, range(30))
     assert _values(saver) == reference
-    deltas = [b for b in _blobs(saver) if "d" in b.metadata]
+    deltas = [chain for _, chain in _entries(saver) if chain]
     assert len(deltas) > 40  # the message list grew by deltas...
-    assert max(len(b.metadata["d"]) for b in deltas) == SNAPSHOT_EVERY  # ...in chains of bounded length
+    assert max(len(chain) for chain in deltas) == SNAPSHOT_EVERY  # ...in chains of bounded length
+    assert not _blobs(saver)  # each in the checkpoint row that introduced it
 
 
 def test_a_chat_takes_a_fraction_of_sqlite_savers_bytes(tmp_path: Path) -> None:
@@ -145,7 +157,7 @@ def test_delete_thread_and_copy_thread_cover_the_blobs(saver: AlmaSaver, referen
     _chat(saver, range(30))
     saver.copy_thread("chat", "copy")
     saver.delete_thread("chat")
-    assert not _blobs(saver, "chat")
+    assert not _entries(saver, "chat")
     assert _values(saver, "copy") == reference
     _chat(saver, range(30, 32), thread="copy")
     assert len(_values(saver, "copy")) == len(reference) + 6
@@ -153,11 +165,12 @@ def test_delete_thread_and_copy_thread_cover_the_blobs(saver: AlmaSaver, referen
 
 def test_prune_keep_latest_keeps_only_the_blobs_the_latest_needs(saver: AlmaSaver, reference: list[Any]) -> None:
     _chat(saver, range(30))
-    before = len(_blobs(saver))
+    before = len(_entries(saver))
     saver.prune(["chat"], strategy="keep_latest")
     assert _values(saver) == reference[:1]
     channels = len(_graph(saver).channels)
-    assert before > 100 and len(_blobs(saver)) <= channels + 2 * SNAPSHOT_EVERY  # two lists' chains at most
+    assert before > 100 and len(_entries(saver)) <= channels + 2 * SNAPSHOT_EVERY  # two lists' chains at most
+    assert _blobs(saver)  # the pruned rows handed the entries the latest needs over
     _chat(saver, range(30, 32))  # the thread goes on from what was kept
     assert _values(saver)[0]["messages"][: len(reference[0]["messages"])] == reference[0]["messages"]
 
@@ -171,10 +184,10 @@ def test_delete_for_runs_collects_blobs_no_checkpoint_needs(tmp_path: Path) -> N
         runs = {t.config["configurable"]["checkpoint_id"]: t.metadata.get("run_id") for t in saver.list(_cfg("chat"))}
         kept = [values for cid, values in _history(saver) if runs[cid] == "keep"]
         assert 0 < len(kept) < len(runs)
-        before = {b.key for b in _blobs(saver)}
+        before = {key for key, _ in _entries(saver)}
         saver.delete_for_runs(["drop"])
         assert _values(saver) == kept
-        after = {b.key for b in _blobs(saver)}
+        after = {key for key, _ in _entries(saver)}
         assert after < before
         _chat(saver, range(8, 10))
         assert [m.content for m in _values(saver)[0]["messages"]][-1].startswith("re: turn 9")
@@ -183,9 +196,10 @@ def test_delete_for_runs_collects_blobs_no_checkpoint_needs(tmp_path: Path) -> N
 def test_a_missing_chain_blob_is_a_typed_error(tmp_path: Path) -> None:
     with AlmaSaver.from_conn_string(tmp_path / "a.db") as saver:
         _chat(saver, range(5))
-        delta = next(b for b in _blobs(saver) if "d" in b.metadata)
-        base = delta.key.split("/", 1)[0] + "/" + delta.metadata["d"][0]
-        saver.storage.execute(DeleteRecords(saver.project_id, delta.namespace, (base,)))
+        (head,) = saver.storage.execute(ListRecords(saver.project_id, "lg/chat/", order_by="key", limit=1))
+        key = next(k for k, e in unpack_row(saver, head)[1].items() if e.chain)
+        snapshot = pointers(head.metadata["__lg"])[1][key.split("/", 1)[0]][0]  # the chain's first entry's row
+        saver.storage.execute(DeleteRecords(saver.project_id, head.namespace, (snapshot,)))  # the row holding it
     with AlmaSaver.from_conn_string(tmp_path / "a.db") as saver, pytest.raises(StorageError, match="incomplete"):
         _values(saver)
 

@@ -1,0 +1,130 @@
+"""Record listings as SQL on SQLite, and `ListLinked` in one statement: the listing, its records'
+children and the records their metadata names, read from one snapshot without BEGIN and COMMIT."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._base import Linked, ListLinked, ListRecords, Record, expand_linked
+from ._sqlite_tx import MAX_CHAR
+
+__all__ = ["list_linked", "list_sql", "ns_where"]
+
+_ORDER = {"seq": "seq", "key": "key"}
+_COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
+_LIVE = "(r.expires_at IS NULL OR r.expires_at > :now)"
+
+
+def ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
+    if prefix:
+        return ["project_id = ?", "namespace >= ?", "namespace < ?"], [project_id, namespace, namespace + MAX_CHAR]
+    return ["project_id = ?", "namespace = ?"], [project_id, namespace]
+
+
+def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
+    """`ListRecords` as SQL: (statement, arguments, the `where` entries checked in Python after it);
+    None when it matches nothing."""
+    if op.namespaces is not None:
+        if not op.namespaces:
+            return None
+        clauses = ["project_id = ?", f"namespace IN ({','.join('?' * len(op.namespaces))})"]
+        args: list[Any] = [op.project_id, *op.namespaces]
+    else:
+        clauses, args = ns_where(op.project_id, op.namespace, op.prefix)
+    clauses.append("(expires_at IS NULL OR expires_at > ?)")
+    args.append(time.time())
+    for column, bound in (("seq", op.before_seq), ("key", op.before_key), ("updated_at", op.updated_before)):
+        if bound is not None:
+            clauses.append(f"{column} < ?")
+            args.append(bound)
+    if op.keys is not None:
+        if not op.keys:
+            return None
+        clauses.append(f"key IN ({','.join('?' * len(op.keys))})")
+        args.extend(op.keys)
+    post_filter: dict[str, Any] = {}
+    for key, value in (op.where or {}).items():
+        if value is None or isinstance(value, (str, int, float, bool)):
+            path = '$."' + str(key).replace('"', '""') + '"'
+            if value is None:
+                clauses.append("json_type(metadata, ?) = 'null'")
+                args.append(path)
+            else:
+                clauses.append("json_extract(metadata, ?) = ?")
+                args.extend([path, value])
+        else:
+            post_filter[key] = value
+    order = "DESC" if op.descending else "ASC"
+    value_col = "value" if op.with_values else "NULL"
+    sql = (
+        f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
+        f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_ORDER[op.order_by]} {order}"
+    )
+    if not post_filter:
+        sql += " LIMIT ? OFFSET ?"
+        args.extend([-1 if op.limit is None else op.limit, op.offset])
+    return sql, args, post_filter
+
+
+def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords], list[Record]]) -> Linked:
+    """One statement: the listing as a subquery, then its records' children and references joined to it
+    (each row tagged 0, 1 or 2). A listing whose `where` is checked in Python takes its two steps."""
+    listing = list_sql(op.records)
+    if listing is None:
+        return Linked()
+    sql, args, post_filter = listing
+    if post_filter:
+        plan = expand_linked(op)
+        ops = next(plan)
+        try:
+            while True:
+                ops = plan.send([list_records(o) for o in ops])
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+    named: dict[str, Any] = {"base": op.base, "hi": op.base + MAX_CHAR, "n": len(op.base) + 1, "now": time.time()}
+    parts = [f"SELECT 0, {_COLUMNS} FROM p"]
+    if op.children is not None:
+        named["children"] = op.children
+        parts.append(
+            f"""SELECT 1, {_r(_COLUMNS)} FROM p JOIN records AS r ON r.project_id = p.project_id
+                 AND r.namespace = :children || substr(p.namespace, :n) || '/' || p.key
+                WHERE p.namespace >= :base AND p.namespace < :hi AND {_LIVE}"""
+        )
+    if op.refs is not None:
+        named.update(refs=op.refs, path="$" + "".join('."' + part.replace('"', '""') + '"' for part in op.refs_path))
+        parts.append(
+            f"""SELECT 2, {_r(_COLUMNS)} FROM (
+                  SELECT DISTINCT p.project_id AS pid, :refs || substr(p.namespace, :n) AS ns, j.value AS k
+                    FROM p, json_each(p.metadata, :path) AS j
+                   WHERE p.namespace >= :base AND p.namespace < :hi AND j.type = 'text' AND j.value != ''
+                ) AS w JOIN records AS r ON r.project_id = w.pid AND r.namespace = w.ns AND r.key = w.k
+                WHERE {_LIVE}"""
+        )
+    statement = f"WITH p AS ({_numbered(sql)}) " + " UNION ALL ".join(parts)
+    rows = conn.execute(statement, {**named, **{f"p{i + 1}": a for i, a in enumerate(args)}}).fetchall()
+    found = Linked()
+    column = 3 if op.records.order_by == "key" else 6  # (tag, project_id, namespace, key, value, metadata, seq)
+    heads = sorted((row for row in rows if row[0] == 0), key=lambda row: row[column], reverse=op.records.descending)
+    found.records = [_record(row) for row in heads]
+    for row in sorted((row for row in rows if row[0] == 1), key=lambda row: row[3]):
+        found.children.setdefault(row[2], []).append(_record(row))
+    found.refs = {(row[2], row[3]): _record(row) for row in rows if row[0] == 2}
+    return found
+
+
+def _r(columns: str) -> str:
+    return ", ".join(f"r.{c.strip()}" for c in columns.split(","))
+
+
+def _numbered(sql: str) -> str:
+    """`sql` with its `?` parameters named `:p1`, `:p2`... so that named ones can join them."""
+    pieces = sql.split("?")
+    return "".join(piece + f":p{n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    _, project_id, namespace, key, value, metadata, seq, created, updated, expires = row
+    return Record(project_id, namespace, key, value, json.loads(metadata), seq, created, updated, expires)

@@ -1,0 +1,89 @@
+"""Record operations for callers that read a record with what it links to and write keys that order
+themselves (LangGraph checkpoints): `ListLinked`, `PutRecords(sequenced=False)` and `StoreVersion` in a
+read transaction, on every backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from alma_core.storage import (
+    BaseStorage,
+    GetRecord,
+    Linked,
+    ListLinked,
+    ListRecords,
+    PutRecord,
+    PutRecords,
+    Record,
+    StoreVersion,
+)
+
+P = "proj"
+
+
+def _linked(store: BaseStorage, records: ListRecords, **links: Any) -> Linked:
+    return store.execute(ListLinked(records, "cp/", **links))
+
+
+def test_list_linked_reads_records_with_their_children_and_references(
+    store: BaseStorage, require: Callable[..., None]
+) -> None:
+    require(store, "records")
+    refs = {"rows": ["c0", "", "gone", "c1"]}
+    store.execute(PutRecords(tuple(
+        Record(P, "cp/t", f"c{i}", b"v", {"step": i % 2, "__lg": refs if i == 3 else {"rows": ["c0"]}})
+        for i in range(4)
+    )))  # fmt: skip
+    store.execute(PutRecords((
+        Record(P, "w/t/c3", "b", b"2"), Record(P, "w/t/c3", "a", b"1"), Record(P, "w/t/c1", "z", b"3"),
+        Record(P, "w/t/c3", "old", b"x", expires_at=time.time() - 1), Record(P, "w/t/c30", "other", b"y"),
+        Record(P, "cp/u", "c0", b"elsewhere"),
+    )))  # fmt: skip
+    links = {"children": "w/", "refs": "cp/", "refs_path": ("__lg", "rows")}
+    newest = _linked(store, ListRecords(P, "cp/t", order_by="key", limit=1), **links)
+    assert [r.key for r in newest.records] == ["c3"] and newest.records[0].metadata["step"] == 1
+    kids = {ns: sorted((c.key, c.value) for c in kids) for ns, kids in newest.children.items()}
+    assert kids == {"w/t/c3": [("a", b"1"), ("b", b"2")]}  # expired ones and look-alike namespaces out
+    assert sorted(newest.refs) == [("cp/t", "c0"), ("cp/t", "c1")]  # named, live, in the same space
+    every = _linked(store, ListRecords(P, "cp/t", order_by="key", descending=False), children="w/")
+    assert [r.key for r in every.records] == ["c0", "c1", "c2", "c3"] and not every.refs
+    assert sorted(every.children) == ["w/t/c1", "w/t/c3"]
+    filtered = _linked(store, ListRecords(P, "cp/", prefix=True, where={"step": 1}, order_by="key"), **links)
+    assert [r.key for r in filtered.records] == ["c3", "c1"] and ("cp/t", "c0") in filtered.refs
+    assert not _linked(store, ListRecords(P, "cp/t", where={"step": {"no": "match"}}), **links).records
+    assert _linked(store, ListRecords(P, "cp/none"), **links) == Linked()
+    assert _linked(store, ListRecords(P, "cp/t", keys=()), **links) == Linked()
+
+
+def test_unsequenced_records_read_and_replace_like_others(store: BaseStorage, require: Callable[..., None]) -> None:
+    require(store, "records")
+    store.execute(PutRecords((Record(P, "cp", "a", b"1", {"n": 1}), Record(P, "cp", "b", b"2")), sequenced=False))
+    store.execute(PutRecords((Record(P, "cp", "a", b"new"), Record(P, "cp", "c", b"3")), if_absent=True,
+                             sequenced=False))  # fmt: skip
+    listed = store.execute(ListRecords(P, "cp", order_by="key"))
+    assert [(r.key, r.value) for r in listed] == [("c", b"3"), ("b", b"2"), ("a", b"1")]  # `a` kept (if_absent)
+    assert store.execute(GetRecord(P, "cp", "a")).metadata == {"n": 1}
+    store.execute(PutRecords((Record(P, "cp", "a", b"3rd"),), sequenced=False))
+    assert store.execute(GetRecord(P, "cp", "a")).value == b"3rd"
+    numbered = [store.execute(PutRecord(Record(P, "cp", f"s{i}", b"s"))).seq for i in range(2)]
+    assert 0 < numbered[0] < numbered[1]  # a sequenced write beside them still gets the next seq
+    assert [r.key for r in store.execute(ListRecords(P, "cp"))][:2] == ["s1", "s0"]
+
+
+def test_a_read_transactions_store_version_moves_only_with_commits(
+    make_store: Callable[..., BaseStorage], require: Callable[..., None]
+) -> None:
+    store = make_store()
+    require(store, "records")
+    first = store.execute(StoreVersion())
+    if first is None:  # the backend cannot tell cheaply: caches built on it stay off
+        return
+    assert first[0] == first[1] and store.execute(StoreVersion()) == first
+    store.execute(PutRecord(Record(P, "ns", "k", b"v")))
+    mine = store.execute(StoreVersion())
+    assert mine != first
+    other = make_store()  # another connection to the same data
+    other.execute(PutRecord(Record(P, "ns", "k2", b"v")))
+    assert store.execute(StoreVersion()) != mine
