@@ -3,6 +3,7 @@ children and the records their metadata names, read from one snapshot without BE
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ __all__ = ["list_linked", "list_sql", "ns_where"]
 _ORDER = {"seq": "seq", "key": "key"}
 _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
 _LIVE = "(r.expires_at IS NULL OR r.expires_at > :now)"
+_R_COLUMNS = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
 
 
 def ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
@@ -85,25 +87,11 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
     named: dict[str, Any] = {"base": op.base, "hi": op.base + MAX_CHAR, "n": len(op.base) + 1, "now": time.time()}
-    parts = [f"SELECT 0, {_COLUMNS} FROM p"]
     if op.children is not None:
         named["children"] = op.children
-        parts.append(
-            f"""SELECT 1, {_r(_COLUMNS)} FROM p JOIN records AS r ON r.project_id = p.project_id
-                 AND r.namespace = :children || substr(p.namespace, :n) || '/' || p.key
-                WHERE p.namespace >= :base AND p.namespace < :hi AND {_LIVE}"""
-        )
     if op.refs is not None:
         named.update(refs=op.refs, path="$" + "".join('."' + part.replace('"', '""') + '"' for part in op.refs_path))
-        parts.append(
-            f"""SELECT 2, {_r(_COLUMNS)} FROM (
-                  SELECT DISTINCT p.project_id AS pid, :refs || substr(p.namespace, :n) AS ns, j.value AS k
-                    FROM p, json_each(p.metadata, :path) AS j
-                   WHERE p.namespace >= :base AND p.namespace < :hi AND j.type = 'text' AND j.value != ''
-                ) AS w JOIN records AS r ON r.project_id = w.pid AND r.namespace = w.ns AND r.key = w.k
-                WHERE {_LIVE}"""
-        )
-    statement = f"WITH p AS ({_numbered(sql)}) " + " UNION ALL ".join(parts)
+    statement = _statement(sql, op.children is not None, op.refs is not None)
     rows = conn.execute(statement, {**named, **{f"p{i + 1}": a for i, a in enumerate(args)}}).fetchall()
     found = Linked()
     column = 3 if op.records.order_by == "key" else 6  # (tag, project_id, namespace, key, value, metadata, seq)
@@ -115,8 +103,26 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
     return found
 
 
-def _r(columns: str) -> str:
-    return ", ".join(f"r.{c.strip()}" for c in columns.split(","))
+@functools.lru_cache(maxsize=256)
+def _statement(listing: str, children: bool, refs: bool) -> str:
+    """The statement of a `ListLinked` (built once per listing's SQL)."""
+    parts = [f"SELECT 0, {_COLUMNS} FROM p"]
+    if children:
+        parts.append(
+            f"""SELECT 1, {_R_COLUMNS} FROM p JOIN records AS r ON r.project_id = p.project_id
+                 AND r.namespace = :children || substr(p.namespace, :n) || '/' || p.key
+                WHERE p.namespace >= :base AND p.namespace < :hi AND {_LIVE}"""
+        )
+    if refs:
+        parts.append(
+            f"""SELECT 2, {_R_COLUMNS} FROM (
+                  SELECT DISTINCT p.project_id AS pid, :refs || substr(p.namespace, :n) AS ns, j.value AS k
+                    FROM p, json_each(p.metadata, :path) AS j
+                   WHERE p.namespace >= :base AND p.namespace < :hi AND j.type = 'text' AND j.value != ''
+                ) AS w JOIN records AS r ON r.project_id = w.pid AND r.namespace = w.ns AND r.key = w.k
+                WHERE {_LIVE}"""
+        )
+    return f"WITH p AS ({_numbered(listing)}) " + " UNION ALL ".join(parts)
 
 
 def _numbered(sql: str) -> str:
