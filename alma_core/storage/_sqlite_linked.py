@@ -26,7 +26,7 @@ def ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], 
     return ["project_id = ?", "namespace = ?"], [project_id, namespace]
 
 
-def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
+def list_sql(op: ListRecords, columns: str | None = None) -> tuple[str, list[Any], dict[str, Any]] | None:
     """`ListRecords` as SQL: (statement, arguments, the `where` entries checked in Python after it);
     None when it matches nothing."""
     if op.namespaces is not None:
@@ -61,10 +61,8 @@ def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
             post_filter[key] = value
     order = "DESC" if op.descending else "ASC"
     value_col = "value" if op.with_values else "NULL"
-    sql = (
-        f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
-        f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_ORDER[op.order_by]} {order}"
-    )
+    columns = columns or f"project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, expires_at"
+    sql = f"SELECT {columns} FROM records WHERE {' AND '.join(clauses)} ORDER BY {_ORDER[op.order_by]} {order}"
     if not post_filter:
         sql += " LIMIT ? OFFSET ?"
         args.extend([-1 if op.limit is None else op.limit, op.offset])
@@ -74,7 +72,7 @@ def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
 def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords], list[Record]]) -> Linked:
     """One statement: the listing as a subquery, then its records' children and references joined to it
     (each row tagged 0, 1 or 2). A listing whose `where` is checked in Python takes its two steps."""
-    listing = list_sql(op.records)
+    listing = list_sql(op.records, "rowid AS rid, project_id, namespace, key, metadata, seq")
     if listing is None:
         return Linked()
     sql, args, post_filter = listing
@@ -91,7 +89,7 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
         named["children"] = op.children
     if op.refs is not None:
         named.update(refs=op.refs, path="$" + "".join('."' + part.replace('"', '""') + '"' for part in op.refs_path))
-    statement = _statement(sql, op.children is not None, op.refs is not None)
+    statement = _statement(sql, op.children is not None, op.refs is not None, op.records.with_values)
     rows = conn.execute(statement, {**named, **{f"p{i + 1}": a for i, a in enumerate(args)}}).fetchall()
     found = Linked()
     column = 3 if op.records.order_by == "key" else 6  # (tag, project_id, namespace, key, value, metadata, seq)
@@ -104,9 +102,11 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
 
 
 @functools.lru_cache(maxsize=256)
-def _statement(listing: str, children: bool, refs: bool) -> str:
-    """The statement of a `ListLinked` (built once per listing's SQL)."""
-    parts = [f"SELECT 0, {_COLUMNS} FROM p"]
+def _statement(listing: str, children: bool, refs: bool, with_values: bool) -> str:
+    """The statement of a `ListLinked` (built once per listing's SQL): the listing finds rows (their
+    rowids, keys and metadata) and each branch reads what it returns from the table."""
+    value = "r.value" if with_values else "NULL"
+    parts = [f"SELECT 0, {_R_COLUMNS.replace('r.value', value)} FROM p JOIN records AS r ON r.rowid = p.rid"]
     if children:
         parts.append(
             f"""SELECT 1, {_R_COLUMNS} FROM p JOIN records AS r ON r.project_id = p.project_id
