@@ -11,7 +11,8 @@ Each figure comes from the benchmark that owns it, called, not copied:
   with the store: met when the largest store's p50 is within 2x of the smallest's;
 - `AlmaStore.search` with a query at 10k items (bench_checkpointer.store_search, p50 of 30);
 - the local embedder (default: onnxruntime, int8, one thread) in a fresh process: cold load to the first
-  vector, RSS after it, query p50 (bench_embedder.run, 40 queries);
+  vector, RSS after it, query p50 (bench_embedder.run, 40 queries), wall (judged) and CPU (the fair figure
+  on a busy machine);
 - `alma` commands that need no model, each in a fresh process on a store with one memory: whether
   `alma_core._minilm*`, onnxruntime or sentence_transformers is in `sys.modules` at the end, and whether
   it printed a loading line; `learn` (which embeds) is the control: it must load and say so.
@@ -104,9 +105,10 @@ def embedder() -> None:
     if figures is None:
         row("local embedder (onnxruntime)", "failed (see above)", "", False)
         return
-    row("local embedder: cold load to the first vector", f"{figures['cold_s']:.2f} s", "<= 1 s", figures["cold_s"] <= 1)
+    cold, cold_cpu, p50, cpu = figures["cold_s"], figures["cold_cpu_s"], figures["p50"], figures["cpu_p50"]
+    row("local embedder: cold load to the first vector", f"{cold:.2f} s (CPU {cold_cpu:.2f} s)", "<= 1 s", cold <= 1)
     row("local embedder: RSS after the load", f"{figures['rss_load']:.0f} MB", "<= 250 MB", figures["rss_load"] <= 250)
-    row("local embedder: query p50", f"{figures['p50']:.2f} ms", "<= 3 ms", figures["p50"] <= 3)
+    row("local embedder: query p50", f"{p50:.2f} ms (CPU {cpu:.2f} ms)", "<= 3 ms", p50 <= 3)
 
 
 def commands() -> None:

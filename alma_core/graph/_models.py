@@ -74,6 +74,17 @@ def _properties(value: Any) -> dict[str, Any]:
     return value
 
 
+def _check_common(item: Any) -> None:
+    """What entities and relationships share: properties, creation time, and where the item came from
+    (project, agent, user, memories)."""
+    kind = type(item).__name__
+    item.properties = _properties(item.properties)
+    item.created_at = as_utc(item.created_at)
+    for name in ("project_id", "agent", "user_id"):
+        setattr(item, name, _optional(f"{kind}.{name}", getattr(item, name)))
+    item.memory_ids = _ids(f"{kind}.memory_ids", item.memory_ids)
+
+
 @dataclass
 class Entity:
     """A node: something memories talk about (a person, an organization, a ticket, a tool).
@@ -97,12 +108,7 @@ class Entity:
         self.name = _text("Entity.name", self.name or self.id, limit=1000)
         self.id = _text("Entity.id", self.id or entity_id(self.name))
         self.entity_type = _text("Entity.entity_type", self.entity_type, limit=64).lower()
-        self.properties = _properties(self.properties)
-        self.created_at = as_utc(self.created_at)
-        self.project_id = _optional("Entity.project_id", self.project_id)
-        self.agent = _optional("Entity.agent", self.agent)
-        self.user_id = _optional("Entity.user_id", self.user_id)
-        self.memory_ids = _ids("Entity.memory_ids", self.memory_ids)
+        _check_common(self)
 
 
 @dataclass
@@ -136,16 +142,11 @@ class Relationship:
             raise ValidationError(f"Relationship.confidence must be a number in 0..1, got {self.confidence!r}")
         if math.isnan(self.confidence) or not 0 <= self.confidence <= 1:
             raise ValidationError(f"Relationship.confidence must be in 0..1, got {self.confidence!r}")
-        self.properties = _properties(self.properties)
-        self.created_at = as_utc(self.created_at)
+        _check_common(self)
         self.valid_from = as_utc(self.valid_from) if self.valid_from is not None else self.created_at
         self.valid_to = as_utc(self.valid_to) if self.valid_to is not None else None
         if self.valid_to is not None and self.valid_to < self.valid_from:
             raise ValidationError("Relationship.valid_to is before its valid_from")
-        self.project_id = _optional("Relationship.project_id", self.project_id)
-        self.agent = _optional("Relationship.agent", self.agent)
-        self.user_id = _optional("Relationship.user_id", self.user_id)
-        self.memory_ids = _ids("Relationship.memory_ids", self.memory_ids)
 
     @property
     def current(self) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._base import DeleteMemories, PutMemories
 from ._filters import memory_where
-from ._sqlite_schema import UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS
+from ._sqlite_schema import INDEX_NEW_MEMORIES, UPSERT_MEMORY, UPSERT_MEMORY_SAME_KEYS
 from ._sqlite_tx import TxState, scope_of
 from ._vectors import VectorRow
 
@@ -24,6 +24,8 @@ __all__ = ["MemoryWrites"]
 
 Row = tuple[Any, ...]  # a memory's upsert parameters (`UPSERT_MEMORY`'s order)
 _CHUNK = 500  # ids per `IN (...)`: under SQLite's bound-parameter limit
+SEQUENTIAL_ROWIDS_BELOW = 2**62  # SQLite numbers new rows max(rowid) + 1 until the largest rowid, 2**63 - 1
+_LARGEST_ROWID = "SELECT COALESCE(MAX(rowid), 0) FROM memories"
 
 
 class MemoryWrites(TxState):
@@ -52,14 +54,35 @@ class MemoryWrites(TxState):
                 m.id if vec is None else VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
             )  # (a memory written without a vector leaves its scope's matrix)
         self.bump_all(scopes)
-        latest = {(row[0], row[1]): row for row in rows}  # (an id written twice: its last row stays)
+        # an id written twice is written once, with its last values at its first place (as two upserts
+        # would leave it): a row inserted here has no full-text entry for an update to take out
+        latest = {(row[0], row[1]): row for row in rows}
+        unique = list(latest.values()) if len(latest) < len(rows) else rows
         new = None if self.lexical is None else self._lexical_before(latest)
-        if self.conn.executemany(UPSERT_MEMORY_SAME_KEYS, rows).rowcount != len(rows):
+        (top,) = self.conn.execute(_LARGEST_ROWID).fetchone()
+        if self.conn.executemany(UPSERT_MEMORY_SAME_KEYS, unique).rowcount != len(unique):
             self._leave_old_scopes(latest)
-            self.conn.executemany(UPSERT_MEMORY, rows)
+            self.conn.executemany(UPSERT_MEMORY, unique)
+        self._index_new_rows(top, latest)
         if new:
             self._lexical_new(new, latest)
         return len(rows)
+
+    def _index_new_rows(self, top: int, latest: dict[tuple[str, str], Row]) -> None:
+        """The full-text entries of the rows the upsert inserted (rowids above `top`, if any: an update
+        of stored rows does no full-text work; near the end of the rowid range, where SQLite picks them
+        at random: the written ids without one)."""
+        if top < SEQUENTIAL_ROWIDS_BELOW:
+            if self.conn.execute(_LARGEST_ROWID).fetchone()[0] > top:
+                self.conn.execute(INDEX_NEW_MEMORIES, (top,))
+            return
+        for project_id, chunk in _chunks(list(latest)):
+            self.conn.execute(
+                "INSERT INTO memories_fts (rowid, text) SELECT m.rowid, m.text FROM memories AS m WHERE "
+                f"m.project_id = ? AND m.id IN ({','.join('?' * len(chunk))}) "
+                "AND NOT EXISTS (SELECT 1 FROM memories_fts_docsize AS d WHERE d.id = m.rowid)",
+                [project_id, *chunk],
+            )
 
     def _leave_old_scopes(self, latest: dict[tuple[str, str], Row]) -> None:
         """Before rows whose indexed columns changed are rewritten: a memory that moves to another

@@ -16,11 +16,12 @@ from alma_core import ALMA
 from alma_core.run_lessons import category_for
 
 from ._deps import require_crewai
+from ._events import Subscriptions
 from ._storage import AlmaStorage, may_learn
 
 require_crewai()
 
-from crewai.events import TaskCompletedEvent, TaskFailedEvent, crewai_event_bus  # noqa: E402
+from crewai.events import TaskCompletedEvent, TaskFailedEvent  # noqa: E402
 from crewai.memory.unified_memory import Memory  # noqa: E402
 from crewai.memory.utils import sanitize_scope_name  # noqa: E402
 
@@ -77,7 +78,7 @@ class AlmaCrewMemory:
         self.task_type = task_type
         self.memory: Memory | None = None
         self._tasks: dict[int, Any] = {}
-        self._handlers: list[tuple[type, Callable[..., None]]] = []
+        self._handlers = Subscriptions()
         self.errors: list[Exception] = []
 
     def agent_name(self, role: str) -> str:
@@ -127,17 +128,13 @@ class AlmaCrewMemory:
 
     def detach(self) -> None:
         """Stop learning (after the pending task events are handled) and drain pending memory writes."""
-        crewai_event_bus.flush()
-        for event_type, handler in self._handlers:
-            crewai_event_bus.off(event_type, handler)
-        self._handlers.clear()
+        self._handlers.off()
         self._tasks.clear()
         if self.memory is not None:
             self.memory.drain_writes()
 
     def _listen(self, event_type: type, handler: Callable[[Any, Any], None]) -> None:
-        crewai_event_bus.on(event_type)(handler)
-        self._handlers.append((event_type, handler))
+        self._handlers.on(event_type, handler)
 
     def _on_completed(self, source: Any, event: Any) -> None:
         self._learn(event.task, event.output, None)

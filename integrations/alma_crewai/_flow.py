@@ -24,10 +24,11 @@ from alma_core import ALMA, NotFound
 from alma_core.run_lessons import ChatModelExtractor, Extractor, learn_from_run
 
 from ._deps import require_crewai
+from ._events import Subscriptions
 
 require_crewai()
 
-from crewai.events import FlowFailedEvent, FlowFinishedEvent, crewai_event_bus  # noqa: E402
+from crewai.events import FlowFailedEvent, FlowFinishedEvent  # noqa: E402
 from crewai.flow.async_feedback.types import PendingFeedbackContext  # noqa: E402
 from crewai.flow.persistence.base import FlowPersistence  # noqa: E402
 
@@ -55,7 +56,7 @@ class AlmaFlowPersistence(FlowPersistence):
     learn_as: str | None = None
     _alma: ALMA = PrivateAttr()
     _extractor: Extractor | None = PrivateAttr(default=None)
-    _handlers: list[tuple[type, Any]] = PrivateAttr(default_factory=list)
+    _handlers: Subscriptions = PrivateAttr(default_factory=Subscriptions)
 
     def __init__(self, alma: ALMA, /, *, llm: Any = None, extractor: Extractor | None = None, **data: Any) -> None:
         super().__init__(**data)
@@ -64,15 +65,11 @@ class AlmaFlowPersistence(FlowPersistence):
         if self.learn_as is not None:
             alma.scopes.check_agent(self.learn_as)
             for event_type, handler in ((FlowFinishedEvent, self._on_finished), (FlowFailedEvent, self._on_failed)):
-                crewai_event_bus.on(event_type)(handler)
-                self._handlers.append((event_type, handler))
+                self._handlers.on(event_type, handler)
 
     def stop_learning(self) -> None:
         """Stop learning from flows (after the pending flow events are handled)."""
-        crewai_event_bus.flush()
-        for event_type, handler in self._handlers:
-            crewai_event_bus.off(event_type, handler)
-        self._handlers.clear()
+        self._handlers.off()
 
     def _ours(self, flow: Any) -> bool:
         return getattr(flow, "persistence", None) is self

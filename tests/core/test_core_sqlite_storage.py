@@ -146,3 +146,54 @@ def test_opening_waits_for_another_connection_switching_the_journal(db_path: Pat
     finally:
         store.close()
         other.close()
+
+
+def _fts_postings(path: Path) -> list[tuple]:
+    """Every (term, rowid, offset) of the full-text index and each document's size, as stored."""
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        raw.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab (main, memories_fts, instance)")
+        terms = raw.execute("SELECT term, doc, offset FROM temp.v ORDER BY term, doc, offset").fetchall()
+        return [*terms, *raw.execute("SELECT id, sz FROM memories_fts_docsize ORDER BY id")]
+
+
+def _assert_fts_is_the_rows(store: SQLiteStorage, path: Path) -> None:
+    """The full-text index holds exactly the memories' rows: FTS5's own check against the rows, and
+    the same postings as an index rebuilt from them."""
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        raw.execute("INSERT INTO memories_fts (memories_fts, rank) VALUES ('integrity-check', 1)")
+    written = _fts_postings(path)
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("INSERT INTO memories_fts (memories_fts) VALUES ('rebuild')")
+    assert written == _fts_postings(path) and written
+
+
+def _batches() -> list[list[DomainKnowledge]]:
+    """New rows, an id written twice in one batch, changed texts and agents of rows already stored."""
+    first = _embedded(*(_fact(f"zebra crossing {i}", agent="a" if i % 2 else "b") for i in range(6)))
+    twice = _fact("quokka first")
+    again = twice.model_copy(update={"fact": "quokka second words"})
+    moved = [first[0].model_copy(update={"fact": "giraffe neck"}), first[1].model_copy(update={"agent": "c"})]
+    return [first, _embedded(twice, _fact("okapi"), again), _embedded(*moved, _fact("lemur"))]
+
+
+def test_the_full_text_index_holds_exactly_the_rows_written(store: SQLiteStorage, db_path: Path) -> None:
+    batches = _batches()
+    for batch in batches:
+        store.execute(PutMemories(batch))
+    _assert_fts_is_the_rows(store, db_path)
+    f = MemoryFilter(project_id=P)
+    assert [h[0] for h in lexical(store, f, "quokka second", 5)] == [batches[1][0].id]  # its last text
+    assert lexical(store, f, "first", 5) == [] and lexical(store, f, "crossing 0", 5)[0][0] != batches[0][0].id
+
+
+def test_new_rows_are_indexed_when_rowids_are_no_longer_sequential(store: SQLiteStorage, db_path: Path) -> None:
+    with store.transaction() as tx:  # the largest rowid taken: SQLite picks new ones at random below it
+        tx.conn.execute(
+            "INSERT INTO memories (rowid, project_id, id, agent, type, text, confidence, created_at, updated_at, data) "
+            "VALUES (9223372036854775807, 'elsewhere', 'last', 'a', 'domain_knowledge', 'last row', 1, 0, 0, '{}')"
+        )
+        tx.conn.execute("INSERT INTO memories_fts (rowid, text) VALUES (9223372036854775807, 'last row')")
+    for batch in _batches():
+        store.execute(PutMemories(batch))
+    _assert_fts_is_the_rows(store, db_path)
+    assert len(lexical(store, MemoryFilter(project_id=P), "zebra", 10)) == 5  # (one of 6 became a giraffe)

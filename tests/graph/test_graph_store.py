@@ -141,6 +141,10 @@ def test_bad_input_is_a_validation_error_and_stores_nothing(graph: BackendGraphS
         lambda: Relationship(source_id="a", target_id="", relation_type="USES"),
         lambda: Relationship(source_id="a", target_id="b", valid_from=JUN, valid_to=JAN),
         lambda: Entity(name="Alice", memory_ids="m1"),
+        lambda: Entity(name="Alice", user_id=" "),
+        lambda: Entity(name="Alice", properties=[1]),
+        lambda: Relationship(source_id="a", target_id="b", agent=5),
+        lambda: Relationship(source_id="a", target_id="b", memory_ids="m1"),
         lambda: graph.get_relationships("alice", direction="sideways"),
     ):
         with pytest.raises(ValidationError):
