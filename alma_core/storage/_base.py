@@ -263,7 +263,8 @@ class PutRecords:
     of callers that only append, such as a LangGraph checkpoint with its channel blobs. Records apply
     in order, as that many `PutRecord`s would. `if_absent=True`: a live record of a key is kept.
     `sequenced=False`: the records need no seq (their keys order them, such as uuid6 checkpoint ids),
-    so the backend may store 0 and skip the namespace's sequence upkeep (SQLite does; others may number them).
+    so the backend may store 0 and skip the namespace's sequence upkeep (SQLite and PostgreSQL do; others
+    may number them).
     """
 
     records: tuple[Record, ...]

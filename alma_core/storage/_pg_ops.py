@@ -517,7 +517,7 @@ class OpSteps:
 
     def put_records(self, op: PutRecords) -> Steps:
         if op.records:
-            yield put_records_step(op.records, op.if_absent, self.shared_lock)
+            yield put_records_step(op.records, op.if_absent, self.shared_lock, op.sequenced)
         return None
 
     def get_record(self, op: GetRecord) -> Steps:

@@ -3,6 +3,7 @@ children and the records their metadata names, read from one snapshot without BE
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ __all__ = ["list_linked", "list_sql", "ns_where"]
 _ORDER = {"seq": "seq", "key": "key"}
 _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
 _LIVE = "(r.expires_at IS NULL OR r.expires_at > :now)"
+_R_COLUMNS = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
 
 
 def ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], list[Any]]:
@@ -24,7 +26,7 @@ def ns_where(project_id: str, namespace: str, prefix: bool) -> tuple[list[str], 
     return ["project_id = ?", "namespace = ?"], [project_id, namespace]
 
 
-def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
+def list_sql(op: ListRecords, columns: str | None = None) -> tuple[str, list[Any], dict[str, Any]] | None:
     """`ListRecords` as SQL: (statement, arguments, the `where` entries checked in Python after it);
     None when it matches nothing."""
     if op.namespaces is not None:
@@ -59,10 +61,8 @@ def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
             post_filter[key] = value
     order = "DESC" if op.descending else "ASC"
     value_col = "value" if op.with_values else "NULL"
-    sql = (
-        f"SELECT project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, "
-        f"expires_at FROM records WHERE {' AND '.join(clauses)} ORDER BY {_ORDER[op.order_by]} {order}"
-    )
+    columns = columns or f"project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, expires_at"
+    sql = f"SELECT {columns} FROM records WHERE {' AND '.join(clauses)} ORDER BY {_ORDER[op.order_by]} {order}"
     if not post_filter:
         sql += " LIMIT ? OFFSET ?"
         args.extend([-1 if op.limit is None else op.limit, op.offset])
@@ -72,7 +72,7 @@ def list_sql(op: ListRecords) -> tuple[str, list[Any], dict[str, Any]] | None:
 def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords], list[Record]]) -> Linked:
     """One statement: the listing as a subquery, then its records' children and references joined to it
     (each row tagged 0, 1 or 2). A listing whose `where` is checked in Python takes its two steps."""
-    listing = list_sql(op.records)
+    listing = list_sql(op.records, "rowid AS rid, project_id, namespace, key, metadata, seq")
     if listing is None:
         return Linked()
     sql, args, post_filter = listing
@@ -85,25 +85,11 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
     named: dict[str, Any] = {"base": op.base, "hi": op.base + MAX_CHAR, "n": len(op.base) + 1, "now": time.time()}
-    parts = [f"SELECT 0, {_COLUMNS} FROM p"]
     if op.children is not None:
         named["children"] = op.children
-        parts.append(
-            f"""SELECT 1, {_r(_COLUMNS)} FROM p JOIN records AS r ON r.project_id = p.project_id
-                 AND r.namespace = :children || substr(p.namespace, :n) || '/' || p.key
-                WHERE p.namespace >= :base AND p.namespace < :hi AND {_LIVE}"""
-        )
     if op.refs is not None:
         named.update(refs=op.refs, path="$" + "".join('."' + part.replace('"', '""') + '"' for part in op.refs_path))
-        parts.append(
-            f"""SELECT 2, {_r(_COLUMNS)} FROM (
-                  SELECT DISTINCT p.project_id AS pid, :refs || substr(p.namespace, :n) AS ns, j.value AS k
-                    FROM p, json_each(p.metadata, :path) AS j
-                   WHERE p.namespace >= :base AND p.namespace < :hi AND j.type = 'text' AND j.value != ''
-                ) AS w JOIN records AS r ON r.project_id = w.pid AND r.namespace = w.ns AND r.key = w.k
-                WHERE {_LIVE}"""
-        )
-    statement = f"WITH p AS ({_numbered(sql)}) " + " UNION ALL ".join(parts)
+    statement = _statement(sql, op.children is not None, op.refs is not None, op.records.with_values)
     rows = conn.execute(statement, {**named, **{f"p{i + 1}": a for i, a in enumerate(args)}}).fetchall()
     found = Linked()
     column = 3 if op.records.order_by == "key" else 6  # (tag, project_id, namespace, key, value, metadata, seq)
@@ -115,8 +101,28 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
     return found
 
 
-def _r(columns: str) -> str:
-    return ", ".join(f"r.{c.strip()}" for c in columns.split(","))
+@functools.lru_cache(maxsize=256)
+def _statement(listing: str, children: bool, refs: bool, with_values: bool) -> str:
+    """The statement of a `ListLinked` (built once per listing's SQL): the listing finds rows (their
+    rowids, keys and metadata) and each branch reads what it returns from the table."""
+    value = "r.value" if with_values else "NULL"
+    parts = [f"SELECT 0, {_R_COLUMNS.replace('r.value', value)} FROM p JOIN records AS r ON r.rowid = p.rid"]
+    if children:
+        parts.append(
+            f"""SELECT 1, {_R_COLUMNS} FROM p JOIN records AS r ON r.project_id = p.project_id
+                 AND r.namespace = :children || substr(p.namespace, :n) || '/' || p.key
+                WHERE p.namespace >= :base AND p.namespace < :hi AND {_LIVE}"""
+        )
+    if refs:
+        parts.append(
+            f"""SELECT 2, {_R_COLUMNS} FROM (
+                  SELECT DISTINCT p.project_id AS pid, :refs || substr(p.namespace, :n) AS ns, j.value AS k
+                    FROM p, json_each(p.metadata, :path) AS j
+                   WHERE p.namespace >= :base AND p.namespace < :hi AND j.type = 'text' AND j.value != ''
+                ) AS w JOIN records AS r ON r.project_id = w.pid AND r.namespace = w.ns AND r.key = w.k
+                WHERE {_LIVE}"""
+        )
+    return f"WITH p AS ({_numbered(listing)}) " + " UNION ALL ".join(parts)
 
 
 def _numbered(sql: str) -> str:

@@ -130,9 +130,12 @@ class _ATx:
 
 
 def _blind_puts(ops: Sequence[Op]) -> bool:
-    """Record writes to one namespace only, or one `PutRecords` (see `PostgresStorage._put_unlocked`)."""
+    """Record writes to one namespace only, one `PutRecords`, or unsequenced `PutRecords` (see
+    `PostgresStorage._put_unlocked`)."""
     if len(ops) == 1 and type(ops[0]) is PutRecords:
         return True  # one statement, which locks its namespaces' seq rows in one global order
+    if ops and all(type(op) is PutRecords and not op.sequenced for op in ops):  # type: ignore[union-attr]
+        return True  # no seq row locked at all
     return (
         bool(ops)
         and all(type(op) is PutRecord for op in ops)

@@ -113,7 +113,10 @@ def run_read(storage: BaseStorage, make: Callable[[], Plan[_T]]) -> _T:
     snapshot of its own, without BEGIN and COMMIT); a plan that goes on runs again, whole, in one
     read transaction (its steps must see one snapshot)."""
     plan = make()
-    ops = next(plan)
+    try:
+        ops = next(plan)
+    except StopIteration as stop:  # nothing to read (a kept answer, see `_heads`)
+        return stop.value  # type: ignore[no-any-return]
     if len(ops) != 1:
         plan.close()
         return run(storage, make(), write=False)

@@ -132,7 +132,9 @@ def writes_ops(
     saver: AlmaSaver, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str
 ) -> list[Op]:
     """A task's pending writes as at most two `PutRecords`: regular writes written once (a retried task
-    keeps its first), special ones (errors, interrupts: negative indexes) replaced."""
+    keeps its first), special ones (errors, interrupts: negative indexes) replaced. Unsequenced: reads
+    order writes by task path, task and index, never by seq (and each checkpoint's writes namespace
+    would otherwise start a seq of its own)."""
     conf = config["configurable"]
     checkpoint_id = conf.get("checkpoint_id")
     if checkpoint_id is None:
@@ -149,5 +151,5 @@ def writes_ops(
         )
         meta = {"task_id": task_id, "idx": idx, "channel": channel, "type": type_, "path": task_path}
         (regular if idx >= 0 else special).append(Record(saver.project_id, namespace, key, blob, meta))
-    ops: list[Op] = [PutRecords(tuple(regular), if_absent=True)] if regular else []
-    return [*ops, PutRecords(tuple(special))] if special else ops
+    ops: list[Op] = [PutRecords(tuple(regular), if_absent=True, sequenced=False)] if regular else []
+    return [*ops, PutRecords(tuple(special), sequenced=False)] if special else ops

@@ -50,6 +50,7 @@ from alma_core.storage import (
 from ._channels import Channels, Held
 from ._crypto import KeyRing, key_ring, location
 from ._guards import arun_atomic
+from ._heads import Heads
 from ._history import delta_history_plan
 from ._layout import (
     CHECKPOINTS,
@@ -112,6 +113,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         keep_last: int | None = None,
         fencing: bool = False,
         encryption: KeyRing | str | Mapping[str, bytes | str] | bool | None = None,
+        head_cache: int = 1024,
     ) -> None:
         """`alma`: an ALMA, a storage, a SQLite path or `postgresql://` URI, or an open `sqlite3.Connection`
         (like `SqliteSaver(conn)`: the saver never closes a connection or storage it was given).
@@ -122,7 +124,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         per thread and namespace; both are applied by `sweep()` (see `_retention`). `fencing`: a put
         whose parent is no longer the thread's head raises `CheckpointConflict` (see `_guards`).
         `encryption`: AES-GCM at rest, a `KeyRing` or `"id:base64key,..."` (newest first); None reads
-        `ALMA_CHECKPOINT_KEYS` when it is set; False turns it off (see `_crypto`)."""
+        `ALMA_CHECKPOINT_KEYS` when it is set; False turns it off (see `_crypto`). `head_cache`: threads
+        whose latest checkpoint is kept between reads while the store did not change (0: off; see `_heads`)."""
         super().__init__(serde=serde or safe_serializer())
         self.packer = Packer(compress_above, key_ring(encryption))
         self.channels = Channels(self.packer)
@@ -137,6 +140,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         else:
             self.storage = open_storage(alma)
             self.project_id = project_id or "default"
+        self.heads = Heads(0 if "async" in self.storage.capabilities else head_cache)  # (native async: no token)
 
     @classmethod
     @contextmanager
@@ -320,9 +324,17 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
-        if linked(self.storage):
-            return run_read(self.storage, lambda: get_plan(self, config))
-        return run_read(self.storage, lambda: self._get_plan(config))
+        plan = get_plan if linked(self.storage) else AlmaSaver._get_plan
+        if get_checkpoint_id(config):
+            return run_read(self.storage, lambda: plan(self, config))
+        key = _ids(config)[:2]
+        version = self.heads.version(self)  # taken before the read (see `_heads`)
+        found = None if version is None else self.heads.get(key, version)
+        if found is None:
+            found = run_read(self.storage, lambda: plan(self, config))
+            if found is not None and version is not None:
+                self.heads.put(key, version, found)
+        return found
 
     def list(
         self,

@@ -6,6 +6,7 @@ on time except the timeouts under test, whose expiry is certain while the gate i
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,20 @@ def test_close_with_a_hung_extractor_raises_and_keeps_the_queue(gated: tuple[ALM
     gate.opened.set()
     alma.graph.flush(timeout=LONG)  # the worker went on; the graph store is still open
     assert alma.graph.store.get_entity("alice").memory_ids == [fact.id]  # type: ignore[union-attr]
+
+
+def test_alma_close_with_a_hung_extractor_raises_and_still_closes_the_memory_store(
+    gated: tuple[ALMA, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alma, gate = gated
+    alma.add_domain_knowledge("helena", "people", "Alice works for Acme Corp.")
+    assert gate.entered.wait(LONG)
+    graph = alma.graph
+    monkeypatch.setattr(graph, "close", functools.partial(type(graph).close, graph, timeout=0.05))  # not 120 s
+    with pytest.raises(FlushTimeout):
+        alma.close()
+    assert alma.storage.closed
+    monkeypatch.undo()
+    gate.opened.set()
+    graph.close(timeout=LONG)  # the worker finishes what it holds, then the graph store closes
+    assert graph.pending() == []
