@@ -77,7 +77,7 @@ class ALMA(WorkflowAPI):
         mismatch = self._check_embedder(raise_on_mismatch=not reindex)
         self.retriever = Retriever.from_context(self.context)
         self._cache: RetrievalCache[MemorySlice] = RetrievalCache(
-            config.retrieval.cache_size, config.retrieval.cache_ttl_seconds, copy_slice
+            config.retrieval.cache_size, config.retrieval.cache_ttl_seconds, copy_slice, freeze_slice
         )
         self.learner = Learner(self.context)
         self.forgetting = Forgetting(self.context)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError as _PydanticError
 
-from ._cache import RetrievalCache, copy_slice
+from ._cache import RetrievalCache, copy_slice, freeze_slice
 from ._checks import (
     as_utc,
     build_model,
@@ -135,6 +135,7 @@ __all__ = [
     "erase_user",
     "export_project",
     "first_error",
+    "freeze_slice",
     "get_emitter",
     "import_project",
     "load_config",

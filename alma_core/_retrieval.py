@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ._cache import copy_memory
+from ._cache import scored_copy
 from ._candidates import Candidate, UnreadableRow, as_candidates, success_of
 from ._config import RetrievalConfig
 from ._fusion import coverage_of, exact_matches, fuse, inherit_task_relevance, lexical_query, lexical_terms
@@ -427,6 +427,7 @@ class Retriever:
         for entry in cap_error_warnings(scored, self.config.max_error_warnings, key=operator.itemgetter(0)):
             by_type.setdefault(entry[0].memory_type, []).append(entry)
         result = MemorySlice(query=query, agent=reader)
+        sources: list[tuple[Memory, float, dict[str, float]]] = []  # (kept for the cache: `freeze_slice`)
         for memory_type in MemoryType:
             entries = [(c.build(), score, factors) for c, score, factors in by_type.get(memory_type, [])[
                 : None if diversity > 0 else top_k]]  # fmt: skip
@@ -436,11 +437,10 @@ class Retriever:
             for memory, score, factors in entries[:top_k]:
                 if graph is not None:
                     factors = {**factors, "graph": graph.get(memory.id, 0.0)}
-                memory = _scored(copy_memory(memory), score, dict(factors))
-                memory.embedding = None  # vectors stay in the store; slices are for prompts
-                if memory.agent not in (reader, "*"):
-                    memory.metadata["shared_from"] = memory.agent
-                result.add(memory)
+                sources.append((memory, score, factors))
+                result.add(scored_copy(memory, score, factors, reader))
+        if diversity <= 0:  # (with MMR the memories are this retrieve's own, scored in place: not kept)
+            result.__dict__["_sources"] = (reader, sources)
         return result
 
 

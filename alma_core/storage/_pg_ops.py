@@ -7,6 +7,7 @@ the SQL exists once for both.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Generator, Sequence
@@ -289,6 +290,41 @@ def list_sql(op: ListRecords, numbered: bool = False) -> tuple[str, list[Any]] |
     return sql, [*args, op.limit, op.offset]
 
 
+@functools.lru_cache(maxsize=64)
+def links_sql(base: str, children: str | None, refs: str | None, refs_path: tuple[str, ...]) -> tuple[str, int]:
+    """What a `ListLinked` selects after its head rows `h`: the rows, their children and their references,
+    its constants written as literals (one text per shape of the op, so the statement stays prepared),
+    and how many times the clock (`expires_at`) is its parameter."""
+    from psycopg import sql
+
+    def lit(value: Any) -> str:
+        return sql.Literal(value).as_string(None).replace("%", "%%")
+
+    cut, size, live = len(base) + 1, len(base), "(r.expires_at IS NULL OR r.expires_at > %s)"
+    cols = "r." + ", r.".join(_RECORD_COLUMNS.format(value="value").split(", "))
+    parts = [f"SELECT 0 AS part, h.n, {_RECORD_COLUMNS.format(value='value')} FROM h"]
+    if children is not None:
+        parts.append(
+            f"""SELECT 1, 0, {cols} FROM h JOIN alma_records r ON r.project_id = h.project_id
+                AND r.namespace = {lit(children)} || substr(h.namespace, {cut}) || '/' || h.key
+                WHERE left(h.namespace, {size}) = {lit(base)} AND {live}"""
+        )
+    if refs is not None:
+        parts.append(
+            f"""SELECT 2, 0, {cols} FROM (
+                    SELECT DISTINCT h.project_id, {lit(refs)} || substr(h.namespace, {cut}) AS ns, k.key
+                    FROM h, LATERAL (SELECT h.metadata #> {lit(list(refs_path))}::text[] AS v) m,
+                        jsonb_array_elements(CASE jsonb_typeof(m.v) WHEN 'array' THEN m.v
+                            WHEN 'object' THEN jsonb_path_query_array(m.v, '$.*') ELSE '[]' END) AS e(v),
+                        LATERAL (SELECT e.v #>> '{{}}' AS key) k
+                    WHERE left(h.namespace, {size}) = {lit(base)} AND jsonb_typeof(e.v) = 'string'
+                        AND k.key <> '') x
+                JOIN alma_records r ON r.project_id = x.project_id AND r.namespace = x.ns AND r.key = x.key
+                WHERE {live}"""
+        )
+    return " UNION ALL ".join(parts), len(parts) - 1
+
+
 def _first(pair: tuple[int, Record]) -> int:
     return pair[0]
 
@@ -551,33 +587,8 @@ class OpSteps:
         if query is None:
             return Linked()
         head, args = query
-        cut, now = len(op.base) + 1, time.time()
-        live = "(r.expires_at IS NULL OR r.expires_at > %s)"
-        cols = "r." + ", r.".join(_RECORD_COLUMNS.format(value="value").split(", "))
-        parts = [f"SELECT 0 AS part, h.n, {_RECORD_COLUMNS.format(value='value')} FROM h"]
-        params: list[Any] = []
-        if op.children is not None:
-            parts.append(
-                f"""SELECT 1, 0, {cols} FROM h JOIN alma_records r ON r.project_id = h.project_id
-                    AND r.namespace = %s || substr(h.namespace, %s) || '/' || h.key
-                    WHERE left(h.namespace, %s) = %s AND {live}"""
-            )
-            params += [op.children, cut, len(op.base), op.base, now]
-        if op.refs is not None:
-            path = list(op.refs_path)
-            parts.append(
-                f"""SELECT 2, 0, {cols} FROM (
-                        SELECT DISTINCT h.project_id, %s || substr(h.namespace, %s) AS ns, k.key
-                        FROM h, LATERAL (SELECT h.metadata #> %s AS v) m,
-                            jsonb_array_elements(CASE jsonb_typeof(m.v) WHEN 'array' THEN m.v
-                                WHEN 'object' THEN jsonb_path_query_array(m.v, '$.*') ELSE '[]' END) AS e(v),
-                            LATERAL (SELECT e.v #>> '{{}}' AS key) k
-                        WHERE left(h.namespace, %s) = %s AND jsonb_typeof(e.v) = 'string' AND k.key <> '') x
-                    JOIN alma_records r ON r.project_id = x.project_id AND r.namespace = x.ns AND r.key = x.key
-                    WHERE {live}"""
-            )
-            params += [op.refs, cut, path, len(op.base), op.base, now]
-        rows = yield (f"WITH h AS MATERIALIZED ({head}) {' UNION ALL '.join(parts)}", [*args, *params], "binary")
+        tail, nows = links_sql(op.base, op.children, op.refs, tuple(op.refs_path))
+        rows = yield (f"WITH h AS MATERIALIZED ({head}) {tail}", [*args, *[time.time()] * nows], "binary")
         out = Linked()
         heads: list[tuple[int, Record]] = []
         for row in rows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -73,25 +74,48 @@ class MemoryReads(TxState):
                 out.dense[t] = self._dense(scoped, query, op.k, allowed)
         ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
         if ids and op.rows and not op.with_embeddings:
-            out.candidates = self._candidate_rows(f.project_id, ids)
+            out.candidates = self._candidate_rows(f.project_id, ids, self._rowids(f.project_id) if op.terms else None)
         elif ids:
             out.memories = self._candidates(f.project_id, ids, op.shared and not op.with_embeddings, op.with_embeddings)
         return out
 
-    def _candidate_rows(self, project_id: str, ids: tuple[str, ...]) -> dict[str, Candidate]:
+    def _rowids(self, project_id: str) -> dict[str, int] | None:
+        """The rowid of each memory of the project by id, when the lexical search of this read transaction
+        found the in-memory index current (`LexicalIndex.ids`), else None."""
+        index, counts = self.store._lexical, self.store._doc_counts
+        if self.write or index.key is None or index.unapplied or index.key != (counts.key[1], counts.writes):
+            return None
+        return index.ids.get(project_id)
+
+    def _candidate_rows(
+        self, project_id: str, ids: tuple[str, ...], rowids: dict[str, int] | None = None
+    ) -> dict[str, Candidate]:
         """The candidates of `ids` made from their rows (`ParsedMemories.candidate`: nothing validated);
-        those kept at the project's current generation are not read again. A bad row is skipped (`BadRows`)."""
+        those kept at the project's current generation are not read again. Rows are read by `rowids` where
+        known (one b-tree instead of the primary key's index and the table; each row's id and project are
+        checked), else by id. A row of an unknown type is skipped (`BadRows`)."""
         generation = None if self.write else self.generations(project_id, [project_id]).get(project_id)
         parsed = self.store._parsed
         kept = {} if generation is None else parsed.current_candidates(project_id, ids, generation)
-        missing = [i for i in ids if i not in kept] if kept else ids
+        missing = [i for i in ids if i not in kept] if kept else list(ids)
+        rows: list[tuple[Any, ...]] = []
+        at = {rowid: i for i in missing if (rowid := rowids.get(i)) is not None} if missing and rowids else {}
+        if at:
+            found = self.conn.execute(
+                f"SELECT rowid, project_id, {ROW_COLUMNS} FROM memories WHERE rowid IN ({','.join('?' * len(at))})",
+                list(at),
+            ).fetchall()
+            rows = [row[2:] for row in found if at.get(row[0]) == row[2] and row[1] == project_id]
+            read = {row[0] for row in rows}
+            missing = [i for i in missing if i not in read]
         if missing:
             sql = f"SELECT {ROW_COLUMNS} FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(missing))})"
-            for row in self.conn.execute(sql, [project_id, *missing]):
-                try:
-                    kept[row[0]] = parsed.candidate(project_id, row, generation)
-                except (ValueError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
-                    self.store.bad_rows.report(project_id, row[0], row[8], exc)
+            rows.extend(self.conn.execute(sql, [project_id, *missing]))
+        for row in rows:
+            try:
+                kept[row[0]] = parsed.candidate(project_id, row, generation)  # type: ignore[arg-type]
+            except KeyError as exc:
+                self.store.bad_rows.report(project_id, row[0], row[8], exc)
         return kept
 
     def _candidates(self, project_id: str, ids: tuple[str, ...], shared: bool, vectors: bool) -> dict[str, Memory]:

@@ -351,7 +351,8 @@ class VectorMatrix:
             part = np.argpartition(-sims, k - 1)[:k]
             rows, sims = rows[part], sims[part]
         order = np.lexsort((rows, -sims))
-        return [(self.ids[rows[i]], float(sims[i])) for i in order]
+        ids, positions, scores = self.ids, rows[order].tolist(), sims[order].tolist()  # (Python ints and floats)
+        return [(ids[at], score) for at, score in zip(positions, scores, strict=True)]
 
     def _ann(self, count: int) -> AnnIndex | None:
         """The HNSW index, built on the search that makes this matrix a steady large one."""

@@ -518,8 +518,10 @@ class PostgresStorage(BaseStorage):
                 conn.read_only, conn.isolation_level = False, psycopg.IsolationLevel.READ_COMMITTED
                 with conn.pipeline(), conn.transaction():
                     gens = [steps.steps(op) for op in ops]
-                    curs = [conn.execute(*next(g)[:2]) for g in gens]
-                    return [_finish(conn, g, c.fetchone()) for g, c in zip(gens, curs, strict=True)]
+                    firsts = [next(g) for g in gens]
+                    curs = [conn.execute(sql, params) for sql, params, _ in firsts]
+                    results = [c.fetchone() if f[2] == "one" else c.rowcount for c, f in zip(curs, firsts, strict=True)]
+                    return [_finish(conn, g, r) for g, r in zip(gens, results, strict=True)]
         except psycopg.Error as exc:
             self._recover(exc)
             raise StorageError(f"PostgreSQL error in {type(ops[0]).__name__}: {exc}") from exc
@@ -540,8 +542,11 @@ class PostgresStorage(BaseStorage):
                         return [await _ATx(conn, steps).execute(ops[0])]
                     async with conn.pipeline(), conn.transaction():
                         gens = [steps.steps(op) for op in ops]
-                        curs = [await conn.execute(*next(g)[:2]) for g in gens]
-                        return [await _afinish(conn, g, await c.fetchone()) for g, c in zip(gens, curs, strict=True)]
+                        firsts = [next(g) for g in gens]
+                        curs = [await conn.execute(sql, params) for sql, params, _ in firsts]
+                        results = [await c.fetchone() if f[2] == "one" else c.rowcount
+                                   for c, f in zip(curs, firsts, strict=True)]  # fmt: skip
+                        return [await _afinish(conn, g, r) for g, r in zip(gens, results, strict=True)]
                 finally:
                     await conn.set_autocommit(False)
         except psycopg.Error as exc:

@@ -201,3 +201,42 @@ def test_list_linked_is_one_statement_and_answers_like_its_expansion(
         if not records.before_key:
             refs[("b/a/y", "r1")] = b"other namespace"
         assert {k: r.value for k, r in found.refs.items()} == refs
+
+
+def test_unsequenced_puts_in_one_batch_are_pipelined_without_the_exclusive_lock(
+    pg: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's regular and special writes: two unsequenced PutRecords, one transaction, no seq row."""
+    statements: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def counted(conn: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(conn, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    pg.batch(
+        [
+            PutRecords((Record("p", "w/t/1", "task/0", b"a"), Record("p", "w/t/1", "task/1", b"b")), sequenced=False),
+            PutRecords((Record("p", "w/t/1", "task/-1", b"error"),), sequenced=False),
+        ]
+    )
+    monkeypatch.undo()
+    assert not any("pg_advisory_xact_lock(" in s for s in statements)  # (a new pooled connection: its SETs)
+    statements = [s for s in statements if "alma_records" in s]
+    assert len(statements) == 2
+    assert all("pg_advisory_xact_lock_shared" in s and "alma_record_seq" not in s for s in statements)
+    found = pg.execute(ListRecords("p", "w/t/1", order_by="key"))
+    assert [(r.key, r.value, r.seq) for r in found] == [("task/1", b"b", 0), ("task/0", b"a", 0),
+                                                        ("task/-1", b"error", 0)]  # fmt: skip
+
+
+async def test_unsequenced_puts_in_one_async_batch_are_stored_together(pg: PostgresStorage) -> None:
+    ops = [
+        PutRecords((Record("p", "w/t/2", "task/0", b"a"),), if_absent=True, sequenced=False),
+        PutRecords((Record("p", "w/t/2", "task/-2", b"interrupt"),), sequenced=False),
+    ]
+    assert await pg.abatch(ops) == [None, None]
+    found = pg.execute(ListRecords("p", "w/t/2", order_by="key"))
+    assert [(r.key, r.value, r.seq) for r in found] == [("task/0", b"a", 0), ("task/-2", b"interrupt", 0)]
+    await pg.aclose()

@@ -133,3 +133,38 @@ def test_a_stored_row_that_is_not_a_memory_is_skipped_and_reported(
     search_op = Retriever.search_op
     monkeypatch.setattr(Retriever, "search_op", lambda *a, **k: dataclasses.replace(search_op(*a, **k), rows=False))
     assert knowledge() == from_rows  # as when every candidate was validated on reading
+
+
+def test_candidates_read_by_rowid_equal_those_read_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alma_core.storage._sqlite_search import MemoryReads
+
+    monkeypatch.setattr("alma_core._retrieval.utcnow", lambda: NOW)
+    path = tmp_path / "s.db"
+    _fill(path, 11)
+    used: list[bool] = []
+    rowids = MemoryReads._rowids
+    monkeypatch.setattr(MemoryReads, "_rowids", lambda self, p: used.append(bool(r := rowids(self, p))) or r)
+    by_rowid = _rankings(path, 11)
+    assert sum(used) > len(used) // 2  # the lexical index was current: most reads went by rowid
+    monkeypatch.setattr(MemoryReads, "_rowids", lambda self, p: None)
+    assert _rankings(path, 11) == by_rowid
+
+
+def test_a_cache_hit_equals_the_retrieve_it_repeats_whatever_the_caller_changed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _fill(path, 5)
+    with ALMA("p", agents=AGENTS, storage=path, embedder="mock") as alma:
+        first = alma.retrieve("login form email", "b", top_k=5)
+        expected = [
+            m.to_dict() | {"score": m.score, "breakdown": dict(m.score_breakdown or {})} for m in first.ranked()
+        ]
+        assert any(m.metadata.get("shared_from") == "a" for m in first)
+        for memory in first:  # the caller's own copies: changing them reaches nothing kept
+            memory.metadata["changed"] = True
+            memory.confidence = 0.0
+            (memory.score_breakdown or {}).clear()
+        first.heuristics.clear()
+        hits = alma._cache.hits
+        again = alma.retrieve("login form email", "b", top_k=5)
+        assert alma._cache.hits == hits + 1
+        assert [m.to_dict() | {"score": m.score, "breakdown": m.score_breakdown} for m in again.ranked()] == expected
