@@ -118,6 +118,30 @@ MIGRATIONS: list[str] = [
     """
     DROP TRIGGER memories_ai;
     """,
+    # 6: each scope's number of memories, kept by triggers (exact under every writer, other processes and
+    # older code included), so that a count by project, agents and types reads a few rows, not the table
+    """
+    CREATE TABLE memory_counts (
+        project_id TEXT NOT NULL, agent TEXT NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (project_id, agent, type)
+    ) WITHOUT ROWID;
+    INSERT INTO memory_counts SELECT project_id, agent, type, COUNT(*) FROM memories GROUP BY project_id, agent, type;
+    CREATE TRIGGER memory_counts_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memory_counts VALUES (new.project_id, new.agent, new.type, 1)
+            ON CONFLICT (project_id, agent, type) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER memory_counts_ad AFTER DELETE ON memories BEGIN
+        UPDATE memory_counts SET n = n - 1
+            WHERE project_id = old.project_id AND agent = old.agent AND type = old.type;
+    END;
+    CREATE TRIGGER memory_counts_au AFTER UPDATE OF project_id, agent, type ON memories
+        WHEN old.project_id IS NOT new.project_id OR old.agent IS NOT new.agent OR old.type IS NOT new.type BEGIN
+        UPDATE memory_counts SET n = n - 1
+            WHERE project_id = old.project_id AND agent = old.agent AND type = old.type;
+        INSERT INTO memory_counts VALUES (new.project_id, new.agent, new.type, 1)
+            ON CONFLICT (project_id, agent, type) DO UPDATE SET n = n + 1;
+    END;
+    """,
 ]
 
 

@@ -48,7 +48,14 @@ class MemoryReads(TxState):
         return out
 
     def count_memories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
-        where, args = memory_where(op.filter)
+        """From `memory_counts` (kept by triggers, migration 6) when the filter names only the project,
+        agents and types; else COUNT(*) over the matching rows."""
+        f = op.filter
+        if f.ids is None and f.categories is None and not f.scalar_conditions():
+            where, args = memory_where(f)  # only project_id, agent and type: columns of both tables
+            rows = self.conn.execute(f"SELECT agent, type, n FROM memory_counts WHERE {where} AND n > 0", args)
+            return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
+        where, args = memory_where(f)
         rows = self.conn.execute(f"SELECT agent, type, COUNT(*) FROM memories WHERE {where} GROUP BY agent, type", args)
         return {(agent, MemoryType(mtype)): n for agent, mtype, n in rows}
 
