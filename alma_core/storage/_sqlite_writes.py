@@ -38,6 +38,7 @@ class MemoryWrites(TxState):
         statement rewrites every column."""
         rows = []
         scopes: list[str] = []
+        cached = self.store._matrices  # (a scope's matrix loaded later in this transaction is dropped at its commit)
         for m in op.memories:
             vec = None if (embedding := m.embedding) is None else np.asarray(embedding, dtype=np.float32)
             blob = None if vec is None else vec.tobytes()
@@ -50,9 +51,10 @@ class MemoryWrites(TxState):
             )  # fmt: skip
             scope = scope_of(m.project_id, m.agent, m.memory_type.value)
             scopes.extend((scope, scope_of(m.project_id)))
-            self.vector_changes.setdefault(scope, []).append(
-                m.id if vec is None else VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
-            )  # (a memory written without a vector leaves its scope's matrix)
+            if scope in cached:  # a memory written without a vector leaves its scope's matrix
+                self.vector_changes.setdefault(scope, []).append(
+                    m.id if vec is None else VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
+                )
         self.bump_all(scopes)
         # an id written twice is written once, with its last values at its first place (as two upserts
         # would leave it): a row inserted here has no full-text entry for an update to take out

@@ -168,3 +168,16 @@ def test_a_cache_hit_equals_the_retrieve_it_repeats_whatever_the_caller_changed(
         again = alma.retrieve("login form email", "b", top_k=5)
         assert alma._cache.hits == hits + 1
         assert [m.to_dict() | {"score": m.score, "breakdown": m.score_breakdown} for m in again.ranked()] == expected
+
+
+def test_building_the_lexical_index_looks_up_the_stored_words_ahead(tmp_path: Path) -> None:
+    from alma_core.storage import _lexindex
+
+    with ALMA("p", storage=tmp_path / "s.db", embedder="mock") as alma:
+        alma.add_domain_knowledge("a", "web", "Zyxwvut_Quokka renders the checkout pages")
+        _lexindex._words.clear()
+        alma.retrieve("checkout", "a")
+        assert "quokka" not in _lexindex._words  # not built yet: the first search tokenizes its own words
+        alma.retrieve("pages", "a")  # the second lexical search builds the index
+        assert _lexindex._words["renders"] == ("render",)  # FTS5's porter stem, looked up ahead
+        assert _lexindex._words["zyxwvut_quokka"] == ("zyxwvut", "quokka")
