@@ -379,16 +379,22 @@ class PostgresStorage(BaseStorage):
                 conn.autocommit = False
         self._analyzed(float(row[0]) if row else 0.0)
 
-    async def _aanalyze(self) -> None:
+    @contextlib.asynccontextmanager
+    async def _autocommitted(self) -> AsyncIterator[Any]:
+        """A pooled async connection in autocommit, for a lone statement (no BEGIN/COMMIT round trips)."""
         pool = await self._apool()
         async with pool.connection() as conn:
             await conn.set_autocommit(True)
             try:
-                await conn.execute("ANALYZE alma_memories")
-                cur = await conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'alma_memories'::regclass")
-                row = await cur.fetchone()
+                yield conn
             finally:
                 await conn.set_autocommit(False)
+
+    async def _aanalyze(self) -> None:
+        async with self._autocommitted() as conn:
+            await conn.execute("ANALYZE alma_memories")
+            cur = await conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'alma_memories'::regclass")
+            row = await cur.fetchone()
         self._analyzed(float(row[0]) if row else 0.0)
 
     @contextlib.contextmanager
@@ -489,13 +495,8 @@ class PostgresStorage(BaseStorage):
         if self._closed:
             raise StorageError("the store is closed")
         try:
-            pool = await self._apool()
-            async with pool.connection() as conn:
-                await conn.set_autocommit(True)
-                try:
-                    return await _ATx(conn, self._new_ops(False)).execute(op)
-                finally:
-                    await conn.set_autocommit(False)
+            async with self._autocommitted() as conn:
+                return await _ATx(conn, self._new_ops(False)).execute(op)
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error in {type(op).__name__}: {exc}") from exc
 
@@ -578,14 +579,9 @@ class PostgresStorage(BaseStorage):
         if self._closed:
             raise StorageError("the store is closed")
         try:
-            pool = await self._apool()
-            async with pool.connection() as conn:
-                await conn.set_autocommit(True)
-                try:
-                    cur = await conn.execute("SELECT value FROM alma_generations WHERE project_id = %s", (project_id,))
-                    row = await cur.fetchone()
-                finally:
-                    await conn.set_autocommit(False)
+            async with self._autocommitted() as conn:
+                cur = await conn.execute("SELECT value FROM alma_generations WHERE project_id = %s", (project_id,))
+                row = await cur.fetchone()
         except psycopg.Error as exc:
             raise StorageError(f"PostgreSQL error: {exc}") from exc
         return int(row[0]) if row else 0

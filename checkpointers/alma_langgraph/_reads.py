@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Opened", "load_plan", "locations", "open_record"]
 
-_KEYS_PER_OP = 500  # keys per ListRecords (under SQLite's bound-parameter limit)
+KEYS_PER_OP = 500  # keys per ListRecords (under SQLite's bound-parameter limit)
 
 
 @dataclass(slots=True)
@@ -196,6 +196,6 @@ def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
     ops: list[Op] = []
     for namespace, keys in wanted.items():
         ordered = sorted(keys)
-        for i in range(0, len(ordered), _KEYS_PER_OP):
-            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + _KEYS_PER_OP])))
+        for i in range(0, len(ordered), KEYS_PER_OP):
+            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + KEYS_PER_OP])))
     return ops

@@ -75,14 +75,13 @@ from ._maintenance import (
     writes_ns_of,
 )
 from ._puts import Put, prepare_put, put_plan, writes_ops
-from ._reads import load_plan
+from ._reads import KEYS_PER_OP, load_plan
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
 
 __all__ = ["AlmaSaver", "AsyncAlmaSaver", "safe_serializer"]
 
-_KEYS_PER_OP = 500  # blob keys per ListRecords (under SQLite's bound-parameter limit)
 _REMEMBERED = 10_000  # checkpoints whose entries' places this saver knows (see `_remember`)
 
 
@@ -288,10 +287,10 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             found = [r for r in found if r.key == only][:limit]
         if not found:
             return []
-        write_spaces = [_writes_ns_of(r) for r in found]
+        write_spaces = [writes_ns_of(r) for r in found]
         writes_ops: list[Op] = [  # every listed checkpoint's writes in one query
-            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + _KEYS_PER_OP]))
-            for i in range(0, len(write_spaces), _KEYS_PER_OP)
+            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + KEYS_PER_OP]))
+            for i in range(0, len(write_spaces), KEYS_PER_OP)
         ]
         checkpoints, chunks = yield from self._load_plan(found, writes_ops)
         writes: dict[str, list[Record]] = {}
@@ -519,32 +518,5 @@ class AsyncAlmaSaver(AlmaSaver):
                 storage.close()
 
 
-def _in_blobs(checkpoint: Checkpoint) -> dict[str, Any]:
-    """The channel versions whose values live in blobs (the inline ones are in the record)."""
-    inline = checkpoint["channel_values"]
-    return {c: v for c, v in checkpoint["channel_versions"].items() if c not in inline}
-
-
 def _key(record: Record) -> str:
     return record.key
-
-
-def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
-    """ListRecords of these keys per namespace, in chunks."""
-    ops: list[Op] = []
-    for namespace, keys in wanted.items():
-        ordered = sorted(keys)
-        for i in range(0, len(ordered), _KEYS_PER_OP):
-            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + _KEYS_PER_OP])))
-    return ops
-
-
-def _by_ns(ops: Sequence[Op], results: Sequence[list[Record]]) -> dict[str, dict[str, Record]]:
-    found: dict[str, dict[str, Record]] = {}
-    for op, records in zip(ops, results, strict=True):
-        found.setdefault(op.namespace, {}).update((r.key, r) for r in records)  # type: ignore[union-attr]
-    return found
-
-
-def _writes_ns_of(record: Record) -> str:
-    return writes_ns_of(record)
