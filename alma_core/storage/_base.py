@@ -319,7 +319,8 @@ class ListLinked:
       the path `refs_path`: a JSON list of keys, or an object whose values are keys (empty ones are
       skipped), such as a checkpoint's channel blobs or the rows holding its channel values.
 
-    Returns `Linked`. A backend without the capability answers it from `ListRecords` (`expand_linked`).
+    Returns `Linked`: each record's children come in key order on every backend. A backend without the
+    capability answers it from `ListRecords` (`expand_linked`).
     """
 
     records: ListRecords
@@ -332,7 +333,7 @@ class ListLinked:
 @dataclass(slots=True)
 class Linked:
     """What `ListLinked` returns: the records found, in `ListRecords` order; the children of each by
-    their namespace; the referenced records by (namespace, key)."""
+    their namespace, in key order; the referenced records by (namespace, key)."""
 
     records: list[Record] = field(default_factory=list)
     children: dict[str, list[Record]] = field(default_factory=dict)
@@ -354,6 +355,10 @@ def linked_spaces(op: ListLinked, record: Record) -> tuple[str | None, str | Non
         keys = list(keys.values())
     listed = [k for k in keys if isinstance(k, str) and k] if isinstance(keys, list) else []
     return children, op.refs + rest, listed
+
+
+def _key(record: Record) -> str:
+    return record.key
 
 
 def expand_linked(op: ListLinked, chunk: int = 500) -> Generator[list[Any], list[Any], Linked]:
@@ -383,6 +388,8 @@ def expand_linked(op: ListLinked, chunk: int = 500) -> Generator[list[Any], list
     for found in results[:n_children]:
         for r in found:
             out.children.setdefault(r.namespace, []).append(r)
+    for kids in out.children.values():
+        kids.sort(key=_key)
     for found in results[n_children:]:
         out.refs.update(((r.namespace, r.key), r) for r in found)
     return out

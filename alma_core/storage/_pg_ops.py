@@ -329,6 +329,10 @@ def _first(pair: tuple[int, Record]) -> int:
     return pair[0]
 
 
+def _key(record: Record) -> str:
+    return record.key
+
+
 def dense_step(f: MemoryFilter, vector: np.ndarray, k: int) -> Step:
     """Cosine top-k in one statement: a filter matching at most EXACT_SEARCH_ROWS rows (counted through
     the scope index) is searched exactly, a larger one through the HNSW index with pgvector's iterative
@@ -600,6 +604,8 @@ class OpSteps:
             else:
                 out.refs[(record.namespace, record.key)] = record
         out.records = [r for _, r in sorted(heads, key=_first)]
+        for kids in out.children.values():
+            kids.sort(key=_key)  # in key order, as on every backend (code points, not the collation)
         return out
 
     def delete_records(self, op: DeleteRecords) -> Steps:
