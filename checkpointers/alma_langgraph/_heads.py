@@ -1,12 +1,13 @@
 """The latest checkpoint of recently read threads, kept exactly as correct as a re-read.
 
-`get_tuple` of a thread's latest checkpoint first asks the store for its version (`StoreVersion`, one
-statement: on SQLite `PRAGMA data_version`, which moves on any other connection's commit, with the
-store's own count of commits). A thread read since, with nothing committed in between by anyone, is
-answered from what that read returned; else the store is read, the version taken before the read.
-Nothing a caller holds is ever kept or handed out twice: what is kept is a copy, and each answer a
-copy of it (immutable values shared, every other one deep-copied). A store that cannot tell its
-version (PostgreSQL, a connection passed in) turns the cache off. Bounded by entry count.
+`get_tuple` (and `aget_tuple`, which runs it on a worker thread) of a thread's latest checkpoint first
+asks the store for its version (`StoreVersion`, one statement: on SQLite `PRAGMA data_version`, which
+moves on any other connection's commit, with the store's own count of commits). A thread read since,
+with nothing committed in between by anyone, is answered from what that read returned; else the store is
+read, the version taken before the read. Nothing a caller holds is ever kept or handed out twice: what
+is kept is a copy, and each answer a copy of it (immutable values shared, every other one deep-copied).
+A store that cannot tell its version (PostgreSQL, a connection passed in) turns the cache off. Bounded
+by entry count.
 """
 
 from __future__ import annotations

@@ -440,6 +440,10 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     # ---- async API -----------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """`get_tuple` on a worker thread where the head cache is on (SQLite: one hand-off, as `arun`
+        takes there; see `_heads`), else the plan on the store's native async driver."""
+        if self.heads.size > 0:
+            return await asyncio.to_thread(self.get_tuple, config)
         return await arun(self.storage, get_plan(self, config) if linked(self.storage) else self._get_plan(config))
 
     async def alist(

@@ -10,7 +10,7 @@ from typing import Any
 from langgraph.checkpoint.base import empty_checkpoint
 
 from alma_core.storage import SQLiteStorage, StoreVersion
-from alma_langgraph import AlmaSaver
+from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 
 CFG: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 
@@ -60,3 +60,38 @@ def test_the_cache_is_off_where_the_store_cannot_tell_its_version(tmp_path: Path
     _put(saver, CFG, "one")
     assert saver.get_tuple(CFG) is not None and not saver.heads._kept and saver.heads.size == 0
     assert AlmaSaver(tmp_path / "b.db", head_cache=0).heads.version(saver) is None
+
+
+async def test_aget_tuple_keeps_heads_with_the_same_guarantees(tmp_path: Path) -> None:
+    saver, other = AsyncAlmaSaver(tmp_path / "a.db"), AlmaSaver(tmp_path / "a.db")  # two connections
+    config = _put(saver, CFG, {"items": ["a"]})
+    first = await saver.aget_tuple(CFG)
+    assert first is not None and saver.heads._kept  # kept by the async read
+    first.checkpoint["channel_values"]["value"]["items"].append("mutated")
+    again = await saver.aget_tuple(CFG)
+    assert again is not None and again.checkpoint["channel_values"]["value"] == {"items": ["a"]}  # a fresh copy
+    assert again == AlmaSaver(tmp_path / "a.db", head_cache=0).get_tuple(CFG)  # what a re-read returns
+    _put(other, config, "two")  # another connection's commit
+    assert (await saver.aget_tuple(CFG)).checkpoint["channel_values"]["value"] == "two"  # type: ignore[union-attr]
+    latest = await saver.aget_tuple(CFG)
+    assert latest is not None
+    await saver.aput_writes(latest.config, [("value", "w")], "task")  # this saver's own write
+    assert (await saver.aget_tuple(CFG)).pending_writes == [("task", "value", "w")]  # type: ignore[union-attr]
+    other.delete_thread("t")
+    assert await saver.aget_tuple(CFG) is None
+
+
+async def test_aget_tuple_keeps_nothing_on_a_passed_in_connection_or_postgresql(
+    tmp_path: Path, pg_database: str
+) -> None:
+    import sqlite3
+
+    saver = AlmaSaver(SQLiteStorage(sqlite3.connect(tmp_path / "a.db", check_same_thread=False)))
+    _put(saver, CFG, "one")
+    assert (await saver.aget_tuple(CFG)) is not None and not saver.heads._kept and saver.heads.size == 0
+    async with AsyncAlmaSaver.from_conn_string(pg_database) as pg:
+        await pg.setup()
+        _put(pg, CFG, "one")
+        assert pg.heads.size == 0
+        assert (await pg.aget_tuple(CFG)).checkpoint["channel_values"]["value"] == "one"  # type: ignore[union-attr]
+        assert not pg.heads._kept
