@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 from .._errors import StorageError
+from ._lexindex import varints
 
 __all__ = [
     "INDEX_NEW_MEMORIES",
@@ -198,11 +199,27 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             for statement in _split_sql(sql):
                 conn.execute(statement)
             conn.execute("INSERT INTO alma_migrations VALUES (?, ?)", (version, time.time()))
+        _index_unindexed(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _index_unindexed(conn: sqlite3.Connection) -> None:
+    """Give full-text entries to memories without one. Since migration 5 the store writes them itself,
+    so an older ALMA process that had the file open then inserts memories lexical search cannot find.
+    Checked on every open at the cost of two small reads: the memory count (`memory_counts`) against
+    the index's document count (FTS5's averages record); a scan only when they differ."""
+    (memories,) = conn.execute("SELECT COALESCE(SUM(n), 0) FROM memory_counts").fetchone()
+    row = conn.execute("SELECT block FROM memories_fts_data WHERE id = 1").fetchone()
+    if memories == [*(varints(row[0]) if row else []), 0][0]:
+        return
+    conn.execute(
+        """INSERT INTO memories_fts (rowid, text) SELECT rowid, text FROM memories
+            WHERE rowid NOT IN (SELECT id FROM memories_fts_docsize)"""
+    )
 
 
 def _split_sql(script: str) -> list[str]:
