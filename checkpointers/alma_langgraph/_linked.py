@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
 
-from alma_core.storage import BaseStorage, Linked, ListLinked, ListRecords
+from alma_core.storage import BaseStorage, Linked, ListLinked, ListNamespaces, ListRecords
 
 from ._layout import CHECKPOINTS, META, WRITES, Plan, checkpoint_ns, thread_prefix
 from ._maintenance import writes_ns_of
@@ -78,10 +78,32 @@ def list_plan(
             namespace, prefix = checkpoint_ns(thread_id, ns), False
     if limit is not None and limit <= 0:
         return []
-    records = ListRecords(
-        saver.project_id, namespace, prefix=prefix, where=dict(filter) if filter else None,
-        before_key=get_checkpoint_id(before) if before else None, order_by="key", limit=limit,
-        keys=(only,) if only else None,
-    )  # fmt: skip
-    (found,) = yield [_with_links(records)]
+
+    def listing(space: str, prefix: bool) -> ListLinked:
+        return _with_links(ListRecords(
+            saver.project_id, space, prefix=prefix, where=dict(filter) if filter else None,
+            before_key=get_checkpoint_id(before) if before else None, order_by="key", limit=limit,
+            keys=(only,) if only else None,
+        ))  # fmt: skip
+
+    if config is not None and prefix:
+        # A thread's namespaces first, each then read in its index's key order: a listing across a key
+        # range of namespaces would sort every row of the thread (16 ms a page at 10k checkpoints).
+        (spaces,) = yield [ListNamespaces(saver.project_id, namespace)]
+        if not spaces:
+            return []
+        pages: list[Linked] = yield [listing(space, False) for space in spaces]
+        found = pages[0] if len(pages) == 1 else _merged(pages, limit)
+    else:
+        (found,) = yield [listing(namespace, prefix)]
     return (yield from _tuples(saver, found))
+
+
+def _merged(pages: list[Linked], limit: int | None) -> Linked:
+    """Listings of several namespaces as one: their records newest first (up to `limit`), with what
+    they link to."""
+    out = Linked(sorted((r for page in pages for r in page.records), key=lambda r: r.key, reverse=True)[:limit])
+    for page in pages:
+        out.children.update(page.children)
+        out.refs.update(page.refs)
+    return out

@@ -44,9 +44,11 @@ def test_get_tuple_and_list_are_one_statement(store: tuple[str, str], monkeypatc
     seen = _statements(monkeypatch)
     assert saver.get_tuple(config) == latest
     assert saver.get_tuple(latest.config) == latest
-    listed = list(saver.list(config, limit=5))
+    listed = list(saver.list({"configurable": {"thread_id": "chat", "checkpoint_ns": ""}}, limit=5))
     assert listed[0] == latest and len(listed) == 5
     assert len(seen) == 3
+    # without a namespace: the thread's namespaces first, then each one's listing (no sort of the thread)
+    assert list(saver.list(config, limit=5)) == listed
     saver.storage.close()
 
 
@@ -83,6 +85,8 @@ async def test_async_reads_are_one_statement_too(store: tuple[str, str], monkeyp
 
     monkeypatch.setattr(postgres, "_arun", counted)
     assert await saver.aget_tuple(config) == expected
-    assert [t async for t in saver.alist(config, limit=1)] == [expected]
+    root = {"configurable": {"thread_id": "chat", "checkpoint_ns": ""}}
+    assert [t async for t in saver.alist(root, limit=1)] == [expected]
     assert len(seen) == 2
+    assert [t async for t in saver.alist(config, limit=1)] == [expected]  # namespaces first, then each
     await saver.storage.aclose()  # type: ignore[attr-defined]
