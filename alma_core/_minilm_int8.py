@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._minilm import attention_bias, pad
+from ._minilm import pad
 
 if TYPE_CHECKING:
     from ._minilm_onnx import OnnxMiniLM, _Graph
@@ -106,7 +106,7 @@ class Int8Plan:
         peak = {n: np.zeros(w[f"{n}.weight"].shape[1], dtype=np.float32) for n in names}
         if names:
             ids, mask = pad([e.ids for e in model.tokenizer.encode_batch(list(CALIBRATION))])
-            tensors = model.run(model.embed_tokens(ids), ids.shape, attention_bias(mask), names)
+            tensors = model.run(ids, mask, names)
             for name, tensor in zip(names, tensors, strict=True):
                 peak[name] = np.abs(tensor[mask.reshape(-1)]).max(axis=0)
         smooth, split = {}, {}

@@ -105,7 +105,8 @@ def test_int8_calibration_in_one_padded_batch_leaves_the_padding_out(monkeypatch
     w = {k.removeprefix("bert."): v for k, v in read_safetensors(minilm_path() / "model.safetensors").items()}
     for i in range(6):
         w.update(fuse_qkv(w, f"encoder.layer.{i}", 1 / np.sqrt(32)))
-    model.session = model._session(*build_model(w, 6, model.eps, model.dim, taps=True), packed=False)
+    config = (6, model.heads, model.dim, model.eps)
+    model.session = model._session(*build_model(w, config, model.position, taps=True), packed=False)
     texts = ("ok", "Der Kunde möchte die Rechnung per E-Mail erhalten, nicht per Post, und zwar bis Freitag.")
     plans = []
     for calibration in ((texts[0],), (texts[1],), texts):  # the short text padded by ~20 rows in the last
