@@ -254,6 +254,7 @@ class OnnxMiniLM(MiniLM):
 
             self.session = self._session(*build_model(w, config, self.position, taps=True), packed=False)
             int8 = Int8Plan.calibrate(self, w)
+            w = int8.fold(w)
         self.session = self._session(*build_model(w, config, self.position, int8=int8))
 
     def _session(self, model: bytes, weights: dict[str, np.ndarray], packed: bool = True) -> Any:
