@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +25,10 @@ import numpy as np
 
 from ._lexical import LEXICAL_TERM_CAP, tokens
 
-__all__ = ["COLUMNS", "NUMBERS", "Change", "Gather", "LexicalIndex", "TermPostings", "fts_tokens", "varints", "vocab"]
+__all__ = ["CODED", "COLUMNS", "NUMBERS", "Change", "LexicalIndex", "TermPostings", "fts_tokens", "varints", "vocab"]
 
 COLUMNS = ("id", "project_id", "agent", "type", "user_id", "workflow_id", "category")  # object arrays
+CODED = COLUMNS[1:]  # also held as int32 codes (`LexicalIndex.codes`): a filter compares integers
 NUMBERS = ("created_at", "updated_at", "confidence")  # float64 arrays (NaN: NULL)
 _TOKENIZE = "porter unicode61"  # the `memories_fts` tokenizer (`_sqlite_schema`)
 _VOCAB = "alma_fts_vocab"  # temp fts5vocab tables over `memories_fts`, per connection
@@ -35,8 +36,6 @@ _MAX_UNAPPLIED = 20_000  # row changes kept for the next search before the index
 WARM_WORDS = 20_000  # distinct words of stored texts whose terms a first build looks up (`warm_words`)
 BUILD_AFTER = 2  # lexical queries at one unchanged file before the index is built
 
-# (names, unique rowids, index of each one's first posting) -> the documents' columns
-Gather = Callable[[list[str], np.ndarray, np.ndarray], dict[str, np.ndarray]]
 # ("put", rowid, text, columns): a row written; ("set", rowid, None, columns): a row rewritten, its text
 # unchanged; ("del", rowid, old text, (id, project_id)): a row replaced or deleted
 Change = tuple[str, int, str | None, tuple[Any, ...] | None]
@@ -172,6 +171,9 @@ class LexicalIndex:
         self.length = np.zeros(0)
         self.alive = np.zeros(0, dtype=bool)  # rowids with a memory row
         self.columns: dict[str, np.ndarray] = {}
+        # CODED columns as int32 codes (one per distinct value, None included; -1: no row) and each value's code
+        self.codes: dict[str, np.ndarray] = {}
+        self.code_of: dict[str, dict[Any, int]] = {name: {} for name in CODED}
         self._waiting: tuple[int | None, int] = (None, 0)  # a data_version and the queries seen at it
         self.stale = False  # a counted term became rankable: read it all again
         self.unapplied: list[Change] = []  # committed changes not merged yet
@@ -204,6 +206,7 @@ class LexicalIndex:
 
     def clear(self) -> None:
         self.key, self.terms, self.counts, self.columns, self.pending = None, {}, {}, {}, {}
+        self.codes, self.code_of = {}, {name: {} for name in CODED}
         self.unapplied, self.stale, self.ids = [], False, {}
         self.length, self.alive, self.hashes = np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
 
@@ -254,6 +257,7 @@ class LexicalIndex:
                     values = [np.nan if v is None else v for v in values]
                 elif name != "id":
                     values = [seen.setdefault(v, v) for v in values]
+                    self.codes[name][at] = self._coded(name, values)
                 self.columns[name][at] = values
         self.terms, self.counts, self.key = terms, counts, key
         if not self.warmed:
@@ -272,6 +276,19 @@ class LexicalIndex:
             fill = np.full(size - old, np.nan) if name in NUMBERS else np.full(size - old, None, dtype=object)
             kept = self.columns.get(name)
             self.columns[name] = fill if kept is None else np.concatenate([kept, fill])
+        for name in CODED:
+            codes = self.codes.get(name)
+            fill = np.full(size - old, -1, dtype=np.int32)
+            self.codes[name] = fill if codes is None else np.concatenate([codes, fill])
+
+    def _coded(self, name: str, values: Sequence[Any]) -> list[int]:
+        """The codes of `values` in the column `name` (new values get new codes)."""
+        known = self.code_of[name]
+        return [known.setdefault(v, len(known)) for v in values]
+
+    def code(self, name: str, value: Any) -> int:
+        """The code of `value` in the CODED column `name`; -1 (no document) when no row ever held it."""
+        return self.code_of[name].get(value, -1)
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -297,12 +314,6 @@ class LexicalIndex:
                 tf = np.concatenate([tf, np.fromiter(adds.values(), dtype=np.float64, count=len(adds))])
             self.terms[term] = (rowids, tf)
         return TermPostings(len(rowids), rowids, tf, self.length[rowids])
-
-    def gather(self, names: list[str], unique: np.ndarray, first: np.ndarray) -> dict[str, np.ndarray]:
-        """The columns of the documents `unique` (rowids), and whether each has a memory row."""
-        out = {name: self.columns[name][unique] for name in names}
-        out["alive"] = self.alive[unique]
-        return out
 
     # -- this store's own commits -------------------------------------------------------------------
 
@@ -390,3 +401,5 @@ class LexicalIndex:
         self.alive[rowid] = True
         for name, value in zip((*COLUMNS, *NUMBERS), columns or (), strict=True):
             self.columns[name][rowid] = (np.nan if value is None else value) if name in NUMBERS else value
+            if name in self.code_of:
+                self.codes[name][rowid] = self._coded(name, (value,))[0]
