@@ -90,7 +90,9 @@ def _ranked(
         idf = math.log((rows - p.docs + 0.5) / (p.docs + 0.5))
         idf = idf if idf > 0.0 else 1e-6
         total[p.rowid] += idf * ((p.tf * (_K1 + 1.0)) / (p.tf + _K1 * (1 - _B + _B * p.length / avgdl)))
-    unique = np.unique(np.concatenate([p.rowid for p in postings]))
+    unique = np.sort(np.concatenate([p.rowid for p in postings]), kind="stable")  # (np.unique hashes: slower)
+    if len(unique) > 1:
+        unique = unique[np.concatenate(([True], unique[1:] != unique[:-1]))]
     scores = total[unique]
     at = np.flatnonzero(_mask(index, unique, f))  # the documents the filter keeps; then split by type
     codes = index.codes["type"]
