@@ -31,6 +31,7 @@ from ._base import (
     Storage,
     StoreVersion,
     Transaction,
+    expand_linked,
 )
 from ._record_search import encode_vector
 from ._record_search import matches as matches_filter
@@ -63,6 +64,7 @@ __all__ = [
     "StoreVersion",
     "Transaction",
     "encode_vector",
+    "expand_linked",
     "matches_filter",
     "open_storage",
 ]

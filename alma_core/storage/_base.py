@@ -289,6 +289,10 @@ class ListRecords:
     (for keys that sort by time, such as uuid6 ids); `before_key` keeps keys that sort below it.
     `keys` keeps only these keys (many records by key in one statement); `namespaces`, when set, reads
     the records of these namespaces instead of `namespace` (many small namespaces in one statement).
+    `per_namespace` (a plan hint, with `prefix` and a `limit`): the prefix holds a few namespaces of
+    many records each (a thread's checkpoint namespaces), so the backend reads each namespace in its
+    index's order up to `limit + offset` records and merges them, instead of sorting every record under
+    the prefix. The records returned are the same; a backend may ignore it.
     """
 
     project_id: str
@@ -305,6 +309,7 @@ class ListRecords:
     with_values: bool = True
     keys: tuple[str, ...] | None = None
     namespaces: tuple[str, ...] | None = None
+    per_namespace: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,10 +284,33 @@ def list_sql(op: ListRecords, numbered: bool = False) -> tuple[str, list[Any]] |
     by = "key" if op.order_by == "key" else "seq"
     order_by = f"{by} {order}, namespace {order}, key {order}"
     columns = _RECORD_COLUMNS.format(value="value" if op.with_values else "NULL::bytea AS value")
-    if numbered:
-        columns = f"row_number() OVER (ORDER BY {order_by}) AS n, {columns}"
-    sql = f"SELECT {columns} FROM alma_records WHERE {' AND '.join(clauses)} ORDER BY {order_by} LIMIT %s OFFSET %s"
+    number = f"row_number() OVER (ORDER BY {order_by}) AS n, " if numbered else ""
+    if op.per_namespace and op.prefix and op.namespaces is None and op.limit is not None:
+        return _per_namespace(op, clauses[3:], args[3:], columns, number, order_by)
+    where = " AND ".join(clauses)
+    sql = f"SELECT {number}{columns} FROM alma_records WHERE {where} ORDER BY {order_by} LIMIT %s OFFSET %s"
     return sql, [*args, op.limit, op.offset]
+
+
+def _per_namespace(
+    op: ListRecords, clauses: list[str], args: list[Any], columns: str, number: str, order_by: str
+) -> tuple[str, list[Any]]:
+    """`ListRecords.per_namespace`: the prefix's namespaces by a skip scan (one index seek each), each
+    one's first `limit + offset` records in its index's order (LATERAL), then only those sorted."""
+    assert op.limit is not None
+    where = " AND ".join(["project_id = %s", "namespace = ns.name", *clauses])
+    hi = op.namespace + _MAX_CHAR
+    sql = f"""WITH RECURSIVE ns(name) AS (
+            SELECT min(namespace) FROM alma_records WHERE project_id = %s AND namespace >= %s AND namespace < %s
+            UNION ALL
+            SELECT (SELECT min(namespace) FROM alma_records
+                     WHERE project_id = %s AND namespace > ns.name AND namespace < %s)
+              FROM ns WHERE ns.name IS NOT NULL)
+        SELECT {number}{columns} FROM ns CROSS JOIN LATERAL (
+            SELECT {columns} FROM alma_records WHERE {where} ORDER BY {order_by} LIMIT %s) AS x
+        WHERE ns.name IS NOT NULL ORDER BY {order_by} LIMIT %s OFFSET %s"""
+    pid = op.project_id
+    return sql, [pid, op.namespace, hi, pid, hi, pid, *args, op.limit + op.offset, op.limit, op.offset]
 
 
 @functools.lru_cache(maxsize=64)

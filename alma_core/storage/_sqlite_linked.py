@@ -62,11 +62,33 @@ def list_sql(op: ListRecords, columns: str | None = None) -> tuple[str, list[Any
     order = "DESC" if op.descending else "ASC"
     value_col = "value" if op.with_values else "NULL"
     columns = columns or f"project_id, namespace, key, {value_col}, metadata, seq, created_at, updated_at, expires_at"
-    sql = f"SELECT {columns} FROM records WHERE {' AND '.join(clauses)} ORDER BY {_ORDER[op.order_by]} {order}"
+    by = f"{_ORDER[op.order_by]} {order}"
+    if op.per_namespace and op.prefix and op.namespaces is None and op.limit is not None and not post_filter:
+        return (*_per_namespace(op, clauses[3:], args[3:], columns, by), post_filter)
+    sql = f"SELECT {columns} FROM records WHERE {' AND '.join(clauses)} ORDER BY {by}"
     if not post_filter:
         sql += " LIMIT ? OFFSET ?"
         args.extend([-1 if op.limit is None else op.limit, op.offset])
     return sql, args, post_filter
+
+
+def _per_namespace(op: ListRecords, clauses: list[str], args: list[Any], columns: str, by: str) -> tuple[str, list]:
+    """`ListRecords.per_namespace`: the prefix's namespaces by a skip scan (one index seek each), each
+    one's first `limit + offset` rowids in its index's order, then only those rows sorted."""
+    assert op.limit is not None
+    hi = op.namespace + MAX_CHAR
+    where = " AND ".join(["project_id = ?", "namespace = ns.name", *clauses])
+    sql = f"""WITH RECURSIVE ns(name) AS (
+            SELECT min(namespace) FROM records WHERE project_id = ? AND namespace >= ? AND namespace < ?
+            UNION ALL
+            SELECT (SELECT min(namespace) FROM records WHERE project_id = ? AND namespace > ns.name AND namespace < ?)
+              FROM ns WHERE ns.name IS NOT NULL)
+        SELECT {columns} FROM records WHERE rowid IN (
+            SELECT s.rowid FROM ns JOIN records AS s ON s.rowid IN (
+                SELECT rowid FROM records WHERE {where} ORDER BY {by} LIMIT ?) WHERE ns.name IS NOT NULL)
+        ORDER BY {by} LIMIT ? OFFSET ?"""
+    pid = op.project_id
+    return sql, [pid, op.namespace, hi, pid, hi, pid, *args, op.limit + op.offset, op.limit, op.offset]
 
 
 def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords], list[Record]]) -> Linked:

@@ -1,4 +1,6 @@
-"""`get_tuple` and `list` in one statement on a store with the "linked" capability (PostgreSQL, SQLite).
+"""`get_tuple` and `list`: one `ListLinked` (one statement on a store with the "linked" capability:
+PostgreSQL, SQLite), then the checkpoints opened (`_reads.load_plan`). One path on every backend: a store
+without the capability answers the same op with `expand_linked`'s `ListRecords`.
 
 A checkpoint record of format 3 lists the rows it points to (`_rows.POINTED`, written by `_puts`), so one
 `ListLinked` returns the checkpoints with their pending writes (children) and those rows (references):
@@ -6,16 +8,18 @@ one round trip where the generic plan takes a read transaction of three statemen
 alone, so the store runs it without BEGIN and COMMIT. What a pointed row handed over when it was pruned,
 and the blobs of a checkpoint of format 2, are fetched by `_reads.load_plan` in a further step, which
 `_layout.run_read` runs with the first again in one read transaction: reads stay exact, only slower.
+A thread listed without a namespace is one listing too (`ListRecords.per_namespace`: each of the
+thread's namespaces read in its index's key order, then merged; no sort of the whole thread).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointTuple, get_checkpoint_id
 
-from alma_core.storage import BaseStorage, Linked, ListLinked, ListNamespaces, ListRecords
+from alma_core.storage import BaseStorage, Linked, ListLinked, ListRecords, expand_linked
 
 from ._layout import CHECKPOINTS, META, WRITES, Plan, checkpoint_ns, thread_prefix
 from ._maintenance import writes_ns_of
@@ -24,9 +28,7 @@ from ._rows import POINTED
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
-__all__ = ["get_plan", "linked", "list_plan"]
-
-_T = TypeVar("_T")
+__all__ = ["get_plan", "linked", "list_plan", "read_linked"]
 
 
 def linked(storage: BaseStorage) -> bool:
@@ -36,6 +38,14 @@ def linked(storage: BaseStorage) -> bool:
 
 def _with_links(records: ListRecords) -> ListLinked:
     return ListLinked(records, CHECKPOINTS, children=WRITES, refs=CHECKPOINTS, refs_path=(META, POINTED))
+
+
+def read_linked(storage: BaseStorage, op: ListLinked) -> Plan[Linked]:
+    """`op` as one step where the store has the "linked" capability, else `expand_linked`'s steps."""
+    if linked(storage):
+        (found,) = yield [op]
+        return found  # type: ignore[no-any-return]
+    return (yield from expand_linked(op))
 
 
 def _tuples(saver: AlmaSaver, found: Linked) -> Plan[list[CheckpointTuple]]:
@@ -52,7 +62,7 @@ def get_plan(saver: AlmaSaver, config: RunnableConfig) -> Plan[CheckpointTuple |
         records = ListRecords(saver.project_id, namespace, keys=(checkpoint_id,))
     else:
         records = ListRecords(saver.project_id, namespace, order_by="key", limit=1)
-    (found,) = yield [_with_links(records)]
+    found = yield from read_linked(saver.storage, _with_links(records))
     tuples = yield from _tuples(saver, found)
     return tuples[0] if tuples else None
 
@@ -79,31 +89,10 @@ def list_plan(
     if limit is not None and limit <= 0:
         return []
 
-    def listing(space: str, prefix: bool) -> ListLinked:
-        return _with_links(ListRecords(
-            saver.project_id, space, prefix=prefix, where=dict(filter) if filter else None,
-            before_key=get_checkpoint_id(before) if before else None, order_by="key", limit=limit,
-            keys=(only,) if only else None,
-        ))  # fmt: skip
-
-    if config is not None and prefix:
-        # A thread's namespaces first, each then read in its index's key order: a listing across a key
-        # range of namespaces would sort every row of the thread (16 ms a page at 10k checkpoints).
-        (spaces,) = yield [ListNamespaces(saver.project_id, namespace)]
-        if not spaces:
-            return []
-        pages: list[Linked] = yield [listing(space, False) for space in spaces]
-        found = pages[0] if len(pages) == 1 else _merged(pages, limit)
-    else:
-        (found,) = yield [listing(namespace, prefix)]
+    op = _with_links(ListRecords(
+        saver.project_id, namespace, prefix=prefix, where=dict(filter) if filter else None,
+        before_key=get_checkpoint_id(before) if before else None, order_by="key", limit=limit,
+        keys=(only,) if only else None, per_namespace=config is not None and prefix,
+    ))  # fmt: skip
+    found = yield from read_linked(saver.storage, op)
     return (yield from _tuples(saver, found))
-
-
-def _merged(pages: list[Linked], limit: int | None) -> Linked:
-    """Listings of several namespaces as one: their records newest first (up to `limit`), with what
-    they link to."""
-    out = Linked(sorted((r for page in pages for r in page.records), key=lambda r: r.key, reverse=True)[:limit])
-    for page in pages:
-        out.children.update(page.children)
-        out.refs.update(page.refs)
-    return out

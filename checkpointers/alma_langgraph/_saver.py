@@ -39,9 +39,7 @@ from alma_core import ALMA
 from alma_core.storage import (
     BaseStorage,
     DeleteRecords,
-    GetRecord,
     ListNamespaces,
-    ListRecords,
     Op,
     Record,
     open_storage,
@@ -58,24 +56,21 @@ from ._layout import (
     SPACES,
     Plan,
     arun,
-    checkpoint_ns,
     run,
     run_read,
     thread_prefix,
     unescape,
-    writes_ns,
 )
 from ._lessons import RunLessons
-from ._linked import get_plan, linked, list_plan
+from ._linked import get_plan, list_plan
 from ._maintenance import (
     copy_thread_plan,
     delete_for_runs_plan,
     keep_latest_plan,
     prune_plan,
-    writes_ns_of,
 )
 from ._puts import Put, prepare_put, put_plan, writes_ops
-from ._reads import KEYS_PER_OP, load_plan
+from ._reads import load_plan
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
 from ._serde import Packer, safe_serializer
@@ -233,72 +228,6 @@ class AlmaSaver(BaseCheckpointSaver[str]):
             value = self.packer.seal(type_, plain, location(r.project_id, namespace, r.key))
         return Record(r.project_id, namespace, r.key, value, meta)
 
-    def _get_plan(self, config: RunnableConfig) -> Plan[CheckpointTuple | None]:
-        thread_id, ns, checkpoint_id = _ids(config)
-        if checkpoint_id:
-            found, writes = yield [
-                GetRecord(self.project_id, checkpoint_ns(thread_id, ns), checkpoint_id),
-                ListRecords(self.project_id, writes_ns(thread_id, ns, checkpoint_id)),
-            ]
-            if found is None:
-                return None
-            (checkpoint,), _ = yield from self._load_plan([found])
-            return self._tuple(found, checkpoint, writes)
-        (latest,) = yield [ListRecords(self.project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1)]
-        if not latest:
-            return None
-        (checkpoint,), (writes,) = yield from self._load_plan(
-            latest, [ListRecords(self.project_id, writes_ns(thread_id, ns, latest[0].key))]
-        )
-        return self._tuple(latest[0], checkpoint, writes)
-
-    def _list_plan(
-        self,
-        config: RunnableConfig | None,
-        filter: dict[str, Any] | None,
-        before: RunnableConfig | None,
-        limit: int | None,
-    ) -> Plan[list[CheckpointTuple]]:
-        if config is None:
-            namespace, prefix, only = CHECKPOINTS, True, None
-        else:
-            thread_id, _, only = _ids(config)
-            ns = config["configurable"].get("checkpoint_ns")
-            namespace, prefix = (
-                (thread_prefix(CHECKPOINTS, thread_id), True) if ns is None else (checkpoint_ns(thread_id, ns), False)
-            )
-        where = dict(filter or {})
-        before_id = get_checkpoint_id(before) if before else None
-        if limit is not None and limit <= 0:
-            return []
-        spaces = [namespace]
-        if config is not None and prefix:  # a thread's namespaces, each read in its key order (no sort of them all)
-            (spaces,) = yield [ListNamespaces(self.project_id, namespace)]
-            prefix = False
-        pages = yield [
-            ListRecords(
-                self.project_id, space, prefix=prefix, where=where or None, before_key=before_id,
-                order_by="key", limit=None if only else limit,
-            )
-            for space in spaces
-        ]  # fmt: skip
-        found = pages[0] if len(pages) == 1 else sorted((r for p in pages for r in p), key=_key, reverse=True)[:limit]
-        if only:
-            found = [r for r in found if r.key == only][:limit]
-        if not found:
-            return []
-        write_spaces = [writes_ns_of(r) for r in found]
-        writes_ops: list[Op] = [  # every listed checkpoint's writes in one query
-            ListRecords(self.project_id, "", namespaces=tuple(write_spaces[i : i + KEYS_PER_OP]))
-            for i in range(0, len(write_spaces), KEYS_PER_OP)
-        ]
-        checkpoints, chunks = yield from self._load_plan(found, writes_ops)
-        writes: dict[str, list[Record]] = {}
-        for w in (w for chunk in chunks for w in chunk):
-            writes.setdefault(w.namespace, []).append(w)
-        listed = zip(found, checkpoints, write_spaces, strict=True)
-        return [self._tuple(r, cp, writes.get(space, [])) for r, cp, space in listed]
-
     def _delete_thread_plan(self, *thread_ids: str) -> Plan[None]:
         self._forget(*thread_ids)
         yield [
@@ -323,14 +252,13 @@ class AlmaSaver(BaseCheckpointSaver[str]):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
-        plan = get_plan if linked(self.storage) else AlmaSaver._get_plan
         if get_checkpoint_id(config):
-            return run_read(self.storage, lambda: plan(self, config))
+            return run_read(self.storage, lambda: get_plan(self, config))
         key = _ids(config)[:2]
         version = self.heads.version(self)  # taken before the read (see `_heads`)
         found = None if version is None else self.heads.get(key, version)
         if found is None:
-            found = run_read(self.storage, lambda: plan(self, config))
+            found = run_read(self.storage, lambda: get_plan(self, config))
             if found is not None and version is not None:
                 self.heads.put(key, version, found)
         return found
@@ -344,10 +272,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first, filtered by thread / namespace, metadata equality, `before`, `limit`."""
-        if linked(self.storage):
-            yield from run_read(self.storage, lambda: list_plan(self, config, filter, before, limit))
-            return
-        yield from run(self.storage, self._list_plan(config, filter, before, limit), write=False)
+        yield from run_read(self.storage, lambda: list_plan(self, config, filter, before, limit))
 
     def put(
         self,
@@ -444,7 +369,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         takes there; see `_heads`), else the plan on the store's native async driver."""
         if self.heads.size > 0:
             return await asyncio.to_thread(self.get_tuple, config)
-        return await arun(self.storage, get_plan(self, config) if linked(self.storage) else self._get_plan(config))
+        return await arun(self.storage, get_plan(self, config))
 
     async def alist(
         self,
@@ -454,8 +379,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        plan = list_plan if linked(self.storage) else AlmaSaver._list_plan
-        for found in await arun(self.storage, plan(self, config, filter, before, limit)):
+        for found in await arun(self.storage, list_plan(self, config, filter, before, limit)):
             yield found
 
     async def aput(
@@ -520,7 +444,3 @@ class AsyncAlmaSaver(AlmaSaver):
                 await aclose()
             else:
                 storage.close()
-
-
-def _key(record: Record) -> str:
-    return record.key

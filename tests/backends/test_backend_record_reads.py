@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from alma_core.storage import (
@@ -90,3 +91,64 @@ def test_a_read_transactions_store_version_moves_only_with_commits(
     other = make_store()  # another connection to the same data
     other.execute(PutRecord(Record(P, "ns", "k2", b"v")))
     assert store.execute(StoreVersion()) != mine
+    store.execute(PutRecords((Record(P, "ns", "k3", b"v"),), sequenced=False))  # a lone one-statement write
+    assert store.execute(StoreVersion()) != mine
+
+
+def test_one_put_of_many_unsequenced_records_applies_them_in_order(
+    store: BaseStorage, require: Callable[..., None]
+) -> None:
+    require(store, "records")
+    store.execute(PutRecord(Record(P, "w", "old", b"expired", expires_at=time.time() - 1)))
+    store.execute(PutRecords((Record(P, "w", "a", b"1"), Record(P, "w", "a", b"2"), Record(P, "w", "b", b"3")),
+                             sequenced=False))  # fmt: skip
+    assert store.execute(GetRecord(P, "w", "a")).value == b"2"  # the later of one key wins
+    store.execute(PutRecords((Record(P, "w", "c", b"first"), Record(P, "w", "c", b"second"),
+                              Record(P, "w", "b", b"kept?"), Record(P, "w", "old", b"new")),
+                             if_absent=True, sequenced=False))  # fmt: skip
+    found = {r.key: r.value for r in store.execute(ListRecords(P, "w"))}
+    assert found == {"a": b"2", "b": b"3", "c": b"first", "old": b"new"}  # write-once; an expired one replaced
+    many = tuple(Record(P, "many", f"k{i:04}", b"v", {"i": i}) for i in range(1203))  # over one statement's rows
+    store.execute(PutRecords(many, sequenced=False))
+    assert [r.metadata["i"] for r in store.execute(ListRecords(P, "many", order_by="key", descending=False))] == list(
+        range(1203)
+    )
+
+
+def test_a_per_namespace_listing_returns_what_the_plain_listing_does(
+    store: BaseStorage, require: Callable[..., None]
+) -> None:
+    """`ListRecords.per_namespace` only changes how a prefix of a few namespaces is read (each namespace
+    in its index's order, then merged): limits, offsets, bounds, filters and order give the same records,
+    alone and inside `ListLinked`."""
+    require(store, "records")
+    spaces = ("cp/t/", "cp/t/a", "cp/t/b", "cp/t/c")  # interleaved keys, one namespace much longer
+    store.execute(PutRecords(tuple(
+        Record(P, ns, f"{i:04d}{n}", b"v", {"step": i % 3, "__lg": {"rows": [f"{max(i - 1, 0):04d}{n}"]}},
+               expires_at=time.time() - 1 if i == 7 else None)
+        for n, ns in enumerate(spaces) for i in range(40 if n == 0 else 12)
+    )))  # fmt: skip
+    store.execute(PutRecords((Record(P, "cp/tt", "9999", b"v"), Record(P, "cp/u/", "9998", b"v"))))  # look-alikes
+    store.execute(PutRecords(tuple(Record(P, f"w/t/{ns[5:]}/0010{n}", "a", b"w") for n, ns in enumerate(spaces))))
+    shapes: list[dict[str, Any]] = [
+        {"limit": 5}, {"limit": 1}, {"limit": 100}, {"limit": 6, "offset": 3}, {"limit": 4, "where": {"step": 1}},
+        {"limit": 7, "before_key": "00102"}, {"limit": 5, "descending": False}, {"limit": 3, "keys": ("0011", "0010")},
+        {"limit": 2, "where": {"step": {"no": "match"}}},
+    ]  # fmt: skip
+    for shape in shapes:
+        plain = store.execute(ListRecords(P, "cp/t/", prefix=True, order_by="key", **shape))
+        hinted = store.execute(ListRecords(P, "cp/t/", prefix=True, order_by="key", per_namespace=True, **shape))
+        assert [(r.namespace, r.key) for r in hinted] == [(r.namespace, r.key) for r in plain], shape
+        assert [r.value for r in hinted] == [r.value for r in plain]
+        links = {"children": "w/", "refs": "cp/", "refs_path": ("__lg", "rows")}
+        op = ListRecords(P, "cp/t/", prefix=True, order_by="key", **shape)
+        linked = store.execute(ListLinked(replace(op, per_namespace=True), "cp/", **links))
+        assert linked == store.execute(ListLinked(op, "cp/", **links)), shape
+    newest = store.execute(ListRecords(P, "cp/t/", prefix=True, order_by="key", per_namespace=True, limit=5))
+    assert [r.key for r in newest] == ["00390", "00380", "00370", "00360", "00350"]  # the long namespace's
+    across = store.execute(ListRecords(P, "cp/t/", prefix=True, order_by="key", per_namespace=True, limit=5,
+                                       before_key="00120"))  # fmt: skip
+    assert [(r.namespace, r.key) for r in across] == [
+        ("cp/t/c", "00113"), ("cp/t/b", "00112"), ("cp/t/a", "00111"), ("cp/t/", "00110"), ("cp/t/c", "00103")
+    ]  # fmt: skip
+    assert store.execute(ListRecords(P, "cp/none/", prefix=True, per_namespace=True, limit=3)) == []

@@ -1,8 +1,10 @@
 """LangGraph's official checkpointer conformance suite, against AlmaSaver's async and sync methods, on
-SQLite and on PostgreSQL (`from_conn_string` with a path or a `postgresql://` URI)."""
+SQLite and on PostgreSQL (`from_conn_string` with a path or a `postgresql://` URI), and on a store
+without the "linked" capability (the reads' reference path)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from conftest_pg import new_schema
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 
+from alma_core.storage import SQLiteStorage
 from alma_langgraph import AlmaSaver, AsyncAlmaSaver
 
 
@@ -81,3 +84,25 @@ async def test_conformance_suite_passes_with_nothing_skipped(conn_string: str, m
     assert not failures, failures
     assert all(r.detected and r.tests_skipped == 0 and r.tests_passed > 0 for r in results.values())
     assert sum(r.tests_passed for r in results.values()) >= 80
+
+
+class _Unlinked(SQLiteStorage):
+    """A store without the "linked" capability: the saver reads through `expand_linked`'s ListRecords,
+    the path of any backend that does not answer `ListLinked` in one statement."""
+
+    capabilities = SQLiteStorage.capabilities - {"linked"}
+
+
+async def test_conformance_suite_passes_on_a_store_without_the_linked_capability(tmp_path: Path) -> None:
+    async def factory() -> AsyncIterator[AlmaSaver]:
+        storage = _Unlinked(tmp_path / f"{uuid.uuid4().hex}.db")
+        try:
+            yield SyncDriven(storage)
+        finally:
+            storage.close()
+
+    registered = checkpointer_test(name="AlmaSaver-unlinked")(factory)
+    report = await validate(registered)
+    failures = {name: r.failures for name, r in report.results.items() if not r.passed}
+    assert not failures, failures
+    assert sum(r.tests_passed for r in report.results.values()) >= 80
