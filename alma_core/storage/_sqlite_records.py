@@ -35,7 +35,7 @@ from ._base import (
 from ._record_search import filter_sql
 from ._record_vectors import RecordVectors, load_record_vectors
 from ._sqlite_linked import list_linked, list_sql, ns_where
-from ._sqlite_schema import INSERT_UNSEQUENCED, INSERT_UNSEQUENCED_IF_ABSENT, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT
+from ._sqlite_schema import UNSEQUENCED_ROWS, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT, insert_unsequenced
 from ._sqlite_tx import TxState
 from ._vectors import QUANT_MARGIN
 
@@ -258,21 +258,28 @@ class RecordOps(TxState):
                    value=excluded.value, metadata=excluded.metadata, updated_at=excluded.updated_at,
                    expires_at=excluded.expires_at
                RETURNING seq, created_at""",
-            (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
+            (r.project_id, r.namespace, r.key, r.value, _json(r.metadata),
              created, r.updated_at or now, r.expires_at),
         ).fetchone()  # fmt: skip
         return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created, r.updated_at or now,
                       r.expires_at)  # fmt: skip
 
     def put_records(self, op: PutRecords) -> None:
-        """One `executemany` of one cached statement; nothing read back (see `PutRecords`)."""
+        """Sequenced: one `executemany` of one cached statement. Unsequenced: one statement for all the
+        rows (so alone it is atomic without BEGIN / COMMIT, see `SQLiteStorage.batch`). Nothing read back."""
         now = time.time()
-        rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
-                 r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
         if op.sequenced:
+            rows = [(r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
+                     r.updated_at or now, r.expires_at, now) for r in op.records]  # fmt: skip
             self.conn.executemany(UPSERT_RECORD_IF_ABSENT if op.if_absent else UPSERT_RECORD, rows)
-        else:
-            self.conn.executemany(INSERT_UNSEQUENCED_IF_ABSENT if op.if_absent else INSERT_UNSEQUENCED, rows)
+            return
+        for start in range(0, len(op.records), UNSEQUENCED_ROWS):
+            chunk = op.records[start : start + UNSEQUENCED_ROWS]
+            args: list[Any] = [now]
+            for r in chunk:
+                args += (r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
+                         r.updated_at or now, r.expires_at)  # fmt: skip
+            self.conn.execute(insert_unsequenced(len(chunk), op.if_absent), args)
 
     def get_record(self, op: GetRecord) -> Record | None:
         row = self.conn.execute(

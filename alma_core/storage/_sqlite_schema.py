@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 
@@ -10,13 +11,13 @@ from ._lexindex import varints
 
 __all__ = [
     "INDEX_NEW_MEMORIES",
-    "INSERT_UNSEQUENCED",
-    "INSERT_UNSEQUENCED_IF_ABSENT",
     "MIGRATIONS",
+    "UNSEQUENCED_ROWS",
     "UPSERT_MEMORY",
     "UPSERT_MEMORY_SAME_KEYS",
     "UPSERT_RECORD",
     "UPSERT_RECORD_IF_ABSENT",
+    "insert_unsequenced",
     "migrate",
 ]
 
@@ -175,13 +176,23 @@ UPSERT_RECORD = """INSERT INTO records (project_id, namespace, key, seq, value, 
     ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,
         metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
 UPSERT_RECORD_IF_ABSENT = UPSERT_RECORD + " WHERE records.expires_at <= ?9"
-# `PutRecords(sequenced=False)`: the same row with seq 0, without the two lookups of the namespace's seq
-INSERT_UNSEQUENCED = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at,
-        expires_at)
-    SELECT ?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
+# `PutRecords(sequenced=False)`: rows with seq 0, without the two lookups of the namespace's seq, all of
+# them in one statement (`insert_unsequenced`): ?1 is the time of the put, then 8 columns a row.
+_UNSEQUENCED_ROW = "(?{}, ?{}, ?{}, 0, ?{}, ?{}, ?{}, ?{}, ?{})"
+_UNSEQUENCED = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at,
+        expires_at) VALUES {rows}
     ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=0, value=excluded.value,
         metadata=excluded.metadata, updated_at=excluded.updated_at, expires_at=excluded.expires_at"""
-INSERT_UNSEQUENCED_IF_ABSENT = INSERT_UNSEQUENCED + " WHERE records.expires_at <= ?9"
+UNSEQUENCED_ROWS = 500  # rows at most in one statement (8 parameters each: under SQLite's limit of 32766)
+
+
+@functools.lru_cache(maxsize=64)
+def insert_unsequenced(rows: int, if_absent: bool) -> str:
+    """The statement that writes `rows` unsequenced records at once; `if_absent`: a live record of a key
+    is kept (an expired one replaced). Later rows of one key replace earlier ones, as in order."""
+    values = ", ".join(_UNSEQUENCED_ROW.format(*range(2 + 8 * i, 10 + 8 * i)) for i in range(rows))
+    sql = _UNSEQUENCED.format(rows=values)
+    return sql + " WHERE records.expires_at <= ?1" if if_absent else sql
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> None:

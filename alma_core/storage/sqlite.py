@@ -49,7 +49,7 @@ from ._lexindex import LexicalIndex
 from ._parsed import ParsedMemories
 from ._sqlite_records import RecordOps, RecordVectors
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
-from ._sqlite_schema import migrate
+from ._sqlite_schema import UNSEQUENCED_ROWS, migrate
 from ._sqlite_search import MemoryReads
 from ._sqlite_tx import scope_of
 from ._sqlite_writes import MemoryWrites
@@ -93,6 +93,15 @@ def _one_statement(op: Op) -> bool:
     if type(op) is not ListLinked:
         return True
     return all(v is None or isinstance(v, (str, int, float, bool)) for v in (op.records.where or {}).values())
+
+
+def _one_statement_write(op: Op) -> bool:
+    """A `PutRecords` of unsequenced records (up to one statement's rows) or of one record: one statement
+    (see `_sqlite_records.put_records`). Autocommit takes the write lock with the busy handler, as
+    `BEGIN IMMEDIATE` does."""
+    if type(op) is not PutRecords:
+        return False
+    return len(op.records) == 1 or (not op.sequenced and 0 < len(op.records) <= UNSEQUENCED_ROWS)
 
 
 _ONE_STATEMENT_READS = frozenset(
@@ -198,22 +207,38 @@ class SQLiteStorage(BaseStorage):
             self._after_commit(tx)
 
     def batch(self, ops: Sequence[Op]) -> list[Any]:
-        """Run `ops` in one transaction; a lone read that is one SQL statement runs without BEGIN and
-        COMMIT (one statement already reads one consistent snapshot)."""
-        if len(ops) == 1 and type(ops[0]) in _ONE_STATEMENT_READS and _one_statement(ops[0]):
-            if self._closed:
-                raise StorageError("the store is closed")
-            with self._lock:
-                if self._active is None:
-                    tx = _Tx(self, write=False)
-                    self._active = tx
-                    try:
-                        return [tx.execute(ops[0])]
-                    except sqlite3.Error as exc:
-                        raise StorageError(f"SQLite error on {self.path}: {exc}") from exc
-                    finally:
-                        self._active = None
+        """Run `ops` in one transaction. Alone, a read that is one SQL statement runs without BEGIN and
+        COMMIT (one statement already reads one consistent snapshot), and so does a write that is one
+        statement (`_one_statement_write`: SQLite commits it, atomically, before it returns)."""
+        if len(ops) == 1:
+            op = ops[0]
+            if type(op) in _ONE_STATEMENT_READS and _one_statement(op):
+                return [self._lone(op, write=False)]
+            if _one_statement_write(op):
+                return [self._lone(op, write=True)]
         return super().batch(ops)
+
+    def _lone(self, op: Op, write: bool) -> Any:
+        """One op of one statement in autocommit (joining the open transaction on this thread, if any)."""
+        if self._closed:
+            raise StorageError("the store is closed")
+        with self._lock:
+            if self._active is not None:
+                if write and not self._active.write:
+                    raise StorageError("cannot write inside a read transaction")
+                return self._active.execute(op)
+            tx = _Tx(self, write)
+            self._active = tx
+            try:
+                found = tx.execute(op)
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite error on {self.path}: {exc}") from exc
+            finally:
+                self._active = None
+            if write:  # committed: what `transaction` does after a COMMIT
+                self._doc_counts.writes += 1
+                self._after_commit(tx)
+            return found
 
     def _after_commit(self, tx: _Tx) -> None:
         """Bring the lexical index along with this connection's commit (it drops itself if another

@@ -30,7 +30,7 @@ from langgraph.checkpoint.base import (
 
 from alma_core.storage import Op, PutRecords, Record
 
-from ._channels import Held
+from ._channels import Entry, Held
 from ._crypto import location
 from ._guards import guarded_put, needs_guard
 from ._layout import META, Plan, blob_key, blobs_ns, checkpoint_ns, escape, writes_ns
@@ -57,10 +57,13 @@ class Put:
     held: Held  # where each entry the checkpoint needs lives (see `_channels.Held`)
 
 
+_SCALARS = (type(None), bool, int, float)
+
+
 def small(value: Any) -> bool:
     """Kept inline in every checkpoint record rather than as a blob."""
     kind = type(value)
-    return value is None or kind in (bool, int, float) or (kind in (str, bytes) and len(value) <= _SMALL)
+    return kind in _SCALARS or (kind in (str, bytes) and len(value) <= _SMALL)
 
 
 def prepare_put(
@@ -70,7 +73,8 @@ def prepare_put(
     metadata: CheckpointMetadata,
     new_versions: ChannelVersions,
 ) -> Put:
-    """The operations of one put (see the module docstring)."""
+    """The operations of one put (see the module docstring). The hot path of every graph step: one pass
+    over the values, no lookups for a checkpoint that has nothing to point to."""
     conf = config["configurable"]
     thread_id, ns, parent = str(conf["thread_id"]), str(conf.get("checkpoint_ns", "") or ""), conf.get("checkpoint_id")
     project_id, versions, checkpoint_id = saver.project_id, checkpoint["channel_versions"], checkpoint["id"]
@@ -80,42 +84,60 @@ def prepare_put(
             inline[k] = v
         else:
             values[k] = v
-    namespace, cp_ns = blobs_ns(thread_id, ns), checkpoint_ns(thread_id, ns)
-    known = saver._located(thread_id, ns, parent)
-    at: dict[str, str] = {}  # blob key -> row, for the channels this put keeps
-    chains: dict[str, list[str]] = {}  # channel -> the rows of its entry's delta chain, in chain order
+    cp_ns = checkpoint_ns(thread_id, ns)
     held: Held = {}
-    if known is None:  # a parent this saver does not know: every value in this row
-        writing = {k: versions[k] for k in values if k in versions}
-    else:
-        writing = {k: v for k, v in new_versions.items() if k in values}
-        for k in values:
-            if k in writing or k not in versions:
-                continue
-            key = blob_key(k, versions[k])
-            if key in known:  # the version, and its delta chain, where the parent found them
-                held[key] = known[key]
-                at[key] = known[key][0]
-                if known[key][1]:
-                    chains[escape(k)] = list(known[key][1])
-            else:
-                writing[k] = versions[k]
-    entries, learned, places = saver.channels.encode(saver.serde, namespace, values, writing, checkpoint_id)
-    for key, rows in places.items():
-        chains[key.split("/", 1)[0]] = list(rows)
-    held.update((key, (checkpoint_id, places.get(key, ()))) for key in entries)
+    info: dict[str, Any] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": "", "v": ROWS}
+    learned: list[Any] = []
+    entries: dict[str, Entry] = {}
+    if values:
+        known = saver._located(thread_id, ns, parent)
+        writing, at, chains = _kept(known, values, versions, new_versions, held)
+        entries, learned, places = saver.channels.encode(
+            saver.serde, blobs_ns(thread_id, ns), values, writing, checkpoint_id
+        )
+        for key, rows in places.items():
+            chains[key.split("/", 1)[0]] = list(rows)
+        held.update((key, (checkpoint_id, places.get(key, ()))) for key in entries)
+        if at or chains:
+            info.update(pointing(at, chains))
     aad = location(project_id, cp_ns, checkpoint_id) if saver.packer.cipher is not None else None
-    type_, blob = pack_row(saver, {**checkpoint, "channel_values": inline}, entries, aad)
-    meta: dict[str, Any] = dict(get_checkpoint_metadata(config, metadata))
-    meta[META] = {"thread_id": thread_id, "ns": ns, "parent": parent, "type": type_, "v": ROWS}
-    meta[META].update(pointing(at, chains))
+    info["type"], blob = pack_row(saver, {**checkpoint, "channel_values": inline}, entries, aad)
+    meta: dict[str, Any] = get_checkpoint_metadata(config, metadata)  # type: ignore[assignment]  # (a new dict)
+    meta[META] = info
     ops: list[Op] = [PutRecords((Record(project_id, cp_ns, checkpoint_id, blob, meta),), sequenced=False)]
-    ops.extend(saver.retention.on_put(config, thread_id))
+    if saver.retention.ttl is not None or "ttl" in conf:  # (the retention index: only with a TTL)
+        ops.extend(saver.retention.on_put(config, thread_id))
     saved: RunnableConfig = {
         "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}
     }
     guarded = needs_guard(saver.fencing, ns, parent)
     return Put(ops, saved, learned, guarded, (thread_id, ns, checkpoint_id, parent), held)
+
+
+def _kept(
+    known: Held | None, values: dict[str, Any], versions: ChannelVersions, new_versions: ChannelVersions, held: Held
+) -> tuple[dict[str, Any], dict[str, str], dict[str, list[str]]]:
+    """The versions this put writes, and where the ones it keeps live (blob key -> row; channel -> its
+    chain's rows), as the parent's record said; `held` gets the kept entries' places. A parent this saver
+    does not know: every value is written in this row."""
+    at: dict[str, str] = {}
+    chains: dict[str, list[str]] = {}
+    if known is None:
+        return {k: versions[k] for k in values if k in versions}, at, chains
+    writing = {k: v for k, v in new_versions.items() if k in values}
+    for k in values:
+        if k in writing or k not in versions:
+            continue
+        key = blob_key(k, versions[k])
+        place = known.get(key)
+        if place is None:
+            writing[k] = versions[k]
+            continue
+        held[key] = place  # the version, and its delta chain, where the parent found them
+        at[key] = place[0]
+        if place[1]:
+            chains[escape(k)] = list(place[1])
+    return writing, at, chains
 
 
 def put_plan(saver: AlmaSaver, put: Put) -> Plan[None]:

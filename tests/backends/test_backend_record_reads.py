@@ -91,6 +91,28 @@ def test_a_read_transactions_store_version_moves_only_with_commits(
     other = make_store()  # another connection to the same data
     other.execute(PutRecord(Record(P, "ns", "k2", b"v")))
     assert store.execute(StoreVersion()) != mine
+    store.execute(PutRecords((Record(P, "ns", "k3", b"v"),), sequenced=False))  # a lone one-statement write
+    assert store.execute(StoreVersion()) != mine
+
+
+def test_one_put_of_many_unsequenced_records_applies_them_in_order(
+    store: BaseStorage, require: Callable[..., None]
+) -> None:
+    require(store, "records")
+    store.execute(PutRecord(Record(P, "w", "old", b"expired", expires_at=time.time() - 1)))
+    store.execute(PutRecords((Record(P, "w", "a", b"1"), Record(P, "w", "a", b"2"), Record(P, "w", "b", b"3")),
+                             sequenced=False))  # fmt: skip
+    assert store.execute(GetRecord(P, "w", "a")).value == b"2"  # the later of one key wins
+    store.execute(PutRecords((Record(P, "w", "c", b"first"), Record(P, "w", "c", b"second"),
+                              Record(P, "w", "b", b"kept?"), Record(P, "w", "old", b"new")),
+                             if_absent=True, sequenced=False))  # fmt: skip
+    found = {r.key: r.value for r in store.execute(ListRecords(P, "w"))}
+    assert found == {"a": b"2", "b": b"3", "c": b"first", "old": b"new"}  # write-once; an expired one replaced
+    many = tuple(Record(P, "many", f"k{i:04}", b"v", {"i": i}) for i in range(1203))  # over one statement's rows
+    store.execute(PutRecords(many, sequenced=False))
+    assert [r.metadata["i"] for r in store.execute(ListRecords(P, "many", order_by="key", descending=False))] == list(
+        range(1203)
+    )
 
 
 def test_a_per_namespace_listing_returns_what_the_plain_listing_does(

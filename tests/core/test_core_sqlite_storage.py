@@ -126,6 +126,24 @@ def test_a_deleted_newest_record_never_gives_its_seq_again(store: SQLiteStorage)
     assert store.execute(PutRecord(Record(P, "ns", "d", b"v"))).seq == newest + 2
 
 
+def test_a_lone_put_commits_at_once_or_joins_the_open_transaction(store: SQLiteStorage, db_path: Path) -> None:
+    """`PutRecords` of one statement runs in autocommit: committed when `batch` returns (another connection
+    sees it); inside a transaction it is part of it, and goes with its rollback."""
+    from alma_core.storage import PutRecords
+
+    store.batch([PutRecords((Record(P, "cp", "a", b"1"), Record(P, "cp", "b", b"2")), sequenced=False)])
+    other = sqlite3.connect(db_path)
+    assert other.execute("SELECT key FROM records WHERE namespace = 'cp' ORDER BY key").fetchall() == [("a",), ("b",)]
+    assert not store._conn.in_transaction
+    with pytest.raises(RuntimeError), store.transaction():
+        store.batch([PutRecords((Record(P, "cp", "c", b"3"),), sequenced=False)])
+        raise RuntimeError("abort")
+    assert store.execute(GetRecord(P, "cp", "c")) is None
+    with pytest.raises(StorageError, match="read transaction"), store.transaction(write=False):
+        store.batch([PutRecords((Record(P, "cp", "d", b"4"),), sequenced=False)])
+    other.close()
+
+
 def test_opening_waits_for_another_connection_switching_the_journal(db_path: Path) -> None:
     """Two processes opening a new file race to switch it to WAL; SQLite then fails the loser at once
     ("database is locked", no busy wait). Opening must wait for the winner instead (it failed CI once)."""
