@@ -37,11 +37,18 @@ def planned(method: Callable[Concatenate[_S, _P], Generator[Any, Any, _T]]) -> C
 
     @functools.wraps(method)
     def sync(self: _S, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        from ._plans import run
-
-        return run(self.storage, method(self, *args, **kwargs))  # type: ignore[attr-defined]
+        return _run()(self.storage, method(self, *args, **kwargs))  # type: ignore[attr-defined,no-any-return]
 
     return sync
+
+
+@functools.cache
+def _run() -> Callable[..., Any]:
+    """`_plans.run`, imported at the first call (not at import time: see `to_thread`), then kept: an
+    import statement in `sync` cost a lookup through the import system at every call."""
+    from ._plans import run
+
+    return run
 
 
 def twin(method: Callable[Concatenate[_S, _P], _T]) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:

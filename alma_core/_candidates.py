@@ -60,8 +60,8 @@ class Candidate:
     it is shared (kept for later reads): callers copy it before changing it. Reading a field of a row
     that turns out not to be a valid memory raises `UnreadableRow`."""
 
-    __slots__ = ("_memory", "_occurrences", "_pattern", "_read", "_retired", "_stamp", "_success", "_warning",
-                 "agent", "confidence", "data", "id", "memory_type", "task_type", "text", "updated_at",
+    __slots__ = ("_may_retire", "_memory", "_occurrences", "_pattern", "_read", "_retired", "_stamp", "_success",
+                 "_warning", "agent", "confidence", "data", "id", "memory_type", "task_type", "text", "updated_at",
                  "user_id")  # fmt: skip
 
     def __init__(
@@ -83,6 +83,7 @@ class Candidate:
         self._read = False  # the fields below set (from the JSON or the model)
         self._success, self._stamp, self._occurrences = 1.0, updated_at, 1
         self._retired = self._warning = False
+        self._may_retire = True  # whether `retired` must read the JSON (see `of_row`)
         self._pattern: str | None = None
 
     @classmethod
@@ -111,7 +112,10 @@ class Candidate:
         timestamp) and its JSON `data`, read when first needed. Raises KeyError for an unknown type."""
         memory_type = _TYPES[mtype]
         task_type = category if memory_type in (_OUTCOME, _HEURISTIC, _ANTI) else None
-        return cls(memory_id, memory_type, agent, text, user_id, task_type, confidence, updated_at, data)
+        candidate = cls(memory_id, memory_type, agent, text, user_id, task_type, confidence, updated_at, data)
+        # (JSON holds the key `"retired"` as written: absent, the memory is not retired; looked for once)
+        candidate._may_retire = memory_type in _LESSONS or '"retired"' in data
+        return candidate
 
     # -- the fields that live in the JSON -------------------------------------------------------------
 
@@ -135,8 +139,8 @@ class Candidate:
 
     @property
     def retired(self) -> bool:
-        if not self._read and (self.memory_type in _LESSONS or self.data is None or '"retired"' in self.data):
-            self._fields()  # (JSON holds the key `"retired"` as written: absent, the memory is not retired)
+        if not self._read and self._may_retire:
+            self._fields()
         return self._retired
 
     @property

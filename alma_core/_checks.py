@@ -49,6 +49,7 @@ MAX_DEPTH = 32  # nesting of metadata values (JSON parsers and our readers recur
 _LEAVES = (str, int, float, type(None), datetime, date, UUID)
 _PLAIN = frozenset({str, int, bool, float, type(None), datetime})
 _SAFE = frozenset({int, bool, type(None), datetime})  # leaves JSON always holds as written
+_CONTAINERS = frozenset({dict, list})
 
 
 def _bad_leaf(value: Any) -> str | None:
@@ -101,6 +102,8 @@ def check_memory(memory: Any) -> None:
     items = memory.__dict__.items() if not extra else [*memory.__dict__.items(), *extra.items()]  # own
     for field, value in items:  # iteration builds a list of them first, ~3x the time)
         if (type(value) is str and value.isascii()) or type(value) in _SAFE:  # most fields: nothing to check
+            continue
+        if type(value) in _CONTAINERS and not value:  # an empty metadata dict, an empty list
             continue
         if field not in ("score", "score_breakdown"):
             check_json(f"{kind}.{field}", value)

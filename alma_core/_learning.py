@@ -137,6 +137,26 @@ class _Prepared:
     vector: np.ndarray
     heuristic_vector: np.ndarray
 
+    @functools.cached_property
+    def key(self) -> str:
+        """The evidence key of the normalised strategy."""
+        return _digest(self.norm)
+
+
+@functools.lru_cache(maxsize=4096)
+def _lookup(project_id: str, memory_id: str) -> FindMemories:
+    """The op that loads one memory with its vector. Ops are immutable, and a learn loads the same few
+    heuristics and anti-patterns again and again: building the filter and the op each time cost more
+    than answering it from the evidence cache."""
+    return FindMemories(MemoryFilter(project_id=project_id, ids=(memory_id,)), with_embeddings=True)
+
+
+def _assign(model: Memory, **values: Any) -> None:
+    """Set fields of a memory the learner built or loaded itself, in one step: these models validate
+    nothing on assignment, so pydantic's per-field `__setattr__` only did the bookkeeping of which fields
+    were set, which nothing here reads (no `exclude_unset`)."""
+    model.__dict__.update(values)
+
 
 class _StrategyIndex:
     """The strategy vectors of each evidence namespace, in memory, so matching a new strategy is one
@@ -340,7 +360,7 @@ class Learner:
     def _match(self, tx: Transaction, outcome: Outcome, prep: _Prepared) -> Record | None:
         """The evidence record of the same strategy: equal normalised form, else the nearest embedding."""
         ns = self._namespace(outcome)
-        record: Record | None = tx.execute(GetRecord(outcome.project_id, ns, _digest(prep.norm)))
+        record: Record | None = tx.execute(GetRecord(outcome.project_id, ns, prep.key))
         if record is not None and record.metadata.get("kind") == "alias":  # merged by consolidation
             record = tx.execute(GetRecord(outcome.project_id, ns, record.metadata["target"]))
         if record is not None:
@@ -374,7 +394,7 @@ class Learner:
             meta["errors"] = [*errors, outcome.error_message.strip()][-MAX_ERRORS:]
         meta["last_outcome_at"] = outcome.created_at.isoformat()
         _count_user(meta, outcome)
-        key = record.key if record is not None else _digest(prep.norm)
+        key = record.key if record is not None else prep.key
         value = record.value if record is not None else prep.vector.astype(np.float32).tobytes()
         changes: list[tuple[Memory, bool]] = []
         heuristic = self._heuristic(tx, outcome, prep, meta, key)
@@ -403,7 +423,7 @@ class Learner:
     def _load(self, tx: Transaction, project_id: str, memory_id: str | None) -> Memory | None:
         if not memory_id:
             return None
-        found = tx.execute(FindMemories(MemoryFilter(project_id=project_id, ids=(memory_id,)), with_embeddings=True))
+        found = tx.execute(_lookup(project_id, memory_id))
         return found[0] if found else None
 
     # ---- heuristics -------------------------------------------------------------------------------
@@ -432,12 +452,12 @@ class Learner:
         else:
             assert isinstance(existing, Heuristic)
             heuristic, created = existing, False
-            heuristic.updated_at = now
             if outcome.success:
-                heuristic.last_validated = max(heuristic.last_validated, outcome.created_at)
-        heuristic.success_count = meta["successes"]
-        heuristic.occurrence_count = meta["successes"] + meta["failures"]
-        heuristic.confidence = round(confidence, 6)
+                _assign(heuristic, last_validated=max(heuristic.last_validated, outcome.created_at))
+        _assign(
+            heuristic, updated_at=now, success_count=meta["successes"],
+            occurrence_count=meta["successes"] + meta["failures"], confidence=round(confidence, 6),
+        )  # fmt: skip
         demoted = self._demoted(meta)
         retired = confidence < self.config.retire_below_confidence or demoted
         lcb = success_lower_bound(meta["w_success"], meta["w_failure"], float(self.config.confidence_z))
@@ -503,13 +523,12 @@ class Learner:
         else:
             assert isinstance(existing, AntiPattern)
             anti, created = existing, False
-            anti.updated_at = now
-        anti.occurrence_count = meta["failures"]
-        if not outcome.success:
-            anti.last_seen = max(anti.last_seen, outcome.created_at)
-        anti.why_bad = why
-        anti.better_alternative = _best_alternative(self._strategies(tx, outcome), avoid={key})
-        anti.confidence = round(1.0 - confidence, 6)
+        _assign(
+            anti, updated_at=now, occurrence_count=meta["failures"], why_bad=why,
+            last_seen=anti.last_seen if outcome.success else max(anti.last_seen, outcome.created_at),
+            better_alternative=_best_alternative(self._strategies(tx, outcome), avoid={key}),
+            confidence=round(1.0 - confidence, 6),
+        )  # fmt: skip
         anti.metadata.update(evidence_key=key, retired=not failing, success_count=meta["successes"])
         tx.execute(PutMemories([anti]))
         return anti, created

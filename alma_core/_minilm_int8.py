@@ -8,8 +8,9 @@ moved vectors to a cosine of 0.970 from sentence-transformers' (200 sentences); 
 
 - **Smoothing** (SmoothQuant, alpha 0.5) for the products whose input is a LayerNorm output or the attention
   context: a few channels of those inputs are 10-20x larger than the rest, so one uint8 range over the
-  tensor leaves the others a few levels. Each input channel is divided by s = sqrt(max|x| / max|w|) (a `Mul`)
-  and the weight's row multiplied by it, which the per-column weight scales absorb. max|x| is measured at
+  tensor leaves the others a few levels. Each input channel is divided by s = sqrt(max|x| / max|w|) (a `Mul`;
+  for the attention output, folded into the value columns: `Int8Plan.fold`) and the weight's row multiplied by
+  it, which the per-column weight scales absorb. max|x| is measured at
   load over `CALIBRATION` (the float32 graph's inputs of each product, the texts in one padded batch whose
   padding rows are left out).
 - Smoothed weights keep 7 bits (+-63): on AVX2 without VNNI, onnxruntime multiplies uint8 by int8 with
@@ -17,10 +18,10 @@ moved vectors to a cosine of 0.970 from sentence-transformers' (200 sentences); 
 - **Split** for the feed-forward output products (input: the GELU output): smoothing made them worse, but
   their large inputs sit in 1-2 channels (up to 25 against <= 6 elsewhere): the channels that pass `OUTLIER`
   on `CALIBRATION` are multiplied in float32 (a `Gather` and a small `MatMul`), the rest in int8.
-- **Only `INT8_PRODUCTS`** run in int8. Chosen on a dev set (360 texts from `benchmarks/gen_conversations.py`
-  dev seeds, against our float32 vectors): each product alone measured, then products added least cosine loss
-  per multiply-add first while the dev minimum stayed >= 0.997 (22: 0.99704; every product: 0.99544);
-  reported on the 200 committed sentences (0.99350 min, 0.99828 median).
+- **`INT8_PRODUCTS`** run in int8: all 24. On a dev set (2,054 turns and questions of the dev split of
+  `benchmarks/gen_conversations.py`, against our float32 vectors) the minimum cosine is 0.9968 and the median
+  0.9984 (22 products, session 5: 0.9958 and 0.9986), and retrieval on the dev split moved no more than float
+  rounding alone moves it; the 200 committed sentences report it (`docs/performance.md` has the figures).
 """
 
 from __future__ import annotations
@@ -29,17 +30,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._minilm import attention_bias, pad
+from ._minilm import pad
 
 if TYPE_CHECKING:
     from ._minilm_onnx import OnnxMiniLM, _Graph
 
-INT8_PRODUCTS = frozenset(
-    {"0.qkv", "0.out", "0.up", "1.qkv", "1.out", "1.up", "1.down", "2.qkv", "2.out", "2.up", "2.down", "3.qkv",
-     "3.out", "3.up", "3.down", "4.qkv", "4.out", "4.up", "4.down", "5.out", "5.up", "5.down"}
-)  # fmt: skip
-"""Products in int8, as layer.kind (qkv: query/key/value; out: attention output; up, down: feed-forward):
-22 of 24, 90% of the multiply-adds; layer 0's feed-forward output and layer 5's query/key/value stay float32."""
+INT8_PRODUCTS = frozenset(f"{layer}.{kind}" for layer in range(6) for kind in ("qkv", "out", "up", "down"))
+"""Products in int8, as layer.kind (qkv: query/key/value; out: attention output; up, down: feed-forward): all
+24 (until session 6, 22: layer 0's feed-forward output and layer 5's query/key/value stayed float32, for 0.5 ms
+more per 18-token query and the same retrieval quality; docs/performance.md)."""
 
 _KINDS = {"attention.self.qkv": "qkv", "attention.output.dense": "out", "intermediate.dense": "up",
           "output.dense": "down"}  # fmt: skip
@@ -106,7 +105,7 @@ class Int8Plan:
         peak = {n: np.zeros(w[f"{n}.weight"].shape[1], dtype=np.float32) for n in names}
         if names:
             ids, mask = pad([e.ids for e in model.tokenizer.encode_batch(list(CALIBRATION))])
-            tensors = model.run(model.embed_tokens(ids), ids.shape, attention_bias(mask), names)
+            tensors = model.run(ids, mask, names)
             for name, tensor in zip(names, tensors, strict=True):
                 peak[name] = np.abs(tensor[mask.reshape(-1)]).max(axis=0)
         smooth, split = {}, {}
@@ -119,6 +118,22 @@ class Int8Plan:
             smooth[name] = np.sqrt(np.maximum(peak[name], 1e-5) / np.maximum(rows, 1e-5)).astype(np.float32)
         return cls(smooth, products, split)
 
+    def fold(self, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`w` with each smoothed attention output's scale folded into its layer's value columns: the context is
+        a mix of value rows, so dividing those columns by the scale divides the context's channels as the `Mul`
+        before the product would, for nothing at run time (an int8 value product's column scales absorb it)."""
+        w = dict(w)
+        for name, s in self.smooth.items():
+            layer, kind = name.split(".attention.", 1) if ".attention." in name else (name, "")
+            if kind != "output.dense":
+                continue
+            qkv, dim = f"{layer}.attention.self.qkv", len(s)
+            weight, bias = np.array(w[f"{qkv}.weight"], dtype=np.float32), np.array(w[f"{qkv}.bias"], np.float32)
+            weight[2 * dim :] /= s[:, None]  # (3 dim, dim): the value rows are the last dim
+            bias[2 * dim :] /= s
+            w[f"{qkv}.weight"], w[f"{qkv}.bias"] = weight, bias
+        return w
+
     def linear(self, g: _Graph, x: str, w: dict[str, np.ndarray], name: str) -> str | None:
         """x @ W.T + b as an int8 product if `name` is one of ours, else None (float32)."""
         if _key(name) not in self.products:
@@ -126,7 +141,8 @@ class Int8Plan:
         weight = np.array(w[f"{name}.weight"], dtype=np.float32)  # (out, in): a copy, quantized in place
         qmax, s, channels, side = 127, self.smooth.get(name), self.split.get(name), None
         if s is not None:
-            x = g.op("Mul", x, g.const(f"{name}.unsmooth", (1 / s).astype(np.float32)))
+            if not name.endswith(".attention.output.dense"):  # that one is folded into the values (`fold`)
+                x = g.op("Mul", x, g.const(f"{name}.unsmooth", (1 / s).astype(np.float32)))
             weight *= s
             qmax = 63
         elif channels is not None:  # those input channels in float32, the others in int8

@@ -1,11 +1,13 @@
-"""all-MiniLM-L6-v2's transformer layers on onnxruntime, from a graph built here (no torch, no `onnx` package).
+"""all-MiniLM-L6-v2 on onnxruntime, from a graph built here (no torch, no `onnx` package).
 
 numpy multiplies by each weight matrix through BLAS, which repacks the whole matrix on every call: for a short
 query (a few rows) the repacking costs about as much as the arithmetic. onnxruntime packs constant weights once,
 when the session starts. The graph is the same computation as `_minilm.MiniLM._layer`, over the weights as the
 file stores them (memory-mapped, handed to the session without a copy; only query/key/value are fused into one
-copy), written straight as ONNX protobuf bytes (the few message types it needs are encoded below); the
-embeddings, the pooling and the tokenizer stay those of `MiniLM`.
+copy), written straight as ONNX protobuf bytes (the few message types it needs are encoded below). The graph
+runs everything after the word-embedding lookup (position embeddings, LayerNorm, the layers, mean pooling, L2
+normalisation): for a lone query the dozen small numpy calls around the session cost ~0.2 ms once the session
+has evicted them from the caches. The tokenizer and the word rows' lookup stay those of `MiniLM`.
 """
 
 from __future__ import annotations
@@ -86,12 +88,19 @@ class _Graph:
         return name
 
     def op(self, op_type: str, *inputs: str, domain: str = "", **attrs: float | int | list[int]) -> str:
+        return self.ops(op_type, 1, *inputs, domain=domain, **attrs)[0]
+
+    def ops(
+        self, op_type: str, outputs: int | list[str], *inputs: str, domain: str = "", **attrs: float | int | list[int]
+    ) -> list[str]:
+        """A node with `outputs` outputs (a count, or their names); "" skips an optional input."""
         self._n += 1
-        out = f"t{self._n}"
-        node = b"".join(_field(1, i) for i in inputs) + _field(2, out) + _field(3, f"n{self._n}") + _field(4, op_type)
+        outs = outputs if isinstance(outputs, list) else [f"t{self._n}_{j}" for j in range(outputs)]
+        node = b"".join(_field(1, i) for i in inputs) + b"".join(_field(2, o) for o in outs)
+        node += _field(3, f"n{self._n}") + _field(4, op_type)
         node += b"".join(_field(5, _attr(k, v)) for k, v in attrs.items()) + (_field(7, domain) if domain else b"")
         self.nodes.append(node)
-        return out
+        return outs
 
     def model(self, inputs: list[bytes], outputs: list[bytes]) -> bytes:
         graph = b"".join(_field(1, n) for n in self.nodes) + _field(2, "minilm")
@@ -125,14 +134,15 @@ def _norm(g: _Graph, x: str, w: dict[str, np.ndarray], name: str, eps: float) ->
 def _layer(
     g: _Graph, x: str, w: dict[str, np.ndarray], p: str, eps: float, int8: Int8 | None, taps: dict[str, str]
 ) -> str:
-    """One BERT layer; `taps` gets the inputs of its products by weight name (int8 calibration reads them)."""
+    """One BERT layer over x (tokens, dim); `taps` gets the inputs of its products by weight name (int8
+    calibration reads them)."""
     taps[f"{p}.attention.self.qkv"] = x
     qkv = g.op("Reshape", _linear(g, x, w, f"{p}.attention.self.qkv", int8), "shape5")
     qkv = g.op("Transpose", qkv, perm=[2, 0, 3, 1, 4])  # (3, batch, heads, length, head)
-    q, k, v = (g.op("Gather", qkv, f"idx{j}", axis=0) for j in range(3))
-    scores = g.op("Add", g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2])), "bias")
+    q, k, v = g.ops("Split", 3, qkv, axis=0)  # each (1, batch, heads, length, head)
+    scores = g.op("Add", g.op("FusedMatMul", q, k, domain="com.microsoft", transB=1), "bias")
     context = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
-    context = taps[f"{p}.attention.output.dense"] = g.op("Reshape", g.op("Transpose", context, perm=[0, 2, 1, 3]),
+    context = taps[f"{p}.attention.output.dense"] = g.op("Reshape", g.op("Transpose", context, perm=[1, 3, 0, 2, 4]),
                                                           "shape2")  # fmt: skip
     x = _norm(g, g.op("Add", _linear(g, context, w, f"{p}.attention.output.dense", int8), x), w,
               f"{p}.attention.output.LayerNorm", eps)  # fmt: skip
@@ -140,6 +150,30 @@ def _layer(
     h = taps[f"{p}.output.dense"] = g.op("Gelu", _linear(g, x, w, f"{p}.intermediate.dense", int8),
                                          domain="com.microsoft")  # fmt: skip
     return _norm(g, g.op("Add", _linear(g, h, w, f"{p}.output.dense", int8), x), w, f"{p}.output.LayerNorm", eps)
+
+
+def _embed(g: _Graph, w: dict[str, np.ndarray], position: np.ndarray, eps: float) -> str:
+    """The first layer's input (tokens, dim): the tokens' word rows (`words`, gathered by the caller from the
+    memory-mapped table: as an initializer, onnxruntime would copy all 47 MB of it) plus the position and token
+    type 0 embeddings (`position`, summed once), normalised."""
+    length = g.op("Shape", "words", start=1, end=2)
+    positions = g.op("Slice", g.const("position", position), "zero1", length, "zero1")
+    x = g.op("Reshape", g.op("Add", "words", positions), "shape2")
+    return _norm(g, x, w, "embeddings.LayerNorm", eps)
+
+
+def _masks(g: _Graph, heads: int) -> str:
+    """From words and mask (batch, length; 1 for a real token, 0 for padding): the attention's `bias` (batch, 1, 1,
+    length), 0 or -1e9, the shapes the layers reshape to (`shape5`, `shape3`), and the pooling weights (batch, 1,
+    length): 1 / real tokens, or 0."""
+    mask4 = g.op("Unsqueeze", "mask", g.const("axes12", np.array([1, 2], dtype=np.int64)))
+    g.ops("Mul", ["bias"], g.op("Sub", mask4, g.const("one", np.array(1, np.float32))),
+          g.const("big", np.array(1e9, np.float32)))  # fmt: skip
+    shape = g.op("Shape", "words", start=0, end=2)
+    g.ops("Concat", ["shape5"], shape, g.const("qkv_dims", np.array([3, heads, -1], dtype=np.int64)), axis=0)
+    g.ops("Concat", ["shape3"], shape, g.const("minus1", np.array([-1], dtype=np.int64)), axis=0)
+    weights = g.op("Div", "mask", g.op("ReduceSum", "mask", g.const("one1", np.array([1], np.int64)), keepdims=1))
+    return g.op("Unsqueeze", weights, g.const("axis1", np.array([1], dtype=np.int64)))
 
 
 def fuse_qkv(w: dict[str, np.ndarray], p: str, scale: float) -> dict[str, np.ndarray]:
@@ -155,30 +189,35 @@ def fuse_qkv(w: dict[str, np.ndarray], p: str, scale: float) -> dict[str, np.nda
 
 
 def build_model(
-    w: dict[str, np.ndarray], layers: int, eps: float, dim: int, *, int8: Int8 | None = None, taps: bool = False
+    w: dict[str, np.ndarray],
+    config: tuple[int, int, int, float],
+    position: np.ndarray,
+    *,
+    int8: Int8 | None = None,
+    taps: bool = False,
 ) -> tuple[bytes, dict[str, np.ndarray]]:
-    """ONNX bytes of the transformer layers over the weights `w` (names as in the safetensors file, plus each
-    layer's `fuse_qkv`), and the large weights they name, for `add_external_initializers`.
+    """ONNX bytes of the whole model over the weights `w` (names as in the safetensors file, plus each layer's
+    `fuse_qkv`), and the large weights they name, for `add_external_initializers`. `config`: layers, heads, dim,
+    LayerNorm epsilon; `position`: the position plus token-type embeddings.
 
-    Inputs x (tokens, dim), bias (batch, 1, 1, length), shape5 (batch, length, 3, heads, head); output y, and
-    with `taps` the input of each product, named by its weight (int8 calibration)."""
+    Inputs words (batch, length, dim), the tokens' rows of the word-embedding table, and mask (batch, length), 1
+    for a real token and 0 for padding; output y (batch, dim), the mean-pooled,
+    L2-normalised vectors, and with `taps` the input of each product (tokens, in), named by its weight."""
+    layers, heads, dim, eps = config
     g, tapped = _Graph(), dict[str, str]()
-    for j in range(3):
-        g.const(f"idx{j}", np.array(j, dtype=np.int64))
     g.const("shape2", np.array([-1, dim], dtype=np.int64))
-    x = "x"
+    g.const("zero1", np.array([0], dtype=np.int64))
+    pool = _masks(g, heads)
+    x = _embed(g, w, position, eps)
     for i in range(layers):
         x = _layer(g, x, w, f"encoder.layer.{i}", eps, int8, tapped)
-    g.nodes.append(_field(1, x) + _field(2, "y") + _field(4, "Identity"))
-    outputs = [_value_info("y", _FLOAT, ["tokens", dim])]
+    pooled = g.op("Reshape", g.op("MatMul", pool, g.op("Reshape", x, "shape3")), "shape2")
+    g.ops("LpNormalization", ["y"], pooled, axis=-1, p=2)
+    outputs = [_value_info("y", _FLOAT, ["batch", dim])]
     for name, tensor in tapped.items() if taps else ():
         g.nodes.append(_field(1, tensor) + _field(2, name) + _field(4, "Identity"))
         outputs.append(_value_info(name, _FLOAT, ["tokens", w[f"{name}.weight"].shape[1]]))
-    inputs = [
-        _value_info("x", _FLOAT, ["tokens", dim]),
-        _value_info("bias", _FLOAT, ["batch", 1, 1, "length"]),
-        _value_info("shape5", _INT64, [5]),
-    ]
+    inputs = [_value_info("words", _FLOAT, ["batch", "length", dim]), _value_info("mask", _FLOAT, ["batch", "length"])]
     return g.model(inputs, outputs), g.external
 
 
@@ -208,12 +247,15 @@ class OnnxMiniLM(MiniLM):
             w.update(fuse_qkv(w, f"encoder.layer.{i}", scale))
         self.layers, int8 = [], None
         self.session: Any = None
+        config = (count, self.heads, self.dim, self.eps)
+        self._ones = np.ones((1, self.max_tokens), dtype=np.float32)  # a lone text's mask: a view of its row
         if self.precision == "int8":
             from ._minilm_int8 import Int8Plan
 
-            self.session = self._session(*build_model(w, count, self.eps, self.dim, taps=True), packed=False)
+            self.session = self._session(*build_model(w, config, self.position, taps=True), packed=False)
             int8 = Int8Plan.calibrate(self, w)
-        self.session = self._session(*build_model(w, count, self.eps, self.dim, int8=int8))
+            w = int8.fold(w)
+        self.session = self._session(*build_model(w, config, self.position, int8=int8))
 
     def _session(self, model: bytes, weights: dict[str, np.ndarray], packed: bool = True) -> Any:
         """A session over `model`; `packed=False` for one that runs a few times only (int8 calibration): no
@@ -230,14 +272,15 @@ class OnnxMiniLM(MiniLM):
         options.add_external_initializers(list(self._weights), list(self._weights.values()))
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
-    def _encoder(self, x: np.ndarray, shape: tuple[int, int], bias: np.ndarray | None) -> np.ndarray:
-        return self.run(x, shape, bias, ["y"])[0]
+    def encode_ids(self, ids: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Mean-pooled, L2-normalised sentence vectors of a (batch, length) id matrix, all in the session (the
+        embeddings and pooling too: a lone query's few microseconds of numpy calls add up once the session has
+        run); `mask` marks real tokens (None: no padding)."""
+        return self.run(ids, mask, ["y"])[0]  # type: ignore[no-any-return]
 
-    def run(self, x: np.ndarray, shape: tuple[int, int], bias: np.ndarray | None, outputs: list[str]) -> list[Any]:
-        """The session's `outputs` for embedded tokens `x` (batch x length, dim)."""
-        batch, length = shape
-        if bias is None:
-            bias = np.zeros((batch, 1, 1, length), dtype=np.float32)
-        head = self.dim // self.heads
-        shape5 = np.array([batch, length, 3, self.heads, head], dtype=np.int64)
-        return self.session.run(outputs, {"x": x, "bias": bias, "shape5": shape5})  # type: ignore[no-any-return]
+    def run(self, ids: np.ndarray, mask: np.ndarray | None, outputs: list[str]) -> list[Any]:
+        """The session's `outputs` for a (batch, length) id matrix and its mask of real tokens (None: none padded)."""
+        if mask is None:
+            mask = self._ones[:, : ids.shape[1]] if len(ids) == 1 else np.ones(ids.shape, dtype=np.float32)
+        feeds = {"words": self.word[ids], "mask": mask.astype(np.float32, copy=False)}
+        return self.session.run(outputs, feeds)  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ embedding lives in a private attribute: it never shows in reprs or exports unles
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -35,7 +35,12 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A random id in `uuid.uuid4().hex`'s form (version 4, RFC 4122 variant), from 16 random bytes
+    without building a `UUID` (a quarter of the time: every learn makes one)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
 
 
 class MemoryType(StrEnum):

@@ -28,7 +28,7 @@ from .._models import MemoryType
 from ._base import Hits, MemoryFilter
 from ._filters import memory_where
 from ._lexical import DocCounts, choose_terms, selective_words, tokens
-from ._lexindex import NUMBERS, Gather, LexicalIndex, TermPostings, fts_tokens, varints
+from ._lexindex import NUMBERS, LexicalIndex, TermPostings, fts_tokens, varints
 
 __all__ = ["lexical_hits"]
 
@@ -63,7 +63,7 @@ def lexical_hits(
             term = dict(zip(words, (p[0] for p in phrases), strict=True))
             chosen = choose_terms({w: index.docs(term[w]) for w in words}, total)
             postings = [index.postings(term[w]) for w in chosen]
-            return _ranked(postings, _totals(conn, cache), f, types, users, k, index.gather)
+            return _ranked(postings, _totals(conn, cache), f, types, users, k, index)
     chosen = selective_words(conn, words, cache)  # FTS5 itself
     return _sql_hits(conn, f, chosen, types, users, k) if chosen else {t: [] for t in types}
 
@@ -75,95 +75,94 @@ def _ranked(
     types: Sequence[MemoryType],
     users: dict[MemoryType, str | None],
     k: int,
-    gather: Gather,
+    index: LexicalIndex,
 ) -> dict[MemoryType, Hits]:
     """FTS5's bm25() of every document holding a term (see its `fts5Bm25Function`), then per type the
-    `k` best that pass the filter (`gather`: the documents' columns)."""
+    `k` best that pass the filter (`_mask`, over the index's columns)."""
     rows, tokens_total = totals
     if rows <= 0 or not postings:  # (an empty index, or only words in most documents: nothing ranked)
         return {t: [] for t in types}
     avgdl = float(tokens_total) / float(rows)
-    rowids = np.concatenate([p.rowid for p in postings])
-    unique, first, inverse = np.unique(rowids, return_index=True, return_inverse=True)
-    scores = np.zeros(len(unique))
-    start = 0
-    for p in postings:  # phrase by phrase, in the query's order: the same sums as FTS5's
+    # Each document's terms are added phrase by phrase, in the query's order, into one array by rowid (a
+    # term's rowids are distinct): the same sums, in the same order, as FTS5's.
+    total = np.zeros(len(index.alive))
+    for p in postings:
         idf = math.log((rows - p.docs + 0.5) / (p.docs + 0.5))
         idf = idf if idf > 0.0 else 1e-6
-        scores[inverse[start : start + len(p.rowid)]] += idf * (
-            (p.tf * (_K1 + 1.0)) / (p.tf + _K1 * (1 - _B + _B * p.length / avgdl))
-        )
-        start += len(p.rowid)
-    column = gather(_needed(f, users), unique, first)
-    keep = column.pop("alive", None)
-    keep = _mask(column, f) if keep is None else keep & _mask(column, f)
-    at = np.flatnonzero(keep)  # the documents the filter keeps; then split by type
-    kinds = column["type"][at]
+        total[p.rowid] += idf * ((p.tf * (_K1 + 1.0)) / (p.tf + _K1 * (1 - _B + _B * p.length / avgdl)))
+    unique = np.sort(np.concatenate([p.rowid for p in postings]), kind="stable")  # (np.unique hashes: slower)
+    if len(unique) > 1:
+        unique = unique[np.concatenate(([True], unique[1:] != unique[:-1]))]
+    scores = total[unique]
+    at = np.flatnonzero(_mask(index, unique, f))  # the documents the filter keeps; then split by type
+    codes = index.codes["type"]
+    kinds = codes[unique[at]]
     present = set(kinds.tolist())  # (usually one or two types: compare only with those)
+    wanted = {t: index.code("type", t.value) for t in types}
     if len(present) == 1:
-        by_type = {t: at if t.value in present else at[:0] for t in types}
+        by_type = {t: at if wanted[t] in present else at[:0] for t in types}
     else:
-        by_type = {t: at[kinds == t.value] if t.value in present else at[:0] for t in types}
+        by_type = {t: at[kinds == wanted[t]] if wanted[t] in present else at[:0] for t in types}
     if any(user is not None for user in users.values()):
-        owners = column["user_id"]
+        owners = index.codes["user_id"][unique]
         by_type = {
-            t: found if users.get(t) is None else found[owners[found] == users[t]] for t, found in by_type.items()
+            t: found if users.get(t) is None else found[owners[found] == index.code("user_id", users[t])]
+            for t, found in by_type.items()
         }
-    best = {t: _best(found, scores, k) for t, found in by_type.items()}
-    chosen = np.concatenate(list(best.values()))
-    ids = dict(zip(chosen.tolist(), gather(["id"], unique[chosen], first[chosen])["id"].tolist(), strict=True))
-    return {t: _ordered(found, scores, ids, k) for t, found in best.items()}
+    ids = index.columns["id"]
+    return {t: _top(found, scores, unique, ids, k) for t, found in by_type.items()}
 
 
-def _needed(f: MemoryFilter, users: dict[MemoryType, str | None]) -> list[str]:
-    """The columns a filter reads (besides the type and project, which every search reads)."""
-    names = ["type", "project_id"]
-    names += [
-        name for name, values in (("agent", f.agents), ("id", f.ids), ("category", f.categories)) if values is not None
-    ]
-    names += [name for name, _, _ in f.scalar_conditions() if name not in names]
-    if any(user is not None for user in users.values()) and "user_id" not in names:
-        names.append("user_id")
-    return names
-
-
-def _mask(column: dict[str, np.ndarray], f: MemoryFilter) -> np.ndarray:
-    """The documents `f` keeps: `memory_where`'s conditions on the cached columns (NULL matches nothing)."""
-    mask = column["project_id"] == f.project_id
+def _mask(index: LexicalIndex, rowids: np.ndarray, f: MemoryFilter) -> np.ndarray:
+    """The documents `rowids` that have a memory row and that `f` keeps: `memory_where`'s conditions on the
+    index's columns (NULL matches nothing); the CODED ones compared as integer codes."""
+    codes, columns = index.codes, index.columns
+    mask = index.alive[rowids] & (codes["project_id"][rowids] == index.code("project_id", f.project_id))
     for name, values in (("agent", f.agents), ("id", f.ids), ("category", f.categories)):
         if values is None:
             continue
-        if len(values) <= 8:  # a comparison per value over the array (an agent and the project's own "*")
-            found = column[name] == values[0]
-            for value in values[1:]:
-                found |= column[name] == value
-            mask &= found
-        else:
+        if name == "id":
             wanted = set(values)
-            mask &= np.fromiter((v in wanted for v in column[name]), dtype=bool, count=len(mask))
+            mask &= np.fromiter((v in wanted for v in columns["id"][rowids]), dtype=bool, count=len(mask))
+            continue
+        column = codes[name][rowids]
+        found = [code for value in values if (code := index.code(name, value)) >= 0]
+        if not found:
+            mask[:] = False
+        elif len(found) <= 8:  # a comparison per value over the array (an agent and the project's own "*")
+            kept = column == found[0]
+            for code in found[1:]:
+                kept |= column == code
+            mask &= kept
+        else:
+            mask &= np.isin(column, found)
     for name, op, value in f.scalar_conditions():
         if name in NUMBERS:
             with np.errstate(invalid="ignore"):  # NaN (NULL) compares false, as in SQL
-                mask &= {"<": np.less, ">=": np.greater_equal, "=": np.equal}[op](column[name], value)
+                mask &= {"<": np.less, ">=": np.greater_equal, "=": np.equal}[op](columns[name][rowids], value)
         else:
-            mask &= column[name] == value
+            mask &= codes[name][rowids] == index.code(name, value)
     return mask
 
 
-def _best(at: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-    """The `k` best-scored of the documents `at`, and any tied with the k-th (ties break by id, later)."""
-    if k <= 0:
-        return at[:0]
+def _top(at: np.ndarray, scores: np.ndarray, rowids: np.ndarray, ids: np.ndarray, k: int) -> Hits:
+    """The `k` best-scored of the documents `at` (positions in `scores` and `rowids`), best first (score
+    descending, then id: `ids` by rowid). Only the documents tied with the k-th best are compared by id."""
+    if k <= 0 or len(at) == 0:
+        return []
+    tied: list[str] = []
     if len(at) > k:
-        threshold = np.partition(scores[at], len(at) - k)[len(at) - k]
-        at = at[scores[at] >= threshold]
-    return at
-
-
-def _ordered(at: np.ndarray, scores: np.ndarray, ids: dict[int, str], k: int) -> Hits:
-    """The documents `at` best first (score descending, then id), at most `k`."""
-    found = sorted(zip((-scores[at]).tolist(), [ids[i] for i in at.tolist()], strict=True))[:k]
-    return [(memory_id, -negated) for negated, memory_id in found]
+        values = scores[at]
+        threshold = np.partition(values, len(at) - k)[len(at) - k]
+        tied = ids[rowids[at[values == threshold]]].tolist()
+        at = at[values > threshold]  # fewer than k
+        tied = sorted(tied)[: k - len(at)] if len(tied) > k - len(at) else sorted(tied)
+    found = sorted(zip((-scores[at]).tolist(), ids[rowids[at]].tolist(), strict=True))
+    out = [(memory_id, -negated) for negated, memory_id in found]
+    if tied:
+        score = float(threshold)
+        out.extend((memory_id, score) for memory_id in tied)
+    return out
 
 
 # ---- what is cached ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +25,11 @@ import numpy as np
 
 from ._lexical import LEXICAL_TERM_CAP, tokens
 
-__all__ = ["COLUMNS", "NUMBERS", "Change", "Gather", "LexicalIndex", "TermPostings", "fts_tokens", "varints", "vocab"]
+__all__ = ["CODED", "COLUMNS", "NUMBERS", "Change", "LexicalIndex", "TermPostings", "fts_tokens", "varints", "vocab"]
 
 COLUMNS = ("id", "project_id", "agent", "type", "user_id", "workflow_id", "category")  # object arrays
+CODED = COLUMNS[1:]  # also held as int32 codes (`LexicalIndex.codes`): a filter compares integers
+TEXTS = ("text", "data")  # object arrays too: a candidate's row is made from the index (`rows`); data None: unknown
 NUMBERS = ("created_at", "updated_at", "confidence")  # float64 arrays (NaN: NULL)
 _TOKENIZE = "porter unicode61"  # the `memories_fts` tokenizer (`_sqlite_schema`)
 _VOCAB = "alma_fts_vocab"  # temp fts5vocab tables over `memories_fts`, per connection
@@ -35,11 +37,10 @@ _MAX_UNAPPLIED = 20_000  # row changes kept for the next search before the index
 WARM_WORDS = 20_000  # distinct words of stored texts whose terms a first build looks up (`warm_words`)
 BUILD_AFTER = 2  # lexical queries at one unchanged file before the index is built
 
-# (names, unique rowids, index of each one's first posting) -> the documents' columns
-Gather = Callable[[list[str], np.ndarray, np.ndarray], dict[str, np.ndarray]]
 # ("put", rowid, text, columns): a row written; ("set", rowid, None, columns): a row rewritten, its text
 # unchanged; ("del", rowid, old text, (id, project_id)): a row replaced or deleted
 Change = tuple[str, int, str | None, tuple[Any, ...] | None]
+Row = tuple[Any, ...]  # a memory row in `_parsed.ROW_COLUMNS` order
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,9 @@ class LexicalIndex:
         self.length = np.zeros(0)
         self.alive = np.zeros(0, dtype=bool)  # rowids with a memory row
         self.columns: dict[str, np.ndarray] = {}
+        # CODED columns as int32 codes (one per distinct value, None included; -1: no row) and each value's code
+        self.codes: dict[str, np.ndarray] = {}
+        self.code_of: dict[str, dict[Any, int]] = {name: {} for name in CODED}
         self._waiting: tuple[int | None, int] = (None, 0)  # a data_version and the queries seen at it
         self.stale = False  # a counted term became rankable: read it all again
         self.unapplied: list[Change] = []  # committed changes not merged yet
@@ -204,6 +208,7 @@ class LexicalIndex:
 
     def clear(self) -> None:
         self.key, self.terms, self.counts, self.columns, self.pending = None, {}, {}, {}, {}
+        self.codes, self.code_of = {}, {name: {} for name in CODED}
         self.unapplied, self.stale, self.ids = [], False, {}
         self.length, self.alive, self.hashes = np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
 
@@ -233,7 +238,8 @@ class LexicalIndex:
         self._grow(max(top, last) + 1)
         names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
         cursor = conn.execute(
-            f"SELECT m.rowid, d.sz, m.text, {names} FROM memories AS m JOIN memories_fts_docsize AS d ON d.id = m.rowid"
+            f"SELECT m.rowid, d.sz, m.text, {names}, m.data FROM memories AS m "
+            "JOIN memories_fts_docsize AS d ON d.id = m.rowid"
         )
         seen: dict[Any, Any] = {}  # few distinct scope values: one string object each
         words: dict[str, None] = {}  # the stored texts' words, for `warm_words` (once per index)
@@ -245,6 +251,8 @@ class LexicalIndex:
             self.length[at] = [varints(row[1])[0] for row in docs]
             self.alive[at] = True
             self.hashes[at] = [hash(row[2]) for row in docs]
+            self.columns["text"][at] = [row[2] for row in docs]
+            self.columns["data"][at] = [row[-1] for row in docs]
             for rowid, memory_id, project_id in zip(at.tolist(), (row[3] for row in docs), (row[4] for row in docs),
                                                     strict=True):  # fmt: skip
                 self.ids.setdefault(project_id, {})[memory_id] = rowid
@@ -254,6 +262,7 @@ class LexicalIndex:
                     values = [np.nan if v is None else v for v in values]
                 elif name != "id":
                     values = [seen.setdefault(v, v) for v in values]
+                    self.codes[name][at] = self._coded(name, values)
                 self.columns[name][at] = values
         self.terms, self.counts, self.key = terms, counts, key
         if not self.warmed:
@@ -268,10 +277,23 @@ class LexicalIndex:
         self.length = np.concatenate([self.length, np.zeros(size - old)])
         self.alive = np.concatenate([self.alive, np.zeros(size - old, dtype=bool)])
         self.hashes = np.concatenate([self.hashes, np.zeros(size - old, dtype=np.int64)])
-        for name in (*COLUMNS, *NUMBERS):
+        for name in (*COLUMNS, *NUMBERS, *TEXTS):
             fill = np.full(size - old, np.nan) if name in NUMBERS else np.full(size - old, None, dtype=object)
             kept = self.columns.get(name)
             self.columns[name] = fill if kept is None else np.concatenate([kept, fill])
+        for name in CODED:
+            codes = self.codes.get(name)
+            fill = np.full(size - old, -1, dtype=np.int32)
+            self.codes[name] = fill if codes is None else np.concatenate([codes, fill])
+
+    def _coded(self, name: str, values: Sequence[Any]) -> list[int]:
+        """The codes of `values` in the column `name` (new values get new codes)."""
+        known = self.code_of[name]
+        return [known.setdefault(v, len(known)) for v in values]
+
+    def code(self, name: str, value: Any) -> int:
+        """The code of `value` in the CODED column `name`; -1 (no document) when no row ever held it."""
+        return self.code_of[name].get(value, -1)
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -298,11 +320,35 @@ class LexicalIndex:
             self.terms[term] = (rowids, tf)
         return TermPostings(len(rowids), rowids, tf, self.length[rowids])
 
-    def gather(self, names: list[str], unique: np.ndarray, first: np.ndarray) -> dict[str, np.ndarray]:
-        """The columns of the documents `unique` (rowids), and whether each has a memory row."""
-        out = {name: self.columns[name][unique] for name in names}
-        out["alive"] = self.alive[unique]
-        return out
+    def rows(
+        self, project_id: str, ids: Sequence[str]
+    ) -> tuple[list[tuple[int, tuple[Any, ...]]], dict[int, str], list[str]]:
+        """The memory rows of `ids` made from the index, as (rowid, row in `_parsed.ROW_COLUMNS` order) by
+        rowid ascending; the rowids (-> id) of those whose JSON it does not know (written since it was built:
+        read them from the store), and the ids it does not know (rows without a full-text entry)."""
+        known = self.ids.get(project_id, {})
+        at: dict[int, str] = {}
+        unknown: list[str] = []
+        for memory_id in ids:
+            rowid = known.get(memory_id)
+            if rowid is None:
+                unknown.append(memory_id)
+            else:
+                at[rowid] = memory_id
+        if not at:
+            return [], {}, unknown
+        rowids = np.sort(np.fromiter(at, dtype=np.int64, count=len(at)))
+        columns = self.columns
+        data = columns["data"][rowids]
+        confidence, updated = columns["confidence"][rowids], columns["updated_at"][rowids]
+        ready = (data != None) & ~np.isnan(confidence) & ~np.isnan(updated)  # noqa: E711 (elementwise)
+        unread: dict[int, str] = {}
+        if not ready.all():
+            unread = {rowid: at[rowid] for rowid in rowids[~ready].tolist()}
+            rowids, data, confidence, updated = rowids[ready], data[ready], confidence[ready], updated[ready]
+        values = [columns[name][rowids].tolist() for name in ("id", "type", "agent", "text", "user_id", "category")]
+        rows = zip(*values, confidence.tolist(), updated.tolist(), data.tolist(), strict=True)
+        return list(zip(rowids.tolist(), rows, strict=True)), unread, unknown
 
     # -- this store's own commits -------------------------------------------------------------------
 
@@ -355,6 +401,7 @@ class LexicalIndex:
             if rowid not in same:
                 self._index(rowid, texts[text or ""])
             self._set_columns(rowid, columns)
+            self.columns["text"][rowid] = text
         for rowid, columns in rewritten.items():
             self._set_columns(rowid, columns)
         for rowid in removed.keys() - added.keys():
@@ -386,7 +433,11 @@ class LexicalIndex:
             self.pending.setdefault(term, ({}, set()))[0][rowid] = n
 
     def _set_columns(self, rowid: int, columns: tuple[Any, ...] | None) -> None:
+        """A row written (its columns; its JSON is not known here: `rows` reads it from the store)."""
         self._grow(rowid + 1)
         self.alive[rowid] = True
+        self.columns["data"][rowid] = None
         for name, value in zip((*COLUMNS, *NUMBERS), columns or (), strict=True):
             self.columns[name][rowid] = (np.nan if value is None else value) if name in NUMBERS else value
+            if name in self.code_of:
+                self.codes[name][rowid] = self._coded(name, (value,))[0]

@@ -258,7 +258,7 @@ class RecordOps(TxState):
                    value=excluded.value, metadata=excluded.metadata, updated_at=excluded.updated_at,
                    expires_at=excluded.expires_at
                RETURNING seq, created_at""",
-            (r.project_id, r.namespace, r.key, r.value, json.dumps(r.metadata, default=str),
+            (r.project_id, r.namespace, r.key, r.value, _json(r.metadata),
              created, r.updated_at or now, r.expires_at),
         ).fetchone()  # fmt: skip
         return Record(r.project_id, r.namespace, r.key, r.value, r.metadata, seq, created, r.updated_at or now,

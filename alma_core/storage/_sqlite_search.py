@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -76,45 +78,49 @@ class MemoryReads(TxState):
         if op.vector is not None:
             query = np.asarray(op.vector, dtype=np.float32)
             allowed = self._allowed(pushed)
+            agents = self._agents(pushed)
             for t in types:
+                scopes = self._scopes(f.project_id, agents, t)
+                if not scopes:  # (no memory of this type was ever written in these scopes)
+                    out.dense[t] = []
+                    continue
                 scoped = pushed.narrowed(types=(t,), user_id=user_filter(f, t, op.user_types))
-                out.dense[t] = self._dense(scoped, query, op.k, allowed)
+                out.dense[t] = self._dense(scoped, query, op.k, allowed, scopes)
         ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
         if ids and op.rows and not op.with_embeddings:
-            out.candidates = self._candidate_rows(f.project_id, ids, self._rowids(f.project_id) if op.terms else None)
+            out.candidates = self._candidate_rows(f.project_id, ids, bool(op.terms) and self._index_current())
         elif ids:
             out.memories = self._candidates(f.project_id, ids, op.shared and not op.with_embeddings, op.with_embeddings)
         return out
 
-    def _rowids(self, project_id: str) -> dict[str, int] | None:
-        """The rowid of each memory of the project by id, when the lexical search of this read transaction
-        found the in-memory index current (`LexicalIndex.ids`), else None."""
+    def _index_current(self) -> bool:
+        """Whether the lexical search of this read transaction found the in-memory index current (its rows
+        and rowids are then this transaction's: `LexicalIndex.rows`)."""
         index, counts = self.store._lexical, self.store._doc_counts
-        if self.write or index.key is None or index.unapplied or index.key != (counts.key[1], counts.writes):
-            return None
-        return index.ids.get(project_id)
+        return not (self.write or index.key is None or index.unapplied or index.key != (counts.key[1], counts.writes))
 
-    def _candidate_rows(
-        self, project_id: str, ids: tuple[str, ...], rowids: dict[str, int] | None = None
-    ) -> dict[str, Candidate]:
+    def _candidate_rows(self, project_id: str, ids: tuple[str, ...], indexed: bool = False) -> dict[str, Candidate]:
         """The candidates of `ids` made from their rows (`ParsedMemories.candidate`: nothing validated);
-        those kept at the project's current generation are not read again. Rows are read by `rowids` where
-        known (one b-tree instead of the primary key's index and the table; each row's id and project are
-        checked), else by id. A row of an unknown type is skipped (`BadRows`)."""
+        those kept at the project's current generation are not read again. With `indexed` (the lexical index
+        is current: `_index_current`), rows are made from the index where it knows them, else read by rowid
+        (one b-tree instead of the primary key's index and the table); the rest are read by id. A row of an
+        unknown type is skipped (`BadRows`)."""
         generation = None if self.write else self.generations(project_id, [project_id]).get(project_id)
         parsed = self.store._parsed
         kept = {} if generation is None else parsed.current_candidates(project_id, ids, generation)
         missing = [i for i in ids if i not in kept] if kept else list(ids)
         rows: list[tuple[Any, ...]] = []
-        at = {rowid: i for i in missing if (rowid := rowids.get(i)) is not None} if missing and rowids else {}
-        if at:
-            found = self.conn.execute(
-                f"SELECT rowid, project_id, {ROW_COLUMNS} FROM memories WHERE rowid IN ({','.join('?' * len(at))})",
-                list(at),
-            ).fetchall()
-            rows = [row[2:] for row in found if at.get(row[0]) == row[2] and row[1] == project_id]
-            read = {row[0] for row in rows}
-            missing = [i for i in missing if i not in read]
+        if missing and indexed:
+            made, unread, missing = self.store._lexical.rows(project_id, missing)
+            if unread:  # (read by rowid; each row's id and project checked, else read by id below)
+                marks = ",".join("?" * len(unread))
+                sql = f"SELECT rowid, project_id, {ROW_COLUMNS} FROM memories WHERE rowid IN ({marks})"
+                found = self.conn.execute(sql, list(unread)).fetchall()
+                read = [(row[0], row[2:]) for row in found if unread.get(row[0]) == row[2] and row[1] == project_id]
+                done = {row[0] for _, row in read}
+                missing += [i for i in unread.values() if i not in done]
+                made = sorted([*made, *read], key=operator.itemgetter(0))
+            rows = [row for _, row in made]
         if missing:
             sql = f"SELECT {ROW_COLUMNS} FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(missing))})"
             rows.extend(self.conn.execute(sql, [project_id, *missing]))
@@ -152,31 +158,40 @@ class MemoryReads(TxState):
         where, args = memory_where(f)
         return {r[0] for r in self.conn.execute(f"SELECT id FROM memories WHERE {where}", args)}
 
-    def _dense(self, f: MemoryFilter, query: np.ndarray, k: int, allowed: set[str] | None) -> list[tuple[str, float]]:
-        """Cosine top-k over the matrices of the filter's (agent, type) scopes."""
-        types = [str(t) for t in (f.types or list(MemoryType))]
-        agents = f.agents
-        if agents is None:
-            agents = tuple(
-                r[0] for r in self.conn.execute("SELECT DISTINCT agent FROM memories WHERE project_id = ?",
-                                                (f.project_id,))
-            )  # fmt: skip
+    def _agents(self, f: MemoryFilter) -> tuple[str, ...]:
+        """The filter's agents, or every agent of its project."""
+        if f.agents is not None:
+            return f.agents
+        sql = "SELECT DISTINCT agent FROM memories WHERE project_id = ?"
+        return tuple(r[0] for r in self.conn.execute(sql, (f.project_id,)))
+
+    def _scopes(self, project_id: str, agents: Sequence[str], mtype: MemoryType) -> list[tuple[str, int]]:
+        """The (agent, generation) of each of `agents`' scopes of type `mtype` that was ever written."""
+        pairs = [(agent, scope_of(project_id, agent, str(mtype))) for agent in agents]
+        generations = self.generations(project_id, [scope for _, scope in pairs])
+        return [(agent, generations[scope]) for agent, scope in pairs if scope in generations]
+
+    def _dense(
+        self, f: MemoryFilter, query: np.ndarray, k: int, allowed: set[str] | None, scopes: list[tuple[str, int]]
+    ) -> list[tuple[str, float]]:
+        """Cosine top-k over the matrices of the filter's one type in `scopes` (agent, generation)."""
+        mtype = str((f.types or ())[0])
         hits: list[tuple[str, float]] = []
-        pairs = [(agent, mtype) for agent in agents for mtype in types]
-        scopes = [scope_of(f.project_id, agent, mtype) for agent, mtype in pairs]
-        generations = self.generations(f.project_id, scopes)
-        for (agent, mtype), scope in zip(pairs, scopes, strict=True):
-            if scope not in generations:  # never written: nothing to search
-                continue
-            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generations[scope], len(query))
+        fetch = partial(self._stored_vectors, f.project_id)
+        for agent, generation in scopes:
+            matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generation, len(query))
             if matrix is not None and matrix.size > 0:
-                hits.extend(
-                    matrix.search(query, k, dense_mask(matrix, f, allowed), partial(self._stored_vectors, f.project_id))
-                )
-        hits.sort(key=lambda h: (-h[1], h[0]))
+                hits.extend(matrix.search(query, k, dense_mask(matrix, f, allowed), fetch))
+        if len(scopes) > 1 or _tied(hits):  # (one matrix answers best first; ties then go by id)
+            hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
     def _stored_vectors(self, project_id: str, ids: Sequence[str]) -> dict[str, bytes]:
         """The stored vectors of `ids`: a matrix of int8 codes rescores its candidates with them."""
         sql = f"SELECT id, embedding FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(ids))})"
         return dict(self.conn.execute(sql, [project_id, *ids]).fetchall())
+
+
+def _tied(hits: list[tuple[str, float]]) -> bool:
+    """Whether two neighbours of a list sorted by score descending have the same score."""
+    return any(a[1] == b[1] for a, b in itertools.pairwise(hits))

@@ -296,7 +296,7 @@ class VectorMatrix:
         if n == 0 or k <= 0:
             return []
         keep = self.valid[:n] if mask is None else (self.valid[:n] & mask)
-        count = int(keep.sum())
+        count = int(np.count_nonzero(keep))
         if count == 0:
             return []
         k = min(k, count)
@@ -314,7 +314,7 @@ class VectorMatrix:
             if count < n:
                 sims[~keep] = -np.inf
         wanted = min(len(sims), k if self.codes is None else k + QUANT_MARGIN)
-        best = np.argpartition(sims, len(sims) - wanted)[len(sims) - wanted :]  # no negated copy of sims
+        best = sims.argpartition(len(sims) - wanted)[len(sims) - wanted :]  # no negated copy of sims
         sims = sims[best]
         best = best if rows is None else rows[best]
         finite = np.isfinite(sims)
@@ -329,7 +329,7 @@ class VectorMatrix:
         if self.codes is None:
             return self._top(rows, sims, k)
         if len(rows) > k + QUANT_MARGIN:
-            rows = rows[np.argpartition(-sims, k + QUANT_MARGIN - 1)[: k + QUANT_MARGIN]]
+            rows = rows[(-sims).argpartition(k + QUANT_MARGIN - 1)[: k + QUANT_MARGIN]]
         if self.exact is not None:
             rows = rows.astype(np.int64, copy=False)
             with single_blas_thread():
@@ -348,7 +348,7 @@ class VectorMatrix:
     def _top(self, rows: np.ndarray, sims: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k best of `rows` (positions) by `sims`, best first; ties keep row order."""
         if len(rows) > k:
-            part = np.argpartition(-sims, k - 1)[:k]
+            part = (-sims).argpartition(k - 1)[:k]
             rows, sims = rows[part], sims[part]
         order = np.lexsort((rows, -sims))
         ids, positions, scores = self.ids, rows[order].tolist(), sims[order].tolist()  # (Python ints and floats)

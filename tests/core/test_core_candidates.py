@@ -135,19 +135,54 @@ def test_a_stored_row_that_is_not_a_memory_is_skipped_and_reported(
     assert knowledge() == from_rows  # as when every candidate was validated on reading
 
 
-def test_candidates_read_by_rowid_equal_those_read_by_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_candidates_made_from_the_lexical_index_equal_those_read_by_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alma_core.storage._lexindex import LexicalIndex
     from alma_core.storage._sqlite_search import MemoryReads
 
     monkeypatch.setattr("alma_core._retrieval.utcnow", lambda: NOW)
     path = tmp_path / "s.db"
     _fill(path, 11)
-    used: list[bool] = []
-    rowids = MemoryReads._rowids
-    monkeypatch.setattr(MemoryReads, "_rowids", lambda self, p: used.append(bool(r := rowids(self, p))) or r)
-    by_rowid = _rankings(path, 11)
-    assert sum(used) > len(used) // 2  # the lexical index was current: most reads went by rowid
-    monkeypatch.setattr(MemoryReads, "_rowids", lambda self, p: None)
-    assert _rankings(path, 11) == by_rowid
+    made: list[tuple[int, int]] = []  # (rows made from the index, rows it sent to be read by rowid)
+    rows = LexicalIndex.rows
+    monkeypatch.setattr(LexicalIndex, "rows", lambda *a: (r := rows(*a), made.append((len(r[0]), len(r[1]))))[0])
+    from_index = _rankings(path, 11)
+    assert sum(n for n, _ in made) > 30  # the lexical index was current: rows were made from it
+    monkeypatch.setattr(MemoryReads, "_index_current", lambda self: False)
+    assert _rankings(path, 11) == from_index
+
+
+def test_rows_made_from_the_lexical_index_are_the_stored_rows_after_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learns between retrieves rewrite heuristics (their JSON changes, their text does not), add outcomes
+    and delete memories: every row the index makes is the stored row, and written rows are read again."""
+    from alma_core.storage._lexindex import LexicalIndex
+
+    path = tmp_path / "s.db"
+    _fill(path, 13)
+    other = sqlite3.connect(path)
+    made, unread = [0], [0]
+    rows = LexicalIndex.rows
+
+    def checked(index: LexicalIndex, project_id: str, ids: Any) -> Any:
+        found = rows(index, project_id, ids)
+        for rowid, row in found[0]:
+            assert other.execute(f"SELECT {ROW_COLUMNS} FROM memories WHERE rowid = ?", (rowid,)).fetchone() == row
+        made[0], unread[0] = made[0] + len(found[0]), unread[0] + len(found[1])
+        return found
+
+    monkeypatch.setattr(LexicalIndex, "rows", checked)
+    rng = np.random.default_rng(3)
+    with ALMA("p", agents=AGENTS, storage=path, embedder="mock") as alma:
+        for q in range(40):
+            query = _text(rng, 4) if q % 3 else "login form email"
+            found = alma.retrieve(query, "abc"[q % 3], top_k=10).ranked()
+            alma.learn("abc"[q % 3], query, q % 2 == 0, f"strategy {q % 9}", task_type=f"t{q % 4}")
+            if q % 10 == 5 and found:
+                alma.delete(found[0].id)
+    assert made[0] > 300 and unread[0] > 10  # both paths ran
 
 
 def test_a_cache_hit_equals_the_retrieve_it_repeats_whatever_the_caller_changed(tmp_path: Path) -> None:

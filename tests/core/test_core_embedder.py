@@ -57,15 +57,15 @@ def int8() -> LocalEmbedder:
 
 
 def test_int8_vectors_stay_within_0_99_of_sentence_transformers(int8: LocalEmbedder) -> None:
-    """Its own parity figures (0.9936 min, 0.9983 median when written): int8 moves vectors, but not out of the
-    float32 model's space, so it records the same embedder name."""
+    """Its own parity figures (0.9921 min, 0.9980 median, all 24 products in int8): int8 moves vectors, but not
+    out of the float32 model's space, so it records the same embedder name."""
     sentences = json.loads((DATA / "minilm_sentences.json").read_text(encoding="utf-8"))
     reference = np.load(DATA / "minilm_reference.npy").astype(np.float32)
     vectors = int8.embed_documents(sentences)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     cosine = (vectors * reference).sum(axis=1) / np.linalg.norm(reference, axis=1)
     assert cosine.min() >= 0.99, (cosine.argmin(), cosine.min())
-    assert np.median(cosine) >= 0.997  # 0.9983 here; other CPUs' int8 kernels round differently
+    assert np.median(cosine) >= 0.997  # 0.9980 here; other CPUs' int8 kernels round differently
     assert cosine.max() < 0.99999  # really int8: the float32 graph agrees to 0.99999 on every sentence
     singles = np.stack([int8.embed_documents([s])[0] for s in sentences[:40]])  # one uint8 range per call
     assert ((singles * reference[:40]).sum(axis=1) / np.linalg.norm(reference[:40], axis=1)).min() >= 0.99
@@ -73,10 +73,10 @@ def test_int8_vectors_stay_within_0_99_of_sentence_transformers(int8: LocalEmbed
 
 
 def test_int8_weights_reach_the_session_in_place_not_inside_the_graph(int8: LocalEmbedder) -> None:
-    """The int8 weights (11 MB) are handed to the session like the float32 ones: a copy inside the graph's bytes
+    """The int8 weights (12 MB) are handed to the session like the float32 ones: a copy inside the graph's bytes
     cost 24 MB of RSS."""
     external = int8._model._weights
-    assert sum(name.endswith(".int8") for name in external) == 22
+    assert sum(name.endswith(".int8") for name in external) == 24
 
 
 def test_quantize_columns_is_symmetric_per_output_column() -> None:
@@ -105,19 +105,49 @@ def test_int8_calibration_in_one_padded_batch_leaves_the_padding_out(monkeypatch
     w = {k.removeprefix("bert."): v for k, v in read_safetensors(minilm_path() / "model.safetensors").items()}
     for i in range(6):
         w.update(fuse_qkv(w, f"encoder.layer.{i}", 1 / np.sqrt(32)))
-    model.session = model._session(*build_model(w, 6, model.eps, model.dim, taps=True), packed=False)
+    config = (6, model.heads, model.dim, model.eps)
+    model.session = model._session(*build_model(w, config, model.position, taps=True), packed=False)
     texts = ("ok", "Der Kunde möchte die Rechnung per E-Mail erhalten, nicht per Post, und zwar bis Freitag.")
     plans = []
     for calibration in ((texts[0],), (texts[1],), texts):  # the short text padded by ~20 rows in the last
         monkeypatch.setattr(_minilm_int8, "CALIBRATION", calibration)
         plans.append(_minilm_int8.Int8Plan.calibrate(model, w))
     short, long, both = plans
-    assert both.smooth.keys() == short.smooth.keys() and len(both.smooth) == 17
+    assert both.smooth.keys() == short.smooth.keys() and len(both.smooth) == 18
     for name, scale in both.smooth.items():
         np.testing.assert_allclose(scale, np.maximum(short.smooth[name], long.smooth[name]), rtol=1e-4)
     for name in both.split.keys() | short.split.keys() | long.split.keys():
         expected = set(short.split.get(name, ())) | set(long.split.get(name, ()))
         assert set(both.split.get(name, ())) == expected
+
+
+def test_folding_an_attention_output_scale_into_the_values_keeps_the_model() -> None:
+    """`Int8Plan.fold` divides the context's channels by the smoothing scale through the value columns (no `Mul` at
+    run time): with the attention output's weight multiplied by the same scale, the float32 model is unchanged, and
+    a scale folded into the wrong columns (query or key) would change it."""
+    pytest.importorskip("onnxruntime")
+    from alma_core._minilm import read_safetensors
+    from alma_core._minilm_int8 import Int8Plan
+    from alma_core._minilm_onnx import OnnxMiniLM, build_model, fuse_qkv
+    from alma_core.embeddings import minilm_path
+
+    model = OnnxMiniLM(minilm_path(), precision="float32")
+    texts = ["how do I test a login form?", "Le déploiement a échoué à cause d'une variable manquante."]
+    before = model.encode(texts)
+    w = {k.removeprefix("bert."): v for k, v in read_safetensors(minilm_path() / "model.safetensors").items()}
+    for i in range(6):
+        w.update(fuse_qkv(w, f"encoder.layer.{i}", 1 / np.sqrt(32)))
+    scales = np.random.default_rng(3).uniform(0.2, 5, (2, 384)).astype(np.float32)
+    smooth = {f"encoder.layer.{i}.attention.output.dense": s for i, s in zip((1, 4), scales, strict=True)}
+    folded = Int8Plan(smooth, products=frozenset()).fold(w)
+    for name, s in smooth.items():
+        qkv = name.replace("output.dense", "self.qkv.weight")
+        np.testing.assert_array_equal(folded[qkv][:768], w[qkv][:768])  # query and key rows untouched
+        np.testing.assert_allclose(folded[qkv][768:], w[qkv][768:] / s[:, None], rtol=1e-6)  # value rows
+        folded[f"{name}.weight"] = w[f"{name}.weight"] * s  # (out, in): the product's input channels
+    config = (6, model.heads, model.dim, model.eps)
+    model.session = model._session(*build_model(folded, config, model.position))
+    np.testing.assert_allclose(model.encode(texts), before, atol=2e-5)
 
 
 @pytest.mark.parametrize("precision", ["int8", "float32"])

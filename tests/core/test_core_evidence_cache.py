@@ -124,7 +124,8 @@ def test_the_store_version_moves_with_every_write_from_anywhere(tmp_path: Path) 
 
 
 def _fts_statements(alma: ALMA, memory: Any) -> list[str]:
-    """The full-text index statements (the triggers') that putting `memory` runs."""
+    """The writes to the full-text index's own tables (FTS5's statements, from the triggers or the store's
+    insert of new rows' entries) that putting `memory` runs."""
     seen: list[str] = []
     conn = alma.storage._conn  # type: ignore[attr-defined]
     conn.set_trace_callback(seen.append)
@@ -132,7 +133,7 @@ def _fts_statements(alma: ALMA, memory: Any) -> list[str]:
         alma.storage.execute(PutMemories([memory]))
     finally:
         conn.set_trace_callback(None)
-    return [s for s in seen if "memories_fts" in s]
+    return [s for s in seen if "'memories_fts_" in s]
 
 
 def test_an_upsert_rewrites_the_full_text_entry_only_when_the_text_changed(open_alma: ALMA) -> None:
