@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_embedder.py --quick    # fewer queries, one round
     .venv/bin/python benchmarks/bench_embedder.py --no-torch # skip sentence-transformers (its import is slow)
     .venv/bin/python benchmarks/bench_embedder.py --threads 2 --only onnxruntime   # two compute threads
+    .venv/bin/python benchmarks/bench_embedder.py --breakdown    # where a query's CPU time goes (onnxruntime)
 
 Every runtime runs all-MiniLM-L6-v2 through `LocalEmbedder(runtime=..., threads=1)`, so at the same settings:
 one compute thread (one BLAS thread; onnxruntime intra_op_num_threads=1; torch.set_num_threads(1); `--threads`
@@ -25,6 +26,12 @@ the load average is printed at the start and the end.
   queries, wall p50.
 - batch texts/s: the 200 sentences in one `embed_documents` call (how `learn_many` and `reindex` embed), and
   the short queries in one call (a `learn_many` of short outcomes).
+
+`--breakdown`: one process, int8 and float32 on onnxruntime, each query's parts timed in turn (CPU time of the
+calling thread, p50 over the queries and rounds): the tokenizer, the word rows' lookup, the session's run (the
+rest of the model), a whole `embed_documents([text])`, and a graph of the model's 24 matrix products alone at
+the query's length (random weights of the same shapes and kinds, chained by a `Slice`: what the products cost
+without anything else).
 """
 
 from __future__ import annotations
@@ -136,6 +143,94 @@ def run(runtime: str, n_queries: int, threads: int) -> dict[str, Any] | None:
     return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def _products_only(precision: str, dim: int = 384, layers: int = 6) -> Any:
+    """A session of the model's matrix products alone: per layer query/key/value, attention output, up and down,
+    int8 (`DynamicQuantizeMatMul`) or float32 (`Gemm`), random weights, one intra-op thread."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from alma_core._minilm_onnx import _FLOAT, _field, _Graph, _value_info
+
+    rng, g = np.random.default_rng(0), _Graph()
+    g.const("zero", np.array([0], np.int64)), g.const("dim", np.array([dim], np.int64))
+    g.const("axis", np.array([1], np.int64))
+
+    def product(x: str, k: int, n: int, name: str) -> str:
+        bias = g.const(f"{name}.b", np.zeros(n, np.float32))
+        if precision == "float32":
+            return g.op("Gemm", x, g.const(f"{name}.w", rng.standard_normal((n, k)).astype(np.float32)), bias, transB=1)
+        weight = g.const(f"{name}.w", rng.integers(-63, 64, (k, n)).astype(np.int8))
+        scale = g.const(f"{name}.s", np.full(n, 0.01, np.float32))
+        return g.op("DynamicQuantizeMatMul", x, weight, scale, "", bias, domain="com.microsoft")
+
+    x = "x"
+    for i in range(layers):
+        context = g.op("Slice", product(x, dim, 3 * dim, f"{i}.qkv"), "zero", "dim", "axis")
+        x = product(product(product(context, dim, dim, f"{i}.out"), dim, 4 * dim, f"{i}.up"), 4 * dim, dim, f"{i}.dn")
+    g.nodes.append(_field(1, x) + _field(2, "y") + _field(4, "Identity"))
+    model = g.model([_value_info("x", _FLOAT, ["tokens", dim])], [_value_info("y", _FLOAT, ["tokens", dim])])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    weights = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in g.external.items()}
+    options.add_external_initializers(list(weights), list(weights.values()))
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return session, weights  # the weights must outlive the session
+
+
+def _parts(precision: str, queries: list[str], rounds: int) -> dict[str, tuple[list[float], list[float]]]:
+    """CPU microseconds of each part of each query (long queries, then `SHORT_QUERY`), parts in turn."""
+    import numpy as np
+
+    from alma_core import LocalEmbedder
+
+    emb = LocalEmbedder(runtime="onnxruntime", precision=precision)  # type: ignore[arg-type]
+    emb.embed_documents(["warm up"])
+    model, (products, _weights) = emb._model, _products_only(precision)
+    ids = [np.asarray(model.tokenizer.encode(q).ids, dtype=np.intp)[None, :] for q in queries]
+    rows = [np.zeros((i.shape[1], model.dim), np.float32) for i in ids]
+    parts: dict[str, Any] = {
+        "tokenizer": lambda q, i, r: model.tokenizer.encode(q),
+        "word rows": lambda q, i, r: model.word[i],
+        "session run": lambda q, i, r: model.encode_ids(i),
+        "embed_documents": lambda q, i, r: emb.embed_documents([q]),
+        "products alone": lambda q, i, r: products.run(["y"], {"x": r}),
+    }
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in parts}
+    for _ in range(rounds):
+        for query, i, r in zip(queries, ids, rows, strict=True):
+            for name, part in parts.items():
+                start = time.thread_time()
+                part(query, i, r)
+                times[name][query == SHORT_QUERY].append((time.thread_time() - start) * 1e6)
+    return times
+
+
+def breakdown(n_queries: int, rounds: int) -> None:
+    """Where one query's CPU time goes, int8 and float32 on onnxruntime (see the module docstring)."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from alma_core.embeddings import minilm_path
+
+    sentences = json.loads(SENTENCES.read_text(encoding="utf-8"))
+    queries = [s for s in sentences if len(s) <= 100][:n_queries]
+    tok = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    tok.no_padding()
+    tokens = float(np.mean([len(tok.encode(q).ids) for q in queries]))
+    queries += [SHORT_QUERY] * (len(queries) // 2)
+    print(f"load average at start: {os.getloadavg()}; {n_queries} queries, {len(queries) - n_queries} times "
+          f"{SHORT_QUERY!r}, {rounds} rounds; CPU time p50 of each part")  # fmt: skip
+    for precision in ("int8", "float32"):
+        times = _parts(precision, queries, rounds)
+        whole = [float(np.median(times["embed_documents"][k])) for k in (0, 1)]
+        print(f"  {precision:<8} {'part':<16}{f'{tokens:.1f} tokens':>16}{'share':>8}{'11 tokens':>12}{'share':>8}")
+        for name, (long, short) in times.items():
+            p_long, p_short = float(np.median(long)), float(np.median(short))
+            print(f"  {'':<8} {name:<16}{p_long:>13.0f} us{p_long / whole[0]:>8.0%}{p_short:>9.0f} us"
+                  f"{p_short / whole[1]:>8.0%}")  # fmt: skip
+    print(f"load average at end: {os.getloadavg()}")
+
+
 def _available(module: str) -> bool:
     import importlib.util
 
@@ -150,9 +245,13 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip sentence-transformers")
     parser.add_argument("--threads", type=int, default=1, help="compute threads of every runtime (default 1)")
     parser.add_argument("--only", help="comma-separated runtimes to run (numpy, onnxruntime, onnxruntime-int8, ...)")
+    parser.add_argument("--breakdown", action="store_true", help="where a query's CPU time goes (one process)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n_queries = args.queries or (40 if args.quick else 100)
+    if args.breakdown:
+        breakdown(n_queries, args.rounds or (1 if args.quick else 3))
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, n_queries, args.threads)))
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -106,16 +107,18 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
                 ops = plan.send([list_records(o) for o in ops])
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-    named: dict[str, Any] = {"base": op.base, "hi": op.base + MAX_CHAR, "n": len(op.base) + 1, "now": time.time()}
+    args += [op.base, op.base + MAX_CHAR, len(op.base) + 1, time.time()]  # (in `_statement`'s order)
     if op.children is not None:
-        named["children"] = op.children
+        args.append(op.children)
     if op.refs is not None:
-        named.update(refs=op.refs, path="$" + "".join('."' + part.replace('"', '""') + '"' for part in op.refs_path))
+        args += [op.refs, "$" + "".join('."' + part.replace('"', '""') + '"' for part in op.refs_path)]
     statement = _statement(sql, op.children is not None, op.refs is not None, op.records.with_values)
-    rows = conn.execute(statement, {**named, **{f"p{i + 1}": a for i, a in enumerate(args)}}).fetchall()
+    rows = conn.execute(statement, args).fetchall()
     found = Linked()
     column = 3 if op.records.order_by == "key" else 6  # (tag, project_id, namespace, key, value, metadata, seq)
-    heads = sorted((row for row in rows if row[0] == 0), key=lambda row: row[column], reverse=op.records.descending)
+    heads = [row for row in rows if row[0] == 0]
+    if len(heads) > 1:
+        heads.sort(key=lambda row: row[column], reverse=op.records.descending)
     found.records = [_record(row) for row in heads]
     for row in sorted((row for row in rows if row[0] == 1), key=lambda row: row[3]):
         found.children.setdefault(row[2], []).append(_record(row))
@@ -144,13 +147,17 @@ def _statement(listing: str, children: bool, refs: bool, with_values: bool) -> s
                 ) AS w JOIN records AS r ON r.project_id = w.pid AND r.namespace = w.ns AND r.key = w.k
                 WHERE {_LIVE}"""
         )
-    return f"WITH p AS ({_numbered(listing)}) " + " UNION ALL ".join(parts)
+    return _numbered(f"WITH p AS ({listing}) " + " UNION ALL ".join(parts), children, refs)
 
 
-def _numbered(sql: str) -> str:
-    """`sql` with its `?` parameters named `:p1`, `:p2`... so that named ones can join them."""
+def _numbered(sql: str, children: bool, refs: bool) -> str:
+    """`sql` with its parameters numbered: the listing's `?` first (`?1`, `?2`...), then the named ones
+    in the order `list_linked` appends them (positional binding, no dict per call)."""
     pieces = sql.split("?")
-    return "".join(piece + f":p{n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
+    sql = "".join(piece + f"?{n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
+    names = ["base", "hi", "n", "now", *(["children"] if children else []), *(["refs", "path"] if refs else [])]
+    numbers = {name: f"?{i}" for i, name in enumerate(names, start=len(pieces))}
+    return re.sub(r":(base|hi|now|n|children|refs|path)\b", lambda m: numbers[m.group(1)], sql)
 
 
 def _record(row: tuple[Any, ...]) -> Record:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
 from alma_core.storage import BaseStorage, DeleteRecords, Op, Record
@@ -41,7 +41,6 @@ __all__ = [
     "erase_threads",
     "escape",
     "run",
-    "run_read",
     "run_steps",
     "thread_prefix",
     "unescape",
@@ -106,26 +105,6 @@ def run(storage: BaseStorage, plan: Plan[_T], *, write: bool) -> _T:
                 ops = plan.send([tx.execute(op) for op in ops])
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-
-
-def run_read(storage: BaseStorage, make: Callable[[], Plan[_T]]) -> _T:
-    """Run a read plan: a plan of one step of one operation runs it alone (one statement on SQLite, a
-    snapshot of its own, without BEGIN and COMMIT); a plan that goes on runs again, whole, in one
-    read transaction (its steps must see one snapshot)."""
-    plan = make()
-    try:
-        ops = next(plan)
-    except StopIteration as stop:  # nothing to read (a kept answer, see `_heads`)
-        return stop.value  # type: ignore[no-any-return]
-    if len(ops) != 1:
-        plan.close()
-        return run(storage, make(), write=False)
-    try:
-        plan.send(storage.batch(ops))
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    plan.close()
-    return run(storage, make(), write=False)
 
 
 def run_steps(storage: BaseStorage, plan: Plan[_T]) -> _T:

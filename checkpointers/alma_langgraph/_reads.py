@@ -22,7 +22,7 @@ from ._rows import ROWS, handed_over, pointers, unpack_row
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
-__all__ = ["Opened", "load_plan", "locations", "open_record"]
+__all__ = ["Opened", "load_linked", "load_plan", "locations", "open_record"]
 
 KEYS_PER_OP = 500  # keys per ListRecords (under SQLite's bound-parameter limit)
 
@@ -189,6 +189,83 @@ def load_plan(
         info = opened[0].record.metadata[META]
         saver._remember(info["thread_id"], info["ns"], opened[0].record.key, locations(opened[0]))
     return checkpoints, extra_results
+
+
+class _Missing(Exception):
+    """An entry is not in the rows at hand: `load_linked` hands over to `load_plan`."""
+
+
+def load_linked(
+    saver: AlmaSaver, records: Sequence[Record], have: Mapping[tuple[str, str], Record]
+) -> list[Any] | None:
+    """`load_plan`'s checkpoints without its steps, when every record is of format 3 and every entry
+    they need is in them or in the rows read with them (`have`: `ListLinked`'s references), as in a
+    store nobody pruned: each row unpacked once, each value decoded once. None: something lives
+    elsewhere (a blob record, a row pruned since), and `load_plan` reads it."""
+    rows: dict[tuple[str, str], dict[str, Entry]] = {}
+    opened = []
+    for record in records:
+        info = record.metadata[META]
+        if info.get("v") != ROWS:
+            return None
+        checkpoint, entries = unpack_row(saver, record)
+        rows[(record.namespace, record.key)] = entries
+        opened.append(Opened(record, checkpoint, ROWS, blobs_ns(info["thread_id"], info["ns"]), entries,
+                             *pointers(info)))  # fmt: skip
+    try:
+        for o in opened:
+            cp = o.checkpoint
+            inline = cp["channel_values"]
+            versions = {c: v for c, v in cp["channel_versions"].items() if c not in inline}
+            if versions:
+                values = saver.channels.decode(saver.serde, o.blobs, versions, _finder(saver, o, rows, have))
+                if values:
+                    cp["channel_values"] = {**inline, **values}
+    except _Missing:
+        return None
+    if opened:  # the newest read: the parent of a put to come
+        info = opened[0].record.metadata[META]
+        saver._remember(info["thread_id"], info["ns"], opened[0].record.key, locations(opened[0]))
+    return [o.checkpoint for o in opened]
+
+
+def _finder(
+    saver: AlmaSaver,
+    opened: Opened,
+    rows: dict[tuple[str, str], dict[str, Entry]],
+    have: Mapping[tuple[str, str], Record],
+) -> Any:
+    """`Channels.decode`'s lookup for `load_linked`: each entry in its row (`at`, or `ch` for a delta
+    chain's entries), the row unpacked on first use; `_Missing` when the row or its entry is not here."""
+    own, namespace = opened.record.key, opened.record.namespace
+    at, chains, parts = opened.at, opened.chains, opened.parts
+
+    def find(key: str) -> tuple[Entry, str] | None:
+        if key in opened.entries:
+            where = own
+        elif key in at:
+            where = at[key]
+        elif key in parts:
+            where = parts[key]
+        else:
+            return None  # a version without an entry: no value
+        entries = rows.get((namespace, where))
+        if entries is None:
+            row = have.get((namespace, where)) if where else None  # ("": a blob record, not read here)
+            if row is None or row.metadata.get(META, {}).get("v") != ROWS:
+                raise _Missing
+            entries = rows[(namespace, where)] = unpack_row(saver, row, checkpoint=False)[1]
+        entry = entries.get(key)
+        if entry is None:
+            raise _Missing
+        if entry.chain:
+            channel = key.split("/", 1)[0]
+            chain_rows = chains.get(channel) or [""] * len(entry.chain)
+            for version, row_id in zip(entry.chain, chain_rows, strict=False):
+                parts[f"{channel}/{version}"] = row_id
+        return entry, where
+
+    return find
 
 
 def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:

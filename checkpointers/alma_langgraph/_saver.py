@@ -57,12 +57,11 @@ from ._layout import (
     Plan,
     arun,
     run,
-    run_read,
     thread_prefix,
     unescape,
 )
 from ._lessons import RunLessons
-from ._linked import get_plan, list_plan
+from ._linked import get_op, get_plan, list_op, list_plan, read
 from ._maintenance import (
     copy_thread_plan,
     delete_for_runs_plan,
@@ -253,15 +252,19 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of `config` (the latest of its thread and namespace without a checkpoint_id)."""
         if get_checkpoint_id(config):
-            return run_read(self.storage, lambda: get_plan(self, config))
+            return self._read_one(config)
         key = _ids(config)[:2]
         version = self.heads.version(self)  # taken before the read (see `_heads`)
         found = None if version is None else self.heads.get(key, version)
         if found is None:
-            found = run_read(self.storage, lambda: get_plan(self, config))
+            found = self._read_one(config)
             if found is not None and version is not None:
                 self.heads.put(key, version, found)
         return found
+
+    def _read_one(self, config: RunnableConfig) -> CheckpointTuple | None:
+        found = read(self, get_op(self, config), lambda: get_plan(self, config))
+        return found[0] if found else None
 
     def list(
         self,
@@ -272,7 +275,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first, filtered by thread / namespace, metadata equality, `before`, `limit`."""
-        yield from run_read(self.storage, lambda: list_plan(self, config, filter, before, limit))
+        op = list_op(config, filter, before, limit, self.project_id)
+        yield from read(self, op, lambda: list_plan(self, op))
 
     def put(
         self,
@@ -369,7 +373,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         takes there; see `_heads`), else the plan on the store's native async driver."""
         if self.heads.size > 0:
             return await asyncio.to_thread(self.get_tuple, config)
-        return await arun(self.storage, get_plan(self, config))
+        found = await arun(self.storage, get_plan(self, config))
+        return found[0] if found else None
 
     async def alist(
         self,
@@ -379,7 +384,8 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        for found in await arun(self.storage, list_plan(self, config, filter, before, limit)):
+        op = list_op(config, filter, before, limit, self.project_id)
+        for found in await arun(self.storage, list_plan(self, op)):
             yield found
 
     async def aput(
