@@ -10,9 +10,8 @@ moved vectors to a cosine of 0.970 from sentence-transformers' (200 sentences); 
   context: a few channels of those inputs are 10-20x larger than the rest, so one uint8 range over the
   tensor leaves the others a few levels. Each input channel is divided by s = sqrt(max|x| / max|w|) (a `Mul`;
   for the attention output, folded into the value columns: `Int8Plan.fold`) and the weight's row multiplied by
-  it, which the per-column weight scales absorb. max|x| is measured at
-  load over `CALIBRATION` (the float32 graph's inputs of each product, the texts in one padded batch whose
-  padding rows are left out).
+  it, which the per-column weight scales absorb. max|x| is measured at load over `CALIBRATION` (the float32
+  graph's inputs of each product, the texts in one padded batch whose padding rows are left out).
 - Smoothed weights keep 7 bits (+-63): on AVX2 without VNNI, onnxruntime multiplies uint8 by int8 with
   `vpmaddubsw`, which saturates a pair of 8-bit products summed in 16 bits (255 x 127 x 2 > 32767).
 - **Split** for the feed-forward output products (input: the GELU output): smoothing made them worse, but
@@ -124,10 +123,9 @@ class Int8Plan:
         before the product would, for nothing at run time (an int8 value product's column scales absorb it)."""
         w = dict(w)
         for name, s in self.smooth.items():
-            layer, kind = name.split(".attention.", 1) if ".attention." in name else (name, "")
-            if kind != "output.dense":
+            if not name.endswith(".attention.output.dense"):
                 continue
-            qkv, dim = f"{layer}.attention.self.qkv", len(s)
+            qkv, dim = name.replace("output.dense", "self.qkv"), len(s)
             weight, bias = np.array(w[f"{qkv}.weight"], dtype=np.float32), np.array(w[f"{qkv}.bias"], np.float32)
             weight[2 * dim :] /= s[:, None]  # (3 dim, dim): the value rows are the last dim
             bias[2 * dim :] /= s

@@ -201,8 +201,8 @@ def build_model(
     LayerNorm epsilon; `position`: the position plus token-type embeddings.
 
     Inputs words (batch, length, dim), the tokens' rows of the word-embedding table, and mask (batch, length), 1
-    for a real token and 0 for padding; output y (batch, dim), the mean-pooled,
-    L2-normalised vectors, and with `taps` the input of each product (tokens, in), named by its weight."""
+    for a real token and 0 for padding; output y (batch, dim), the mean-pooled, L2-normalised vectors, and with
+    `taps` the input of each product (tokens, in), named by its weight."""
     layers, heads, dim, eps = config
     g, tapped = _Graph(), dict[str, str]()
     g.const("shape2", np.array([-1, dim], dtype=np.int64))
@@ -282,5 +282,6 @@ class OnnxMiniLM(MiniLM):
         """The session's `outputs` for a (batch, length) id matrix and its mask of real tokens (None: none padded)."""
         if mask is None:
             mask = self._ones[:, : ids.shape[1]] if len(ids) == 1 else np.ones(ids.shape, dtype=np.float32)
-        feeds = {"words": self.word[ids], "mask": mask.astype(np.float32, copy=False)}
+        words = self.word[ids].astype(np.float32, copy=False)  # a float16 file's rows too
+        feeds = {"words": words, "mask": mask.astype(np.float32, copy=False)}
         return self.session.run(outputs, feeds)  # type: ignore[no-any-return]
