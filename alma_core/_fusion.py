@@ -43,10 +43,22 @@ _BACKGROUND_CANDIDATES = 10  # fewer dense candidates than this: no background t
 _LESSONS = (MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN)
 
 
+# ASCII text, lower-cased and with every character that cannot be part of a `_WORD` made a space: its words
+# are then the runs between spaces with `:.-` stripped from their ends (the same words, 2x faster)
+_ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if chr(c).isalnum() or chr(c) in "_:.-" else 32 for c in range(256))
+
+
 @functools.lru_cache(maxsize=16_384)  # the same memories come back query after query
 def topic_words(text: str) -> frozenset[str]:
     """The text's topic words (lower case, function words dropped), cut to 6 characters (a crude stem)."""
-    return frozenset(w[:6] for w in map(str.lower, _WORD.findall(text)) if w not in _STOP)
+    if text.isascii():
+        runs = text.encode().translate(_ASCII_WORDS).decode().split()
+        words = {w.strip(":.-") for w in runs} if ":" in text or "." in text or "-" in text else set(runs)
+        words.discard("")
+    else:
+        words = set(map(str.lower, _WORD.findall(text)))
+    words -= _STOP
+    return frozenset([w[:6] for w in words])
 
 
 def lexical_terms(text: str) -> tuple[str, ...]:
@@ -144,15 +156,15 @@ def inherit_task_relevance(candidates: Mapping[str, Candidate], relevance: dict[
     """A lesson (heuristic or anti-pattern) is as relevant as the most relevant outcome of its task type:
     it was distilled from those outcomes, though its own text ("checkout tasks: use data-testid
     selectors") rarely shares the words of a task."""
+    out = dict(relevance)
+    lessons = [(memory_id, c.task_type) for memory_id, c in candidates.items() if c.memory_type in _LESSONS]
+    if not lessons:
+        return out
     by_type: dict[str | None, float] = {}
-    lessons = []
     get = relevance.get
     for memory_id, c in candidates.items():
         if c.memory_type is MemoryType.OUTCOME:
             by_type[c.task_type] = max(by_type.get(c.task_type, 0.0), get(memory_id, 0.0))
-        elif c.memory_type in _LESSONS:
-            lessons.append((memory_id, c.task_type))
-    out = dict(relevance)
     for memory_id, task_type in lessons:
         if task_type in by_type:
             out[memory_id] = max(out.get(memory_id, 0.0), by_type[task_type])
@@ -168,6 +180,8 @@ def exact_matches(
         return set()
     out = {i for i in lex_ids if coverage.get(i, 0.0) >= 1.0} if len(topic_words(query)) >= 2 else set()
     ids = [w for w in _WORD.findall(query) if _ID_LIKE.search(w)]
-    if ids:
+    if len(ids) == 1:
+        out |= {i for i in lex_ids if ids[0] in candidates[i].text}
+    elif ids:
         out |= {i for i in lex_ids if any(w in candidates[i].text for w in ids)}
     return out

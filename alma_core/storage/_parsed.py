@@ -49,7 +49,10 @@ class ParsedMemories:
     def __init__(self, size: int = 8192) -> None:
         self.size = size
         self._items: OrderedDict[tuple[str, str], tuple[str, str, Memory, int | None]] = OrderedDict()
-        self._rows: OrderedDict[tuple[str, str], tuple[str, str, Candidate, int | None]] = OrderedDict()
+        # candidates by "project\x1fid": a str key and the candidate itself (its row's JSON and type are its
+        # own fields, the generation it was read at `kept_at`): one object the garbage collector tracks per
+        # entry, not three (a retrieve keeps ~20-100 new ones; collections followed their number)
+        self._rows: OrderedDict[str, Candidate] = OrderedDict()
         self._lock = threading.Lock()
 
     def parse(
@@ -95,31 +98,28 @@ class ParsedMemories:
     def candidate(self, project_id: str, row: Row, generation: int | None = None) -> Candidate:
         """The candidate of a stored row (`ROW_COLUMNS`), kept while the row's JSON is unchanged (shared:
         never changed by callers). `generation`: as for `parse`. Raises KeyError for an unknown type."""
-        key, mtype, data = (project_id, row[0]), row[1], row[8]
+        key, mtype, data = f"{project_id}\x1f{row[0]}", row[1], row[8]
         with self._lock:
             hit = self._rows.get(key)
-            if hit is not None and hit[1] == data and hit[0] == mtype:
-                self._rows[key] = (mtype, data, hit[2], generation)
+            if hit is not None and hit.data == data and hit.memory_type == mtype:
+                hit.kept_at = generation
                 self._rows.move_to_end(key)
-                return hit[2]
+                return hit
         candidate = _candidate(row)
+        candidate.kept_at = generation
         if self.size > 0:
             with self._lock:
-                self._rows[key] = (mtype, data, candidate, generation)
+                self._rows[key] = candidate
                 if len(self._rows) > self.size:
                     self._rows.popitem(last=False)
         return candidate
 
     def current_candidates(self, project_id: str, ids: Iterable[str], generation: int) -> dict[str, Candidate]:
         """The kept candidates among `ids` read at `generation` (see `current`)."""
-        out: dict[str, Candidate] = {}
         with self._lock:
-            rows = self._rows
-            for memory_id in ids:
-                hit = rows.get((project_id, memory_id))
-                if hit is not None and hit[3] == generation:
-                    out[memory_id] = hit[2]
-        return out
+            get = self._rows.get
+            found = [(memory_id, get(f"{project_id}\x1f{memory_id}")) for memory_id in ids]
+        return {memory_id: hit for memory_id, hit in found if hit is not None and hit.kept_at == generation}
 
     def clear(self) -> None:
         with self._lock:

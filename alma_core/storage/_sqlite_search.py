@@ -79,13 +79,14 @@ class MemoryReads(TxState):
             query = np.asarray(op.vector, dtype=np.float32)
             allowed = self._allowed(pushed)
             agents = self._agents(pushed)
+            indexed = bool(op.terms) and self._index_current()  # (the lexical search just checked it)
             for t in types:
                 scopes = self._scopes(f.project_id, agents, t)
                 if not scopes:  # (no memory of this type was ever written in these scopes)
                     out.dense[t] = []
                     continue
                 scoped = pushed.narrowed(types=(t,), user_id=user_filter(f, t, op.user_types))
-                out.dense[t] = self._dense(scoped, query, op.k, allowed, scopes)
+                out.dense[t] = self._dense(scoped, query, op.k, allowed, scopes, indexed)
         ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
         if ids and op.rows and not op.with_embeddings:
             out.candidates = self._candidate_rows(f.project_id, ids, bool(op.terms) and self._index_current())
@@ -172,12 +173,19 @@ class MemoryReads(TxState):
         return [(agent, generations[scope]) for agent, scope in pairs if scope in generations]
 
     def _dense(
-        self, f: MemoryFilter, query: np.ndarray, k: int, allowed: set[str] | None, scopes: list[tuple[str, int]]
+        self,
+        f: MemoryFilter,
+        query: np.ndarray,
+        k: int,
+        allowed: set[str] | None,
+        scopes: list[tuple[str, int]],
+        indexed: bool = False,
     ) -> list[tuple[str, float]]:
-        """Cosine top-k over the matrices of the filter's one type in `scopes` (agent, generation)."""
+        """Cosine top-k over the matrices of the filter's one type in `scopes` (agent, generation); `indexed`:
+        the lexical index is current (`_index_current`: vectors to rescore are read by rowid)."""
         mtype = str((f.types or ())[0])
         hits: list[tuple[str, float]] = []
-        fetch = partial(self._stored_vectors, f.project_id)
+        fetch = partial(self._stored_vectors, f.project_id, indexed)
         for agent, generation in scopes:
             matrix = self.store._matrix(self.conn, f.project_id, agent, mtype, generation, len(query))
             if matrix is not None and matrix.size > 0:
@@ -186,10 +194,25 @@ class MemoryReads(TxState):
             hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 
-    def _stored_vectors(self, project_id: str, ids: Sequence[str]) -> dict[str, bytes]:
-        """The stored vectors of `ids`: a matrix of int8 codes rescores its candidates with them."""
-        sql = f"SELECT id, embedding FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(ids))})"
-        return dict(self.conn.execute(sql, [project_id, *ids]).fetchall())
+    def _stored_vectors(self, project_id: str, indexed: bool, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors of `ids`: a matrix of int8 codes rescores its candidates with them. By rowid
+        where the current lexical index knows it (each row's id and project checked), else by id."""
+        out: dict[str, bytes] = {}
+        rest = list(ids)
+        known = self.store._lexical.ids.get(project_id) if indexed else None
+        if known:
+            at = {rowid: i for i in ids if (rowid := known.get(i)) is not None}
+            if at:
+                marks = ",".join("?" * len(at))
+                rows = self.conn.execute(
+                    f"SELECT rowid, project_id, id, embedding FROM memories WHERE rowid IN ({marks})", list(at)
+                ).fetchall()
+                out = {row[2]: row[3] for row in rows if at.get(row[0]) == row[2] and row[1] == project_id}
+                rest = [i for i in ids if i not in out]
+        if rest:
+            sql = f"SELECT id, embedding FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(rest))})"
+            out.update(self.conn.execute(sql, [project_id, *rest]).fetchall())
+        return out
 
 
 def _tied(hits: list[tuple[str, float]]) -> bool:

@@ -178,3 +178,26 @@ def test_the_hnsw_index_over_codes_is_rescored_from_the_store(
         for memory_id, score in hits:
             assert score == pytest.approx(float(rows[int(memory_id[1:])] @ query), abs=1e-6)
     assert found / (10 * len(queries)) >= 0.95
+
+
+def test_a_retrieve_rescores_by_rowid_once_the_lexical_index_is_current(
+    store: SQLiteStorage, quantised: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With query words, the lexical search checks the in-memory index first: vectors to rescore are then
+    read by rowid (one b-tree), and the hits equal those of a search by vector alone (read by id)."""
+    from alma_core.storage._sqlite_search import MemoryReads
+
+    rows, queries = _data("clustered", seed=2)
+    _fill(store, rows)
+    indexed: list[bool] = []
+    read = MemoryReads._stored_vectors
+    monkeypatch.setattr(
+        MemoryReads, "_stored_vectors", lambda self, p, i, ids: indexed.append(i) or read(self, p, i, ids)
+    )
+    for n, query in enumerate(queries[:8]):
+        if n == 4:  # a write of this store: the index follows it (new rowid), the matrix too
+            store.execute(PutMemories([_outcome(N, query), _outcome(3, queries[7])]))
+        hits = store.execute(SearchMemories(F, vector=query, terms=("task",), k=10)).dense[MemoryType.OUTCOME]
+        assert hits == _dense(store, query, 10)
+        assert n != 4 or hits[0][0] == f"m{N}"
+    assert (quantised == "read back") == any(indexed)  # (kept float32 rows need no read)

@@ -137,3 +137,22 @@ def test_hybrid_is_never_below_the_better_list(
     weak = "dense" if strong == "lexical" else "lexical"
     assert mrr[strong] > mrr[weak] + 0.3, mrr  # the set is what it says: one list clearly the better
     assert mrr["hybrid"] >= mrr[strong], mrr
+
+
+def test_topic_words_of_ascii_text_equal_the_word_pattern_s() -> None:
+    """ASCII text takes a translate-and-split path: the same words as `_WORD` (runs of word characters
+    with `:.-` inside them, none at their ends), lower-cased, function words dropped, cut to 6."""
+    import random
+    import string
+
+    from alma_core._fusion import _STOP, _WORD, topic_words
+
+    def by_pattern(text: str) -> frozenset[str]:
+        return frozenset(w[:6] for w in map(str.lower, _WORD.findall(text)) if w not in _STOP)
+
+    rng = random.Random(7)
+    texts = ["The ID-42 fix: v1.2 (a_b:c) -x- ..y.. a-.-b x: beforehand BEFORE should", "", "!!!", "ÀÉ café Σ"]
+    for alphabet in (string.printable, "aZ9_:.- \t|,", string.ascii_letters + " .-"):
+        texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    assert all(topic_words.__wrapped__(text) == by_pattern(text) for text in texts)
+    assert topic_words("The ID-42 fix: v1.2, before-hand.") == {"id-42", "fix", "v1.2", "before"}
