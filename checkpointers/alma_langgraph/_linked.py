@@ -15,6 +15,7 @@ thread's namespaces read in its index's key order, then merged; no sort of the w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,13 @@ def get_op(saver: AlmaSaver, config: RunnableConfig) -> ListLinked:
     checkpoint_id = get_checkpoint_id(config)
     if checkpoint_id:
         return _with_links(ListRecords(saver.project_id, namespace, keys=(checkpoint_id,)))
-    return _with_links(ListRecords(saver.project_id, namespace, order_by="key", limit=1))
+    return _latest(saver.project_id, namespace)
+
+
+@functools.lru_cache(maxsize=4096)
+def _latest(project_id: str, namespace: str) -> ListLinked:
+    """The read of a namespace's latest checkpoint (immutable: built once per namespace, not per read)."""
+    return _with_links(ListRecords(project_id, namespace, order_by="key", limit=1))
 
 
 def get_plan(saver: AlmaSaver, config: RunnableConfig) -> Plan[list[CheckpointTuple]]:

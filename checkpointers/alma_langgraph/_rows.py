@@ -73,7 +73,8 @@ def pack_row(saver: AlmaSaver, checkpoint: Any, entries: Mapping[str, Entry], aa
 def unpack_row(saver: AlmaSaver, record: Record, *, checkpoint: bool = True) -> tuple[Any, dict[str, Entry]]:
     """The checkpoint of a format-3 record (its inline values only; None unless `checkpoint`) and its
     entries by blob key."""
-    _, body = saver.packer.unpack(record.metadata[META]["type"], record.value, _where(record))
+    where = _where(record) if saver.packer.cipher is not None else None  # (the aad binds sealed rows only)
+    _, body = saver.packer.unpack(record.metadata[META]["type"], record.value, where)
     cp_type, cp_bytes, raw = ormsgpack.unpackb(body)
     entries = {k: Entry(t, d, tuple(chain), n) for k, t, d, chain, n in raw}
     return saver.serde.loads_typed((cp_type, cp_bytes)) if checkpoint else None, entries

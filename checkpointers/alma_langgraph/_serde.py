@@ -138,8 +138,7 @@ class Packer:
     def unpack(self, type_: str, blob: bytes | None, aad: bytes | None = None) -> tuple[str, bytes]:
         """The serde type and serialized bytes of a stored blob (the inverse of `pack`)."""
         blob = self.unseal(type_, blob, aad)
-        if type_.endswith(ZSTD):
-            _zstd(required=True)
+        if type_.endswith(ZSTD):  # (the codec, made on first use, raises MissingDependency without zstandard)
             return type_[: -len(ZSTD)], self._codec("d", lambda z: z.ZstdDecompressor()).decompress(blob or b"")
         return type_, blob or b""
 
