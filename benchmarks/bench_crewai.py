@@ -16,7 +16,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from _common import percentile, timed_ms
 
@@ -52,14 +54,18 @@ def kickoff_phases() -> str:
     return next(line for line in out.splitlines() if line.startswith("RESULT")).removeprefix("RESULT ")
 
 
-def storage_figures(n: int, samples: int) -> dict[str, float]:
-    """`AlmaStorage` at `n` memories (4 agents' scopes, mock embedder): p50 ms of its reads."""
+def storage_figures(n: int, samples: int, store: Callable[[str], Any] | None = None) -> dict[str, float]:
+    """`AlmaStorage` at `n` memories (4 agents' scopes, mock embedder): p50 ms of its reads. `store(tmp)`
+    opens the ALMA store in a temporary directory (default: a SQLite file there)."""
     from crewai.memory.types import MemoryRecord
 
     from alma_core import ALMA
     from alma_crewai import AlmaStorage
 
-    with tempfile.TemporaryDirectory() as tmp, ALMA(project_id="b", storage=f"{tmp}/a.db", embedder="mock") as alma:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ALMA(project_id="b", storage=store(tmp) if store else f"{tmp}/a.db", embedder="mock") as alma,
+    ):
         storage = AlmaStorage(alma, agent="crew", root_scope="/crew/b")
         scopes = [f"/crew/b/agent/a{i % 4}" for i in range(n)]
         for start in range(0, n, 500):

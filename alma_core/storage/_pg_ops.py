@@ -42,6 +42,7 @@ from ._base import (
     user_filter,
 )
 from ._lexical import choose_terms
+from ._pg_counts import COUNTS_MIGRATION
 from ._record_search import search_in_python
 
 Fetch = Literal["all", "one", "none", "many", "binary"]  # "binary": all rows, sent in binary (bytea unescaped)
@@ -98,6 +99,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE alma_generations (project_id TEXT PRIMARY KEY, value BIGINT NOT NULL);
     """,
+    COUNTS_MIGRATION,  # 2: each scope's number of memories, kept by triggers (`_pg_counts`)
 ]
 
 _ORDER = {"created_at": "created_at", "updated_at": "updated_at", "confidence": "confidence"}
@@ -522,12 +524,15 @@ class OpSteps:
         return out
 
     def count_memories(self, op: CountMemories) -> Steps:
-        where, args = memory_where(op.filter)
-        rows = yield (
-            f"SELECT agent, type, COUNT(*) FROM alma_memories WHERE {where} GROUP BY agent, type",
-            args,
-            "all",
-        )
+        """From `alma_memory_counts` (kept by triggers, migration 2) when the filter names only the project,
+        agents and types; else COUNT(*) over the matching rows."""
+        f = op.filter
+        where, args = memory_where(f)
+        if f.ids is None and f.categories is None and not f.scalar_conditions():  # columns of both tables
+            sql = f"SELECT agent, type, n FROM alma_memory_counts WHERE {where} AND n > 0"
+        else:
+            sql = f"SELECT agent, type, COUNT(*) FROM alma_memories WHERE {where} GROUP BY agent, type"
+        rows = yield (sql, args, "all")
         return {(agent, MemoryType(mtype)): int(n) for agent, mtype, n in rows}
 
     def search_memories(self, op: SearchMemories) -> Steps:

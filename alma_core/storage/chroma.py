@@ -8,6 +8,10 @@
 - Records (checkpoints, sessions, LangGraph checkpoints...), generations and write serialization live
   in a sidecar SQLite file (`records.db`). Chroma has no transactions: a transaction that fails undoes
   its memory writes from an in-memory undo log (atomic within the process, not across a crash).
+- Each project's memory counts by (agent, type) are a sidecar record, updated in the sidecar transaction
+  of every memory write, so `CountMemories` by project, agents and types reads one record, not the
+  collection. A project written before the counts were kept is counted once, at its next write (until
+  then counts read the collection).
 """
 
 from __future__ import annotations
@@ -28,13 +32,17 @@ import numpy as np
 from .._errors import MissingDependency, StorageError
 from .._models import Memory, MemoryType, memory_from_dict
 from ._base import (
+    SYSTEM_PROJECT,
     BaseStorage,
     CountMemories,
     DeleteMemories,
     FindMemories,
+    GetRecord,
     MemoryFilter,
     Op,
     PutMemories,
+    PutRecord,
+    Record,
     SearchHits,
     SearchMemories,
     StoreVersion,
@@ -52,6 +60,7 @@ _MEMORY_OPS = (PutMemories, DeleteMemories, FindMemories, CountMemories, SearchM
 _INCLUDE_ALL = ["embeddings", "metadatas", "documents"]
 _EXACT_BELOW = 2_000  # a filtered dense search over at most this many rows is exact
 _CHROMA_OPS = {"=": "$eq", "<": "$lt", ">=": "$gte"}
+_COUNTS = "chroma/memory-counts"  # sidecar namespace (of SYSTEM_PROJECT): a project's counts, keyed by project
 
 
 def _where(f: MemoryFilter) -> dict[str, Any] | None:
@@ -123,6 +132,8 @@ class _Tx:
             ids = [m.id for m in memories]
             before = self._snapshot(project_id, ids)
             metadatas = [_metadata(m) for m in memories]
+            moved = [(str(before[i]["agent"]), str(before[i]["type"]), -1) for i in ids if i in before]
+            self._count(project_id, [*moved, *((str(m["agent"]), str(m["type"]), 1) for m in metadatas)])
             now = time.time_ns()
             for i, (memory_id, meta) in enumerate(zip(ids, metadatas, strict=True)):
                 meta["seq"] = before[memory_id]["seq"] if memory_id in before else now + i  # insertion order
@@ -139,7 +150,8 @@ class _Tx:
         col = self.store._collection(op.filter.project_id)
         ids = col.get(ids=list(op.filter.ids) if op.filter.ids else None, where=_where(op.filter), include=[])["ids"]
         if ids:
-            self._snapshot(op.filter.project_id, ids)
+            before = self._snapshot(op.filter.project_id, ids)
+            self._count(op.filter.project_id, [(str(m["agent"]), str(m["type"]), -1) for m in before.values()])
             col.delete(ids=ids)
             self.sidecar.bump(op.filter.project_id)
         return len(ids)
@@ -168,10 +180,39 @@ class _Tx:
             out.append(memory)
         return out
 
+    def _counts(self, project_id: str) -> dict[tuple[str, str], int] | None:
+        """The project's memory counts by (agent, type) as the sidecar keeps them; None for a project
+        written before they were kept (counted at its next write)."""
+        record = self.sidecar.execute(GetRecord(SYSTEM_PROJECT, _COUNTS, project_id))
+        return None if record is None else {(a, t): n for a, t, n in record.metadata["counts"]}
+
+    def _count(self, project_id: str, changes: list[tuple[str, str, int]]) -> None:
+        """Add a write's changes ((agent, type, +-1), before the write reaches Chroma) to the project's
+        counts, in the sidecar transaction; a project without counts is counted first, as it stands."""
+        counts = self._counts(project_id)
+        if counts is None:
+            counts = {}
+            for meta in self.store._collection(project_id).get(include=["metadatas"])["metadatas"]:
+                key = (str(meta["agent"]), str(meta["type"]))
+                counts[key] = counts.get(key, 0) + 1
+        for agent, mtype, n in changes:
+            counts[(agent, mtype)] = counts.get((agent, mtype), 0) + n
+        kept = [[agent, mtype, n] for (agent, mtype), n in sorted(counts.items()) if n]
+        self.sidecar.execute(PutRecord(Record(SYSTEM_PROJECT, _COUNTS, project_id, None, {"counts": kept})))
+
     def _countmemories(self, op: CountMemories) -> dict[tuple[str, MemoryType], int]:
         counts: dict[tuple[str, MemoryType], int] = {}
-        if matches_nothing(op.filter):
+        f = op.filter
+        if matches_nothing(f):
             return counts
+        by_scope = f.ids is None and f.categories is None and not f.scalar_conditions()
+        kept = self._counts(f.project_id) if by_scope else None
+        if kept is not None:  # by project, agents and types: the sidecar's counts
+            types = None if f.types is None else {t.value for t in f.types}
+            return {
+                (agent, MemoryType(mtype)): n for (agent, mtype), n in kept.items()
+                if (f.agents is None or agent in f.agents) and (types is None or mtype in types)
+            }  # fmt: skip
         for meta in self._get(op.filter, ["metadatas"])["metadatas"]:
             key = (str(meta["agent"]), MemoryType(meta["type"]))
             counts[key] = counts.get(key, 0) + 1
