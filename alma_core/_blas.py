@@ -9,10 +9,8 @@ code keeps its settings.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 _blas_lock = threading.Lock()
@@ -49,36 +47,31 @@ def _thread_local_setters() -> list[Any]:
     return _blas_state["local"]  # type: ignore[no-any-return]
 
 
-@contextlib.contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with one BLAS thread (re-entrant and thread-safe; a no-op without threadpoolctl)."""
-    with _blas_lock:
-        local = _thread_local_setters()
-    previous = [setter(1) for setter in local]
-    try:
-        with _process_wide_single_thread():
-            yield
-    finally:
-        for setter, n in zip(local, previous, strict=True):
-            setter(n)
+class single_blas_thread:
+    """Run the block with one BLAS thread (re-entrant and thread-safe; a no-op without threadpoolctl). A
+    class, not a generator: ~2x cheaper on entry and exit (a dense search enters it once or twice)."""
 
+    __slots__ = ("_local", "_previous")
 
-@contextlib.contextmanager
-def _process_wide_single_thread() -> Iterator[None]:
-    with _blas_lock:
-        controllers = _blas_controllers()
-        if _blas_state["active"] == 0:
-            _blas_state["saved"] = [c.num_threads for c in controllers]
-            for c in controllers:
-                if c.num_threads != 1:
-                    c.set_num_threads(1)
-        _blas_state["active"] += 1
-    try:
-        yield
-    finally:
+    def __enter__(self) -> None:
+        with _blas_lock:
+            self._local = local = _thread_local_setters()
+        self._previous = [setter(1) for setter in local]
+        with _blas_lock:
+            controllers = _blas_controllers()
+            if _blas_state["active"] == 0:
+                _blas_state["saved"] = saved = [c.num_threads for c in controllers]
+                for c, n in zip(controllers, saved, strict=True):
+                    if n != 1:
+                        c.set_num_threads(1)
+            _blas_state["active"] += 1
+
+    def __exit__(self, *exc: object) -> None:
         with _blas_lock:
             _blas_state["active"] -= 1
             if _blas_state["active"] == 0:
-                for c, n in zip(controllers, _blas_state["saved"], strict=True):
+                for c, n in zip(_blas_controllers(), _blas_state["saved"], strict=True):
                     if n != 1:
                         c.set_num_threads(n)
+        for setter, n in zip(self._local, self._previous, strict=True):
+            setter(n)

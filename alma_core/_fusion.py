@@ -14,6 +14,7 @@ A lesson (heuristic or anti-pattern) is at least as relevant as the best outcome
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Mapping
 
@@ -38,6 +39,7 @@ _STOP = frozenset({
     "they", "this", "those", "through", "to", "too", "up", "us", "very", "was", "we", "were", "what", "when",
     "where", "which", "while", "who", "why", "will", "with", "without", "would", "you", "your",
 })  # fmt: skip
+_STEM = operator.itemgetter(slice(6))  # a word's first 6 characters
 _ID_LIKE = re.compile(r"\d|[A-Z].*[A-Z]|\w[_:./-]\w")  # ids, versions, codes, acronyms, paths
 _BACKGROUND_CANDIDATES = 10  # fewer dense candidates than this: no background to read (it is 0)
 _LESSONS = (MemoryType.HEURISTIC, MemoryType.ANTI_PATTERN)
@@ -58,7 +60,7 @@ def topic_words(text: str) -> frozenset[str]:
     else:
         words = set(map(str.lower, _WORD.findall(text)))
     words -= _STOP
-    return frozenset([w[:6] for w in words])
+    return frozenset(map(_STEM, words))
 
 
 def lexical_terms(text: str) -> tuple[str, ...]:

@@ -10,14 +10,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._base import Linked, ListLinked, ListRecords, Record, expand_linked
+from ._base import Linked, ListLinked, ListRecords, Record, expand_linked, linked_spaces
 from ._sqlite_tx import MAX_CHAR
 
 __all__ = ["list_linked", "list_sql", "ns_where"]
 
 _ORDER = {"seq": "seq", "key": "key"}
+MAX_KEYS = 500  # bound parameters per statement, well under SQLite's limit
 _COLUMNS = "project_id, namespace, key, value, metadata, seq, created_at, updated_at, expires_at"
 _LIVE = "(r.expires_at IS NULL OR r.expires_at > :now)"
+_LIVE_ARG = "(expires_at IS NULL OR expires_at > ?)"
 _R_COLUMNS = ", ".join(f"r.{c}" for c in _COLUMNS.split(", "))
 
 
@@ -95,6 +97,8 @@ def _per_namespace(op: ListRecords, clauses: list[str], args: list[Any], columns
 def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords], list[Record]]) -> Linked:
     """One statement: the listing as a subquery, then its records' children and references joined to it
     (each row tagged 0, 1 or 2). A listing whose `where` is checked in Python takes its two steps."""
+    if _one_record(op.records):
+        return _one_linked(conn, op)
     listing = list_sql(op.records, "rowid AS rid, project_id, namespace, key, metadata, seq")
     if listing is None:
         return Linked()
@@ -123,6 +127,59 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
     for row in sorted((row for row in rows if row[0] == 1), key=lambda row: row[3]):
         found.children.setdefault(row[2], []).append(_record(row))
     found.refs = {(row[2], row[3]): _record(row) for row in rows if row[0] == 2}
+    return found
+
+
+def _one_record(op: ListRecords) -> bool:
+    """A listing of at most one record of one namespace: its latest by key, or one key (a checkpoint's get)."""
+    one = (op.limit == 1 and op.keys is None) or (op.limit is None and op.keys is not None and len(op.keys) == 1)
+    return (
+        one and not op.prefix and op.namespaces is None and op.where is None and op.before_seq is None
+        and op.before_key is None and op.updated_before is None and op.offset == 0 and op.order_by == "key"
+        and op.descending and op.with_values
+    )  # fmt: skip
+
+
+_ONE = f"SELECT {_COLUMNS} FROM records WHERE project_id = ? AND namespace = ? AND " + _LIVE_ARG
+
+
+def _one_linked(conn: Any, op: ListLinked) -> Linked:
+    """`_one_record`'s listing with its children and references: two or three statements on the primary
+    key in one read transaction (cheaper on SQLite than the joined statement, whose fixed cost a single
+    record does not spread)."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        found = _one_read(conn, op)
+    except BaseException:
+        if own:
+            conn.execute("ROLLBACK")
+        raise
+    if own:
+        conn.execute("COMMIT")
+    return found
+
+
+def _one_read(conn: Any, op: ListLinked) -> Linked:
+    listing, now = op.records, time.time()
+    pid, namespace = listing.project_id, listing.namespace
+    if listing.keys is not None:
+        head = conn.execute(_ONE + " AND key = ?", (pid, namespace, now, listing.keys[0])).fetchone()
+    else:
+        head = conn.execute(_ONE + " ORDER BY key DESC LIMIT 1", (pid, namespace, now)).fetchone()
+    if head is None:
+        return Linked()
+    found = Linked([_record((0, *head))])
+    children, refs, keys = linked_spaces(op, found.records[0])
+    if children is not None:
+        kids = conn.execute(_ONE + " ORDER BY key", (pid, children, now)).fetchall()
+        if kids:
+            found.children[children] = [_record((1, *kid)) for kid in kids]
+    for i in range(0, len(keys) if refs is not None else 0, MAX_KEYS):
+        chunk = keys[i : i + MAX_KEYS]
+        rows = conn.execute(f"{_ONE} AND key IN ({','.join('?' * len(chunk))})", (pid, refs, now, *chunk))
+        found.refs.update(((r[1], r[2]), _record((2, *r))) for r in rows)
     return found
 
 

@@ -18,7 +18,10 @@ only those rows.
 from __future__ import annotations
 
 import atexit
+import importlib
+import importlib.util
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
@@ -65,6 +68,15 @@ def _stop_builds() -> None:
         thread.join(timeout=30)
 
 
+def _onnxruntime_first() -> None:
+    """Import onnxruntime (when installed) before usearch: `import usearch` loads numkong's library with
+    RTLD_GLOBAL, and an onnxruntime imported after it crashes the process (a segfault in its session
+    start, usearch 2.26 / onnxruntime 1.32). The local embedder loads onnxruntime lazily, so a process that
+    built an index first (a large store searched with another embedder, then `LocalEmbedder`) crashed."""
+    if "onnxruntime" not in sys.modules and importlib.util.find_spec("onnxruntime") is not None:
+        importlib.import_module("onnxruntime")
+
+
 def _codes(vectors: np.ndarray) -> np.ndarray:
     """Int8 rows as the index stores them (cosine is blind to each row's scale)."""
     return vectors if vectors.dtype == np.int8 else quantise(vectors)[0]
@@ -74,6 +86,7 @@ class AnnIndex:
     """usearch HNSW over a matrix's row positions (int8 codes, cosine: a quarter of the float32 bytes)."""
 
     def __init__(self, vectors: np.ndarray) -> None:
+        _onnxruntime_first()
         from usearch.index import Index
 
         self._lock = threading.Lock()

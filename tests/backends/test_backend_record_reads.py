@@ -152,3 +152,23 @@ def test_a_per_namespace_listing_returns_what_the_plain_listing_does(
         ("cp/t/c", "00113"), ("cp/t/b", "00112"), ("cp/t/a", "00111"), ("cp/t/", "00110"), ("cp/t/c", "00103")
     ]  # fmt: skip
     assert store.execute(ListRecords(P, "cp/none/", prefix=True, per_namespace=True, limit=3)) == []
+
+
+def test_one_record_by_key_or_latest_reads_all_it_links_to(store: BaseStorage, require: Callable[..., None]) -> None:
+    """The shape of a checkpoint's get (one key, or a namespace's latest) with more references than one
+    statement binds (SQLite reads it in small statements in one read transaction)."""
+    require(store, "records")
+    named = [f"r{i:04d}" for i in range(700)]
+    store.execute(PutRecords(tuple(Record(P, "cp/t", k, b"x") for k in named)))
+    store.execute(PutRecords((
+        Record(P, "cp/t", "zz1", b"head", {"__lg": {"rows": [*named, "missing"]}}),
+        Record(P, "w/t/zz1", "b", b"2"), Record(P, "w/t/zz1", "a", b"1"),
+    )))  # fmt: skip
+    links = {"children": "w/", "refs": "cp/", "refs_path": ("__lg", "rows")}
+    for records in (ListRecords(P, "cp/t", order_by="key", limit=1), ListRecords(P, "cp/t", keys=("zz1",))):
+        found = _linked(store, records, **links)
+        assert [r.value for r in found.records] == [b"head"]
+        assert [c.key for c in found.children["w/t/zz1"]] == ["a", "b"]
+        assert sorted(k for _, k in found.refs) == named
+    assert _linked(store, ListRecords(P, "cp/t", keys=("nope",)), **links) == Linked()
+    assert _linked(store, ListRecords(P, "cp/empty", order_by="key", limit=1), **links) == Linked()

