@@ -168,8 +168,7 @@ def test_a_postgres_store_written_before_the_counts_migrates_with_the_same_count
     with psycopg.connect(pg_uri, autocommit=True) as conn:  # back to schema 1, rows and all
         conn.execute(f'SET search_path TO "{pg_schema}"')
         conn.execute("DROP TABLE alma_memory_counts")
-        for fn in ("alma_count_inserted", "alma_count_deleted", "alma_count_moved"):
-            conn.execute(f"DROP FUNCTION {fn}() CASCADE")  # (and its trigger)
+        conn.execute("DROP FUNCTION alma_count_memory() CASCADE")  # (and its triggers)
         conn.execute("DELETE FROM alma_migrations WHERE version >= 2")
         conn.execute(
             "INSERT INTO alma_memories (project_id, id, agent, type, text, confidence, created_at, updated_at, data)"
