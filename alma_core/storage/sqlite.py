@@ -214,7 +214,7 @@ class SQLiteStorage(BaseStorage):
             op = ops[0]
             if type(op) in _ONE_STATEMENT_READS and _one_statement(op):
                 return [self._lone(op, write=False)]
-            if _one_statement_write(op):
+            if _one_statement_write(op) and not self._conn.in_transaction:  # (open: BEGIN refuses, as before)
                 return [self._lone(op, write=True)]
         return super().batch(ops)
 

@@ -144,6 +144,26 @@ def test_a_lone_put_commits_at_once_or_joins_the_open_transaction(store: SQLiteS
     other.close()
 
 
+def test_a_lone_put_never_joins_a_transaction_left_open_on_a_passed_in_connection(db_path: Path) -> None:
+    """On a connection the caller owns, SQL of theirs may hold a transaction open: a put then fails as
+    BEGIN does, rather than joining it and returning before anything is committed."""
+    from alma_core.storage import PutRecords
+
+    conn = sqlite3.connect(db_path, check_same_thread=False)
+    store = SQLiteStorage(conn)
+    conn.execute("BEGIN")
+    conn.execute("SELECT 1 FROM records").fetchall()
+    with pytest.raises(StorageError, match="within a transaction"):
+        store.batch([PutRecords((Record(P, "cp", "a", b"1"),), sequenced=False)])
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    assert store.execute(GetRecord(P, "cp", "a")) is None
+    store.batch([PutRecords((Record(P, "cp", "a", b"1"),), sequenced=False)])
+    assert not conn.in_transaction and store.execute(GetRecord(P, "cp", "a")).value == b"1"
+    store.close()
+    conn.close()
+
+
 def test_opening_waits_for_another_connection_switching_the_journal(db_path: Path) -> None:
     """Two processes opening a new file race to switch it to WAL; SQLite then fails the loser at once
     ("database is locked", no busy wait). Opening must wait for the winner instead (it failed CI once)."""
