@@ -369,9 +369,10 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     # ---- async API -----------------------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """`get_tuple` on a worker thread where the head cache is on (SQLite: one hand-off, as `arun`
-        takes there; see `_heads`), else the plan on the store's native async driver."""
-        if self.heads.size > 0:
+        """`get_tuple` on a worker thread on a store without a native async driver (SQLite: one
+        hand-off, as `arun` takes there; the head cache and the lean read with it, see `_heads` and
+        `_linked.read`), else the plan on the store's async driver."""
+        if self.heads.size > 0 or "async" not in self.storage.capabilities:
             return await asyncio.to_thread(self.get_tuple, config)
         found = await arun(self.storage, get_plan(self, config))
         return found[0] if found else None
@@ -385,7 +386,11 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
         op = list_op(config, filter, before, limit, self.project_id)
-        for found in await arun(self.storage, list_plan(self, op)):
+        if "async" in self.storage.capabilities:
+            listed = await arun(self.storage, list_plan(self, op))
+        else:  # one worker-thread hand-off for the lean read (and its fallback in one read transaction)
+            listed = await asyncio.to_thread(read, self, op, lambda: list_plan(self, op))
+        for found in listed:
             yield found
 
     async def aput(
