@@ -111,7 +111,8 @@ def list_linked(conn: Any, op: ListLinked, list_records: Callable[[ListRecords],
                 ops = plan.send([list_records(o) for o in ops])
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-    args += [op.base, op.base + MAX_CHAR, len(op.base) + 1, time.time()]  # (in `_statement`'s order)
+    if op.children is not None or op.refs is not None:  # (in `_statement`'s order)
+        args += [op.base, op.base + MAX_CHAR, len(op.base) + 1, time.time()]
     if op.children is not None:
         args.append(op.children)
     if op.refs is not None:
@@ -212,7 +213,8 @@ def _numbered(sql: str, children: bool, refs: bool) -> str:
     in the order `list_linked` appends them (positional binding, no dict per call)."""
     pieces = sql.split("?")
     sql = "".join(piece + f"?{n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
-    names = ["base", "hi", "n", "now", *(["children"] if children else []), *(["refs", "path"] if refs else [])]
+    names = [*(["base", "hi", "n", "now"] if children or refs else []), *(["children"] if children else []),
+             *(["refs", "path"] if refs else [])]  # fmt: skip
     numbers = {name: f"?{i}" for i, name in enumerate(names, start=len(pieces))}
     return re.sub(r":(base|hi|now|n|children|refs|path)\b", lambda m: numbers[m.group(1)], sql)
 
@@ -224,13 +226,17 @@ def _record(row: tuple[Any, ...]) -> Record:
 
 def _loads(text: str) -> Any:
     """JSON metadata: orjson where it is installed (it comes with langchain-core: ~5 us a record less
-    in a checkpoint listing), the standard parser for what it refuses (NaN, integers beyond 64 bits)."""
-    if _ORJSON is not None:
+    in a checkpoint listing), the standard parser for what orjson refuses (NaN, lone surrogates) and for
+    text with a run of 19+ digits: orjson reads an integer beyond 64 bits as a float, silently."""
+    if _ORJSON is not None and _LONG_NUMBER.search(text) is None:
         try:
             return _ORJSON(text)
         except ValueError:
             pass
     return json.loads(text)
+
+
+_LONG_NUMBER = re.compile(r"\d{19}")
 
 
 def _orjson() -> Callable[[str], Any] | None:

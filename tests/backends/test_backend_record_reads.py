@@ -172,3 +172,21 @@ def test_one_record_by_key_or_latest_reads_all_it_links_to(store: BaseStorage, r
         assert sorted(k for _, k in found.refs) == named
     assert _linked(store, ListRecords(P, "cp/t", keys=("nope",)), **links) == Linked()
     assert _linked(store, ListRecords(P, "cp/empty", order_by="key", limit=1), **links) == Linked()
+
+
+def test_metadata_numbers_beyond_64_bits_read_back_exactly(store: BaseStorage, require: Callable[..., None]) -> None:
+    """Every read path (one record by key, a listing without links, ListRecords, GetRecord) returns the
+    metadata written, integers beyond 64 bits included (a fast JSON parser reads those as floats)."""
+    require(store, "records")
+    meta = {"big": 2**70 + 1, "neg": -(2**64) - 3, "u64": 2**64 - 1, "f": 0.1, "s": "12345678901234567890123",
+            "nested": {"n": [10**30 + 7]}}  # fmt: skip
+    store.execute(PutRecords((Record(P, "cp/t", "c0", b"v", meta),), sequenced=False))
+    found = [
+        _linked(store, ListRecords(P, "cp/t", keys=("c0",))).records[0].metadata,
+        _linked(store, ListRecords(P, "cp/t", order_by="key")).records[0].metadata,
+        store.execute(ListRecords(P, "cp/t"))[0].metadata,
+        store.execute(GetRecord(P, "cp/t", "c0")).metadata,
+    ]
+    for metadata in found:
+        assert metadata == meta
+        assert type(metadata["big"]) is int and type(metadata["nested"]["n"][0]) is int
