@@ -61,8 +61,8 @@ class Candidate:
     that turns out not to be a valid memory raises `UnreadableRow`."""
 
     __slots__ = ("_may_retire", "_memory", "_occurrences", "_pattern", "_read", "_retired", "_stamp", "_success",
-                 "_warning", "agent", "confidence", "data", "id", "kept_at", "memory_type", "task_type", "text",
-                 "updated_at", "user_id")  # fmt: skip
+                 "_warning", "agent", "confidence", "data", "id", "kept_at", "memory_type", "seen", "task_type",
+                 "text", "updated_at", "user_id")  # fmt: skip
 
     def __init__(
         self,
@@ -80,6 +80,7 @@ class Candidate:
         self.user_id, self.task_type, self.confidence, self.updated_at = user_id, task_type, confidence, updated_at
         self.data = data  # the stored JSON it is read from (None: made from a model)
         self.kept_at: int | None = None  # the project's generation when a store kept it (`ParsedMemories`)
+        self.seen: int | None = None  # the store's lexical index tick it was current at (`ParsedMemories`)
         self._memory: Memory | None = None
         self._read = False  # the fields below set (from the JSON or the model)
         self._success, self._stamp, self._occurrences = 1.0, updated_at, 1

@@ -183,6 +183,11 @@ class LexicalIndex:
         # every row's (project -> id -> rowid) and text hash, as of `key` (unapplied changes included)
         self.ids: dict[str, dict[str, int]] = {}
         self.hashes = np.zeros(0, dtype=np.int64)
+        # each rowid's tick: when its row was last written or deleted as the index knows (a build gives
+        # all one tick); `tick` only grows, never reset (a rebuild's ticks exceed every earlier one), so a
+        # row made at tick T is current while its rowid's tick is <= T (`unchanged`)
+        self.tick = 0
+        self.version = np.zeros(0, dtype=np.int64)
 
     @property
     def built(self) -> bool:
@@ -211,11 +216,18 @@ class LexicalIndex:
         self.codes, self.code_of = {}, {name: {} for name in CODED}
         self.unapplied, self.stale, self.ids = [], False, {}
         self.length, self.alive, self.hashes = np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+        self.version = np.zeros(0, dtype=np.int64)
 
     def known(self, project_id: str, memory_id: str) -> tuple[int, int] | None:
         """The memory's (rowid, text hash), None when it has no row (see `ids`)."""
         rowid = self.ids.get(project_id, {}).get(memory_id)
         return None if rowid is None else (rowid, int(self.hashes[rowid]))
+
+    def unchanged(self, project_id: str, memory_id: str, tick: int) -> bool:
+        """Whether the memory's row is the one the index knew at `tick` (not written nor deleted since;
+        only meaningful while the index is current for the caller's transaction)."""
+        rowid = self.ids.get(project_id, {}).get(memory_id)
+        return rowid is not None and int(self.version[rowid]) <= tick
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
         """Read every posting, length and memory row (in the caller's read transaction), in chunks."""
@@ -236,6 +248,8 @@ class LexicalIndex:
         self.clear()
         (last,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
         self._grow(max(top, last) + 1)
+        self.tick += 1
+        self.version[:] = self.tick
         names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
         cursor = conn.execute(
             f"SELECT m.rowid, d.sz, m.text, {names}, m.data FROM memories AS m "
@@ -277,6 +291,8 @@ class LexicalIndex:
         self.length = np.concatenate([self.length, np.zeros(size - old)])
         self.alive = np.concatenate([self.alive, np.zeros(size - old, dtype=bool)])
         self.hashes = np.concatenate([self.hashes, np.zeros(size - old, dtype=np.int64)])
+        unknown = np.full(size - old, np.iinfo(np.int64).max, dtype=np.int64)  # (a rowid it never knew)
+        self.version = np.concatenate([self.version, unknown])
         for name in (*COLUMNS, *NUMBERS, *TEXTS):
             fill = np.full(size - old, np.nan) if name in NUMBERS else np.full(size - old, None, dtype=object)
             kept = self.columns.get(name)
@@ -360,10 +376,12 @@ class LexicalIndex:
         if self.key != before or len(self.unapplied) + len(changes) > _MAX_UNAPPLIED:
             self.clear()  # (many writes and no search: cheaper to read it all again when next searched)
             return
+        self.tick += 1
         for kind, rowid, text, columns in changes:  # who is where, now (`known`); the postings wait
             assert columns is not None
+            self._grow(rowid + 1)
+            self.version[rowid] = self.tick
             if kind == "put":
-                self._grow(rowid + 1)
                 self.ids.setdefault(columns[1], {})[columns[0]] = rowid
                 self.hashes[rowid] = hash(text)
             elif kind == "del" and self.ids.get(columns[1], {}).get(columns[0]) == rowid:

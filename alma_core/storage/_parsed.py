@@ -18,11 +18,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._cache import copy_memory
 from .._candidates import Candidate
 from .._models import Memory, MemoryType, memory_class
+
+if TYPE_CHECKING:
+    from ._lexindex import LexicalIndex
 
 __all__ = ["ROW_COLUMNS", "ParsedMemories"]
 
@@ -95,18 +98,19 @@ class ParsedMemories:
                     out[memory_id] = hit[2]
         return out
 
-    def candidate(self, project_id: str, row: Row, generation: int | None = None) -> Candidate:
+    def candidate(self, project_id: str, row: Row, generation: int | None = None, tick: int | None = None) -> Candidate:
         """The candidate of a stored row (`ROW_COLUMNS`), kept while the row's JSON is unchanged (shared:
-        never changed by callers). `generation`: as for `parse`. Raises KeyError for an unknown type."""
+        never changed by callers). `generation`: as for `parse`; `tick`: the lexical index's, when it is
+        current for the read transaction (see `current_candidates`). Raises KeyError for an unknown type."""
         key, mtype, data = f"{project_id}\x1f{row[0]}", row[1], row[8]
         with self._lock:
             hit = self._rows.get(key)
             if hit is not None and hit.data == data and hit.memory_type == mtype:
-                hit.kept_at = generation
+                hit.kept_at, hit.seen = generation, tick
                 self._rows.move_to_end(key)
                 return hit
         candidate = _candidate(row)
-        candidate.kept_at = generation
+        candidate.kept_at, candidate.seen = generation, tick
         if self.size > 0:
             with self._lock:
                 self._rows[key] = candidate
@@ -114,12 +118,28 @@ class ParsedMemories:
                     self._rows.popitem(last=False)
         return candidate
 
-    def current_candidates(self, project_id: str, ids: Iterable[str], generation: int) -> dict[str, Candidate]:
-        """The kept candidates among `ids` read at `generation` (see `current`)."""
+    def current_candidates(
+        self, project_id: str, ids: Iterable[str], generation: int, index: LexicalIndex | None = None, tick: int = 0
+    ) -> dict[str, Candidate]:
+        """The kept candidates among `ids` read at `generation` (see `current`), or, with `index` (the
+        store's lexical index, current for the read transaction at its `tick`), kept at an earlier tick
+        when the index has seen no write or delete of their row since (a learn moves the generation but
+        rewrites a few rows: the rest stay). Those found are marked current at `generation` and `tick`."""
+        out: dict[str, Candidate] = {}
         with self._lock:
             get = self._rows.get
-            found = [(memory_id, get(f"{project_id}\x1f{memory_id}")) for memory_id in ids]
-        return {memory_id: hit for memory_id, hit in found if hit is not None and hit.kept_at == generation}
+            for memory_id in ids:
+                hit = get(f"{project_id}\x1f{memory_id}")
+                if hit is None:
+                    continue
+                if hit.kept_at == generation:
+                    if index is not None:
+                        hit.seen = tick
+                    out[memory_id] = hit
+                elif index is not None and hit.seen is not None and index.unchanged(project_id, memory_id, hit.seen):
+                    hit.kept_at, hit.seen = generation, tick
+                    out[memory_id] = hit
+        return out
 
     def clear(self) -> None:
         with self._lock:

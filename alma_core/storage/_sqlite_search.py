@@ -89,7 +89,8 @@ class MemoryReads(TxState):
                 out.dense[t] = self._dense(scoped, query, op.k, allowed, scopes, indexed)
         ids = tuple({i: None for hits in (*out.dense.values(), *out.lexical.values()) for i, _ in hits})
         if ids and op.rows and not op.with_embeddings:
-            out.candidates = self._candidate_rows(f.project_id, ids, bool(op.terms) and self._index_current())
+            tick = self.store._lexical.tick  # (before the check: a later commit's rows have a later tick)
+            out.candidates = self._candidate_rows(f.project_id, ids, bool(op.terms) and self._index_current(), tick)
         elif ids:
             out.memories = self._candidates(f.project_id, ids, op.shared and not op.with_embeddings, op.with_embeddings)
         return out
@@ -100,15 +101,20 @@ class MemoryReads(TxState):
         index, counts = self.store._lexical, self.store._doc_counts
         return not (self.write or index.key is None or index.unapplied or index.key != (counts.key[1], counts.writes))
 
-    def _candidate_rows(self, project_id: str, ids: tuple[str, ...], indexed: bool = False) -> dict[str, Candidate]:
+    def _candidate_rows(
+        self, project_id: str, ids: tuple[str, ...], indexed: bool = False, tick: int | None = None
+    ) -> dict[str, Candidate]:
         """The candidates of `ids` made from their rows (`ParsedMemories.candidate`: nothing validated);
-        those kept at the project's current generation are not read again. With `indexed` (the lexical index
-        is current: `_index_current`), rows are made from the index where it knows them, else read by rowid
+        those kept at the project's current generation are not read again, nor, with `indexed` (the lexical
+        index is current: `_index_current`, at `tick`), those whose row the index saw unchanged since they
+        were kept. With `indexed`, rows are made from the index where it knows them, else read by rowid
         (one b-tree instead of the primary key's index and the table); the rest are read by id. A row of an
         unknown type is skipped (`BadRows`)."""
         generation = None if self.write else self.generations(project_id, [project_id]).get(project_id)
         parsed = self.store._parsed
-        kept = {} if generation is None else parsed.current_candidates(project_id, ids, generation)
+        index = self.store._lexical if indexed and tick is not None and generation is not None else None
+        tick = tick if index is not None else None
+        kept = {} if generation is None else parsed.current_candidates(project_id, ids, generation, index, tick or 0)
         missing = [i for i in ids if i not in kept] if kept else list(ids)
         rows: list[tuple[Any, ...]] = []
         if missing and indexed:
@@ -127,7 +133,7 @@ class MemoryReads(TxState):
             rows.extend(self.conn.execute(sql, [project_id, *missing]))
         for row in rows:
             try:
-                kept[row[0]] = parsed.candidate(project_id, row, generation)  # type: ignore[arg-type]
+                kept[row[0]] = parsed.candidate(project_id, row, generation, tick)  # type: ignore[arg-type]
             except KeyError as exc:
                 self.store.bad_rows.report(project_id, row[0], row[8], exc)
         return kept

@@ -178,6 +178,7 @@ def test_rows_made_from_the_lexical_index_are_the_stored_rows_after_writes(
     with ALMA("p", agents=AGENTS, storage=path, embedder="mock") as alma:
         for q in range(40):
             query = _text(rng, 4) if q % 3 else "login form email"
+            alma.storage._parsed.clear()  # type: ignore[attr-defined]  # (kept candidates would skip `rows`)
             found = alma.retrieve(query, "abc"[q % 3], top_k=10).ranked()
             alma.learn("abc"[q % 3], query, q % 2 == 0, f"strategy {q % 9}", task_type=f"t{q % 4}")
             if q % 10 == 5 and found:
