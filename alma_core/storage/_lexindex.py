@@ -153,6 +153,7 @@ def documents(texts: Sequence[str]) -> dict[str, Document]:
         return {t: _documents[t] for t in texts}
 
 
+_NEVER = 2**62  # the tick of a rowid the index never knew: later than any
 _NO_POSTINGS = (np.zeros(0, dtype=np.int64), np.zeros(0))
 _NOTHING: tuple[dict[int, int], set[int]] = ({}, set())
 
@@ -187,7 +188,7 @@ class LexicalIndex:
         # all one tick); `tick` only grows, never reset (a rebuild's ticks exceed every earlier one), so a
         # row made at tick T is current while its rowid's tick is <= T (`unchanged`)
         self.tick = 0
-        self.version = np.zeros(0, dtype=np.int64)
+        self.version: list[int] = []  # (a list: read one by one, ~100 a retrieve)
 
     @property
     def built(self) -> bool:
@@ -216,7 +217,7 @@ class LexicalIndex:
         self.codes, self.code_of = {}, {name: {} for name in CODED}
         self.unapplied, self.stale, self.ids = [], False, {}
         self.length, self.alive, self.hashes = np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-        self.version = np.zeros(0, dtype=np.int64)
+        self.version = []
 
     def known(self, project_id: str, memory_id: str) -> tuple[int, int] | None:
         """The memory's (rowid, text hash), None when it has no row (see `ids`)."""
@@ -227,7 +228,7 @@ class LexicalIndex:
         """Whether the memory's row is the one the index knew at `tick` (not written nor deleted since;
         only meaningful while the index is current for the caller's transaction)."""
         rowid = self.ids.get(project_id, {}).get(memory_id)
-        return rowid is not None and int(self.version[rowid]) <= tick
+        return rowid is not None and self.version[rowid] <= tick
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
         """Read every posting, length and memory row (in the caller's read transaction), in chunks."""
@@ -249,7 +250,7 @@ class LexicalIndex:
         (last,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
         self._grow(max(top, last) + 1)
         self.tick += 1
-        self.version[:] = self.tick
+        self.version = [self.tick] * len(self.version)
         names = ", ".join(f"m.{c}" for c in (*COLUMNS, *NUMBERS))
         cursor = conn.execute(
             f"SELECT m.rowid, d.sz, m.text, {names}, m.data FROM memories AS m "
@@ -291,8 +292,7 @@ class LexicalIndex:
         self.length = np.concatenate([self.length, np.zeros(size - old)])
         self.alive = np.concatenate([self.alive, np.zeros(size - old, dtype=bool)])
         self.hashes = np.concatenate([self.hashes, np.zeros(size - old, dtype=np.int64)])
-        unknown = np.full(size - old, np.iinfo(np.int64).max, dtype=np.int64)  # (a rowid it never knew)
-        self.version = np.concatenate([self.version, unknown])
+        self.version.extend([_NEVER] * (size - len(self.version)))  # (rowids it never knew)
         for name in (*COLUMNS, *NUMBERS, *TEXTS):
             fill = np.full(size - old, np.nan) if name in NUMBERS else np.full(size - old, None, dtype=object)
             kept = self.columns.get(name)
