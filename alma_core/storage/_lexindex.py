@@ -224,11 +224,11 @@ class LexicalIndex:
         rowid = self.ids.get(project_id, {}).get(memory_id)
         return None if rowid is None else (rowid, int(self.hashes[rowid]))
 
-    def unchanged(self, project_id: str, memory_id: str, tick: int) -> bool:
-        """Whether the memory's row is the one the index knew at `tick` (not written nor deleted since;
-        only meaningful while the index is current for the caller's transaction)."""
-        rowid = self.ids.get(project_id, {}).get(memory_id)
-        return rowid is not None and self.version[rowid] <= tick
+    def unchanged(self, project_id: str, seen: Sequence[tuple[str, int]]) -> list[bool]:
+        """For each (memory id, tick): whether the memory's row is the one the index knew at that tick (not
+        written nor deleted since; only meaningful while the index is current for the caller's read)."""
+        rowid_of, version = self.ids.get(project_id, {}), self.version
+        return [(rowid := rowid_of.get(memory_id)) is not None and version[rowid] <= tick for memory_id, tick in seen]
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
         """Read every posting, length and memory row (in the caller's read transaction), in chunks."""

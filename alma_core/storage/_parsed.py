@@ -125,20 +125,24 @@ class ParsedMemories:
         store's lexical index, current for the read transaction at its `tick`), kept at an earlier tick
         when the index has seen no write or delete of their row since (a learn moves the generation but
         rewrites a few rows: the rest stay). Those found are marked current at `generation` and `tick`."""
-        out: dict[str, Candidate] = {}
+        found: list[Candidate] = []
+        earlier: list[tuple[str, int]] = []  # (id, tick) of those kept at an earlier generation, at a known tick
         with self._lock:
             get = self._rows.get
             for memory_id in ids:
                 hit = get(f"{project_id}\x1f{memory_id}")
-                if hit is None:
-                    continue
-                if hit.kept_at == generation:
-                    if index is not None:
-                        hit.seen = tick
-                    out[memory_id] = hit
-                elif index is not None and hit.seen is not None and index.unchanged(project_id, memory_id, hit.seen):
+                if hit is not None and (hit.kept_at == generation or (index is not None and hit.seen is not None)):
+                    found.append(hit)
+                    if hit.kept_at != generation:
+                        earlier.append((memory_id, hit.seen))  # type: ignore[arg-type]
+            if index is None:
+                return {hit.id: hit for hit in found}
+            same = dict(zip(earlier, index.unchanged(project_id, earlier), strict=True)) if earlier else {}
+            out: dict[str, Candidate] = {}
+            for hit in found:  # (in the order of `ids`)
+                if hit.kept_at == generation or same[(hit.id, hit.seen)]:  # type: ignore[index]
                     hit.kept_at, hit.seen = generation, tick
-                    out[memory_id] = hit
+                    out[hit.id] = hit
         return out
 
     def clear(self) -> None:
