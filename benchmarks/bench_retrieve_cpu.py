@@ -8,7 +8,8 @@ Wall-clock latency on a shared machine moves with its load; the CPU time of the 
 (`time.thread_time`) moves much less, so two trees run alternately compare fairly. Stores: 300 outcomes
 learned through `learn()` (with the heuristics and anti-patterns they form: ~115 candidates per
 retrieve) as in `bench_peer.py`, and 10k outcomes with random unit vectors as in `bench_core.py`.
-Queries: distinct (no result-cache hits), the same for every tree.
+Queries: distinct (no result-cache hits), the same for every tree. "Loop" is the agent loop on the
+learned store: each retrieve is followed by a learn of its query (CPU of the retrieves only).
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ def cpu_ms(alma: ALMA, queries: list[str]) -> float:
     return statistics.median(times)
 
 
+def loop_ms(alma: ALMA, queries: list[str]) -> float:
+    """Median CPU ms per retrieve when each is followed by a learn (the agent loop)."""
+    times = []
+    for i, query in enumerate(queries):
+        start = time.thread_time()
+        alma.retrieve(query, "a", top_k=5)
+        times.append((time.thread_time() - start) * 1000)
+        alma.learn("a", query, "success" if i % 3 else "failure", f"strategy {i % 23}")
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=200, help="retrieves per store (default 200)")
@@ -62,12 +74,13 @@ def main() -> None:
             for i in range(300):
                 alma.learn("a", task_text(rng), "success" if i % 3 else "failure", f"strategy {i % 23}")
             learned = cpu_ms(alma, [task_text(rng, 8) for _ in range(args.runs + 1)])
+            looped = loop_ms(alma, [task_text(rng, 8) for _ in range(args.runs)])
         filled = {}
         for n in (int(size) for size in args.filled.split(",")):
             with ALMA("bench", storage=Path(tmp) / f"filled-{n}.db", embedder=MockEmbedder()) as alma:
                 fill(alma, n, alma.embedder.dim)
                 filled[n] = cpu_ms(alma, [task_text(rng, 8) for _ in range(args.runs + 1)])
-    print(f"CPU per retrieve p50: {learned:.2f} ms @ 300 learned | "
+    print(f"CPU per retrieve p50: {learned:.2f} ms @ 300 learned | {looped:.2f} ms in the loop (retrieve, learn) | "
           + " | ".join(f"{ms:.2f} ms @ {n // 1000}k filled" for n, ms in filled.items()))  # fmt: skip
 
 
