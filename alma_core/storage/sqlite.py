@@ -179,22 +179,16 @@ class SQLiteStorage(BaseStorage):
 
         Re-entrant on the same thread: an inner transaction joins the outer one.
         """
-        if self._closed:
-            raise StorageError("the store is closed")
         with self._lock:
-            if self._active is not None:
-                if write and not self._active.write:
-                    raise StorageError("cannot write inside a read transaction")
-                yield self._active
+            joined = self._joined(write)
+            if joined is not None:
+                yield joined
                 return
-            tx = _Tx(self, write)
-            self._active = tx
+            tx = self._active = _Tx(self, write)
             try:
                 self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield tx
                 self._conn.execute("COMMIT")
-                if write:
-                    self._doc_counts.writes += 1
             except sqlite3.Error as exc:
                 self._rollback()
                 raise StorageError(f"SQLite error on {self.path}: {exc}") from exc
@@ -203,8 +197,7 @@ class SQLiteStorage(BaseStorage):
                 raise
             finally:
                 self._active = None
-            self._apply_vector_changes(tx)
-            self._after_commit(tx)
+            self._committed(tx)
 
     def batch(self, ops: Sequence[Op]) -> list[Any]:
         """Run `ops` in one transaction. Alone, a read that is one SQL statement runs without BEGIN and
@@ -220,25 +213,34 @@ class SQLiteStorage(BaseStorage):
 
     def _lone(self, op: Op, write: bool) -> Any:
         """One op of one statement in autocommit (joining the open transaction on this thread, if any)."""
-        if self._closed:
-            raise StorageError("the store is closed")
         with self._lock:
-            if self._active is not None:
-                if write and not self._active.write:
-                    raise StorageError("cannot write inside a read transaction")
-                return self._active.execute(op)
-            tx = _Tx(self, write)
-            self._active = tx
+            joined = self._joined(write)
+            if joined is not None:
+                return joined.execute(op)
+            tx = self._active = _Tx(self, write)
             try:
                 found = tx.execute(op)
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite error on {self.path}: {exc}") from exc
             finally:
                 self._active = None
-            if write:  # committed: what `transaction` does after a COMMIT
-                self._doc_counts.writes += 1
-                self._after_commit(tx)
+            self._committed(tx)
             return found
+
+    def _joined(self, write: bool) -> _Tx | None:
+        """This thread's open transaction, which a nested one joins (None: none is open). Under the lock."""
+        if self._closed:
+            raise StorageError("the store is closed")
+        if self._active is not None and write and not self._active.write:
+            raise StorageError("cannot write inside a read transaction")
+        return self._active
+
+    def _committed(self, tx: _Tx) -> None:
+        """After `tx` committed (by COMMIT, or alone in autocommit): the caches follow it."""
+        if tx.write:
+            self._doc_counts.writes += 1
+        self._apply_vector_changes(tx)
+        self._after_commit(tx)
 
     def _after_commit(self, tx: _Tx) -> None:
         """Bring the lexical index along with this connection's commit (it drops itself if another

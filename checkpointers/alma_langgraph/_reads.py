@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Opened", "load_linked", "load_plan", "locations", "open_record"]
 
-KEYS_PER_OP = 500  # keys per ListRecords (under SQLite's bound-parameter limit)
+_KEYS_PER_OP = 500  # keys per ListRecords (under SQLite's bound-parameter limit)
 
 
 @dataclass(slots=True)
@@ -185,10 +185,15 @@ def load_plan(
             if values:
                 cp["channel_values"] = {**inline, **values}
         checkpoints.append(cp)
-    if opened and opened[0].format >= FORMAT:  # the newest read: the parent of a put to come
-        info = opened[0].record.metadata[META]
-        saver._remember(info["thread_id"], info["ns"], opened[0].record.key, locations(opened[0]))
+    if opened and opened[0].format >= FORMAT:
+        _remember_newest(saver, opened[0])
     return checkpoints, extra_results
+
+
+def _remember_newest(saver: AlmaSaver, newest: Opened) -> None:
+    """The newest checkpoint read: the parent of a put to come (its rows' places kept by the saver)."""
+    info = newest.record.metadata[META]
+    saver._remember(info["thread_id"], info["ns"], newest.record.key, locations(newest))
 
 
 class _Missing(Exception):
@@ -223,9 +228,8 @@ def load_linked(
                     cp["channel_values"] = {**inline, **values}
     except _Missing:
         return None
-    if opened:  # the newest read: the parent of a put to come
-        info = opened[0].record.metadata[META]
-        saver._remember(info["thread_id"], info["ns"], opened[0].record.key, locations(opened[0]))
+    if opened:
+        _remember_newest(saver, opened[0])
     return [o.checkpoint for o in opened]
 
 
@@ -273,6 +277,6 @@ def _fetch_ops(project_id: str, wanted: Mapping[str, set[str]]) -> list[Op]:
     ops: list[Op] = []
     for namespace, keys in wanted.items():
         ordered = sorted(keys)
-        for i in range(0, len(ordered), KEYS_PER_OP):
-            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + KEYS_PER_OP])))
+        for i in range(0, len(ordered), _KEYS_PER_OP):
+            ops.append(ListRecords(project_id, namespace, keys=tuple(ordered[i : i + _KEYS_PER_OP])))
     return ops
