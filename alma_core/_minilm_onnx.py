@@ -12,6 +12,7 @@ has evicted them from the caches. The tokenizer and the word rows' lookup stay t
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -265,7 +266,7 @@ class OnnxMiniLM(MiniLM):
         if self._threads == "auto":
             self._cores = usable_cores()
             if self._cores >= WIDE:  # the same weights: their OrtValues are shared, each session packs its own
-                self.wide = self._session(model, weights, threads=WIDE)
+                self.wide, self._pid = self._session(model, weights, threads=WIDE), os.getpid()
 
     def _session(
         self, model: bytes, weights: dict[str, np.ndarray], packed: bool = True, threads: int | None = 1
@@ -297,8 +298,9 @@ class OnnxMiniLM(MiniLM):
         return self.run(ids, mask, ["y"])[0]  # type: ignore[no-any-return]
 
     def pick(self, tokens: int) -> Any:
-        """The session for a run of `tokens` tokens: the wide one while a core stands idle (threads="auto")."""
-        if self.wide is None:
+        """The session for a run of `tokens` tokens: the wide one while a core stands idle (threads="auto"). Not in
+        a forked child: its pool's thread stayed in the parent (a run there never returns)."""
+        if self.wide is None or os.getpid() != self._pid:
             return self.session
         return self.session if threads_for(tokens, running_tasks(), self._cores) == 1 else self.wide
 
