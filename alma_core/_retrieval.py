@@ -310,10 +310,18 @@ class Retriever:
         half_life, boost, min_rel = cfg.recency_half_life_days, cfg.lesson_boost, cfg.min_relevance
         now_ts = utcnow().timestamp()
         get = relevance.get
-        kept = [(rel, i, c) for i, c in as_candidates(memories).items()
-                if (rel := get(i, 0.0)) >= min_rel and not c.retired]  # fmt: skip
-        bounded = top_k is not None and not extra and all(c.success_at_most_one and c.confidence <= 1.0
-                                                          for _, _, c in kept)  # fmt: skip
+        kept: list[tuple[float, str, Candidate]] = []
+        for i, c in memories.items():
+            if not isinstance(c, Candidate):
+                c = Candidate.of(c)
+            if (rel := get(i, 0.0)) >= min_rel and not c.retired:
+                kept.append((rel, i, c))
+        bounded = top_k is not None and not extra
+        if bounded:
+            for _, _, c in kept:  # (`success_at_most_one`, inlined: ~100 candidates)
+                if not ((c.memory_type is not _HEURISTIC or c.success <= 1.0) and c.confidence <= 1.0):
+                    bounded = False
+                    break
         if bounded:
             kept.sort(key=operator.itemgetter(0), reverse=True)
         ranked: list[tuple[float, str, Candidate, dict[str, float]]] = []
