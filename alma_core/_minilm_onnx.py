@@ -12,6 +12,7 @@ has evicted them from the caches. The tokenizer and the word rows' lookup stay t
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -19,6 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from ._minilm import MiniLM
+from ._minilm_threads import WIDE, running_tasks, threads_for, usable_cores
 
 _FLOAT, _INT8, _INT64 = 1, 3, 7  # TensorProto.DataType
 _TYPES = {np.dtype(np.float32): _FLOAT, np.dtype(np.int8): _INT8, np.dtype(np.int64): _INT64}
@@ -223,19 +225,23 @@ def build_model(
 
 class OnnxMiniLM(MiniLM):
     """`MiniLM` whose transformer layers run on onnxruntime (one intra-op thread unless `threads` says more);
-    `precision="int8"` runs most products in int8 (`_minilm_int8.py`)."""
+    `precision="int8"` runs most products in int8 (`_minilm_int8.py`). `threads="auto"`: two sessions over the
+    same weights, one thread and two, and each run picks one from the machine's load at that instant
+    (`_minilm_threads.py`)."""
 
     def __init__(
         self,
         model_dir: Path,
         *,
-        threads: int | None = 1,
+        threads: int | Literal["auto"] | None = 1,
         max_tokens: int | None = None,
         precision: Literal["float32", "int8"] = "float32",
     ) -> None:
         import onnxruntime  # first: without it, fail before reading any weights
 
         self._ort, self._threads, self.precision = onnxruntime, threads, precision
+        self.wide: Any = None  # threads="auto": the session with `WIDE` threads (None: every run on `session`)
+        self._weights_of: dict[str, np.ndarray] | None = None
         super().__init__(model_dir, max_tokens=max_tokens)
 
     def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
@@ -255,20 +261,33 @@ class OnnxMiniLM(MiniLM):
             self.session = self._session(*build_model(w, config, self.position, taps=True), packed=False)
             int8 = Int8Plan.calibrate(self, w)
             w = int8.fold(w)
-        self.session = self._session(*build_model(w, config, self.position, int8=int8))
+        model, weights = build_model(w, config, self.position, int8=int8)
+        self.session = self._session(model, weights, threads=1 if self._threads == "auto" else self._threads)
+        if self._threads == "auto":
+            self._cores = usable_cores()
+            if self._cores >= WIDE:  # the same weights: their OrtValues are shared, each session packs its own
+                self.wide, self._pid = self._session(model, weights, threads=WIDE), os.getpid()
 
-    def _session(self, model: bytes, weights: dict[str, np.ndarray], packed: bool = True) -> Any:
-        """A session over `model`; `packed=False` for one that runs a few times only (int8 calibration): no
-        weight packing and no graph optimisation, which would take longer than its runs."""
+    def _session(
+        self, model: bytes, weights: dict[str, np.ndarray], packed: bool = True, threads: int | None = 1
+    ) -> Any:
+        """A session over `model` with `threads` intra-op threads (None: onnxruntime's default); `packed=False`
+        for one that runs a few times only (int8 calibration): no weight packing and no graph optimisation, which
+        would take longer than its runs. A pool's threads spin only while a run lasts (`force_spinning_stop`):
+        between calls they sleep and take no CPU."""
         ort = self._ort
         options = ort.SessionOptions()
         if not packed:
             options.add_session_config_entry("session.disable_prepacking", "1")
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        if self._threads:
-            options.intra_op_num_threads, options.inter_op_num_threads = self._threads, 1
+        if threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        if threads != 1:
+            options.add_session_config_entry("session.force_spinning_stop", "1")
         options.log_severity_level = 3
-        self._weights = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in weights.items()}  # kept alive
+        if weights is not self._weights_of:  # kept alive: the sessions read them in place
+            self._weights = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in weights.items()}
+            self._weights_of = weights
         options.add_external_initializers(list(self._weights), list(self._weights.values()))
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
@@ -278,10 +297,17 @@ class OnnxMiniLM(MiniLM):
         run); `mask` marks real tokens (None: no padding)."""
         return self.run(ids, mask, ["y"])[0]  # type: ignore[no-any-return]
 
+    def pick(self, tokens: int) -> Any:
+        """The session for a run of `tokens` tokens: the wide one while a core stands idle (threads="auto"). Not in
+        a forked child: its pool's thread stayed in the parent (a run there never returns)."""
+        if self.wide is None or os.getpid() != self._pid:
+            return self.session
+        return self.session if threads_for(tokens, running_tasks(), self._cores) == 1 else self.wide
+
     def run(self, ids: np.ndarray, mask: np.ndarray | None, outputs: list[str]) -> list[Any]:
         """The session's `outputs` for a (batch, length) id matrix and its mask of real tokens (None: none padded)."""
         if mask is None:
             mask = self._ones[:, : ids.shape[1]] if len(ids) == 1 else np.ones(ids.shape, dtype=np.float32)
         words = self.word[ids].astype(np.float32, copy=False)  # a float16 file's rows too
         feeds = {"words": words, "mask": mask.astype(np.float32, copy=False)}
-        return self.session.run(outputs, feeds)  # type: ignore[no-any-return]
+        return self.pick(ids.size).run(outputs, feeds)  # type: ignore[no-any-return]

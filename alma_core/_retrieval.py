@@ -36,7 +36,7 @@ import numpy as np
 from ._cache import scored_copy
 from ._candidates import Candidate, UnreadableRow, as_candidates, success_of
 from ._config import RetrievalConfig
-from ._fusion import coverage_of, exact_matches, fuse, inherit_task_relevance, lexical_query, lexical_terms
+from ._fusion import fuse, inherit_task_relevance, lexical_factors, lexical_query, lexical_terms
 from ._models import Memory, MemoryType, idle_days, utcnow
 from ._plans import Compute, Light, Plan, run
 from ._slice import MemorySlice
@@ -217,9 +217,7 @@ class Retriever:
         mode = mode or self.config.mode
         if candidates is None:
             candidates = hits.candidates or as_candidates(hits.memories)
-        lex_ids = {i for per_type in hits.lexical.values() for i, _ in per_type if i in candidates}
-        coverage = coverage_of(query, candidates, lex_ids)
-        exact = exact_matches(query, candidates, lex_ids, coverage)
+        coverage, exact = lexical_factors(query, candidates, hits)
         relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
         relevance = inherit_task_relevance(candidates, relevance)
         if len(op.filter.types or ()) > len(types):
@@ -310,10 +308,18 @@ class Retriever:
         half_life, boost, min_rel = cfg.recency_half_life_days, cfg.lesson_boost, cfg.min_relevance
         now_ts = utcnow().timestamp()
         get = relevance.get
-        kept = [(rel, i, c) for i, c in as_candidates(memories).items()
-                if (rel := get(i, 0.0)) >= min_rel and not c.retired]  # fmt: skip
-        bounded = top_k is not None and not extra and all(c.success_at_most_one and c.confidence <= 1.0
-                                                          for _, _, c in kept)  # fmt: skip
+        kept: list[tuple[float, str, Candidate]] = []
+        for i, c in memories.items():
+            if not isinstance(c, Candidate):
+                c = Candidate.of(c)
+            if (rel := get(i, 0.0)) >= min_rel and not c.retired:
+                kept.append((rel, i, c))
+        bounded = top_k is not None and not extra
+        if bounded:
+            for _, _, c in kept:  # (`success_at_most_one`, inlined: ~100 candidates)
+                if not ((c.memory_type is not _HEURISTIC or c.success <= 1.0) and c.confidence <= 1.0):
+                    bounded = False
+                    break
         if bounded:
             kept.sort(key=operator.itemgetter(0), reverse=True)
         ranked: list[tuple[float, str, Candidate, dict[str, float]]] = []

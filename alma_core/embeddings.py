@@ -142,9 +142,10 @@ class LocalEmbedder:
     `runtime="auto"` (the default) runs the model on onnxruntime when it is installed (a graph built from the
     weights at load, `alma_core/_minilm_onnx.py`), else in numpy (`alma_core/_minilm.py`); both need
     `tokenizers`. `runtime="sentence-transformers"` runs it with torch. The model loads on first use, so
-    `import alma_core` and ALMA() stay cheap. `threads=1` (default) runs the math on one thread: on small
-    shared CPUs that is several times faster than a contended pool for short texts; `None` leaves the
-    runtime's default.
+    `import alma_core` and ALMA() stay cheap. `threads="auto"` (default): on onnxruntime each call runs on two
+    threads while a core stands idle at that instant and on one otherwise (a contended pool is several times
+    slower on a busy machine; `alma_core/_minilm_threads.py`), one thread on numpy and torch; `threads=1` always
+    one thread (the default until session 7), `threads=N` always N; `None` leaves the runtime's default.
 
     `precision="auto"` (the default) is int8 on onnxruntime and float32 on numpy and torch. int8 (onnxruntime
     only) runs all 24 matrix products in int8: ~2x less CPU per query, vectors within a cosine of 0.992 of
@@ -160,7 +161,7 @@ class LocalEmbedder:
         model_path: str | Path | None = None,
         *,
         runtime: Runtime = "auto",
-        threads: int | None = 1,
+        threads: int | Literal["auto"] | None = "auto",
         batch_size: int = 32,
         on_load: Callable[[], Any] | None = None,
         precision: Precision = "auto",
@@ -171,8 +172,8 @@ class LocalEmbedder:
             raise ConfigError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
         if precision == "int8" and runtime not in ("auto", "onnxruntime"):
             raise ConfigError(f"precision='int8' runs on onnxruntime only, not runtime={runtime!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads must be a positive int or None, got {threads!r}")
+        if threads not in (None, "auto") and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be 'auto', a positive int or None, got {threads!r}")
         self._path, self._runtime, self._threads, self._batch = model_path, runtime, threads, batch_size
         self._precision = precision
         self._model: Any = None
@@ -237,7 +238,7 @@ class LocalEmbedder:
         except ImportError as exc:
             raise MissingDependency("sentence-transformers", "local", "pip install sentence-transformers") from exc
         if self._threads:
-            torch.set_num_threads(self._threads)
+            torch.set_num_threads(1 if self._threads == "auto" else self._threads)
         return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
@@ -247,7 +248,7 @@ class LocalEmbedder:
         if self._runtime == "sentence-transformers":
             vecs = model.encode(list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True)
             return np.asarray(vecs, dtype=np.float32)
-        if self._threads == 1 and not hasattr(model, "session"):
+        if self._threads in (1, "auto") and not hasattr(model, "session"):
             with single_blas_thread():
                 return model.encode(list(texts), self._batch)  # type: ignore[no-any-return]
         return model.encode(list(texts), self._batch)  # type: ignore[no-any-return]

@@ -4,11 +4,13 @@
     .venv/bin/python benchmarks/bench_embedder.py --quick    # fewer queries, one round
     .venv/bin/python benchmarks/bench_embedder.py --no-torch # skip sentence-transformers (its import is slow)
     .venv/bin/python benchmarks/bench_embedder.py --threads 2 --only onnxruntime   # two compute threads
+    .venv/bin/python benchmarks/bench_embedder.py --threads auto --only onnxruntime-int8   # the default policy
     .venv/bin/python benchmarks/bench_embedder.py --breakdown    # where a query's CPU time goes (onnxruntime)
 
 Every runtime runs all-MiniLM-L6-v2 through `LocalEmbedder(runtime=..., threads=1)`, so at the same settings:
 one compute thread (one BLAS thread; onnxruntime intra_op_num_threads=1; torch.set_num_threads(1); `--threads`
-sets another count for all), the same
+sets another count for all, or `auto`, `LocalEmbedder`'s default: on onnxruntime two threads for each call made
+while a core stands idle, one otherwise; the share of wide calls is printed), the same
 texts (tests/data/minilm_sentences.json: its sentences up to 100 characters are the queries, all 200 the batch),
 each query embedded without the query cache. Runtimes that are not installed are skipped, with a line saying so.
 Rounds alternate the runtimes (numpy, onnxruntime, torch, numpy, ...) so that a change of load hits them alike;
@@ -50,6 +52,7 @@ SENTENCES = ROOT / "tests" / "data" / "minilm_sentences.json"
 SHORT_QUERY = "how do I test a login form?"
 AIMS = {"cold load": "<= 1 s", "RSS after load": "<= 250 MB", "query p50": "<= 3 ms"}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+WIDE_RUNS = [0, 0]  # threads="auto": session runs on one thread, on the wide session
 
 
 def _status() -> dict[str, float]:
@@ -57,13 +60,18 @@ def _status() -> dict[str, float]:
     return {k: int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM") if k in fields}
 
 
-def _make(runtime: str, threads: int) -> tuple[Any, str]:
+def _threads(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
+def _make(runtime: str, threads: int | str) -> tuple[Any, str]:
     """(embed_documents, thread setting) for one runtime, built after the clock started."""
     from alma_core import LocalEmbedder
+    from alma_core._minilm_threads import WIDE
 
     if runtime.startswith("onnxruntime"):
         precision: Literal["int8", "float32"] = "int8" if runtime == "onnxruntime-int8" else "float32"
-        emb = LocalEmbedder(runtime="onnxruntime", threads=threads, precision=precision)
+        emb = LocalEmbedder(runtime="onnxruntime", threads=threads, precision=precision)  # type: ignore[arg-type]
     else:
         emb = LocalEmbedder(runtime=runtime, threads=threads)  # type: ignore[arg-type]
     if runtime == "numpy":
@@ -76,11 +84,23 @@ def _make(runtime: str, threads: int) -> tuple[Any, str]:
         import onnxruntime
 
         version = onnxruntime.__version__
-        return emb.embed_documents, f"onnxruntime {version}, intra_op_num_threads={threads}, {precision}"
+        setting = f"onnxruntime {version}, intra_op_num_threads={threads}, {precision}"
+        if threads == "auto":
+            model = emb._load()
+            pick = model.pick
+
+            def counted(tokens: int) -> Any:  # counts the runs that went to the wide session
+                session = pick(tokens)
+                WIDE_RUNS[session is model.wide] += 1
+                return session
+
+            model.pick = counted
+            setting = f"onnxruntime {version}, threads=auto (1 or {WIDE} per run), {precision}"
+        return emb.embed_documents, setting
     return emb.embed_documents, f"torch.set_num_threads({threads})"
 
 
-def worker(runtime: str, n_queries: int, threads: int) -> dict[str, Any]:
+def worker(runtime: str, n_queries: int, threads: int | str) -> dict[str, Any]:
     """Runs in a fresh process: measures one runtime and returns its figures."""
     start, start_cpu = time.perf_counter(), time.process_time()
     import numpy as np  # an ALMA process has it already (its store); the model's own part is timed apart
@@ -94,17 +114,20 @@ def worker(runtime: str, n_queries: int, threads: int) -> dict[str, Any]:
 
     sentences = json.loads(SENTENCES.read_text(encoding="utf-8"))
     queries = [s for s in sentences if len(s) <= 100][:n_queries]
-    times, cpu = [], []
+    times, cpu, wide = [], [], list(WIDE_RUNS)
     for query in queries:
         t, c = time.perf_counter(), time.process_time()
         embed([query])
         times.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
-    short_times = []
+    wide_18 = WIDE_RUNS[1] - wide[1]
+    short_times, wide = [], list(WIDE_RUNS)
     for _ in queries:
         t = time.perf_counter()
         embed([SHORT_QUERY])
         short_times.append((time.perf_counter() - t) * 1000)
+    if threads == "auto":
+        setting += f"; wide runs: queries {wide_18}/{len(queries)}, 11-tok {WIDE_RUNS[1] - wide[1]}/{len(queries)}"
     t, c = time.perf_counter(), time.process_time()
     vectors = embed(sentences)
     batch_s, batch_cpu = time.perf_counter() - t, time.process_time() - c
@@ -132,7 +155,7 @@ def worker(runtime: str, n_queries: int, threads: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run(runtime: str, n_queries: int, threads: int) -> dict[str, Any] | None:
+def run(runtime: str, n_queries: int, threads: int | str) -> dict[str, Any] | None:
     cmd = [sys.executable, __file__, "--worker", runtime, "--queries", str(n_queries), "--threads", str(threads)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -243,7 +266,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="rounds of all runtimes (default 2, quick 1)")
     parser.add_argument("--queries", type=int, default=None, help="queries per process (default 100, quick 40)")
     parser.add_argument("--no-torch", action="store_true", help="skip sentence-transformers")
-    parser.add_argument("--threads", type=int, default=1, help="compute threads of every runtime (default 1)")
+    parser.add_argument(
+        "--threads", type=_threads, default=1, help="compute threads of every runtime (default 1) or auto"
+    )
     parser.add_argument("--only", help="comma-separated runtimes to run (numpy, onnxruntime, onnxruntime-int8, ...)")
     parser.add_argument("--breakdown", action="store_true", help="where a query's CPU time goes (one process)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

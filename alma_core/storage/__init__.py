@@ -15,6 +15,7 @@ from ._base import (
     DeleteRecords,
     FindMemories,
     GetRecord,
+    Head,
     Linked,
     ListLinked,
     ListNamespaces,
@@ -31,7 +32,9 @@ from ._base import (
     Storage,
     StoreVersion,
     Transaction,
+    WriteIf,
     expand_linked,
+    expand_write_if,
 )
 from ._record_search import encode_vector
 from ._record_search import matches as matches_filter
@@ -45,6 +48,7 @@ __all__ = [
     "DeleteRecords",
     "FindMemories",
     "GetRecord",
+    "Head",
     "Linked",
     "ListLinked",
     "ListNamespaces",
@@ -63,8 +67,10 @@ __all__ = [
     "Storage",
     "StoreVersion",
     "Transaction",
+    "WriteIf",
     "encode_vector",
     "expand_linked",
+    "expand_write_if",
     "matches_filter",
     "open_storage",
 ]

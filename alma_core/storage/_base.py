@@ -40,6 +40,7 @@ __all__ = [
     "DeleteRecords",
     "FindMemories",
     "GetRecord",
+    "Head",
     "Linked",
     "ListLinked",
     "ListNamespaces",
@@ -56,7 +57,9 @@ __all__ = [
     "Storage",
     "StoreVersion",
     "Transaction",
+    "WriteIf",
     "expand_linked",
+    "expand_write_if",
     "linked_spaces",
 ]
 
@@ -411,6 +414,46 @@ class DeleteRecords:
 
 
 @dataclass(frozen=True, slots=True)
+class Head:
+    """A condition of `WriteIf`: the newest live record (greatest key) of a namespace is one of `keys`;
+    None among `keys`: the namespace may hold no live record."""
+
+    project_id: str
+    namespace: str
+    keys: tuple[str | None, ...]
+
+    def holds(self, head: str | None) -> bool:
+        return head in self.keys
+
+
+@dataclass(frozen=True, slots=True)
+class WriteIf:
+    """Compare and set: run the writes `ops` only if every condition holds, checked in the same write
+    transaction (which excludes every other write, in any process). Returns the head key each condition
+    found (None: no live record); the writes ran if and only if each head holds. A backend with the
+    "write_if" capability runs it alone in one round trip (PostgreSQL: one pipeline); on any other,
+    `expand_write_if` runs it as a read, then the writes, in the caller's write transaction."""
+
+    conditions: tuple[Head, ...]
+    ops: tuple[Op, ...]
+
+    def holds(self, heads: Sequence[str | None]) -> bool:
+        return all(c.holds(h) for c, h in zip(self.conditions, heads, strict=True))
+
+
+def expand_write_if(op: WriteIf) -> Generator[list[Any], list[Any], tuple[str | None, ...]]:
+    """`op` as plain operations (a plan step of reads, then one of writes if the heads hold), for
+    backends without the "write_if" capability; run it inside one write transaction."""
+    found = yield [
+        ListRecords(c.project_id, c.namespace, order_by="key", limit=1, with_values=False) for c in op.conditions
+    ]
+    heads = tuple(rows[0].key if rows else None for rows in found)
+    if op.holds(heads):
+        yield list(op.ops)
+    return heads
+
+
+@dataclass(frozen=True, slots=True)
 class ListNamespaces:
     """Distinct namespaces starting with `prefix`, sorted."""
 
@@ -467,9 +510,10 @@ Op = (
     | ListNamespaces
     | SearchRecords
     | StoreVersion
+    | WriteIf
 )
 
-WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords)
+WRITE_OPS = (PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords, WriteIf)
 
 
 class Transaction(Protocol):

@@ -15,6 +15,9 @@ moves) drops it; it is built again.
 
 from __future__ import annotations
 
+import collections
+import operator
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -29,7 +32,6 @@ __all__ = ["CODED", "COLUMNS", "NUMBERS", "Change", "LexicalIndex", "TermPosting
 
 COLUMNS = ("id", "project_id", "agent", "type", "user_id", "workflow_id", "category")  # object arrays
 CODED = COLUMNS[1:]  # also held as int32 codes (`LexicalIndex.codes`): a filter compares integers
-TEXTS = ("text", "data")  # object arrays too: a candidate's row is made from the index (`rows`); data None: unknown
 NUMBERS = ("created_at", "updated_at", "confidence")  # float64 arrays (NaN: NULL)
 _TOKENIZE = "porter unicode61"  # the `memories_fts` tokenizer (`_sqlite_schema`)
 _VOCAB = "alma_fts_vocab"  # temp fts5vocab tables over `memories_fts`, per connection
@@ -38,7 +40,9 @@ WARM_WORDS = 20_000  # distinct words of stored texts whose terms a first build 
 BUILD_AFTER = 2  # lexical queries at one unchanged file before the index is built
 
 # ("put", rowid, text, columns): a row written; ("set", rowid, None, columns): a row rewritten, its text
-# unchanged; ("del", rowid, old text, (id, project_id)): a row replaced or deleted
+# unchanged; ("del", rowid, old text, (id, project_id)): a row replaced or deleted. A written row's columns
+# are COLUMNS then NUMBERS, then (optionally) its JSON `data` as stored: the index then makes its
+# candidate row (`rows`) without reading it back
 Change = tuple[str, int, str | None, tuple[Any, ...] | None]
 Row = tuple[Any, ...]  # a memory row in `_parsed.ROW_COLUMNS` order
 
@@ -132,27 +136,60 @@ def warm_words(words: Sequence[str]) -> None:
         fts_tokens(new[start : start + 4096])
 
 
-Document = tuple[tuple[tuple[str, int], ...], int]  # (term, frequency) pairs, length in tokens
+Document = tuple[tuple[tuple[str, int], ...], int]  # (term, frequency) pairs by term, length in tokens
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")  # unicode61's tokens of lower-cased ASCII text
 _documents: dict[str, Document] = {}  # the texts tokenized last (a heuristic's is written again each time)
 
 
 def documents(texts: Sequence[str]) -> dict[str, Document]:
     """Each text's terms with their frequencies, and its length in tokens, as FTS5 indexes it; the
-    texts not seen lately are tokenized together, in one statement."""
+    texts not seen lately are tokenized together, in one statement. An ASCII text is split into
+    unicode61's tokens here (runs of letters and digits: every other ASCII character separates) and
+    each token's term is FTS5's own (`fts_tokens`, looked up once per word): the same terms, counts and
+    length as the statement gives, without a round trip through the private table for each new text
+    (a learned outcome's text, merged at the next search)."""
     with _tokenizer_lock:
         new = [t for t in dict.fromkeys(texts) if t not in _documents]
-        if new:
-            found: dict[int, list[tuple[str, int]]] = {}
-            for doc, term, n in _tokenize(new, "SELECT doc, term, COUNT(*) FROM v GROUP BY doc, term"):
-                found.setdefault(doc, []).append((term, n))
-            if len(_documents) > 4096:
-                _documents.clear()
-            for i, text in enumerate(new, 1):
-                counts = tuple(found.get(i, ()))
-                _documents[text] = (counts, sum(n for _, n in counts))
+        if len(_documents) + len(new) > 4096:
+            _documents.clear()
+            new = list(dict.fromkeys(texts))
+        ascii_words = {t: _ASCII_TOKEN.findall(t.lower()) for t in new if t.isascii()}
+        if ascii_words:
+            words = list(dict.fromkeys(w for found in ascii_words.values() for w in found))
+            term = dict(zip(words, fts_tokens(words), strict=True))
+            for text, found in ascii_words.items():
+                counts = collections.Counter(t for w in found for t in term[w])
+                _documents[text] = (tuple(sorted(counts.items())), sum(counts.values()))
+        rest = [t for t in new if t not in ascii_words]
+        if rest:
+            found_terms: dict[int, list[tuple[str, int]]] = {}
+            for doc, term_, n in _tokenize(rest, "SELECT doc, term, COUNT(*) FROM v GROUP BY doc, term"):
+                found_terms.setdefault(doc, []).append((term_, n))
+            for i, text in enumerate(rest, 1):
+                counts_ = tuple(found_terms.get(i, ()))
+                _documents[text] = (counts_, sum(n for _, n in counts_))
         return {t: _documents[t] for t in texts}
 
 
+def _row(
+    memory_id: str,
+    mtype: str,
+    agent: str,
+    text: str,
+    user_id: str | None,
+    category: str | None,
+    confidence: float | None,
+    updated_at: float | None,
+    data: str | None,
+) -> Row | None:
+    """A candidate row (`_parsed.ROW_COLUMNS` order) as the store reads it back (REAL columns as floats);
+    None when a value it needs is missing (the row is then read from the store)."""
+    if confidence is None or updated_at is None or data is None:
+        return None
+    return (memory_id, mtype, agent, text, user_id, category, float(confidence), float(updated_at), data)
+
+
+_ROWID = operator.itemgetter(0)
 _NEVER = 2**62  # the tick of a rowid the index never knew: later than any
 _NO_POSTINGS = (np.zeros(0, dtype=np.int64), np.zeros(0))
 _NOTHING: tuple[dict[int, int], set[int]] = ({}, set())
@@ -186,9 +223,12 @@ class LexicalIndex:
         self.hashes = np.zeros(0, dtype=np.int64)
         # each rowid's tick: when its row was last written or deleted as the index knows (a build gives
         # all one tick); `tick` only grows, never reset (a rebuild's ticks exceed every earlier one), so a
-        # row made at tick T is current while its rowid's tick is <= T (`unchanged`)
+        # row made at tick T is current while its rowid's tick is <= T (`ParsedMemories.current_candidates`)
         self.tick = 0
         self.version: list[int] = []  # (a list: read one by one, ~100 a retrieve)
+        # each rowid's memory row in `_parsed.ROW_COLUMNS` order (`rows` makes candidates from it); None:
+        # not known here (no row, or a row written without its JSON: read from the store)
+        self.made: list[Row | None] = []
 
     @property
     def built(self) -> bool:
@@ -217,18 +257,12 @@ class LexicalIndex:
         self.codes, self.code_of = {}, {name: {} for name in CODED}
         self.unapplied, self.stale, self.ids = [], False, {}
         self.length, self.alive, self.hashes = np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-        self.version = []
+        self.version, self.made = [], []
 
     def known(self, project_id: str, memory_id: str) -> tuple[int, int] | None:
         """The memory's (rowid, text hash), None when it has no row (see `ids`)."""
         rowid = self.ids.get(project_id, {}).get(memory_id)
         return None if rowid is None else (rowid, int(self.hashes[rowid]))
-
-    def unchanged(self, project_id: str, seen: Sequence[tuple[str, int]]) -> list[bool]:
-        """For each (memory id, tick): whether the memory's row is the one the index knew at that tick (not
-        written nor deleted since; only meaningful while the index is current for the caller's read)."""
-        rowid_of, version = self.ids.get(project_id, {}), self.version
-        return [(rowid := rowid_of.get(memory_id)) is not None and version[rowid] <= tick for memory_id, tick in seen]
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
         """Read every posting, length and memory row (in the caller's read transaction), in chunks."""
@@ -266,8 +300,6 @@ class LexicalIndex:
             self.length[at] = [varints(row[1])[0] for row in docs]
             self.alive[at] = True
             self.hashes[at] = [hash(row[2]) for row in docs]
-            self.columns["text"][at] = [row[2] for row in docs]
-            self.columns["data"][at] = [row[-1] for row in docs]
             for rowid, memory_id, project_id in zip(at.tolist(), (row[3] for row in docs), (row[4] for row in docs),
                                                     strict=True):  # fmt: skip
                 self.ids.setdefault(project_id, {})[memory_id] = rowid
@@ -279,6 +311,9 @@ class LexicalIndex:
                     values = [seen.setdefault(v, v) for v in values]
                     self.codes[name][at] = self._coded(name, values)
                 self.columns[name][at] = values
+            made = self.made
+            for rowid, row in zip(at.tolist(), docs, strict=True):  # (id, type, agent, text, user, category, ...)
+                made[rowid] = _row(row[3], row[6], row[5], row[2], row[7], row[9], row[12], row[11], row[-1])
         self.terms, self.counts, self.key = terms, counts, key
         if not self.warmed:
             self.warmed = True
@@ -293,7 +328,8 @@ class LexicalIndex:
         self.alive = np.concatenate([self.alive, np.zeros(size - old, dtype=bool)])
         self.hashes = np.concatenate([self.hashes, np.zeros(size - old, dtype=np.int64)])
         self.version.extend([_NEVER] * (size - len(self.version)))  # (rowids it never knew)
-        for name in (*COLUMNS, *NUMBERS, *TEXTS):
+        self.made.extend([None] * (size - len(self.made)))
+        for name in (*COLUMNS, *NUMBERS):
             fill = np.full(size - old, np.nan) if name in NUMBERS else np.full(size - old, None, dtype=object)
             kept = self.columns.get(name)
             self.columns[name] = fill if kept is None else np.concatenate([kept, fill])
@@ -342,29 +378,20 @@ class LexicalIndex:
         """The memory rows of `ids` made from the index, as (rowid, row in `_parsed.ROW_COLUMNS` order) by
         rowid ascending; the rowids (-> id) of those whose JSON it does not know (written since it was built:
         read them from the store), and the ids it does not know (rows without a full-text entry)."""
-        known = self.ids.get(project_id, {})
-        at: dict[int, str] = {}
+        known, made = self.ids.get(project_id, {}), self.made
+        found: list[tuple[int, Row]] = []
+        unread: dict[int, str] = {}
         unknown: list[str] = []
         for memory_id in ids:
             rowid = known.get(memory_id)
             if rowid is None:
                 unknown.append(memory_id)
+            elif (row := made[rowid]) is None:
+                unread[rowid] = memory_id
             else:
-                at[rowid] = memory_id
-        if not at:
-            return [], {}, unknown
-        rowids = np.sort(np.fromiter(at, dtype=np.int64, count=len(at)))
-        columns = self.columns
-        data = columns["data"][rowids]
-        confidence, updated = columns["confidence"][rowids], columns["updated_at"][rowids]
-        ready = (data != None) & ~np.isnan(confidence) & ~np.isnan(updated)  # noqa: E711 (elementwise)
-        unread: dict[int, str] = {}
-        if not ready.all():
-            unread = {rowid: at[rowid] for rowid in rowids[~ready].tolist()}
-            rowids, data, confidence, updated = rowids[ready], data[ready], confidence[ready], updated[ready]
-        values = [columns[name][rowids].tolist() for name in ("id", "type", "agent", "text", "user_id", "category")]
-        rows = zip(*values, confidence.tolist(), updated.tolist(), data.tolist(), strict=True)
-        return list(zip(rowids.tolist(), rows, strict=True)), unread, unknown
+                found.append((rowid, row))
+        found.sort(key=_ROWID)
+        return found, dict(sorted(unread.items())) if len(unread) > 1 else unread, unknown
 
     # -- this store's own commits -------------------------------------------------------------------
 
@@ -418,12 +445,13 @@ class LexicalIndex:
         for rowid, (text, columns) in added.items():
             if rowid not in same:
                 self._index(rowid, texts[text or ""])
-            self._set_columns(rowid, columns)
-            self.columns["text"][rowid] = text
+            self._set_columns(rowid, columns, text)
         for rowid, columns in rewritten.items():
-            self._set_columns(rowid, columns)
+            row = self.made[rowid] if rowid < len(self.made) else None
+            self._set_columns(rowid, columns, None if row is None else row[3])
         for rowid in removed.keys() - added.keys():
             self.alive[rowid] = False
+            self.made[rowid] = None
 
     def _unindex(self, rowid: int, document: Document) -> None:
         """Take the document `rowid` out of its terms' postings (the change is merged when next read)."""
@@ -450,12 +478,17 @@ class LexicalIndex:
                 self.terms[term] = _NO_POSTINGS
             self.pending.setdefault(term, ({}, set()))[0][rowid] = n
 
-    def _set_columns(self, rowid: int, columns: tuple[Any, ...] | None) -> None:
-        """A row written (its columns; its JSON is not known here: `rows` reads it from the store)."""
+    def _set_columns(self, rowid: int, columns: tuple[Any, ...] | None, text: str | None) -> None:
+        """A row written: its columns, and its candidate row when its text and JSON are known (see `Change`),
+        else `rows` reads it from the store."""
         self._grow(rowid + 1)
         self.alive[rowid] = True
-        self.columns["data"][rowid] = None
-        for name, value in zip((*COLUMNS, *NUMBERS), columns or (), strict=True):
+        c = columns = columns or ()
+        named = len(COLUMNS) + len(NUMBERS)
+        data = columns[named] if len(columns) > named else None
+        made = None if text is None or data is None else _row(c[0], c[3], c[2], text, c[4], c[6], c[9], c[8], data)
+        self.made[rowid] = made
+        for name, value in zip((*COLUMNS, *NUMBERS), columns[:named], strict=True):
             self.columns[name][rowid] = (np.nan if value is None else value) if name in NUMBERS else value
             if name in self.code_of:
                 self.codes[name][rowid] = self._coded(name, (value,))[0]

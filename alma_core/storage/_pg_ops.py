@@ -39,10 +39,12 @@ from ._base import (
     SearchMemories,
     SearchRecords,
     StoreVersion,
+    WriteIf,
     user_filter,
 )
 from ._lexical import choose_terms
 from ._pg_counts import COUNTS_MIGRATION
+from ._pg_write_if import check_step
 from ._record_search import search_in_python
 
 Fetch = Literal["all", "one", "none", "many", "binary"]  # "binary": all rows, sent in binary (bytea unescaped)
@@ -696,6 +698,16 @@ class OpSteps:
         )
         return [r[0] for r in rows]
 
+    def write_if(self, op: WriteIf) -> Steps:
+        """The check, then the writes if every head holds (in a write transaction, which holds the
+        store's lock; a lone `WriteIf` runs as one pipeline instead, see `_pg_write_if`)."""
+        row = yield check_step(op)
+        heads = tuple(row[1:])
+        if op.holds(heads):
+            for write in op.ops:
+                yield from self.steps(write)
+        return heads
+
     def store_version(self, op: StoreVersion) -> Steps:
         """None: no cheap token of the whole store here, so caches built on it stay off."""
         yield from ()
@@ -717,5 +729,6 @@ _HANDLERS: dict[type, Any] = {
     DeleteRecords: OpSteps.delete_records,
     ListNamespaces: OpSteps.list_namespaces,
     StoreVersion: OpSteps.store_version,
+    WriteIf: OpSteps.write_if,
 }
-_WRITES = {PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords}
+_WRITES = {PutMemories, DeleteMemories, PutRecord, PutRecords, DeleteRecords, WriteIf}

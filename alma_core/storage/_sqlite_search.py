@@ -80,8 +80,9 @@ class MemoryReads(TxState):
             allowed = self._allowed(pushed)
             agents = self._agents(pushed)
             indexed = bool(op.terms) and self._index_current()  # (the lexical search just checked it)
+            written = self._written(f.project_id, agents, types)
             for t in types:
-                scopes = self._scopes(f.project_id, agents, t)
+                scopes = written[t]
                 if not scopes:  # (no memory of this type was ever written in these scopes)
                     out.dense[t] = []
                     continue
@@ -172,11 +173,18 @@ class MemoryReads(TxState):
         sql = "SELECT DISTINCT agent FROM memories WHERE project_id = ?"
         return tuple(r[0] for r in self.conn.execute(sql, (f.project_id,)))
 
-    def _scopes(self, project_id: str, agents: Sequence[str], mtype: MemoryType) -> list[tuple[str, int]]:
-        """The (agent, generation) of each of `agents`' scopes of type `mtype` that was ever written."""
-        pairs = [(agent, scope_of(project_id, agent, str(mtype))) for agent in agents]
-        generations = self.generations(project_id, [scope for _, scope in pairs])
-        return [(agent, generations[scope]) for agent, scope in pairs if scope in generations]
+    def _written(
+        self, project_id: str, agents: Sequence[str], types: Sequence[MemoryType]
+    ) -> dict[MemoryType, list[tuple[str, int]]]:
+        """Per type, the (agent, generation) of each of `agents`' scopes of that type that was ever written
+        (one read of the generations for every type)."""
+        pairs = [(t, agent, scope_of(project_id, agent, t.value)) for t in types for agent in agents]
+        generations = self.generations(project_id, [scope for _, _, scope in pairs])
+        out: dict[MemoryType, list[tuple[str, int]]] = {t: [] for t in types}
+        for t, agent, scope in pairs:
+            if scope in generations:
+                out[t].append((agent, generations[scope]))
+        return out
 
     def _dense(
         self,

@@ -161,8 +161,8 @@ class MemoryWrites(TxState):
 
 
 def _columns(row: Row) -> tuple[Any, ...]:
-    """The lexical index's columns of a row (`_lexindex.COLUMNS` then `NUMBERS`), as written."""
-    return (row[1], row[0], row[2], row[3], row[5], row[6], row[4], row[9], row[10], row[8])
+    """The lexical index's columns of a row (`_lexindex.COLUMNS` then `NUMBERS`) and its JSON, as written."""
+    return (row[1], row[0], row[2], row[3], row[5], row[6], row[4], row[9], row[10], row[8], row[11])
 
 
 def _chunks(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:

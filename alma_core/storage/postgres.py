@@ -35,8 +35,10 @@ from ._base import (
     Op,
     PutRecord,
     PutRecords,
+    WriteIf,
 )
 from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps, TermStats
+from ._pg_write_if import acompare_and_set, compare_and_set, pipelined
 
 if TYPE_CHECKING:
     import psycopg
@@ -152,6 +154,11 @@ def _one_statement_read(ops: Sequence[Op]) -> bool:
     return len(ops) == 1 and type(ops[0]) in _ONE_STATEMENT_READS
 
 
+def _lone_write_if(ops: Sequence[Op]) -> bool:
+    """A `WriteIf` alone in its batch that runs as one pipeline (`_pg_write_if`)."""
+    return len(ops) == 1 and type(ops[0]) is WriteIf and pipelined(ops[0])
+
+
 def _finish(conn: psycopg.Connection[Any], steps: Steps, result: Any) -> Any:
     """Drive an op's remaining steps after its pipelined first one."""
     try:
@@ -186,7 +193,7 @@ class PostgresStorage(BaseStorage):
     """
 
     name = "postgres"
-    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess", "async", "linked"})
+    capabilities = frozenset({"memories", "records", "dense", "lexical", "multiprocess", "async", "linked", "write_if"})
 
     def __init__(
         self,
@@ -462,6 +469,8 @@ class PostgresStorage(BaseStorage):
             return await self._aput_unlocked(ops)
         if _one_statement_read(ops):
             return [await self._aread_one(ops[0])]
+        if _lone_write_if(ops):
+            return [await self._acompare_and_set(ops[0])]  # type: ignore[arg-type]
         write = any(isinstance(op, WRITE_OPS) for op in ops)
         async with self.atransaction(write=write) as tx:
             return [await tx.execute(op) for op in ops]
@@ -474,7 +483,29 @@ class PostgresStorage(BaseStorage):
                 return self._put_unlocked(ops)
             if _one_statement_read(ops):
                 return [self._read_one(ops[0])]
+            if _lone_write_if(ops):
+                return [self._compare_and_set(ops[0])]  # type: ignore[arg-type]
         return super().batch(ops)
+
+    def _compare_and_set(self, op: WriteIf) -> tuple[str | None, ...]:
+        """A lone `WriteIf` in one round trip (see `_pg_write_if`)."""
+        psycopg = _import_psycopg()
+        try:
+            with self._autocommit() as conn:
+                return compare_and_set(conn, self._new_ops(True), op, self._lock_key)
+        except psycopg.Error as exc:
+            self._recover(exc)
+            raise StorageError(f"PostgreSQL error in WriteIf: {exc}") from exc
+
+    async def _acompare_and_set(self, op: WriteIf) -> tuple[str | None, ...]:
+        psycopg = _import_psycopg()
+        if self._closed:
+            raise StorageError("the store is closed")
+        try:
+            async with self._autocommitted() as conn:
+                return await acompare_and_set(conn, self._new_ops(True), op, self._lock_key)
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error in WriteIf: {exc}") from exc
 
     def _read_one(self, op: Op) -> Any:
         psycopg = _import_psycopg()

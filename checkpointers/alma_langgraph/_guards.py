@@ -8,8 +8,11 @@
   head (the newest checkpoint) of its thread and namespace raises `CheckpointConflict` instead of
   starting a silent fork: another run wrote to the thread since this one read it.
 
-Both read and write in one write transaction, and write transactions are serialized across processes
-(SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock), so two writers can never both pass the check.
+Both are one `WriteIf` (a compare-and-set of the namespaces' heads): the check and the write in one
+write transaction, and write transactions are serialized across processes (SQLite's `BEGIN IMMEDIATE`,
+PostgreSQL's advisory lock), so two writers can never both pass the check. On a store with the
+"write_if" capability (PostgreSQL) the put is that one operation, one round trip; elsewhere it is the
+same read and write in a write transaction (`expand_write_if`).
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from alma_core import CheckpointConflict
-from alma_core.storage import BaseStorage, ListRecords, Op
+from alma_core.storage import BaseStorage, Head, Op, WriteIf, expand_write_if
 from alma_core.workflow import checkpoints_ns as workflow_ns
 
 from ._layout import Plan, checkpoint_ns, run
 
-__all__ = ["arun_atomic", "guarded_put", "needs_guard"]
+__all__ = ["Guard", "arun_atomic", "arun_guarded", "guarded_put", "needs_guard", "run_guarded"]
 
 _T = TypeVar("_T")
 
@@ -34,31 +37,63 @@ def needs_guard(fencing: bool, ns: str, parent: str | None) -> bool:
     return fencing or (parent is None and ns == "")
 
 
-def guarded_put(
-    project_id: str, thread_id: str, ns: str, checkpoint_id: str, parent: str | None, fencing: bool, ops: Sequence[Op]
-) -> Plan[None]:
-    """Check, then write `ops` (the put's records), in the transaction the plan runs in."""
-    reads: list[Op] = []
-    if fencing:
-        reads.append(ListRecords(project_id, checkpoint_ns(thread_id, ns), order_by="key", limit=1, with_values=False))
-    if parent is None and ns == "":
-        reads.append(ListRecords(project_id, workflow_ns(thread_id), limit=1, with_values=False))
-    found = yield reads
-    if parent is None and ns == "" and found[-1]:
-        raise CheckpointConflict(
-            f"{thread_id!r} is a workflow kept by ALMA's checkpoints (alma.checkpoint): a LangGraph thread "
-            "here would fork a second history; continue it with alma.checkpoint/resume, or use another thread id"
-        )
-    if fencing:
-        head = found[0][0].key if found[0] else None
-        if head not in (parent, checkpoint_id):
+class Guard:
+    """The checks of one put as a `WriteIf` of its writes, and the error when a head did not hold."""
+
+    def __init__(
+        self, project_id: str, thread_id: str, ns: str, checkpoint_id: str, parent: str | None, fencing: bool
+    ) -> None:
+        self.thread_id, self.ns, self.parent, self.fencing = thread_id, ns, parent, fencing
+        self.workflow = parent is None and ns == ""  # a thread's first checkpoint: one id, one history
+        conditions = []
+        if fencing:  # the head is the parent (or this checkpoint, put again)
+            conditions.append(Head(project_id, checkpoint_ns(thread_id, ns), (parent, checkpoint_id)))
+        if self.workflow:  # no workflow of ALMA's checkpoints under this id
+            conditions.append(Head(project_id, workflow_ns(thread_id), (None,)))
+        self.conditions = tuple(conditions)
+
+    def op(self, ops: Sequence[Op]) -> WriteIf:
+        return WriteIf(self.conditions, tuple(ops))
+
+    def check(self, heads: Sequence[str | None]) -> None:
+        """Raise `CheckpointConflict` for the first condition whose head did not hold."""
+        if self.workflow and heads[-1] is not None:
             raise CheckpointConflict(
-                f"thread {thread_id!r} (namespace {ns!r}) moved on: its head is {head}, but this checkpoint's "
-                f"parent is {parent}. Another run wrote to the thread first (fencing=True refuses the fork); "
-                "reload the thread's state and run again"
+                f"{self.thread_id!r} is a workflow kept by ALMA's checkpoints (alma.checkpoint): a LangGraph "
+                "thread here would fork a second history; continue it with alma.checkpoint/resume, or use "
+                "another thread id"
             )
-    yield list(ops)
+        if self.fencing and not self.conditions[0].holds(heads[0]):
+            raise CheckpointConflict(
+                f"thread {self.thread_id!r} (namespace {self.ns!r}) moved on: its head is {heads[0]}, but this "
+                f"checkpoint's parent is {self.parent}. Another run wrote to the thread first (fencing=True "
+                "refuses the fork); reload the thread's state and run again"
+            )
+
+
+def guarded_put(guard: Guard, ops: Sequence[Op]) -> Plan[None]:
+    """Check, then write `ops` (the put's records), in the write transaction the plan runs in."""
+    heads = yield from expand_write_if(guard.op(ops))
+    guard.check(heads)
     return None
+
+
+def run_guarded(storage: BaseStorage, guard: Guard, ops: Sequence[Op]) -> None:
+    """A guarded put: one `WriteIf` where the store has the capability, else the plan in a write
+    transaction."""
+    if "write_if" in storage.capabilities:
+        [heads] = storage.batch([guard.op(ops)])
+        guard.check(heads)
+    else:
+        run(storage, guarded_put(guard, ops), write=True)
+
+
+async def arun_guarded(storage: BaseStorage, guard: Guard, ops: Sequence[Op]) -> None:
+    if "write_if" in storage.capabilities:
+        [heads] = await storage.abatch([guard.op(ops)])
+        guard.check(heads)
+    else:
+        await arun_atomic(storage, guarded_put(guard, ops))
 
 
 async def arun_atomic(storage: BaseStorage, plan: Plan[_T]) -> _T:

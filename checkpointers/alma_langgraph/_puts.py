@@ -4,7 +4,7 @@ The lean path, taken by every put that needs no read first: one operation (one s
 back, no seq kept for the row (its uuid6 key orders it), and no work for options that are off (no
 associated data is built without a cipher, no retention index without a TTL). A put that must read
 before it writes (fencing, or the first checkpoint of a thread, see `_guards`) runs the same operations
-after its checks, in one write transaction.
+inside its checks' `WriteIf`, in one write transaction (one round trip on PostgreSQL).
 
 Small scalar values (None, bool, numbers, short strings) stay inline in the checkpoint, as in
 PostgresSaver. The channels in `new_versions` become entries of the row; every other channel points to
@@ -32,14 +32,14 @@ from alma_core.storage import Op, PutRecords, Record
 
 from ._channels import Entry, Held
 from ._crypto import location
-from ._guards import guarded_put, needs_guard
-from ._layout import META, Plan, blob_key, blobs_ns, checkpoint_ns, escape, writes_ns
+from ._guards import Guard, needs_guard
+from ._layout import META, blob_key, blobs_ns, checkpoint_ns, escape, writes_ns
 from ._rows import ROWS, pack_row, pointing
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
 
-__all__ = ["Put", "prepare_put", "put_plan", "writes_ops"]
+__all__ = ["Put", "guard", "prepare_put", "writes_ops"]
 
 _SMALL = 256  # characters or bytes: a string up to this long is kept inline
 
@@ -47,7 +47,7 @@ _SMALL = 256  # characters or bytes: a string up to this long is kept inline
 @dataclass(slots=True)
 class Put:
     """A prepared put: its operations, the config it returns, what to remember once it committed, and
-    whether it must read first (then `put_plan` runs it)."""
+    whether it must read first (then `guard` checks it)."""
 
     ops: list[Op]
     saved: RunnableConfig
@@ -140,14 +140,10 @@ def _kept(
     return writing, at, chains
 
 
-def put_plan(saver: AlmaSaver, put: Put) -> Plan[None]:
-    """A guarded put: its checks, then its writes, in the transaction the plan runs in."""
+def guard(saver: AlmaSaver, put: Put) -> Guard:
+    """The checks of a guarded put (see `_guards`)."""
     thread_id, ns, checkpoint_id, parent = put.where
-    if put.guarded:
-        yield from guarded_put(saver.project_id, thread_id, ns, checkpoint_id, parent, saver.fencing, put.ops)
-    else:
-        yield put.ops
-    return None
+    return Guard(saver.project_id, thread_id, ns, checkpoint_id, parent, saver.fencing)
 
 
 def writes_ops(

@@ -47,7 +47,7 @@ from alma_core.storage import (
 
 from ._channels import Channels, Held
 from ._crypto import KeyRing, key_ring, location
-from ._guards import arun_atomic
+from ._guards import arun_guarded, run_guarded
 from ._heads import Heads
 from ._history import delta_history_plan
 from ._layout import (
@@ -68,7 +68,7 @@ from ._maintenance import (
     keep_latest_plan,
     prune_plan,
 )
-from ._puts import Put, prepare_put, put_plan, writes_ops
+from ._puts import Put, guard, prepare_put, writes_ops
 from ._reads import load_plan
 from ._rekey import rotate_keys
 from ._retention import Retention, SweepResult
@@ -288,7 +288,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """Store a checkpoint and its new channel versions in one transaction (see `_puts`)."""
         put = prepare_put(self, config, checkpoint, metadata, new_versions)
         if put.guarded:
-            run(self.storage, put_plan(self, put), write=True)
+            run_guarded(self.storage, guard(self, put), put.ops)
         else:
             self.storage.batch(put.ops)
         saved = put.saved
@@ -402,7 +402,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         put = prepare_put(self, config, checkpoint, metadata, new_versions)
         if put.guarded:
-            await arun_atomic(self.storage, put_plan(self, put))
+            await arun_guarded(self.storage, guard(self, put), put.ops)
         else:
             await self.storage.abatch(put.ops)
         saved = put.saved

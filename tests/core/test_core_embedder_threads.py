@@ -1,0 +1,152 @@
+"""`LocalEmbedder(threads="auto")`, the default: each onnxruntime run picks a one-thread or a two-thread session
+from how many tasks are runnable at that instant (`alma_core/_minilm_threads.py`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alma_core import LocalEmbedder
+from alma_core._minilm_threads import WIDE, running_tasks, threads_for, usable_cores
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "running", "cores", "threads"),
+    [
+        (18, 1, 2, 2),  # only the caller runs: the other core is idle
+        (3, 1, 2, 2),  # the shortest text gains too (docs/performance.md)
+        (8_000, 1, 2, 2),  # so does a batch, while a core is idle
+        (18, 2, 2, 1),  # one other task: both cores busy
+        (8_000, 3, 2, 1),  # never a batch on a busy machine
+        (18, 3, 4, 2),
+        (18, 4, 4, 1),
+        (18, 1, 1, 1),  # one core: nothing to gain
+        (18, None, 2, 1),  # no signal (no /proc): today's one thread
+        (0, 1, 2, 1),
+    ],
+)
+def test_two_threads_only_while_a_core_stands_idle(tokens: int, running: int | None, cores: int, threads: int) -> None:
+    assert threads_for(tokens, running, cores) == threads
+
+
+@pytest.mark.skipif(not Path("/proc/loadavg").exists(), reason="reads /proc/loadavg")
+def test_the_signal_counts_the_caller() -> None:
+    running = running_tasks()
+    assert isinstance(running, int) and running >= 1  # this thread is running while it reads
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="module")
+def auto() -> LocalEmbedder:
+    pytest.importorskip("onnxruntime")
+    if usable_cores() < WIDE:
+        pytest.skip("one usable core: no wide session")
+    embedder = LocalEmbedder()  # the default: int8, threads="auto"
+    embedder.embed_query("load")
+    assert embedder._model.wide is not None
+    return embedder
+
+
+def test_each_run_follows_the_signal_and_both_sessions_give_the_same_vectors(
+    auto: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alma_core import _minilm_onnx
+
+    model, used = auto._model, []
+    for name in ("session", "wide"):
+        session = getattr(model, name)
+        monkeypatch.setattr(model, name, _Spy(session, name, used))
+    sentences = json.loads((DATA / "minilm_sentences.json").read_text(encoding="utf-8"))
+    texts = [*sentences[:12], max(sentences, key=len)]
+    vectors = {}
+    for running, name in ((1, "wide"), (2, "session")):
+        monkeypatch.setattr(_minilm_onnx, "running_tasks", lambda r=running: r)
+        used.clear()
+        singles = np.stack([auto.embed_documents([t])[0] for t in texts])
+        batch = auto.embed_documents(texts)
+        assert used and set(used) == {name}, used
+        vectors[name] = singles, batch  # int8: a batch shares one activation range per product, so not singles'
+    for wide, one in zip(vectors["wide"], vectors["session"], strict=True):
+        np.testing.assert_allclose(wide, one, atol=1e-6)
+
+
+class _Spy:
+    """A session that records its name in `used` on each run."""
+
+    def __init__(self, session: object, name: str, used: list[str]) -> None:
+        self._session, self._name, self._used = session, name, used
+
+    def run(self, *args: object) -> object:
+        self._used.append(self._name)
+        return self._session.run(*args)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_a_forked_child_embeds_on_one_thread(auto: LocalEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wide session's pool thread stays in the parent: a run of it in a forked child hung once in ~10 tries
+    here, so a child runs every call on the one-thread session (no pool)."""
+    from alma_core import _minilm_onnx
+
+    monkeypatch.setattr(_minilm_onnx, "running_tasks", lambda: 1)  # an idle machine: the parent runs wide
+    text = "a forked worker embeds a query"
+    read, write = os.pipe()
+    expected = auto.embed_documents([text])[0]
+    pid = os.fork()  # right after a wide run, as its pool's thread winds down
+    if pid == 0:  # the child: report the vector's distance, or die by the alarm if the run hangs
+        os.close(read)
+        signal.alarm(60)
+        distance = float(np.abs(auto.embed_documents([text])[0] - expected).max())
+        one = auto._model.pick(18) is auto._model.session
+        os.write(write, f"{distance} {one}".encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and answer.split()[1] == "True" and float(answer.split()[0]) <= 1e-6, (status, answer)
+    assert auto._model.pick(18) is auto._model.wide  # the parent still runs wide
+
+
+def test_threads_1_keeps_one_session_on_one_thread() -> None:
+    pytest.importorskip("onnxruntime")
+    embedder = LocalEmbedder(threads=1)
+    embedder.embed_query("load")
+    assert embedder._model.wide is None
+    assert embedder._model.session.get_session_options().intra_op_num_threads == 1
+
+
+@pytest.mark.skipif(usable_cores() < WIDE, reason="one usable core: no wide session")
+def test_both_sessions_stay_within_the_rss_aim(tmp_path: Path) -> None:
+    """The aim (benchmarks/bench_aims.py): <= 250 MB resident with the model loaded, here at the peak after the 200
+    sentences in one call through each session (each session has its own memory arena)."""
+    pytest.importorskip("onnxruntime")
+    code = f"""
+        import json
+        from pathlib import Path
+        from alma_core import LocalEmbedder, _minilm_onnx
+        emb = LocalEmbedder()
+        emb.embed_query("load")
+        assert emb._model.wide is not None
+        sentences = json.loads(Path({str(DATA / "minilm_sentences.json")!r}).read_text(encoding="utf-8"))
+        for running in (1, 99):  # the wide session, then the one-thread one
+            _minilm_onnx.running_tasks = lambda: running
+            emb.embed_documents(sentences)
+        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+        print("PEAK", int(status["VmHWM"].split()[0]) // 1024)
+        """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.split()[-1]) <= 250, result.stdout
