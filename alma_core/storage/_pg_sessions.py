@@ -65,7 +65,7 @@ class Sessions:
         conn.prepare_threshold = self.prepare_threshold
         autocommit, conn.autocommit = conn.autocommit, True
         try:
-            conn.execute(self.sql)
+            conn.execute(self.sql, prepare=False)  # (several commands: never prepared)
             with self._lock:
                 if self._types is None:
                     self._types = _infos(conn.execute(_LOOKUP).fetchall())
@@ -79,7 +79,7 @@ class Sessions:
         autocommit = conn.autocommit
         await conn.set_autocommit(True)
         try:
-            await conn.execute(self.sql)
+            await conn.execute(self.sql, prepare=False)
             if self._types is None:  # (two connections may both look them up: the same answer)
                 self._types = _infos(await (await conn.execute(_LOOKUP)).fetchall())
             _register(conn, self._types)

@@ -186,7 +186,8 @@ def _psycopg_error() -> type[Exception]:
 class PostgresStorage(BaseStorage):
     """ALMA's store in PostgreSQL with pgvector. Thread-safe, safe across processes, natively async.
 
-    `PostgresStorage("postgresql://user:pass@host/db")` or `PostgresStorage(PostgresConfig(...))`.
+    `PostgresStorage("postgresql://user:pass@host/db")` or `PostgresStorage(PostgresConfig(...))`; a
+    keyword given here overrides the config's field of that name.
     """
 
     name = "postgres"
@@ -200,13 +201,14 @@ class PostgresStorage(BaseStorage):
         vector_index_type: str | None = None,
         min_pool_size: int | None = None,
         max_pool_size: int | None = None,
+        prepare_threshold: int | None = None,
     ) -> None:
         from .._config import PostgresConfig
 
         _import_psycopg()
         config = conninfo if isinstance(conninfo, PostgresConfig) else PostgresConfig(uri=conninfo)
-        updates = {"schema_name": schema, "vector_index_type": vector_index_type,
-                   "min_pool_size": min_pool_size, "max_pool_size": max_pool_size}  # fmt: skip
+        updates = {"schema_name": schema, "vector_index_type": vector_index_type, "min_pool_size": min_pool_size,
+                   "max_pool_size": max_pool_size, "prepare_threshold": prepare_threshold}  # fmt: skip
         config = config.model_copy(update={k: v for k, v in updates.items() if v is not None})
         self.config = config
         self.conninfo = config.conninfo()

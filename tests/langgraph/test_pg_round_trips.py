@@ -121,3 +121,16 @@ def test_a_new_connection_is_set_up_in_one_round_trip(wire: tuple[Wire, str]) ->
         assert [r.key for r in tx.execute(ListRecords("p", "ns"))] == ["k"]
     assert wire[0].round_trips == 4  # its settings; BEGIN, the read, COMMIT
     storage.close()
+
+
+async def test_a_store_that_prepares_every_statement_at_once_works(wire: tuple[Wire, str]) -> None:
+    """`prepare_threshold=0` (as LangGraph's docs set PostgresSaver's connections): the session's
+    several SETs are never prepared; every other statement is, sync and async."""
+    storage = PostgresStorage(wire[0].uri, schema=wire[1], prepare_threshold=0, min_pool_size=0)
+    saver = AsyncAlmaSaver(storage, fencing=True)
+    first = saver.put(_cfg("t"), _checkpoint(1), {}, {"doc": 2})
+    second = await saver.aput(first, _checkpoint(2), {}, {"doc": 3})
+    found = saver.get_tuple(_cfg("t"))
+    assert found is not None and found.config == second
+    assert [t.config async for t in saver.alist(_cfg("t"))] == [second, first]
+    await saver.storage.aclose()  # type: ignore[attr-defined]
