@@ -22,8 +22,7 @@ from ._candidates import Candidate
 from ._models import MemoryType
 from .storage._base import SearchHits
 
-__all__ = ["coverage_of", "exact_matches", "fuse", "inherit_task_relevance", "lexical_query", "lexical_terms",
-           "topic_words"]  # fmt: skip
+__all__ = ["fuse", "inherit_task_relevance", "lexical_factors", "lexical_query", "lexical_terms", "topic_words"]
 
 _RRF_K = 60.0
 _WORD = re.compile(r"[\w][\w:.-]*[\w]|\w", re.UNICODE)
@@ -74,13 +73,30 @@ def lexical_query(text: str) -> str:
     return " ".join(lexical_terms(text)) or text
 
 
-def coverage_of(query: str, candidates: Mapping[str, Candidate], lex_ids: set[str]) -> dict[str, float] | None:
-    """The share of the query's topic words each lexical hit holds (None: the query has none)."""
+def lexical_factors(
+    query: str, candidates: Mapping[str, Candidate], hits: SearchHits
+) -> tuple[dict[str, float] | None, set[str]]:
+    """For the lexical hits among `candidates`: the share of the query's topic words each holds (None: the
+    query has none), and those that match the query confidently: every topic word of a query of two or
+    more, or an id-like term of the query (digits, inner capitals, `a_b`, `a-b`, `a.b`) written out
+    exactly. One pass over the hits."""
     words = topic_words(query)
     if not words:
-        return None
+        return None, set()
     n = len(words)
-    return {i: len(words & topic_words(candidates[i].text)) / n for i in lex_ids}
+    whole = n >= 2
+    terms = [w for w in _WORD.findall(query) if _ID_LIKE.search(w)]
+    coverage: dict[str, float] = {}
+    exact: set[str] = set()
+    for per_type in hits.lexical.values():
+        for memory_id, _ in per_type:
+            candidate = candidates.get(memory_id)
+            if candidate is None:
+                continue
+            coverage[memory_id] = share = len(words & topic_words(candidate.text)) / n
+            if (whole and share >= 1.0) or (terms and any(w in candidate.text for w in terms)):
+                exact.add(memory_id)
+    return coverage, exact
 
 
 def _normalised_dense(hits: SearchHits) -> dict[str, float]:
@@ -170,20 +186,4 @@ def inherit_task_relevance(candidates: Mapping[str, Candidate], relevance: dict[
     for memory_id, task_type in lessons:
         if task_type in by_type:
             out[memory_id] = max(out.get(memory_id, 0.0), by_type[task_type])
-    return out
-
-
-def exact_matches(
-    query: str, candidates: Mapping[str, Candidate], lex_ids: set[str], coverage: dict[str, float] | None
-) -> set[str]:
-    """Lexical hits that match the query confidently: every topic word of a query of two or more, or
-    an id-like term of the query (digits, inner capitals, `a_b`, `a-b`, `a.b`) written out exactly."""
-    if coverage is None:
-        return set()
-    out = {i for i in lex_ids if coverage.get(i, 0.0) >= 1.0} if len(topic_words(query)) >= 2 else set()
-    ids = [w for w in _WORD.findall(query) if _ID_LIKE.search(w)]
-    if len(ids) == 1:
-        out |= {i for i in lex_ids if ids[0] in candidates[i].text}
-    elif ids:
-        out |= {i for i in lex_ids if any(w in candidates[i].text for w in ids)}
     return out

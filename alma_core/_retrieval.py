@@ -36,7 +36,7 @@ import numpy as np
 from ._cache import scored_copy
 from ._candidates import Candidate, UnreadableRow, as_candidates, success_of
 from ._config import RetrievalConfig
-from ._fusion import coverage_of, exact_matches, fuse, inherit_task_relevance, lexical_query, lexical_terms
+from ._fusion import fuse, inherit_task_relevance, lexical_factors, lexical_query, lexical_terms
 from ._models import Memory, MemoryType, idle_days, utcnow
 from ._plans import Compute, Light, Plan, run
 from ._slice import MemorySlice
@@ -217,9 +217,7 @@ class Retriever:
         mode = mode or self.config.mode
         if candidates is None:
             candidates = hits.candidates or as_candidates(hits.memories)
-        lex_ids = {i for per_type in hits.lexical.values() for i, _ in per_type if i in candidates}
-        coverage = coverage_of(query, candidates, lex_ids)
-        exact = exact_matches(query, candidates, lex_ids, coverage)
+        coverage, exact = lexical_factors(query, candidates, hits)
         relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
         relevance = inherit_task_relevance(candidates, relevance)
         if len(op.filter.types or ()) > len(types):

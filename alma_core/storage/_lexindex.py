@@ -15,7 +15,9 @@ moves) drops it; it is built again.
 
 from __future__ import annotations
 
+import collections
 import operator
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -134,24 +136,38 @@ def warm_words(words: Sequence[str]) -> None:
         fts_tokens(new[start : start + 4096])
 
 
-Document = tuple[tuple[tuple[str, int], ...], int]  # (term, frequency) pairs, length in tokens
+Document = tuple[tuple[tuple[str, int], ...], int]  # (term, frequency) pairs by term, length in tokens
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")  # unicode61's tokens of lower-cased ASCII text
 _documents: dict[str, Document] = {}  # the texts tokenized last (a heuristic's is written again each time)
 
 
 def documents(texts: Sequence[str]) -> dict[str, Document]:
     """Each text's terms with their frequencies, and its length in tokens, as FTS5 indexes it; the
-    texts not seen lately are tokenized together, in one statement."""
+    texts not seen lately are tokenized together, in one statement. An ASCII text is split into
+    unicode61's tokens here (runs of letters and digits: every other ASCII character separates) and
+    each token's term is FTS5's own (`fts_tokens`, looked up once per word): the same terms, counts and
+    length as the statement gives, without a round trip through the private table for each new text
+    (a learned outcome's text, merged at the next search)."""
     with _tokenizer_lock:
         new = [t for t in dict.fromkeys(texts) if t not in _documents]
-        if new:
-            found: dict[int, list[tuple[str, int]]] = {}
-            for doc, term, n in _tokenize(new, "SELECT doc, term, COUNT(*) FROM v GROUP BY doc, term"):
-                found.setdefault(doc, []).append((term, n))
-            if len(_documents) > 4096:
-                _documents.clear()
-            for i, text in enumerate(new, 1):
-                counts = tuple(found.get(i, ()))
-                _documents[text] = (counts, sum(n for _, n in counts))
+        if len(_documents) + len(new) > 4096:
+            _documents.clear()
+            new = list(dict.fromkeys(texts))
+        ascii_words = {t: _ASCII_TOKEN.findall(t.lower()) for t in new if t.isascii()}
+        if ascii_words:
+            words = list(dict.fromkeys(w for found in ascii_words.values() for w in found))
+            term = dict(zip(words, fts_tokens(words), strict=True))
+            for text, found in ascii_words.items():
+                counts = collections.Counter(t for w in found for t in term[w])
+                _documents[text] = (tuple(sorted(counts.items())), sum(counts.values()))
+        rest = [t for t in new if t not in ascii_words]
+        if rest:
+            found_terms: dict[int, list[tuple[str, int]]] = {}
+            for doc, term_, n in _tokenize(rest, "SELECT doc, term, COUNT(*) FROM v GROUP BY doc, term"):
+                found_terms.setdefault(doc, []).append((term_, n))
+            for i, text in enumerate(rest, 1):
+                counts_ = tuple(found_terms.get(i, ()))
+                _documents[text] = (counts_, sum(n for _, n in counts_))
         return {t: _documents[t] for t in texts}
 
 
@@ -207,7 +223,7 @@ class LexicalIndex:
         self.hashes = np.zeros(0, dtype=np.int64)
         # each rowid's tick: when its row was last written or deleted as the index knows (a build gives
         # all one tick); `tick` only grows, never reset (a rebuild's ticks exceed every earlier one), so a
-        # row made at tick T is current while its rowid's tick is <= T (`unchanged`)
+        # row made at tick T is current while its rowid's tick is <= T (`ParsedMemories.current_candidates`)
         self.tick = 0
         self.version: list[int] = []  # (a list: read one by one, ~100 a retrieve)
         # each rowid's memory row in `_parsed.ROW_COLUMNS` order (`rows` makes candidates from it); None:
@@ -247,12 +263,6 @@ class LexicalIndex:
         """The memory's (rowid, text hash), None when it has no row (see `ids`)."""
         rowid = self.ids.get(project_id, {}).get(memory_id)
         return None if rowid is None else (rowid, int(self.hashes[rowid]))
-
-    def unchanged(self, project_id: str, seen: Sequence[tuple[str, int]]) -> list[bool]:
-        """For each (memory id, tick): whether the memory's row is the one the index knew at that tick (not
-        written nor deleted since; only meaningful while the index is current for the caller's read)."""
-        rowid_of, version = self.ids.get(project_id, {}), self.version
-        return [(rowid := rowid_of.get(memory_id)) is not None and version[rowid] <= tick for memory_id, tick in seen]
 
     def build(self, conn: sqlite3.Connection, key: tuple[int, int]) -> None:
         """Read every posting, length and memory row (in the caller's read transaction), in chunks."""

@@ -125,24 +125,29 @@ class ParsedMemories:
         store's lexical index, current for the read transaction at its `tick`), kept at an earlier tick
         when the index has seen no write or delete of their row since (a learn moves the generation but
         rewrites a few rows: the rest stay). Those found are marked current at `generation` and `tick`."""
-        found: list[Candidate] = []
-        earlier: list[tuple[str, int]] = []  # (id, tick) of those kept at an earlier generation, at a known tick
+        out: dict[str, Candidate] = {}
+        prefix = f"{project_id}\x1f"
         with self._lock:
             get = self._rows.get
-            for memory_id in ids:
-                hit = get(f"{project_id}\x1f{memory_id}")
-                if hit is not None and (hit.kept_at == generation or (index is not None and hit.seen is not None)):
-                    found.append(hit)
-                    if hit.kept_at != generation:
-                        earlier.append((memory_id, hit.seen))  # type: ignore[arg-type]
             if index is None:
-                return {hit.id: hit for hit in found}
-            same = dict(zip(earlier, index.unchanged(project_id, earlier), strict=True)) if earlier else {}
-            out: dict[str, Candidate] = {}
-            for hit in found:  # (in the order of `ids`)
-                if hit.kept_at == generation or same[(hit.id, hit.seen)]:  # type: ignore[index]
+                for memory_id in ids:
+                    hit = get(prefix + memory_id)
+                    if hit is not None and hit.kept_at == generation:
+                        out[memory_id] = hit
+                return out
+            # (`LexicalIndex.unchanged`, inlined: ~100 candidates a retrieve)
+            rowid_of, version = index.ids.get(project_id, {}), index.version
+            for memory_id in ids:
+                hit = get(prefix + memory_id)
+                if hit is None:
+                    continue
+                if hit.kept_at == generation or (
+                    (seen := hit.seen) is not None
+                    and (rowid := rowid_of.get(memory_id)) is not None
+                    and version[rowid] <= seen
+                ):
                     hit.kept_at, hit.seen = generation, tick
-                    out[hit.id] = hit
+                    out[memory_id] = hit
         return out
 
     def clear(self) -> None:

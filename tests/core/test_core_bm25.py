@@ -288,3 +288,28 @@ def test_a_write_after_another_connections_commit_keeps_the_answers_exact(filled
         memory.confidence = 0.3
     filled.execute(PutMemories(kept[:15]))
     _check_all(filled, db_path, [*FILTERS, *NUMBER_FILTERS])
+
+
+def test_ascii_documents_are_tokenized_as_fts5_tokenizes_them() -> None:
+    """A written text's terms, frequencies and length (merged into the index at the next search) equal
+    what FTS5's tokenizer gives, for ASCII texts split here: punctuation, underscores, case, digits,
+    stemmed and long words; a non-ASCII text goes through FTS5 itself."""
+    from alma_core.storage import _lexindex
+
+    rng = np.random.default_rng(4)
+    words = ["running", "caresses", "ponies", "Login", "FORM", "e-mail", "w12", "generalizations", "x" * 80, "a_b"]
+    marks = list(" _-.,:;!?'\"()[]/\\\t\n@#$%&*+=<>|~`0123456789")
+    texts = ["", "  ", "Running runs RAN", "foo_bar baz-qux x.y", "co-operate co_operate", "café naïve Straße"]
+    for _ in range(400):
+        parts = [str(rng.choice(words)) if rng.random() < 0.6 else str(rng.choice(marks)) for _ in range(20)]
+        texts.append("".join(part + (" " if rng.random() < 0.5 else "") for part in parts))
+    _lexindex._documents.clear()
+    made = _lexindex.documents(texts)
+    found: dict[int, list[tuple[str, int]]] = {}
+    distinct = list(dict.fromkeys(texts))
+    for doc, term, n in _lexindex._tokenize(distinct, "SELECT doc, term, COUNT(*) FROM v GROUP BY doc, term"):
+        found.setdefault(doc, []).append((term, n))
+    for i, text in enumerate(distinct, 1):
+        counts = tuple(found.get(i, ()))
+        assert made[text] == (counts, sum(n for _, n in counts)), text
+    assert sum(made[text][1] for text in distinct) > 4000
