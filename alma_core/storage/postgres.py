@@ -38,6 +38,7 @@ from ._base import (
     WriteIf,
 )
 from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps, TermStats
+from ._pg_sessions import Sessions
 from ._pg_write_if import acompare_and_set, compare_and_set, pipelined
 
 if TYPE_CHECKING:
@@ -50,10 +51,6 @@ __all__ = ["PostgresStorage"]
 
 ANALYZE_AFTER = 1_000  # memories written (and 20% growth) before this store re-ANALYZEs its table
 STATS_TTL = 300.0  # seconds a store trusts its cached lexeme counts
-# An iterative HNSW scan stops after this many index tuples: a filter that the query's neighbourhood
-# rarely matches (agent A asking about agent B's topics) otherwise walks 20,000 tuples (~200 ms at 100k)
-# to return a handful of rows. Filters of at most EXACT_SEARCH_ROWS rows are searched exactly anyway.
-HNSW_MAX_SCAN_TUPLES = 2_000
 _SETUP_LOCK = 0x414C4D41  # "ALMA": serializes setup() of every ALMA schema on a server
 
 
@@ -189,7 +186,8 @@ def _psycopg_error() -> type[Exception]:
 class PostgresStorage(BaseStorage):
     """ALMA's store in PostgreSQL with pgvector. Thread-safe, safe across processes, natively async.
 
-    `PostgresStorage("postgresql://user:pass@host/db")` or `PostgresStorage(PostgresConfig(...))`.
+    `PostgresStorage("postgresql://user:pass@host/db")` or `PostgresStorage(PostgresConfig(...))`; a
+    keyword given here overrides the config's field of that name.
     """
 
     name = "postgres"
@@ -203,18 +201,20 @@ class PostgresStorage(BaseStorage):
         vector_index_type: str | None = None,
         min_pool_size: int | None = None,
         max_pool_size: int | None = None,
+        prepare_threshold: int | None = None,
     ) -> None:
         from .._config import PostgresConfig
 
         _import_psycopg()
         config = conninfo if isinstance(conninfo, PostgresConfig) else PostgresConfig(uri=conninfo)
-        updates = {"schema_name": schema, "vector_index_type": vector_index_type,
-                   "min_pool_size": min_pool_size, "max_pool_size": max_pool_size}  # fmt: skip
+        updates = {"schema_name": schema, "vector_index_type": vector_index_type, "min_pool_size": min_pool_size,
+                   "max_pool_size": max_pool_size, "prepare_threshold": prepare_threshold}  # fmt: skip
         config = config.model_copy(update={k: v for k, v in updates.items() if v is not None})
         self.config = config
         self.conninfo = config.conninfo()
         self.schema = config.schema_name
         self.vector_index_type = config.vector_index_type
+        self._sessions = Sessions(self.schema, config.prepare_threshold)
         self._lock_key = zlib.crc32(f"alma-write:{self.schema}".encode()) - 2**31
         self._indexed_dims: set[int] = set()
         self._term_stats: TermStats = ([], [], 0.0)
@@ -232,34 +232,12 @@ class PostgresStorage(BaseStorage):
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _session_sql(self) -> str:
-        return (
-            f'SET search_path TO "{self.schema}", public; SET hnsw.ef_search = 100; '
-            f"SET hnsw.iterative_scan = relaxed_order; SET hnsw.max_scan_tuples = {HNSW_MAX_SCAN_TUPLES}; "
-            "SET ivfflat.probes = 10; "
-            "SET ivfflat.iterative_scan = relaxed_order"
-        )
-
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        from pgvector.psycopg import register_vector
-
-        conn.execute(self._session_sql())
-        register_vector(conn)
-        conn.commit()
-
-    async def _aconfigure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        from pgvector.psycopg import register_vector_async
-
-        await conn.execute(self._session_sql())
-        await register_vector_async(conn)
-        await conn.commit()
-
     def _make_pool(self) -> ConnectionPool[Any]:
         from psycopg_pool import ConnectionPool
 
         return ConnectionPool(
             self.conninfo, min_size=self.config.min_pool_size, max_size=self.config.max_pool_size,
-            configure=self._configure, open=True, name=f"alma-{self.schema}",
+            configure=self._sessions.configure, open=True, name=f"alma-{self.schema}",
         )  # fmt: skip
 
     def _recover(self, exc: Exception) -> None:
@@ -290,7 +268,7 @@ class PostgresStorage(BaseStorage):
             conn = self._direct
             if conn is None or conn.closed or conn.broken:
                 conn = self._direct = psycopg.connect(self.conninfo, autocommit=True)
-                self._configure(conn)
+                self._sessions.configure(conn)
             yield conn
         finally:
             if self._direct is not None and self._direct.broken:
@@ -306,7 +284,7 @@ class PostgresStorage(BaseStorage):
         if pool is None:
             pool = AsyncConnectionPool(
                 self.conninfo, min_size=self.config.min_pool_size, max_size=self.config.max_pool_size,
-                configure=self._aconfigure, open=False, name=f"alma-async-{self.schema}",
+                configure=self._sessions.aconfigure, open=False, name=f"alma-async-{self.schema}",
             )  # fmt: skip
             await pool.open()
             self._apools[loop] = pool
