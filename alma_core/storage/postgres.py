@@ -38,8 +38,8 @@ from ._base import (
     WriteIf,
 )
 from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps, TermStats
+from ._pg_pipeline import acompare_and_set, awrite_all, compare_and_set, one_statement_writes, write_all
 from ._pg_sessions import Sessions
-from ._pg_write_if import acompare_and_set, compare_and_set, pipelined
 
 if TYPE_CHECKING:
     import psycopg
@@ -152,8 +152,8 @@ def _one_statement_read(ops: Sequence[Op]) -> bool:
 
 
 def _lone_write_if(ops: Sequence[Op]) -> bool:
-    """A `WriteIf` alone in its batch that runs as one pipeline (`_pg_write_if`)."""
-    return len(ops) == 1 and type(ops[0]) is WriteIf and pipelined(ops[0])
+    """A `WriteIf` alone in its batch that runs as one pipeline (`_pg_pipeline`)."""
+    return len(ops) == 1 and type(ops[0]) is WriteIf and one_statement_writes(ops[0].ops)
 
 
 def _finish(conn: psycopg.Connection[Any], steps: Steps, result: Any) -> Any:
@@ -466,7 +466,7 @@ class PostgresStorage(BaseStorage):
         return super().batch(ops)
 
     def _compare_and_set(self, op: WriteIf) -> tuple[str | None, ...]:
-        """A lone `WriteIf` in one round trip (see `_pg_write_if`)."""
+        """A lone `WriteIf` in one round trip (see `_pg_pipeline`)."""
         psycopg = _import_psycopg()
         try:
             with self._autocommit() as conn:
@@ -512,8 +512,9 @@ class PostgresStorage(BaseStorage):
     # Blind record writes (a batch of PutRecord to one namespace, or one PutRecords: a checkpoint, a
     # task's writes) read nothing, so they need not queue behind the exclusive write lock. Each statement
     # takes it in shared mode instead (read-modify-write transactions still exclude them), and the
-    # namespaces' seq row locks order them. One put is one autocommit statement; several are pipelined
-    # in one transaction.
+    # namespaces' seq row locks order them. One put is one autocommit statement; several `PutRecords`
+    # are one transaction sent as one pipeline (`_pg_pipeline`); several `PutRecord`s are pipelined in a
+    # transaction, each read back.
 
     def _put_unlocked(self, ops: Sequence[Op]) -> list[Any]:
         psycopg = _import_psycopg()
@@ -521,9 +522,9 @@ class PostgresStorage(BaseStorage):
             raise StorageError("the store is closed")
         steps = self._new_ops(True, shared=True)
         try:
-            if len(ops) == 1:
+            if len(ops) == 1 or all(type(op) is PutRecords for op in ops):
                 with self._autocommit() as conn:
-                    return [_Tx(conn, steps).execute(ops[0])]
+                    return write_all(conn, steps, ops) if len(ops) > 1 else [_Tx(conn, steps).execute(ops[0])]
             with self._pool.connection() as conn:
                 conn.read_only, conn.isolation_level = False, psycopg.IsolationLevel.READ_COMMITTED
                 with conn.pipeline(), conn.transaction():
@@ -544,12 +545,15 @@ class PostgresStorage(BaseStorage):
         try:
             pool = await self._apool()
             async with pool.connection() as conn:
-                await conn.set_autocommit(len(ops) == 1)
+                records = all(type(op) is PutRecords for op in ops)
+                await conn.set_autocommit(len(ops) == 1 or records)
                 await conn.set_read_only(False)
                 await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
                 try:
                     if len(ops) == 1:
                         return [await _ATx(conn, steps).execute(ops[0])]
+                    if records:
+                        return await awrite_all(conn, steps, ops)
                     async with conn.pipeline(), conn.transaction():
                         gens = [steps.steps(op) for op in ops]
                         firsts = [next(g) for g in gens]

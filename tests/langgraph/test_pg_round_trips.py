@@ -5,6 +5,7 @@ nothing. Counted on the wire, between the real driver and the server (`_wire.Wir
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,3 +135,24 @@ async def test_a_store_that_prepares_every_statement_at_once_works(wire: tuple[W
     assert found is not None and found.config == second
     assert [t.config async for t in saver.alist(_cfg("t"))] == [second, first]
     await saver.storage.aclose()  # type: ignore[attr-defined]
+
+
+def test_puts_with_a_ttl_and_writes_with_an_error_are_one_round_trip(wire: tuple[Wire, str]) -> None:
+    """Several blind writes (a checkpoint and its thread's retention entry; a task's regular writes and
+    its error) are one transaction sent as one pipeline: BEGIN, the writes, COMMIT."""
+    storage = PostgresStorage(wire[0].uri, schema=wire[1], min_pool_size=0, max_pool_size=2)
+    saver = AlmaSaver(storage, ttl=60)
+    saver.put(_cfg("warm-up"), _checkpoint(0), {}, {})
+    first, trips, statements = _counted(wire[0], lambda: saver.put(_cfg("t"), _checkpoint(1), {}, {"doc": 2}))
+    assert (trips, statements) == (1, GUARDED + 1)  # and the retention entry
+    second, trips, statements = _counted(wire[0], lambda: saver.put(first, _checkpoint(2), {}, {"doc": 3}))
+    assert (trips, statements) == (1, 4)
+    writes = [("doc", "v"), ("__error__", "boom")]
+    _, trips, statements = _counted(wire[0], lambda: saver.put_writes(second, writes, "task"))
+    assert (trips, statements) == (1, 4)
+    found = saver.get_tuple(_cfg("t"))
+    assert found is not None and found.config == second
+    assert sorted(found.pending_writes) == [("task", "__error__", "boom"), ("task", "doc", "v")]
+    assert saver.sweep(now=time.time() + 61 * 60) == {"threads": 2, "checkpoints": 0}  # both threads indexed
+    assert saver.get_tuple(_cfg("t")) is None
+    storage.close()
