@@ -19,6 +19,7 @@ it restarts the WAL.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 
@@ -40,6 +41,7 @@ class Checkpointer:
         self._asked = self._done = 0  # requests made / served
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()  # the process the thread runs in (a forked child starts its own)
 
     def committed(self, changes: int) -> None:
         """A commit on the store's connection changed `changes` rows: ask for a checkpoint once enough
@@ -61,6 +63,8 @@ class Checkpointer:
             if self._closed:
                 return self._done
             self._asked += 1
+            if self._pid != os.getpid():  # forked: the parent's thread is not here
+                self._thread, self._pid = None, os.getpid()
             if self._thread is None:
                 thread = threading.Thread(target=self._run, name="alma-sqlite-checkpoint", daemon=True)
                 try:
