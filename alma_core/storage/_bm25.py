@@ -111,7 +111,7 @@ def _ranked(
             for t, found in by_type.items()
         }
     ids = index.columns["id"]
-    return {t: _top(found, scores, unique, ids, k) for t, found in by_type.items()}
+    return {t: _top(found, scores, unique, ids, k) if len(found) else [] for t, found in by_type.items()}
 
 
 def _mask(index: LexicalIndex, rowids: np.ndarray, f: MemoryFilter) -> np.ndarray:
