@@ -133,6 +133,9 @@ class PostgresConfig(_Strict):
     vector_index_type: Literal["hnsw", "ivfflat"] = "hnsw"
     min_pool_size: int = Field(1, ge=0, le=1000)
     max_pool_size: int = Field(10, ge=1, le=1000)
+    prepare_threshold: int | None = Field(
+        5, ge=0, description="Runs of a statement on a connection before psycopg prepares it (0: at once; null: never)."
+    )
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

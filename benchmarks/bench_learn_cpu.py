@@ -7,10 +7,12 @@
 
 Wall-clock rates on a shared machine move with its load; the CPU time of the calling thread
 (`time.thread_time`, SQLite runs on it too) moves much less, so two trees run alternately compare
-fairly. The outcomes are `bench_core.py`'s (`learn_rate`): one agent, 23 strategies, one in three a
-failure, zipf task texts; learn_many in batches of 1,000. `--statements` counts the statements the
-store's connection is given (an `executemany` is one) and their CPU time, in a separate run (counting
-costs time).
+fairly. On Linux the wall time per outcome is also split (`/proc/thread-self/schedstat`) into CPU, time
+spent waiting for a CPU (the machine's load) and the rest, time blocked (disk syncs, locks): what an
+idle machine would still wait for. The outcomes are `bench_core.py`'s (`learn_rate`): one agent, 23
+strategies, one in three a failure, zipf task texts; learn_many in batches of 1,000. `--statements`
+counts the statements the store's connection is given (an `executemany` is one) and their CPU time, in
+a separate run (counting costs time).
 """
 
 from __future__ import annotations
@@ -83,9 +85,18 @@ class _TimedEmbedder(MockEmbedder):
             self.spent += time.thread_time() - start
 
 
-def run(path: Path, stream: list[dict[str, Any]], many: bool, mode: str = "") -> tuple[float, float, float]:
-    """(outcomes per CPU second, the same excluding the embedder's CPU time, per wall second) after one
-    warm-up learn; `mode` "profile" prints a cProfile, "statements" the statements per outcome."""
+def _waited() -> float:
+    """Seconds this thread has waited for a CPU (Linux; 0 elsewhere)."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run(path: Path, stream: list[dict[str, Any]], many: bool, mode: str = "") -> tuple[float, float, float, float]:
+    """(outcomes per CPU second, the same excluding the embedder's CPU time, per wall second, seconds
+    blocked per outcome) after one warm-up learn; `mode` "profile" prints a cProfile, "statements" the
+    statements per outcome."""
     profiler = cProfile.Profile() if mode == "profile" else None
     embedder = _TimedEmbedder()
     with ALMA(project_id="bench", storage=path, embedder=embedder) as alma:
@@ -94,7 +105,7 @@ def run(path: Path, stream: list[dict[str, Any]], many: bool, mode: str = "") ->
         counting = None
         if mode == "statements":
             counting = alma.storage._conn = _Counting(alma.storage._conn)  # type: ignore[attr-defined]
-        cpu, wall = time.thread_time(), time.perf_counter()
+        cpu, wall, waited = time.thread_time(), time.perf_counter(), _waited()
         if profiler:
             profiler.enable()
         if many:
@@ -105,7 +116,7 @@ def run(path: Path, stream: list[dict[str, Any]], many: bool, mode: str = "") ->
                 alma.learn(**item)
         if profiler:
             profiler.disable()
-        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        cpu, wall, waited = time.thread_time() - cpu, time.perf_counter() - wall, _waited() - waited
         if counting is not None:
             alma.storage._conn = counting.conn  # type: ignore[attr-defined]
     n = len(stream) - 1
@@ -117,7 +128,7 @@ def run(path: Path, stream: list[dict[str, Any]], many: bool, mode: str = "") ->
         print(f"  {total / n:.2f} statements per outcome, {spent / n * 1e3:.3f} ms CPU of {cpu / n * 1e3:.3f}:")
         for sql, (count, t) in sorted(counting.stats.items(), key=lambda kv: -kv[1][1]):
             print(f"    {count / n:6.2f} x {t / max(count, 1) * 1e6:6.1f} us  {sql}")
-    return n / cpu, n / (cpu - embedder.spent), n / wall
+    return n / cpu, n / (cpu - embedder.spent), n / wall, max(0.0, wall - cpu - waited) / n
 
 
 def main() -> None:
@@ -133,9 +144,9 @@ def main() -> None:
         for label, n, many in (("learn", args.learns, False), ("learn_many", args.many, True)):
             stream = items(n + 1)
             runs = [run(Path(tmp) / f"{label}-{i}.db", stream, many) for i in range(args.runs)]
-            cpu, bare, wall = (statistics.median(r[i] for r in runs) for i in range(3))
-            print(f"{label}: {cpu:,.0f}/s CPU ({bare:,.0f}/s excl. embedding), {wall:,.0f}/s wall "
-                  f"(median of {args.runs}, {n:,} outcomes)")  # fmt: skip
+            cpu, bare, wall, blocked = (statistics.median(r[i] for r in runs) for i in range(4))
+            print(f"{label}: {cpu:,.0f}/s CPU ({bare:,.0f}/s excl. embedding), {wall:,.0f}/s wall, "
+                  f"{blocked * 1e6:,.0f} us blocked per outcome (median of {args.runs}, {n:,} outcomes)")  # fmt: skip
             for mode in ("statements", "profile"):
                 if getattr(args, mode):
                     run(Path(tmp) / f"{label}-{mode}.db", stream, many, mode)

@@ -44,7 +44,7 @@ from ._base import (
 )
 from ._lexical import choose_terms
 from ._pg_counts import COUNTS_MIGRATION
-from ._pg_write_if import check_step
+from ._pg_pipeline import check_step
 from ._record_search import search_in_python
 
 Fetch = Literal["all", "one", "none", "many", "binary"]  # "binary": all rows, sent in binary (bytea unescaped)
@@ -700,7 +700,7 @@ class OpSteps:
 
     def write_if(self, op: WriteIf) -> Steps:
         """The check, then the writes if every head holds (in a write transaction, which holds the
-        store's lock; a lone `WriteIf` runs as one pipeline instead, see `_pg_write_if`)."""
+        store's lock; a lone `WriteIf` runs as one pipeline instead, see `_pg_pipeline`)."""
         row = yield check_step(op)
         heads = tuple(row[1:])
         if op.holds(heads):

@@ -13,7 +13,7 @@ from typing import Any
 from ._base import Linked, ListLinked, ListRecords, Record, expand_linked, linked_spaces
 from ._sqlite_tx import MAX_CHAR
 
-__all__ = ["list_linked", "list_sql", "ns_where"]
+__all__ = ["list_linked", "list_sql", "ns_where", "seq_page"]
 
 _ORDER = {"seq": "seq", "key": "key"}
 MAX_KEYS = 500  # bound parameters per statement, well under SQLite's limit
@@ -68,11 +68,25 @@ def list_sql(op: ListRecords, columns: str | None = None) -> tuple[str, list[Any
     by = f"{_ORDER[op.order_by]} {order}"
     if op.per_namespace and op.prefix and op.namespaces is None and op.limit is not None and not post_filter:
         return (*_per_namespace(op, clauses[3:], args[3:], columns, by), post_filter)
+    if op.order_by == "seq" and op.descending and op.limit is not None and not post_filter:
+        return (*seq_page(columns, " AND ".join(clauses), args, op.limit, op.offset), post_filter)
     sql = f"SELECT {columns} FROM records WHERE {' AND '.join(clauses)} ORDER BY {by}"
     if not post_filter:
         sql += " LIMIT ? OFFSET ?"
         args.extend([-1 if op.limit is None else op.limit, op.offset])
     return sql, args, post_filter
+
+
+def seq_page(columns: str, where: str, args: list[Any], limit: int, offset: int = 0) -> tuple[str, list[Any]]:
+    """The records matching `where`, newest seq first, `limit` of them after `offset`, in one statement.
+    `records_seq` holds sequenced records only (seq > 0, migration 7), so the page is read in its order
+    first; the unsequenced records (seq 0: they come last) are read after it, only when it held fewer
+    than the page needs (the compound stops at its LIMIT): a namespace of many sequenced records is never
+    scanned. (A listing without a limit, or oldest first, reads every matching row and sorts them.)"""
+    sequenced = f"SELECT {columns} FROM records WHERE {where} AND seq > 0 ORDER BY seq DESC LIMIT ?"
+    unsequenced = f"SELECT {columns} FROM records WHERE {where} AND seq = 0"
+    sql = f"SELECT * FROM ({sequenced}) UNION ALL SELECT * FROM ({unsequenced}) LIMIT ? OFFSET ?"
+    return sql, [*args, limit + offset, *args, limit, offset]
 
 
 def _per_namespace(op: ListRecords, clauses: list[str], args: list[Any], columns: str, by: str) -> tuple[str, list]:

@@ -3,9 +3,10 @@ per-prefix matrix cache.
 
 The cache of a (project, items prefix, vectors prefix) holds the items' unit vectors by item rowid
 (`_record_vectors`: float32, or int8 codes for large prefixes whose candidates are rescored exactly).
-It is valid while both prefixes' `(count, sum of seq)` are unchanged: every put gives a record a seq
-greater than any before in its namespace and every delete lowers the count, so any change moves the
-pair (read from the `records_seq` index, without touching the rows). While nothing was committed at
+It is valid while both prefixes' `(count, sum of seq)` of sequenced records are unchanged: every put gives
+a record a seq greater than any before in its namespace and every delete lowers the count, so any change
+moves the pair (read from the `records_seq` index, without touching the rows; items are written
+sequenced, unsequenced records such as checkpoints are not in that index). While nothing was committed at
 all (`data_version` and the store's own write count unchanged) even that is skipped.
 """
 
@@ -34,7 +35,7 @@ from ._base import (
 )
 from ._record_search import filter_sql
 from ._record_vectors import RecordVectors, load_record_vectors
-from ._sqlite_linked import list_linked, list_sql, ns_where
+from ._sqlite_linked import list_linked, list_sql, ns_where, seq_page
 from ._sqlite_schema import UNSEQUENCED_ROWS, UPSERT_RECORD, UPSERT_RECORD_IF_ABSENT, insert_unsequenced
 from ._sqlite_tx import TxState
 from ._vectors import QUANT_MARGIN
@@ -112,7 +113,7 @@ def _page(
 def _newest(conn: sqlite3.Connection, op: SearchRecords, where: str, args: list[Any], now: float) -> list[Record]:
     """The page of matching records, newest seq first. When the prefix holds few namespaces, each is
     read in its `records_seq` index order and stops at the page's end (a filter is checked only on the
-    rows read); else one statement sorts them all."""
+    rows read; `seq_page`); else one statement sorts them all."""
     end = op.offset + op.limit
     namespaces = _namespaces(conn, op.project_id, op.namespace)
     if namespaces is None:
@@ -122,11 +123,12 @@ def _newest(conn: sqlite3.Connection, op: SearchRecords, where: str, args: list[
             [op.project_id, op.namespace, op.namespace + _MAX_CHAR, now, *args, op.limit, op.offset],
         ).fetchall()
         return [_record(row) for row in rows]
-    sql = (
-        f"SELECT {_COLUMNS} FROM records WHERE project_id = ? AND namespace = ? AND {_LIVE} AND {where} "
-        "ORDER BY seq DESC LIMIT ?"
-    )
-    rows = [row for ns in namespaces for row in conn.execute(sql, [op.project_id, ns, now, *args, end])]
+    clause = f"project_id = ? AND namespace = ? AND {_LIVE} AND {where}"
+    rows = [
+        row
+        for ns in namespaces
+        for row in conn.execute(*seq_page(_COLUMNS, clause, [op.project_id, ns, now, *args], end))
+    ]
     rows.sort(key=lambda row: (-row[5], row[1], row[2]))  # seq DESC, namespace, key
     return [_record(row) for row in rows[op.offset : end]]
 
@@ -210,7 +212,8 @@ def _items(
         value
         for space in (items, prefix)
         for value in conn.execute(
-            f"SELECT count(*), total(seq) FROM records WHERE {_RANGE}", [project_id, space, space + _MAX_CHAR]
+            f"SELECT count(*), total(seq) FROM records WHERE {_RANGE} AND seq > 0",
+            [project_id, space, space + _MAX_CHAR],
         ).fetchone()
     )
     if cached is not None and cached.fingerprint == fingerprint:
@@ -251,7 +254,7 @@ class RecordOps(TxState):
             """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at,
                    updated_at, expires_at)
                SELECT ?1, ?2, ?3, 1 + MAX(
-                   COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
+                   COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2 AND seq > 0), 0),
                    COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
                    ?4, ?5, ?6, ?7, ?8 WHERE true
                ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq,
@@ -311,9 +314,11 @@ class RecordOps(TxState):
             args.extend(op.keys)
         where = " AND ".join(clauses)
         # keep each namespace's highest seq, so a later put never reuses the seq of a deleted record
+        # (unsequenced records, seq 0, leave nothing to keep)
         self.conn.execute(
             f"""INSERT INTO record_seq (project_id, namespace, seq)
-                SELECT project_id, namespace, MAX(seq) FROM records WHERE {where} GROUP BY project_id, namespace
+                SELECT project_id, namespace, MAX(seq) FROM records WHERE {where} AND seq > 0
+                GROUP BY project_id, namespace
                 ON CONFLICT (project_id, namespace) DO UPDATE SET seq = MAX(seq, excluded.seq)""",
             args,
         )

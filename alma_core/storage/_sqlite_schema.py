@@ -144,6 +144,14 @@ MIGRATIONS: list[str] = [
             ON CONFLICT (project_id, agent, type) DO UPDATE SET n = n + 1;
     END;
     """,
+    # 7: `records_seq` holds only sequenced records (seq > 0): an unsequenced put (a LangGraph checkpoint
+    # or a task's writes, seq 0) wrote an entry there no reader used, one more b-tree page per commit
+    # (a task's two writes: 5.3 -> 3.3 WAL frames, half the CPU of the call). Readers that order by seq
+    # say `seq > 0` to use it (`_sqlite_linked.seq_page`).
+    """
+    DROP INDEX records_seq;
+    CREATE INDEX records_seq ON records (project_id, namespace, seq) WHERE seq > 0;
+    """,
 ]
 
 
@@ -170,7 +178,7 @@ INDEX_NEW_MEMORIES = "INSERT INTO memories_fts (rowid, text) SELECT rowid, text 
 UPSERT_RECORD = """INSERT INTO records (project_id, namespace, key, seq, value, metadata, created_at, updated_at,
         expires_at)
     SELECT ?1, ?2, ?3, 1 + MAX(
-        COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2), 0),
+        COALESCE((SELECT MAX(seq) FROM records WHERE project_id = ?1 AND namespace = ?2 AND seq > 0), 0),
         COALESCE((SELECT seq FROM record_seq WHERE project_id = ?1 AND namespace = ?2), 0)),
         ?4, ?5, ?6, ?7, ?8 WHERE ?9 IS NOT NULL
     ON CONFLICT (project_id, namespace, key) DO UPDATE SET seq=excluded.seq, value=excluded.value,

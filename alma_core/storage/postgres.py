@@ -38,7 +38,8 @@ from ._base import (
     WriteIf,
 )
 from ._pg_ops import MIGRATIONS, OpSteps, Step, Steps, TermStats
-from ._pg_write_if import acompare_and_set, compare_and_set, pipelined
+from ._pg_pipeline import acompare_and_set, awrite_all, compare_and_set, one_statement_writes, write_all
+from ._pg_sessions import Sessions
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,10 +51,6 @@ __all__ = ["PostgresStorage"]
 
 ANALYZE_AFTER = 1_000  # memories written (and 20% growth) before this store re-ANALYZEs its table
 STATS_TTL = 300.0  # seconds a store trusts its cached lexeme counts
-# An iterative HNSW scan stops after this many index tuples: a filter that the query's neighbourhood
-# rarely matches (agent A asking about agent B's topics) otherwise walks 20,000 tuples (~200 ms at 100k)
-# to return a handful of rows. Filters of at most EXACT_SEARCH_ROWS rows are searched exactly anyway.
-HNSW_MAX_SCAN_TUPLES = 2_000
 _SETUP_LOCK = 0x414C4D41  # "ALMA": serializes setup() of every ALMA schema on a server
 
 
@@ -155,8 +152,8 @@ def _one_statement_read(ops: Sequence[Op]) -> bool:
 
 
 def _lone_write_if(ops: Sequence[Op]) -> bool:
-    """A `WriteIf` alone in its batch that runs as one pipeline (`_pg_write_if`)."""
-    return len(ops) == 1 and type(ops[0]) is WriteIf and pipelined(ops[0])
+    """A `WriteIf` alone in its batch that runs as one pipeline (`_pg_pipeline`)."""
+    return len(ops) == 1 and type(ops[0]) is WriteIf and one_statement_writes(ops[0].ops)
 
 
 def _finish(conn: psycopg.Connection[Any], steps: Steps, result: Any) -> Any:
@@ -189,7 +186,8 @@ def _psycopg_error() -> type[Exception]:
 class PostgresStorage(BaseStorage):
     """ALMA's store in PostgreSQL with pgvector. Thread-safe, safe across processes, natively async.
 
-    `PostgresStorage("postgresql://user:pass@host/db")` or `PostgresStorage(PostgresConfig(...))`.
+    `PostgresStorage("postgresql://user:pass@host/db")` or `PostgresStorage(PostgresConfig(...))`; a
+    keyword given here overrides the config's field of that name.
     """
 
     name = "postgres"
@@ -203,18 +201,20 @@ class PostgresStorage(BaseStorage):
         vector_index_type: str | None = None,
         min_pool_size: int | None = None,
         max_pool_size: int | None = None,
+        prepare_threshold: int | None = None,
     ) -> None:
         from .._config import PostgresConfig
 
         _import_psycopg()
         config = conninfo if isinstance(conninfo, PostgresConfig) else PostgresConfig(uri=conninfo)
-        updates = {"schema_name": schema, "vector_index_type": vector_index_type,
-                   "min_pool_size": min_pool_size, "max_pool_size": max_pool_size}  # fmt: skip
+        updates = {"schema_name": schema, "vector_index_type": vector_index_type, "min_pool_size": min_pool_size,
+                   "max_pool_size": max_pool_size, "prepare_threshold": prepare_threshold}  # fmt: skip
         config = config.model_copy(update={k: v for k, v in updates.items() if v is not None})
         self.config = config
         self.conninfo = config.conninfo()
         self.schema = config.schema_name
         self.vector_index_type = config.vector_index_type
+        self._sessions = Sessions(self.schema, config.prepare_threshold)
         self._lock_key = zlib.crc32(f"alma-write:{self.schema}".encode()) - 2**31
         self._indexed_dims: set[int] = set()
         self._term_stats: TermStats = ([], [], 0.0)
@@ -232,34 +232,12 @@ class PostgresStorage(BaseStorage):
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _session_sql(self) -> str:
-        return (
-            f'SET search_path TO "{self.schema}", public; SET hnsw.ef_search = 100; '
-            f"SET hnsw.iterative_scan = relaxed_order; SET hnsw.max_scan_tuples = {HNSW_MAX_SCAN_TUPLES}; "
-            "SET ivfflat.probes = 10; "
-            "SET ivfflat.iterative_scan = relaxed_order"
-        )
-
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        from pgvector.psycopg import register_vector
-
-        conn.execute(self._session_sql())
-        register_vector(conn)
-        conn.commit()
-
-    async def _aconfigure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        from pgvector.psycopg import register_vector_async
-
-        await conn.execute(self._session_sql())
-        await register_vector_async(conn)
-        await conn.commit()
-
     def _make_pool(self) -> ConnectionPool[Any]:
         from psycopg_pool import ConnectionPool
 
         return ConnectionPool(
             self.conninfo, min_size=self.config.min_pool_size, max_size=self.config.max_pool_size,
-            configure=self._configure, open=True, name=f"alma-{self.schema}",
+            configure=self._sessions.configure, open=True, name=f"alma-{self.schema}",
         )  # fmt: skip
 
     def _recover(self, exc: Exception) -> None:
@@ -290,7 +268,7 @@ class PostgresStorage(BaseStorage):
             conn = self._direct
             if conn is None or conn.closed or conn.broken:
                 conn = self._direct = psycopg.connect(self.conninfo, autocommit=True)
-                self._configure(conn)
+                self._sessions.configure(conn)
             yield conn
         finally:
             if self._direct is not None and self._direct.broken:
@@ -306,7 +284,7 @@ class PostgresStorage(BaseStorage):
         if pool is None:
             pool = AsyncConnectionPool(
                 self.conninfo, min_size=self.config.min_pool_size, max_size=self.config.max_pool_size,
-                configure=self._aconfigure, open=False, name=f"alma-async-{self.schema}",
+                configure=self._sessions.aconfigure, open=False, name=f"alma-async-{self.schema}",
             )  # fmt: skip
             await pool.open()
             self._apools[loop] = pool
@@ -488,7 +466,7 @@ class PostgresStorage(BaseStorage):
         return super().batch(ops)
 
     def _compare_and_set(self, op: WriteIf) -> tuple[str | None, ...]:
-        """A lone `WriteIf` in one round trip (see `_pg_write_if`)."""
+        """A lone `WriteIf` in one round trip (see `_pg_pipeline`)."""
         psycopg = _import_psycopg()
         try:
             with self._autocommit() as conn:
@@ -534,8 +512,9 @@ class PostgresStorage(BaseStorage):
     # Blind record writes (a batch of PutRecord to one namespace, or one PutRecords: a checkpoint, a
     # task's writes) read nothing, so they need not queue behind the exclusive write lock. Each statement
     # takes it in shared mode instead (read-modify-write transactions still exclude them), and the
-    # namespaces' seq row locks order them. One put is one autocommit statement; several are pipelined
-    # in one transaction.
+    # namespaces' seq row locks order them. One put is one autocommit statement; several `PutRecords`
+    # are one transaction sent as one pipeline (`_pg_pipeline`); several `PutRecord`s are pipelined in a
+    # transaction, each read back.
 
     def _put_unlocked(self, ops: Sequence[Op]) -> list[Any]:
         psycopg = _import_psycopg()
@@ -543,9 +522,9 @@ class PostgresStorage(BaseStorage):
             raise StorageError("the store is closed")
         steps = self._new_ops(True, shared=True)
         try:
-            if len(ops) == 1:
+            if len(ops) == 1 or all(type(op) is PutRecords for op in ops):
                 with self._autocommit() as conn:
-                    return [_Tx(conn, steps).execute(ops[0])]
+                    return write_all(conn, steps, ops) if len(ops) > 1 else [_Tx(conn, steps).execute(ops[0])]
             with self._pool.connection() as conn:
                 conn.read_only, conn.isolation_level = False, psycopg.IsolationLevel.READ_COMMITTED
                 with conn.pipeline(), conn.transaction():
@@ -566,12 +545,15 @@ class PostgresStorage(BaseStorage):
         try:
             pool = await self._apool()
             async with pool.connection() as conn:
-                await conn.set_autocommit(len(ops) == 1)
+                records = all(type(op) is PutRecords for op in ops)
+                await conn.set_autocommit(len(ops) == 1 or records)
                 await conn.set_read_only(False)
                 await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
                 try:
                     if len(ops) == 1:
                         return [await _ATx(conn, steps).execute(ops[0])]
+                    if records:
+                        return await awrite_all(conn, steps, ops)
                     async with conn.pipeline(), conn.transaction():
                         gens = [steps.steps(op) for op in ops]
                         firsts = [next(g) for g in gens]

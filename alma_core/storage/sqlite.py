@@ -19,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from ._base import (
 from ._lexical import DocCounts
 from ._lexindex import LexicalIndex
 from ._parsed import ParsedMemories
+from ._sqlite_checkpoint import Checkpointer
 from ._sqlite_records import RecordOps, RecordVectors
 from ._sqlite_schema import MIGRATIONS as MIGRATIONS  # re-exported: the schema's version count
 from ._sqlite_schema import UNSEQUENCED_ROWS, migrate
@@ -156,6 +158,12 @@ class SQLiteStorage(BaseStorage):
             self._conn.execute("PRAGMA cache_size=-65536")
             self._conn.execute("PRAGMA temp_store=MEMORY")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            # checkpoints on a thread of their own (`_sqlite_checkpoint`): no commit waits for one's fsyncs
+            self._checkpointer: Checkpointer | None = None
+            if self._owns_conn and self.path != ":memory:":
+                self._conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = Checkpointer(self._conn, self.path, timeout)
+                weakref.finalize(self, self._checkpointer.close)  # (a store dropped unclosed stops its thread)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         self._lock = threading.RLock()
@@ -167,6 +175,7 @@ class SQLiteStorage(BaseStorage):
         self._parsed = ParsedMemories()  # memories parsed from unchanged rows
         self._closed = False
         self.setup()
+        self._changes = self._conn.total_changes  # rows changed by this connection, as the checkpointer last saw
 
     def setup(self) -> None:
         """Create or upgrade the schema. Idempotent, and safe when several processes start at once."""
@@ -239,6 +248,9 @@ class SQLiteStorage(BaseStorage):
         """After `tx` committed (by COMMIT, or alone in autocommit): the caches follow it."""
         if tx.write:
             self._doc_counts.writes += 1
+            if self._checkpointer is not None:
+                changes, self._changes = self._changes, self._conn.total_changes
+                self._checkpointer.committed(self._changes - changes)
         self._apply_vector_changes(tx)
         self._after_commit(tx)
 
@@ -313,5 +325,7 @@ class SQLiteStorage(BaseStorage):
         with self._lock:
             if not self._closed:
                 self._closed = True
+                if self._checkpointer is not None:
+                    self._checkpointer.close()
                 if self._owns_conn:  # a connection the caller passed in stays theirs to close
                     self._conn.close()

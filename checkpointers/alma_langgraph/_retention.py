@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from alma_core import ValidationError
-from alma_core.storage import DeleteRecords, GetRecord, ListRecords, Op, PutRecord, Record
+from alma_core.storage import DeleteRecords, GetRecord, ListRecords, Op, PutRecord, PutRecords, Record
 
 from ._guards import arun_atomic
 from ._layout import CHECKPOINTS, Plan, escape, run, thread_prefix, unescape
@@ -108,9 +108,12 @@ class Retention:
             return []
         return [self._index_put(thread_id, self.ttl, self.strategy, if_absent=True)]
 
-    def _index_put(self, thread_id: str, minutes: float | None, strategy: str, *, if_absent: bool) -> PutRecord:
+    def _index_put(self, thread_id: str, minutes: float | None, strategy: str, *, if_absent: bool) -> PutRecords:
+        """The thread's index record: unsequenced (the sweeper reads the whole index, in no order), so a
+        put with it stays blind writes (one round trip on PostgreSQL)."""
         meta = {"ttl": minutes, "strategy": strategy, "exp": time.time() + (minutes or 0) * 60}
-        return PutRecord(Record(self.saver.project_id, TTL_INDEX, escape(thread_id), None, meta), if_absent=if_absent)
+        record = Record(self.saver.project_id, TTL_INDEX, escape(thread_id), None, meta)
+        return PutRecords((record,), if_absent=if_absent, sequenced=False)
 
     def set_ttl(self, thread_id: str, ttl: float | Mapping[str, Any] | None) -> None:
         """Give one thread its own TTL (minutes, or `{"ttl": minutes, "strategy": ...}`); None removes it."""

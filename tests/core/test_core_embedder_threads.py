@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from alma_core import LocalEmbedder
-from alma_core._minilm_threads import WIDE, running_tasks, threads_for, usable_cores
+from alma_core._minilm_threads import WIDE, quota_cores, running_tasks, threads_for, usable_cores
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +38,23 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 def test_two_threads_only_while_a_core_stands_idle(tokens: int, running: int | None, cores: int, threads: int) -> None:
     assert threads_for(tokens, running, cores) == threads
+
+
+@pytest.mark.parametrize(
+    ("quota", "period", "cores"),
+    [
+        ("max 100000\n", None, None),  # cgroup v2, no quota
+        ("200000 100000\n", None, 2),
+        ("150000 100000\n", None, 1),  # 1.5 cores: one whole core to count on
+        ("50000 100000\n", None, 1),
+        ("-1\n", "100000\n", None),  # cgroup v1, no quota
+        ("400000\n", "100000\n", 4),
+        ("", None, None),
+        ("garbage here\n", None, None),
+    ],
+)
+def test_a_container_quota_caps_the_cores(quota: str, period: str | None, cores: int | None) -> None:
+    assert quota_cores(quota, period) == cores
 
 
 @pytest.mark.skipif(not Path("/proc/loadavg").exists(), reason="reads /proc/loadavg")

@@ -5,6 +5,7 @@ nothing. Counted on the wire, between the real driver and the server (`_wire.Wir
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from conftest_pg import drop_schemas, new_schema
 from langgraph.checkpoint.base import empty_checkpoint
 
 from alma_core import CheckpointConflict
-from alma_core.storage import PutRecords, Record
+from alma_core.storage import ListRecords, PutRecords, Record
 from alma_core.storage.postgres import PostgresStorage
 from alma_core.workflow import checkpoints_ns
 from alma_langgraph import AlmaSaver, AsyncAlmaSaver
@@ -106,3 +107,52 @@ async def test_async_guarded_puts_are_one_round_trip_too(wire: tuple[Wire, str])
     assert wire[0].round_trips == 2
     assert [t.config async for t in saver.alist(_cfg("t"))] == [second, first]
     await saver.storage.aclose()  # type: ignore[attr-defined]
+
+
+def test_a_new_connection_is_set_up_in_one_round_trip(wire: tuple[Wire, str]) -> None:
+    """Its settings in one statement, pgvector's types from the store's one lookup (was 15: BEGIN, the
+    SETs, four type lookups each in a savepoint, COMMIT), so a pool that grows under concurrent puts
+    pays little for it."""
+    storage = PostgresStorage(wire[0].uri, schema=wire[1], min_pool_size=0, max_pool_size=2)
+    wire[0].reset()
+    storage.batch([PutRecords((Record("p", "ns", "k", b"v"),), sequenced=False)])
+    assert wire[0].round_trips == 3  # the direct connection: its settings, the type lookup; the INSERT
+    wire[0].reset()
+    with storage.transaction(write=False) as tx:  # a pooled connection, new
+        assert [r.key for r in tx.execute(ListRecords("p", "ns"))] == ["k"]
+    assert wire[0].round_trips == 4  # its settings; BEGIN, the read, COMMIT
+    storage.close()
+
+
+async def test_a_store_that_prepares_every_statement_at_once_works(wire: tuple[Wire, str]) -> None:
+    """`prepare_threshold=0` (as LangGraph's docs set PostgresSaver's connections): the session's
+    several SETs are never prepared; every other statement is, sync and async."""
+    storage = PostgresStorage(wire[0].uri, schema=wire[1], prepare_threshold=0, min_pool_size=0)
+    saver = AsyncAlmaSaver(storage, fencing=True)
+    first = saver.put(_cfg("t"), _checkpoint(1), {}, {"doc": 2})
+    second = await saver.aput(first, _checkpoint(2), {}, {"doc": 3})
+    found = saver.get_tuple(_cfg("t"))
+    assert found is not None and found.config == second
+    assert [t.config async for t in saver.alist(_cfg("t"))] == [second, first]
+    await saver.storage.aclose()  # type: ignore[attr-defined]
+
+
+def test_puts_with_a_ttl_and_writes_with_an_error_are_one_round_trip(wire: tuple[Wire, str]) -> None:
+    """Several blind writes (a checkpoint and its thread's retention entry; a task's regular writes and
+    its error) are one transaction sent as one pipeline: BEGIN, the writes, COMMIT."""
+    storage = PostgresStorage(wire[0].uri, schema=wire[1], min_pool_size=0, max_pool_size=2)
+    saver = AlmaSaver(storage, ttl=60)
+    saver.put(_cfg("warm-up"), _checkpoint(0), {}, {})
+    first, trips, statements = _counted(wire[0], lambda: saver.put(_cfg("t"), _checkpoint(1), {}, {"doc": 2}))
+    assert (trips, statements) == (1, GUARDED + 1)  # and the retention entry
+    second, trips, statements = _counted(wire[0], lambda: saver.put(first, _checkpoint(2), {}, {"doc": 3}))
+    assert (trips, statements) == (1, 4)
+    writes = [("doc", "v"), ("__error__", "boom")]
+    _, trips, statements = _counted(wire[0], lambda: saver.put_writes(second, writes, "task"))
+    assert (trips, statements) == (1, 4)
+    found = saver.get_tuple(_cfg("t"))
+    assert found is not None and found.config == second
+    assert sorted(found.pending_writes) == [("task", "__error__", "boom"), ("task", "doc", "v")]
+    assert saver.sweep(now=time.time() + 61 * 60) == {"threads": 2, "checkpoints": 0}  # both threads indexed
+    assert saver.get_tuple(_cfg("t")) is None
+    storage.close()

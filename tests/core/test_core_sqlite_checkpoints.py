@@ -1,0 +1,134 @@
+"""SQLite's WAL checkpoints run on a thread of their own (`_sqlite_checkpoint`): no commit of the store's
+connection checkpoints (SQLite's autocheckpoint waited for two fsyncs inside every ~58th learn), the
+thread copies the WAL into the file, and the WAL still restarts from its beginning (it must not grow
+without end while a writer keeps writing)."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+import struct
+from pathlib import Path
+
+import pytest
+
+from alma_core import DomainKnowledge
+from alma_core.storage import PutMemories, SQLiteStorage, _sqlite_checkpoint
+from alma_core.storage._sqlite_checkpoint import CHANGES_PER_CHECKPOINT, Checkpointer
+
+WAIT = 60.0  # seconds: only a hang reaches it
+
+
+def _put(store: SQLiteStorage, n: int, start: int = 0) -> None:
+    memories = [DomainKnowledge(project_id="p", agent="a", domain="d", fact=f"fact {i} " + "x" * 300)
+                for i in range(start, start + n)]  # fmt: skip
+    store.execute(PutMemories(memories))
+
+
+def _wal_restarts(db_path: Path) -> int:
+    """The WAL header's checkpoint sequence number: SQLite moves it each time the WAL starts again."""
+    with open(f"{db_path}-wal", "rb") as wal:
+        return int(struct.unpack(">I", wal.read(16)[12:16])[0])
+
+
+def _checkpointer(store: SQLiteStorage) -> Checkpointer:
+    checkpointer = store._checkpointer
+    assert checkpointer is not None
+    return checkpointer
+
+
+def test_commits_do_not_checkpoint_the_thread_does(db_path: Path) -> None:
+    store = SQLiteStorage(db_path)
+    try:
+        assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        checkpointer = _checkpointer(store)
+        size = db_path.stat().st_size
+        for i in range(40):  # until the commits have changed enough rows to ask for a checkpoint
+            _put(store, 20, start=20 * i)
+            if checkpointer._asked:
+                break
+        assert checkpointer._asked == 1, f"no checkpoint asked for after {CHANGES_PER_CHECKPOINT} changed rows"
+        assert checkpointer.wait(1, WAIT)
+        # in WAL mode only a checkpoint writes the database file, and the store's connection never does
+        assert db_path.stat().st_size > size
+        with sqlite3.connect(db_path) as other:
+            assert other.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 20 * (i + 1)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("tail_frames", [1, 10**9])
+def test_the_commit_after_the_threads_checkpoint_copies_the_rest_and_the_wal_restarts(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, tail_frames: int
+) -> None:
+    """The thread's checkpoint cannot copy what was written while it ran (here: after a reader's snapshot,
+    which it may not pass); the next commit copies it, and the write after that starts the WAL again.
+    Without that step (`tail_frames` too large to take it) the WAL only grows."""
+    monkeypatch.setattr(_sqlite_checkpoint, "TAIL_FRAMES", tail_frames)
+    store = SQLiteStorage(db_path)
+    try:
+        checkpointer = _checkpointer(store)
+        _put(store, 10)
+        reader = sqlite3.connect(db_path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM memories").fetchone()  # a snapshot: the pages above it stay
+        _put(store, 10, start=10)
+        assert checkpointer.wait(checkpointer.request(), WAIT)
+        assert checkpointer.tail is (tail_frames == 1)
+        reader.execute("COMMIT")
+        reader.close()
+        _put(store, 10, start=20)  # copies the rest (when `tail` is set)
+        restarts = _wal_restarts(db_path)
+        _put(store, 10, start=30)
+        assert _wal_restarts(db_path) == restarts + (tail_frames == 1)
+    finally:
+        store.close()
+    with sqlite3.connect(db_path) as other:
+        assert other.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 40
+
+
+def test_close_stops_the_thread_and_the_last_connection_removes_the_wal(db_path: Path) -> None:
+    store = SQLiteStorage(db_path)
+    checkpointer = _checkpointer(store)
+    _put(store, 10)
+    assert checkpointer.wait(checkpointer.request(), WAIT)
+    thread = checkpointer._thread
+    assert thread is not None and thread.is_alive()
+    store.close()
+    assert not thread.is_alive()
+    assert not Path(f"{db_path}-wal").exists()
+    assert checkpointer.request() == checkpointer._done  # closed: asks for nothing
+
+
+def test_a_store_dropped_unclosed_stops_its_thread(db_path: Path) -> None:
+    store = SQLiteStorage(db_path)
+    checkpointer = _checkpointer(store)
+    _put(store, 10)
+    assert checkpointer.wait(checkpointer.request(), WAIT)
+    thread = checkpointer._thread
+    assert thread is not None
+    del store
+    gc.collect()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+
+
+def test_without_a_thread_the_store_checkpoints_itself(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no thread can start (e.g. at interpreter shutdown), the commits checkpoint as SQLite would."""
+
+    def refuse(self: object) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(_sqlite_checkpoint.threading.Thread, "start", refuse)
+    store = SQLiteStorage(db_path)
+    try:
+        checkpointer = _checkpointer(store)
+        size = db_path.stat().st_size
+        for i in range(40):
+            _put(store, 20, start=20 * i)
+            if checkpointer.inline:
+                break
+        assert checkpointer.inline and checkpointer._thread is None
+        assert db_path.stat().st_size > size  # only a checkpoint writes the file
+    finally:
+        store.close()
