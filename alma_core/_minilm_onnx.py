@@ -299,7 +299,7 @@ class OnnxMiniLM(MiniLM):
 
     def pick(self, tokens: int) -> Any:
         """The session for a run of `tokens` tokens: the wide one while a core stands idle (threads="auto"). Not in
-        a forked child: its pool's thread stayed in the parent (a run there never returns)."""
+        a forked child: its pool's thread stayed in the parent (a run of it there hung)."""
         if self.wide is None or os.getpid() != self._pid:
             return self.session
         return self.session if threads_for(tokens, running_tasks(), self._cores) == 1 else self.wide
