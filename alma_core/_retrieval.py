@@ -25,6 +25,7 @@ Ranking reads `Candidate`s (`_candidates`): only the memories returned are built
 
 from __future__ import annotations
 
+import itertools
 import operator
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -320,11 +321,13 @@ class Retriever:
                 if not ((c.memory_type is not _HEURISTIC or c.success <= 1.0) and c.confidence <= 1.0):
                     bounded = False
                     break
+        last: dict[MemoryType, int] = {}  # each type's last place in `kept` (`_enough` stops looking there)
         if bounded:
             kept.sort(key=operator.itemgetter(0), reverse=True)
+            last = {c.memory_type: at for at, (_, _, c) in enumerate(kept)}
         ranked: list[tuple[float, str, Candidate, dict[str, float]]] = []
         for at, (rel, memory_id, c) in enumerate(kept):
-            if bounded and at and at % 8 == 0 and _enough(ranked, kept, at, top_k or 0, boost):
+            if bounded and at and at % 8 == 0 and _enough(ranked, kept, at, top_k or 0, boost, last):
                 break
             recency = 1.0 if c.memory_type in timeless else _recency(c.stamp, half_life, now_ts)
             success, confidence = c.success, c.confidence
@@ -456,13 +459,16 @@ def _enough(
     at: int,
     top_k: int,
     boost: float,
+    last: dict[MemoryType, int],
 ) -> bool:
     """Whether every type with candidates left (`kept[at:]`, by relevance descending) has `top_k` scored
     memories that no candidate left can pass, none of them a recurring-error warning (those may be
     dropped: `cap_error_warnings`). A score is at most relevance x the most its lesson factor can be
-    over 1 + boost (`lesson_factor`; quality is at most 1); 1e-9 for rounding."""
+    over 1 + boost (`lesson_factor`; quality is at most 1); 1e-9 for rounding. `last`: each type's last
+    place in `kept` (the types left are those placed at `at` or later)."""
     limit: dict[MemoryType, float] = {}
-    for rel, _, c in kept[at:]:
+    left = sum(1 for place in last.values() if place >= at)
+    for rel, _, c in itertools.islice(kept, at, None):
         if c.memory_type not in limit:  # (the first of a type left is its most relevant)
             if c.memory_type is _HEURISTIC:
                 most = 1.0
@@ -471,7 +477,7 @@ def _enough(
             else:
                 most = 1.0 / (1.0 + boost)
             limit[c.memory_type] = rel * most * (1.0 + 1e-9)
-            if len(limit) == len(MemoryType):
+            if len(limit) == left:
                 break
     solid: dict[MemoryType, int] = {}
     for score, _, c, _ in ranked:

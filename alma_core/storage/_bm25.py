@@ -97,7 +97,8 @@ def _ranked(
     at = np.flatnonzero(_mask(index, unique, f))  # the documents the filter keeps; then split by type
     codes = index.codes["type"]
     kinds = codes[unique[at]]
-    present = set(kinds.tolist())  # (usually one or two types: compare only with those)
+    # (usually one or two types: compare only with those; one type is seen without a set of every document's)
+    present = set(kinds.tolist()) if len(kinds) and kinds.min() != kinds.max() else set(kinds[:1].tolist())
     wanted = {t: index.code("type", t.value) for t in types}
     if len(present) == 1:
         by_type = {t: at if wanted[t] in present else at[:0] for t in types}
@@ -110,7 +111,7 @@ def _ranked(
             for t, found in by_type.items()
         }
     ids = index.columns["id"]
-    return {t: _top(found, scores, unique, ids, k) for t, found in by_type.items()}
+    return {t: _top(found, scores, unique, ids, k) if len(found) else [] for t, found in by_type.items()}
 
 
 def _mask(index: LexicalIndex, rowids: np.ndarray, f: MemoryFilter) -> np.ndarray:

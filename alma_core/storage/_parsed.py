@@ -102,21 +102,44 @@ class ParsedMemories:
         """The candidate of a stored row (`ROW_COLUMNS`), kept while the row's JSON is unchanged (shared:
         never changed by callers). `generation`: as for `parse`; `tick`: the lexical index's, when it is
         current for the read transaction (see `current_candidates`). Raises KeyError for an unknown type."""
-        key, mtype, data = f"{project_id}\x1f{row[0]}", row[1], row[8]
+        made, bad = self.candidates(project_id, [row], generation, tick)
+        if bad:
+            raise bad[0][1]
+        return made[row[0]]
+
+    def candidates(
+        self,
+        project_id: str,
+        rows: Iterable[Row],
+        generation: int | None = None,
+        tick: int | None = None,
+        into: dict[str, Candidate] | None = None,
+    ) -> tuple[dict[str, Candidate], list[tuple[Row, KeyError]]]:
+        """`candidate` of each row, by id (added to `into` when given), under one lock; and the rows of an
+        unknown type, with their error."""
+        out: dict[str, Candidate] = {} if into is None else into
+        bad: list[tuple[Row, KeyError]] = []
+        prefix = f"{project_id}\x1f"
         with self._lock:
-            hit = self._rows.get(key)
-            if hit is not None and hit.data == data and hit.memory_type == mtype:
+            items = self._rows
+            for row in rows:
+                key = prefix + row[0]
+                hit = items.get(key)
+                if hit is not None and hit.data == row[8] and hit.memory_type == row[1]:
+                    items.move_to_end(key)
+                else:
+                    try:
+                        hit = _candidate(row)
+                    except KeyError as exc:
+                        bad.append((row, exc))
+                        continue
+                    if self.size > 0:
+                        items[key] = hit
+                        if len(items) > self.size:
+                            items.popitem(last=False)
                 hit.kept_at, hit.seen = generation, tick
-                self._rows.move_to_end(key)
-                return hit
-        candidate = _candidate(row)
-        candidate.kept_at, candidate.seen = generation, tick
-        if self.size > 0:
-            with self._lock:
-                self._rows[key] = candidate
-                if len(self._rows) > self.size:
-                    self._rows.popitem(last=False)
-        return candidate
+                out[row[0]] = hit
+        return out, bad
 
     def current_candidates(
         self, project_id: str, ids: Iterable[str], generation: int, index: LexicalIndex | None = None, tick: int = 0

@@ -200,14 +200,19 @@ def _unsequenced_values(rows: Sequence[Record], if_absent: bool, shared_lock: in
     for r in rows:
         args += (r.project_id, r.namespace, r.key, r.value, _json(r.metadata), r.created_at or now,
                  r.updated_at or now, r.expires_at)  # fmt: skip
-    lock = ", (SELECT pg_advisory_xact_lock_shared(%s::bigint)) AS l" if shared_lock is not None else ""
     if shared_lock is not None:
         args.append(shared_lock)
-    keep = "WHERE alma_records.expires_at <= %s" if if_absent else ""
     if if_absent:
         args.append(now)
-    sql = _UPSERT_UNSEQUENCED.format(rows=", ".join([_VALUES_ROW] * len(rows)), lock=lock, keep=keep)
-    return sql, args, "none"
+    return _unsequenced_sql(len(rows), shared_lock is not None, if_absent), args, "none"
+
+
+@functools.lru_cache(maxsize=4 * VALUES_ROWS)
+def _unsequenced_sql(rows: int, locked: bool, if_absent: bool) -> str:
+    """The text of `_unsequenced_values` (one per shape: built once)."""
+    lock = ", (SELECT pg_advisory_xact_lock_shared(%s::bigint)) AS l" if locked else ""
+    keep = "WHERE alma_records.expires_at <= %s" if if_absent else ""
+    return _UPSERT_UNSEQUENCED.format(rows=", ".join([_VALUES_ROW] * rows), lock=lock, keep=keep)
 
 
 _json = json.JSONEncoder(separators=(",", ":"), default=str).encode  # one encoder, not one per record

@@ -132,11 +132,8 @@ class MemoryReads(TxState):
         if missing:
             sql = f"SELECT {ROW_COLUMNS} FROM memories WHERE project_id = ? AND id IN ({','.join('?' * len(missing))})"
             rows.extend(self.conn.execute(sql, [project_id, *missing]))
-        for row in rows:
-            try:
-                kept[row[0]] = parsed.candidate(project_id, row, generation, tick)  # type: ignore[arg-type]
-            except KeyError as exc:
-                self.store.bad_rows.report(project_id, row[0], row[8], exc)
+        for row, exc in parsed.candidates(project_id, rows, generation, tick, kept)[1]:  # type: ignore[arg-type]
+            self.store.bad_rows.report(project_id, row[0], row[8], exc)
         return kept
 
     def _candidates(self, project_id: str, ids: tuple[str, ...], shared: bool, vectors: bool) -> dict[str, Memory]:

@@ -43,6 +43,7 @@ APPROX_FETCH = 12  # candidates the index proposes per wanted hit (all rescored 
 APPROX_MIN_RECALL = 0.95  # the built index is kept only if it finds this much of the exact top 10 (sampled)
 BUILDING = "building"
 _LOAD_BATCH = 4096  # rows a quantised load converts at once
+_SORTED_IN_PYTHON = 256  # `_top` sorts at most this many candidates in Python
 
 Fetch = Callable[[Sequence[str]], dict[str, bytes]]  # ids -> their float32 vectors as stored
 
@@ -360,6 +361,12 @@ class VectorMatrix:
 
     def _top(self, rows: np.ndarray, sims: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k best of `rows` (positions) by `sims`, best first; ties keep row order."""
+        if len(rows) <= _SORTED_IN_PYTHON and np.isfinite(sims).all():  # (a few dozen: one sort, not ~10 numpy calls)
+            ranked = sorted(zip((-sims).tolist(), rows.tolist(), strict=True))
+            # the k best are one set unless the k-th ties with the next (argpartition then chooses, as below)
+            if len(ranked) <= k or ranked[k - 1][0] != ranked[k][0]:
+                ids = self.ids
+                return [(ids[at], -negated) for negated, at in ranked[:k]]
         if len(rows) > k:
             part = (-sims).argpartition(k - 1)[:k]
             rows, sims = rows[part], sims[part]

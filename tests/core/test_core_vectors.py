@@ -69,6 +69,22 @@ def test_exact_search_with_and_without_a_filter_matches_brute_force() -> None:
         assert hits[0][1] == pytest.approx(float(vectors[int(hits[0][0][1:])] @ query), abs=1e-5)
 
 
+def test_the_best_few_sorted_in_python_equal_numpys_choice_with_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few dozen candidates are ranked by one Python sort; with ties inside the k (duplicate vectors)
+    and at the k-th place, every k answers as numpy's argpartition and lexsort do."""
+    rng = np.random.default_rng(2)
+    base = _unit(rng.normal(size=(20, 16)))
+    vectors = np.concatenate([base, base[:8], base[3:6], base[:2]])  # (duplicates: tied cosines)
+    m = _matrix(vectors)
+    query = _unit(base[0] + base[4])
+    rows = rng.permutation(len(vectors))
+    sims = vectors[rows] @ query
+    answers = {k: m._top(rows, sims, k) for k in range(1, len(rows) + 2)}
+    monkeypatch.setattr(_vectors, "_SORTED_IN_PYTHON", 0)
+    assert answers == {k: m._top(rows, sims, k) for k in range(1, len(rows) + 2)}
+    assert len({score for _, score in answers[len(rows)]}) < len(rows)  # (ties were there)
+
+
 def test_a_filter_that_keeps_fewer_rows_than_k_returns_all_of_them() -> None:
     vectors = _clustered(400)
     keep = np.zeros(400, dtype=bool)
