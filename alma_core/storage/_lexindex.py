@@ -313,9 +313,10 @@ class LexicalIndex:
                     values = [seen.setdefault(v, v) for v in values]
                     self.codes[name][at] = self._coded(name, values)
                 self.columns[name][at] = values
-            made = self.made
+            made, one = self.made, seen.setdefault  # (the scope values as the columns hold them: one object each)
             for rowid, row in zip(at.tolist(), docs, strict=True):  # (id, type, agent, text, user, category, ...)
-                made[rowid] = _row(row[3], row[6], row[5], row[2], row[7], row[9], row[12], row[11], row[-1])
+                mtype, agent, user_id, category = (one(row[i], row[i]) for i in (6, 5, 7, 9))
+                made[rowid] = _row(row[3], mtype, agent, row[2], user_id, category, row[12], row[11], row[-1])
         self.terms, self.counts, self.key = terms, counts, key
         if not self.warmed:
             self.warmed = True
