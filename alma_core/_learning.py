@@ -137,10 +137,15 @@ class _Prepared:
     vector: np.ndarray
     heuristic_vector: np.ndarray
 
-    @functools.cached_property
+    @property
     def key(self) -> str:
         """The evidence key of the normalised strategy."""
-        return _digest(self.norm)
+        return _strategy_key(self.norm)
+
+
+@functools.lru_cache(maxsize=4096)  # strategies repeat: a learn asks for its key two or three times
+def _strategy_key(norm: str) -> str:
+    return _digest(norm)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -397,11 +402,13 @@ class Learner:
         key = record.key if record is not None else prep.key
         value = record.value if record is not None else prep.vector.astype(np.float32).tobytes()
         changes: list[tuple[Memory, bool]] = []
-        heuristic = self._heuristic(tx, outcome, prep, meta, key)
+        # the heuristic and the anti-pattern read the same evidence: its confidence and demotion, once
+        confidence, demoted = strategy_confidence(meta["w_success"], meta["w_failure"]), self._demoted(meta)
+        heuristic = self._heuristic(tx, outcome, prep, meta, key, confidence, demoted)
         if heuristic is not None:
             changes.append(heuristic)
             meta["heuristic_id"] = heuristic[0].id
-        anti = self._anti_pattern(tx, outcome, meta, key)
+        anti = self._anti_pattern(tx, outcome, meta, key, confidence, demoted)
         if anti is not None:
             changes.append(anti)
             meta["anti_pattern_id"] = anti[0].id
@@ -429,9 +436,15 @@ class Learner:
     # ---- heuristics -------------------------------------------------------------------------------
 
     def _heuristic(
-        self, tx: Transaction, outcome: Outcome, prep: _Prepared, meta: dict[str, Any], key: str
+        self,
+        tx: Transaction,
+        outcome: Outcome,
+        prep: _Prepared,
+        meta: dict[str, Any],
+        key: str,
+        confidence: float,
+        demoted: bool,
     ) -> tuple[Memory, bool] | None:
-        confidence = strategy_confidence(meta["w_success"], meta["w_failure"])
         existing = self._load(tx, outcome.project_id, meta.get("heuristic_id"))
         min_occ = self.context.scopes.config(outcome.agent).min_occurrences_for_heuristic
         now = utcnow()
@@ -458,7 +471,6 @@ class Learner:
             heuristic, updated_at=now, success_count=meta["successes"],
             occurrence_count=meta["successes"] + meta["failures"], confidence=round(confidence, 6),
         )  # fmt: skip
-        demoted = self._demoted(meta)
         retired = confidence < self.config.retire_below_confidence or demoted
         lcb = success_lower_bound(meta["w_success"], meta["w_failure"], float(self.config.confidence_z))
         heuristic.metadata.update(
@@ -497,13 +509,10 @@ class Learner:
         return updated
 
     def _anti_pattern(
-        self, tx: Transaction, outcome: Outcome, meta: dict[str, Any], key: str
+        self, tx: Transaction, outcome: Outcome, meta: dict[str, Any], key: str, confidence: float, demoted: bool
     ) -> tuple[Memory, bool] | None:
-        confidence = strategy_confidence(meta["w_success"], meta["w_failure"])
         existing = self._load(tx, outcome.project_id, meta.get("anti_pattern_id"))
-        failing = meta["failures"] >= self.config.min_failures_for_anti_pattern and (
-            confidence < 0.5 or self._demoted(meta)
-        )
+        failing = meta["failures"] >= self.config.min_failures_for_anti_pattern and (confidence < 0.5 or demoted)
         if existing is None and not failing:
             return None
         total = meta["successes"] + meta["failures"]

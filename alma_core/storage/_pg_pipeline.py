@@ -20,6 +20,7 @@ COMMIT, sent as one pipeline on an autocommit connection, answered once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -76,85 +77,85 @@ def _statements(ops: OpSteps, writes: Sequence[Op]) -> list[tuple[str, Any]]:
 
 
 def _guard(op: WriteIf, lock_key: int) -> list[tuple[str, Any]]:
+    """The lock, the check, the abort test: the statements before a `WriteIf`'s writes."""
     sql, args, _ = check_step(op)
     return [("SELECT pg_advisory_xact_lock(%s)", (lock_key,)), (sql, args), (_ABORT, None)]
 
 
-def _refused(check: Any) -> tuple[str | None, ...] | None:
-    """The heads, when the check ran and a head did not hold (the pipeline failed on purpose)."""
-    row = check.fetchone() if check is not None and check.pgresult is not None else None
-    return tuple(row[1:]) if row is not None and row[0] == "0" else None
-
-
-def transact(conn: Any, statements: Sequence[tuple[str, Any]], watch: int | None = None) -> Any:
-    """Run `statements` as one transaction in one pipeline on the autocommit `conn`; the cursor of the
-    statement at index `watch` (None: no cursor). On an error the transaction is rolled back and the
-    error raised with the watched cursor as its `cursor` attribute."""
+def transact(conn: Any, statements: Sequence[tuple[str, Any]], cursors: list[Any] | None = None) -> None:
+    """Run `statements` as one transaction in one pipeline on the autocommit `conn`; `cursors` gets the
+    cursor of each statement sent (to read a result, or what ran before an error). On an error the
+    transaction is rolled back (unless the connection broke) and the error raised."""
     import psycopg
 
-    watched = None
+    sent = [] if cursors is None else cursors
     try:
         with conn.pipeline():
             conn.execute(_BEGIN)
-            for i, (sql, args) in enumerate(statements):
-                cur = conn.execute(sql, args)
-                watched = cur if i == watch else watched
+            for sql, args in statements:
+                sent.append(conn.execute(sql, args))
             conn.execute("COMMIT")
-    except psycopg.Error as exc:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
-        exc.cursor = watched  # type: ignore[attr-defined]
+    except psycopg.Error:
+        if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):  # (a connection that cannot roll back is broken)
+                conn.execute("ROLLBACK")
         raise
-    return watched
 
 
-async def atransact(conn: Any, statements: Sequence[tuple[str, Any]], watch: int | None = None) -> Any:
+async def atransact(conn: Any, statements: Sequence[tuple[str, Any]], cursors: list[Any] | None = None) -> None:
     """The async twin of `transact`."""
     import psycopg
 
-    watched = None
+    sent = [] if cursors is None else cursors
     try:
         async with conn.pipeline():
             await conn.execute(_BEGIN)
-            for i, (sql, args) in enumerate(statements):
-                cur = await conn.execute(sql, args)
-                watched = cur if i == watch else watched
+            for sql, args in statements:
+                sent.append(await conn.execute(sql, args))
             await conn.execute("COMMIT")
-    except psycopg.Error as exc:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            await conn.execute("ROLLBACK")
-        exc.cursor = watched  # type: ignore[attr-defined]
+    except psycopg.Error:
+        if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("ROLLBACK")
         raise
-    return watched
+
+
+def _check(cursors: list[Any]) -> Any:
+    """The check's cursor, if its result came back (see `_guard`: it is the second statement)."""
+    cursor = cursors[1] if len(cursors) > 1 else None
+    return cursor if cursor is not None and cursor.pgresult is not None else None
 
 
 def compare_and_set(conn: Any, ops: OpSteps, op: WriteIf, lock_key: int) -> tuple[str | None, ...]:
     """`op` in one pipeline on the autocommit `conn` (see the module docstring): the heads found."""
     import psycopg
 
+    cursors: list[Any] = []
     try:
-        check = transact(conn, [*_guard(op, lock_key), *_statements(ops, op.ops)], watch=1)
-    except psycopg.Error as exc:
-        refused = _refused(exc.cursor)  # type: ignore[attr-defined]
-        if refused is None:
+        transact(conn, [*_guard(op, lock_key), *_statements(ops, op.ops)], cursors)
+    except psycopg.Error:
+        check = _check(cursors)
+        row = check.fetchone() if check is not None else None
+        if row is None or row[0] != "0":
             raise
-        return refused  # a head did not hold: nothing was written
-    return tuple(check.fetchone()[1:])
+        return tuple(row[1:])  # a head did not hold: nothing was written
+    return tuple(cursors[1].fetchone()[1:])
 
 
 async def acompare_and_set(conn: Any, ops: OpSteps, op: WriteIf, lock_key: int) -> tuple[str | None, ...]:
     """The async twin of `compare_and_set`."""
     import psycopg
 
+    cursors: list[Any] = []
     try:
-        check = await atransact(conn, [*_guard(op, lock_key), *_statements(ops, op.ops)], watch=1)
-    except psycopg.Error as exc:
-        cursor = exc.cursor  # type: ignore[attr-defined]
-        row = await cursor.fetchone() if cursor is not None and cursor.pgresult is not None else None
+        await atransact(conn, [*_guard(op, lock_key), *_statements(ops, op.ops)], cursors)
+    except psycopg.Error:
+        check = _check(cursors)
+        row = await check.fetchone() if check is not None else None
         if row is None or row[0] != "0":
             raise
         return tuple(row[1:])
-    return tuple((await check.fetchone())[1:])
+    return tuple((await cursors[1].fetchone())[1:])
 
 
 def write_all(conn: Any, ops: OpSteps, writes: Sequence[Op]) -> list[Any]:

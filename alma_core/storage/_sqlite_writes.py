@@ -37,23 +37,23 @@ class MemoryWrites(TxState):
         counts change at each outcome: 1 page written instead of 4); if any row's did change, one more
         statement rewrites every column."""
         rows = []
-        scopes: list[str] = []
+        scopes: dict[str, None] = {}  # each (agent, type) scope written and its project's, once, in order
         cached = self.store._matrices  # (a scope's matrix loaded later in this transaction is dropped at its commit)
         for m in op.memories:
             vec = None if (embedding := m.embedding) is None else np.asarray(embedding, dtype=np.float32)
-            blob = None if vec is None else vec.tobytes()
+            mtype, user_id = m.memory_type._value_, m.user_id_value  # (`_value_`: `.value` is a Python property)
             rows.append(
                 (
-                    m.project_id, m.id, m.agent, m.memory_type.value, m.category, m.user_id_value,
-                    m.workflow_id, m.text, m.confidence, m.created_at.timestamp(),
-                    m.updated_at.timestamp(), m.model_dump_json(), blob,
+                    m.project_id, m.id, m.agent, mtype, m.category, user_id, m.workflow_id, m.text,
+                    m.confidence, m.created_at.timestamp(), m.updated_at.timestamp(), m.model_dump_json(),
+                    None if vec is None else vec.tobytes(),
                 )
             )  # fmt: skip
-            scope = scope_of(m.project_id, m.agent, m.memory_type.value)
-            scopes.extend((scope, scope_of(m.project_id)))
+            scope = scope_of(m.project_id, m.agent, mtype)
+            scopes[scope] = scopes[scope_of(m.project_id)] = None
             if scope in cached:  # a memory written without a vector leaves its scope's matrix
                 self.vector_changes.setdefault(scope, []).append(
-                    m.id if vec is None else VectorRow(m.id, vec, m.user_id_value, m.workflow_id, m.category)
+                    m.id if vec is None else VectorRow(m.id, vec, user_id, m.workflow_id, m.category)
                 )
         self.bump_all(scopes)
         # an id written twice is written once, with its last values at its first place (as two upserts

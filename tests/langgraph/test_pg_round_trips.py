@@ -9,12 +9,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from _wire import Wire
 from conftest_pg import drop_schemas, new_schema
 from langgraph.checkpoint.base import empty_checkpoint
 
-from alma_core import CheckpointConflict
+from alma_core import CheckpointConflict, StorageError
 from alma_core.storage import ListRecords, PutRecords, Record
 from alma_core.storage.postgres import PostgresStorage
 from alma_core.workflow import checkpoints_ns
@@ -156,3 +157,20 @@ def test_puts_with_a_ttl_and_writes_with_an_error_are_one_round_trip(wire: tuple
     assert saver.sweep(now=time.time() + 61 * 60) == {"threads": 2, "checkpoints": 0}  # both threads indexed
     assert saver.get_tuple(_cfg("t")) is None
     storage.close()
+
+
+def test_a_guarded_put_on_a_lost_connection_raises_storage_error_and_the_next_one_reconnects(
+    pg_database: str,
+) -> None:
+    saver = AlmaSaver(PostgresStorage(pg_database, min_pool_size=0, max_pool_size=2), fencing=True)
+    first = saver.put(_cfg("t"), _checkpoint(1), {}, {"doc": 2})
+    with psycopg.connect(pg_database, autocommit=True) as admin:  # every other session of the database ends
+        admin.execute(
+            "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )  # (30 s: returns once each is gone)
+    with pytest.raises(StorageError, match="WriteIf"):
+        saver.put(first, _checkpoint(2), {}, {"doc": 3})
+    second = saver.put(first, _checkpoint(2), {}, {"doc": 3})  # nothing was written: the head is `first`
+    assert [t.config for t in saver.list(_cfg("t"))] == [second, first]
+    saver.storage.close()
