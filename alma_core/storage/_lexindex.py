@@ -108,6 +108,7 @@ def _tokenize(texts: Sequence[str], sql: str) -> list[Any]:
 
 
 _words: dict[str, tuple[str, ...]] = {}  # word -> its terms (bounded: cleared when full)
+WORDS_KEPT = 65_536  # words whose terms `fts_tokens` keeps; `documents` keeps 4,096 texts
 
 
 def fts_tokens(words: Sequence[str]) -> list[tuple[str, ...]]:
@@ -116,11 +117,12 @@ def fts_tokens(words: Sequence[str]) -> list[tuple[str, ...]]:
     with _tokenizer_lock:
         new = [w for w in dict.fromkeys(words) if w not in _words]
         if new:
+            if len(_words) + len(new) > WORDS_KEPT:  # full: start again with these words (all of them)
+                _words.clear()
+                new = list(dict.fromkeys(words))
             found: dict[int, list[str]] = {}
             for doc, term in _tokenize(new, "SELECT doc, term FROM v ORDER BY doc, offset"):
                 found.setdefault(doc, []).append(term)
-            if len(_words) > 65_536:
-                _words.clear()
             _words.update((w, tuple(found.get(i, ()))) for i, w in enumerate(new, 1))
         return [_words[w] for w in words]
 
@@ -150,7 +152,7 @@ def documents(texts: Sequence[str]) -> dict[str, Document]:
     (a learned outcome's text, merged at the next search)."""
     with _tokenizer_lock:
         new = [t for t in dict.fromkeys(texts) if t not in _documents]
-        if len(_documents) + len(new) > 4096:
+        if len(_documents) + len(new) > 4096:  # full: start again with these texts (all of them)
             _documents.clear()
             new = list(dict.fromkeys(texts))
         ascii_words = {t: _ASCII_TOKEN.findall(t.lower()) for t in new if t.isascii()}
@@ -311,9 +313,10 @@ class LexicalIndex:
                     values = [seen.setdefault(v, v) for v in values]
                     self.codes[name][at] = self._coded(name, values)
                 self.columns[name][at] = values
-            made = self.made
+            made, one = self.made, seen.setdefault  # (the scope values as the columns hold them: one object each)
             for rowid, row in zip(at.tolist(), docs, strict=True):  # (id, type, agent, text, user, category, ...)
-                made[rowid] = _row(row[3], row[6], row[5], row[2], row[7], row[9], row[12], row[11], row[-1])
+                mtype, agent, user_id, category = (one(row[i], row[i]) for i in (6, 5, 7, 9))
+                made[rowid] = _row(row[3], mtype, agent, row[2], user_id, category, row[12], row[11], row[-1])
         self.terms, self.counts, self.key = terms, counts, key
         if not self.warmed:
             self.warmed = True

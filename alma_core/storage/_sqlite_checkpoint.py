@@ -4,11 +4,13 @@ In WAL mode a commit appends pages to the `-wal` file; a checkpoint copies them 
 file and, at `synchronous=NORMAL`, syncs both files (two `fsync` calls: 5-94 ms on this project's test
 machine). SQLite's autocheckpoint runs inside the COMMIT that takes the WAL past 1,000 pages, so every
 ~58th `learn()` waited for one (0.2-0.3 ms a learn on average, and most of the swing between runs), and
-so did every `learn_many` batch. Here the store's connection has autocheckpoint off, counts the rows its
-commits change (`sqlite3.Connection.total_changes`, a proxy for pages: a learn changes ~8 rows and writes
-~17 pages) and, past `CHANGES_PER_CHECKPOINT`, asks this thread for a PASSIVE checkpoint on a connection
-of its own. Durability is SQLite's: the same checkpoints, as often, synced the same way; a checkpoint
-never blocks a writer, and SQLite runs one at a time (another process's included).
+so did every `learn_many` batch. Here the store's connection has autocheckpoint off, reads after each
+commit how many pages the WAL holds (`mxFrame` in the wal-index header of the `-shm` file, a documented
+part of SQLite's file format: https://sqlite.org/walformat.html) and, each `AUTOCHECKPOINT` pages, asks
+this thread for a PASSIVE checkpoint on a connection of its own. Durability is SQLite's: checkpoints at
+the pages SQLite's own autocheckpoint would take them, synced the same way, so a power loss can take what
+it could before; a checkpoint never blocks a writer, and SQLite runs one at a time (another process's
+included). Where the header cannot be read, SQLite's autocheckpoint stays on.
 
 A checkpoint that runs beside a busy writer never copies what the writer appended meanwhile, and SQLite
 starts the WAL again from its beginning only when a write finds it all copied: alone, the thread would
@@ -21,37 +23,55 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import struct
 import threading
 
-__all__ = ["CHANGES_PER_CHECKPOINT", "TAIL_FRAMES", "Checkpointer"]
+__all__ = ["AUTOCHECKPOINT", "TAIL_FRAMES", "Checkpointer", "wal_frames"]
 
-CHANGES_PER_CHECKPOINT = 500  # rows changed between two checkpoints (~1,000 WAL pages: SQLite's default)
+AUTOCHECKPOINT = 1000  # WAL pages between two checkpoints: SQLite's default `wal_autocheckpoint`
 TAIL_FRAMES = 4000  # the WAL's length (pages, 16 MB) past which the writer copies the tail and the WAL restarts
 
 
 class Checkpointer:
     """Runs `PRAGMA wal_checkpoint(PASSIVE)` on the store's file from a daemon thread, when asked."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str, timeout: float) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: str, timeout: float, shm: int) -> None:
         self.conn, self.path, self.timeout = conn, path, timeout  # `conn`: the store's, for `inline`
         self.inline = False  # no thread could run: checkpoint on the store's connection, as SQLite would
         self.tail = False  # the thread's checkpoint ran: the pages written meanwhile are the commit's to copy
-        self._changes = 0  # rows changed since the last request
+        self._shm = shm  # the `-shm` file, open for reading
+        self._mark = 0  # the WAL's pages when a checkpoint was last asked for
         self._cond = threading.Condition()
         self._asked = self._done = 0  # requests made / served
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()  # the process the thread runs in (a forked child starts its own)
 
-    def committed(self, changes: int) -> None:
-        """A commit on the store's connection changed `changes` rows: ask for a checkpoint once enough
-        have; copy the WAL's tail when the thread found it long (see the module). Under the store's lock."""
+    @classmethod
+    def open(cls, conn: sqlite3.Connection, path: str, timeout: float) -> Checkpointer | None:
+        """A checkpointer for the WAL-mode file at `path` whose store's connection is `conn`: it turns the
+        connection's autocheckpoint off. None (autocheckpoint stays on) where the wal-index cannot be read."""
+        try:
+            shm = os.open(f"{path}-shm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        if wal_frames(shm) is None:
+            os.close(shm)
+            return None
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return cls(conn, path, timeout, shm)
+
+    def committed(self) -> None:
+        """A commit on the store's connection wrote to the WAL: ask for a checkpoint each `AUTOCHECKPOINT`
+        pages; copy the WAL's tail when the thread found it long (see the module). Under the store's lock."""
         if self.tail:
             self.tail = False
             _checkpoint(self.conn)
-        self._changes += changes
-        if self._changes >= CHANGES_PER_CHECKPOINT:
-            self._changes = 0
+        frames = wal_frames(self._shm) or 0
+        if frames < self._mark:  # the WAL started again from its beginning
+            self._mark = 0
+        if frames - self._mark >= AUTOCHECKPOINT:
+            self._mark = frames
             if not self.inline:
                 self.request()
             if self.inline:  # (set by `request` when no thread could start)
@@ -86,6 +106,8 @@ class Checkpointer:
         """Stop the thread after the checkpoint it is running (the store's last connection checkpoints
         what is left when it closes)."""
         with self._cond:
+            if not self._closed:
+                os.close(self._shm)
             self._closed = True
             thread = self._thread
             self._cond.notify_all()
@@ -116,6 +138,20 @@ class Checkpointer:
                 self._thread = None
                 self._done = self._asked
                 self._cond.notify_all()
+
+
+_WAL_INDEX_VERSION = 3007000  # the wal-index header's iVersion (https://sqlite.org/walformat.html)
+_HEADER = struct.Struct("=I12xI")  # iVersion, ..., mxFrame: native byte order, at the file's start
+
+
+def wal_frames(shm: int) -> int | None:
+    """The pages in the WAL (`mxFrame`) from the wal-index header of an open `-shm` file; None when the
+    header is not one this reads (another version, or not yet written)."""
+    try:
+        version, frames = _HEADER.unpack(os.pread(shm, _HEADER.size, 0))
+    except (OSError, struct.error):
+        return None
+    return int(frames) if version == _WAL_INDEX_VERSION else None
 
 
 def _checkpoint(conn: sqlite3.Connection) -> int:

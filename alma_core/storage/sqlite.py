@@ -158,12 +158,6 @@ class SQLiteStorage(BaseStorage):
             self._conn.execute("PRAGMA cache_size=-65536")
             self._conn.execute("PRAGMA temp_store=MEMORY")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            # checkpoints on a thread of their own (`_sqlite_checkpoint`): no commit waits for one's fsyncs
-            self._checkpointer: Checkpointer | None = None
-            if self._owns_conn and self.path != ":memory:":
-                self._conn.execute("PRAGMA wal_autocheckpoint=0")
-                self._checkpointer = Checkpointer(self._conn, self.path, timeout)
-                weakref.finalize(self, self._checkpointer.close)  # (a store dropped unclosed stops its thread)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open SQLite store {self.path!r}: {exc}") from exc
         self._lock = threading.RLock()
@@ -174,8 +168,13 @@ class SQLiteStorage(BaseStorage):
         self._lexical = LexicalIndex()  # the FTS index in memory, for BM25 (`_bm25`)
         self._parsed = ParsedMemories()  # memories parsed from unchanged rows
         self._closed = False
+        self._checkpointer: Checkpointer | None = None
         self.setup()
-        self._changes = self._conn.total_changes  # rows changed by this connection, as the checkpointer last saw
+        # WAL checkpoints on a thread of their own (`_sqlite_checkpoint`): no commit waits for their fsyncs
+        if self._owns_conn and self.path != ":memory:":
+            self._checkpointer = Checkpointer.open(self._conn, self.path, timeout)
+            if self._checkpointer is not None:  # (a store dropped unclosed stops its thread)
+                weakref.finalize(self, self._checkpointer.close)
 
     def setup(self) -> None:
         """Create or upgrade the schema. Idempotent, and safe when several processes start at once."""
@@ -249,8 +248,7 @@ class SQLiteStorage(BaseStorage):
         if tx.write:
             self._doc_counts.writes += 1
             if self._checkpointer is not None:
-                changes, self._changes = self._changes, self._conn.total_changes
-                self._checkpointer.committed(self._changes - changes)
+                self._checkpointer.committed()
         self._apply_vector_changes(tx)
         self._after_commit(tx)
 

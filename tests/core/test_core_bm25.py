@@ -313,3 +313,22 @@ def test_ascii_documents_are_tokenized_as_fts5_tokenizes_them() -> None:
         counts = tuple(found.get(i, ()))
         assert made[text] == (counts, sum(n for _, n in counts)), text
     assert sum(made[text][1] for text in distinct) > 4000
+
+
+def test_full_term_caches_start_again_without_losing_the_words_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the word and text caches fill up, a call mixing words (or texts) seen before and new ones
+    still answers every one (the caches used to drop the old ones before answering: a KeyError)."""
+    from alma_core.storage import _lexindex
+
+    monkeypatch.setattr(_lexindex, "WORDS_KEPT", 8)
+    _lexindex._words.clear()
+    _lexindex._documents.clear()
+    first = _lexindex.fts_tokens(["running", "ponies", "caresses", "login", "forms"])
+    assert _lexindex.fts_tokens(["ponies", "a1", "b2", "c3", "d4", "running"]) == [
+        first[1], ("a1",), ("b2",), ("c3",), ("d4",), first[0]
+    ]  # fmt: skip
+    texts = [f"text {i} running" for i in range(4090)]
+    _lexindex.documents(texts)
+    found = _lexindex.documents([texts[0], *(f"new {i} ponies" for i in range(10)), texts[-1]])
+    assert found[texts[0]] == ((("0", 1), ("run", 1), ("text", 1)), 3)
+    assert found["new 9 ponies"] == ((("9", 1), ("new", 1), ("poni", 1)), 3)

@@ -1,11 +1,13 @@
 """SQLite's WAL checkpoints run on a thread of their own (`_sqlite_checkpoint`): no commit of the store's
 connection checkpoints (SQLite's autocheckpoint waited for two fsyncs inside every ~58th learn), the
-thread copies the WAL into the file, and the WAL still restarts from its beginning (it must not grow
-without end while a writer keeps writing)."""
+thread copies the WAL into the file at the pages SQLite's autocheckpoint would (so a power loss takes no
+more), and the WAL still restarts from its beginning (it must not grow without end while a writer keeps
+writing)."""
 
 from __future__ import annotations
 
 import gc
+import os
 import sqlite3
 import struct
 from pathlib import Path
@@ -13,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from alma_core import DomainKnowledge
-from alma_core.storage import PutMemories, SQLiteStorage, _sqlite_checkpoint
-from alma_core.storage._sqlite_checkpoint import CHANGES_PER_CHECKPOINT, Checkpointer
+from alma_core.storage import PutMemories, PutRecords, Record, SQLiteStorage, _sqlite_checkpoint
+from alma_core.storage._sqlite_checkpoint import AUTOCHECKPOINT, Checkpointer, wal_frames
 
 WAIT = 60.0  # seconds: only a hang reaches it
 
@@ -43,16 +45,65 @@ def test_commits_do_not_checkpoint_the_thread_does(db_path: Path) -> None:
         assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         checkpointer = _checkpointer(store)
         size = db_path.stat().st_size
-        for i in range(40):  # until the commits have changed enough rows to ask for a checkpoint
+        for i in range(400):  # until the commits have written enough pages to ask for a checkpoint
             _put(store, 20, start=20 * i)
             if checkpointer._asked:
                 break
-        assert checkpointer._asked == 1, f"no checkpoint asked for after {CHANGES_PER_CHECKPOINT} changed rows"
+        assert checkpointer._asked == 1, f"no checkpoint asked for after {AUTOCHECKPOINT} WAL pages"
         assert checkpointer.wait(1, WAIT)
         # in WAL mode only a checkpoint writes the database file, and the store's connection never does
         assert db_path.stat().st_size > size
         with sqlite3.connect(db_path) as other:
             assert other.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 20 * (i + 1)
+    finally:
+        store.close()
+
+
+def _frames(db_path: Path) -> int:
+    """The WAL's pages, as the checkpointer reads them (the wal-index header of the `-shm` file)."""
+    shm = os.open(f"{db_path}-shm", os.O_RDONLY)
+    try:
+        frames = wal_frames(shm)
+    finally:
+        os.close(shm)
+    assert frames is not None
+    return frames
+
+
+@pytest.mark.parametrize("value_bytes", [200, 20_000])
+def test_a_checkpoint_is_asked_for_at_the_page_sqlites_autocheckpoint_takes_one(
+    db_path: Path, value_bytes: int
+) -> None:
+    """Pages, not rows: a LangGraph checkpoint row of ~20 KB writes ~6 pages, a small record ~2, and the
+    first checkpoint comes with the commit that takes the WAL to `AUTOCHECKPOINT` pages for both (counting
+    rows instead asked for one after ~3,000 pages of large rows: a power loss could take three times more)."""
+    store = SQLiteStorage(db_path)
+    try:
+        checkpointer = _checkpointer(store)
+        value = os.urandom(value_bytes)  # (incompressible: its pages are its size)
+        before = _frames(db_path)
+        for i in range(5000):
+            store.execute(PutRecords((Record("p", "ns", f"k{i:05d}", value),), sequenced=False))
+            after = _frames(db_path)
+            if checkpointer._asked:
+                break
+            before = after
+        assert checkpointer._asked == 1
+        assert before < AUTOCHECKPOINT <= after, (before, after)
+        assert checkpointer.wait(1, WAIT)
+    finally:
+        store.close()
+
+
+def test_where_the_wal_index_cannot_be_read_sqlites_autocheckpoint_stays(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_checkpoint, "wal_frames", lambda shm: None)
+    store = SQLiteStorage(db_path)
+    try:
+        assert store._checkpointer is None
+        assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == AUTOCHECKPOINT
+        _put(store, 10)  # commits still work
     finally:
         store.close()
 
@@ -124,7 +175,7 @@ def test_without_a_thread_the_store_checkpoints_itself(db_path: Path, monkeypatc
     try:
         checkpointer = _checkpointer(store)
         size = db_path.stat().st_size
-        for i in range(40):
+        for i in range(400):
             _put(store, 20, start=20 * i)
             if checkpointer.inline:
                 break
