@@ -116,7 +116,7 @@ def store_search() -> None:
 def embedder() -> None:
     from bench_embedder import run
 
-    figures = run("onnxruntime-int8", 40, 1)  # the default `local` on onnxruntime (precision="auto": int8)
+    figures = run("onnxruntime-int8", 40, "auto")  # the default `local`: onnxruntime, int8, threads="auto"
     if figures is None:
         row("local embedder (onnxruntime)", "failed (see above)", "", False)
         return
