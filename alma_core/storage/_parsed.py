@@ -158,7 +158,7 @@ class ParsedMemories:
                     if hit is not None and hit.kept_at == generation:
                         out[memory_id] = hit
                 return out
-            # (`LexicalIndex.unchanged`, inlined: ~100 candidates a retrieve)
+            # (the index's per-rowid ticks read inline: ~100 candidates a retrieve)
             rowid_of, version = index.ids.get(project_id, {}), index.version
             for memory_id in ids:
                 hit = get(prefix + memory_id)

@@ -10,6 +10,7 @@ import gc
 import os
 import sqlite3
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -138,13 +139,20 @@ def test_the_commit_after_the_threads_checkpoint_copies_the_rest_and_the_wal_res
         assert other.execute("SELECT COUNT(*) FROM memories").fetchone()[0] == 40
 
 
-def test_close_stops_the_thread_and_the_last_connection_removes_the_wal(db_path: Path) -> None:
+def _checkpointed(db_path: Path) -> tuple[SQLiteStorage, Checkpointer, threading.Thread]:
+    """A store whose thread has run one checkpoint, its checkpointer and that thread."""
     store = SQLiteStorage(db_path)
     checkpointer = _checkpointer(store)
     _put(store, 10)
     assert checkpointer.wait(checkpointer.request(), WAIT)
     thread = checkpointer._thread
-    assert thread is not None and thread.is_alive()
+    assert thread is not None
+    return store, checkpointer, thread
+
+
+def test_close_stops_the_thread_and_the_last_connection_removes_the_wal(db_path: Path) -> None:
+    store, checkpointer, thread = _checkpointed(db_path)
+    assert thread.is_alive()
     store.close()
     assert not thread.is_alive()
     assert not Path(f"{db_path}-wal").exists()
@@ -152,12 +160,7 @@ def test_close_stops_the_thread_and_the_last_connection_removes_the_wal(db_path:
 
 
 def test_a_store_dropped_unclosed_stops_its_thread(db_path: Path) -> None:
-    store = SQLiteStorage(db_path)
-    checkpointer = _checkpointer(store)
-    _put(store, 10)
-    assert checkpointer.wait(checkpointer.request(), WAIT)
-    thread = checkpointer._thread
-    assert thread is not None
+    store, _, thread = _checkpointed(db_path)
     del store
     gc.collect()
     thread.join(WAIT)
