@@ -45,7 +45,8 @@ class MemoryWrites(TxState):
             rows.append(
                 (
                     m.project_id, m.id, m.agent, mtype, m.category, user_id, m.workflow_id, m.text,
-                    m.confidence, m.created_at.timestamp(), m.updated_at.timestamp(), m.model_dump_json(),
+                    m.confidence, m.created_at.timestamp(), m.updated_at.timestamp(),
+                    m.__pydantic_serializer__.to_json(m).decode(),  # `model_dump_json()` without its arguments' walk
                     None if vec is None else vec.tobytes(),
                 )
             )  # fmt: skip
