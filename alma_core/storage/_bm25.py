@@ -15,7 +15,6 @@ SQL statement it replaces.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
 import operator
@@ -48,17 +47,18 @@ def lexical_hits(
     users: dict[MemoryType, str | None],
     k: int,
     index: LexicalIndex | None = None,
+    version: int | None = None,
 ) -> dict[MemoryType, Hits]:
     """The `k` best BM25 matches of each type among the memories of `f`, best first (ties by id);
     `users`: the user each type keeps beyond `f` (None: any). `cache`: None in a write transaction;
     `index`: the store's in-memory index, used (and built, see `LexicalIndex.current`) when current;
-    else FTS5 answers."""
+    else FTS5 answers. `version`: the read transaction's data_version, if read already."""
     words = tokens(" ".join(terms))
     if not words:
         return {t: [] for t in types}
     phrases = fts_tokens(words)
     if cache is not None and index is not None and all(len(p) == 1 for p in phrases):
-        total = cache.checked(conn)  # (the key: largest rowid, data_version, own writes)
+        total = cache.checked(conn, version)  # (the key: largest rowid, data_version, own writes)
         if index.current(conn, (cache.key[1], cache.writes)):
             term = dict(zip(words, (p[0] for p in phrases), strict=True))
             chosen = choose_terms({w: index.docs(term[w]) for w in words}, total)
@@ -197,7 +197,7 @@ def _top(at: np.ndarray, scores: np.ndarray, rowids: np.ndarray, ids: np.ndarray
         threshold = np.partition(values, len(at) - k)[len(at) - k]
         tied = ids[rowids[at[values == threshold]]].tolist()
         at = at[values > threshold]  # fewer than k
-        tied = heapq.nsmallest(k - len(at), tied)  # (sorted(tied)[: k - len(at)], without sorting them all)
+        tied = sorted(tied)[: k - len(at)] if len(tied) > 1 else tied
     found = sorted(zip((-scores[at]).tolist(), ids[rowids[at]].tolist(), strict=True))
     out = [(memory_id, -negated) for negated, memory_id in found]
     if tied:

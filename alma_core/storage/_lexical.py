@@ -48,10 +48,12 @@ class DocCounts:
         self.counts: dict[tuple[str, int], int] = {}
         self.totals: tuple[int, int] | None = None  # the FTS index's (documents, tokens)
 
-    def checked(self, conn: sqlite3.Connection) -> int:
-        """The key brought up to the file as the current transaction sees it; returns its largest rowid,
-        read only when the file changed since the key was made (a commit moves `data_version` or `writes`)."""
-        (version,) = conn.execute("PRAGMA data_version").fetchone()
+    def checked(self, conn: sqlite3.Connection, version: int | None = None) -> int:
+        """The key brought up to the file as the current transaction sees it (`version`: its data_version,
+        if read already); returns its largest rowid, read only when the file changed since the key was made
+        (a commit moves `data_version` or `writes`)."""
+        if version is None:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
         if self.key[1:] == (version, self.writes):
             return self.key[0]
         (total,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
