@@ -9,6 +9,7 @@ delta chain entry not fetched yet, comes from the blob records in one more query
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from alma_core.storage import ListRecords, Op, Record
 
 from ._channels import Entry, Held
 from ._layout import BLOBS, FORMAT, META, Plan, blob_key, blobs_ns
-from ._rows import ROWS, handed_over, pointers, unpack_row
+from ._rows import POINTED, ROWS, handed_over, pointers, unpack_row
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -196,6 +197,15 @@ def _remember_newest(saver: AlmaSaver, newest: Opened) -> None:
     saver._remember(info["thread_id"], info["ns"], newest.record.key, locations(newest))
 
 
+def _held(own: str, info: dict[str, Any], keys: tuple[str, ...]) -> Held:
+    """`locations` of a format-3 checkpoint from its key, META and own entries' keys (what `load_linked`
+    keeps until a put asks, instead of building it at every read)."""
+    at, chains = pointers(info)
+    held = {key: (row, tuple(chains.get(key.split("/", 1)[0], ()))) for key, row in at.items()}
+    held.update((key, (own, tuple(chains.get(key.split("/", 1)[0], ())))) for key in keys)
+    return held
+
+
 class _Missing(Exception):
     """An entry is not in the rows at hand: `load_linked` hands over to `load_plan`."""
 
@@ -205,32 +215,43 @@ def load_linked(
 ) -> list[Any] | None:
     """`load_plan`'s checkpoints without its steps, when every record is of format 3 and every entry
     they need is in them or in the rows read with them (`have`: `ListLinked`'s references), as in a
-    store nobody pruned: each row unpacked once, each value decoded once. None: something lives
-    elsewhere (a blob record, a row pruned since), and `load_plan` reads it."""
-    rows: dict[tuple[str, str], dict[str, Entry]] = {}
-    opened = []
+    store nobody pruned. One loop, oldest first (a checkpoint points only to older rows): each row is
+    unpacked once and its values decoded at once; a row's entries are kept for the rest of the loop only
+    when a listed checkpoint points to it, so a page holds one row's unpacked bytes at a time, not all.
+    None: something lives elsewhere (a blob record, a row pruned since), and `load_plan` reads it."""
+    infos = []
     for record in records:
         info = record.metadata[META]
         if info.get("v") != ROWS:
             return None
-        checkpoint, entries = unpack_row(saver, record)
-        rows[(record.namespace, record.key)] = entries
-        opened.append(Opened(record, checkpoint, ROWS, blobs_ns(info["thread_id"], info["ns"]), entries,
-                             *pointers(info)))  # fmt: skip
+        infos.append(info)
+    pointed = {(r.namespace, row) for r, info in zip(records, infos, strict=True) for row in info.get(POINTED) or ()}
+    rows: dict[tuple[str, str], dict[str, Entry]] = {}
+    checkpoints: list[Any] = [None] * len(records)
+    decode, serde = saver.channels.decode, saver.serde
     try:
-        for o in opened:
-            cp = o.checkpoint
+        for i in range(len(records) - 1, -1, -1):
+            record, info = records[i], infos[i]
+            place = (record.namespace, record.key)
+            cp, entries = unpack_row(saver, record)
+            rows[place] = entries
             inline = cp["channel_values"]
             versions = {c: v for c, v in cp["channel_versions"].items() if c not in inline}
             if versions:
-                values = saver.channels.decode(saver.serde, o.blobs, versions, _finder(saver, o, rows, have))
+                blobs = blobs_ns(info["thread_id"], info["ns"])
+                opened = Opened(record, cp, ROWS, blobs, entries, *pointers(info))
+                values = decode(serde, blobs, versions, _finder(saver, opened, rows, have))
                 if values:
                     cp["channel_values"] = {**inline, **values}
+            if place not in pointed:
+                del rows[place]
+            checkpoints[i] = cp
+            if i == 0:  # the newest: its places, computed only when a put on top asks (`AlmaSaver._located`)
+                where = functools.partial(_held, record.key, info, (*entries,))
+                saver._remember(info["thread_id"], info["ns"], record.key, where)
     except _Missing:
         return None
-    if opened:
-        _remember_newest(saver, opened[0])
-    return [o.checkpoint for o in opened]
+    return checkpoints
 
 
 def _finder(
