@@ -37,7 +37,7 @@ import numpy as np
 from ._cache import scored_copy
 from ._candidates import Candidate, UnreadableRow, as_candidates, success_of
 from ._config import RetrievalConfig
-from ._fusion import fuse, inherit_task_relevance, lexical_factors, lexical_query, lexical_terms
+from ._fusion import fuse, inherit_task_relevance, lexical_query, lexical_terms, relevance_of
 from ._models import Memory, MemoryType, idle_days, utcnow
 from ._plans import Compute, Light, Plan, run
 from ._slice import MemorySlice
@@ -218,8 +218,7 @@ class Retriever:
         mode = mode or self.config.mode
         if candidates is None:
             candidates = hits.candidates or as_candidates(hits.memories)
-        coverage, exact = lexical_factors(query, candidates, hits)
-        relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
+        relevance = relevance_of(query, candidates, hits, mode, self.config.fusion, self.config.dense_weight)
         relevance = inherit_task_relevance(candidates, relevance)
         if len(op.filter.types or ()) > len(types):
             candidates = {i: c for i, c in candidates.items() if c.memory_type in types}
@@ -310,17 +309,15 @@ class Retriever:
         now_ts = utcnow().timestamp()
         get = relevance.get
         kept: list[tuple[float, str, Candidate]] = []
-        for i, c in memories.items():
+        bounded = top_k is not None and not extra
+        for i, c in memories.items():  # (one pass over the ~100 candidates: kept, and whether bounded)
             if not isinstance(c, Candidate):
                 c = Candidate.of(c)
             if (rel := get(i, 0.0)) >= min_rel and not c.retired:
                 kept.append((rel, i, c))
-        bounded = top_k is not None and not extra
-        if bounded:
-            for _, _, c in kept:  # (`success_at_most_one`, inlined: ~100 candidates)
-                if not ((c.memory_type is not _HEURISTIC or c.success <= 1.0) and c.confidence <= 1.0):
+                # (`success_at_most_one`, inlined; a lesson's JSON was read by `retired` already)
+                if bounded and not ((c.memory_type is not _HEURISTIC or c.success <= 1.0) and c.confidence <= 1.0):
                     bounded = False
-                    break
         last: dict[MemoryType, int] = {}  # each type's last place in `kept` (`_enough` stops looking there)
         if bounded:
             kept.sort(key=operator.itemgetter(0), reverse=True)
