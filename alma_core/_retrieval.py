@@ -182,10 +182,12 @@ class Retriever:
         vector: np.ndarray | None = None,
         user_types: tuple[MemoryType, ...] | None = None,
         shared: bool = False,
+        top_k: int = 0,
     ) -> SearchMemories:
         """The one `SearchMemories` of a retrieve (embeds the query when `vector` is missing; `shared`:
         the caller only reads the candidates, see `SearchMemories.shared`; the store may then answer
-        with `Candidate` rows, `SearchMemories.rows`, unless MMR needs the memories' vectors)."""
+        with `Candidate` rows, `SearchMemories.rows`, unless MMR needs the memories' vectors). Each side
+        finds `RetrievalConfig.candidates` per type, or `top_k` when more."""
         mode = mode or self.config.mode
         if mode in ("hybrid", "dense") and vector is None:
             vector = self.embedder.embed_query(query)
@@ -197,7 +199,7 @@ class Retriever:
             base.narrowed(types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
-            k=self.config.candidates,
+            k=max(self.config.candidates, top_k),
             user_types=user_types,
             with_embeddings=vectors,
             shared=shared,
@@ -373,7 +375,7 @@ class Retriever:
         start = time.perf_counter()
         # The candidates are only read (scored without changing them): the store may share its own
         # (`SearchMemories.shared`) and `_answer` copies the few it returns. MMR sets vectors on them.
-        op = self.search_op(base, query, types, mode, vector, user_types, shared=self.config.diversity <= 0)
+        op = self.search_op(base, query, types, mode, vector, user_types, self.config.diversity <= 0, top_k)
         hits: SearchHits = (yield [op])[0]
         found: list[Memory] = []
         if graph is not None:
