@@ -42,12 +42,12 @@ def _case(rng: np.random.Generator) -> tuple[str, dict[str, Candidate], SearchHi
     return query, candidates, hits
 
 
-@pytest.mark.parametrize("fusion", ["weighted", "rrf"])
-@pytest.mark.parametrize("mode", ["hybrid", "lexical", "dense"])
+@pytest.mark.parametrize(("mode", "fusion"), [("hybrid", "weighted"), ("lexical", "weighted"), ("hybrid", "rrf"),
+                                             ("dense", "weighted")])  # fmt: skip
 def test_one_pass_relevance_equals_fuse_of_lexical_factors(mode: str, fusion: str) -> None:
     rng = np.random.default_rng(11)
     confident = 0
-    for _ in range(250):
+    for _ in range(150):
         query, candidates, hits = _case(rng)
         dense_weight = float(rng.choice([0.6, 0.0, 1.0, rng.uniform(0, 1)]))
         coverage, exact = lexical_factors(query, candidates, hits)
@@ -55,4 +55,4 @@ def test_one_pass_relevance_equals_fuse_of_lexical_factors(mode: str, fusion: st
         got = relevance_of(query, candidates, hits, mode, fusion, dense_weight)
         assert list(got.items()) == list(expected.items())  # (the same values and the same order of keys)
         confident += len(exact)
-    assert confident > 60  # (the confident-match branch ran)
+    assert confident > 40  # (the confident-match branch ran)
