@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from tokenizers import Tokenizer
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "I64": np.int64}
+_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": None, "I64": np.int64, "I8": np.int8, "U8": np.uint8}
 # Abramowitz & Stegun 7.1.26: erf to 1.5e-7, enough for the exact (erf) GELU that BERT uses
 _P, _A = 0.3275911, (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 TOKEN_BUDGET = 1024
@@ -32,12 +32,17 @@ TOKEN_BUDGET = 1024
 at the same or better texts/s (smaller passes stay in cache)."""
 
 
+def safetensors_header(buf: mmap.mmap) -> tuple[dict[str, Any], int]:
+    """A safetensors file's JSON header (tensors by name, and "__metadata__") and where its data starts."""
+    size = int.from_bytes(buf[:8], "little")
+    return json.loads(buf[8 : 8 + size]), 8 + size
+
+
 def _map_safetensors(path: Path) -> tuple[mmap.mmap, dict[str, np.ndarray]]:
     with path.open("rb") as fh:
         buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    size = int.from_bytes(buf[:8], "little")
-    header = json.loads(buf[8 : 8 + size])
-    start, out = 8 + size, {}
+    header, start = safetensors_header(buf)
+    out = {}
     for name, meta in header.items():
         if name == "__metadata__":
             continue
@@ -48,6 +53,13 @@ def _map_safetensors(path: Path) -> tuple[mmap.mmap, dict[str, np.ndarray]]:
         count = (end - begin) // np.dtype(dtype).itemsize
         out[name] = np.frombuffer(buf, dtype=dtype, count=count, offset=start + begin).reshape(meta["shape"])
     return buf, out
+
+
+def release(buf: mmap.mmap) -> None:
+    """Drop a mapped file's pages from this process's memory once what was read from them is packed elsewhere
+    (they page back in if read again)."""
+    if hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        buf.madvise(mmap.MADV_DONTNEED)
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -166,8 +178,7 @@ class MiniLM:
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.no_padding()
         self._load_layers(w, int(config["num_hidden_layers"]))  # last: a runtime may embed texts to calibrate
-        if hasattr(buf, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            buf.madvise(mmap.MADV_DONTNEED)  # drop the file pages read while packing (they page back in if read)
+        release(buf)  # drop the file pages read while packing
 
     def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
         scale = 1 / np.sqrt(self.dim // self.heads)

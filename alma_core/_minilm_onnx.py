@@ -12,15 +12,18 @@ has evicted them from the caches. The tokenizer and the word rows' lookup stay t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from ._minilm import MiniLM
-from ._minilm_threads import WIDE, running_tasks, threads_for, usable_cores
+from . import _minilm_cache
+from ._minilm import MiniLM, release
+from ._minilm_threads import WIDE, WIDE_AFTER, running_tasks, threads_for, usable_cores
 
 _FLOAT, _INT8, _INT64 = 1, 3, 7  # TensorProto.DataType
 _TYPES = {np.dtype(np.float32): _FLOAT, np.dtype(np.int8): _INT8, np.dtype(np.int64): _INT64}
@@ -225,9 +228,10 @@ def build_model(
 
 class OnnxMiniLM(MiniLM):
     """`MiniLM` whose transformer layers run on onnxruntime (one intra-op thread unless `threads` says more);
-    `precision="int8"` runs most products in int8 (`_minilm_int8.py`). `threads="auto"`: two sessions over the
-    same weights, one thread and two, and each run picks one from the machine's load at that instant
-    (`_minilm_threads.py`)."""
+    `precision="int8"` runs most products in int8 (`_minilm_int8.py`), built once per machine and then read from
+    the user's cache directory (`_minilm_cache.py`). `threads="auto"`: each run picks a one-thread or a `WIDE`-thread
+    session over the same weights from the machine's load at that instant (`_minilm_threads.py`); the wide one is
+    built on a thread of its own once runs have asked for it (`WIDE_AFTER`), never at load."""
 
     def __init__(
         self,
@@ -240,33 +244,54 @@ class OnnxMiniLM(MiniLM):
         import onnxruntime  # first: without it, fail before reading any weights
 
         self._ort, self._threads, self.precision = onnxruntime, threads, precision
-        self.wide: Any = None  # threads="auto": the session with `WIDE` threads (None: every run on `session`)
+        self.wide: Any = None  # threads="auto": the session with `WIDE` threads, once built (until then: `session`)
+        self._wide_lock, self._wide_done, self._wanted = threading.Lock(), threading.Event(), 0
         self._weights_of: dict[str, np.ndarray] | None = None
+        self.cached = False  # whether the int8 model was read from the cache (not built at this load)
+        self.cache_key: str | None = None  # int8: its key in the cache (`_minilm_cache.int8_key`)
+        self._cores = 1  # threads="auto": the usable cores, once loaded (until then, calibration: one thread)
         super().__init__(model_dir, max_tokens=max_tokens)
 
     def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
         """An onnxruntime session over the file's weights, read in place (memory-mapped) and packed once by the
-        session for its kernels; only query/key/value are copied (fused)."""
-        scale = 1 / np.sqrt(self.dim // self.heads)
-        w = dict(w)
-        for i in range(count):
-            w.update(fuse_qkv(w, f"encoder.layer.{i}", scale))
-        self.layers, int8 = [], None
-        self.session: Any = None
+        session for its kernels; only query/key/value are copied (fused). int8: the built model from the cache if
+        it holds one for these weights and this code, else built (calibrated, quantized) and then kept there."""
+        self.layers, self.session = [], None
         config = (count, self.heads, self.dim, self.eps)
         self._ones = np.ones((1, self.max_tokens), dtype=np.float32)  # a lone text's mask: a view of its row
+        threads = 1 if self._threads == "auto" else self._threads
+        key = None
+        if self.precision == "int8":
+            from ._minilm_int8 import calibration_ids
+
+            key = self.cache_key = _minilm_cache.int8_key(
+                w, calibration_ids(self.tokenizer)[0], (*config, self.max_tokens)
+            )
+            if (cached := _minilm_cache.load(key)) is not None:
+                with contextlib.suppress(Exception):  # a session that will not start from it: build afresh
+                    self.session = self._session(cached[0], cached[1], threads=threads)
+                    self._built, self.cached = cached[:2], True
+                release(cached[2])
+        if not self.cached:
+            self._built = self._build(w, config)
+            self.session = self._session(*self._built, threads=threads)
+            if key is not None:
+                _minilm_cache.store(key, *self._built)
+        self._cores, self._pid = usable_cores() if self._threads == "auto" else 1, os.getpid()
+
+    def _build(self, w: dict[str, np.ndarray], config: tuple[int, int, int, float]) -> tuple[bytes, dict[str, Any]]:
+        """The graph's bytes and the arrays it names; int8: calibrated on a float32 session, then quantized."""
+        scale = 1 / np.sqrt(self.dim // self.heads)
+        w, int8 = dict(w), None
+        for i in range(config[0]):
+            w.update(fuse_qkv(w, f"encoder.layer.{i}", scale))
         if self.precision == "int8":
             from ._minilm_int8 import Int8Plan
 
             self.session = self._session(*build_model(w, config, self.position, taps=True), packed=False)
             int8 = Int8Plan.calibrate(self, w)
             w = int8.fold(w)
-        model, weights = build_model(w, config, self.position, int8=int8)
-        self.session = self._session(model, weights, threads=1 if self._threads == "auto" else self._threads)
-        if self._threads == "auto":
-            self._cores = usable_cores()
-            if self._cores >= WIDE:  # the same weights: their OrtValues are shared, each session packs its own
-                self.wide, self._pid = self._session(model, weights, threads=WIDE), os.getpid()
+        return build_model(w, config, self.position, int8=int8)
 
     def _session(
         self, model: bytes, weights: dict[str, np.ndarray], packed: bool = True, threads: int | None = 1
@@ -298,11 +323,31 @@ class OnnxMiniLM(MiniLM):
         return self.run(ids, mask, ["y"])[0]  # type: ignore[no-any-return]
 
     def pick(self, tokens: int) -> Any:
-        """The session for a run of `tokens` tokens: the wide one while a core stands idle (threads="auto"). Not in
-        a forked child: its pool's thread stayed in the parent (a run of it there hung)."""
-        if self.wide is None or os.getpid() != self._pid:
+        """The session for a run of `tokens` tokens: the wide one while a core stands idle (threads="auto"), once it
+        is built. Not in a forked child: a pool's thread stays in the parent (a run of one there hung)."""
+        if self._cores < WIDE or os.getpid() != self._pid:
             return self.session
-        return self.session if threads_for(tokens, running_tasks(), self._cores) == 1 else self.wide
+        if threads_for(tokens, running_tasks(), self._cores) == 1:
+            return self.session
+        return self.wide or self._widen()
+
+    def _widen(self) -> Any:
+        """The one-thread session for this run; the `WIDE_AFTER`th run that asked for the wide session starts its
+        build on a thread (the idle core), so no run waits for it and a process that embeds once never builds it."""
+        with self._wide_lock:
+            self._wanted += 1
+            if self._wanted == WIDE_AFTER:  # not a daemon: an exit waits for it rather than tear onnxruntime down
+                threading.Thread(target=self._build_wide, name="alma-minilm-wide").start()
+        return self.session
+
+    def _build_wide(self) -> None:
+        with contextlib.suppress(Exception):  # on failure every run stays on the one-thread session
+            self.wide = self._session(*self._built, threads=WIDE)
+        self._wide_done.set()
+
+    def wait_wide(self, timeout: float | None = None) -> bool:
+        """Wait until the wide session's build (once started) has ended; whether there is one."""
+        return self._wide_done.wait(timeout) and self.wide is not None
 
     def run(self, ids: np.ndarray, mask: np.ndarray | None, outputs: list[str]) -> list[Any]:
         """The session's `outputs` for a (batch, length) id matrix and its mask of real tokens (None: none padded)."""

@@ -16,6 +16,10 @@ import threading
 WIDE = 2
 """Threads of the wide session: on the 2-core machine measured, the second core is the whole gain."""
 
+WIDE_AFTER = 2
+"""Runs that must have asked for the wide session before it is built (on a thread, while they run on one): a
+process that embeds once (a CLI call) never builds a session it would not use."""
+
 MIN_TOKENS = 1
 """Tokens in a run (texts x padded length) from which the wide session may run it: two threads gained from the
 shortest text up (3 tokens, [CLS] and [SEP] included: 1.76 against 2.11 ms at an idle instant), so none is kept

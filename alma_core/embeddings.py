@@ -150,7 +150,9 @@ class LocalEmbedder:
     `precision="auto"` (the default) is int8 on onnxruntime and float32 on numpy and torch. int8 (onnxruntime
     only) runs all 24 matrix products in int8: ~2x less CPU per query, vectors within a cosine of 0.992 of
     sentence-transformers' (median 0.998); float32 agrees to 0.9999. All record the same embedder name
-    in a store, whose vectors every runtime and precision reads without a reindex (docs/performance.md).
+    in a store, whose vectors every runtime and precision reads without a reindex (docs/performance.md). The int8
+    model is built (calibrated, quantized) at the first load on a machine and read back from the user's cache
+    directory by later ones (`ALMA_CACHE_DIR` moves it, `off` turns it off: `alma_core/_minilm_cache.py`).
     """
 
     name = "local:all-MiniLM-L6-v2"

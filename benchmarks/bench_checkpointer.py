@@ -58,6 +58,10 @@ WAL_CHECKPOINTS = (
     "WAL checkpoints each 1,000 pages for every saver: SqliteSaver's inside the commit that reaches them "
     "(SQLite's autocheckpoint), AlmaSaver's on a thread of its own (its store's design: no put waits for them)"
 )
+DRAINED = (
+    "AlmaSaver's timed puts (and graph runs, and the sweep) end when its store's checkpoint thread has run the "
+    "checkpoints they asked for (`wait_for_checkpoints`): that work is in its time, none runs during a peer's"
+)
 # Every PostgreSQL saver's psycopg connections prepare a statement at its first run (PostgresSaver's docs).
 PREPARE_THRESHOLD = 0
 # The 200-step graph runs this many times per saver, alternating, and its median is the figure
@@ -72,14 +76,24 @@ def _checkpoint(i: int, rng: random.Random) -> Any:
     return cp
 
 
+def _drain(saver: Any) -> None:
+    """Wait until the WAL checkpoints that `saver`'s writes asked for have run (AlmaSaver on SQLite runs
+    them on a thread of its store: `DRAINED`); nothing to wait for on any other saver."""
+    wait = getattr(getattr(saver, "storage", None), "wait_for_checkpoints", None)
+    if wait is not None and not wait(600):
+        raise RuntimeError("the store's checkpoint thread did not finish in 600 s")
+
+
 def _puts_per_second(saver: Any, threads: int, cps: list[Any], meta: dict[str, Any]) -> float:
-    """Put `cps` (fresh ids) as the chain of each of `threads` threads; puts per second."""
+    """Put `cps` (fresh ids) as the chain of each of `threads` threads; puts per second (the checkpoints
+    the puts asked for included: `_drain`)."""
     start = time.perf_counter()
     for t in range(threads):
         config: Any = {"configurable": {"thread_id": f"t{t}", "checkpoint_ns": ""}}
         for i, cp in enumerate(cps):
             cp = {**cp, "id": empty_checkpoint()["id"]}
             config = saver.put(config, cp, {**meta, "step": i}, cp["channel_versions"])
+    _drain(saver)
     return threads * len(cps) / (time.perf_counter() - start)
 
 
@@ -146,6 +160,7 @@ def _graph_run(saver: Any, thread: str) -> float:
     graph = _loop_graph(saver)
     t0 = time.perf_counter()
     graph.invoke({"n": 0, "log": []}, {"configurable": {"thread_id": thread}, "recursion_limit": 500})
+    _drain(saver)
     return time.perf_counter() - t0
 
 
@@ -153,6 +168,7 @@ async def _agraph_run(saver: Any, thread: str) -> float:
     graph = _loop_graph(saver)
     t0 = time.perf_counter()
     await graph.ainvoke({"n": 0, "log": []}, {"configurable": {"thread_id": thread}, "recursion_limit": 500})
+    _drain(saver)
     return time.perf_counter() - t0
 
 
@@ -198,6 +214,7 @@ async def _async_suite(saver: Any, threads: int, checkpoints: int, rng: random.R
         for i, cp in enumerate(cps):
             cp = {**cp, "id": empty_checkpoint()["id"]}
             config = await saver.aput(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
+    _drain(saver)
     puts = threads * checkpoints / (time.perf_counter() - start)
     gets = await atimed_ms(lambda _: saver.aget_tuple(_thread(rng, threads)), 300)
 
@@ -322,6 +339,7 @@ def _block(saver: Any, thread: str, cps: list[Any]) -> tuple[float, float]:
     for i, cp in enumerate(cps):
         cp = {**cp, "id": empty_checkpoint()["id"]}
         config = saver.put(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
+    _drain(saver)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -347,11 +365,11 @@ def _interleaved(savers: dict[str, Any], rounds: int, cps: list[Any], wal: Any =
     print(f"{'alma/peer':<16}{b / a:>10.2f}x puts/s")
 
 
-def _puts_suite(rounds: int) -> None:
+def _puts_suite(rounds: int, postgres: bool = True) -> None:
     """Puts only, interleaved with the peer (`_interleaved`): SQLite, then PostgreSQL."""
     cps = [_checkpoint(i, random.Random(1)) for i in range(20)]
     print(f"puts of ~{PAYLOAD // 1000} KB, {rounds} blocks of {len(cps)} per saver, alternating")
-    print(f"\nsqlite, settings of every saver: {'; '.join(DURABILITY)}\n{WAL_CHECKPOINTS}")
+    print(f"\nsqlite, settings of every saver: {'; '.join(DURABILITY)}\n{WAL_CHECKPOINTS}\n{DRAINED}")
     with tempfile.TemporaryDirectory() as tmp:
         alma = AlmaSaver(Path(tmp) / "alma.db")
         _pragmas(alma.storage._conn)  # type: ignore[attr-defined]
@@ -362,6 +380,8 @@ def _puts_suite(rounds: int) -> None:
         _interleaved({"AlmaSaver": alma, "SqliteSaver": peer}, rounds, cps)
         alma.storage.close()
         conn.close()
+    if not postgres:
+        return
     import psycopg
     from langgraph.checkpoint.postgres import PostgresSaver
 
@@ -400,6 +420,7 @@ def _paging_suite(count: int) -> None:
                 cp["channel_versions"] = {"n": i + 1, "note": i + 1}
                 config = saver.put(config, cp, {"source": "loop", "step": i}, cp["channel_versions"])
                 ids.append(config["configurable"]["checkpoint_id"])
+            _drain(saver)  # (no checkpoint of the filling runs into the timed pages)
             points = [ids[rng.randrange(100, count)] for _ in range(50)]
 
             def page(k: int, saver: Any = saver, points: list[str] = points) -> list[Any]:
@@ -490,9 +511,11 @@ def _sweep_suite(threads: int) -> None:
                     cp["channel_values"] = {"step": step}
                     config = saver.put(config, cp, {"step": step}, {})
                 saver.put_writes(config, [("step", 2)], "task")
+            _drain(saver)  # (nothing of the filling runs into the timed sweeps)
         print(f"\nsweep of {threads} expired threads (2 checkpoints + 1 write each); {'; '.join(DURABILITY)}")
         start = time.perf_counter()
         swept = alma_saver.sweep(now=time.time() + 120)
+        _drain(alma_saver)
         elapsed = time.perf_counter() - start
         print(f"{'AlmaSaver.sweep()':<34}{elapsed:>8.2f} s  ({swept['threads']} threads deleted)")
         start = time.perf_counter()
@@ -535,7 +558,7 @@ def main() -> None:
     parser.add_argument("--puts", type=int, metavar="R", help="only puts, R blocks each, interleaved with the peers")
     args = parser.parse_args()
     if args.puts:
-        _puts_suite(args.puts)
+        _puts_suite(args.puts, postgres=not args.no_postgres)
         return
     if args.options:
         _options_suite(*((10, 20) if args.quick else (20, 50)))
@@ -551,7 +574,7 @@ def main() -> None:
         return
     threads, checkpoints = (10, 20) if args.quick else (50, 100)
     print(f"{threads} threads x {checkpoints} checkpoints of ~{PAYLOAD // 1000} KB; chat of {TURNS} turns")
-    print(f"settings, every saver: {'; '.join(DURABILITY)}\n{WAL_CHECKPOINTS}")
+    print(f"settings, every saver: {'; '.join(DURABILITY)}\n{WAL_CHECKPOINTS}\n{DRAINED}")
     rounds = GRAPH_ROUNDS[0] if args.quick else GRAPH_ROUNDS[1]
     with tempfile.TemporaryDirectory() as tmp:
         with AlmaSaver.from_conn_string(Path(tmp) / "alma.db") as alma_saver:

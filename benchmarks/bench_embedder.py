@@ -18,6 +18,8 @@ the load average is printed at the start and the end.
 
 - cold load: from a process that has imported nothing to the first vector (imports, weights, tokenizer); also
   without numpy's import (an ALMA process has numpy already), and in CPU time (the fair figure on a busy machine).
+  int8 reads the model built by an earlier load from the user's cache directory when there is one (the line says
+  which: `model read from the cache` or `model built`); `--no-cache` builds it at every load.
 - RSS: resident memory after the first vector, and the peak after the batch (VmRSS / VmHWM).
 - query p50 / p95: one short text per call, `embed_documents([text])` (what a cache miss of `embed_query` costs);
   also the process's CPU time per query (every thread's: with more than one compute thread, the pool's too).
@@ -85,8 +87,10 @@ def _make(runtime: str, threads: int | str) -> tuple[Any, str]:
 
         version = onnxruntime.__version__
         setting = f"onnxruntime {version}, intra_op_num_threads={threads}, {precision}"
+        model = emb._load()
+        if precision == "int8":
+            setting += ", model read from the cache" if getattr(model, "cached", False) else ", model built"
         if threads == "auto":
-            model = emb._load()
             pick = model.pick
 
             def counted(tokens: int) -> Any:  # counts the runs that went to the wide session
@@ -95,7 +99,7 @@ def _make(runtime: str, threads: int | str) -> tuple[Any, str]:
                 return session
 
             model.pick = counted
-            setting = f"onnxruntime {version}, threads=auto (1 or {WIDE} per run), {precision}"
+            setting = setting.replace(f"intra_op_num_threads={threads}", f"threads=auto (1 or {WIDE} per run)")
         return emb.embed_documents, setting
     return emb.embed_documents, f"torch.set_num_threads({threads})"
 
@@ -155,9 +159,10 @@ def worker(runtime: str, n_queries: int, threads: int | str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run(runtime: str, n_queries: int, threads: int | str) -> dict[str, Any] | None:
+def run(runtime: str, n_queries: int, threads: int | str, env: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """The figures of one runtime, measured in a fresh process (`env`: extra environment variables)."""
     cmd = [sys.executable, __file__, "--worker", runtime, "--queries", str(n_queries), "--threads", str(threads)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {})}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
@@ -271,6 +276,7 @@ def main() -> None:
     )
     parser.add_argument("--only", help="comma-separated runtimes to run (numpy, onnxruntime, onnxruntime-int8, ...)")
     parser.add_argument("--breakdown", action="store_true", help="where a query's CPU time goes (one process)")
+    parser.add_argument("--no-cache", action="store_true", help="build int8 at each load (ALMA_CACHE_DIR=off)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     n_queries = args.queries or (40 if args.quick else 100)
@@ -315,7 +321,8 @@ def main() -> None:
     rounds, last = args.rounds or (1 if args.quick else 2), None
     for _ in range(rounds):
         for runtime in runtimes:
-            r = last = run(runtime, n_queries, args.threads) or last
+            env = {"ALMA_CACHE_DIR": "off"} if args.no_cache else None
+            r = last = run(runtime, n_queries, args.threads, env) or last
             if r is None or r["runtime"] != runtime:
                 continue
             print(f"  {r['runtime']:<22}{r['cold_s']:>8.2f} s{r['cold_model_s']:>8.2f} s{r['cold_cpu_s']:>8.2f} s"

@@ -102,6 +102,14 @@ class Checkpointer:
         with self._cond:
             return self._cond.wait_for(lambda: self._done >= asked or self._thread is None, timeout)
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every checkpoint asked for so far has run (the thread idle, as far as the commits
+        before this call are concerned); False on timeout. What a benchmark calls so that the time of a
+        block of writes includes the checkpoints they caused, and a test to see the file written."""
+        with self._cond:
+            asked = self._asked
+            return self._cond.wait_for(lambda: self._done >= asked or self._thread is None, timeout)
+
     def close(self) -> None:
         """Stop the thread after the checkpoint it is running (the store's last connection checkpoints
         what is left when it closes)."""

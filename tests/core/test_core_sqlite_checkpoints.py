@@ -186,3 +186,38 @@ def test_without_a_thread_the_store_checkpoints_itself(db_path: Path, monkeypatc
         assert db_path.stat().st_size > size  # only a checkpoint writes the file
     finally:
         store.close()
+
+
+def test_wait_for_checkpoints_returns_once_the_checkpoints_asked_for_have_run(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A benchmark's timed block of writes ends with `wait_for_checkpoints`, so the checkpoints it caused
+    count in its time: the call returns only after the thread's checkpoint ran (held here until released)."""
+    gate = threading.Event()
+    real = _sqlite_checkpoint._checkpoint
+
+    def held(conn: sqlite3.Connection) -> int:
+        if conn is not store._conn:  # the thread's connection waits; the store's own tail copy does not
+            gate.wait(WAIT)
+        return real(conn)
+
+    monkeypatch.setattr(_sqlite_checkpoint, "_checkpoint", held)
+    store = SQLiteStorage(db_path)
+    try:
+        assert store.wait_for_checkpoints(0)  # nothing asked for yet
+        checkpointer = _checkpointer(store)
+        _put(store, 10)
+        asked = checkpointer.request()
+        size = db_path.stat().st_size
+        assert not store.wait_for_checkpoints(0.2)  # (the thread cannot finish before the gate opens)
+        assert checkpointer._done < asked and db_path.stat().st_size == size
+        gate.set()
+        assert store.wait_for_checkpoints(WAIT)
+        assert checkpointer._done >= asked
+        assert db_path.stat().st_size > size  # the checkpoint copied the WAL into the file
+    finally:
+        gate.set()
+        store.close()
+    memory = SQLiteStorage(":memory:")
+    assert memory.wait_for_checkpoints(0)  # no checkpoint thread: nothing to wait for
+    memory.close()
