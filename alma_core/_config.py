@@ -93,7 +93,7 @@ class RetrievalConfig(_Strict):
     min_relevance: float = Field(0.0, ge=0, le=1)
     diversity: float = Field(0.0, ge=0, le=1, description="MMR trade-off; 0 disables diversity.")
     candidates: int = Field(
-        25, ge=1, le=10_000, description="Candidates per type and search method before ranking (at least top_k)."
+        30, ge=1, le=10_000, description="Candidates per type and search method before ranking (at least top_k)."
     )
     rerank_candidates: int = Field(30, ge=1, le=1000, description="Candidates a configured reranker re-scores.")
     cache_size: int = Field(512, ge=0)

@@ -1,4 +1,4 @@
-"""The candidate pool: `RetrievalConfig.candidates` per type and search side (25 by default), or `top_k`
+"""The candidate pool: `RetrievalConfig.candidates` per type and search side (30 by default), or `top_k`
 when a retrieve asks for more, so a large `top_k` still gets `top_k` memories of a type."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from alma_core.storage import MemoryFilter
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_a_top_k_above_the_pool_gets_top_k_memories(tmp_path: Path, mode: str) -> None:
-    assert RetrievalConfig().candidates == 25
+    assert RetrievalConfig().candidates == 30
     with ALMA("p", storage=tmp_path / "s.db", embedder="mock") as alma:
         for i in range(60):
             alma.add_domain_knowledge("a", "web", f"checkout form note {i}")
-        found = alma.retrieve("checkout form", "a", top_k=40, mode=mode)
-        assert len(found.knowledge) == 40
+        found = alma.retrieve("checkout form", "a", top_k=45, mode=mode)
+        assert len(found.knowledge) == 45
         assert len(alma.retrieve("checkout form note", "a", top_k=3, mode=mode).knowledge) == 3
 
 
