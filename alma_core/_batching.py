@@ -36,6 +36,7 @@ class BufferedTransaction:
         self._memories: dict[tuple[str, str], Memory] = {}
         self._records: dict[tuple[str, str, str], tuple[Record, str]] = {}  # with its metadata as JSON
         self._listed: dict[ListRecords, list[tuple[Record, str]]] = {}  # store listings, metadata as JSON
+        self._peeked: dict[tuple[str, str], list[Record]] = {}  # `peek_records` answers, kept up to date
 
     def execute(self, op: Op) -> Any:
         if isinstance(op, PutMemories):
@@ -47,6 +48,9 @@ class BufferedTransaction:
             key = (r.project_id, r.namespace, r.key)
             self._records.pop(key, None)  # newest write last, like the store's seq
             self._records[key] = (r, "" if self.shared else json.dumps(r.metadata, default=str))
+            peeked = self._peeked.get(key[:2])
+            if peeked is not None:  # the newest first, its older write gone: what `peek_records` would build
+                self._peeked[key[:2]] = [r, *(x for x in peeked if x.key != r.key)]
             return r
         if isinstance(op, GetRecord):  # a key not buffered reads the same from the store
             key = (op.project_id, op.namespace, op.key)
@@ -64,6 +68,7 @@ class BufferedTransaction:
         self._memories.clear()
         self._records.clear()
         self._listed.clear()
+        self._peeked.clear()
         if memories:
             self.tx.execute(PutMemories(memories))
         for record, _ in records:
@@ -78,14 +83,18 @@ class BufferedTransaction:
     def peek_records(self, project_id: str, namespace: str) -> list[Record]:
         """The namespace's records without their values, as `ListRecords` would list them, but shared,
         not copied: for callers that only read them (the learner's best-alternative scan, once per
-        outcome, would otherwise decode every record's metadata each time)."""
+        outcome, would otherwise decode every record's metadata each time). The list is shared too."""
+        peeked = self._peeked.get((project_id, namespace))
+        if peeked is not None:  # kept current by `execute` (the learner asks once per failing outcome)
+            return peeked
         op = ListRecords(project_id, namespace, with_values=False)
         stored = self._listed.get(op)
         if stored is None:
             stored = self._listed[op] = [(r, json.dumps(r.metadata)) for r in self.tx.execute(op)]
         mine = [self._records[k][0] for k in reversed(self._records) if k[0] == project_id and k[1] == namespace]
         keys = {r.key for r in mine}
-        return mine + [r for r, _ in stored if r.key not in keys]
+        peeked = self._peeked[(project_id, namespace)] = mine + [r for r, _ in stored if r.key not in keys]
+        return peeked
 
     def _list_records(self, op: ListRecords) -> list[Record]:
         """The namespace as the store would list it after a flush; every record a fresh copy (the
@@ -101,6 +110,8 @@ class BufferedTransaction:
 
     def _find_memories(self, op: FindMemories) -> list[Memory]:
         ids, project = op.filter.ids or (), op.filter.project_id
+        if self.shared and op.with_embeddings and len(ids) == 1 and (project, ids[0]) in self._memories:
+            return [self._memories[(project, ids[0])]][: op.limit]  # the learner's lookup of one memory
         copy = (lambda m: m) if self.shared and op.with_embeddings else copy_memory
         mine = [copy(self._memories[(project, i)]) for i in ids if (project, i) in self._memories]
         if not mine:

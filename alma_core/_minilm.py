@@ -168,6 +168,7 @@ class MiniLM:
         self.heads, self.dim = int(config["num_attention_heads"]), int(config["hidden_size"])
         self.eps = float(config["layer_norm_eps"])
         buf, tensors = _map_safetensors(model_dir / "model.safetensors")
+        self._mapped(buf)
         w = {k.removeprefix("bert."): v for k, v in tensors.items()}
         self.word = w["embeddings.word_embeddings.weight"]  # stays mapped: only the rows of used tokens page in
         # position + token-type 0 (every text is one segment), summed once
@@ -179,6 +180,9 @@ class MiniLM:
         self.tokenizer.no_padding()
         self._load_layers(w, int(config["num_hidden_layers"]))  # last: a runtime may embed texts to calibrate
         release(buf)  # drop the file pages read while packing
+
+    def _mapped(self, buf: mmap.mmap) -> None:
+        """Called once the weights file is mapped, before the tokenizer loads (a runtime may start work beside it)."""
 
     def _load_layers(self, w: dict[str, np.ndarray], count: int) -> None:
         scale = 1 / np.sqrt(self.dim // self.heads)

@@ -8,7 +8,8 @@ in one safetensors-layout file in the user's cache directory (`cache_dir()`):
 
 - **keyed** by `int8_key`: the sha256 of every input of that function (each tensor of the weights file but the
   word-embedding table, the calibration texts' token ids and their rows of that table, the model's shape) and of
-  this code (our modules' files, alma_core's, onnxruntime's and numpy's versions, the machine), ~35 ms on 44 MB;
+  this code (our modules' files, alma_core's, onnxruntime's and numpy's versions, the machine): ~35 ms of CPU on
+  44 MB, on a thread while the tokenizer loads;
 - **written atomically**: a temporary file in the same directory, renamed over the entry (a reader sees the old
   file or the new one, never part of one);
 - **validated on read**: its format and full key, every tensor within the file and the file's size, a CRC-32 of
@@ -84,19 +85,27 @@ def _code() -> bytes:
     return digest.digest() + json.dumps(versions).encode()
 
 
-def int8_key(w: dict[str, np.ndarray], ids: np.ndarray, config: tuple[object, ...]) -> str:
-    """The sha256 of what the int8 model is built from: every tensor of `w` (the weights file's, by name) but the
-    word-embedding table, of which only the rows of the calibration's token `ids` count, the model's `config`, and
-    this code."""
-    digest = hashlib.sha256(_code())
-    digest.update(json.dumps([list(map(str, config)), ids.shape]).encode())
+def weights_digest(buf: mmap.mmap) -> bytes:
+    """The sha256 of a mapped safetensors file but its word-embedding table's bytes: its header (every tensor's
+    name, type, shape and place) and every other tensor's data. Two updates: `hashlib` lets go of the GIL for
+    each, so it runs beside the tokenizer's load on another core."""
+    header, start = safetensors_header(buf)
+    (begin, end,) = next(v["data_offsets"] for k, v in header.items() if k.removeprefix("bert.") == WORD)  # fmt: skip
+    digest = hashlib.sha256()
+    with memoryview(buf) as view:
+        digest.update(view[: start + begin])
+        digest.update(view[start + end :])
+    return digest.digest()
+
+
+def int8_key(weights: bytes, ids: np.ndarray, rows: np.ndarray, config: tuple[object, ...]) -> str:
+    """The key of the int8 model built from weights of digest `weights` (`weights_digest`), with the calibration's
+    token `ids` and their `rows` of the word-embedding table (the only ones of it the build reads), the model's
+    `config`, and this code."""
+    digest = hashlib.sha256(_code() + weights)
+    digest.update(json.dumps([list(map(str, config)), ids.shape, rows.dtype.str]).encode())
     digest.update(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(w[WORD][ids.reshape(-1)]).tobytes())
-    for name in sorted(w):
-        if name != WORD:
-            array = np.ascontiguousarray(w[name])
-            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
-            digest.update(array.data)
+    digest.update(np.ascontiguousarray(rows).tobytes())
     return digest.hexdigest()
 
 

@@ -13,6 +13,7 @@ has evicted them from the caches. The tokenizer and the word rows' lookup stay t
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import struct
 import threading
@@ -249,6 +250,7 @@ class OnnxMiniLM(MiniLM):
         self._weights_of: dict[str, np.ndarray] | None = None
         self.cached = False  # whether the int8 model was read from the cache (not built at this load)
         self.cache_key: str | None = None  # int8: its key in the cache (`_minilm_cache.int8_key`)
+        self._digest: _Digest | None = None
         self._cores = 1  # threads="auto": the usable cores, once loaded (until then, calibration: one thread)
         super().__init__(model_dir, max_tokens=max_tokens)
 
@@ -261,12 +263,11 @@ class OnnxMiniLM(MiniLM):
         self._ones = np.ones((1, self.max_tokens), dtype=np.float32)  # a lone text's mask: a view of its row
         threads = 1 if self._threads == "auto" else self._threads
         key = None
-        if self.precision == "int8":
+        if (weights := self._digest.result() if self._digest is not None else None) is not None:
             from ._minilm_int8 import calibration_ids
 
-            key = self.cache_key = _minilm_cache.int8_key(
-                w, calibration_ids(self.tokenizer)[0], (*config, self.max_tokens)
-            )
+            ids = calibration_ids(self.tokenizer)[0]
+            key = self.cache_key = _minilm_cache.int8_key(weights, ids, self.word[ids], (*config, self.max_tokens))
             if (cached := _minilm_cache.load(key)) is not None:
                 with contextlib.suppress(Exception):  # a session that will not start from it: build afresh
                     self.session = self._session(cached[0], cached[1], threads=threads)
@@ -278,6 +279,12 @@ class OnnxMiniLM(MiniLM):
             if key is not None:
                 _minilm_cache.store(key, *self._built)
         self._cores, self._pid = usable_cores() if self._threads == "auto" else 1, os.getpid()
+
+    def _mapped(self, buf: mmap.mmap) -> None:
+        """int8 with a cache directory: the weights' digest, the cache key's part, starts on a thread now (hashing
+        lets go of the GIL) and runs beside the tokenizer's load."""
+        if self.precision == "int8" and _minilm_cache.cache_dir() is not None:
+            self._digest = _Digest(buf)
 
     def _build(self, w: dict[str, np.ndarray], config: tuple[int, int, int, float]) -> tuple[bytes, dict[str, Any]]:
         """The graph's bytes and the arrays it names; int8: calibrated on a float32 session, then quantized."""
@@ -298,12 +305,14 @@ class OnnxMiniLM(MiniLM):
     ) -> Any:
         """A session over `model` with `threads` intra-op threads (None: onnxruntime's default); `packed=False`
         for one that runs a few times only (int8 calibration): no weight packing and no graph optimisation, which
-        would take longer than its runs. A pool's threads spin only while a run lasts (`force_spinning_stop`):
-        between calls they sleep and take no CPU."""
+        would take longer than its runs. int8 is not optimised either: its graph is written as it should run (the
+        optimiser changed no vector, bit for bit, nor a run's time, and took ~10 ms of the session's start). A pool's
+        threads spin only while a run lasts (`force_spinning_stop`): between calls they sleep and take no CPU."""
         ort = self._ort
         options = ort.SessionOptions()
         if not packed:
             options.add_session_config_entry("session.disable_prepacking", "1")
+        if not packed or self.precision == "int8":
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         if threads:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -356,3 +365,21 @@ class OnnxMiniLM(MiniLM):
         words = self.word[ids].astype(np.float32, copy=False)  # a float16 file's rows too
         feeds = {"words": words, "mask": mask.astype(np.float32, copy=False)}
         return self.pick(ids.size).run(outputs, feeds)  # type: ignore[no-any-return]
+
+
+class _Digest(threading.Thread):
+    """`_minilm_cache.weights_digest` of a mapped weights file, computed on a thread of its own; None on error."""
+
+    def __init__(self, buf: mmap.mmap) -> None:
+        super().__init__(name="alma-minilm-digest")
+        self._buf = buf
+        self._value: bytes | None = None
+        self.start()
+
+    def run(self) -> None:
+        with contextlib.suppress(Exception):
+            self._value = _minilm_cache.weights_digest(self._buf)
+
+    def result(self) -> bytes | None:
+        self.join()
+        return self._value

@@ -54,7 +54,9 @@ def read_linked(storage: BaseStorage, op: ListLinked) -> Plan[Linked]:
 
 def _listed(saver: AlmaSaver, found: Linked, checkpoints: list[Any]) -> list[CheckpointTuple]:
     listed = zip(found.records, checkpoints, strict=True)
-    return [saver._tuple(r, cp, found.children.get(writes_ns_of(r), [])) for r, cp in listed]
+    if not found.children:  # (no pending writes anywhere: no namespace to build per checkpoint)
+        return [saver._tuple(r, cp, ()) for r, cp in listed]
+    return [saver._tuple(r, cp, found.children.get(writes_ns_of(r), ())) for r, cp in listed]
 
 
 def _tuples(saver: AlmaSaver, found: Linked) -> Plan[list[CheckpointTuple]]:

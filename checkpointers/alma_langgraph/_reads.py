@@ -9,6 +9,7 @@ delta chain entry not fetched yet, comes from the blob records in one more query
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -196,6 +197,15 @@ def _remember_newest(saver: AlmaSaver, newest: Opened) -> None:
     saver._remember(info["thread_id"], info["ns"], newest.record.key, locations(newest))
 
 
+def _held(own: str, info: dict[str, Any], keys: tuple[str, ...]) -> Held:
+    """`locations` of a format-3 checkpoint from its key, META and own entries' keys (what `load_linked`
+    keeps until a put asks, instead of building it at every read)."""
+    at, chains = pointers(info)
+    held = {key: (row, tuple(chains.get(key.split("/", 1)[0], ()))) for key, row in at.items()}
+    held.update((key, (own, tuple(chains.get(key.split("/", 1)[0], ())))) for key in keys)
+    return held
+
+
 class _Missing(Exception):
     """An entry is not in the rows at hand: `load_linked` hands over to `load_plan`."""
 
@@ -205,32 +215,36 @@ def load_linked(
 ) -> list[Any] | None:
     """`load_plan`'s checkpoints without its steps, when every record is of format 3 and every entry
     they need is in them or in the rows read with them (`have`: `ListLinked`'s references), as in a
-    store nobody pruned: each row unpacked once, each value decoded once. None: something lives
-    elsewhere (a blob record, a row pruned since), and `load_plan` reads it."""
+    store nobody pruned: each row unpacked once, each value decoded once, in one pass over the rows.
+    None: something lives elsewhere (a blob record, a row pruned since), and `load_plan` reads it."""
     rows: dict[tuple[str, str], dict[str, Entry]] = {}
-    opened = []
+    unpacked = []
     for record in records:
         info = record.metadata[META]
         if info.get("v") != ROWS:
             return None
         checkpoint, entries = unpack_row(saver, record)
         rows[(record.namespace, record.key)] = entries
-        opened.append(Opened(record, checkpoint, ROWS, blobs_ns(info["thread_id"], info["ns"]), entries,
-                             *pointers(info)))  # fmt: skip
+        unpacked.append((record, info, checkpoint, entries))
+    decode, serde = saver.channels.decode, saver.serde
     try:
-        for o in opened:
-            cp = o.checkpoint
+        for record, info, cp, entries in unpacked:
             inline = cp["channel_values"]
             versions = {c: v for c, v in cp["channel_versions"].items() if c not in inline}
             if versions:
-                values = saver.channels.decode(saver.serde, o.blobs, versions, _finder(saver, o, rows, have))
+                blobs = blobs_ns(info["thread_id"], info["ns"])
+                opened = Opened(record, cp, ROWS, blobs, entries, *pointers(info))
+                values = decode(serde, blobs, versions, _finder(saver, opened, rows, have))
                 if values:
                     cp["channel_values"] = {**inline, **values}
     except _Missing:
         return None
-    if opened:
-        _remember_newest(saver, opened[0])
-    return [o.checkpoint for o in opened]
+    if unpacked:  # (its places, computed only when a put on top of it asks: `AlmaSaver._located`)
+        record, info, _, entries = unpacked[0]
+        saver._remember(
+            info["thread_id"], info["ns"], record.key, functools.partial(_held, record.key, info, (*entries,))
+        )
+    return [u[2] for u in unpacked]
 
 
 def _finder(

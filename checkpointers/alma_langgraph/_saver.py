@@ -17,7 +17,7 @@ import random
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -123,7 +123,7 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         self.packer = Packer(compress_above, key_ring(encryption))
         self.channels = Channels(self.packer)
         self.lessons = lessons
-        self._stored: OrderedDict[tuple[str, str, str], Held] = OrderedDict()  # see `_remember`
+        self._stored: OrderedDict[tuple[str, str, str], Held | Callable[[], Held]] = OrderedDict()  # `_remember`
         self._stored_lock = threading.Lock()  # LangGraph puts from background threads while reads go on
         self.retention = Retention(self, ttl, keep_last)
         self.fencing = bool(fencing)
@@ -161,8 +161,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         thread_id, ns, checkpoint_id, _ = put.where
         self._remember(thread_id, ns, checkpoint_id, put.held)
 
-    def _remember(self, thread_id: str, ns: str, checkpoint_id: str, held: Held) -> None:
-        """Where the entries a checkpoint needs live (see `_channels.Held`): a put on top of it points there."""
+    def _remember(self, thread_id: str, ns: str, checkpoint_id: str, held: Held | Callable[[], Held]) -> None:
+        """Where the entries a checkpoint needs live (see `_channels.Held`): a put on top of it points there.
+        A callable computes it when first asked for (a read remembers its newest checkpoint so)."""
         with self._stored_lock:
             self._stored[(thread_id, ns, checkpoint_id)] = held
             if len(self._stored) > _REMEMBERED:
@@ -172,8 +173,16 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         """What `_remember` holds of a checkpoint (None: nothing)."""
         if checkpoint_id is None:
             return None
+        key = (thread_id, ns, checkpoint_id)
         with self._stored_lock:
-            return self._stored.get((thread_id, ns, checkpoint_id))
+            kept = self._stored.get(key)
+        if not callable(kept):
+            return kept
+        held = kept()
+        with self._stored_lock:
+            if self._stored.get(key) is kept:
+                self._stored[key] = held
+        return held
 
     def _forget(self, *thread_ids: str) -> None:
         """Entries of the threads may have moved or gone: remember nothing of them (one pass for all)."""
@@ -206,6 +215,9 @@ class AlmaSaver(BaseCheckpointSaver[str]):
         )
 
     def _pending(self, writes: Sequence[Record]) -> list[PendingWrite]:
+        if not writes:
+            return []
+
         def order(w: Record) -> tuple[str, str, int]:
             return writes_sort_key(w.metadata.get("path", ""), w.metadata["task_id"], w.metadata["idx"])
 

@@ -156,7 +156,8 @@ def test_a_per_namespace_listing_returns_what_the_plain_listing_does(
 
 def test_one_record_by_key_or_latest_reads_all_it_links_to(store: BaseStorage, require: Callable[..., None]) -> None:
     """The shape of a checkpoint's get (one key, or a namespace's latest) with more references than one
-    statement binds (SQLite reads it in small statements in one read transaction)."""
+    statement binds (SQLite reads it in small statements in one read transaction), and the other shapes
+    a reference path may hold: an object's values are keys, a lone string names nothing."""
     require(store, "records")
     named = [f"r{i:04d}" for i in range(700)]
     store.execute(PutRecords(tuple(Record(P, "cp/t", k, b"x") for k in named)))
@@ -172,6 +173,14 @@ def test_one_record_by_key_or_latest_reads_all_it_links_to(store: BaseStorage, r
         assert sorted(k for _, k in found.refs) == named
     assert _linked(store, ListRecords(P, "cp/t", keys=("nope",)), **links) == Linked()
     assert _linked(store, ListRecords(P, "cp/empty", order_by="key", limit=1), **links) == Linked()
+    store.execute(PutRecords((
+        Record(P, "cp/t", "zz2", b"o", {"__lg": {"rows": {"a": "r0001", "b": "", "c": 5, "d": "r0003"}}}),
+        Record(P, "cp/t", "zz3", b"s", {"__lg": {"rows": "r0002"}}),
+    )))  # fmt: skip
+    found = _linked(store, ListRecords(P, "cp/t", keys=("zz2",)), **links)
+    assert sorted(found.refs) == [("cp/t", "r0001"), ("cp/t", "r0003")] and not found.children
+    found = _linked(store, ListRecords(P, "cp/t", order_by="key", limit=1), **links)
+    assert [r.key for r in found.records] == ["zz3"] and not found.refs
 
 
 def test_metadata_numbers_beyond_64_bits_read_back_exactly(store: BaseStorage, require: Callable[..., None]) -> None:

@@ -4,6 +4,8 @@ never an error: any failure builds the model as without a cache."""
 
 from __future__ import annotations
 
+import json
+import mmap
 import os
 from pathlib import Path
 
@@ -13,8 +15,6 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from alma_core import LocalEmbedder, _minilm_cache
-from alma_core._minilm import read_safetensors
-from alma_core.embeddings import minilm_path
 
 TEXTS = ["how do I test a login form?", "Le déploiement a échoué à cause d'une variable manquante.", "!!!"]
 
@@ -71,30 +71,57 @@ def test_a_second_load_reads_the_built_model_and_gives_the_same_vectors(cache: P
     assert not list(cache.glob("*.tmp"))  # the temporary file was renamed, none left behind
 
 
-def _inputs() -> tuple[dict[str, np.ndarray], np.ndarray, tuple[object, ...]]:
-    w = {k.removeprefix("bert."): v for k, v in read_safetensors(minilm_path() / "model.safetensors").items()}
-    return w, np.array([[101, 2129, 102], [101, 7592, 102]]), (6, 12, 384, 1e-12, 256)
+def _safetensors(path: Path, tensors: dict[str, np.ndarray]) -> Path:
+    """A safetensors file of float32 `tensors`, in their order."""
+    header, data = {}, b""
+    for name, array in tensors.items():
+        offsets = [len(data), len(data) + array.size * 4]
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": offsets}
+        data += array.astype(np.float32).tobytes()
+    head = json.dumps(header).encode()
+    path.write_bytes(len(head).to_bytes(8, "little") + head + data)
+    return path
 
 
-def test_the_key_is_the_weights_and_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any byte of a tensor the build reads, a calibration token or its row of the word table, the model's shape
-    or our code changes the key; rows of the word table that calibration never reads do not."""
-    w, ids, config = _inputs()
-    key = _minilm_cache.int8_key(w, ids, config)
-    assert key == _minilm_cache.int8_key(dict(w), ids.copy(), config)
-    layer = "encoder.layer.5.output.dense.weight"
-    changed = w[layer].copy()
-    changed.flat[12345] = np.nextafter(changed.flat[12345], np.float32(1))  # one ulp of one weight
-    assert _minilm_cache.int8_key({**w, layer: changed}, ids, config) != key
-    word = _minilm_cache.WORD
-    for row, moves in ((7592, True), (5000, False)):  # a calibration token's row, then one it never reads
-        table = w[word].copy()
-        table[row, 0] += 1
-        assert (_minilm_cache.int8_key({**w, word: table}, ids, config) != key) is moves
-    assert _minilm_cache.int8_key(w, ids[:, :2], config) != key
-    assert _minilm_cache.int8_key(w, ids, (*config[:4], 128)) != key
+def _digest(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return _minilm_cache.weights_digest(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+
+
+def test_the_weights_digest_is_every_byte_but_the_word_tables(tmp_path: Path) -> None:
+    """The build reads every tensor but the word table (of which only the calibration tokens' rows: the key holds
+    those); one ulp of any other tensor, or the file's layout, changes the digest."""
+    rng = np.random.default_rng(5)
+    word, dense = f"bert.{_minilm_cache.WORD}", "bert.encoder.layer.0.output.dense.weight"
+    tensors = {"bert.embeddings.LayerNorm.weight": rng.standard_normal(8), word: rng.standard_normal((16, 8)),
+               dense: rng.standard_normal((8, 8))}  # fmt: skip
+    digest = _digest(_safetensors(tmp_path / "a.safetensors", tensors))
+    assert digest == _digest(_safetensors(tmp_path / "same.safetensors", tensors))
+    for name in tensors:
+        changed = {**tensors, name: tensors[name].astype(np.float32).copy()}
+        changed[name].flat[3] = np.nextafter(changed[name].flat[3], np.float32(9))  # one ulp
+        assert (_digest(_safetensors(tmp_path / "b.safetensors", changed)) != digest) is (name != word), name
+    reshaped = {**tensors, dense: tensors[dense].reshape(4, 16)}
+    assert _digest(_safetensors(tmp_path / "c.safetensors", reshaped)) != digest
+
+
+def test_the_key_is_the_weights_the_calibration_rows_and_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = np.array([[101, 2129, 102], [101, 7592, 102]])
+    rows = np.random.default_rng(1).standard_normal((6, 384)).astype(np.float32)
+    config = (6, 12, 384, 1e-12, 256)
+    key = _minilm_cache.int8_key(b"weights", ids, rows, config)
+    assert key == _minilm_cache.int8_key(b"weights", ids.copy(), rows.copy(), config)
+    moved = rows.copy()
+    moved[4, 0] = np.nextafter(moved[4, 0], np.float32(9))
+    for other in (
+        _minilm_cache.int8_key(b"weight5", ids, rows, config),
+        _minilm_cache.int8_key(b"weights", ids[:, :2], rows[:4], config),
+        _minilm_cache.int8_key(b"weights", ids, moved, config),
+        _minilm_cache.int8_key(b"weights", ids, rows, (*config[:4], 128)),
+    ):
+        assert other != key
     monkeypatch.setattr(_minilm_cache, "_code", lambda: b"another version")
-    assert _minilm_cache.int8_key(w, ids, config) != key
+    assert _minilm_cache.int8_key(b"weights", ids, rows, config) != key
 
 
 def _corrupt_data(path: Path) -> None:
@@ -130,13 +157,13 @@ def test_an_entry_for_other_weights_or_code_is_not_read(cache: Path, monkeypatch
     _load()
     (entry,) = _entries(cache)
     assert _minilm_cache.load(entry.name.removeprefix("minilm-int8-").split(".")[0]) is None  # a key's first digits
-    w, ids, config = _inputs()
-    key = _minilm_cache.int8_key(w, ids, config)
+    ids, rows = np.array([[101, 102]]), np.zeros((2, 384), np.float32)
+    key = _minilm_cache.int8_key(b"weights", ids, rows, ())
     _minilm_cache.store(key, b"graph", {"x": np.arange(4, dtype=np.float32)})
     loaded = _minilm_cache.load(key)
     assert loaded is not None and loaded[0] == b"graph"
     monkeypatch.setattr(_minilm_cache, "_code", lambda: b"another version")
-    assert _minilm_cache.load(_minilm_cache.int8_key(w, ids, config)) is None
+    assert _minilm_cache.load(_minilm_cache.int8_key(b"weights", ids, rows, ())) is None
 
 
 def test_a_valid_entry_whose_model_will_not_start_is_replaced(cache: Path, built: np.ndarray) -> None:
