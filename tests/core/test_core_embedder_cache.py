@@ -214,6 +214,21 @@ def test_a_failed_write_leaves_no_entry_and_no_temporary_file(
     assert not list(cache.iterdir())
 
 
+def test_a_directory_that_refuses_files_is_not_an_error(
+    cache: Path, built: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no file can be created (a read-only disk, another user's directory: root writes anyway, so refused
+    here at the call), the model loads as without a cache."""
+
+    def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(_minilm_cache.tempfile, "mkstemp", refuse)
+    embedder, vectors = _load()
+    np.testing.assert_array_equal(vectors, built)
+    assert not embedder._model.cached and not _entries(cache)
+
+
 def test_the_directory_keeps_the_newest_entries_only(cache: Path) -> None:
     for i in range(_minilm_cache.KEEP + 2):
         _minilm_cache.store(f"{i:032x}" + "0" * 32, b"graph", {"x": np.zeros(1, dtype=np.float32)})
