@@ -91,8 +91,8 @@ def _ranked(
     try:
         for p in postings:
             total[p.rowid] += _weights(index, p, rows, tokens_total)
-        if len(total) <= 32 * sum(len(p.rowid) for p in postings):  # every weight is > 0: the documents found
-            unique = np.flatnonzero(total)
+        if len(total) <= 12 * sum(len(p.rowid) for p in postings):  # every weight is > 0: the documents found
+            unique = np.flatnonzero(total > 0.0)  # (a bool array: `flatnonzero(total)` is ~4x slower)
         else:  # (a large index and few postings: sort them instead of scanning every document)
             unique = np.sort(np.concatenate([p.rowid for p in postings]), kind="stable")  # (np.unique hashes)
             if len(unique) > 1:
