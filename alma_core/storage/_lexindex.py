@@ -236,6 +236,7 @@ class LexicalIndex:
         self.weights: dict[str, tuple[tuple[int, int], np.ndarray]] = {}
         self.masks: dict[Any, tuple[int, np.ndarray | None]] = {}
         self.epoch = 0
+        self.sums = np.zeros(0)  # a search's BM25 sums by rowid (`_bm25`), zero between searches
 
     @property
     def built(self) -> bool:
