@@ -18,7 +18,7 @@ from alma_core.storage import ListRecords, Op, Record
 
 from ._channels import Entry, Held
 from ._layout import BLOBS, FORMAT, META, Plan, blob_key, blobs_ns
-from ._rows import ROWS, handed_over, pointers, unpack_row
+from ._rows import POINTED, ROWS, handed_over, pointers, unpack_row
 
 if TYPE_CHECKING:
     from ._saver import AlmaSaver
@@ -215,20 +215,26 @@ def load_linked(
 ) -> list[Any] | None:
     """`load_plan`'s checkpoints without its steps, when every record is of format 3 and every entry
     they need is in them or in the rows read with them (`have`: `ListLinked`'s references), as in a
-    store nobody pruned: each row unpacked once, each value decoded once, in one pass over the rows.
+    store nobody pruned. One loop, oldest first (a checkpoint points only to older rows): each row is
+    unpacked once and its values decoded at once; a row's entries are kept for the rest of the loop only
+    when a listed checkpoint points to it, so a page holds one row's unpacked bytes at a time, not all.
     None: something lives elsewhere (a blob record, a row pruned since), and `load_plan` reads it."""
-    rows: dict[tuple[str, str], dict[str, Entry]] = {}
-    unpacked = []
+    infos = []
     for record in records:
         info = record.metadata[META]
         if info.get("v") != ROWS:
             return None
-        checkpoint, entries = unpack_row(saver, record)
-        rows[(record.namespace, record.key)] = entries
-        unpacked.append((record, info, checkpoint, entries))
+        infos.append(info)
+    pointed = {(r.namespace, row) for r, info in zip(records, infos, strict=True) for row in info.get(POINTED) or ()}
+    rows: dict[tuple[str, str], dict[str, Entry]] = {}
+    checkpoints: list[Any] = [None] * len(records)
     decode, serde = saver.channels.decode, saver.serde
     try:
-        for record, info, cp, entries in unpacked:
+        for i in range(len(records) - 1, -1, -1):
+            record, info = records[i], infos[i]
+            place = (record.namespace, record.key)
+            cp, entries = unpack_row(saver, record)
+            rows[place] = entries
             inline = cp["channel_values"]
             versions = {c: v for c, v in cp["channel_versions"].items() if c not in inline}
             if versions:
@@ -237,14 +243,15 @@ def load_linked(
                 values = decode(serde, blobs, versions, _finder(saver, opened, rows, have))
                 if values:
                     cp["channel_values"] = {**inline, **values}
+            if place not in pointed:
+                del rows[place]
+            checkpoints[i] = cp
+            if i == 0:  # the newest: its places, computed only when a put on top asks (`AlmaSaver._located`)
+                where = functools.partial(_held, record.key, info, (*entries,))
+                saver._remember(info["thread_id"], info["ns"], record.key, where)
     except _Missing:
         return None
-    if unpacked:  # (its places, computed only when a put on top of it asks: `AlmaSaver._located`)
-        record, info, _, entries = unpacked[0]
-        saver._remember(
-            info["thread_id"], info["ns"], record.key, functools.partial(_held, record.key, info, (*entries,))
-        )
-    return [u[2] for u in unpacked]
+    return checkpoints
 
 
 def _finder(
