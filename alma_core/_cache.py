@@ -50,7 +50,8 @@ def scored_copy(memory: Memory, score: float, factors: dict[str, float], reader:
     clone = copy_memory(memory)
     fields = clone.__dict__
     fields["score"], fields["score_breakdown"] = score, dict(factors)
-    clone.embedding = None  # vectors stay in the store; slices are for prompts
+    if clone.embedding is not None:  # (through pydantic's __setattr__: ~2 us, for the few that have one)
+        clone.embedding = None  # vectors stay in the store; slices are for prompts
     if clone.agent not in (reader, "*"):
         clone.metadata["shared_from"] = clone.agent
     return clone

@@ -92,7 +92,9 @@ class RetrievalConfig(_Strict):
     max_error_warnings: int = Field(2, ge=0, le=1000, description="Recurring-error warnings kept per retrieve.")
     min_relevance: float = Field(0.0, ge=0, le=1)
     diversity: float = Field(0.0, ge=0, le=1, description="MMR trade-off; 0 disables diversity.")
-    candidates: int = Field(50, ge=1, le=10_000, description="Candidates per type and search method before ranking.")
+    candidates: int = Field(
+        30, ge=1, le=10_000, description="Candidates per type and search method before ranking (at least top_k)."
+    )
     rerank_candidates: int = Field(30, ge=1, le=1000, description="Candidates a configured reranker re-scores.")
     cache_size: int = Field(512, ge=0)
     cache_ttl_seconds: float = Field(300.0, ge=0)

@@ -37,7 +37,7 @@ import numpy as np
 from ._cache import scored_copy
 from ._candidates import Candidate, UnreadableRow, as_candidates, success_of
 from ._config import RetrievalConfig
-from ._fusion import fuse, inherit_task_relevance, lexical_factors, lexical_query, lexical_terms
+from ._fusion import fuse, inherit_task_relevance, lexical_query, lexical_terms, relevance_of
 from ._models import Memory, MemoryType, idle_days, utcnow
 from ._plans import Compute, Light, Plan, run
 from ._slice import MemorySlice
@@ -182,10 +182,12 @@ class Retriever:
         vector: np.ndarray | None = None,
         user_types: tuple[MemoryType, ...] | None = None,
         shared: bool = False,
+        top_k: int = 0,
     ) -> SearchMemories:
         """The one `SearchMemories` of a retrieve (embeds the query when `vector` is missing; `shared`:
         the caller only reads the candidates, see `SearchMemories.shared`; the store may then answer
-        with `Candidate` rows, `SearchMemories.rows`, unless MMR needs the memories' vectors)."""
+        with `Candidate` rows, `SearchMemories.rows`, unless MMR needs the memories' vectors). Each side
+        finds `RetrievalConfig.candidates` per type, or `top_k` when more."""
         mode = mode or self.config.mode
         if mode in ("hybrid", "dense") and vector is None:
             vector = self.embedder.embed_query(query)
@@ -197,7 +199,7 @@ class Retriever:
             base.narrowed(types=tuple(searched)),
             vector=vector if mode in ("hybrid", "dense") else None,
             terms=lexical_terms(query) if mode in ("hybrid", "lexical") else (),
-            k=self.config.candidates,
+            k=max(self.config.candidates, top_k),
             user_types=user_types,
             with_embeddings=vectors,
             shared=shared,
@@ -218,8 +220,7 @@ class Retriever:
         mode = mode or self.config.mode
         if candidates is None:
             candidates = hits.candidates or as_candidates(hits.memories)
-        coverage, exact = lexical_factors(query, candidates, hits)
-        relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
+        relevance = relevance_of(query, candidates, hits, mode, self.config.fusion, self.config.dense_weight)
         relevance = inherit_task_relevance(candidates, relevance)
         if len(op.filter.types or ()) > len(types):
             candidates = {i: c for i, c in candidates.items() if c.memory_type in types}
@@ -310,17 +311,15 @@ class Retriever:
         now_ts = utcnow().timestamp()
         get = relevance.get
         kept: list[tuple[float, str, Candidate]] = []
-        for i, c in memories.items():
+        bounded = top_k is not None and not extra
+        for i, c in memories.items():  # (one pass over the ~100 candidates: kept, and whether bounded)
             if not isinstance(c, Candidate):
                 c = Candidate.of(c)
             if (rel := get(i, 0.0)) >= min_rel and not c.retired:
                 kept.append((rel, i, c))
-        bounded = top_k is not None and not extra
-        if bounded:
-            for _, _, c in kept:  # (`success_at_most_one`, inlined: ~100 candidates)
-                if not ((c.memory_type is not _HEURISTIC or c.success <= 1.0) and c.confidence <= 1.0):
+                # (`success_at_most_one`, inlined; a lesson's JSON was read by `retired` already)
+                if bounded and not ((c.memory_type is not _HEURISTIC or c.success <= 1.0) and c.confidence <= 1.0):
                     bounded = False
-                    break
         last: dict[MemoryType, int] = {}  # each type's last place in `kept` (`_enough` stops looking there)
         if bounded:
             kept.sort(key=operator.itemgetter(0), reverse=True)
@@ -376,7 +375,7 @@ class Retriever:
         start = time.perf_counter()
         # The candidates are only read (scored without changing them): the store may share its own
         # (`SearchMemories.shared`) and `_answer` copies the few it returns. MMR sets vectors on them.
-        op = self.search_op(base, query, types, mode, vector, user_types, shared=self.config.diversity <= 0)
+        op = self.search_op(base, query, types, mode, vector, user_types, self.config.diversity <= 0, top_k)
         hits: SearchHits = (yield [op])[0]
         found: list[Memory] = []
         if graph is not None:

@@ -47,18 +47,18 @@ def lexical_hits(
     users: dict[MemoryType, str | None],
     k: int,
     index: LexicalIndex | None = None,
+    version: int | None = None,
 ) -> dict[MemoryType, Hits]:
     """The `k` best BM25 matches of each type among the memories of `f`, best first (ties by id);
     `users`: the user each type keeps beyond `f` (None: any). `cache`: None in a write transaction;
     `index`: the store's in-memory index, used (and built, see `LexicalIndex.current`) when current;
-    else FTS5 answers."""
+    else FTS5 answers. `version`: the read transaction's data_version, if read already."""
     words = tokens(" ".join(terms))
     if not words:
         return {t: [] for t in types}
     phrases = fts_tokens(words)
     if cache is not None and index is not None and all(len(p) == 1 for p in phrases):
-        (total,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
-        cache.current(conn, total)  # (the key: largest rowid, data_version, own writes)
+        total = cache.checked(conn, version)  # (the key: largest rowid, data_version, own writes)
         if index.current(conn, (cache.key[1], cache.writes)):
             term = dict(zip(words, (p[0] for p in phrases), strict=True))
             chosen = choose_terms({w: index.docs(term[w]) for w in words}, total)
@@ -82,21 +82,33 @@ def _ranked(
     rows, tokens_total = totals
     if rows <= 0 or not postings:  # (an empty index, or only words in most documents: nothing ranked)
         return {t: [] for t in types}
-    avgdl = float(tokens_total) / float(rows)
     # Each document's terms are added phrase by phrase, in the query's order, into one array by rowid (a
     # term's rowids are distinct): the same sums, in the same order, as FTS5's.
-    total = np.zeros(len(index.alive))
-    for p in postings:
-        idf = math.log((rows - p.docs + 0.5) / (p.docs + 0.5))
-        idf = idf if idf > 0.0 else 1e-6
-        total[p.rowid] += idf * ((p.tf * (_K1 + 1.0)) / (p.tf + _K1 * (1 - _B + _B * p.length / avgdl)))
-    unique = np.sort(np.concatenate([p.rowid for p in postings]), kind="stable")  # (np.unique hashes: slower)
-    if len(unique) > 1:
-        unique = unique[np.concatenate(([True], unique[1:] != unique[:-1]))]
-    scores = total[unique]
-    at = np.flatnonzero(_mask(index, unique, f))  # the documents the filter keeps; then split by type
-    codes = index.codes["type"]
-    kinds = codes[unique[at]]
+    # (The array is the index's, zero between searches: a new one by search was ~0.2 ms of page faults at 100k.)
+    if len(index.sums) != len(index.alive):
+        index.sums = np.zeros(len(index.alive))
+    total = index.sums
+    try:
+        for p in postings:
+            total[p.rowid] += _weights(index, p, rows, tokens_total)
+        if len(total) <= 12 * sum(len(p.rowid) for p in postings):  # every weight is > 0: the documents found
+            unique = np.flatnonzero(total > 0.0)  # (a bool array: `flatnonzero(total)` is ~4x slower)
+        else:  # (a large index and few postings: sort them instead of scanning every document)
+            unique = np.sort(np.concatenate([p.rowid for p in postings]), kind="stable")  # (np.unique hashes)
+            if len(unique) > 1:
+                unique = unique[np.concatenate(([True], unique[1:] != unique[:-1]))]
+        scores = total[unique]
+    finally:
+        for p in postings:
+            total[p.rowid] = 0.0
+    kept = _kinds(index, f)  # the type code of each document the filter keeps, -1 for the rest
+    if kept is None:
+        at = np.flatnonzero(_mask(index, unique, f))  # the documents the filter keeps; then split by type
+        kinds = index.codes["type"][unique[at]]
+    else:
+        kinds = kept[unique]
+        at = np.flatnonzero(kinds >= 0)
+        kinds = kinds[at]
     # (usually one or two types: compare only with those; one type is seen without a set of every document's)
     present = set(kinds.tolist()) if len(kinds) and kinds.min() != kinds.max() else set(kinds[:1].tolist())
     wanted = {t: index.code("type", t.value) for t in types}
@@ -112,6 +124,41 @@ def _ranked(
         }
     ids = index.columns["id"]
     return {t: _top(found, scores, unique, ids, k) if len(found) else [] for t, found in by_type.items()}
+
+
+def _weights(index: LexicalIndex, p: TermPostings, rows: int, tokens_total: int) -> np.ndarray:
+    """Each posting's BM25 term score (`fts5Bm25Function`'s idf times its tf part), kept per term while the
+    term's postings and the index's totals are unchanged (`LexicalIndex.weights`)."""
+    kept = index.weights.get(p.term)
+    if kept is not None and kept[0] == (rows, tokens_total):
+        return kept[1]
+    avgdl = float(tokens_total) / float(rows)
+    idf = math.log((rows - p.docs + 0.5) / (p.docs + 0.5))
+    idf = idf if idf > 0.0 else 1e-6
+    length = index.length[p.rowid]
+    weights = idf * ((p.tf * (_K1 + 1.0)) / (p.tf + _K1 * (1 - _B + _B * length / avgdl)))
+    index.weights[p.term] = ((rows, tokens_total), weights)
+    return weights
+
+
+def _kinds(index: LexicalIndex, f: MemoryFilter) -> np.ndarray | None:
+    """For a filter without ids asked again while the index is unchanged: the type code of every document
+    it keeps (`_mask` over all of them), -1 for the others, kept until the index changes
+    (`LexicalIndex.epoch`). None the first time (the caller masks only the documents found)."""
+    if f.ids is not None:
+        return None
+    key = (f.project_id, f.agents, f.categories, tuple(f.scalar_conditions()))
+    epoch, kinds = index.masks.get(key, (-1, None))
+    if epoch != index.epoch:
+        if len(index.masks) >= 16:
+            index.masks.clear()
+        index.masks[key] = (index.epoch, None)
+        return None
+    if kinds is None:
+        everything = np.arange(len(index.alive))
+        kinds = np.where(_mask(index, everything, f), index.codes["type"], -1)
+        index.masks[key] = (index.epoch, kinds)
+    return kinds
 
 
 def _mask(index: LexicalIndex, rowids: np.ndarray, f: MemoryFilter) -> np.ndarray:
@@ -157,7 +204,7 @@ def _top(at: np.ndarray, scores: np.ndarray, rowids: np.ndarray, ids: np.ndarray
         threshold = np.partition(values, len(at) - k)[len(at) - k]
         tied = ids[rowids[at[values == threshold]]].tolist()
         at = at[values > threshold]  # fewer than k
-        tied = sorted(tied)[: k - len(at)] if len(tied) > k - len(at) else sorted(tied)
+        tied = sorted(tied)[: k - len(at)] if len(tied) > 1 else tied
     found = sorted(zip((-scores[at]).tolist(), ids[rowids[at]].tolist(), strict=True))
     out = [(memory_id, -negated) for negated, memory_id in found]
     if tied:

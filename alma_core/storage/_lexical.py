@@ -48,16 +48,31 @@ class DocCounts:
         self.counts: dict[tuple[str, int], int] = {}
         self.totals: tuple[int, int] | None = None  # the FTS index's (documents, tokens)
 
+    def checked(self, conn: sqlite3.Connection, version: int | None = None) -> int:
+        """The key brought up to the file as the current transaction sees it (`version`: its data_version,
+        if read already); returns its largest rowid, read only when the file changed since the key was made
+        (a commit moves `data_version` or `writes`)."""
+        if version is None:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+        if self.key[1:] == (version, self.writes):
+            return self.key[0]
+        (total,) = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM memories").fetchone()
+        self._update((total, int(version), self.writes))
+        return int(total)
+
     def current(self, conn: sqlite3.Connection, total: int) -> dict[tuple[str, int], int]:
         """The counts valid for the file as the current transaction sees it."""
         (version,) = conn.execute("PRAGMA data_version").fetchone()
-        key = (total, int(version), self.writes)
+        self._update((total, int(version), self.writes))
+        return self.counts
+
+    def _update(self, key: tuple[int, int, int]) -> None:
+        """Drop what was counted unless `key` is the one it was counted at."""
         if key != self.key:
             self.key, self.counts = key, {}
             self.totals = None
         if len(self.counts) > 50_000:
             self.counts.clear()
-        return self.counts
 
 
 def term_cap(total: float) -> float:

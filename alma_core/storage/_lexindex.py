@@ -51,10 +51,10 @@ Row = tuple[Any, ...]  # a memory row in `_parsed.ROW_COLUMNS` order
 class TermPostings:
     """One term's postings: what BM25 reads."""
 
+    term: str
     docs: int  # documents holding the term (FTS5's nHit)
     rowid: np.ndarray  # int64
     tf: np.ndarray  # float64: occurrences in the document
-    length: np.ndarray  # float64: the document's tokens
 
 
 def vocab(conn: sqlite3.Connection, kind: str = "instance") -> str:
@@ -231,6 +231,12 @@ class LexicalIndex:
         # each rowid's memory row in `_parsed.ROW_COLUMNS` order (`rows` makes candidates from it); None:
         # not known here (no row, or a row written without its JSON: read from the store)
         self.made: list[Row | None] = []
+        # what searches derive from the index and keep while it is unchanged (`_bm25`): each term's BM25
+        # weights by posting, and scope masks; `epoch` moves whenever the rows' columns or sizes change
+        self.weights: dict[str, tuple[tuple[int, int], np.ndarray]] = {}
+        self.masks: dict[Any, tuple[int, np.ndarray | None]] = {}
+        self.epoch = 0
+        self.sums = np.zeros(0)  # a search's BM25 sums by rowid (`_bm25`), zero between searches
 
     @property
     def built(self) -> bool:
@@ -260,6 +266,8 @@ class LexicalIndex:
         self.unapplied, self.stale, self.ids = [], False, {}
         self.length, self.alive, self.hashes = np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
         self.version, self.made = [], []
+        self.weights, self.masks = {}, {}
+        self.epoch += 1
 
     def known(self, project_id: str, memory_id: str) -> tuple[int, int] | None:
         """The memory's (rowid, text hash), None when it has no row (see `ids`)."""
@@ -327,6 +335,7 @@ class LexicalIndex:
             return
         size = max(size, 2 * len(self.alive))
         old = len(self.alive)
+        self.epoch += 1
         self.length = np.concatenate([self.length, np.zeros(size - old)])
         self.alive = np.concatenate([self.alive, np.zeros(size - old, dtype=bool)])
         self.hashes = np.concatenate([self.hashes, np.zeros(size - old, dtype=np.int64)])
@@ -373,7 +382,8 @@ class LexicalIndex:
                 rowids = np.concatenate([rowids, np.fromiter(adds, dtype=np.int64, count=len(adds))])
                 tf = np.concatenate([tf, np.fromiter(adds.values(), dtype=np.float64, count=len(adds))])
             self.terms[term] = (rowids, tf)
-        return TermPostings(len(rowids), rowids, tf, self.length[rowids])
+            self.weights.pop(term, None)
+        return TermPostings(term, len(rowids), rowids, tf)
 
     def rows(
         self, project_id: str, ids: Sequence[str]
@@ -423,6 +433,7 @@ class LexicalIndex:
         """Merge the changes of the commits since the last search (see `apply`)."""
         changes, self.unapplied = self.unapplied, []
         self.stale = False
+        self.epoch += 1
         removed: dict[int, str | None] = {}
         added: dict[int, tuple[str | None, tuple[Any, ...] | None]] = {}
         rewritten: dict[int, tuple[Any, ...] | None] = {}  # rows whose text stays: their columns only

@@ -241,7 +241,9 @@ def _record(row: tuple[Any, ...]) -> Record:
 def _loads(text: str) -> Any:
     """JSON metadata: orjson where it is installed (it comes with langchain-core: ~5 us a record less
     in a checkpoint listing), the standard parser for what orjson refuses (NaN, lone surrogates) and for
-    text with a run of 19+ digits: orjson reads an integer beyond 64 bits as a float, silently."""
+    a number of 19+ digits: orjson reads an integer beyond 64 bits as a float, silently. A number token
+    follows ":", "," or "[" (JSON's grammar, metadata being an object), so a run of digits inside a
+    string (a LangGraph channel version in a checkpoint's pointers has 32) keeps the fast parser."""
     if _ORJSON is not None and _LONG_NUMBER.search(text) is None:
         try:
             return _ORJSON(text)
@@ -250,7 +252,7 @@ def _loads(text: str) -> Any:
     return json.loads(text)
 
 
-_LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER = re.compile(r"[:,\[][ \t\n\r]*-?[0-9]{19}")  # (JSON's whitespace; its digits are ASCII)
 
 
 def _orjson() -> Callable[[str], Any] | None:

@@ -72,9 +72,9 @@ class MemoryReads(TxState):
         pushed = f if op.user_types is None else f.narrowed(user_id=None)  # the user, per type, below
         if op.terms:
             users = {t: user_filter(f, t, op.user_types) if pushed.user_id is None else None for t in types}
-            cache = None if self.write else self.store._doc_counts
+            cache, version = (None, None) if self.write else (self.store._doc_counts, self.snapshot()[0])
             index = self.store._lexical
-            out.lexical = lexical_hits(self.conn, cache, pushed, op.terms, types, users, op.k, index)
+            out.lexical = lexical_hits(self.conn, cache, pushed, op.terms, types, users, op.k, index, version)
         if op.vector is not None:
             query = np.asarray(op.vector, dtype=np.float32)
             allowed = self._allowed(pushed)
@@ -174,13 +174,22 @@ class MemoryReads(TxState):
         self, project_id: str, agents: Sequence[str], types: Sequence[MemoryType]
     ) -> dict[MemoryType, list[tuple[str, int]]]:
         """Per type, the (agent, generation) of each of `agents`' scopes of that type that was ever written
-        (one read of the generations for every type)."""
+        (one read of the generations for every type; kept by the store for the next read transactions while
+        the file is unchanged: `snapshot`)."""
+        key = (project_id, tuple(agents), tuple(types))
+        kept = None if self.write else self.store._written.get(key)
+        if kept is not None and kept[0] == self.snapshot():
+            return kept[1]
         pairs = [(t, agent, scope_of(project_id, agent, t.value)) for t in types for agent in agents]
         generations = self.generations(project_id, [scope for _, _, scope in pairs])
         out: dict[MemoryType, list[tuple[str, int]]] = {t: [] for t in types}
         for t, agent, scope in pairs:
             if scope in generations:
                 out[t].append((agent, generations[scope]))
+        if not self.write:
+            if len(self.store._written) >= 256:
+                self.store._written.clear()
+            self.store._written[key] = (self.snapshot(), out)
         return out
 
     def _dense(

@@ -33,6 +33,7 @@ class TxState:
         self.bumped: dict[str, tuple[int, int]] = {}  # scope -> (generation before, after)
         self.vector_changes: dict[str, list[VectorRow | str]] = {}  # scope -> upserts / deleted ids
         self.project_generations: dict[str, dict[str, int]] = {}  # read transactions: project -> scopes
+        self._snapshot: tuple[int, int] | None = None
         # the memory rows this transaction replaces, writes and deletes, for the lexical index (when built)
         self.lexical: list[Change] | None = [] if write and store._lexical.built else None
         # what the index will know after this transaction: (project, id) -> (rowid, text hash); None: deleted
@@ -55,9 +56,18 @@ class TxState:
             for scope, value in rows:
                 self.bumped[scope] = (value - 1, value)
 
+    def snapshot(self) -> tuple[int, int]:
+        """What a read transaction sees, as the store's read caches are keyed: SQLite's `data_version`
+        (moves when another connection commits) and this store's committed write transactions. Read once."""
+        if self._snapshot is None:
+            (version,) = self.conn.execute("PRAGMA data_version").fetchone()
+            self._snapshot = (int(version), self.store._doc_counts.writes)
+        return self._snapshot
+
     def generations(self, project_id: str, scopes: list[str]) -> dict[str, int]:
         """The generations of `scopes` (absent: never written). A read transaction reads every scope of
-        the project once: its snapshot cannot change, and a retrieve searches several types."""
+        the project once: its snapshot cannot change, and a retrieve searches several types. They are kept
+        for the next read transactions while the file is unchanged (`snapshot`)."""
         if self.write:
             if not scopes:
                 return {}
@@ -65,10 +75,23 @@ class TxState:
             return dict(self.conn.execute(sql, scopes).fetchall())
         known = self.project_generations.get(project_id)
         if known is None:  # the project's own scope and each of its (agent, type) scopes
-            known = self.project_generations[project_id] = dict(
-                self.conn.execute(
-                    "SELECT scope, value FROM generations WHERE scope >= ? AND scope < ?",
-                    (project_id, project_id + "\x1f" + MAX_CHAR),
-                ).fetchall()
-            )
+            known = self.project_generations[project_id] = self._project_generations(project_id)
         return {scope: known[scope] for scope in scopes if scope in known}
+
+    def _project_generations(self, project_id: str) -> dict[str, int]:
+        """Every generation of the project, kept by the store while the file is unchanged (`snapshot`)."""
+        kept = self.store._generations
+        snapshot = self.snapshot()
+        found = kept.get(project_id)
+        if found is not None and found[0] == snapshot:
+            return found[1]
+        known = dict(
+            self.conn.execute(
+                "SELECT scope, value FROM generations WHERE scope >= ? AND scope < ?",
+                (project_id, project_id + "\x1f" + MAX_CHAR),
+            ).fetchall()
+        )
+        if len(kept) >= 64:
+            kept.clear()
+        kept[project_id] = (snapshot, known)
+        return known

@@ -10,7 +10,7 @@ the write.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,7 +20,10 @@ from ._sqlite_schema import INDEX_NEW_MEMORIES, UPSERT_MEMORY, UPSERT_MEMORY_SAM
 from ._sqlite_tx import TxState, scope_of
 from ._vectors import VectorRow
 
-__all__ = ["MemoryWrites"]
+if TYPE_CHECKING:
+    from .._models import Memory
+
+__all__ = ["MemoryWrites", "memory_json"]
 
 Row = tuple[Any, ...]  # a memory's upsert parameters (`UPSERT_MEMORY`'s order)
 _CHUNK = 500  # ids per `IN (...)`: under SQLite's bound-parameter limit
@@ -45,7 +48,8 @@ class MemoryWrites(TxState):
             rows.append(
                 (
                     m.project_id, m.id, m.agent, mtype, m.category, user_id, m.workflow_id, m.text,
-                    m.confidence, m.created_at.timestamp(), m.updated_at.timestamp(), m.model_dump_json(),
+                    m.confidence, m.created_at.timestamp(), m.updated_at.timestamp(),
+                    memory_json(m),
                     None if vec is None else vec.tobytes(),
                 )
             )  # fmt: skip
@@ -158,6 +162,15 @@ class MemoryWrites(TxState):
         if gone:
             self.bump_all([*scopes, scope_of(project_id)])
         return len(gone)
+
+
+def memory_json(memory: Memory) -> str:
+    """The `data` column: the model's JSON without its fields that are None (each reads back as its
+    default, None; values inside `metadata` are kept as they are), made by its serializer directly
+    (`model_dump_json()` walked its dozen keyword arguments first: ~2 of ~7 us). An outcome's row was
+    ~2,050 bytes, just over the ~2,037 of which a 4 KB page holds two: one row a page, half of it unused.
+    Without its four nulls most outcome rows fit two to a page: an outcome-heavy file is about half the size."""
+    return memory.__pydantic_serializer__.to_json(memory, exclude_none=True).decode()
 
 
 def _columns(row: Row) -> tuple[Any, ...]:

@@ -167,6 +167,9 @@ class SQLiteStorage(BaseStorage):
         self._doc_counts = DocCounts()  # FTS document counts, valid until the file changes
         self._lexical = LexicalIndex()  # the FTS index in memory, for BM25 (`_bm25`)
         self._parsed = ParsedMemories()  # memories parsed from unchanged rows
+        # each project's generations as last read, by the read snapshot they were read at (`TxState.snapshot`)
+        self._generations: dict[str, tuple[tuple[int, int], dict[str, int]]] = {}
+        self._written: dict[Any, tuple[tuple[int, int], Any]] = {}  # `MemoryReads._written`'s, the same way
         self._closed = False
         self._checkpointer: Checkpointer | None = None
         self.setup()

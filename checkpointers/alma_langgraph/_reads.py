@@ -225,7 +225,7 @@ def load_linked(
         if info.get("v") != ROWS:
             return None
         infos.append(info)
-    pointed = {(r.namespace, row) for r, info in zip(records, infos, strict=True) for row in info.get(POINTED) or ()}
+    pointed: set[str] = set().union(*(info.get(POINTED) or () for info in infos))  # (row ids: a key is a uuid)
     rows: dict[tuple[str, str], dict[str, Entry]] = {}
     checkpoints: list[Any] = [None] * len(records)
     decode, serde = saver.channels.decode, saver.serde
@@ -243,7 +243,7 @@ def load_linked(
                 values = decode(serde, blobs, versions, _finder(saver, opened, rows, have))
                 if values:
                     cp["channel_values"] = {**inline, **values}
-            if place not in pointed:
+            if record.key not in pointed:
                 del rows[place]
             checkpoints[i] = cp
             if i == 0:  # the newest: its places, computed only when a put on top asks (`AlmaSaver._located`)

@@ -188,7 +188,7 @@ def test_metadata_numbers_beyond_64_bits_read_back_exactly(store: BaseStorage, r
     metadata written, integers beyond 64 bits included (a fast JSON parser reads those as floats)."""
     require(store, "records")
     meta = {"big": 2**70 + 1, "neg": -(2**64) - 3, "u64": 2**64 - 1, "f": 0.1, "s": "12345678901234567890123",
-            "nested": {"n": [10**30 + 7]}}  # fmt: skip
+            "nested": {"n": [10**30 + 7]}, "list": [1, 2**65], "key:[,": "x:12345678901234567890"}  # fmt: skip
     store.execute(PutRecords((Record(P, "cp/t", "c0", b"v", meta),), sequenced=False))
     found = [
         _linked(store, ListRecords(P, "cp/t", keys=("c0",))).records[0].metadata,
@@ -199,3 +199,4 @@ def test_metadata_numbers_beyond_64_bits_read_back_exactly(store: BaseStorage, r
     for metadata in found:
         assert metadata == meta
         assert type(metadata["big"]) is int and type(metadata["nested"]["n"][0]) is int
+        assert type(metadata["list"][1]) is int

@@ -123,6 +123,24 @@ def test_buffered_reads_see_buffered_writes_and_flush_writes_once(open_alma: ALM
     assert stored.metadata == {"n": 2, "items": [2]} and stored.seq == 1
 
 
+def test_peeked_records_follow_every_put_as_a_fresh_listing_would(open_alma: ALMA) -> None:
+    store, project = open_alma.storage, open_alma.project_id
+    store.execute(PutRecord(Record(project, "ns", "stored", None, {"n": -1})))
+    with store.transaction() as tx:
+        buffered = BufferedTransaction(tx, shared=True)
+        assert [r.key for r in buffered.peek_records(project, "ns")] == ["stored"]
+        for n, key in enumerate(["a", "b", "a", "stored", "c", "b"]):
+            buffered.execute(PutRecord(Record(project, "ns", key, None, {"n": n})))
+            buffered.execute(PutRecord(Record(project, "other", key, None, {"n": n})))
+            peeked = [(r.key, r.metadata["n"]) for r in buffered.peek_records(project, "ns")]
+            listed = [(r.key, r.metadata["n"]) for r in buffered.execute(ListRecords(project, "ns", with_values=False))]
+            assert peeked == listed  # kept up to date, not rebuilt: the same as merging afresh
+        assert peeked == [("b", 5), ("c", 4), ("stored", 3), ("a", 2)]
+        buffered.flush()
+        assert [(r.key, r.metadata["n"]) for r in buffered.peek_records(project, "ns")] == peeked
+    assert [(r.key, r.metadata["n"]) for r in store.execute(ListRecords(project, "ns"))] == peeked
+
+
 def test_buffered_memories_are_read_back_and_written_on_flush(open_alma: ALMA) -> None:
     fact = open_alma.add_domain_knowledge("bot", "auth", "Tokens expire after one hour")
     by_id = FindMemories(MemoryFilter(project_id=open_alma.project_id, ids=(fact.id,)), with_embeddings=True)

@@ -332,3 +332,51 @@ def test_full_term_caches_start_again_without_losing_the_words_asked_for(monkeyp
     found = _lexindex.documents([texts[0], *(f"new {i} ponies" for i in range(10)), texts[-1]])
     assert found[texts[0]] == ((("0", 1), ("run", 1), ("text", 1)), 3)
     assert found["new 9 ponies"] == ((("9", 1), ("new", 1), ("poni", 1)), 3)
+
+
+def test_kept_term_weights_and_scope_masks_follow_every_kind_of_write(filled: SQLiteStorage, db_path: Path) -> None:
+    """Searches keep each term's weights and each filter's mask while the index is unchanged (`_bm25`):
+    after texts, scopes, numbers and types change, rows are deleted and new ones written, and after another
+    connection's commit, the answers are FTS5's again."""
+    _built(filled)
+    filters = [*FILTERS, *NUMBER_FILTERS]
+    _check_all(filled, db_path, filters)  # (asked twice each: kept)
+    index = filled._lexical
+    assert index.weights and any(kinds is not None for _, kinds in index.masks.values())
+    rng = np.random.default_rng(8)
+    kept = filled.execute(FindMemories(MemoryFilter(project_id=P), limit=90, with_embeddings=True))
+    knowledge = [m for m in kept if isinstance(m, DomainKnowledge)]
+    # first changes that keep the document count, the token count and the rowids (only the postings and the
+    # columns tell the kept weights and masks apart): two rows swap texts, then scopes and numbers change
+    first, second = knowledge[50], knowledge[51]
+    first.fact, second.fact = "zephyr3 zephyr7", "zephyr3 zephyr12 zephyr12 zephyr7 zephyr1"  # (rare words only)
+    filled.execute(PutMemories([first, second]))
+    _check_all(filled, db_path, filters)
+    first.fact, second.fact = second.fact, first.fact
+    filled.execute(PutMemories([first, second]))
+    _check_all(filled, db_path, filters)
+    knowledge[52].agent = "b" if knowledge[52].agent == "a" else "a"
+    knowledge[53].domain = "d1" if knowledge[53].domain == "d2" else "d2"
+    knowledge[54].project_id, knowledge[55].confidence = Q, 0.1
+    filled.execute(PutMemories(knowledge[52:56]))
+    _check_all(filled, db_path, filters)
+    for i, memory in enumerate(knowledge[:40]):
+        if i % 4 == 0:
+            memory.fact = " ".join(rng.choice(RARE + COMMON, size=int(rng.integers(1, 40))))  # text and length
+        elif i % 4 == 1:
+            memory.agent = "b" if memory.agent == "a" else "a"
+        elif i % 4 == 2:
+            memory.domain, memory.confidence = "d1" if memory.domain == "d2" else "d2", 0.2
+        else:
+            memory.project_id = Q
+    filled.execute(PutMemories(knowledge[:40]))
+    filled.execute(DeleteMemories(MemoryFilter(project_id=P, ids=tuple(m.id for m in knowledge[40:50]))))
+    filled.execute(PutMemories(_memories(rng, 30, start=5000)))
+    assert index.built
+    _check_all(filled, db_path, filters)
+    other = SQLiteStorage(db_path)
+    try:
+        other.execute(PutMemories(_memories(rng, 10, start=6000)))
+    finally:
+        other.close()
+    _check_all(filled, db_path, filters)

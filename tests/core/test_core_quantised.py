@@ -210,3 +210,16 @@ def test_a_retrieve_rescores_by_rowid_once_the_lexical_index_is_current(
         assert hits == _dense(store, query, 10)
         assert n != 4 or hits[0][0] == f"m{N}"
     assert (quantised == "read back") == any(indexed)  # (kept float32 rows need no read)
+
+
+def test_a_querys_codes_are_those_of_quantise() -> None:
+    from alma_core.storage._quantised import quantise, quantise_query
+
+    rng = np.random.default_rng(4)
+    vectors = rng.normal(size=(500, 384)).astype(np.float32) * rng.uniform(1e-4, 50, size=(500, 1)).astype(np.float32)
+    vectors[0] = 0.0
+    vectors[1] = 0.0
+    vectors[1, 7] = -3.0
+    for vector in vectors:
+        assert np.array_equal(quantise_query(vector), quantise(vector)[0])
+        assert quantise_query(vector).dtype == np.int8
