@@ -4,6 +4,7 @@ connection, no worker thread doing storage), and give what the sync methods give
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +59,18 @@ def _ranked(found: Any) -> list[tuple[float, str, str]]:
     return sorted((-round(m.score, 4), m.memory_type.value, m.text) for m in found.ranked())
 
 
+class _TickingClock(datetime):
+    """`datetime` whose `now()` moves one microsecond per call from a fixed instant: every `utcnow()` in
+    alma_core reads `_models.datetime`, so both stores see the same ordered times whatever the machine's
+    load (the wall clock let a new memory's decay cross a rounding step on one store and not the other)."""
+
+    ticks = itertools.count()
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=next(cls.ticks))
+
+
 @pytest.fixture
 async def closing(pair: tuple[ALMA, ALMA]) -> AsyncIterator[None]:
     yield
@@ -70,6 +83,7 @@ async def test_async_twins_use_the_async_pool_and_equal_the_sync_path(
     sync, native = pair
     store: PostgresStorage = native.storage  # type: ignore[assignment]
     sync_requests = store._pool.get_stats().get("requests_num", 0)
+    monkeypatch.setattr("alma_core._models.datetime", _TickingClock)
     with monkeypatch.context() as patch:
         _no_sync_storage(patch, store)
         for item in ITEMS[:6]:
