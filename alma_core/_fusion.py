@@ -22,15 +22,7 @@ from ._candidates import Candidate
 from ._models import MemoryType
 from .storage._base import SearchHits
 
-__all__ = [
-    "fuse",
-    "inherit_task_relevance",
-    "lexical_factors",
-    "lexical_query",
-    "lexical_terms",
-    "relevance_of",
-    "topic_words",
-]
+__all__ = ["fuse", "inherit_task_relevance", "lexical_factors", "lexical_query", "lexical_terms", "topic_words"]
 
 _RRF_K = 60.0
 _WORD = re.compile(r"[\w][\w:.-]*[\w]|\w", re.UNICODE)
@@ -201,70 +193,4 @@ def inherit_task_relevance(candidates: Mapping[str, Candidate], relevance: dict[
     for memory_id, task_type in lessons:
         if task_type in by_type:
             out[memory_id] = max(out.get(memory_id, 0.0), by_type[task_type])
-    return out
-
-
-def relevance_of(
-    query: str,
-    candidates: Mapping[str, Candidate],
-    hits: SearchHits,
-    mode: str,
-    fusion: str = "weighted",
-    dense_weight: float = 0.6,
-) -> dict[str, float]:
-    """`fuse(hits, mode, fusion, dense_weight, *lexical_factors(query, candidates, hits))` (lessons not
-    inherited: `inherit_task_relevance`). The default weighted hybrid and the lexical mode run in one pass
-    over the lexical hits and one over the dense ones, with the same floating-point operations in the same
-    order: the same values, bit for bit (`tests/learning/test_fusion.py`); a retrieve's ~100 candidates
-    went through ~10 dict passes."""
-    if mode == "dense" or (mode != "lexical" and fusion == "rrf"):
-        return fuse(hits, mode, fusion, dense_weight, *lexical_factors(query, candidates, hits))
-    lexical = [hit for per_type in hits.lexical.values() for hit in per_type]
-    top = max([s for _, s in lexical], default=0.0)
-    out: dict[str, float] = {}
-    zero, weight = dense_weight * 0.0, 1 - dense_weight  # (`fuse`'s terms of a hit found by one side only)
-    if mode != "lexical":  # the dense side first: `fuse`'s order of keys
-        sims = [hit for per_type in hits.dense.values() for hit in per_type]
-        background = min([s for _, s in sims], default=0.0) if len(sims) >= _BACKGROUND_CANDIDATES else 0.0
-        background = min(max(background, 0.0), 0.99)
-        room = 1.0 - background
-        for memory_id, s in sims:  # (+ 0.0: the weighted lexical score of a hit the lexical side missed)
-            out[memory_id] = dense_weight * max(0.0, (s - background) / room) + zero
-    words = topic_words(query)
-    if not words or top <= 0:
-        coverage, exact = (None, set()) if top > 0 else lexical_factors(query, candidates, hits)
-        for memory_id, s in lexical:
-            lex = (1.0 * s / top if coverage is None else coverage.get(memory_id, 0.0) * s / top) if top > 0 else 0.0
-            if mode == "lexical":
-                out[memory_id] = lex
-                continue
-            base = out.get(memory_id)
-            out[memory_id] = (base if base is not None else zero) + weight * lex
-            if memory_id in exact:
-                out[memory_id] = max(out[memory_id], lex)
-        return out
-    n = len(words)
-    whole = n >= 2
-    terms = [w for w in _WORD.findall(query) if _ID_LIKE.search(w)]
-    get = candidates.get
-    for memory_id, s in lexical:
-        candidate = get(memory_id)
-        if candidate is None:  # (no coverage: a weak match)
-            lex, confident = 0.0 * s / top, False
-        else:
-            text = candidate.text
-            share = len(words & topic_words(text)) / n
-            lex = share * s / top
-            confident = whole and share >= 1.0
-            if not confident:
-                for term in terms:
-                    if term in text:
-                        confident = True
-                        break
-        if mode == "lexical":
-            out[memory_id] = lex
-            continue
-        base = out.get(memory_id)
-        fused = (base if base is not None else zero) + weight * lex
-        out[memory_id] = max(fused, lex) if confident else fused
     return out

@@ -37,7 +37,7 @@ import numpy as np
 from ._cache import scored_copy
 from ._candidates import Candidate, UnreadableRow, as_candidates, success_of
 from ._config import RetrievalConfig
-from ._fusion import fuse, inherit_task_relevance, lexical_query, lexical_terms, relevance_of
+from ._fusion import fuse, inherit_task_relevance, lexical_factors, lexical_query, lexical_terms
 from ._models import Memory, MemoryType, idle_days, utcnow
 from ._plans import Compute, Light, Plan, run
 from ._slice import MemorySlice
@@ -220,7 +220,8 @@ class Retriever:
         mode = mode or self.config.mode
         if candidates is None:
             candidates = hits.candidates or as_candidates(hits.memories)
-        relevance = relevance_of(query, candidates, hits, mode, self.config.fusion, self.config.dense_weight)
+        coverage, exact = lexical_factors(query, candidates, hits)
+        relevance = fuse(hits, mode, self.config.fusion, self.config.dense_weight, coverage, exact)
         relevance = inherit_task_relevance(candidates, relevance)
         if len(op.filter.types or ()) > len(types):
             candidates = {i: c for i, c in candidates.items() if c.memory_type in types}
