@@ -197,13 +197,10 @@ def _remember_newest(saver: AlmaSaver, newest: Opened) -> None:
     saver._remember(info["thread_id"], info["ns"], newest.record.key, locations(newest))
 
 
-def _held(own: str, info: dict[str, Any], keys: tuple[str, ...]) -> Held:
-    """`locations` of a format-3 checkpoint from its key, META and own entries' keys (what `load_linked`
-    keeps until a put asks, instead of building it at every read)."""
-    at, chains = pointers(info)
-    held = {key: (row, tuple(chains.get(key.split("/", 1)[0], ()))) for key, row in at.items()}
-    held.update((key, (own, tuple(chains.get(key.split("/", 1)[0], ())))) for key in keys)
-    return held
+def _held(record: Record, info: dict[str, Any], keys: dict[str, Any]) -> Held:
+    """`locations` of a format-3 checkpoint, built when a put on top asks (`load_linked` keeps this, with its
+    own entries' keys only, instead of building it at every read)."""
+    return locations(Opened(record, None, ROWS, blobs_ns(info["thread_id"], info["ns"]), keys, *pointers(info)))
 
 
 class _Missing(Exception):
@@ -247,7 +244,7 @@ def load_linked(
                 del rows[place]
             checkpoints[i] = cp
             if i == 0:  # the newest: its places, computed only when a put on top asks (`AlmaSaver._located`)
-                where = functools.partial(_held, record.key, info, (*entries,))
+                where = functools.partial(_held, record, info, dict.fromkeys(entries))
                 saver._remember(info["thread_id"], info["ns"], record.key, where)
     except _Missing:
         return None
