@@ -87,8 +87,8 @@ BAD: list[tuple[str, str, Any, dict[str, str], int, str]] = [
     ("POST", "/work_items/no-such-item/status", {"status": "done"}, {}, 404, "NotFound"),
     ("POST", "/work_items/no-such-item/status", {"status": "finished"}, {}, 422, "ValidationError"),
     ("GET", "/work_items/next?strategy=bogus", None, {}, 422, "ValidationError"),
-    ("POST", "/import", b'{"type": "outcome"}\nnot json\n', {"content-type": "application/x-ndjson"}, 422,
-     "ValidationError"),
+    ("POST", "/import", b'{"type": "outcome", "agent": "qa_lead", "task": "t", "success": true}\nnot json\n',
+     {"content-type": "application/x-ndjson"}, 422, "ValidationError"),
     ("GET", "/no-such-route", None, {}, 404, "NotFound"),
     ("PUT", "/learn", LEARN, {}, 405, "MethodNotAllowed"),
 ]  # fmt: skip
