@@ -221,7 +221,8 @@ def test_serve_refuses_a_remote_host_without_explicit_tokens(tmp_path: Path, mon
 
 def test_serve_refuses_two_projects_sharing_a_token(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = str(write_config(tmp_path))
-    assert main(["serve", "--config", config, "--token", "same", "--project-token", "b=same"]) == 2
+    # (--port 0: the refusal may not depend on the default port being free; it is checked after the bind)
+    assert main(["serve", "--config", config, "--token", "same", "--project-token", "b=same", "--port", "0"]) == 2
     assert "share a token" in capsys.readouterr().err
 
 
