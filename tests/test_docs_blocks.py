@@ -1,0 +1,266 @@
+"""Every ```python block of docs/*.md runs as written, as a newcomer would copy it.
+
+Each block runs in a fresh working directory holding what `alma init` writes (so `.alma/config.yaml` is the
+starter config, with its local embedder), offline. A block gets from outside only the names it uses without
+defining them, from GIVENS below: what a reader brings (their `alma`, their chat model as langchain-core's
+fake one, their graph builder, their crew's agents). A block marked in the Markdown, on the line just above
+its fence, with
+
+- `<!-- continues -->` runs after the block before it, in the same namespace;
+- `<!-- pytest -->` is a test module: pytest runs it, with only the `alma` plugin's fixtures;
+- `<!-- fragment: why -->` is not run (a signature, two processes' halves, a server that serves forever).
+
+Fragments are counted (FRAGMENTS): marking a block a fragment means changing this file too, and a block can
+never drop out of the run unnoticed.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _helpers import ROOT, Block, fake_chat_model, python_blocks, run_block, run_cli
+
+DOCS = {path.name: python_blocks(path.read_text(encoding="utf-8")) for path in sorted((ROOT / "docs").glob("*.md"))}
+
+# The blocks deliberately not run, by "<doc>:<line of the fence>": a changed list fails the count test.
+FRAGMENTS = {"mcp.md:111"}
+
+# The placeholders a block uses for what only the reader has, and what stands in for them here.
+PLACEHOLDERS = {"postgresql://alma:secret@db/alma": "pg_database"}
+
+
+def _chains() -> list[tuple[str, list[Block]]]:
+    """(id, blocks) of every run: a block with the `continues` blocks that follow it."""
+    chains: list[tuple[str, list[Block]]] = []
+    for doc, blocks in DOCS.items():
+        for block in blocks:
+            if block.mark == "continues":
+                assert chains and chains[-1][0].startswith(doc + ":"), f"{doc}:{block.line} continues nothing"
+                chains[-1][1].append(block)
+            elif block.mark is None or block.mark == "pytest":
+                chains.append((f"{doc}:{block.line}", [block]))
+    return chains
+
+
+CHAINS = _chains()
+
+
+def test_every_block_is_run_or_a_counted_fragment() -> None:
+    blocks = [f"{doc}:{b.line}" for doc, bs in DOCS.items() for b in bs]
+    fragments = {f"{doc}:{b.line}" for doc, bs in DOCS.items() for b in bs if b.mark == "fragment"}
+    run = [f"{doc}:{b.line}" for _, chain in CHAINS for b in chain for doc in [_doc_of(b)]]
+    assert fragments == FRAGMENTS, "a block was marked (or unmarked) <!-- fragment -->: update FRAGMENTS"
+    assert sorted(run + list(fragments)) == sorted(blocks)
+    assert len(blocks) >= 30, f"only {len(blocks)} python blocks found in docs/: did the fence syntax change?"
+    for doc, text in ((d, (ROOT / "docs" / d).read_text(encoding="utf-8")) for d in DOCS):
+        marks = text.count("<!-- fragment") + text.count("<!-- continues") + text.count("<!-- pytest")
+        assert marks == sum(b.mark is not None for b in DOCS[doc]), f"{doc}: a mark is not just above a fence"
+
+
+def _doc_of(block: Block) -> str:
+    return next(doc for doc, blocks in DOCS.items() if block in blocks)
+
+
+def free_names(code: str, defined: set[str]) -> list[str]:
+    """Names `code` reads without binding them anywhere (nor in `defined`, nor builtins), in order of use."""
+    tree = ast.parse(code)
+    bound = set(defined) | set(dir(builtins))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    used = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    return list(dict.fromkeys(n for n in used if n not in bound))
+
+
+# --- what a reader brings ------------------------------------------------------------------------------------
+
+
+class Reader:
+    """The outside world of one run: its working directory, its givens (made on first use), what to close."""
+
+    def __init__(self, request: pytest.FixtureRequest, cwd: Path) -> None:
+        self.request, self.cwd, self.ns = request, cwd, {"__name__": "__docs__"}
+        self.closers: list[Callable[[], Any]] = []
+
+    def given(self, name: str) -> Any:
+        if name not in self.ns:
+            if name not in GIVENS:
+                pytest.fail(f"the block uses `{name}` but neither defines it nor is it a reader's given (GIVENS)")
+            self.ns[name] = GIVENS[name](self)
+        return self.ns[name]
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def _alma(reader: Reader) -> Any:
+    from alma_core import ALMA
+
+    alma = ALMA.from_config(".alma/config.yaml")
+    reader.closers.append(alma.close)
+    return alma
+
+
+def _builder(reader: Reader) -> Any:
+    """A one-node LangGraph StateGraph whose node answers like a chat model (the reader's graph)."""
+    from typing import Annotated, TypedDict
+
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.graph.message import add_messages
+
+    class State(TypedDict, total=False):
+        messages: Annotated[list[Any], add_messages]
+        task: str
+        memories: str
+
+    def answer(state: State) -> dict[str, Any]:
+        return {"messages": [AIMessage("Validated each field of the login form, then a valid submission")]}
+
+    builder = StateGraph(State)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    builder.add_edge("answer", END)
+    return builder
+
+
+def _prompt(reader: Reader) -> Any:
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages([("system", "Memories:\n{context}"), ("human", "{question}")])
+
+
+def _chain(reader: Reader) -> Any:
+    """The reader's own chain, taking {"input": ...}."""
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages([("human", "{input}")]) | reader.given("model")
+
+
+def _llama_llm(reader: Reader) -> Any:
+    """LlamaIndex's mock function-calling LLM, answering in ReAct's format (which FunctionAgent passes on)."""
+    from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    def respond(messages: Any) -> ChatResponse:
+        text = "Thought: I can answer without tools.\nAnswer: Test one field at a time."
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
+
+    return MockFunctionCallingLLM(response_generator=respond)
+
+
+def _crew_llm() -> Any:
+    from crewai.llms.base_llm import BaseLLM
+
+    class EchoLLM(BaseLLM):  # a fixed final answer for the agents, '{}' for CrewAI's own analysis
+        def call(self, messages: Any, *args: Any, **kwargs: Any) -> str:
+            text = messages if isinstance(messages, str) else "\n".join(str(m.get("content", "")) for m in messages)
+            return "Thought: done\nFinal Answer: a short brief" if "Current Task:" in text else "{}"
+
+    return EchoLLM(model="echo")
+
+
+def _crew_agent(role: str) -> Callable[[Reader], Any]:
+    def make(reader: Reader) -> Any:
+        from crewai import Agent
+
+        return Agent(role=role, goal=f"the {role}'s work", backstory="b", llm=_crew_llm())
+
+    return make
+
+
+def _crew_task(description: str, agent: str) -> Callable[[Reader], Any]:
+    def make(reader: Reader) -> Any:
+        from crewai import Task
+
+        return Task(description=description, expected_output="a paragraph", agent=reader.given(agent))
+
+    return make
+
+
+def _report_state(reader: Reader) -> Any:
+    from pydantic import BaseModel
+
+    class ReportState(BaseModel):
+        id: str = ""
+        draft: str = ""
+
+    return ReportState
+
+
+def _pg_uri(reader: Reader) -> str:
+    return str(reader.request.getfixturevalue("pg_database"))
+
+
+GIVENS: dict[str, Callable[[Reader], Any]] = {
+    "alma": _alma,
+    "chat_model": lambda r: fake_chat_model("Validated the login form one field at a time."),
+    "chat": lambda r: fake_chat_model('{"task": "Test the login form", "outcome": "success", '
+                                      '"strategy": "validate one field at a time"}'),  # fmt: skip
+    "model": lambda r: fake_chat_model("Validate one field at a time."),
+    "prompt": _prompt,
+    "chain": _chain,
+    "builder": _builder,
+    "inputs": lambda r: {"messages": [("user", "Test the login form")], "task": "Test the login form"},
+    "messages": lambda r: [{"role": "user", "content": "How should I test the login form?"},
+                           {"role": "assistant", "content": "Validate one field at a time."}],  # fmt: skip
+    "my_agent": lambda r: lambda prompt: "Checked empty fields, an invalid email and a valid submission",
+    "llm": _llama_llm,
+    "tools": lambda r: [],
+    "researcher": _crew_agent("researcher"),
+    "writer": _crew_agent("writer"),
+    "research": _crew_task("Research SQLite's WAL mode", "researcher"),
+    "brief": _crew_task("Write a brief on SQLite's WAL mode", "writer"),
+    "ReportState": _report_state,
+    "uri": _pg_uri,
+}
+
+
+@pytest.fixture
+def reader(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Reader]:
+    """A fresh working directory after `alma init`, offline."""
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    assert run_cli(tmp_path, "init").returncode == 0
+    monkeypatch.chdir(tmp_path)
+    reader = Reader(request, tmp_path)
+    yield reader
+    reader.close()
+
+
+@pytest.mark.parametrize("blocks", [c for _, c in CHAINS], ids=[i for i, _ in CHAINS])
+def test_block_runs(blocks: list[Block], reader: Reader) -> None:
+    doc = _doc_of(blocks[0])
+    if blocks[0].mark == "pytest":
+        _run_as_pytest(blocks[0], reader.cwd)
+        return
+    for block in blocks:
+        code = block.code
+        for placeholder, fixture in PLACEHOLDERS.items():
+            if placeholder in code:
+                code = code.replace(placeholder, str(reader.request.getfixturevalue(fixture)))
+        for name in free_names(code, set(reader.ns)):
+            reader.given(name)
+        run_block(code, reader.ns, f"docs/{doc}:{block.line}")
+
+
+def _run_as_pytest(block: Block, cwd: Path) -> None:
+    (cwd / "test_from_docs.py").write_text(block.code, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_from_docs.py"],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
