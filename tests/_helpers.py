@@ -127,9 +127,3 @@ def run_block(code: str, namespace: dict[str, Any], filename: str = "<block>") -
         asyncio.run(result)
     return namespace
 
-
-def fake_chat_model(*responses: str) -> Any:
-    """langchain-core's FakeListChatModel answering `responses` in turn (cycling): a model the user supplies."""
-    from langchain_core.language_models import FakeListChatModel
-
-    return FakeListChatModel(responses=list(responses))
