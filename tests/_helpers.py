@@ -126,4 +126,3 @@ def run_block(code: str, namespace: dict[str, Any], filename: str = "<block>") -
     if asyncio.iscoroutine(result):
         asyncio.run(result)
     return namespace
-

@@ -18,23 +18,30 @@ from __future__ import annotations
 
 import ast
 import builtins
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import pytest
-from _helpers import ROOT, Block, fake_chat_model, python_blocks, run_block, run_cli
+from _fake_models import ToolCallingFakeModel, fake_chat_model
+from _helpers import ROOT, Block, python_blocks, run_block, run_cli
+from langgraph.graph.message import add_messages
+
+pytestmark = pytest.mark.filterwarnings(  # what the docs say of these third-party APIs, not ours
+    "ignore:RunnableWithMessageHistory is deprecated",
+    "ignore:is_running called from within a step:DeprecationWarning",
+)
 
 DOCS = {path.name: python_blocks(path.read_text(encoding="utf-8")) for path in sorted((ROOT / "docs").glob("*.md"))}
 
 # The blocks deliberately not run, by "<doc>:<line of the fence>": a changed list fails the count test.
-FRAGMENTS = {"mcp.md:111"}
+FRAGMENTS = {"llamaindex.md:71", "mcp.md:111"}
 
 # The placeholders a block uses for what only the reader has, and what stands in for them here.
-PLACEHOLDERS = {"postgresql://alma:secret@db/alma": "pg_database"}
+PLACEHOLDERS: dict[str, Callable[[Reader], str]] = {
+    "postgresql://alma:secret@db/alma": lambda r: str(r.request.getfixturevalue("pg_database")),
+    "k1:<base64 key>": lambda r: "k1:" + __import__("alma_langgraph").generate_key(),
+}
 
 
 def _chains() -> list[tuple[str, list[Block]]]:
@@ -104,7 +111,12 @@ class Reader:
         return self.ns[name]
 
     def close(self) -> None:
-        for close in reversed(self.closers):
+        """Close the givens, and the ALMAs and stores the blocks opened (as the reader's process exit would)."""
+        from alma_core import ALMA
+        from alma_core.storage import BaseStorage
+
+        made = [v for v in self.ns.values() if isinstance(v, (ALMA, BaseStorage)) and v.close not in self.closers]
+        for close in [*reversed(self.closers), *(v.close for v in made)]:
             close()
 
 
@@ -116,23 +128,23 @@ def _alma(reader: Reader) -> Any:
     return alma
 
 
+class GraphState(TypedDict, total=False):
+    """The state of the reader's graph (`builder`)."""
+
+    messages: Annotated[list[Any], add_messages]
+    task: str
+    memories: str
+
+
 def _builder(reader: Reader) -> Any:
     """A one-node LangGraph StateGraph whose node answers like a chat model (the reader's graph)."""
-    from typing import Annotated, TypedDict
-
     from langchain_core.messages import AIMessage
     from langgraph.graph import END, START, StateGraph
-    from langgraph.graph.message import add_messages
 
-    class State(TypedDict, total=False):
-        messages: Annotated[list[Any], add_messages]
-        task: str
-        memories: str
-
-    def answer(state: State) -> dict[str, Any]:
+    def answer(state: GraphState) -> dict[str, Any]:
         return {"messages": [AIMessage("Validated each field of the login form, then a valid submission")]}
 
-    builder = StateGraph(State)
+    builder = StateGraph(GraphState)
     builder.add_node("answer", answer)
     builder.add_edge(START, "answer")
     builder.add_edge("answer", END)
@@ -154,12 +166,12 @@ def _chain(reader: Reader) -> Any:
 
 def _llama_llm(reader: Reader) -> Any:
     """LlamaIndex's mock function-calling LLM, answering in ReAct's format (which FunctionAgent passes on)."""
-    from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole
     from llama_index.core.llms.mock import MockFunctionCallingLLM
 
-    def respond(messages: Any) -> ChatResponse:
+    def respond(messages: Any, **kwargs: Any) -> ChatMessage:
         text = "Thought: I can answer without tools.\nAnswer: Test one field at a time."
-        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
+        return ChatMessage(role=MessageRole.ASSISTANT, content=text)
 
     return MockFunctionCallingLLM(response_generator=respond)
 
@@ -207,18 +219,36 @@ def _pg_uri(reader: Reader) -> str:
     return str(reader.request.getfixturevalue("pg_database"))
 
 
+# What the reader's chat model extracts from a conversation (AutoLearner's structured output).
+EXTRACTION = {
+    "outcomes": [
+        {
+            "task": "Test the login form",
+            "success": True,
+            "strategy_used": "validate one field at a time",
+            "task_type": "testing_strategies",
+        }
+    ],
+    "preferences": [{"preference": "Report results as a table", "category": "selector_patterns"}],
+}
+
 GIVENS: dict[str, Callable[[Reader], Any]] = {
     "alma": _alma,
-    "chat_model": lambda r: fake_chat_model("Validated the login form one field at a time."),
-    "chat": lambda r: fake_chat_model('{"task": "Test the login form", "outcome": "success", '
-                                      '"strategy": "validate one field at a time"}'),  # fmt: skip
+    "chat_model": lambda r: ToolCallingFakeModel(
+        text="Validated the login form one field at a time.", payload=EXTRACTION
+    ),
+    "chat": lambda r: fake_chat_model(
+        '{"task": "Test the login form", "outcome": "success", "strategy": "validate one field at a time"}'
+    ),
     "model": lambda r: fake_chat_model("Validate one field at a time."),
     "prompt": _prompt,
     "chain": _chain,
     "builder": _builder,
     "inputs": lambda r: {"messages": [("user", "Test the login form")], "task": "Test the login form"},
-    "messages": lambda r: [{"role": "user", "content": "How should I test the login form?"},
-                           {"role": "assistant", "content": "Validate one field at a time."}],  # fmt: skip
+    "messages": lambda r: [
+        {"role": "user", "content": "How should I test the login form?"},
+        {"role": "assistant", "content": "Validate one field at a time."},
+    ],
     "my_agent": lambda r: lambda prompt: "Checked empty fields, an invalid email and a valid submission",
     "llm": _llama_llm,
     "tools": lambda r: [],
@@ -246,21 +276,21 @@ def reader(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 def test_block_runs(blocks: list[Block], reader: Reader) -> None:
     doc = _doc_of(blocks[0])
     if blocks[0].mark == "pytest":
-        _run_as_pytest(blocks[0], reader.cwd)
+        _run_as_pytest(blocks[0], reader.request.getfixturevalue("pytester"))
         return
     for block in blocks:
         code = block.code
-        for placeholder, fixture in PLACEHOLDERS.items():
+        for placeholder, value in PLACEHOLDERS.items():
             if placeholder in code:
-                code = code.replace(placeholder, str(reader.request.getfixturevalue(fixture)))
+                code = code.replace(placeholder, value(reader))
         for name in free_names(code, set(reader.ns)):
             reader.given(name)
         run_block(code, reader.ns, f"docs/{doc}:{block.line}")
 
 
-def _run_as_pytest(block: Block, cwd: Path) -> None:
-    (cwd / "test_from_docs.py").write_text(block.code, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_from_docs.py"],
-                            cwd=cwd, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+def _run_as_pytest(block: Block, pytester: pytest.Pytester) -> None:
+    """The block as a test module of its own project: no conftest.py, only the `alma` plugin's fixtures."""
+    pytester.makepyfile(test_from_docs=block.code)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function")
+    tests = sum(line.startswith("def test_") for line in block.code.splitlines())
+    result.assert_outcomes(passed=tests)
