@@ -238,7 +238,7 @@ GIVENS: dict[str, Callable[[Reader], Any]] = {
         text="Validated the login form one field at a time.", payload=EXTRACTION
     ),
     "chat": lambda r: fake_chat_model(
-        '{"task": "Test the login form", "outcome": "success", "strategy": "validate one field at a time"}'
+        '{"task": "Test the login form", "success": true, "strategy": "one field at a time", "error": null}'
     ),
     "model": lambda r: fake_chat_model("Validate one field at a time."),
     "prompt": _prompt,
@@ -259,6 +259,28 @@ GIVENS: dict[str, Callable[[Reader], Any]] = {
     "ReportState": _report_state,
     "uri": _pg_uri,
 }
+
+
+def _stats(ns: dict[str, Any], agent: str) -> Any:
+    return ns["alma"].stats(agent)
+
+
+# What some blocks visibly did, beyond not raising, by (doc, heading of the chain's last block).
+CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {
+    ("crewai.md", "A crew that learns"): lambda ns: _check(_stats(ns, "researcher").outcomes == 1),
+    ("harness.md", "AutoLearner (`alma_core.extraction`)"): lambda ns: _check(ns["result"].stored),
+    ("langchain.md", "Learning from runs"): lambda ns: _check(_stats(ns, "helena").outcomes == 1),
+    ("langgraph.md", "Lessons from finished runs"): lambda ns: _check(
+        ns["lesson"].strategy_used == "one field at a time" and ns["lesson"].metadata["run"]["thread_id"] == "t1"
+    ),
+    ("workflow.md", "Merging states: reducers"): lambda ns: _check(
+        ns["alma"].resume("release-42") == {"findings": ["slow checkout"], "step": "review"}
+    ),
+}
+
+
+def _check(ok: bool) -> None:
+    assert ok
 
 
 @pytest.fixture
@@ -286,6 +308,16 @@ def test_block_runs(blocks: list[Block], reader: Reader) -> None:
         for name in free_names(code, set(reader.ns)):
             reader.given(name)
         run_block(code, reader.ns, f"docs/{doc}:{block.line}")
+    check = CHECKS.get((doc, blocks[-1].title))
+    if check is not None:
+        check(reader.ns)
+
+
+def test_every_given_is_used_by_a_block() -> None:
+    used = {name for _, chain in CHAINS for b in chain for name in free_names(b.code, set())}
+    assert set(GIVENS) <= used | {"model"}, f"givens no block uses: {set(GIVENS) - used}"  # `chain` takes `model`
+    ends = {(_doc_of(chain[-1]), chain[-1].title) for _, chain in CHAINS}
+    assert set(CHECKS) <= ends, f"checks of no block: {set(CHECKS) - ends}"
 
 
 def _run_as_pytest(block: Block, pytester: pytest.Pytester) -> None:
