@@ -150,6 +150,7 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
         for _ in range(3):
             ns["alma"].learn(agent="helena", task="Test the form", outcome="success",
                              strategy_used="Validate fields incrementally", task_type="testing_strategies")  # fmt: skip
+        _duplicate_the_heuristic(ns["alma"])  # something for the block to merge
     if title == "In-Process Callbacks":
         ns["on_consolidation"] = lambda event: None
     if title == "Webhooks":
@@ -174,6 +175,16 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
     _check(title, ns, capsys.readouterr().out)
 
 
+def _duplicate_the_heuristic(alma: ALMA) -> None:
+    """A second copy of helena's one heuristic, under another id (as two instances could each have formed)."""
+    from alma_core.storage import PutMemories
+
+    (heuristic,) = alma.list_memories(agent="helena", memory_types=["heuristic"])
+    copy = heuristic.model_copy(update={"id": f"{heuristic.id}-copy"})
+    alma.context.embed([copy])
+    alma.storage.execute(PutMemories([copy]))
+
+
 def _check(title: str, ns: dict[str, Any], out: str) -> None:
     """What each block should visibly have done, beyond not raising."""
     if title == "Python":
@@ -181,7 +192,9 @@ def _check(title: str, ns: dict[str, Any], out: str) -> None:
     elif title == "Multi-Agent Memory Sharing":
         assert "Learned from senior_dev: Keep tokens server-side" in out
     elif title == "Memory Consolidation":
-        assert ns["result"].groups_found >= 0 and "Merged " in out
+        assert (ns["result"].groups_found, ns["result"].merged_count) == (1, 1)
+        assert ns["result"].merges[0].text == "Test forms by validating one field at a time."  # the LLM's merge
+        assert "Merged 1 memories from 1 groups" in out
     elif title == "Webhooks":
         (hook,) = ns["manager"].webhooks
         assert hook.url == "https://your-app.com/alma-webhook" and hook.retry_count == 3
