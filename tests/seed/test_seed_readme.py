@@ -7,7 +7,6 @@ from outside: a config file in the working directory, an `alma` where it uses on
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import os
 import re
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fake_models import fake_chat_model
+from _helpers import python_blocks, run_block
 
 from alma_core import ALMA
 
@@ -40,15 +41,7 @@ def _blocks() -> list[tuple[str, str]]:
     """(title, code) of every python block, titled by the nearest heading above it."""
     if README is None:
         return []
-    text = README.read_text(encoding="utf-8")
-    out: list[tuple[str, str]] = []
-    heading = "top"
-    for match in re.finditer(r"^(#{2,4} [^\n]+)$|^```python\n(.*?)^```", text, re.M | re.S):
-        if match.group(1):
-            heading = match.group(1).lstrip("#").strip()
-        else:
-            out.append((heading, match.group(2)))
-    return out
+    return [(block.title, block.code) for block in python_blocks(README.read_text(encoding="utf-8"))]
 
 
 def _rename(code: str) -> str:
@@ -109,27 +102,12 @@ def seed_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _fake_llm() -> Any:
-    from langchain_core.language_models import FakeListChatModel
-
-    return FakeListChatModel(responses=["Test forms by validating one field at a time."] * 20)
-
-
 def test_readme_was_found() -> None:
     if README is None:
         if os.environ.get("CI"):
             pytest.fail(f"shared/seed/{README_NAME} not found beside the clone")
         pytest.skip(f"shared/seed/{README_NAME} not found beside the clone (set ALMA_SEED_README)")
     assert len(BLOCKS) == 13, [t for t, _ in BLOCKS]
-
-
-def _run(code: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """Run a block like a notebook cell: top-level `await` allowed."""
-    compiled = compile(code, "<seed README>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(compiled, namespace)
-    if asyncio.iscoroutine(result):
-        asyncio.run(result)
-    return namespace
 
 
 def _block(title: str) -> str:
@@ -168,7 +146,7 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
     elif title in ("Memory Consolidation", "The Harness Pattern", "Confidence Engine"):
         ns["alma"] = seed_alma()
     if title == "Memory Consolidation":
-        ns["my_llm_client"] = _fake_llm()
+        ns["my_llm_client"] = fake_chat_model(*["Test forms by validating one field at a time."] * 20)
         for _ in range(3):
             ns["alma"].learn(agent="helena", task="Test the form", outcome="success",
                              strategy_used="Validate fields incrementally", task_type="testing_strategies")  # fmt: skip
@@ -182,7 +160,7 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
     if title == "LLM-Powered Fact Extraction":
         ns["ALMA"] = ALMA
     try:
-        _run(code, ns)
+        run_block(code, ns, "<seed README>")
     finally:
         manager = ns.get("manager")
         if hasattr(manager, "stop"):
