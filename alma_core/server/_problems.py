@@ -90,6 +90,17 @@ def _request_reason(errors: list[Any]) -> str:
     return f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}{extra}"
 
 
+def _methods_at(request: Request) -> list[str]:
+    """Every method some route serves at this request's path."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Every error the app can raise becomes a problem document; nothing leaks a traceback."""
     from fastapi.exceptions import RequestValidationError
@@ -117,9 +128,13 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         name = _HTTP_NAMES.get(exc.status_code, "HttpError")
         detail = exc.detail if isinstance(exc.detail, str) else name
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /openapi.json"
-        return _response(exc.status_code, name, detail, dict(exc.headers or {}))
+        if exc.status_code == 405:  # Starlette names the first route's methods only (GET /memories/{id})
+            headers["allow"] = ", ".join(_methods_at(request))
+            detail = f"{request.method} is not allowed here; use {headers['allow']}"
+        return _response(exc.status_code, name, detail, headers)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
