@@ -91,13 +91,11 @@ def _request_reason(errors: list[Any]) -> str:
 
 
 def _methods_at(request: Request) -> list[str]:
-    """Every method some route serves at this request's path."""
-    from starlette.routing import Match
-
+    """Every method the OpenAPI document lists for this request's path."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
+    for template, item in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods.update(method.upper() for method in item)
     return sorted(methods)
 
 
@@ -132,6 +130,7 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /openapi.json"
         if exc.status_code == 405:  # Starlette names the first route's methods only (GET /memories/{id})
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
             headers["allow"] = ", ".join(_methods_at(request))
             detail = f"{request.method} is not allowed here; use {headers['allow']}"
         return _response(exc.status_code, name, detail, headers)

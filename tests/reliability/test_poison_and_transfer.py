@@ -209,6 +209,10 @@ def test_import_of_dev_zero_fails_fast_with_a_typed_error(open_alma: ALMA) -> No
         (b'{"type": "record", "namespace": "x", "key": "k", "value": "not base64!", "metadata": {}}', "export line"),
         (b'{"type": "record", "namespace": "x", "key": "", "metadata": {}}', "key"),
         (b'{"type": "knowledge", "agent": "a", "domain": "d", "fact": "f", "embedding": [1, "x"]}', "export line"),
+        # a stamp stored as 1e308 (or -1e999, which parses as -inf) made the record's datetime unreadable
+        (b'{"type": "record", "namespace": "x", "key": "k", "metadata": {}, "created_at": 1e308}', "epoch seconds"),
+        (b'{"type": "record", "namespace": "x", "key": "k", "metadata": {}, "expires_at": -1e999}', "epoch seconds"),
+        (b'{"type": "record", "namespace": "x", "key": "k", "metadata": {}, "updated_at": -5}', "epoch seconds"),
     ],
 )  # fmt: skip
 def test_a_bad_import_line_imports_nothing(open_alma: ALMA, tmp_path: Path, line: bytes, match: str) -> None:
