@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import contextlib
 import io
 import os
@@ -9,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +83,46 @@ def started_url(proc: subprocess.Popen[bytes], log: Path, prefix: str, timeout: 
             raise RuntimeError(f"server did not start: {log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.05)
     return match.group(1)
+
+
+# Python blocks of Markdown (docs/*.md, the seed README), run as a reader would run them.
+
+MARKS = ("fragment", "continues", "pytest")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One ```python block: the nearest heading above it, the line of its fence, its code, and its mark:
+    None (runs on its own), "fragment" (not run), "pytest" (a test module) or "continues" (runs after the
+    block before it, in the same namespace), from an HTML comment on the line just above the fence."""
+
+    title: str
+    line: int
+    code: str
+    mark: str | None = None
+
+
+def python_blocks(text: str) -> list[Block]:
+    """Every ```python block of `text`, in order."""
+    out: list[Block] = []
+    heading = "top"
+    pattern = r"^(#{1,4} [^\n]+)$|(?:^<!-- (\w+)[^\n]*-->\n)?^```python\n(.*?)^```"
+    for match in re.finditer(pattern, text, re.M | re.S):
+        if match.group(1):
+            heading = match.group(1).lstrip("#").strip()
+            continue
+        mark = match.group(2)
+        if mark is not None and mark not in MARKS:
+            raise ValueError(f"unknown block mark <!-- {mark} --> above line {text.count(chr(10), 0, match.start())}")
+        line = text.count("\n", 0, match.start(3))  # the fence's line
+        out.append(Block(heading, line, match.group(3), mark))
+    return out
+
+
+def run_block(code: str, namespace: dict[str, Any], filename: str = "<block>") -> dict[str, Any]:
+    """Run a block like a notebook cell (top-level `await` and `async with` allowed) in `namespace`."""
+    compiled = compile(code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    result = eval(compiled, namespace)
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)
+    return namespace

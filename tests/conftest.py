@@ -18,7 +18,7 @@ import pytest
 
 from alma_core import ALMA
 
-pytest_plugins = ["conftest_pg"]  # the session's PostgreSQL server (`pg_uri`)
+pytest_plugins = ["conftest_pg", "pytester"]  # the session's PostgreSQL server (`pg_uri`); `pytester`
 
 AGENTS = {
     "helena": {

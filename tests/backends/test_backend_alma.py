@@ -10,7 +10,7 @@ import pytest
 
 from alma_core import ALMA, Heuristic, ScopeViolation
 from alma_core.consolidation import ConsolidationEngine
-from alma_core.storage import BaseStorage
+from alma_core.storage import BaseStorage, ListRecords, PutRecord, Record
 
 AGENTS = {
     "helena": {
@@ -120,12 +120,18 @@ def test_forgetting_by_age_and_confidence(alma: ALMA) -> None:
     assert [m.text for m in alma.list_memories()] == ["fresh task"]
 
 
-def test_delete_user_removes_preferences_and_records(alma: ALMA) -> None:
+def test_delete_user_removes_preferences_and_records(alma: ALMA, require: Callable[..., None]) -> None:
+    require(alma.storage, "records")
     alma.add_user_preference("u1", "dark mode", "ui", agent="qa_lead")
     alma.add_user_preference("u2", "light mode", "ui", agent="qa_lead")
-    assert alma.delete_user("u1") >= 1
+    for user in ("u1", "u2"):
+        alma.storage.execute(PutRecord(Record(alma.project_id, "sessions/s1", user, b"v", {"user_id": user})))
+    erased = alma.delete_user("u1")
+    assert (erased.memories, erased.records) == (1, 1)
     assert [m.preference for m in alma.retrieve("mode", "qa_lead", user_id="u2").preferences] == ["light mode"]
     assert alma.retrieve("mode", "qa_lead", user_id="u1").preferences == []
+    kept = alma.storage.execute(ListRecords(alma.project_id, "sessions/s1"))
+    assert [r.key for r in kept] == ["u2"]
 
 
 def test_consolidation_merges_duplicates(alma: ALMA) -> None:

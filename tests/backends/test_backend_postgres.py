@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import psycopg
@@ -213,10 +213,19 @@ def test_unlocked_record_writes_and_locked_transactions_interleave_safely(pg_uri
                 tx.execute(PutRecord(Record("a", "count", "n", str(n + 1).encode())))
 
     try:
-        with ThreadPoolExecutor(6) as pool:
-            seqs = [s for part in pool.map(blind, range(4)) for s in part]
-            list(pool.map(counter, range(2)))
+        with ThreadPoolExecutor(6) as pool:  # all six at once: the blind puts run while the counters do
+            blinds = [pool.submit(blind, t) for t in range(4)]
+            counters = [pool.submit(counter, c) for c in range(2)]
+            seqs = [s for done in blinds for s in done.result(timeout=120)]
+            for done in counters:
+                done.result(timeout=120)
         assert sorted(seqs) == list(range(1, 61))
         assert store.execute(GetRecord("a", "count", "n")).value == b"20"
+        with ThreadPoolExecutor(1) as pool, store.transaction() as tx:  # a put started inside a transaction
+            before = len(tx.execute(ListRecords("a", "ns", with_values=False)))
+            late = pool.submit(store.execute, PutRecord(Record("a", "ns", "late", b"v")))
+            wait([late], timeout=1.0)  # room to land, if it could: it waits for the commit instead
+            assert not late.done() and len(tx.execute(ListRecords("a", "ns", with_values=False))) == before
+        assert late.result(timeout=120).seq == 61  # and lands after it
     finally:
         store.close()

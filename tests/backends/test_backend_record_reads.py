@@ -82,17 +82,22 @@ def test_a_read_transactions_store_version_moves_only_with_commits(
     store = make_store()
     require(store, "records")
     first = store.execute(StoreVersion())
-    if first is None:  # the backend cannot tell cheaply: caches built on it stay off
+    if store.name in ("postgres", "chroma"):  # no cheap token of the whole store: None, caches on it stay off
+        assert first is None
+        store.execute(PutRecord(Record(P, "ns", "k", b"v")))
+        assert store.execute(StoreVersion()) is None  # after a write too
         return
+    assert first is not None  # SQLite's: without it the caches built on it (the learner's, the heads) stay off
     assert first[0] == first[1] and store.execute(StoreVersion()) == first
     store.execute(PutRecord(Record(P, "ns", "k", b"v")))
     mine = store.execute(StoreVersion())
     assert mine != first
     other = make_store()  # another connection to the same data
     other.execute(PutRecord(Record(P, "ns", "k2", b"v")))
-    assert store.execute(StoreVersion()) != mine
+    theirs = store.execute(StoreVersion())
+    assert theirs != mine
     store.execute(PutRecords((Record(P, "ns", "k3", b"v"),), sequenced=False))  # a lone one-statement write
-    assert store.execute(StoreVersion()) != mine
+    assert store.execute(StoreVersion()) not in (mine, theirs)
 
 
 def test_one_put_of_many_unsequenced_records_applies_them_in_order(

@@ -104,21 +104,23 @@ def test_bare_mapping_without_alma_key_is_accepted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error"),
+    ("kwargs", "match"),
     [
-        ({"agents": {"a": {"inherit_from": ["a"]}}}, ConfigError),
-        ({"agents": {"a": {"can_learn": "x", "bogus": 1}}}, ConfigError),
-        ({"project_id": ""}, ConfigError),
-        ({"embedder": "openai"}, ConfigError),
-        ({"embedder": object()}, ConfigError),
-        ({"storage": 42}, ConfigError),
+        ({"agents": {"a": {"inherit_from": ["a"]}}}, r"alma\.agents\.a\.inherit_from: an agent cannot list itself"),
+        ({"agents": {"a": {"bogus": 1}}}, r"agents\.a\.bogus"),
+        ({"agents": {"a": {"can_learn": "x"}}}, r"agents\.a\.can_learn"),
+        ({"project_id": ""}, r"project_id"),
+        ({"embedder": "openai"}, r"embedding_provider must be"),
+        ({"embedder": object()}, r"embed_documents\(\) and embed_query\(\)"),
+        ({"storage": 42}, r"storage must be a path or a storage object"),
     ],
-    ids=["inherit_self", "bad_agent", "empty_project", "bad_embedder_name", "bad_embedder_object", "bad_storage"],
-)
-def test_bad_constructor_arguments(tmp_path: Path, kwargs: dict[str, Any], error: type[Exception]) -> None:
+    ids=["inherit_self", "unknown_agent_key", "can_learn_not_a_list", "empty_project", "bad_embedder_name",
+         "bad_embedder_object", "bad_storage"],
+)  # fmt: skip
+def test_bad_constructor_arguments(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
     kwargs.setdefault("storage", tmp_path / "alma.db")
     kwargs.setdefault("embedder", "mock")
-    with pytest.raises(error):
+    with pytest.raises(ConfigError, match=match):
         ALMA(**kwargs)
     assert not (tmp_path / "alma.db").exists()
 

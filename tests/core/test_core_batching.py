@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from _helpers import lexical
 from conftest_pg import drop_schemas, new_schema
@@ -165,15 +164,35 @@ def test_an_updated_text_is_searched_by_its_new_words_only(open_alma: ALMA) -> N
     assert [i for i, _ in lexical(open_alma.storage, base, "sessions", 5)] == [fact.id]
 
 
-def test_search_runs_with_one_blas_thread_and_restores_the_callers_count(open_alma: ALMA) -> None:
+def test_search_runs_with_one_blas_thread_and_restores_the_callers_count(
+    open_alma: ALMA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alma_core.storage import _vectors
+
     controllers = _blas_controllers()
-    before = [c.num_threads for c in controllers]
-    with single_blas_thread():
-        assert all(c.num_threads == 1 for c in controllers)
+    assert controllers, "threadpoolctl (a dependency) found no BLAS library under numpy"
+    original = [c.num_threads for c in controllers]
+    seen: list[list[int]] = []
+
+    class Watched(single_blas_thread):  # records the counts the search's products run with
+        def __enter__(self) -> None:
+            super().__enter__()
+            seen.append([c.num_threads for c in controllers])
+
+    monkeypatch.setattr(_vectors, "single_blas_thread", Watched)
+    try:
+        for c in controllers:
+            c.set_num_threads(2)  # the caller's own setting, not 1: else nothing here could tell
         with single_blas_thread():
-            pass
-        assert all(c.num_threads == 1 for c in controllers)
-    open_alma.add_domain_knowledge("bot", "auth", "Tokens expire after one hour")
-    assert open_alma.retrieve("token", "bot").knowledge
-    assert [c.num_threads for c in controllers] == before
-    assert np.ones((4, 4)) @ np.ones(4) is not None
+            assert [c.num_threads for c in controllers] == [1] * len(controllers)
+            with single_blas_thread():
+                pass
+            assert [c.num_threads for c in controllers] == [1] * len(controllers)  # the inner exit kept it
+        assert [c.num_threads for c in controllers] == [2] * len(controllers)
+        open_alma.add_domain_knowledge("bot", "auth", "Tokens expire after one hour")
+        assert open_alma.retrieve("token", "bot", mode="dense").knowledge
+        assert seen and all(counts == [1] * len(controllers) for counts in seen)  # the search ran on one thread
+        assert [c.num_threads for c in controllers] == [2] * len(controllers)  # and gave the caller's back
+    finally:
+        for c, n in zip(controllers, original, strict=True):
+            c.set_num_threads(n)

@@ -7,7 +7,6 @@ from outside: a config file in the working directory, an `alma` where it uses on
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import os
 import re
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fake_models import fake_chat_model
+from _helpers import python_blocks, run_block
 
 from alma_core import ALMA
 
@@ -40,15 +41,7 @@ def _blocks() -> list[tuple[str, str]]:
     """(title, code) of every python block, titled by the nearest heading above it."""
     if README is None:
         return []
-    text = README.read_text(encoding="utf-8")
-    out: list[tuple[str, str]] = []
-    heading = "top"
-    for match in re.finditer(r"^(#{2,4} [^\n]+)$|^```python\n(.*?)^```", text, re.M | re.S):
-        if match.group(1):
-            heading = match.group(1).lstrip("#").strip()
-        else:
-            out.append((heading, match.group(2)))
-    return out
+    return [(block.title, block.code) for block in python_blocks(README.read_text(encoding="utf-8"))]
 
 
 def _rename(code: str) -> str:
@@ -109,27 +102,12 @@ def seed_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _fake_llm() -> Any:
-    from langchain_core.language_models import FakeListChatModel
-
-    return FakeListChatModel(responses=["Test forms by validating one field at a time."] * 20)
-
-
 def test_readme_was_found() -> None:
     if README is None:
         if os.environ.get("CI"):
             pytest.fail(f"shared/seed/{README_NAME} not found beside the clone")
         pytest.skip(f"shared/seed/{README_NAME} not found beside the clone (set ALMA_SEED_README)")
     assert len(BLOCKS) == 13, [t for t, _ in BLOCKS]
-
-
-def _run(code: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """Run a block like a notebook cell: top-level `await` allowed."""
-    compiled = compile(code, "<seed README>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    result = eval(compiled, namespace)
-    if asyncio.iscoroutine(result):
-        asyncio.run(result)
-    return namespace
 
 
 def _block(title: str) -> str:
@@ -168,10 +146,11 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
     elif title in ("Memory Consolidation", "The Harness Pattern", "Confidence Engine"):
         ns["alma"] = seed_alma()
     if title == "Memory Consolidation":
-        ns["my_llm_client"] = _fake_llm()
+        ns["my_llm_client"] = fake_chat_model(*["Test forms by validating one field at a time."] * 20)
         for _ in range(3):
             ns["alma"].learn(agent="helena", task="Test the form", outcome="success",
                              strategy_used="Validate fields incrementally", task_type="testing_strategies")  # fmt: skip
+        _duplicate_the_heuristic(ns["alma"])  # something for the block to merge
     if title == "In-Process Callbacks":
         ns["on_consolidation"] = lambda event: None
     if title == "Webhooks":
@@ -181,7 +160,7 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
     if title == "LLM-Powered Fact Extraction":
         ns["ALMA"] = ALMA
     try:
-        _run(code, ns)
+        run_block(code, ns, "<seed README>")
     finally:
         manager = ns.get("manager")
         if hasattr(manager, "stop"):
@@ -196,6 +175,16 @@ def test_seed_block_runs(title: str, seed_dir: Path, capsys: pytest.CaptureFixtu
     _check(title, ns, capsys.readouterr().out)
 
 
+def _duplicate_the_heuristic(alma: ALMA) -> None:
+    """A second copy of helena's one heuristic, under another id (as two instances could each have formed)."""
+    from alma_core.storage import PutMemories
+
+    (heuristic,) = alma.list_memories(agent="helena", memory_types=["heuristic"])
+    copy = heuristic.model_copy(update={"id": f"{heuristic.id}-copy"})
+    alma.context.embed([copy])
+    alma.storage.execute(PutMemories([copy]))
+
+
 def _check(title: str, ns: dict[str, Any], out: str) -> None:
     """What each block should visibly have done, beyond not raising."""
     if title == "Python":
@@ -203,7 +192,9 @@ def _check(title: str, ns: dict[str, Any], out: str) -> None:
     elif title == "Multi-Agent Memory Sharing":
         assert "Learned from senior_dev: Keep tokens server-side" in out
     elif title == "Memory Consolidation":
-        assert ns["result"].groups_found >= 0 and "Merged " in out
+        assert (ns["result"].groups_found, ns["result"].merged_count) == (1, 1)
+        assert ns["result"].merges[0].text == "Test forms by validating one field at a time."  # the LLM's merge
+        assert "Merged 1 memories from 1 groups" in out
     elif title == "Webhooks":
         (hook,) = ns["manager"].webhooks
         assert hook.url == "https://your-app.com/alma-webhook" and hook.retry_count == 3

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from .conftest import PROJECT, Server, assert_problem, snapshot
+from _helpers import stop
+
+from .conftest import PROJECT, TOKEN, Server, assert_problem, snapshot, start_server
 
 
 def test_memory_endpoints_round_trip(server: Server) -> None:
@@ -188,6 +190,18 @@ def test_liveness_and_openapi_need_no_token_and_describe_every_route(server: Ser
 
 def test_a_new_server_on_the_same_store_sees_everything(server: Server) -> None:
     with server.client() as c:
-        c.post("/learn", json={"agent": "qa_lead", "task": "persisted", "outcome": "success"}).raise_for_status()
-    stats, _ = snapshot(server.config)
-    assert stats["by_agent"]["qa_lead"] >= 1
+        before = c.get("/stats").json()
+        learned = c.post("/learn", json={"agent": "qa_lead", "task": "persisted", "outcome": "success"}).json()
+        stats = c.get("/stats").json()
+    assert stats["total"] == before["total"] + 1
+    second = start_server(server.config, "--token", TOKEN)  # another process, started after the write
+    try:
+        with second.client() as c:
+            got = c.get(f"/memories/{learned['id']}")
+            assert got.status_code == 200 and got.json()["task"] == "persisted", got.text
+            seen = c.get("/stats").json()
+    finally:
+        stop(second.proc)
+    volatile = {"cache_hit_ratio"}
+    assert {k: v for k, v in seen.items() if k not in volatile} == {k: v for k, v in stats.items() if k not in volatile}
+    assert snapshot(server.config)[0]["by_agent"] == stats["by_agent"]

@@ -203,7 +203,7 @@ def test_killed_with_pending_deliveries_they_arrive_after_a_restart(db_path: Pat
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
-        receiver.wait_for(1)  # the dying process got at least one (failed) attempt out
+        assert receiver.wait_for(1)  # the dying process got at least one (failed) attempt out
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
