@@ -49,6 +49,9 @@ def make_store(
         return store
 
     yield make
+    if backend == "sqlite-int8":  # the variant tests the int8 path only if its matrices hold codes
+        matrices = [m for store in made for m in getattr(store, "_matrices", {}).values()]
+        assert all(m.codes is not None for m in matrices), "sqlite-int8 searched float32 rows: the patch missed"
     for store in made:
         store.close()
     if backend == "postgres" and names:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from alma_core import ALMA, MockEmbedder, StorageError
+from alma_core import ALMA, ConfigError, MockEmbedder, StorageError
 from alma_core._config import parse_config
 from alma_core.storage import (
     GetRecord,
@@ -75,7 +75,7 @@ def test_host_fields_build_a_socket_conninfo() -> None:
     config = parse_config({"alma": {"postgres": {"host": "/run/pg", "port": 5433, "database": "db", "user": "me"}}})
     info = psycopg.conninfo.conninfo_to_dict(config.postgres.conninfo())
     assert info == {"host": "/run/pg", "port": "5433", "dbname": "db", "user": "me"}
-    with pytest.raises(Exception, match="vector_index_type"):
+    with pytest.raises(ConfigError, match="vector_index_type"):
         parse_config({"alma": {"postgres": {"vector_index_type": "flat"}}})
 
 

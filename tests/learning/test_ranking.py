@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from alma_core import ALMA, AntiPattern, Heuristic, Outcome
+from alma_core import ALMA, AntiPattern, Heuristic, Outcome, ValidationError
 
 NOW = datetime.now(UTC)
 
@@ -82,7 +82,7 @@ def test_retrieve_keeps_the_time_window(open_alma: ALMA) -> None:
     assert window(since=NOW - timedelta(days=150)) == {learned[1].id, learned[2].id}
     assert window(until=NOW - timedelta(days=150)) == {learned[0].id}
     assert window(since=stamps[1], until=stamps[2]) == {learned[1].id}  # since inclusive, until exclusive
-    with pytest.raises(Exception, match="datetime"):
+    with pytest.raises(ValidationError, match="datetime"):
         open_alma.retrieve("deploy", "bot", since="yesterday")  # type: ignore[arg-type]
 
 

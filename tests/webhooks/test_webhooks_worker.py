@@ -69,16 +69,19 @@ def test_a_store_locked_when_the_result_is_written_is_retried_without_sending_ag
     ):
         alma.add_domain_knowledge("bot", "auth", "Tokens expire hourly")
         assert receiver.arrived.wait(60)  # the worker is mid-send
+        [worker] = _workers(before)
         locker = sqlite3.connect(db_path, isolation_level=None, timeout=60)
         try:
             locker.execute("BEGIN IMMEDIATE")  # another process's write transaction holds the file
             receiver.gate.set()  # 200: the worker now writes "delivered", and cannot
             assert failed.wait(60), "the worker did not report the locked store"
-            assert all(t.is_alive() for t in _workers(before))
+            worker.join(0.5)  # (a worker that dies on the error ends well within this)
+            assert worker.is_alive()  # (`_workers` lists live threads only: a dead one is simply absent)
         finally:
             locker.rollback()
             locker.close()
         (delivered,) = wait_deliveries(alma, "delivered")
+        assert _workers(before) == [worker]  # that worker delivered it, none started in its place
     assert delivered.attempts == 1 and [r.headers["webhook-id"] for r in receiver.requests] == [delivered.id]
 
 
