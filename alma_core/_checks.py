@@ -67,10 +67,10 @@ def _bad_leaf(value: Any) -> str | None:
     return None
 
 
-def check_json(name: str, value: Any) -> None:
+def check_json(name: str, value: Any, max_depth: int = MAX_DEPTH) -> None:
     """Raise `ValidationError` unless `value` is plain JSON that reads back as written: valid Unicode
     strings (no lone surrogates), finite numbers, bools, None, lists and string-keyed dicts at most
-    `MAX_DEPTH` deep (datetimes, dates and UUIDs are stored as strings). Iterative, so a 50,000-level
+    `max_depth` deep (datetimes, dates and UUIDs are stored as strings). Iterative, so a 50,000-level
     value costs no recursion."""
     if type(value) in _PLAIN:  # most fields of a memory: nothing to walk
         if (why := _bad_leaf(value)) is not None:
@@ -80,8 +80,8 @@ def check_json(name: str, value: Any) -> None:
     while stack:
         where, item, depth = stack.pop()
         if isinstance(item, dict | list | tuple):
-            if depth >= MAX_DEPTH:
-                raise ValidationError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+            if depth >= max_depth:
+                raise ValidationError(f"{where} is nested more than {max_depth} levels deep")
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str):
@@ -126,9 +126,12 @@ def check_days(name: str, value: Any) -> float:
     return float(value)
 
 
+MAX_COUNT = 2**63 - 1  # SQLite's largest integer: a larger bound overflows the query (OverflowError)
+
+
 def check_count(name: str, value: Any, minimum: int = 0) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
+        raise ValidationError(f"{name} must be an integer in {minimum}..2**63-1, got {value!r:.60}")
 
 
 def check_number(name: str, value: Any) -> None:

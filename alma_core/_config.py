@@ -317,6 +317,26 @@ def _expand(value: Any, path: str, source: str) -> Any:
     return value
 
 
+MAX_CONFIG_VALUES = 100_000  # every value of a config counted where it appears (a real config has a few hundred)
+
+
+def _check_size(data: Any, source: str) -> None:
+    """`ConfigError` when `data` holds more than MAX_CONFIG_VALUES values, counting a YAML alias each time it
+    is used: nine anchors of nine aliases each ("billion laughs") parse to a few objects that expand to 9**9
+    values, which reading the config would walk for hours. Iterative, and it stops at the limit."""
+    stack, seen = [data], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES:
+            why = "each use of a YAML alias counts"
+            raise ConfigError(f"{source}: more than {MAX_CONFIG_VALUES} values ({why}); not a config")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def parse_config(data: Any, source: str = "config") -> AlmaConfig:
     """Validate a mapping (with or without the top-level `alma:` key) into an `AlmaConfig`."""
     if data is None:
@@ -330,6 +350,7 @@ def parse_config(data: Any, source: str = "config") -> AlmaConfig:
         data = data["alma"] or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: alma: expected a mapping, got {type(data).__name__}")
+    _check_size(data, source)
     data = _expand(data, "alma", source)
     try:
         config = AlmaConfig.model_validate(data)
@@ -337,7 +358,9 @@ def parse_config(data: Any, source: str = "config") -> AlmaConfig:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in ("alma", *err["loc"]))
         hint = "remove it or check its spelling" if err["type"] == "extra_forbidden" else "fix the value"
-        raise ConfigError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r}); {hint}") from None
+        got = repr(err.get("input"))
+        got = got if len(got) <= 200 else got[:199] + "…"  # a 10 MB project_id is not the message
+        raise ConfigError(f"{source}: {where}: {err['msg']} (got {got}); {hint}") from None
     config.check_agents(source)
     return config
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_LINE_BYTES", "export_project", "import_project"]
 
 MAX_LINE_BYTES = 32 * 1024 * 1024  # one line of an import file (a memory is at most ~100 KB; checkpoints more)
+MAX_STAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z: a record stamp past it cannot be read back as a datetime
 RECORD = "record"
 _SKIP_NAMESPACES = ("alma/quarantine",)  # rows `alma repair` set aside stay with the store they came from
 
@@ -180,6 +181,8 @@ def _parse_record(alma: ALMA, data: dict[str, Any]) -> Record:
         stamp = data.get(name)
         if stamp is not None and (isinstance(stamp, bool) or not isinstance(stamp, int | float)):
             raise ValueError(f"a record's {name} must be a number")
+        if stamp is not None and not 0 <= stamp <= MAX_STAMP:  # also -1e999 (-inf), which JSON parses
+            raise ValueError(f"a record's {name} must be epoch seconds in 0..{MAX_STAMP:.0f}, got {stamp!r}")
         stamps.append(None if stamp is None else float(stamp))
     created, updated, expires = stamps
     return Record(alma.project_id, namespace, key, value, metadata, 0, created or 0.0, updated or 0.0, expires)

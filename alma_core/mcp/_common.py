@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticError
 
+from .._checks import MAX_DEPTH, check_json
+
 if TYPE_CHECKING:
     from .._alma import ALMA
 
@@ -19,6 +21,7 @@ __all__ = [
     "DESTROY",
     "MAX_NAME",
     "MAX_STATE_BYTES",
+    "MAX_STATE_DEPTH",
     "MAX_TEXT",
     "MEMORY_TYPES",
     "READ",
@@ -43,6 +46,7 @@ MAX_TEXT = 20_000  # characters of one task, strategy, fact, preference
 MAX_NAME = 200  # agents, ids, categories
 MAX_METADATA_BYTES = 64 * 1024
 MAX_STATE_BYTES = 1024 * 1024  # one checkpointed workflow state, as JSON
+MAX_STATE_DEPTH = 100  # nesting of a state: the serializer recurses (a few frames a level; Python stops near 1000)
 MAX_REASON = 300  # characters of a one-line error
 MemoryTypeName = Literal["outcome", "heuristic", "anti_pattern", "preference", "knowledge"]
 MEMORY_TYPES: tuple[str, ...] = get_args(MemoryTypeName)
@@ -87,8 +91,11 @@ def pydantic_reason(exc: PydanticError) -> str:
     return f"{where}: {err['msg'].removeprefix('Value error, ')}{extra}"
 
 
-def json_size(value: _V, limit: int, what: str) -> _V:
-    """`value` unchanged, or `ValueError` (a pydantic validation error) when its JSON is over `limit` bytes."""
+def json_size(value: _V, limit: int, what: str, max_depth: int = MAX_DEPTH) -> _V:
+    """`value` unchanged, or `ValidationError` (a `ValueError`, so a pydantic validation error) when it is
+    not plain JSON (NaN or infinity, a lone surrogate, nested over `max_depth`) or its JSON is over `limit`
+    bytes. A JSON body may hold `NaN`: Python's parser reads it, and it would be stored as nothing valid."""
+    check_json(what, value, max_depth)
     size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
     if size > limit:
         raise ValueError(f"{what} is {size} bytes as JSON; the limit is {limit}")

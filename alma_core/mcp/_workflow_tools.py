@@ -14,6 +14,7 @@ from ._common import (
     DESTROY,
     MAX_NAME,
     MAX_STATE_BYTES,
+    MAX_STATE_DEPTH,
     MAX_TEXT,
     READ,
     WRITE,
@@ -52,7 +53,7 @@ class CheckpointArgs(WithMetadata):
     @field_validator("state")
     @classmethod
     def _small_state(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return json_size(value, MAX_STATE_BYTES, "state")
+        return json_size(value, MAX_STATE_BYTES, "state", MAX_STATE_DEPTH)
 
 
 class ResumeArgs(ToolArgs):
@@ -80,7 +81,7 @@ class MergeStatesArgs(ToolArgs):
     @field_validator("states")
     @classmethod
     def _small_states(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return json_size(value, MAX_STATE_BYTES, "states")
+        return json_size(value, MAX_STATE_BYTES, "states", MAX_STATE_DEPTH + 1)
 
     @field_validator("reducer")
     @classmethod

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ._guard import RequestGuard
-from ._problems import install_handlers
+from ._problems import PROBLEM_JSON, install_handlers
 from ._registry import ProjectRegistry, ServeSettings
 from ._routes import router as memory_router
 from ._workflow_routes import router as workflow_router
@@ -41,6 +41,7 @@ def create_app(registry: ProjectRegistry, settings: ServeSettings | None = None,
     app = FastAPI(title="ALMA", version=__version__, description=_DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, separate_input_output_schemas=False)  # fmt: skip
     app.state.registry = registry
+    app.openapi = lambda: _documented_as_problems(app)  # type: ignore[method-assign]
     install_handlers(app)
     app.include_router(memory_router)
     app.include_router(workflow_router)
@@ -59,6 +60,19 @@ def create_app(registry: ProjectRegistry, settings: ServeSettings | None = None,
     allowed = [*settings.allowed_origins, *settings.cors_origins]
     return RequestGuard(app, allowed_origins=allowed, max_body_bytes=settings.max_body_bytes,
                         loopback_only=settings.loopback_only)  # fmt: skip
+
+
+def _documented_as_problems(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, its error replies under the media type they are sent with
+    (`application/problem+json`: FastAPI files a response model under `application/json`)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    doc: dict[str, Any] = FastAPI.openapi(app)  # kept as app.openapi_schema: the changes below stay
+    for operation in (op for item in doc["paths"].values() for op in item.values()):
+        default = operation.get("responses", {}).get("default", {})
+        if "application/json" in default.get("content", {}):
+            default["content"] = {PROBLEM_JSON: default["content"]["application/json"]}
+    return doc
 
 
 def app_from_env() -> Any:

@@ -90,6 +90,15 @@ def _request_reason(errors: list[Any]) -> str:
     return f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}{extra}"
 
 
+def _methods_at(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists for this request's path."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods.update(method.upper() for method in item)
+    return sorted(methods)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Every error the app can raise becomes a problem document; nothing leaks a traceback."""
     from fastapi.exceptions import RequestValidationError
@@ -117,9 +126,14 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         name = _HTTP_NAMES.get(exc.status_code, "HttpError")
         detail = exc.detail if isinstance(exc.detail, str) else name
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /openapi.json"
-        return _response(exc.status_code, name, detail, dict(exc.headers or {}))
+        if exc.status_code == 405:  # Starlette names the first route's methods only (GET /memories/{id})
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["allow"] = ", ".join(_methods_at(request))
+            detail = f"{request.method} is not allowed here; use {headers['allow']}"
+        return _response(exc.status_code, name, detail, headers)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)

@@ -154,7 +154,8 @@ def delete_user(user_id: Name, alma: Alma) -> Any:
 
 _NDJSON = "application/x-ndjson"
 _EXPORTED: dict[int | str, dict[str, Any]] = {200: {"content": {_NDJSON: {}}, "description": "One memory per line."}}
-_IMPORTED: dict[str, Any] = {"requestBody": {"required": True, "content": {_NDJSON: {"schema": {"type": "string"}}}}}
+# Not required: an empty project exports an empty body, and importing it back imports nothing.
+_IMPORTED: dict[str, Any] = {"requestBody": {"required": False, "content": {_NDJSON: {"schema": {"type": "string"}}}}}
 
 
 @router.get("/export", tags=["memory"], response_class=Response, responses=_EXPORTED)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from ..mcp._common import MAX_NAME, jsonable
+from ..mcp._common import MAX_NAME, check_agent, jsonable
 from ..mcp._workflow_tools import (
     CheckpointArgs,
     GetArtifactsArgs,
@@ -64,7 +64,7 @@ def checkpoint(body: CheckpointArgs, alma: Alma) -> Any:
 @router.get("/workflows/{workflow_id}/checkpoints", response_model=CheckpointList, tags=["workflow"])
 def list_checkpoints(workflow_id: Name, alma: Alma, limit: Limit = None, before: OptionalName = None) -> Any:
     """Checkpoints newest first, without states; `before` is a sequence number or a checkpoint id."""
-    cursor: int | str | None = int(before) if before is not None and before.isdigit() else before
+    cursor: int | str | None = int(before) if before is not None and before.isascii() and before.isdigit() else before
     return {"checkpoints": jsonable(alma.list_checkpoints(workflow_id, limit, cursor))}
 
 
@@ -123,6 +123,7 @@ def retrieve_scoped(body: RetrieveScopedArgs, alma: Alma) -> Any:
 @router.post("/sessions", response_model=SessionStarted, status_code=201, tags=["sessions"])
 def start_session(body: StartSessionArgs, alma: Alma) -> Any:
     """Open a session; the reply carries the agent's previous handoff, if any."""
+    check_agent(alma, body.agent)
     ctx = SessionManager(alma=alma).start_session(body.agent, body.goal, body.metadata)
     return {**ctx.model_dump(mode="json"), "previous_handoff": jsonable(ctx.previous_handoff)}
 
@@ -131,23 +132,27 @@ def start_session(body: StartSessionArgs, alma: Alma) -> Any:
 def list_sessions(
     alma: Alma, agent: Annotated[str, Query(min_length=1, max_length=MAX_NAME)], limit: Limit = None
 ) -> Any:
+    check_agent(alma, agent)
     return {"sessions": SessionManager(alma=alma).list_sessions(agent, limit)}
 
 
 @router.get("/sessions/{agent}/{session_id}", response_model=SessionInfo, tags=["sessions"])
 def get_session(agent: Name, session_id: Name, alma: Alma) -> Any:
+    check_agent(alma, agent)
     return SessionManager(alma=alma).get_session(agent, session_id)
 
 
 @router.post("/sessions/{agent}/{session_id}/end", response_model=SessionInfo, tags=["sessions"])
 def end_session(agent: Name, session_id: Name, body: EndSessionArgs, alma: Alma) -> Any:
     """Mark the session ended (ending twice keeps the first end)."""
+    check_agent(alma, agent)
     return SessionManager(alma=alma).end_session(agent, session_id, body.summary)
 
 
 @router.post("/sessions/{agent}/{session_id}/handoff", response_model=Handoff, status_code=201, tags=["sessions"])
 def create_handoff(agent: Name, session_id: Name, body: HandoffArgs, alma: Alma) -> Any:
     """Leave a handoff for the agent's next session."""
+    check_agent(alma, agent)
     return SessionManager(alma=alma).create_handoff(agent, session_id, **body.model_dump())
 
 
@@ -155,12 +160,14 @@ def create_handoff(agent: Name, session_id: Name, body: HandoffArgs, alma: Alma)
 def list_handoffs(
     alma: Alma, agent: Annotated[str, Query(min_length=1, max_length=MAX_NAME)], limit: Limit = None
 ) -> Any:
+    check_agent(alma, agent)
     return {"handoffs": SessionManager(alma=alma).list_handoffs(agent, limit)}
 
 
 @router.get("/handoffs/latest", response_model=Handoff | None, tags=["sessions"])
 def latest_handoff(alma: Alma, agent: Annotated[str, Query(min_length=1, max_length=MAX_NAME)]) -> Any:
     """The agent's newest handoff, or null."""
+    check_agent(alma, agent)
     return SessionManager(alma=alma).get_latest_handoff(agent)
 
 
@@ -170,6 +177,7 @@ def latest_handoff(alma: Alma, agent: Annotated[str, Query(min_length=1, max_len
 @router.post("/work_items", response_model=WorkItem, status_code=201, tags=["progress"])
 def create_work_item(body: WorkItemArgs, alma: Alma) -> Any:
     """A pending work item; its dependencies must already exist."""
+    check_agent(alma, body.agent)
     return ProgressTracker(alma=alma).create_work_item(**body.model_dump())
 
 
@@ -180,6 +188,7 @@ def list_work_items(
     agent: OptionalName = None,
 ) -> Any:
     """Work items, oldest first (of one status and/or agent if given)."""
+    check_agent(alma, agent)
     return {"items": ProgressTracker(alma=alma).list_items(status, agent)}
 
 
@@ -188,6 +197,7 @@ def next_work_item(
     alma: Alma, strategy: Literal["priority", "quick_win", "unblock"] = "priority", agent: OptionalName = None
 ) -> Any:
     """The ready item to start next (all its dependencies done), or null."""
+    check_agent(alma, agent)
     return ProgressTracker(alma=alma).get_next_item(strategy, agent)
 
 

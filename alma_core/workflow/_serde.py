@@ -59,8 +59,12 @@ class Serializer:
 
     def dumps(self, value: Any, root: str = "state") -> bytes:
         """JSON bytes for `value`, or `SerializationError` naming the first bad key path."""
-        encoded = self.encode(value, root, set())
-        return json.dumps(encoded, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            encoded = self.encode(value, root, set())
+            text = json.dumps(encoded, ensure_ascii=False, separators=(",", ":"))
+        except RecursionError:  # the encoders recurse: a state some 300 levels deep exhausts Python's stack
+            raise SerializationError(f"{root} is nested too deeply to store (hundreds of levels); flatten it") from None
+        return text.encode("utf-8")
 
     def encode(self, value: Any, path: str, seen: set[int]) -> Any:
         if isinstance(value, _PLAIN) and not isinstance(value, enum.Enum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,43 @@ def test_a_sqlite_saver_file_is_imported_and_its_threads_resume(
 def test_importing_a_missing_file_is_a_clear_error(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["checkpoints", "import", "/nonexistent/lg.db", "--config", str(config)]) == 1
     assert "no SqliteSaver file" in capsys.readouterr().err
+
+
+_LAST = "WHERE rowid = (SELECT max(rowid) FROM checkpoints)"
+HOSTILE: list[tuple[str, str | bytes, str]] = [
+    ("not_sqlite", b"hello world" * 100, "not a SqliteSaver file: file is not a database"),
+    ("no_tables", "DROP TABLE checkpoints; DROP TABLE writes;", "no such table: checkpoints"),
+    ("no_writes_table", "DROP TABLE writes;", "no such table: writes"),  # checkpoints were written first
+    ("metadata_not_json", "UPDATE checkpoints SET metadata = '{{{' " + _LAST, "checkpoints row"),
+    ("metadata_list", "UPDATE checkpoints SET metadata = '[1, 2]' " + _LAST, "not an object"),
+    ("metadata_nan", "UPDATE checkpoints SET metadata = '{\"a\": NaN}' " + _LAST, "NaN"),
+    ("metadata_deep", "UPDATE checkpoints SET metadata = '" + '{"a":' * 3000 + "1" + "}" * 3000 + "' " + _LAST,
+     "nested too deeply"),
+    ("blob_text", "UPDATE checkpoints SET checkpoint = 'text' " + _LAST, "not bytes"),
+    ("type_pickle", "UPDATE checkpoints SET type = 'pickle' " + _LAST, "never unpickles"),
+    ("writes_idx_text", "UPDATE writes SET idx = 'x' " + _LAST.replace("checkpoints", "writes"), "writes row"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "change", "match"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_sqlite_saver_file_is_a_validation_error_and_imports_nothing(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    name: str, change: str | bytes, match: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "langgraph.db"
+    with closing(sqlite3.connect(source, check_same_thread=False)) as conn:
+        _start(SqliteSaver(conn), "t1")
+    if isinstance(change, bytes):
+        source.write_bytes(change)
+    else:
+        with sqlite3.connect(source) as conn:
+            conn.executescript(change)
+    assert main(["checkpoints", "import", str(source), "--config", str(config)]) == 1  # was a traceback (or 0)
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err, err
+    assert main(["checkpoints", "list", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.split() == []  # nothing half-imported: no thread at all
 
 
 def test_sweep_deletes_expired_threads_and_cuts_long_ones(

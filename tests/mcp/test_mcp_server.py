@@ -295,6 +295,15 @@ def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
 # ---- bad calls: one-line errors, nothing written, the server keeps serving ------------------------------
 
 BIG = "x" * 20_001
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"b": value}
+    return value
+
+
 BAD_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("alma_retrieve", {}),
     ("alma_retrieve", {"task": "", "agent": "helena"}),
@@ -330,6 +339,8 @@ BAD_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("alma_checkpoint", {"workflow_id": "wf-bad", "state": "not an object"}),
     ("alma_checkpoint", {"state": {"a": 1}}),
     ("alma_checkpoint", {"workflow_id": "wf-bad", "state": {"a": 1}, "agent": "nobody"}),
+    ("alma_checkpoint", {"workflow_id": "wf-bad", "state": _nested(120)}),  # over 100 levels: as over HTTP
+    ("alma_merge_states", {"workflow_id": "wf-bad", "states": [_nested(120)]}),
     ("alma_resume", {"workflow_id": "never-checkpointed"}),
     ("alma_merge_states", {"workflow_id": "wf-bad", "states": []}),
     ("alma_merge_states", {"workflow_id": "wf-bad", "states": [{"a": 1}], "reducer": "bogus"}),

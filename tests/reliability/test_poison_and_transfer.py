@@ -209,6 +209,10 @@ def test_import_of_dev_zero_fails_fast_with_a_typed_error(open_alma: ALMA) -> No
         (b'{"type": "record", "namespace": "x", "key": "k", "value": "not base64!", "metadata": {}}', "export line"),
         (b'{"type": "record", "namespace": "x", "key": "", "metadata": {}}', "key"),
         (b'{"type": "knowledge", "agent": "a", "domain": "d", "fact": "f", "embedding": [1, "x"]}', "export line"),
+        # a stamp stored as 1e308 (or -1e999, which parses as -inf) made the record's datetime unreadable
+        (b'{"type": "record", "namespace": "x", "key": "k", "metadata": {}, "created_at": 1e308}', "epoch seconds"),
+        (b'{"type": "record", "namespace": "x", "key": "k", "metadata": {}, "expires_at": -1e999}', "epoch seconds"),
+        (b'{"type": "record", "namespace": "x", "key": "k", "metadata": {}, "updated_at": -5}', "epoch seconds"),
     ],
 )  # fmt: skip
 def test_a_bad_import_line_imports_nothing(open_alma: ALMA, tmp_path: Path, line: bytes, match: str) -> None:
@@ -294,6 +298,36 @@ def test_a_deeply_nested_yaml_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("alma: " + "[" * 700 + "]" * 700 + "\n")
     with pytest.raises(ConfigError, match="nested too deeply"):
         load_config(path)
+
+
+def _laughs(levels: int) -> str:
+    """Anchors of nine aliases each, inside `alma:`: a few objects that expand to 9**levels values."""
+    lines = ["alma:", "  project_id: p", "  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_billion_laughs_config_is_a_config_error_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(_laughs(10), encoding="utf-8")  # 9**10 values: loading walked them (over 10 minutes)
+    with pytest.raises(ConfigError, match="more than 100000 values"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system ['true']", "!!python/name:os.system", "!foo bar"])
+def test_a_yaml_tag_that_would_build_an_object_is_a_config_error(tmp_path: Path, tag: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"alma:\n  project_id: {tag}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="constructor for the tag"):
+        load_config(path)
+
+
+def test_a_huge_wrong_value_is_named_in_a_short_message(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("alma:\n  project_id: " + "x" * 1_000_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="project_id") as info:
+        load_config(path)
+    assert len(str(info.value)) < 600  # the value was repeated whole in the message
 
 
 def test_every_error_above_is_an_alma_error() -> None:

@@ -1,4 +1,5 @@
-"""The TypeScript SDK's types (sdk/typescript/src/wire.ts) match the server's OpenAPI document.
+"""The server's OpenAPI document: the TypeScript SDK's types (sdk/typescript/src/wire.ts) match it, and it
+documents what is sent.
 
 The SDK's own tests check this too, but they run under `make test` only; this one fails in pytest, so a
 change to a body or reply model is caught where it is made.
@@ -38,3 +39,18 @@ def test_the_typescript_sdk_types_match_the_openapi_document(tmp_path: Path) -> 
         "the HTTP API's schemas changed: regenerate the SDK's types with "
         "`cd sdk/typescript && node scripts/gen-wire.mjs <openapi.json>` (or `npm run gen`), then `npx tsc`"
     )
+
+
+def test_error_replies_are_documented_as_problem_json(tmp_path: Path) -> None:
+    settings = ServeSettings(config=str(write_config(tmp_path)), tokens={PROJECT: TOKEN})
+    guard = create_app(ProjectRegistry.open(settings), settings)
+    try:
+        doc = guard.app.openapi()
+    finally:
+        guard.app.state.registry.close()
+    defaults = [op["responses"]["default"] for item in doc["paths"].values() for op in item.values()
+                if "default" in op["responses"]]  # fmt: skip
+    assert len(defaults) >= 35  # every route under /v1/projects/{project_id}
+    for default in defaults:  # what the server sends (schemathesis: "undocumented Content-Type")
+        assert default["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    assert doc["paths"]["/v1/projects/{project_id}/import"]["post"]["requestBody"]["required"] is False

@@ -20,6 +20,7 @@ from .conftest import OTHER, OTHER_TOKEN, PROJECT, TOKEN, Server, assert_problem
 
 LEARN = {"agent": "helena", "task": "Test the login form", "outcome": "success", "task_type": "testing_strategies"}
 BIG = "x" * 20_001
+DEEP = b'{"b":' * 950 + b"1" + b"}" * 950  # json.loads reads it; the state serializer recursed past Python's limit
 
 
 def _learn(**changes: Any) -> dict[str, Any]:
@@ -89,6 +90,18 @@ BAD: list[tuple[str, str, Any, dict[str, str], int, str]] = [
     ("GET", "/work_items/next?strategy=bogus", None, {}, 422, "ValidationError"),
     ("POST", "/import", b'{"type": "outcome", "agent": "qa_lead", "task": "t", "success": true}\nnot json\n',
      {"content-type": "application/x-ndjson"}, 422, "ValidationError"),
+    # found by fuzzing (schemathesis and by hand): each was a 500, a silent null or a write before
+    ("POST", "/checkpoints", b'{"workflow_id": "wf", "state": ' + DEEP + b"}", {}, 422, "ValidationError"),
+    ("POST", "/merge_states", b'{"workflow_id": "wf", "states": [' + DEEP + b"]}", {}, 422, "ValidationError"),
+    ("POST", "/checkpoints", b'{"workflow_id": "wf", "state": {"x": NaN}}', {}, 422, "ValidationError"),
+    ("POST", "/checkpoints", b'{"workflow_id": "wf", "state": {"x": [-Infinity]}}', {}, 422, "ValidationError"),
+    ("POST", "/merge_states", b'{"workflow_id": "wf", "states": [{"x": Infinity}]}', {}, 422, "ValidationError"),
+    ("GET", "/workflows/wf/checkpoints?before=" + "9" * 30, None, {}, 422, "ValidationError"),
+    ("POST", "/sessions", {"agent": "nobody"}, {}, 422, "UnknownAgent"),
+    ("GET", "/sessions?agent=nobody", None, {}, 422, "UnknownAgent"),
+    ("GET", "/handoffs/latest?agent=nobody", None, {}, 422, "UnknownAgent"),
+    ("POST", "/work_items", {"title": "t", "agent": "nobody"}, {}, 422, "UnknownAgent"),
+    ("GET", "/work_items?agent=nobody", None, {}, 422, "UnknownAgent"),
     ("GET", "/no-such-route", None, {}, 404, "NotFound"),
     ("PUT", "/learn", LEARN, {}, 405, "MethodNotAllowed"),
 ]  # fmt: skip
@@ -123,6 +136,21 @@ def test_an_oversized_chunked_body_is_refused_without_a_length(server: Server, b
     with server.client() as c:
         response = c.post("/learn", content=chunks(), headers={"content-type": "application/json"})
     assert_problem(response, 413, "PayloadTooLarge")
+
+
+def test_a_refused_deep_state_leaves_the_connection_serving(server: Server) -> None:
+    with server.client() as c:  # one keep-alive connection: a RecursionError used to reset it
+        body = b'{"workflow_id": "wf", "state": ' + DEEP + b"}"
+        assert c.post("/checkpoints", content=body, headers={"content-type": "application/json"}).status_code == 422
+        assert c.get("/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("method", ["PUT", "OPTIONS"])
+def test_method_not_allowed_names_every_method_of_the_path(server: Server, method: str) -> None:
+    with server.client() as c:
+        response = c.request(method, "/memories/some-id")
+    assert_problem(response, 405, "MethodNotAllowed")
+    assert response.headers.get_list("allow") == ["DELETE, GET"]  # Starlette named the first route's only
 
 
 def test_the_refused_requests_wrote_nothing(server: Server, before: Any) -> None:

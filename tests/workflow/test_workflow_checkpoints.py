@@ -74,6 +74,23 @@ def test_list_checkpoints_newest_first_with_limit_and_before(open_alma: ALMA) ->
         open_alma.list_checkpoints("wf", limit=0)
 
 
+@pytest.mark.parametrize("bound", [{"before": 2**63}, {"limit": 10**30}])
+def test_a_count_past_sqlites_integers_is_a_validation_error_not_an_overflow(open_alma: ALMA, bound: dict) -> None:
+    open_alma.checkpoint("wf", {"i": 1})
+    with pytest.raises(ValidationError, match=r"2\*\*63-1"):  # was OverflowError from the driver
+        open_alma.list_checkpoints("wf", **bound)
+
+
+def test_a_state_too_deep_to_encode_is_a_serialization_error_and_nothing_is_stored(open_alma: ALMA) -> None:
+    open_alma.checkpoint("wf", {"ok": 1})
+    deep: dict = {}
+    for _ in range(5_000):
+        deep = {"b": deep}
+    with pytest.raises(SerializationError, match="nested too deeply"):  # was a bare RecursionError
+        open_alma.checkpoint("wf", deep)
+    assert open_alma.resume("wf") == {"ok": 1} and len(open_alma.list_checkpoints("wf")) == 1
+
+
 def test_unserializable_state_leaves_the_store_unchanged(open_alma: ALMA) -> None:
     open_alma.checkpoint("wf", {"ok": 1})
     with pytest.raises(SerializationError, match=r'state\["a"\]\["b"\]\[2\]'):
