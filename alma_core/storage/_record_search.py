@@ -28,11 +28,18 @@ def encode_vector(vector: np.ndarray) -> bytes:
 
 
 def matches(value: Any, wanted: Any) -> bool:
-    """Does `value` satisfy `wanted`: equality, a nested dict of conditions, or `$` operators."""
+    """Does `value` satisfy `wanted`: `$` operators, a nested dict of conditions (the value holds at least
+    those keys), a list matched element by element, or equality (Python's: `1 == 1.0 == True`)."""
     if isinstance(wanted, dict):
         if any(str(k).startswith("$") for k in wanted):
             return all(_operator(value, op, arg) for op, arg in wanted.items())
         return isinstance(value, dict) and all(matches(value.get(k), v) for k, v in wanted.items())
+    if isinstance(wanted, (list, tuple)):
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(wanted)
+            and all(matches(v, w) for v, w in zip(value, wanted, strict=True))
+        )
     return bool(value == wanted)
 
 
@@ -43,75 +50,104 @@ def _operator(value: Any, op: str, arg: Any) -> bool:
         return bool(value == arg)
     if op == "$ne":
         return bool(value != arg)
-    if value is None or isinstance(value, (dict, list, str)) or isinstance(arg, (dict, list, str)):
-        return False if value is None else _ordered(value, op, arg)
+    if isinstance(value, str) and isinstance(arg, str):
+        return _ordered(value, op, arg)
+    if not _is_number(value) or not _is_number(arg):
+        return False  # a number is compared with a number, text with text; nothing else matches
     return _ordered(float(value), op, float(arg))
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float))  # bool included, as LangGraph's float() reads it
+
+
 def _ordered(value: Any, op: str, arg: Any) -> bool:
-    try:
-        return bool({"$gt": value > arg, "$gte": value >= arg, "$lt": value < arg, "$lte": value <= arg}[op])
-    except TypeError:
-        return False
+    return bool({"$gt": value > arg, "$gte": value >= arg, "$lt": value < arg, "$lte": value <= arg}[op])
 
 
 def filter_sql(filter: dict[str, Any] | None, column: str = "value") -> tuple[str, list[Any]]:
     """The filter as an SQLite condition on a JSON text `column` (same semantics as `matches`)."""
     clauses: list[str] = []
     args: list[Any] = []
-    for path, wanted in _conditions(filter or {}, "$"):
-        _clause(path, wanted, column, clauses, args)
+    for key, wanted in (filter or {}).items():
+        _condition(_member("$", key), wanted, column, clauses, args)
     return " AND ".join(clauses) or "1", args
 
 
-def _conditions(filter: dict[str, Any], base: str) -> Iterable[tuple[str, Any]]:
-    for key, wanted in filter.items():
-        path = f'{base}."{str(key).replace(chr(34), chr(34) * 2)}"'
-        if isinstance(wanted, dict) and wanted and not any(str(k).startswith("$") for k in wanted):
-            yield path, {}  # the nested value must be an object
-            yield from _conditions(wanted, path)
-        else:
-            yield path, wanted
+def _member(path: str, key: Any) -> str:
+    return f'{path}."{str(key).replace(chr(34), chr(34) * 2)}"'
 
 
-def _clause(path: str, wanted: Any, column: str, clauses: list[str], args: list[Any]) -> None:
-    extract, kind = f"json_extract({column}, ?)", f"json_type({column}, ?)"
-    if isinstance(wanted, dict) and not wanted:
+def _condition(path: str, wanted: Any, column: str, clauses: list[str], args: list[Any]) -> None:
+    """`matches(<the value at path>, wanted)` as SQL clauses."""
+    kind = f"json_type({column}, ?)"
+    if isinstance(wanted, dict) and any(str(k).startswith("$") for k in wanted):
+        for op, arg in wanted.items():
+            clauses.append(_operator_sql(path, op, arg, column, args))
+    elif isinstance(wanted, dict):
         clauses.append(f"{kind} = 'object'")
         args.append(path)
-        return
-    ops = wanted if isinstance(wanted, dict) else {"$eq": wanted}
-    for op, arg in ops.items():
-        if op not in _OPERATORS:
-            raise ValidationError(f"unsupported filter operator {op!r} (use one of {sorted(_OPERATORS)})")
-        if op in ("$eq", "$ne"):
-            same = f"COALESCE({_equal_sql(extract, kind, arg, path, args)}, 0)"  # NULL-safe under NOT
-            clauses.append(same if op == "$eq" else f"NOT ({same})")
-        elif arg is None or isinstance(arg, (dict, list)):
-            clauses.append("0")
-        else:
-            numeric = not isinstance(arg, str)
-            clauses.append(f"({kind} IN {_NUMERIC if numeric else _TEXT} AND {extract} {_COMPARE[op]} ?)")
-            args.extend([path, path, float(arg) if numeric else arg])
+        for key, inner in wanted.items():
+            _condition(_member(path, key), inner, column, clauses, args)
+    elif isinstance(wanted, (list, tuple)):
+        clauses.append(f"({kind} = 'array' AND json_array_length({column}, ?) = {len(wanted)})")
+        args.extend([path, path])
+        for i, inner in enumerate(wanted):
+            _condition(f"{path}[{i}]", inner, column, clauses, args)
+    else:
+        clauses.append(f"COALESCE({_equal_sql(path, wanted, column, args)}, 0)")
+
+
+def _operator_sql(path: str, op: str, arg: Any, column: str, args: list[Any]) -> str:
+    if op not in _OPERATORS:
+        raise ValidationError(f"unsupported filter operator {op!r} (use one of {sorted(_OPERATORS)})")
+    if op in ("$eq", "$ne"):
+        same = f"COALESCE({_equal_sql(path, arg, column, args)}, 0)"  # NULL-safe under NOT
+        return same if op == "$eq" else f"NOT ({same})"
+    if not isinstance(arg, str) and not _is_number(arg):
+        return "0"
+    extract, kind = f"json_extract({column}, ?)", f"json_type({column}, ?)"
+    numeric = not isinstance(arg, str)
+    args.extend([path, path, _number(arg) if numeric else arg])
+    return f"({kind} IN {_NUMERIC if numeric else _TEXT} AND {extract} {_COMPARE[op]} ?)"
 
 
 _NUMERIC, _TEXT = "('integer', 'real', 'true', 'false')", "('text')"
 
 
-def _equal_sql(extract: str, kind: str, arg: Any, path: str, args: list[Any]) -> str:
-    if arg is None:  # a missing key equals None too, as in `dict.get`
+def _number(arg: Any) -> int | float:
+    """A number as SQLite binds it: a bool as 0/1 (JSON true reads as 1), an int beyond 64 bits as a float."""
+    if isinstance(arg, bool) or not isinstance(arg, int):
+        return float(arg)
+    return arg if -(2**63) <= arg < 2**63 else float(arg)
+
+
+def _equal_sql(path: str, arg: Any, column: str, args: list[Any], member: bool = False) -> str:
+    """Python's `value == arg` for the value at `path`: dicts by their items, lists element by element,
+    numbers (bools included) by value. A missing key equals None, unless it is a `member` of an object."""
+    extract, kind = f"json_extract({column}, ?)", f"json_type({column}, ?)"
+    args.append(path)
+    if arg is None:
+        return f"{kind} = 'null'" if member else f"COALESCE({kind}, 'null') = 'null'"
+    if isinstance(arg, str):
+        args.extend([path, arg])
+        return f"({kind} = 'text' AND {extract} = ?)"
+    if _is_number(arg):
+        args.extend([path, _number(arg)])
+        return f"({kind} IN {_NUMERIC} AND {extract} = ?)"
+    if isinstance(arg, dict):
+        members = [_member(path, k) for k in arg]
+        rest = f"json_remove({column}{', ?' * len(members)})" if members else column
+        parts = [f"{kind} = 'object'", f"json_extract({rest}, ?) = '{{}}'"]  # no key besides these
+        args.extend([*members, path])
+        parts += [_equal_sql(m, v, column, args, member=True) for m, v in zip(members, arg.values(), strict=True)]
+        return f"({' AND '.join(parts)})"
+    if isinstance(arg, (list, tuple)):
+        parts = [f"{kind} = 'array'", f"json_array_length({column}, ?) = {len(arg)}"]
         args.append(path)
-        return f"COALESCE({kind}, 'null') = 'null'"
-    if isinstance(arg, (dict, list)):
-        args.extend([path, json.dumps(arg, separators=(",", ":"), default=str)])
-        return f"{extract} = json(?)"
-    if isinstance(arg, bool):
-        args.append(path)
-        return f"{kind} = '{'true' if arg else 'false'}'"
-    if isinstance(arg, (int, float)):
-        args.extend([path, path, arg])
-        return f"({kind} IN ('integer', 'real', 'true', 'false') AND {extract} = ?)"
-    args.extend([path, path, str(arg)])
+        parts += [_equal_sql(f"{path}[{i}]", v, column, args) for i, v in enumerate(arg)]
+        return f"({' AND '.join(parts)})"
+    args.extend([path, str(arg)])  # any other object: as json.dumps(default=str) stored it
     return f"({kind} = 'text' AND {extract} = ?)"
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -224,11 +226,35 @@ class AlmaStore(BaseStore):
         if op.value is None:
             return [DeleteRecords(pid, namespace, (op.key,)), DeleteRecords(pid, vectors, (op.key,))]
         ttl = op.ttl  # BaseStore.put already applied ttl_config's default_ttl
-        value = json.dumps(op.value, ensure_ascii=False, default=str).encode()
+        value = _dumps(op.value)
         item = PutRecord(Record(pid, namespace, op.key, value, {"ttl": ttl}, expires_at=_expires(ttl, now)))
         if vector is None:
             return [item, DeleteRecords(pid, vectors, (op.key,))]
         return [item, PutRecord(Record(pid, vectors, op.key, encode_vector(vector)))]
+
+
+def _dumps(value: Mapping[str, Any]) -> bytes:
+    """An item's value as JSON that SQLite's JSON functions read: an infinite float as 1e999 (which
+    reads back as inf), since SQLite rejects the `Infinity` Python writes; NaN, which JSON cannot
+    hold, is refused."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str, allow_nan=False).encode()
+    except ValueError:
+        tag = uuid.uuid4().hex  # stands for an infinity while dumping: no value holds this string
+        text = json.dumps(_tag_infinities(value, tag), ensure_ascii=False, default=str, allow_nan=False)
+        return text.replace(f'"-{tag}"', "-1e999").replace(f'"{tag}"', "1e999").encode()
+
+
+def _tag_infinities(value: Any, tag: str) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            raise ValidationError("a store value cannot hold NaN (JSON has none): use None or leave the key out")
+        return tag if value > 0 else f"-{tag}"
+    if isinstance(value, Mapping):
+        return {k: _tag_infinities(v, tag) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tag_infinities(v, tag) for v in value]
+    return value
 
 
 def _vectors_ns(namespace: str) -> str:
