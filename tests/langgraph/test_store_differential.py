@@ -24,6 +24,7 @@ result. What is compared, and where the two are allowed to differ (each differen
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore, _compare_values
 
-from alma_core import ALMA
+from alma_core import ALMA, ValidationError
 from alma_langgraph import AlmaStore
 
 LABELS = ["a", "ab", "é", "x/y", "%2F"]
@@ -62,7 +63,7 @@ scalars = st.one_of(
 json_values = st.recursive(
     scalars,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(FIELDS + ["é"]), inner, max_size=3)
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from([*FIELDS, "é"]), inner, max_size=3)
     ),
     max_leaves=6,
 )
@@ -71,7 +72,7 @@ operators = st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"])
 conditions = st.one_of(
     scalars,
     st.lists(scalars, max_size=2),
-    st.dictionaries(st.sampled_from(FIELDS + ["é"]), scalars, min_size=1, max_size=2),
+    st.dictionaries(st.sampled_from([*FIELDS, "é"]), scalars, min_size=1, max_size=2),
     st.dictionaries(operators, scalars, min_size=1, max_size=2),
     st.dictionaries(operators, st.one_of(st.lists(scalars, max_size=2), st.just({"n": 1})), min_size=1, max_size=1),
 )
@@ -101,7 +102,9 @@ batch_ops = st.lists(
     st.one_of(
         st.builds(lambda ns, k, v: PutOp(ns, k, v, index=False), namespaces, st.sampled_from(KEYS), values | st.none()),
         st.builds(GetOp, namespaces, st.sampled_from(KEYS)),
-        st.builds(lambda p, f: SearchOp(p, f, limit=100), st.lists(st.sampled_from(LABELS), max_size=1).map(tuple), filters),
+        st.builds(
+            lambda p, f: SearchOp(p, f, limit=100), st.lists(st.sampled_from(LABELS), max_size=1).map(tuple), filters
+        ),
         st.builds(lambda d: ListNamespacesOp(max_depth=d, limit=100), st.none() | st.integers(1, 2)),
     ),
     min_size=1,
@@ -151,7 +154,8 @@ def _range(value: Any, op: str, arg: Any) -> bool:
         pair = (float(value), float(arg))
     else:
         return False
-    return {"$gt": pair[0] > pair[1], "$gte": pair[0] >= pair[1], "$lt": pair[0] < pair[1], "$lte": pair[0] <= pair[1]}[op]
+    a, b = pair
+    return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]
 
 
 def _compare_search(store: BaseStore, ref: InMemoryStore, prefix: tuple[str, ...], filter: Any, page: Any) -> None:
@@ -263,6 +267,73 @@ def test_mixed_batches_answer_as_in_memory_store_does(batches: list[list[Any]]) 
             alma.close()
 
 
+# ---- each difference the differential test found, pinned -----------------------------------------
+
+HELD = {
+    "int": {"v": 1}, "float": {"v": 1.0}, "true": {"v": True}, "false": {"v": False}, "zero": {"v": 0},
+    "list": {"v": [1, 2]}, "floats": {"v": [1.0, 2.0]}, "text_list": {"v": ["ünï", "a"]},
+    "dict": {"v": {"a": 1, "b": 2}}, "dict_reordered": {"v": {"b": 2.0, "a": 1}}, "empty_dict": {"v": {}},
+    "dicts": {"v": [{"a": 1, "b": 2}]}, "empty_list": {"v": []}, "text": {"v": "a"}, "none": {"v": None},
+    "huge": {"v": 2**70}, "infinite": {"v": float("inf")}, "absent": {},
+}  # fmt: skip
+FOUND = [
+    {"v": True}, {"v": {"$eq": False}}, {"v": {"$ne": True}},  # bools equal 1 and 0, as in Python
+    {"v": [1, 2]}, {"v": [1.0, 2]}, {"v": ["ünï", "a"]}, {"v": [{"a": 1}]}, {"v": []},  # lists by element
+    {"v": {"$eq": {"b": 2, "a": 1}}}, {"v": {"$ne": {"a": 1, "b": 2}}}, {"v": {"$eq": {}}},  # dicts by items
+    {"v": {"$eq": [1, 2.0]}}, {"v": {}}, {"v": {"a": 1}},
+    {"v": 2**70}, {"v": float("inf")}, {"v": {"$gt": 1e300}},  # ints beyond 64 bits, infinities
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("filter", FOUND, ids=repr)
+def test_a_filter_matches_what_in_memory_store_matches(alma: ALMA, filter: dict[str, Any]) -> None:
+    ref, store = InMemoryStore(), AlmaStore(alma)
+    for key, value in HELD.items():
+        for s in (ref, store):
+            s.put(("t",), key, value, index=False)
+    expected = _expected_search(ref, ("t",), filter)
+    assert expected, "each case matches something"
+    assert {i.key for i in store.search(("t",), filter=filter, limit=100)} == {i.key for i in expected}
+
+
+def test_an_infinite_float_round_trips(alma: ALMA) -> None:
+    store = AlmaStore(alma)
+    value = {"v": float("inf"), "nested": {"l": [float("-inf"), 1.5]}, "text": "Infinity"}
+    store.put(("t",), "k", value)
+    item = store.get(("t",), "k")
+    assert item is not None and item.value == value
+
+
+def test_nan_is_refused_at_put_with_a_validation_error(alma: ALMA) -> None:
+    """JSON has no NaN, so a persistent store cannot keep one (InMemoryStore keeps the object)."""
+    store = AlmaStore(alma)
+    with pytest.raises(ValidationError, match="NaN"):
+        store.put(("t",), "k", {"v": [float("nan")]})
+    assert store.get(("t",), "k") is None
+
+
+def test_a_put_over_a_key_moves_updated_at_and_keeps_created_at() -> None:
+    """Intended difference (docs/langgraph.md, "The Store"): InMemoryStore's put makes a new item, so
+    created_at moves too; AlmaStore keeps the first put's created_at, as LangGraph's PostgresStore does."""
+    with tempfile.TemporaryDirectory() as directory:
+        alma, store = _fresh_store(directory)
+        try:
+            ref = InMemoryStore()
+            for s in (ref, store):
+                s.put(("t",), "k", {"v": 1})
+            first, first_ref = store.get(("t",), "k"), ref.get(("t",), "k")
+            time.sleep(0.002)
+            for s in (ref, store):
+                s.put(("t",), "k", {"v": 2})
+            again, again_ref = store.get(("t",), "k"), ref.get(("t",), "k")
+        finally:
+            alma.close()
+    assert first and again and first_ref and again_ref
+    assert again_ref.created_at > first_ref.created_at and again_ref.updated_at > first_ref.updated_at
+    assert again.created_at == first.created_at and again.updated_at > first.updated_at
+    assert again.value == again_ref.value == {"v": 2}
+
+
 # ---- the same errors for invalid input ----------------------------------------------------------
 
 INVALID = [(), ("a.b",), ("a", ""), ("a", 1), ("a\x00",), ("langgraph", "x")]
@@ -304,7 +375,7 @@ def test_an_unknown_filter_operator_is_a_value_error_in_both(alma: ALMA) -> None
         store.search(("a",), filter={"n": {"$in": [1]}})
 
 
-def test_match_conditions_in_a_direct_batch_are_accepted_alike(alma: ALMA) -> None:
+def test_a_direct_batch_with_a_dotted_label_answers_as_in_memory_store_does(alma: ALMA) -> None:
     """`batch` called directly (no BaseStore method validated the labels) answers as InMemoryStore does."""
     ops = [PutOp(("a.b",), "k", {"v": 1}), ListNamespacesOp(match_conditions=(MatchCondition("prefix", ("a.b",)),))]
     ref, store = InMemoryStore(), AlmaStore(alma)

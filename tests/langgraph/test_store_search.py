@@ -36,6 +36,10 @@ FILTERS: list[dict[str, Any]] = [
     {"ok": True},
     {"ok": {"$eq": False}},
     {"tags": ["a", "b"]},
+    {"ok": 1},
+    {"meta": {"$eq": {"n": 1.0, "lang": "fr"}}},
+    {"meta": {"$ne": {"lang": "en"}}},
+    {"tags": {"$eq": ["a"]}},
     {"weight": {"$gt": "a"}},
     {"missing": {"$ne": 1}},
 ]
