@@ -26,6 +26,7 @@ import numpy as np
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    InvalidNamespaceError,
     Item,
     ListNamespacesOp,
     MatchCondition,
@@ -37,7 +38,7 @@ from langgraph.store.base import (
     TTLConfig,
 )
 
-from alma_core import ALMA, ValidationError
+from alma_core import ALMA, SerializationError, ValidationError
 from alma_core.storage import (
     DeleteRecords,
     GetRecord,
@@ -124,6 +125,7 @@ class AlmaStore(BaseStore):
         prepared: dict[int, Any] = {}
         texts: dict[int, str] = {}
         for i, op in enumerate(ops):
+            _check(op)
             if isinstance(op, PutOp) and op.value is not None:
                 if op.namespace[:2] == MEMORY_NAMESPACE:
                     raise ValidationError("the ('alma', 'memories', ...) namespace is read-only; use ALMA.learn")
@@ -231,6 +233,19 @@ class AlmaStore(BaseStore):
         if vector is None:
             return [item, DeleteRecords(pid, vectors, (op.key,))]
         return [item, PutRecord(Record(pid, vectors, op.key, encode_vector(vector)))]
+
+
+def _check(op: Op) -> None:
+    """What `batch` cannot store, refused before anything is written (`BaseStore`'s methods check the
+    rest; ops passed to `batch` directly skip them): a label that is not text (as LangGraph's
+    `InvalidNamespaceError`) and a value that is not a dict (a `TypeError`, as in InMemoryStore)."""
+    if isinstance(op, PutOp) and op.value is not None and not isinstance(op.value, Mapping):
+        raise SerializationError(f"a store item's value must be a dict, got {type(op.value).__name__}")
+    paths = [getattr(op, "namespace", ()), getattr(op, "namespace_prefix", ())]
+    paths += [c.path for c in getattr(op, "match_conditions", None) or ()]
+    for label in (label for path in paths for label in path):
+        if not isinstance(label, str):
+            raise InvalidNamespaceError(f"namespace labels must be strings, got {label!r} ({type(label).__name__})")
 
 
 def _dumps(value: Mapping[str, Any]) -> bytes:

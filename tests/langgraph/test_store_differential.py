@@ -43,7 +43,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.memory import InMemoryStore, _compare_values
 
-from alma_core import ALMA, ValidationError
+from alma_core import ALMA, SerializationError, ValidationError
 from alma_langgraph import AlmaStore
 
 LABELS = ["a", "ab", "é", "x/y", "%2F"]
@@ -373,6 +373,33 @@ def test_an_unknown_filter_operator_is_a_value_error_in_both(alma: ALMA) -> None
         ref.search(("a",), filter={"n": {"$in": [1]}})
     with pytest.raises(type(theirs.value)):
         store.search(("a",), filter={"n": {"$in": [1]}})
+
+
+@pytest.mark.parametrize("value", [[1, 2], 3, 1.5], ids=repr)
+def test_a_value_that_is_not_a_dict_is_a_type_error_in_both(alma: ALMA, value: Any) -> None:
+    """(InMemoryStore calls dict() on it, so text raises ValueError there and a list of pairs is stored.)"""
+    with pytest.raises(TypeError):
+        InMemoryStore().put(("a",), "k", value)
+    store = AlmaStore(alma)
+    with pytest.raises(SerializationError, match="must be a dict"):  # a TypeError
+        store.put(("a",), "k", value)
+    assert store.search(()) == []
+
+
+def test_a_label_that_is_not_text_in_a_direct_batch_is_an_invalid_namespace() -> None:
+    """Intended difference: InMemoryStore keeps ("a", 1) as a dict key; AlmaStore's namespaces are text,
+    so it refuses the op with the error BaseStore's own methods raise for it, and writes nothing."""
+    ops = [PutOp(("a",), "k", {"v": 1}), PutOp(("a", 1), "k", {"v": 1})]  # type: ignore[arg-type]
+    assert InMemoryStore().batch(ops) == [None, None]
+    with tempfile.TemporaryDirectory() as directory:
+        alma, store = _fresh_store(directory)
+        try:
+            for bad in [ops, [GetOp(("a", 1), "k")], [ListNamespacesOp((MatchCondition("prefix", (1,)),))]]:  # type: ignore[arg-type]
+                with pytest.raises(InvalidNamespaceError, match="must be strings"):
+                    store.batch(bad)
+            assert store.search(()) == []
+        finally:
+            alma.close()
 
 
 def test_a_direct_batch_with_a_dotted_label_answers_as_in_memory_store_does(alma: ALMA) -> None:
