@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import socket
 import sys
@@ -17,7 +18,18 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.fastmcp import FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.shared.message import SessionMessage
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCMessage,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    TextContent,
+    ToolAnnotations,
+)
 from mcp.types import Tool as MCPTool
 from pydantic import ValidationError as PydanticError
 
@@ -88,6 +100,45 @@ class AlmaMCP(FastMCP[Any]):
         return CallToolResult(content=[TextContent(type="text", text=text)], structuredContent=data)
 
 
+def _non_finite(value: Any) -> bool:
+    """Whether a parsed message holds NaN or an infinity (iterative: the parser bounds the depth anyway)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _refusal(request: JSONRPCRequest) -> SessionMessage:
+    """The answer to a request holding NaN or Infinity: a tool error for a tool call, else invalid params."""
+    reason = "the arguments hold NaN or Infinity, which JSON does not have; send finite numbers or null"
+    if request.method == "tools/call":
+        name = (request.params or {}).get("name", "tools/call")
+        result = _error(f"{name}: {reason}").model_dump(by_alias=True, mode="json", exclude_none=True)
+        reply: Any = JSONRPCResponse(jsonrpc="2.0", id=request.id, result=result)
+    else:
+        reply = JSONRPCError(jsonrpc="2.0", id=request.id, error=ErrorData(code=INVALID_PARAMS, message=reason))
+    return SessionMessage(JSONRPCMessage(reply))
+
+
+async def _refuse_non_finite(read: Any, write: Any, forward: Any) -> None:
+    """Pass the client's messages on, answering itself a request that holds NaN or Infinity: the SDK's
+    parser reads them, and its session would hand our tools `null` in their place (a state stored
+    with a silently changed value)."""
+    async with forward:
+        async for item in read:
+            root = getattr(getattr(item, "message", None), "root", None)
+            if isinstance(root, JSONRPCRequest) and _non_finite(root.params):
+                await write.send(_refusal(root))
+            else:
+                await forward.send(item)
+
+
 async def serve_stdio(server: AlmaMCP) -> None:
     """Speak MCP on the real stdout; anything else that writes to stdout (fd 1) lands on stderr."""
     from mcp.server.stdio import stdio_server
@@ -97,8 +148,11 @@ async def serve_stdio(server: AlmaMCP) -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     out = io.TextIOWrapper(os.fdopen(protocol_fd, "wb"), encoding="utf-8", write_through=True)
-    async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write):
-        await server._mcp_server.run(read, write, server._mcp_server.create_initialization_options())
+    async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write), anyio.create_task_group() as tasks:
+        forward, checked = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        tasks.start_soon(_refuse_non_finite, read, write, forward)
+        await server._mcp_server.run(checked, write, server._mcp_server.create_initialization_options())
+        tasks.cancel_scope.cancel()
 
 
 def serve_http(server: AlmaMCP, sock: socket.socket, token: str, allowed_origins: list[str]) -> None:

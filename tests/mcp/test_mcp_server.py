@@ -292,6 +292,39 @@ def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
     assert b"DEBUG" in err  # the logs went to stderr
 
 
+def test_stdio_refuses_nan_and_infinity_instead_of_storing_null(tmp_path: Path) -> None:
+    """The SDK's parser reads NaN and Infinity, and its session handed the tools null in their place:
+    a checkpoint stored {"x": null} for {"x": NaN}. Now each such call is a tool error and nothing is stored."""
+    config = write_config(tmp_path)
+
+    def call(i: int, name: str, arguments: str) -> bytes:
+        return b'{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": {"name": "%s", "arguments": %s}}' % (
+            i,
+            name.encode(),
+            arguments.encode(),
+        )
+
+    lines = [json.dumps(INIT).encode(), b'{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+             call(2, "alma_checkpoint", '{"workflow_id": "wf", "state": {"x": NaN}}'),
+             call(3, "alma_learn", '{"agent": "helena", "task": "t", "outcome": "success", '
+                                   '"task_type": "testing_strategies", "metadata": {"ms": [Infinity]}}'),
+             call(4, "alma_health", "{}")]  # fmt: skip
+    before = snapshot(config)
+    proc = subprocess.Popen([sys.executable, "-m", "alma_core.mcp", "--config", str(config)], env=server_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"\n".join(lines) + b"\n")
+    proc.stdin.flush()
+    replies = {r["id"]: r for r in (json.loads(proc.stdout.readline()) for _ in range(4))}  # before stdin closes
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and set(replies) == {1, 2, 3, 4}, err.decode()[-2000:]
+    for i in (2, 3):
+        assert replies[i]["result"]["isError"] is True
+        assert "NaN or Infinity" in replies[i]["result"]["content"][0]["text"]
+    assert replies[4]["result"]["isError"] is False  # still serving
+    assert snapshot(config) == before
+
+
 # ---- bad calls: one-line errors, nothing written, the server keeps serving ------------------------------
 
 BIG = "x" * 20_001
