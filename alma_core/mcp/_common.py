@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_STATE_DEPTH",
     "MAX_TEXT",
     "MEMORY_TYPES",
+    "NON_FINITE",
     "READ",
     "WRITE",
     "Hints",
@@ -36,6 +38,7 @@ __all__ = [
     "check_agent",
     "json_size",
     "jsonable",
+    "non_finite",
     "one_line",
     "optional_name",
     "pydantic_reason",
@@ -74,6 +77,24 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+NON_FINITE = "the arguments hold NaN or Infinity, which JSON does not have; send finite numbers or null"
+
+
+def non_finite(value: Any) -> bool:
+    """Whether a parsed JSON-RPC message holds NaN or an infinity: the SDK's parsers read them, and its
+    session would hand the tools `null` in their place (iterative: no recursion on deep input)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def one_line(text: str) -> str:

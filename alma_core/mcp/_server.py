@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import socket
 import sys
@@ -35,7 +34,7 @@ from pydantic import ValidationError as PydanticError
 
 from .._errors import AlmaError
 from ._auth import BearerOriginGuard
-from ._common import one_line, pydantic_reason
+from ._common import NON_FINITE, non_finite, one_line, pydantic_reason
 from ._tools import TOOLS
 
 if TYPE_CHECKING:
@@ -100,29 +99,14 @@ class AlmaMCP(FastMCP[Any]):
         return CallToolResult(content=[TextContent(type="text", text=text)], structuredContent=data)
 
 
-def _non_finite(value: Any) -> bool:
-    """Whether a parsed message holds NaN or an infinity (iterative: the parser bounds the depth anyway)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return True
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 def _refusal(request: JSONRPCRequest) -> SessionMessage:
     """The answer to a request holding NaN or Infinity: a tool error for a tool call, else invalid params."""
-    reason = "the arguments hold NaN or Infinity, which JSON does not have; send finite numbers or null"
     if request.method == "tools/call":
         name = (request.params or {}).get("name", "tools/call")
-        result = _error(f"{name}: {reason}").model_dump(by_alias=True, mode="json", exclude_none=True)
+        result = _error(f"{name}: {NON_FINITE}").model_dump(by_alias=True, mode="json", exclude_none=True)
         reply: Any = JSONRPCResponse(jsonrpc="2.0", id=request.id, result=result)
     else:
-        reply = JSONRPCError(jsonrpc="2.0", id=request.id, error=ErrorData(code=INVALID_PARAMS, message=reason))
+        reply = JSONRPCError(jsonrpc="2.0", id=request.id, error=ErrorData(code=INVALID_PARAMS, message=NON_FINITE))
     return SessionMessage(JSONRPCMessage(reply))
 
 
@@ -133,7 +117,7 @@ async def _refuse_non_finite(read: Any, write: Any, forward: Any) -> None:
     async with forward:
         async for item in read:
             root = getattr(getattr(item, "message", None), "root", None)
-            if isinstance(root, JSONRPCRequest) and _non_finite(root.params):
+            if isinstance(root, JSONRPCRequest) and non_finite(root.params):
                 await write.send(_refusal(root))
             else:
                 await forward.send(item)

@@ -514,6 +514,23 @@ def test_http_refuses_a_foreign_host_header(http_server: HttpServer) -> None:
     assert httpx.post(http_server.url, json=INIT, headers=headers).status_code == 421
 
 
+def test_http_refuses_nan_and_infinity_instead_of_storing_null(http_server: HttpServer) -> None:
+    """As over stdio: the SDK would hand the tool null for NaN (a real client cannot even send it; a raw
+    one can). The guard answers the call with a tool error; other calls go on to the SDK."""
+    headers = {**ACCEPT, "Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(headers=headers, timeout=120) as c:
+        session = {"mcp-session-id": c.post(http_server.url, json=INIT).headers["mcp-session-id"]}
+        c.post(http_server.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        before = snapshot(http_server.config)
+        for i, args in enumerate([b'{"workflow_id": "wf-nan", "state": {"x": NaN}}',
+                                  b'{"workflow_id": "wf-nan", "state": {"x": [1, -Infinity]}}'], 2):  # fmt: skip
+            body = b'{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": {"name": "alma_checkpoint", ' % i
+            reply = c.post(http_server.url, content=body + b'"arguments": ' + args + b"}}", headers=session).json()
+            assert reply["id"] == i and reply["result"]["isError"] is True
+            assert reply["result"]["content"][0]["text"].startswith("alma_checkpoint: the arguments hold NaN")
+        assert snapshot(http_server.config) == before
+
+
 def test_a_missing_sdk_raises_missing_dependency(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['mcp'] = None\n"
