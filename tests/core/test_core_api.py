@@ -113,12 +113,25 @@ def test_alma_reindex_rebuilds_the_vectors_and_the_store_opens(tmp_path: Path) -
         ALMA(project_id="p", storage=store / "alma.db", embedder=MockEmbedder(384))
 
 
-def test_reindex_on_a_matching_store_re_embeds_every_memory(alma: ALMA) -> None:
+def test_reindex_on_a_matching_store_re_embeds_every_memory(alma: ALMA, db_path: Path) -> None:
+    import sqlite3
+
+    import numpy as np
+
+    from alma_core.storage import FindMemories, MemoryFilter
+
     alma.learn(agent="helena", task="test login", outcome=True)
     alma.add_domain_knowledge(agent="qa_lead", domain="qa", fact="f")
+    stale = alma.embedder.embed_query("something else entirely").astype(np.float32).tobytes()
+    with sqlite3.connect(db_path) as raw:  # every stored vector wrong: only a re-embedding puts them right
+        raw.execute("UPDATE memories SET embedding = ?", (stale,))
     seen: list[tuple[int, int]] = []
     assert alma.reindex(progress=lambda done, total: seen.append((done, total))) == alma.stats().total
     assert seen and seen[-1][0] == seen[-1][1]
+    stored = alma.storage.execute(FindMemories(MemoryFilter(project_id=alma.project_id), with_embeddings=True))
+    assert len(stored) == alma.stats().total
+    for memory in stored:
+        assert np.allclose(memory.embedding, alma.embedder.embed_documents([memory.text])[0], atol=1e-6)
 
 
 # ---- async twins ------------------------------------------------------------------------------------------

@@ -75,13 +75,22 @@ def _rankings(path: Path, seed: int) -> list[Any]:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_rankings_from_rows_equal_rankings_from_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int):
+    from alma_core.storage._sqlite_search import MemoryReads
+
     monkeypatch.setattr("alma_core._retrieval.utcnow", lambda: NOW)
     path = tmp_path / "s.db"
     _fill(path, seed)
+    made: list[str] = []  # which path each search's memories took (else both runs could be the same path)
+    for name in ("_candidate_rows", "_candidates"):
+        real = getattr(MemoryReads, name)
+        monkeypatch.setattr(MemoryReads, name, lambda *a, _r=real, _n=name, **k: made.append(_n) or _r(*a, **k))
     from_rows = _rankings(path, seed)
+    assert made and set(made) == {"_candidate_rows"}
+    made.clear()
     search_op = Retriever.search_op
     monkeypatch.setattr(Retriever, "search_op", lambda *a, **k: dataclasses.replace(search_op(*a, **k), rows=False))
     from_models = _rankings(path, seed)
+    assert made and set(made) == {"_candidates"}
     assert sum(map(len, from_rows)) > 400
     assert {entry[0] for found in from_rows for entry in found} == set(MemoryType)
     assert from_rows == from_models

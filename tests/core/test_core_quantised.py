@@ -143,8 +143,10 @@ def test_filters_and_agent_scopes_are_respected(store: SQLiteStorage) -> None:
 
 
 def test_without_numkong_the_numpy_scan_finds_the_same(store: SQLiteStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    _needs("numkong")  # (without it both runs below would be the numpy scan: nothing compared)
     rows, queries = _data("random", seed=2)
     _fill(store, rows)
+    assert _quantised.numkong() is not None
     kernel = [_dense(store, q, 10) for q in queries[:10]]
     monkeypatch.setitem(_quantised._kernel, "numkong", None)
     assert _quantised.numkong() is None
