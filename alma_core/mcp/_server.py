@@ -8,8 +8,10 @@ supplies the protocol, the session manager, DNS-rebinding protection and the `/m
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
+import re
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.message import SessionMessage
 from mcp.types import (
     INVALID_PARAMS,
+    PARSE_ERROR,
     CallToolResult,
     ErrorData,
     JSONRPCError,
@@ -99,28 +102,56 @@ class AlmaMCP(FastMCP[Any]):
         return CallToolResult(content=[TextContent(type="text", text=text)], structuredContent=data)
 
 
-def _refusal(request: JSONRPCRequest) -> SessionMessage:
-    """The answer to a request holding NaN or Infinity: a tool error for a tool call, else invalid params."""
-    if request.method == "tools/call":
-        name = (request.params or {}).get("name", "tools/call")
-        result = _error(f"{name}: {NON_FINITE}").model_dump(by_alias=True, mode="json", exclude_none=True)
-        reply: Any = JSONRPCResponse(jsonrpc="2.0", id=request.id, result=result)
+def _answer(request_id: Any, method: Any, name: Any, reason: str, code: int) -> SessionMessage:
+    """A reply the session never sees the request of: a tool error for a tool call, else a JSON-RPC error."""
+    if method == "tools/call":
+        result = _error(f"{name or 'tools/call'}: {reason}").model_dump(by_alias=True, mode="json", exclude_none=True)
+        reply: Any = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
     else:
-        reply = JSONRPCError(jsonrpc="2.0", id=request.id, error=ErrorData(code=INVALID_PARAMS, message=NON_FINITE))
+        reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=one_line(reason)))
     return SessionMessage(JSONRPCMessage(reply))
 
 
-async def _refuse_non_finite(read: Any, write: Any, forward: Any) -> None:
-    """Pass the client's messages on, answering itself a request that holds NaN or Infinity: the SDK's
-    parser reads them, and its session would hand our tools `null` in their place (a state stored
-    with a silently changed value)."""
+_ID = re.compile(r'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,15}|"[^"\\]{0,200}")')
+_CALL = re.compile(r'"method"\s*:\s*"tools/call"\s*,\s*"params"\s*:\s*\{\s*"name"\s*:\s*"([A-Za-z0-9_]{1,100})"')
+
+
+def _unparsed(exc: Exception) -> SessionMessage | None:
+    """The answer to a line the SDK could not parse (too deep, a lone surrogate, a 5,000-digit number)
+    when its request id can still be read: the SDK only logs it, and the client would wait forever."""
+    errors = exc.errors() if isinstance(exc, PydanticError) else []
+    raw = errors[0].get("input") if errors else None
+    if not isinstance(raw, str):
+        return None
+    reason = f"the request is not valid JSON-RPC: {str(errors[0]['msg']).removeprefix('Invalid JSON: ')}"
+    try:  # Python's parser reads what pydantic's refuses (lone surrogates, huge numbers, deeper nesting)
+        message = json.loads(raw)
+        params = message.get("params") if isinstance(message, dict) else None
+        name = params.get("name") if isinstance(params, dict) else None
+        request_id, method = message.get("id"), message.get("method")
+    except (ValueError, RecursionError, AttributeError):
+        found = _ID.match(raw)
+        call = _CALL.search(raw[:1000])
+        request_id = json.loads(found.group(1)) if found else None
+        method, name = ("tools/call", call.group(1)) if call else (None, None)
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        return None  # a notification, or no readable id: nothing to answer
+    return _answer(request_id, method, name, reason, PARSE_ERROR)
+
+
+async def _screen(read: Any, write: Any, forward: Any) -> None:
+    """Pass the client's messages on, answering two kinds itself: a request holding NaN or Infinity (the
+    SDK's parser reads them, and its session would hand our tools `null` in their place: a state stored
+    with a silently changed value), and a line the SDK could not parse but whose id can be read."""
     async with forward:
         async for item in read:
             root = getattr(getattr(item, "message", None), "root", None)
+            reply = None
             if isinstance(root, JSONRPCRequest) and non_finite(root.params):
-                await write.send(_refusal(root))
-            else:
-                await forward.send(item)
+                reply = _answer(root.id, root.method, (root.params or {}).get("name"), NON_FINITE, INVALID_PARAMS)
+            elif isinstance(item, Exception):
+                reply = _unparsed(item)
+            await (forward.send(item) if reply is None else write.send(reply))
 
 
 async def serve_stdio(server: AlmaMCP) -> None:
@@ -134,7 +165,7 @@ async def serve_stdio(server: AlmaMCP) -> None:
     out = io.TextIOWrapper(os.fdopen(protocol_fd, "wb"), encoding="utf-8", write_through=True)
     async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write), anyio.create_task_group() as tasks:
         forward, checked = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        tasks.start_soon(_refuse_non_finite, read, write, forward)
+        tasks.start_soon(_screen, read, write, forward)
         await server._mcp_server.run(checked, write, server._mcp_server.create_initialization_options())
         tasks.cancel_scope.cancel()
 
