@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
@@ -42,6 +43,7 @@ __all__ = [
     "one_line",
     "optional_name",
     "pydantic_reason",
+    "request_head",
     "slice_output",
 ]
 
@@ -95,6 +97,29 @@ def non_finite(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+_HEAD_ID = re.compile(r'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,15}|"[^"\\]{0,200}")')
+_HEAD_CALL = re.compile(r'"method"\s*:\s*"tools/call"\s*,\s*"params"\s*:\s*\{\s*"name"\s*:\s*"([A-Za-z0-9_]{1,100})"')
+
+
+def request_head(raw: str | bytes) -> tuple[int | str | None, str | None, str | None]:
+    """(id, method, tool name) of a JSON-RPC request the SDK could not parse: by Python's parser (it reads
+    lone surrogates and huge numbers), else, for nesting past its stack, from the head of the text as
+    clients write it (jsonrpc, id, method, params.name). Nones for what cannot be read."""
+    try:
+        message = json.loads(raw)
+        params = message.get("params") if isinstance(message, dict) else None
+        name = params.get("name") if isinstance(params, dict) else None
+        request_id, method = message.get("id"), message.get("method")
+    except (ValueError, RecursionError, AttributeError):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        found, call = _HEAD_ID.match(text), _HEAD_CALL.search(text[:1000])
+        request_id = json.loads(found.group(1)) if found else None
+        method, name = ("tools/call", call.group(1)) if call else (None, None)
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        return None, None, None
+    return request_id, method if isinstance(method, str) else None, name if isinstance(name, str) else None
 
 
 def one_line(text: str) -> str:

@@ -8,10 +8,8 @@ supplies the protocol, the session manager, DNS-rebinding protection and the `/m
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
-import re
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -37,7 +35,7 @@ from pydantic import ValidationError as PydanticError
 
 from .._errors import AlmaError
 from ._auth import BearerOriginGuard
-from ._common import NON_FINITE, non_finite, one_line, pydantic_reason
+from ._common import NON_FINITE, non_finite, one_line, pydantic_reason, request_head
 from ._tools import TOOLS
 
 if TYPE_CHECKING:
@@ -112,10 +110,6 @@ def _answer(request_id: Any, method: Any, name: Any, reason: str, code: int) -> 
     return SessionMessage(JSONRPCMessage(reply))
 
 
-_ID = re.compile(r'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,15}|"[^"\\]{0,200}")')
-_CALL = re.compile(r'"method"\s*:\s*"tools/call"\s*,\s*"params"\s*:\s*\{\s*"name"\s*:\s*"([A-Za-z0-9_]{1,100})"')
-
-
 def _unparsed(exc: Exception) -> SessionMessage | None:
     """The answer to a line the SDK could not parse (too deep, a lone surrogate, a 5,000-digit number)
     when its request id can still be read: the SDK only logs it, and the client would wait forever."""
@@ -124,17 +118,8 @@ def _unparsed(exc: Exception) -> SessionMessage | None:
     if not isinstance(raw, str):
         return None
     reason = f"the request is not valid JSON-RPC: {str(errors[0]['msg']).removeprefix('Invalid JSON: ')}"
-    try:  # Python's parser reads what pydantic's refuses (lone surrogates, huge numbers, deeper nesting)
-        message = json.loads(raw)
-        params = message.get("params") if isinstance(message, dict) else None
-        name = params.get("name") if isinstance(params, dict) else None
-        request_id, method = message.get("id"), message.get("method")
-    except (ValueError, RecursionError, AttributeError):
-        found = _ID.match(raw)
-        call = _CALL.search(raw[:1000])
-        request_id = json.loads(found.group(1)) if found else None
-        method, name = ("tools/call", call.group(1)) if call else (None, None)
-    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+    request_id, method, name = request_head(raw)
+    if request_id is None:
         return None  # a notification, or no readable id: nothing to answer
     return _answer(request_id, method, name, reason, PARSE_ERROR)
 

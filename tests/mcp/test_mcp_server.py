@@ -537,18 +537,20 @@ def test_http_refuses_a_foreign_host_header(http_server: HttpServer) -> None:
 
 def test_http_refuses_nan_and_infinity_instead_of_storing_null(http_server: HttpServer) -> None:
     """As over stdio: the SDK would hand the tool null for NaN (a real client cannot even send it; a raw
-    one can). The guard answers the call with a tool error; other calls go on to the SDK."""
+    one can), and answered 500 to a 5,000-level state. The guard answers each with a tool error."""
     headers = {**ACCEPT, "Authorization": f"Bearer {TOKEN}"}
     with httpx.Client(headers=headers, timeout=120) as c:
         session = {"mcp-session-id": c.post(http_server.url, json=INIT).headers["mcp-session-id"]}
         c.post(http_server.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
         before = snapshot(http_server.config)
-        for i, args in enumerate([b'{"workflow_id": "wf-nan", "state": {"x": NaN}}',
-                                  b'{"workflow_id": "wf-nan", "state": {"x": [1, -Infinity]}}'], 2):  # fmt: skip
-            body = b'{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": {"name": "alma_checkpoint", ' % i
-            reply = c.post(http_server.url, content=body + b'"arguments": ' + args + b"}}", headers=session).json()
-            assert reply["id"] == i and reply["result"]["isError"] is True
-            assert reply["result"]["content"][0]["text"].startswith("alma_checkpoint: the arguments hold NaN")
+        deep = b'{"b": ' * 5_000 + b"1" + b"}" * 5_000  # the SDK's json.loads: RecursionError, a 500
+        cases = [(b'{"workflow_id": "wf-nan", "state": {"x": NaN}}', "the arguments hold NaN"),
+                 (b'{"workflow_id": "wf-nan", "state": {"x": [1, -Infinity]}}', "the arguments hold NaN"),
+                 (b'{"workflow_id": "wf-nan", "state": ' + deep + b"}", "the request is nested")]  # fmt: skip
+        for i, (args, why) in enumerate(cases, 2):
+            reply = c.post(http_server.url, content=_call(i, "alma_checkpoint", args), headers=session)
+            assert reply.status_code == 200 and reply.json()["id"] == i and reply.json()["result"]["isError"] is True
+            assert reply.json()["result"]["content"][0]["text"].startswith(f"alma_checkpoint: {why}")
         assert snapshot(http_server.config) == before
 
 
