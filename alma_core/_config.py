@@ -201,7 +201,7 @@ class AlmaConfig(_Strict):
     project_id: str = Field("default", pattern=_NAME)
     storage: Literal["sqlite", "postgres", "chroma"] = "sqlite"
     storage_dir: str = ".alma"
-    db_name: str = "alma.db"
+    db_name: str = Field("alma.db", description="The SQLite file's name inside storage_dir: a name, not a path.")
     embedding_provider: Literal["local", "local-int8", "local-float32", "mock"] = "local"
     embedding_dim: int = Field(384, ge=8, le=8192)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
@@ -219,6 +219,14 @@ class AlmaConfig(_Strict):
         description="A LangChain chat model for AutoLearner, as 'module:attribute' (an instance or a "
         "zero-argument factory); without one AutoLearner extracts offline.",
     )
+
+    @field_validator("db_name")
+    @classmethod
+    def _file_name(cls, name: str) -> str:
+        """A name, not a path: the store stays inside storage_dir (which is where a path belongs)."""
+        if not name or name in (".", "..") or len(name) > 255 or any(c in name for c in "/\\\x00"):
+            raise ValueError(f"db_name {name[:200]!r} must be a file name (no '/', '\\' or NUL; not '.' or '..')")
+        return name
 
     @field_validator("agents")
     @classmethod

@@ -1,14 +1,16 @@
-"""HTTP guards: a bearer token on every request and an Origin check against DNS rebinding.
+"""HTTP guards: a bearer token on every request, an Origin check against DNS rebinding, and no NaN.
 
 A plain ASGI middleware (no SDK import) in front of the MCP app: a request with a non-allowed Origin gets
 403 before anything else (a browser page on another site must not even learn whether a token works);
-one without the right `Authorization: Bearer <token>` gets 401.
+one without the right `Authorization: Bearer <token>` gets 401. A tool call whose arguments hold NaN or
+Infinity gets a tool error here: the SDK's parser reads them and its session would pass the tool `null`.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import os
 import secrets
 import sys
@@ -17,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import AlmaError
+from ._common import NON_FINITE, non_finite, one_line, request_head
 
 __all__ = ["BearerOriginGuard", "is_loopback", "loopback_origin", "resolve_token"]
 
@@ -76,13 +79,77 @@ class BearerOriginGuard:
             await _reply(send, 403, "forbidden origin: this server only accepts pages served from localhost")
         elif not self.token_ok(headers.get("authorization")):
             await _reply(send, 401, "missing or wrong bearer token", {"www-authenticate": 'Bearer realm="alma"'})
+        elif scope["method"] == "POST" and (headers.get("content-length") or "x").isdigit():
+            await self._post(scope, receive, send, int(headers["content-length"]))
         else:
             await self.app(scope, receive, send)
 
+    async def _post(self, scope: Scope, receive: Receive, send: Send, length: int) -> None:
+        """A JSON-RPC request holding NaN or Infinity is answered here (a tool error for a tool call): the
+        SDK reads them and would hand the tool `null`. Other bodies, and larger ones, go on as they came."""
+        if length > _INSPECTED_BYTES:
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        reply = _non_finite_reply(body)
+        if reply is not None:
+            await _reply(send, 200, json.dumps(reply), content_type="application/json")
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-async def _reply(send: Send, status: int, message: str, extra: dict[str, str] | None = None) -> None:
+
+_INSPECTED_BYTES = 4 * 1024 * 1024  # a POST at most this long is checked for NaN / Infinity (states are 1 MB)
+
+
+def _non_finite_reply(body: bytes) -> dict[str, Any] | None:
+    """The JSON-RPC answer to a request holding NaN or Infinity, or None (anything else is the SDK's)."""
+    try:
+        message = json.loads(body)
+    except RecursionError:  # the SDK's own parse would answer 500, "Error handling POST request"
+        request_id, method, name = request_head(body)
+        return None if request_id is None else _reply_to(request_id, method, name, "the request is nested too deeply")
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or "id" not in message or not non_finite(message.get("params")):
+        return None
+    params = message.get("params")
+    return _reply_to(message["id"], message.get("method"), params.get("name") if isinstance(params, dict) else None,
+                     NON_FINITE)  # fmt: skip
+
+
+def _reply_to(request_id: Any, method: Any, name: Any, reason: str) -> dict[str, Any]:
+    """A tool error for a tool call, invalid params for anything else."""
+    if method == "tools/call":
+        result = {"content": [{"type": "text", "text": one_line(f"{name or 'tools/call'}: {reason}")}], "isError": True}
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": reason}}
+
+
+def _replay(body: bytes, original: Receive) -> Receive:
+    """Hand the app the body already read, then the real stream (so a disconnect is still seen)."""
+    sent = False
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
+async def _reply(
+    send: Send, status: int, message: str, extra: dict[str, str] | None = None, content_type: str = "text/plain"
+) -> None:
     body = message.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    kind = f"{content_type}; charset=utf-8".encode()
+    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

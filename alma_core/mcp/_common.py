@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
@@ -24,6 +26,7 @@ __all__ = [
     "MAX_STATE_DEPTH",
     "MAX_TEXT",
     "MEMORY_TYPES",
+    "NON_FINITE",
     "READ",
     "WRITE",
     "Hints",
@@ -36,9 +39,11 @@ __all__ = [
     "check_agent",
     "json_size",
     "jsonable",
+    "non_finite",
     "one_line",
     "optional_name",
     "pydantic_reason",
+    "request_head",
     "slice_output",
 ]
 
@@ -74,6 +79,47 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+NON_FINITE = "the arguments hold NaN or Infinity, which JSON does not have; send finite numbers or null"
+
+
+def non_finite(value: Any) -> bool:
+    """Whether a parsed JSON-RPC message holds NaN or an infinity: the SDK's parsers read them, and its
+    session would hand the tools `null` in their place (iterative: no recursion on deep input)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+_HEAD_ID = re.compile(r'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,15}|"[^"\\]{0,200}")')
+_HEAD_CALL = re.compile(r'"method"\s*:\s*"tools/call"\s*,\s*"params"\s*:\s*\{\s*"name"\s*:\s*"([A-Za-z0-9_]{1,100})"')
+
+
+def request_head(raw: str | bytes) -> tuple[int | str | None, str | None, str | None]:
+    """(id, method, tool name) of a JSON-RPC request the SDK could not parse: by Python's parser (it reads
+    lone surrogates and huge numbers), else, for nesting past its stack, from the head of the text as
+    clients write it (jsonrpc, id, method, params.name). Nones for what cannot be read."""
+    try:
+        message = json.loads(raw)
+        params = message.get("params") if isinstance(message, dict) else None
+        name = params.get("name") if isinstance(params, dict) else None
+        request_id, method = message.get("id"), message.get("method")
+    except (ValueError, RecursionError, AttributeError):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        found, call = _HEAD_ID.match(text), _HEAD_CALL.search(text[:1000])
+        request_id = json.loads(found.group(1)) if found else None
+        method, name = ("tools/call", call.group(1)) if call else (None, None)
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        return None, None, None
+    return request_id, method if isinstance(method, str) else None, name if isinstance(name, str) else None
 
 
 def one_line(text: str) -> str:

@@ -17,13 +17,25 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.fastmcp import FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.shared.message import SessionMessage
+from mcp.types import (
+    INVALID_PARAMS,
+    PARSE_ERROR,
+    CallToolResult,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCMessage,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    TextContent,
+    ToolAnnotations,
+)
 from mcp.types import Tool as MCPTool
 from pydantic import ValidationError as PydanticError
 
 from .._errors import AlmaError
 from ._auth import BearerOriginGuard
-from ._common import one_line, pydantic_reason
+from ._common import NON_FINITE, non_finite, one_line, pydantic_reason, request_head
 from ._tools import TOOLS
 
 if TYPE_CHECKING:
@@ -88,6 +100,45 @@ class AlmaMCP(FastMCP[Any]):
         return CallToolResult(content=[TextContent(type="text", text=text)], structuredContent=data)
 
 
+def _answer(request_id: Any, method: Any, name: Any, reason: str, code: int) -> SessionMessage:
+    """A reply the session never sees the request of: a tool error for a tool call, else a JSON-RPC error."""
+    if method == "tools/call":
+        result = _error(f"{name or 'tools/call'}: {reason}").model_dump(by_alias=True, mode="json", exclude_none=True)
+        reply: Any = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
+    else:
+        reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=one_line(reason)))
+    return SessionMessage(JSONRPCMessage(reply))
+
+
+def _unparsed(exc: Exception) -> SessionMessage | None:
+    """The answer to a line the SDK could not parse (too deep, a lone surrogate, a 5,000-digit number)
+    when its request id can still be read: the SDK only logs it, and the client would wait forever."""
+    errors = exc.errors() if isinstance(exc, PydanticError) else []
+    raw = errors[0].get("input") if errors else None
+    if not isinstance(raw, str):
+        return None
+    reason = f"the request is not valid JSON-RPC: {str(errors[0]['msg']).removeprefix('Invalid JSON: ')}"
+    request_id, method, name = request_head(raw)
+    if request_id is None:
+        return None  # a notification, or no readable id: nothing to answer
+    return _answer(request_id, method, name, reason, PARSE_ERROR)
+
+
+async def _screen(read: Any, write: Any, forward: Any) -> None:
+    """Pass the client's messages on, answering two kinds itself: a request holding NaN or Infinity (the
+    SDK's parser reads them, and its session would hand our tools `null` in their place: a state stored
+    with a silently changed value), and a line the SDK could not parse but whose id can be read."""
+    async with forward:
+        async for item in read:
+            root = getattr(getattr(item, "message", None), "root", None)
+            reply = None
+            if isinstance(root, JSONRPCRequest) and non_finite(root.params):
+                reply = _answer(root.id, root.method, (root.params or {}).get("name"), NON_FINITE, INVALID_PARAMS)
+            elif isinstance(item, Exception):
+                reply = _unparsed(item)
+            await (forward.send(item) if reply is None else write.send(reply))
+
+
 async def serve_stdio(server: AlmaMCP) -> None:
     """Speak MCP on the real stdout; anything else that writes to stdout (fd 1) lands on stderr."""
     from mcp.server.stdio import stdio_server
@@ -97,8 +148,11 @@ async def serve_stdio(server: AlmaMCP) -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     out = io.TextIOWrapper(os.fdopen(protocol_fd, "wb"), encoding="utf-8", write_through=True)
-    async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write):
-        await server._mcp_server.run(read, write, server._mcp_server.create_initialization_options())
+    async with stdio_server(stdout=anyio.wrap_file(out)) as (read, write), anyio.create_task_group() as tasks:
+        forward, checked = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        tasks.start_soon(_screen, read, write, forward)
+        await server._mcp_server.run(checked, write, server._mcp_server.create_initialization_options())
+        tasks.cancel_scope.cancel()
 
 
 def serve_http(server: AlmaMCP, sock: socket.socket, token: str, allowed_origins: list[str]) -> None:

@@ -127,6 +127,8 @@ def install_handlers(app: FastAPI) -> None:
         name = _HTTP_NAMES.get(exc.status_code, "HttpError")
         detail = exc.detail if isinstance(exc.detail, str) else name
         headers = dict(exc.headers or {})
+        if exc.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's, for any
+            detail = "the body cannot be read as JSON: not UTF-8, nested too deeply, or a number too long"
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path}; see /openapi.json"
         if exc.status_code == 405:  # Starlette names the first route's methods only (GET /memories/{id})

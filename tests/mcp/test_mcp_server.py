@@ -292,6 +292,60 @@ def test_stdio_stdout_carries_only_protocol_messages(tmp_path: Path) -> None:
     assert b"DEBUG" in err  # the logs went to stderr
 
 
+def _call(i: int, name: str, arguments: bytes) -> bytes:
+    """A raw tools/call line (what a real client cannot send: NaN, lone surrogates, 5,000 digits)."""
+    head = b'{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": {"name": "%s", ' % (i, name.encode())
+    return head + b'"arguments": ' + arguments + b"}}"
+
+
+def _raw_stdio(config: Path, calls: list[bytes]) -> dict[int, Any]:
+    """Replies by id to `calls` (ids 2..) and then alma_health (id 99), over a raw stdio session."""
+    lines = [json.dumps(INIT).encode(), b'{"jsonrpc": "2.0", "method": "notifications/initialized"}', *calls,
+             _call(99, "alma_health", b"{}")]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "alma_core.mcp", "--config", str(config)], env=server_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"\n".join(lines) + b"\n")
+    proc.stdin.flush()
+    replies = [json.loads(proc.stdout.readline()) for _ in range(len(calls) + 2)]  # read before stdin closes
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return {r["id"]: r for r in replies}
+
+
+def test_stdio_refuses_nan_and_infinity_instead_of_storing_null(tmp_path: Path) -> None:
+    """The SDK's parser reads NaN and Infinity, and its session handed the tools null in their place:
+    a checkpoint stored {"x": null} for {"x": NaN}. Now each such call is a tool error and nothing is stored."""
+    config = write_config(tmp_path)
+    before = snapshot(config)
+    replies = _raw_stdio(config, [
+        _call(2, "alma_checkpoint", b'{"workflow_id": "wf", "state": {"x": NaN}}'),
+        _call(3, "alma_learn", b'{"agent": "helena", "task": "t", "outcome": "success", '
+                               b'"task_type": "testing_strategies", "metadata": {"ms": [Infinity]}}'),
+    ])  # fmt: skip
+    for i in (2, 3):
+        assert replies[i]["result"]["isError"] is True
+        assert "NaN or Infinity" in replies[i]["result"]["content"][0]["text"]
+    assert replies[99]["result"]["isError"] is False  # still serving
+    assert snapshot(config) == before
+
+
+def test_stdio_answers_a_call_the_sdk_cannot_parse_by_its_id(tmp_path: Path) -> None:
+    """Too deep for the SDK's parser, a lone surrogate, a 5,000-digit number: the SDK only logged them and
+    the client waited for a reply forever. Each is now a tool error under the call's id."""
+    config = write_config(tmp_path)
+    deep = b'{"b": ' * 5_000 + b"1" + b"}" * 5_000
+    replies = _raw_stdio(config, [
+        _call(2, "alma_checkpoint", b'{"workflow_id": "wf", "state": ' + deep + b"}"),
+        _call(3, "alma_learn", b'{"agent": "helena", "task": "\\ud800", "outcome": "success"}'),
+        _call(4, "alma_retrieve", b'{"agent": "helena", "task": "t", "top_k": ' + b"9" * 5_000 + b"}"),
+    ])  # fmt: skip
+    for i, name in [(2, "alma_checkpoint"), (3, "alma_learn"), (4, "alma_retrieve")]:
+        assert replies[i]["result"]["isError"] is True
+        assert replies[i]["result"]["content"][0]["text"].startswith(f"{name}: the request is not valid JSON-RPC")
+    assert replies[99]["result"]["isError"] is False
+
+
 # ---- bad calls: one-line errors, nothing written, the server keeps serving ------------------------------
 
 BIG = "x" * 20_001
@@ -479,6 +533,25 @@ def test_importing_alma_core_and_its_mcp_package_does_not_load_the_sdk() -> None
 def test_http_refuses_a_foreign_host_header(http_server: HttpServer) -> None:
     headers = {**ACCEPT, "Authorization": f"Bearer {TOKEN}", "Host": "evil.example:8765"}
     assert httpx.post(http_server.url, json=INIT, headers=headers).status_code == 421
+
+
+def test_http_refuses_nan_and_infinity_instead_of_storing_null(http_server: HttpServer) -> None:
+    """As over stdio: the SDK would hand the tool null for NaN (a real client cannot even send it; a raw
+    one can), and answered 500 to a 5,000-level state. The guard answers each with a tool error."""
+    headers = {**ACCEPT, "Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(headers=headers, timeout=120) as c:
+        session = {"mcp-session-id": c.post(http_server.url, json=INIT).headers["mcp-session-id"]}
+        c.post(http_server.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        before = snapshot(http_server.config)
+        deep = b'{"b": ' * 5_000 + b"1" + b"}" * 5_000  # the SDK's json.loads: RecursionError, a 500
+        cases = [(b'{"workflow_id": "wf-nan", "state": {"x": NaN}}', "the arguments hold NaN"),
+                 (b'{"workflow_id": "wf-nan", "state": {"x": [1, -Infinity]}}', "the arguments hold NaN"),
+                 (b'{"workflow_id": "wf-nan", "state": ' + deep + b"}", "the request is nested")]  # fmt: skip
+        for i, (args, why) in enumerate(cases, 2):
+            reply = c.post(http_server.url, content=_call(i, "alma_checkpoint", args), headers=session)
+            assert reply.status_code == 200 and reply.json()["id"] == i and reply.json()["result"]["isError"] is True
+            assert reply.json()["result"]["content"][0]["text"].startswith(f"alma_checkpoint: {why}")
+        assert snapshot(http_server.config) == before
 
 
 def test_a_missing_sdk_raises_missing_dependency(tmp_path: Path) -> None:

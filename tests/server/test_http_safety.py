@@ -97,6 +97,11 @@ BAD: list[tuple[str, str, Any, dict[str, str], int, str]] = [
     ("POST", "/checkpoints", b'{"workflow_id": "wf", "state": {"x": [-Infinity]}}', {}, 422, "ValidationError"),
     ("POST", "/merge_states", b'{"workflow_id": "wf", "states": [{"x": Infinity}]}', {}, 422, "ValidationError"),
     ("GET", "/workflows/wf/checkpoints?before=" + "9" * 30, None, {}, 422, "ValidationError"),
+    ("POST", "/learn", b'{"agent": "helena", "task": "\xff\xfe", "outcome": "success"}', {}, 400, "BadRequest"),
+    ("POST", "/learn", b'{"agent": "helena", "task": "t", "outcome": "success", "duration_ms": ' + b"9" * 5_000 + b"}",
+     {}, 400, "BadRequest"),
+    ("POST", "/checkpoints", b'{"workflow_id": "wf", "state": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", {}, 400,
+     "BadRequest"),
     ("POST", "/sessions", {"agent": "nobody"}, {}, 422, "UnknownAgent"),
     ("GET", "/sessions?agent=nobody", None, {}, 422, "UnknownAgent"),
     ("GET", "/handoffs/latest?agent=nobody", None, {}, 422, "UnknownAgent"),
@@ -143,6 +148,12 @@ def test_a_refused_deep_state_leaves_the_connection_serving(server: Server) -> N
         body = b'{"workflow_id": "wf", "state": ' + DEEP + b"}"
         assert c.post("/checkpoints", content=body, headers={"content-type": "application/json"}).status_code == 422
         assert c.get("/health").json()["status"] == "ok"
+
+
+def test_a_body_json_cannot_read_says_why(server: Server) -> None:
+    with server.client() as c:  # FastAPI's own detail was "There was an error parsing the body"
+        response = c.post("/learn", content=b'{"task": "\xff"}', headers={"content-type": "application/json"})
+    assert "cannot be read as JSON: not UTF-8" in assert_problem(response, 400, "BadRequest")["detail"]
 
 
 @pytest.mark.parametrize("method", ["PUT", "OPTIONS"])
