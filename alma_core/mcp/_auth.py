@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import AlmaError
-from ._common import NON_FINITE, non_finite, one_line, request_head
+from ._common import NON_FINITE, error_reply, non_finite, request_head
 
 __all__ = ["BearerOriginGuard", "is_loopback", "loopback_origin", "resolve_token"]
 
@@ -112,22 +112,14 @@ def _non_finite_reply(body: bytes) -> dict[str, Any] | None:
         message = json.loads(body)
     except RecursionError:  # the SDK's own parse would answer 500, "Error handling POST request"
         request_id, method, name = request_head(body)
-        return None if request_id is None else _reply_to(request_id, method, name, "the request is nested too deeply")
+        return None if request_id is None else error_reply(request_id, method, name, "the request is nested too deeply")
     except ValueError:
         return None
     if not isinstance(message, dict) or "id" not in message or not non_finite(message.get("params")):
         return None
     params = message.get("params")
-    return _reply_to(message["id"], message.get("method"), params.get("name") if isinstance(params, dict) else None,
+    return error_reply(message["id"], message.get("method"), params.get("name") if isinstance(params, dict) else None,
                      NON_FINITE)  # fmt: skip
-
-
-def _reply_to(request_id: Any, method: Any, name: Any, reason: str) -> dict[str, Any]:
-    """A tool error for a tool call, invalid params for anything else."""
-    if method == "tools/call":
-        result = {"content": [{"type": "text", "text": one_line(f"{name or 'tools/call'}: {reason}")}], "isError": True}
-        return {"jsonrpc": "2.0", "id": request_id, "result": result}
-    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": reason}}
 
 
 def replay(body: bytes, original: Receive) -> Receive:

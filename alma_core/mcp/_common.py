@@ -37,6 +37,7 @@ __all__ = [
     "WithMetadata",
     "agent_field",
     "check_agent",
+    "error_reply",
     "json_size",
     "jsonable",
     "non_finite",
@@ -120,6 +121,15 @@ def request_head(raw: str | bytes) -> tuple[int | str | None, str | None, str | 
     if isinstance(request_id, bool) or not isinstance(request_id, int | str):
         return None, None, None
     return request_id, method if isinstance(method, str) else None, name if isinstance(name, str) else None
+
+
+def error_reply(request_id: Any, method: Any, name: Any, reason: str, code: int = -32602) -> dict[str, Any]:
+    """A JSON-RPC reply answering a request outside the SDK's session: a tool error for a tool call, else
+    an error with `code` (default: invalid params)."""
+    if method == "tools/call":
+        result = {"content": [{"type": "text", "text": one_line(f"{name or 'tools/call'}: {reason}")}], "isError": True}
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": one_line(reason)}}
 
 
 def one_line(text: str) -> str:

@@ -22,11 +22,8 @@ from mcp.types import (
     INVALID_PARAMS,
     PARSE_ERROR,
     CallToolResult,
-    ErrorData,
-    JSONRPCError,
     JSONRPCMessage,
     JSONRPCRequest,
-    JSONRPCResponse,
     TextContent,
     ToolAnnotations,
 )
@@ -35,7 +32,7 @@ from pydantic import ValidationError as PydanticError
 
 from .._errors import AlmaError
 from ._auth import BearerOriginGuard
-from ._common import NON_FINITE, non_finite, one_line, pydantic_reason, request_head
+from ._common import NON_FINITE, error_reply, non_finite, one_line, pydantic_reason, request_head
 from ._tools import TOOLS
 
 if TYPE_CHECKING:
@@ -101,13 +98,8 @@ class AlmaMCP(FastMCP[Any]):
 
 
 def _answer(request_id: Any, method: Any, name: Any, reason: str, code: int) -> SessionMessage:
-    """A reply the session never sees the request of: a tool error for a tool call, else a JSON-RPC error."""
-    if method == "tools/call":
-        result = _error(f"{name or 'tools/call'}: {reason}").model_dump(by_alias=True, mode="json", exclude_none=True)
-        reply: Any = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=result)
-    else:
-        reply = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=one_line(reason)))
-    return SessionMessage(JSONRPCMessage(reply))
+    """A reply the session never sees the request of (`error_reply`, as the SDK's message type)."""
+    return SessionMessage(JSONRPCMessage.model_validate(error_reply(request_id, method, name, reason, code)))
 
 
 def _unparsed(exc: Exception) -> SessionMessage | None:
