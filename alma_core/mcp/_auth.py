@@ -100,7 +100,7 @@ class BearerOriginGuard:
         if reply is not None:
             await _reply(send, 200, json.dumps(reply), content_type="application/json")
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
 
 _INSPECTED_BYTES = 4 * 1024 * 1024  # a POST at most this long is checked for NaN / Infinity (states are 1 MB)
@@ -130,7 +130,7 @@ def _reply_to(request_id: Any, method: Any, name: Any, reason: str) -> dict[str,
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32602, "message": reason}}
 
 
-def _replay(body: bytes, original: Receive) -> Receive:
+def replay(body: bytes, original: Receive) -> Receive:
     """Hand the app the body already read, then the real stream (so a disconnect is still seen)."""
     sent = False
 

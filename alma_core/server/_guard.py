@@ -10,9 +10,8 @@ the app (`_registry`), since each project has its own.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from ..mcp._auth import ASGIApp, Receive, Scope, Send, is_loopback, loopback_origin
+from ..mcp._auth import ASGIApp, Receive, Scope, Send, is_loopback, loopback_origin, replay
 from ._problems import PROBLEM_JSON, problem_body
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "RequestGuard"]
@@ -64,7 +63,7 @@ class RequestGuard:
             if body is None:
                 refusal = 413, "PayloadTooLarge", f"the body is over the limit of {self.max_body_bytes} bytes"
             else:
-                receive = _replay(body, receive)
+                receive = replay(body, receive)
         if refusal is not None:
             await _reply(send, *refusal)
             return
@@ -86,20 +85,6 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
-
-
-def _replay(body: bytes, original: Receive) -> Receive:
-    """Hand the app the body already read, then the real stream (so a disconnect is still seen)."""
-    sent = False
-
-    async def receive() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await original()
-
-    return receive
 
 
 async def _reply(send: Send, status: int, error: str, detail: str) -> None:
