@@ -23,6 +23,7 @@ result. What is compared, and where the two are allowed to differ (each differen
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -233,35 +234,36 @@ def test_random_calls_answer_as_in_memory_store_does(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(batch_ops, min_size=1, max_size=4))
-def test_mixed_batches_answer_as_in_memory_store_does(batches: list[list[Any]]) -> None:
-    """A batch reads before it writes in both stores, and its last put of a key wins."""
+@given(st.lists(st.tuples(batch_ops, st.booleans()), min_size=1, max_size=4))
+def test_mixed_batches_answer_as_in_memory_store_does(batches: list[tuple[list[Any], bool]]) -> None:
+    """A batch reads before it writes in both stores, and its last put of a key wins; `abatch` too."""
     with tempfile.TemporaryDirectory() as directory:
         alma, store = _fresh_store(directory)
         try:
             ref = InMemoryStore()
-            for ops in batches:
+            for ops, use_async in batches:
                 live_before = _live_namespaces(ref)
+                searches = {i: _expected_search(ref, op.namespace_prefix, op.filter)
+                            for i, op in enumerate(ops) if isinstance(op, SearchOp)}  # fmt: skip
                 try:
                     theirs = ref.batch(ops)
-                except (TypeError, ValueError):
-                    theirs = None  # a range filter InMemoryStore's float() refused: checked per search below
-                ours = store.batch(ops)
-                for op, got, want in zip(ops, ours, theirs or [None] * len(ops), strict=True):
-                    if isinstance(op, GetOp) and theirs is not None:
-                        assert (got is None) == (want is None)
-                        if got is not None:
-                            assert got.value == want.value and _key(got) == _key(want)
-                    elif isinstance(op, SearchOp) and theirs is not None:
-                        _same_items(got, want)
-                    elif isinstance(op, ListNamespacesOp) and theirs is not None:
-                        assert got == sorted({ns[: op.max_depth] if op.max_depth else ns for ns in live_before})
-                    elif isinstance(op, PutOp):
-                        assert got is None
-                if theirs is None:
+                except (TypeError, ValueError):  # a range filter InMemoryStore's float() refused
+                    theirs = [ref.get(op.namespace, op.key) if isinstance(op, GetOp) else None for op in ops]
                     for op in ops:
                         if isinstance(op, PutOp):
                             ref.batch([op])
+                ours = asyncio.run(store.abatch(ops)) if use_async else store.batch(ops)
+                for i, (op, got, want) in enumerate(zip(ops, ours, theirs, strict=True)):
+                    if isinstance(op, GetOp):
+                        assert (got is None) == (want is None)
+                        if got is not None:
+                            assert got.value == want.value and _key(got) == _key(want)
+                    elif isinstance(op, SearchOp):
+                        _same_items(got, searches[i])
+                    elif isinstance(op, ListNamespacesOp):
+                        assert got == sorted({ns[: op.max_depth] if op.max_depth else ns for ns in live_before})
+                    else:
+                        assert got is None
             _compare_search(store, ref, (), None, (10_000, 0))
         finally:
             alma.close()
