@@ -16,11 +16,13 @@ newest checkpoint id.
 
 from __future__ import annotations
 
+import json
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, PrivateAttr
 
-from alma_core import ALMA, NotFound
+from alma_core import ALMA, Checkpoint, NotFound, SerializationError, ValidationError
 from alma_core.run_lessons import ChatModelExtractor, Extractor, learn_from_run
 
 from ._deps import require_crewai
@@ -35,14 +37,47 @@ from crewai.flow.persistence.base import FlowPersistence  # noqa: E402
 __all__ = ["AlmaFlowPersistence"]
 
 _PENDING = "pending_feedback"
+_CLEARED = "feedback_cleared"
+_PAGE = 100
+
+
+def _json_default(value: Any) -> Any:
+    """CrewAI's fallback for what `json` cannot write (as `SQLiteFlowPersistence` stores it)."""
+    if isinstance(value, BaseModel):
+        try:
+            return value.model_dump(mode="json")
+        except Exception:
+            return value.model_dump(mode="python")
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _as_crewai_json(value: dict[str, Any]) -> dict[str, Any]:
+    """The dict CrewAI's SQLite persistence would load back: datetimes as ISO strings, tuples and sets
+    as lists, keys as strings, anything else as `str()`. Errors keep their built-in base."""
+    try:
+        return json.loads(json.dumps(value, default=_json_default))  # type: ignore[no-any-return]
+    except TypeError as exc:  # e.g. a tuple as a dict key
+        raise SerializationError(f"flow state cannot be stored as JSON: {exc}") from None
+    except ValueError as exc:  # e.g. a circular reference
+        raise ValidationError(f"flow state cannot be stored as JSON: {exc}") from None
 
 
 def _state_dict(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:
+    """The state as `SQLiteFlowPersistence` saves it (a model dumped in JSON mode, else Python mode)."""
     if isinstance(state_data, BaseModel):
-        return state_data.model_dump(mode="json")
-    if isinstance(state_data, dict):
-        return state_data
-    raise TypeError(f"flow state must be a dict or a pydantic model, got {type(state_data).__name__}")
+        try:
+            state = state_data.model_dump(mode="json")
+        except Exception:
+            state = state_data.model_dump(mode="python")
+    elif isinstance(state_data, dict):
+        state = state_data
+    else:
+        raise ValidationError(f"state_data must be either a Pydantic BaseModel or dict, got {type(state_data)}")
+    return _as_crewai_json(state)
 
 
 class AlmaFlowPersistence(FlowPersistence):
@@ -105,12 +140,15 @@ class AlmaFlowPersistence(FlowPersistence):
         """Nothing to do: ALMA's store is set up when ALMA opens it."""
 
     def save_state(self, flow_uuid: str, method_name: str, state_data: dict[str, Any] | BaseModel) -> None:
+        """Checkpoint the state as CrewAI's SQLite persistence would store it (JSON values).
+
+        `ValidationError` for a flow id ALMA cannot hold (empty, or over 200 characters)."""
         self._alma.checkpoint(flow_uuid, _state_dict(state_data), {"method": method_name}, agent=self.agent)
 
     def load_state(self, flow_uuid: str) -> dict[str, Any] | None:
         try:
             state = self._alma.resume(flow_uuid)
-        except NotFound:
+        except (NotFound, ValidationError):  # an id ALMA refuses was never saved
             return None
         return state if isinstance(state, dict) else None
 
@@ -118,23 +156,37 @@ class AlmaFlowPersistence(FlowPersistence):
         self, flow_uuid: str, context: PendingFeedbackContext, state_data: dict[str, Any] | BaseModel
     ) -> None:
         """Save the state with the paused method's feedback context (for `Flow.from_pending`)."""
-        metadata = {"method": context.method_name, _PENDING: context.to_dict()}
+        metadata = {"method": context.method_name, _PENDING: _as_crewai_json(context.to_dict())}
         self._alma.checkpoint(flow_uuid, _state_dict(state_data), metadata, agent=self.agent)
 
+    def _pending(self, flow_uuid: str) -> Checkpoint | None:
+        """The newest checkpoint with a feedback context not cleared since (later saves keep it pending)."""
+        before: str | None = None
+        while True:
+            try:
+                page = self._alma.list_checkpoints(flow_uuid, limit=_PAGE, before=before)
+            except ValidationError:
+                return None
+            for checkpoint in page:
+                if _PENDING in checkpoint.metadata:
+                    return checkpoint
+                if checkpoint.metadata.get(_CLEARED):
+                    return None
+            if len(page) < _PAGE:
+                return None
+            before = page[-1].id
+
     def load_pending_feedback(self, flow_uuid: str) -> tuple[dict[str, Any], PendingFeedbackContext] | None:
-        try:
-            checkpoint = self._alma.get_checkpoint(flow_uuid)
-        except NotFound:
+        found = self._pending(flow_uuid)
+        if found is None:
             return None
-        pending = checkpoint.metadata.get(_PENDING)
-        if pending is None or not isinstance(checkpoint.state, dict):
-            return None
-        return checkpoint.state, PendingFeedbackContext.from_dict(pending)
+        state = self._alma.get_checkpoint(flow_uuid, found.id).state
+        return state, PendingFeedbackContext.from_dict(found.metadata[_PENDING])
 
     def clear_pending_feedback(self, flow_uuid: str) -> None:
-        """Checkpoint the same state again without the marker (history keeps the paused one)."""
-        loaded = self.load_pending_feedback(flow_uuid)
-        if loaded is not None:
-            state, context = loaded
-            self._alma.checkpoint(flow_uuid, state, {"method": context.method_name, "feedback": "received"},
-                                  agent=self.agent)  # fmt: skip
+        """Checkpoint the newest state again with a cleared marker (`load_state` is unchanged; history
+        keeps the paused one)."""
+        if self._pending(flow_uuid) is not None:
+            newest = self._alma.get_checkpoint(flow_uuid)
+            metadata = {"method": newest.metadata.get("method"), _CLEARED: True}
+            self._alma.checkpoint(flow_uuid, newest.state, metadata, agent=self.agent)

@@ -328,4 +328,5 @@ def test_a_flow_run_then_resumed_by_id_ends_the_same_on_both(pair: Pair, build: 
         theirs, ours = dict(theirs), dict(ours)
         assert (theirs.pop("id"), ours.pop("id")) == (t_id, o_id)
         same(theirs, ours)
-    assert t_loaded is not None and t_loaded["count"] == 22
+    # a class-level @persist restores by id (1 + 10, twice); a method-level one only saves (CrewAI's too)
+    assert t_loaded is not None and t_loaded["count"] == (22 if build is class_level else 11)
