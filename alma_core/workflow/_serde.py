@@ -64,7 +64,10 @@ class Serializer:
             text = json.dumps(encoded, ensure_ascii=False, separators=(",", ":"))
         except RecursionError:  # the encoders recurse: a state some 300 levels deep exhausts Python's stack
             raise SerializationError(f"{root} is nested too deeply to store (hundreds of levels); flatten it") from None
-        return text.encode("utf-8")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (text decoded with surrogateescape): kept as a \u escape
+            return json.dumps(encoded, separators=(",", ":")).encode("ascii")
 
     def encode(self, value: Any, path: str, seen: set[int]) -> Any:
         if isinstance(value, _PLAIN) and not isinstance(value, enum.Enum):

@@ -97,3 +97,10 @@ def test_allowed_modules_may_be_imported_on_decode() -> None:
     from http import HTTPStatus
 
     assert Serializer(allowed_modules=["http"]).loads(payload) is HTTPStatus.NOT_FOUND
+
+
+def test_a_lone_surrogate_round_trips_as_a_json_escape() -> None:
+    state = {"path": "caf\udce9", "\ud800": ["\udfff"]}  # e.g. a file name decoded with surrogateescape
+    data = dumps(state)
+    assert data.isascii() and loads(data) == state
+    assert dumps({"word": "café"}) == '{"word":"café"}'.encode()  # other text stays UTF-8
