@@ -19,8 +19,9 @@ import pytest
 
 pytest.importorskip("crewai")
 
-from crewai.flow.async_feedback.types import PendingFeedbackContext
+from crewai.flow.async_feedback.types import HumanFeedbackPending, PendingFeedbackContext
 from crewai.flow.flow import Flow, listen, start
+from crewai.flow.human_feedback import human_feedback
 from crewai.flow.persistence import SQLiteFlowPersistence, persist
 from crewai.flow.persistence.base import FlowPersistence
 from hypothesis import HealthCheck, given, settings
@@ -62,12 +63,18 @@ def pending(loaded: tuple[dict[str, Any], PendingFeedbackContext] | None) -> Any
 
 # ---- states ---------------------------------------------------------------------------------------
 
+
+def texts(max_size: int) -> st.SearchStrategy[str]:
+    """Any text, lone surrogates included (what `surrogateescape` decoding leaves in file names)."""
+    return st.text(st.characters(exclude_categories=()), max_size=max_size)
+
+
 scalars = (
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=8)
+    | texts(8)
     | st.datetimes(timezones=st.none() | st.just(UTC))
     | st.dates()
 )
@@ -76,12 +83,12 @@ values = st.recursive(
     lambda inner: (
         st.lists(inner, max_size=4)
         | st.tuples(inner, inner)
-        | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        | st.dictionaries(texts(5), inner, max_size=4)
         | st.dictionaries(st.integers(-3, 3) | st.booleans() | st.none() | st.floats(0, 1), inner, max_size=3)
     ),
     max_leaves=12,
 )
-dict_states = st.dictionaries(st.text(max_size=6), values, max_size=5)
+dict_states = st.dictionaries(texts(6), values, max_size=5)
 
 
 class Nested(BaseModel):
@@ -102,13 +109,13 @@ class Report(BaseModel):
 
 model_states = st.builds(
     Report,
-    title=st.text(max_size=8),
+    title=texts(8),
     score=st.floats(allow_nan=False, allow_infinity=False),
     count=st.integers(-(2**40), 2**40),
     day=st.none() | st.dates(),
-    pair=st.tuples(st.integers(-5, 5), st.text(max_size=3)),
-    nested=st.none() | st.builds(Nested, when=st.datetimes(), tags=st.sets(st.text(max_size=3), max_size=3)),
-    extra=st.dictionaries(st.text(max_size=4), values, max_size=3),
+    pair=st.tuples(st.integers(-5, 5), texts(3)),
+    nested=st.none() | st.builds(Nested, when=st.datetimes(), tags=st.sets(texts(3), max_size=3)),
+    extra=st.dictionaries(texts(4), values, max_size=3),
 )
 states = dict_states | model_states
 contexts = st.builds(
@@ -117,13 +124,14 @@ contexts = st.builds(
     flow_class=st.just("tests.Review"),
     method_name=st.sampled_from(["review", "approve"]),
     method_output=values,
-    message=st.text(max_size=10),
-    emit=st.none() | st.lists(st.text(max_size=4), max_size=2),
-    metadata=st.dictionaries(st.text(max_size=4) | st.integers(0, 3), values, max_size=3),
-    llm=st.none() | st.text(max_size=5) | st.dictionaries(st.text(max_size=3), values, max_size=2),
+    message=texts(10),
+    emit=st.none() | st.lists(texts(4), max_size=2),
+    metadata=st.dictionaries(texts(4) | st.integers(0, 3), values, max_size=3),
+    llm=st.none() | texts(5) | st.dictionaries(texts(3), values, max_size=2),
     requested_at=st.datetimes(),
 )
-# (op, flow index, method name, state, context)
+# (op, flow index, method name, state, context); method names are Python names: no lone surrogates
+# (CrewAI's sqlite3 cannot bind one and raises UnicodeEncodeError; ALMA stores it)
 operations = st.lists(
     st.tuples(st.sampled_from(["save", "pending", "clear"]), st.integers(0, 1), st.text(max_size=5), states, contexts),
     min_size=1,
@@ -159,14 +167,14 @@ def test_every_operation_sequence_loads_the_same_as_crewais_sqlite(pair: Pair, o
 
 def test_values_come_back_as_crewai_json_not_as_python_objects(pair: Pair) -> None:
     state = {"when": datetime(2026, 1, 2, 3, 4, 5), "day": date(2026, 1, 2), "pair": (1, "a"), 3: "int key",
-             "tags": {"x"}, "path": Path("a/b"), "none": {None: 1.5, True: 0}}  # fmt: skip
+             "tags": {"x"}, "path": Path("a/b"), "none": {None: 1.5, True: 0}, "name": "caf\udce9"}  # fmt: skip
     flow_id = uuid.uuid4().hex
     for persistence in pair:
         persistence.save_state(flow_id, "m", state)
     same(pair[0].load_state(flow_id), pair[1].load_state(flow_id))
     assert pair[1].load_state(flow_id) == {"when": "2026-01-02T03:04:05", "day": "2026-01-02", "pair": [1, "a"],
                                            "3": "int key", "tags": ["x"], "path": "a/b",
-                                           "none": {"null": 1.5, "true": 0}}  # fmt: skip
+                                           "none": {"null": 1.5, "true": 0}, "name": "caf\udce9"}  # fmt: skip
 
 
 def test_a_model_field_json_mode_cannot_dump_falls_back_like_crewai(pair: Pair) -> None:
@@ -330,3 +338,51 @@ def test_a_flow_run_then_resumed_by_id_ends_the_same_on_both(pair: Pair, build: 
         same(theirs, ours)
     # a class-level @persist restores by id (1 + 10, twice); a method-level one only saves (CrewAI's too)
     assert t_loaded is not None and t_loaded["count"] == (22 if build is class_level else 11)
+
+
+class Pause:
+    """An async feedback provider: asks, then pauses the flow (as a Slack or e-mail provider would)."""
+
+    def request_feedback(self, context: PendingFeedbackContext, flow: Flow[Any]) -> str:
+        raise HumanFeedbackPending(context=context)
+
+
+def review_flow(persistence: FlowPersistence) -> type[Flow[Any]]:
+    @persist(persistence)
+    class Review(Flow[dict[str, Any]]):
+        @start()
+        @human_feedback(message="Approve the draft?", provider=Pause(), metadata={1: date(2026, 1, 1)})
+        def draft(self) -> str:
+            self.state["draft"] = "v1"
+            self.state["asked"] = datetime(2026, 1, 2, 3, 4)
+            return "v1"
+
+        @listen(draft)
+        def publish(self, result: Any) -> None:
+            self.state["published"] = [self.last_human_feedback.feedback, (1, 2)]
+
+    return Review
+
+
+def test_a_flow_paused_for_feedback_then_resumed_from_pending_ends_the_same_on_both(pair: Pair) -> None:
+    seen = []
+    for persistence in pair:
+        flow_cls = review_flow(persistence)
+        paused = flow_cls().kickoff()
+        assert isinstance(paused, HumanFeedbackPending)
+        flow_id = paused.context.flow_id
+        waiting = pending(persistence.load_pending_feedback(flow_id))
+        resumed = flow_cls.from_pending(flow_id, persistence)
+        resumed.resume("ship it")
+        state = dict(resumed.state)
+        assert state.pop("id") == flow_id
+        loaded = persistence.load_state(flow_id)
+        assert loaded is not None and loaded.pop("id") == flow_id
+        seen.append((waiting, state, loaded, persistence.load_pending_feedback(flow_id)))
+    (t_wait, *theirs), (o_wait, *ours) = seen
+    for context in (t_wait[1], o_wait[1]):
+        del context["flow_id"], context["requested_at"], context["execution_uuid"]
+    t_wait[0].pop("id"), o_wait[0].pop("id")
+    same(t_wait, o_wait)
+    same(theirs, ours)
+    assert ours[1]["published"] == ["ship it", [1, 2]] and ours[2] is None
