@@ -2,7 +2,8 @@
 
 One record per message in namespace `chat/<session_id>`, ordered by the store's per-namespace `seq`
 (strictly increasing, even across processes). Values are `messages_to_dict` JSON and are read back
-with `messages_from_dict`, which only builds LangChain's own message classes (no object loading).
+with `messages_from_dict`, which only builds LangChain's own message classes (no object loading). A
+message is stored only if it reads back equal, so a read gives what `InMemoryChatMessageHistory` would.
 Records carry `user_id` in their metadata when given, so `alma.delete_user(user_id)` removes them.
 """
 
@@ -25,11 +26,19 @@ NAMESPACE_PREFIX = "chat/"
 
 
 def _encode(message: BaseMessage) -> bytes:
+    """The message as JSON, refused unless it reads back equal (an in-memory history keeps it as it is)."""
+    what = message.id or message.type
     try:
-        return json.dumps(message_to_dict(message), ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        what = message.id or message.type
+        data = json.dumps(message_to_dict(message), ensure_ascii=False).encode("utf-8")
+        again = messages_from_dict([json.loads(data)])[0]
+    except (TypeError, ValueError, KeyError) as exc:
         raise SerializationError(f"chat message {what!r} is not JSON-serializable: {exc}") from None
+    if type(again) is not type(message) or again != message:
+        raise SerializationError(
+            f"chat message {what!r} would not read back equal from JSON: use string dict keys, lists not tuples,"
+            f" no NaN, and LangChain's own message classes (not subclasses)"
+        )
+    return data
 
 
 def _decode(records: Sequence[Record]) -> list[BaseMessage]:
