@@ -61,12 +61,15 @@ class AlmaChatMessageHistory(BaseChatMessageHistory):
         return ListRecords(self.alma.project_id, self.namespace, descending=False)
 
     def _puts(self, messages: Sequence[BaseMessage]) -> list[Op]:
+        batch = [] if isinstance(messages, BaseMessage) else list(messages)  # a generator is read once
+        if isinstance(messages, BaseMessage) or not all(isinstance(m, BaseMessage) for m in batch):
+            raise ValidationError("add_messages takes a sequence of LangChain messages (BaseMessage)")
         metadata: dict[str, Any] = {"type": "chat_message", "session_id": self.session_id}
         if self.user_id is not None:
             metadata["user_id"] = self.user_id
         return [
             PutRecord(Record(self.alma.project_id, self.namespace, uuid.uuid4().hex, _encode(m), metadata=metadata))
-            for m in messages
+            for m in batch
         ]  # encoded before anything is written: one bad message stores none of the batch
 
     @property

@@ -42,7 +42,7 @@ from langchain_core.messages import (
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
-from alma_core import ALMA, SerializationError
+from alma_core import ALMA, SerializationError, ValidationError
 from alma_langchain import AlmaChatMessageHistory
 
 pytestmark = [
@@ -277,3 +277,24 @@ def test_a_message_that_would_not_read_back_equal_is_refused_and_nothing_is_stor
     with pytest.raises(SerializationError):
         history.add_message(message)
     assert [m.content for m in AlmaChatMessageHistory(alma, "s").messages] == ["before"]
+
+
+@pytest.mark.parametrize(
+    "bad", [["hi"], [{"role": "user", "content": "hi"}], HumanMessage("not in a list"), [HumanMessage("ok"), None]]
+)
+def test_something_other_than_messages_is_a_validation_error_and_nothing_is_stored(alma: ALMA, bad: Any) -> None:
+    """InMemoryChatMessageHistory appends anything (a bare message is iterated into its fields) and fails
+    later, in `str(history)` or the model; ours refuses it at the call, with ALMA's typed error."""
+    history = AlmaChatMessageHistory(alma, "s")
+    with pytest.raises(ValidationError):
+        history.add_messages(bad)
+    with pytest.raises(ValidationError):
+        asyncio.run(history.aadd_messages(bad))
+    assert history.messages == []
+
+
+def test_add_messages_reads_a_generator_once_as_the_in_memory_history_does(alma: ALMA) -> None:
+    ours, theirs = AlmaChatMessageHistory(alma, "s"), InMemoryChatMessageHistory()
+    for history in (ours, theirs):
+        history.add_messages(HumanMessage(t) for t in ["one", "two"])
+    _assert_same(ours.messages, theirs.messages)
