@@ -2,7 +2,8 @@
 
 One record per message in namespace `chat/<session_id>`, ordered by the store's per-namespace `seq`
 (strictly increasing, even across processes). Values are `messages_to_dict` JSON and are read back
-with `messages_from_dict`, which only builds LangChain's own message classes (no object loading).
+with `messages_from_dict`, which only builds LangChain's own message classes (no object loading). A
+message is stored only if it reads back equal, so a read gives what `InMemoryChatMessageHistory` would.
 Records carry `user_id` in their metadata when given, so `alma.delete_user(user_id)` removes them.
 """
 
@@ -25,11 +26,19 @@ NAMESPACE_PREFIX = "chat/"
 
 
 def _encode(message: BaseMessage) -> bytes:
+    """The message as JSON, refused unless it reads back equal (an in-memory history keeps it as it is)."""
+    what = message.id or message.type
     try:
-        return json.dumps(message_to_dict(message), ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        what = message.id or message.type
+        data = json.dumps(message_to_dict(message), ensure_ascii=False).encode("utf-8")
+        again = messages_from_dict([json.loads(data)])[0]
+    except (TypeError, ValueError, KeyError) as exc:
         raise SerializationError(f"chat message {what!r} is not JSON-serializable: {exc}") from None
+    if type(again) is not type(message) or again != message:
+        raise SerializationError(
+            f"chat message {what!r} would not read back equal from JSON: use string dict keys, lists not tuples,"
+            f" no NaN, and LangChain's own message classes (not subclasses)"
+        )
+    return data
 
 
 def _decode(records: Sequence[Record]) -> list[BaseMessage]:
@@ -52,12 +61,15 @@ class AlmaChatMessageHistory(BaseChatMessageHistory):
         return ListRecords(self.alma.project_id, self.namespace, descending=False)
 
     def _puts(self, messages: Sequence[BaseMessage]) -> list[Op]:
+        batch = [] if isinstance(messages, BaseMessage) else list(messages)  # a generator is read once
+        if isinstance(messages, BaseMessage) or not all(isinstance(m, BaseMessage) for m in batch):
+            raise ValidationError("add_messages takes a sequence of LangChain messages (BaseMessage)")
         metadata: dict[str, Any] = {"type": "chat_message", "session_id": self.session_id}
         if self.user_id is not None:
             metadata["user_id"] = self.user_id
         return [
             PutRecord(Record(self.alma.project_id, self.namespace, uuid.uuid4().hex, _encode(m), metadata=metadata))
-            for m in messages
+            for m in batch
         ]  # encoded before anything is written: one bad message stores none of the batch
 
     @property
