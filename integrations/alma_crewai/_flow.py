@@ -69,10 +69,7 @@ def _as_crewai_json(value: dict[str, Any]) -> dict[str, Any]:
 def _state_dict(state_data: dict[str, Any] | BaseModel) -> dict[str, Any]:
     """The state as `SQLiteFlowPersistence` saves it (a model dumped in JSON mode, else Python mode)."""
     if isinstance(state_data, BaseModel):
-        try:
-            state = state_data.model_dump(mode="json")
-        except Exception:
-            state = state_data.model_dump(mode="python")
+        state = _json_default(state_data)
     elif isinstance(state_data, dict):
         state = state_data
     else:

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,14 +23,19 @@ from .conftest import PROJECT, TOKEN, write_config
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (make test needs it anyway)")
-def test_the_typescript_sdk_types_match_the_openapi_document(tmp_path: Path) -> None:
+def _openapi(tmp_path: Path) -> dict[str, Any]:
+    """The OpenAPI document of an app over a fresh store (closed again)."""
     settings = ServeSettings(config=str(write_config(tmp_path)), tokens={PROJECT: TOKEN})
     guard = create_app(ProjectRegistry.open(settings), settings)
     try:
-        doc = guard.app.openapi()
+        return guard.app.openapi()  # type: ignore[no-any-return]
     finally:
         guard.app.state.registry.close()
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (make test needs it anyway)")
+def test_the_typescript_sdk_types_match_the_openapi_document(tmp_path: Path) -> None:
+    doc = _openapi(tmp_path)
     (tmp_path / "openapi.json").write_text(json.dumps(doc), encoding="utf-8")
     out = tmp_path / "wire.ts"
     script = SDK / "scripts" / "gen-wire.mjs"
@@ -42,12 +48,7 @@ def test_the_typescript_sdk_types_match_the_openapi_document(tmp_path: Path) -> 
 
 
 def test_error_replies_are_documented_as_problem_json(tmp_path: Path) -> None:
-    settings = ServeSettings(config=str(write_config(tmp_path)), tokens={PROJECT: TOKEN})
-    guard = create_app(ProjectRegistry.open(settings), settings)
-    try:
-        doc = guard.app.openapi()
-    finally:
-        guard.app.state.registry.close()
+    doc = _openapi(tmp_path)
     defaults = [op["responses"]["default"] for item in doc["paths"].values() for op in item.values()
                 if "default" in op["responses"]]  # fmt: skip
     assert len(defaults) >= 35  # every route under /v1/projects/{project_id}
